@@ -1,0 +1,62 @@
+"""The plan: the frozen, versioned contract between the scenario language and the engine.
+
+``dsl`` compiles scenario files into a ``Plan``; ``engine`` runs it. This package
+imports nothing else of the project (a test keeps it so): plain msgspec Structs
+for scenarios, patterns, actions and the policy, expressions already compiled to
+Python functions, the event schema the checker validates against, and the pure
+helpers compiled expressions call.
+"""
+
+from plan._model import (
+    PLAN_VERSION,
+    Absence,
+    Action,
+    Aggregate,
+    Cap,
+    Comparison,
+    During,
+    Dwell,
+    EventSchema,
+    Expr,
+    FieldSpec,
+    FieldType,
+    Filter,
+    Origin,
+    Pattern,
+    Plan,
+    Policy,
+    Quiet,
+    Scenario,
+    Sequence,
+    Single,
+    TimeRange,
+)
+from plan._runtime import NAMESPACE, NOPREV, Context
+
+__all__ = [
+    "PLAN_VERSION",
+    "NAMESPACE",
+    "NOPREV",
+    "Absence",
+    "Action",
+    "Aggregate",
+    "Cap",
+    "Comparison",
+    "Context",
+    "During",
+    "Dwell",
+    "EventSchema",
+    "Expr",
+    "FieldSpec",
+    "FieldType",
+    "Filter",
+    "Origin",
+    "Pattern",
+    "Plan",
+    "Policy",
+    "Quiet",
+    "Scenario",
+    "Sequence",
+    "Single",
+    "TimeRange",
+]

@@ -1,0 +1,216 @@
+"""The compiled plan: frozen data the engine runs, produced by the dsl compiler.
+
+Every structure here is immutable and shared by all subscribers; per-subscriber
+state lives in the engine. Expressions arrive already compiled to Python
+functions with the signature ``fn(e, a, c)`` (see ``plan._runtime``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Literal
+
+import msgspec
+
+PLAN_VERSION = 1
+
+#: Value types the checker knows. ``num`` is int or float; ``any`` is unknown
+#: until run time (tag values); ``dict`` is an object such as ``profile.tags``.
+FieldType = Literal["str", "num", "bool", "dict", "any"]
+
+
+class FieldSpec(msgspec.Struct, frozen=True):
+    """One field of an event type, as the checker sees it."""
+
+    type: FieldType
+    required: bool = False
+    choices: tuple[str, ...] = ()  # allowed values of a str field, when fixed
+
+
+class EventSchema(msgspec.Struct, frozen=True):
+    """Event type name -> field name -> spec. Every type also has ts, msisdn, type."""
+
+    types: dict[str, dict[str, FieldSpec]]
+
+    def fields(self, event_type: str) -> dict[str, FieldSpec]:
+        return self.types[event_type]
+
+
+class Origin(msgspec.Struct, frozen=True):
+    """Where a construct was written: 1-based line and column."""
+
+    file: str
+    line: int
+    col: int
+
+
+class Expr(msgspec.Struct, frozen=True):
+    """A compiled expression.
+
+    ``fn(e, a, c)``: ``e`` the current event (in a filter or aggregate value) or
+    the completing event (audience, once per, action params; None on a
+    deadline completion), ``a`` the tuple of events bound to the pattern's
+    steps (index = step number, None where unbound), ``c`` the engine's
+    ``Context`` for the subscriber.
+    """
+
+    text: str  # the Kairos source of the expression
+    python: str  # the generated Python expression
+    origin: Origin
+    fn: Callable[[Any, tuple[Any, ...], Any], Any]
+
+
+class Filter(msgspec.Struct, frozen=True):
+    """``TYPE [as ALIAS] [where EXPR]``."""
+
+    event_type: str
+    alias: str | None
+    where: Expr | None
+    reads_aliases: bool = False  # where reads events bound by earlier steps
+    origin: Origin | None = None
+
+
+class Single(msgspec.Struct, frozen=True, tag="single"):
+    """``F``: completes at every event passing F."""
+
+    filter: Filter
+
+
+class Sequence(msgspec.Struct, frozen=True, tag="sequence"):
+    """``F1 -> F2 [-> ...] within D``; the partial match is consumed on completion."""
+
+    steps: tuple[Filter, ...]
+    within_ms: int
+
+
+class Absence(msgspec.Struct, frozen=True, tag="absence"):
+    """``F1 -> not F2 within D``: completes at t1 + D if no F2 answered F1."""
+
+    first: Filter
+    absent: Filter
+    within_ms: int
+
+
+Comparison = Literal[">=", ">", "<=", "<", "==", "!="]
+
+
+class Aggregate(msgspec.Struct, frozen=True, tag="aggregate"):
+    """``count|sum|distinct(F[, EXPR]) CMP N within D`` over a sliding window."""
+
+    kind: Literal["count", "sum", "distinct"]
+    filter: Filter
+    value: Expr | None  # EXPR of sum/distinct; None for count
+    cmp: Comparison
+    threshold: float
+    within_ms: int
+
+
+class Dwell(msgspec.Struct, frozen=True, tag="dwell"):
+    """``dwell in area(A, ...) for D``: continuously inside the union of the areas."""
+
+    areas: tuple[str, ...]
+    for_ms: int
+
+
+Pattern = Single | Sequence | Absence | Aggregate | Dwell
+
+
+class TimeRange(msgspec.Struct, frozen=True):
+    """Local time of day ``[start, end)`` in minutes; wraps midnight when end <= start."""
+
+    start_min: int
+    end_min: int
+
+    def contains(self, minute_of_day: int) -> bool:
+        if self.start_min < self.end_min:
+            return self.start_min <= minute_of_day < self.end_min
+        return minute_of_day >= self.start_min or minute_of_day < self.end_min
+
+
+class During(msgspec.Struct, frozen=True):
+    """``during RANGES [on DAYS]``; days are ISO weekdays 1 (Mon) .. 7 (Sun)."""
+
+    ranges: tuple[TimeRange, ...]
+    days: frozenset[int] | None = None
+
+
+class Action(msgspec.Struct, frozen=True):
+    """``CHANNEL "TEMPLATE" [with {K: EXPR}] [after D]``."""
+
+    channel: str
+    template: str
+    params: tuple[tuple[str, Expr], ...] = ()
+    after_ms: int = 0
+    origin: Origin | None = None
+
+
+class Scenario(msgspec.Struct, frozen=True):
+    """One compiled scenario."""
+
+    name: str
+    pattern: Pattern
+    actions: tuple[Action, ...]
+    origin: Origin
+    title: str = ""
+    priority: int = 50
+    audience: Expr | None = None
+    during: During | None = None
+    cooldown_ms: int | None = None
+    once: Literal["never", "once", "per"] = "never"  # "never" = no once clause
+    once_per: Expr | None = None
+    #: content hash of the scenario's source text (audit, hot reload)
+    version: str = ""
+    #: reference data it needs, validated when the engine binds the plan
+    lists: frozenset[str] = frozenset()
+    areas: frozenset[str] = frozenset()
+    #: (event type, field) pairs whose previous value per subscriber it reads
+    tracked: frozenset[tuple[str, str]] = frozenset()
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        """The event types this scenario reads (its dispatch index)."""
+        p = self.pattern
+        if isinstance(p, (Single, Aggregate)):
+            return frozenset((p.filter.event_type,))
+        if isinstance(p, Sequence):
+            return frozenset(s.event_type for s in p.steps)
+        if isinstance(p, Absence):
+            return frozenset((p.first.event_type, p.absent.event_type))
+        return frozenset(("location", "power"))
+
+
+# --- the contact policy (LANGUAGE.md §6); enforced by the engine's policy stage
+
+
+class Cap(msgspec.Struct, frozen=True):
+    """``cap CHANNEL N per D``; channel ``any`` counts all channels."""
+
+    channel: str
+    limit: int
+    per_ms: int
+
+
+class Quiet(msgspec.Struct, frozen=True):
+    """``quiet RANGE for CHANNELS defer|drop``."""
+
+    range: TimeRange
+    channels: tuple[str, ...]
+    mode: Literal["defer", "drop"]
+
+
+class Policy(msgspec.Struct, frozen=True):
+    """The single contact policy across all loaded files."""
+
+    origin: Origin
+    exclude: tuple[str, ...] = ()
+    caps: tuple[Cap, ...] = ()
+    quiet: tuple[Quiet, ...] = ()
+    arbitrate_ms: int | None = None
+
+
+class Plan(msgspec.Struct, frozen=True):
+    """Everything the engine needs to run: scenarios in load order, the policy."""
+
+    scenarios: tuple[Scenario, ...]
+    policy: Policy | None = None
+    version: int = PLAN_VERSION
+    files: tuple[str, ...] = ()
