@@ -1,0 +1,36 @@
+"""The runtime: events, per-subscriber state machines, time, the trigger pipeline, replay.
+
+``Engine`` runs a compiled ``plan.Plan`` over events in event time — synchronous,
+no I/O, one handler call per scenario that reads the event's type. Around it:
+the event family (msgspec Structs decoded from JSON lines), reference data,
+local-time arithmetic, and ``replay`` which feeds a recorded file through an
+engine and writes its sends. The engine imports ``plan`` and ``adapters``,
+never ``dsl``.
+"""
+
+from engine._engine import BindError, Engine, ScenarioStats, Send
+from engine._events import Event, event_schema, event_types, event_union, register_event_type
+from engine._localtime import DEFAULT_TZ, LocalTime
+from engine._reference import Reference, ReferenceError
+from engine._replay import EventReader, InputProblem, OrderedWriter, ReplayReport, replay
+
+__all__ = [
+    "DEFAULT_TZ",
+    "BindError",
+    "Engine",
+    "Event",
+    "EventReader",
+    "InputProblem",
+    "LocalTime",
+    "OrderedWriter",
+    "Reference",
+    "ReferenceError",
+    "ReplayReport",
+    "ScenarioStats",
+    "Send",
+    "event_schema",
+    "event_types",
+    "event_union",
+    "register_event_type",
+    "replay",
+]

@@ -32,6 +32,7 @@ from plan._model import (
     TimeRange,
 )
 from plan._runtime import NAMESPACE, NOPREV, Context
+from plan._runtime import eq as eq_values
 
 __all__ = [
     "PLAN_VERSION",
@@ -59,4 +60,5 @@ __all__ = [
     "Sequence",
     "Single",
     "TimeRange",
+    "eq_values",
 ]

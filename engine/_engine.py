@@ -1,0 +1,340 @@
+"""The engine: runs a compiled plan over events in event time.
+
+Synchronous and free of I/O (the replay command and the daemon feed it). Per
+event it advances time (firing due deadlines), enriches the event, calls only
+the handlers of scenarios that read its type, records previous values that
+``crosses_*``/``changed`` need, and re-enters every sent trigger as a
+``trigger`` event. A completion passes the gates ``during``, ``audience``,
+``cooldown``, ``once`` before it becomes a trigger with its deterministic id.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import Any, Callable
+
+import msgspec
+
+from engine._context import Context
+from engine._events import Dpi, Event, Profile, Trigger, event_types
+from engine._localtime import DEFAULT_TZ, LocalTime
+from engine._patterns import PatternRuntime, build_runtime
+from engine._reference import Reference
+from plan import During, Plan, Scenario, eq_values
+
+#: triggers re-entering as events may chain (wave 1 → wave 2 …); past this
+#: depth a chain is a loop and its triggers are sent but not re-entered
+MAX_TRIGGER_DEPTH = 8
+
+
+class Send(msgspec.Struct, frozen=True):
+    """One decided send: the line ``kairos replay`` writes (LANGUAGE.md §8)."""
+
+    id: str
+    scenario: str
+    msisdn: str
+    ts: int
+    send_at: int
+    channel: str
+    template: str
+    params: dict[str, Any]
+
+
+class ScenarioStats(msgspec.Struct):
+    """What happened to one scenario's completions."""
+
+    matched: int = 0
+    triggered: int = 0
+    suppressed: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class BindError(Exception):
+    """The plan needs reference data (a list, an area) that is not loaded."""
+
+
+class _Gates:
+    """Cool-down and ``once`` bookkeeping of one scenario, per subscriber."""
+
+    __slots__ = ("cooldown_ms", "once", "once_per", "last", "values", "host")
+
+    def __init__(self, scenario: Scenario, host: "Engine") -> None:
+        self.cooldown_ms = scenario.cooldown_ms
+        self.once = scenario.once
+        self.once_per = None if scenario.once_per is None else scenario.once_per.fn
+        self.last: dict[str, int] = {}  # msisdn → time of the last trigger
+        self.values: dict[str, Any] = {}  # msisdn → once-per value (or True for once)
+        self.host = host
+
+    def refuse(self, m: str, t: int, e: Any, a: tuple[Any, ...], ctx: Context) -> str | None:
+        """Why this completion may not trigger, or None; records it if it may."""
+        cd = self.cooldown_ms
+        if cd is not None:
+            last = self.last.get(m)
+            if last is not None and t < last + cd:
+                return "cooldown"
+        if self.once == "once":
+            if m in self.values:
+                return "once"
+            self.values[m] = True
+        elif self.once == "per":
+            value = self.once_per(e, a, ctx)  # type: ignore[misc]
+            if m in self.values and eq_values(self.values[m], value):
+                return "once"
+            self.values[m] = value
+        if cd is not None:
+            if m not in self.last:
+                self.host.watch(t + cd, self, m)
+            self.last[m] = t
+        return None
+
+    def collect(self, m: str, now: int) -> None:
+        last = self.last.get(m)
+        if last is None:
+            return
+        if last + self.cooldown_ms < now:  # type: ignore[operator]
+            del self.last[m]
+        else:
+            self.host.watch(last + self.cooldown_ms, self, m)  # type: ignore[operator]
+
+
+class Engine:
+    """Runs a plan; ``on_event`` per event in ts order, ``finish`` at end of input."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        reference: Reference | None = None,
+        *,
+        sink: Callable[[Send], None],
+        tz: str = DEFAULT_TZ,
+        gc_granularity_ms: int = 1_000,
+    ) -> None:
+        self.plan = plan
+        self.reference = reference or Reference()
+        _check_reference(plan, self.reference)
+        self.clock = LocalTime(tz)
+        self.sink = sink
+        self.now = -(2**62)
+        self._prev: dict[tuple[str, str], dict[str, Any]] = {}
+        self.ctx = Context(self.reference, self.clock, self._prev)
+        self.scenarios = plan.scenarios
+        self.stats = [ScenarioStats() for _ in plan.scenarios]
+        self.runtimes: list[PatternRuntime] = []
+        self._gates: list[_Gates | None] = []
+        classes = event_types()
+        handlers: dict[type[Event], list[Callable[[Any], None]]] = {}
+        tracked: dict[type[Event], list[tuple[str, dict[str, Any]]]] = {}
+        for i, scn in enumerate(plan.scenarios):
+            rt = build_runtime(i, self, scn.pattern)
+            self.runtimes.append(rt)
+            needs_gates = scn.cooldown_ms is not None or scn.once != "never"
+            self._gates.append(_Gates(scn, self) if needs_gates else None)
+            for type_name, handler in rt.handlers().items():
+                handlers.setdefault(classes[type_name], []).append(handler)
+            for type_name, field in sorted(scn.tracked):
+                store = self._prev.setdefault((type_name, field), {})
+                entry = (field, store)
+                if entry not in tracked.setdefault(classes[type_name], []):
+                    tracked[classes[type_name]].append(entry)
+        self._handlers = handlers
+        self._tracked = tracked
+        self._deadlines: list[tuple[int, int, int, str]] = []  # (when, seq, runtime, msisdn)
+        self._seq = 0
+        self._gc_granularity = gc_granularity_ms
+        self._gc_buckets: dict[int, list[tuple[Any, str]]] = {}
+        self._gc_keys: list[int] = []
+        self._pending: deque[tuple[Trigger, int]] = deque()
+        self._depth = 0
+        self._id_ts = None
+        self._id_counts: dict[tuple[str, str], int] = {}
+        self.events_in = 0
+        self.late_events = 0
+        self.trigger_loops = 0
+
+    # --- time ------------------------------------------------------------
+
+    def advance(self, t: int) -> None:
+        """Time moves to ``t``: every deadline before ``t`` fires, in order."""
+        deadlines = self._deadlines
+        runtimes = self.runtimes
+        while deadlines and deadlines[0][0] < t:
+            when, _, i, m = heapq.heappop(deadlines)
+            self.now = when
+            self.ctx.msisdn = m
+            runtimes[i].on_deadline(m, when)
+            if self._pending:
+                self._drain()
+        self.now = t
+        keys = self._gc_keys
+        if keys and (keys[0] + 1) * self._gc_granularity <= t:
+            self._sweep(t)
+
+    def finish(self) -> None:
+        """End of input: time stands at the last event; deadlines up to it fire."""
+        self.advance(self.now + 1)
+        self.now -= 1
+
+    def schedule(self, when: int, rt: PatternRuntime, msisdn: str) -> None:
+        """A pattern deadline; runtimes ignore the ones that went stale."""
+        self._seq += 1
+        heapq.heappush(self._deadlines, (when, self._seq, rt.index, msisdn))
+
+    def watch(self, when: int, owner: Any, msisdn: str) -> None:
+        """Ask ``owner.collect(msisdn, now)`` once time has passed ``when``."""
+        key = when // self._gc_granularity
+        bucket = self._gc_buckets.get(key)
+        if bucket is None:
+            bucket = self._gc_buckets[key] = []
+            heapq.heappush(self._gc_keys, key)
+        bucket.append((owner, msisdn))
+
+    def _sweep(self, now: int) -> None:
+        keys = self._gc_keys
+        g = self._gc_granularity
+        while keys and (keys[0] + 1) * g <= now:
+            for owner, m in self._gc_buckets.pop(heapq.heappop(keys)):
+                owner.collect(m, now)
+
+    # --- events ----------------------------------------------------------
+
+    def on_event(self, ev: Event) -> bool:
+        """Process one event; False (and counted) if it is older than the stream's time."""
+        t = ev.ts
+        if t > self.now:
+            self.advance(t)
+        elif t < self.now:
+            self.late_events += 1
+            return False
+        self.events_in += 1
+        self._dispatch(ev)
+        if self._pending:
+            self._drain()
+        return True
+
+    def _dispatch(self, ev: Any) -> None:
+        cls = ev.__class__
+        if cls is Dpi:
+            if ev.app is None or ev.category is None:
+                label = self.reference.kb.label(ev.host)
+                if label is not None:
+                    if ev.app is None:
+                        ev.app = label[0]
+                    if ev.category is None:
+                        ev.category = label[1]
+        elif cls is Profile:
+            self.reference.update_tags(ev.msisdn, ev.tags)
+        self.ctx.msisdn = ev.msisdn
+        handlers = self._handlers.get(cls)
+        if handlers is not None:
+            for h in handlers:
+                h(ev)
+        tracked = self._tracked.get(cls)
+        if tracked is not None:
+            m = ev.msisdn
+            for field, store in tracked:
+                store[m] = getattr(ev, field)
+
+    def _drain(self) -> None:
+        pending = self._pending
+        while pending:
+            ev, depth = pending.popleft()
+            self._depth = depth
+            self._dispatch(ev)
+        self._depth = 0
+
+    # --- completions -----------------------------------------------------
+
+    def complete(self, rt: PatternRuntime, m: str, t: int, e: Any, a: tuple[Any, ...]) -> None:
+        """A pattern completed for subscriber ``m`` at time ``t``: gate, trigger, send."""
+        i = rt.index
+        scn = self.scenarios[i]
+        stats = self.stats[i]
+        stats.matched += 1
+        ctx = self.ctx
+        ctx.msisdn = m
+        if scn.during is not None and not self._in_during(scn.during, t):
+            return self._suppress(stats, "during")
+        if scn.audience is not None and not scn.audience.fn(e, a, ctx):
+            return self._suppress(stats, "audience")
+        gates = self._gates[i]
+        if gates is not None:
+            reason = gates.refuse(m, t, e, a, ctx)
+            if reason is not None:
+                return self._suppress(stats, reason)
+        stats.triggered += 1
+        trigger_id = self._next_id(scn.name, m, t)
+        action = scn.actions[0]
+        params = {key: expr.fn(e, a, ctx) for key, expr in action.params}
+        self.sink(
+            Send(trigger_id, scn.name, m, t, t + action.after_ms, action.channel, action.template, params)
+        )
+        depth = self._depth + 1
+        if depth > MAX_TRIGGER_DEPTH:
+            self.trigger_loops += 1
+            return None
+        self._pending.append(
+            (Trigger(ts=t, msisdn=m, id=trigger_id, scenario=scn.name, channel=action.channel,
+                     template=action.template), depth)
+        )
+        return None
+
+    @staticmethod
+    def _suppress(stats: ScenarioStats, reason: str) -> None:
+        stats.suppressed[reason] = stats.suppressed.get(reason, 0) + 1
+
+    def _in_during(self, during: During, t: int) -> bool:
+        clock = self.clock
+        if during.days is not None and clock.weekday_of(t) not in during.days:
+            return False
+        minute = clock.minute_of_day(t)
+        return any(r.contains(minute) for r in during.ranges)
+
+    def _next_id(self, scenario: str, m: str, t: int) -> str:
+        """``SCENARIO:MSISDN:TS``, with ``:N`` for the N-th trigger at the same time."""
+        if t != self._id_ts:
+            self._id_ts = t
+            self._id_counts.clear()
+        key = (scenario, m)
+        n = self._id_counts.get(key, 0) + 1
+        self._id_counts[key] = n
+        base = f"{scenario}:{m}:{t}"
+        return base if n == 1 else f"{base}:{n}"
+
+    # --- introspection ---------------------------------------------------
+
+    def subscribers_in_state(self) -> int:
+        """Distinct subscribers some scenario holds state for."""
+        seen: set[str] = set()
+        for rt in self.runtimes:
+            seen.update(rt.states)
+        for g in self._gates:
+            if g is not None:
+                seen.update(g.last)
+                seen.update(g.values)
+        return len(seen)
+
+
+def _check_reference(plan: Plan, ref: Reference) -> None:
+    problems = []
+    for scn in plan.scenarios:
+        where = f"{scn.origin.file}:{scn.origin.line}"
+        for name in sorted(scn.lists - ref.lists.keys()):
+            problems.append(
+                f"{where}: scenario '{scn.name}' uses list(\"{name}\") but the reference data "
+                f"has no lists/{name}.txt"
+            )
+        for area in sorted(scn.areas - ref.area_names):
+            problems.append(
+                f"{where}: scenario '{scn.name}' uses area \"{area}\" but no cell in cells.csv is in it"
+            )
+    if plan.policy is not None:
+        for name in plan.policy.exclude:
+            if name not in ref.lists:
+                o = plan.policy.origin
+                problems.append(
+                    f"{o.file}:{o.line}: the policy excludes list(\"{name}\") but the reference "
+                    f"data has no lists/{name}.txt"
+                )
+    if problems:
+        raise BindError("\n".join(problems) + "\n(pass --reference DIR with the files above)")

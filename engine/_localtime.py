@@ -1,0 +1,72 @@
+"""The configured local time zone: event-time ms → local minute, hour, weekday, day.
+
+Offsets are cached per 15-minute UTC bucket (every tz transition falls on one),
+so local-time questions on the hot path cost a dict probe and some arithmetic.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+DEFAULT_TZ = "Asia/Shanghai"
+_BUCKET_MS = 900_000
+_DAY_MS = 86_400_000
+_EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
+
+
+class LocalTime:
+    """Local-time arithmetic for one time zone, on int epoch milliseconds."""
+
+    __slots__ = ("zone", "_offsets", "_days")
+
+    def __init__(self, tz: str = DEFAULT_TZ) -> None:
+        self.zone = ZoneInfo(tz)
+        self._offsets: dict[int, int] = {}
+        self._days: dict[int, str] = {}
+
+    def offset_ms(self, ts: int) -> int:
+        bucket = ts // _BUCKET_MS
+        off = self._offsets.get(bucket)
+        if off is None:
+            when = _dt.datetime.fromtimestamp(bucket * (_BUCKET_MS // 1000), self.zone)
+            off = self._offsets[bucket] = int(when.utcoffset().total_seconds()) * 1000  # type: ignore[union-attr]
+        return off
+
+    def local_ms(self, ts: int) -> int:
+        return ts + self.offset_ms(ts)
+
+    def minute_of_day(self, ts: int) -> int:
+        return (self.local_ms(ts) % _DAY_MS) // 60_000
+
+    def weekday_of(self, ts: int) -> int:
+        """ISO weekday, 1 (Monday) .. 7 (Sunday); 1970-01-01 was a Thursday."""
+        return (self.local_ms(ts) // _DAY_MS + 3) % 7 + 1
+
+    def date_of(self, ts: int) -> str:
+        days = self.local_ms(ts) // _DAY_MS
+        s = self._days.get(days)
+        if s is None:
+            s = self._days[days] = _dt.date.fromordinal(_EPOCH_ORDINAL + days).isoformat()
+        return s
+
+    def to_utc(self, local_ms: int) -> int:
+        """The epoch ms whose local time is ``local_ms`` (the first, across a DST fold)."""
+        guess = local_ms - self.offset_ms(local_ms)
+        return local_ms - self.offset_ms(guess)
+
+    # --- the language's hour(ts), weekday(ts), day(ts): null for a non-number
+
+    def hour(self, ts: Any) -> int | None:
+        return None if not _is_num(ts) else (self.local_ms(int(ts)) % _DAY_MS) // 3_600_000
+
+    def weekday(self, ts: Any) -> int | None:
+        return None if not _is_num(ts) else self.weekday_of(int(ts))
+
+    def day(self, ts: Any) -> str | None:
+        return None if not _is_num(ts) else self.date_of(int(ts))
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and x.__class__ is not bool

@@ -1,0 +1,412 @@
+"""Per-subscriber state machines, one class per pattern form of LANGUAGE.md §2.
+
+Each runtime is built once per scenario from its compiled ``plan`` pattern
+(shared by every subscriber) and keeps a dict msisdn → compact state that
+exists only while something can still complete from it. Runtimes do no I/O and
+never read a clock: the engine feeds them events and deadlines in event time.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, Callable, Protocol
+
+from plan import Absence, Aggregate, Dwell, Filter, Pattern, Sequence, Single
+
+Handler = Callable[[Any], None]
+
+COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+#: most partial matches kept per step of a correlated sequence (oldest dropped)
+MAX_PARTIALS = 256
+
+
+class Host(Protocol):
+    """What a pattern runtime needs from the engine."""
+
+    ctx: Any
+
+    def complete(self, rt: "PatternRuntime", msisdn: str, t: int, e: Any, a: tuple[Any, ...]) -> None: ...
+    def schedule(self, when: int, rt: "PatternRuntime", msisdn: str) -> None: ...
+    def watch(self, when: int, owner: Any, msisdn: str) -> None: ...
+
+
+class PatternRuntime:
+    """Base: the scenario index, the host, and the per-subscriber states."""
+
+    __slots__ = ("index", "host", "states")
+
+    def __init__(self, index: int, host: Host) -> None:
+        self.index = index
+        self.host = host
+        self.states: dict[str, Any] = {}
+
+    def handlers(self) -> dict[str, Handler]:
+        """Event type name → the function to call with each event of that type."""
+        raise NotImplementedError
+
+    def on_deadline(self, msisdn: str, when: int) -> None:
+        """A deadline this runtime scheduled is due (it may be stale)."""
+
+    def expiry(self, state: Any) -> int | None:
+        """After this time nothing can complete from ``state``; None: not time-bound."""
+        return None
+
+    def collect(self, msisdn: str, now: int) -> None:
+        """Drop the subscriber's state if it has expired, else keep watching it."""
+        state = self.states.get(msisdn)
+        if state is None:
+            return
+        exp = self.expiry(state)
+        if exp is None:
+            return
+        if exp < now:
+            del self.states[msisdn]
+        else:
+            self.host.watch(exp, self, msisdn)
+
+
+def _passes(f: Filter) -> Callable[[Any, tuple[Any, ...], Any], bool] | None:
+    return None if f.where is None else f.where.fn
+
+
+class SingleRuntime(PatternRuntime):
+    """``F``: every passing event completes; no state."""
+
+    __slots__ = ("_type", "_where")
+
+    def __init__(self, index: int, host: Host, pattern: Single) -> None:
+        super().__init__(index, host)
+        self._type = pattern.filter.event_type
+        self._where = _passes(pattern.filter)
+
+    def handlers(self) -> dict[str, Handler]:
+        return {self._type: self.on_event}
+
+    def on_event(self, ev: Any) -> None:
+        a = (ev,)
+        host = self.host
+        if self._where is None or self._where(ev, a, host.ctx):
+            host.complete(self, ev.msisdn, ev.ts, ev, a)
+
+
+class SequenceRuntime(PatternRuntime):
+    """``F1 -> … -> Fk within D``.
+
+    State: for each step i < k-1, the best partial match ending at step i (a
+    tuple of events). Without correlated filters the best is the one with the
+    latest events, and it dominates every other (its first event is latest
+    too), so one per step suffices. With filters that read earlier aliases, a
+    list of partial matches per step is kept, newest last. Steps are tried
+    last to first, so one event never fills two steps of the same match.
+    """
+
+    __slots__ = ("_steps", "_wheres", "_within", "_k", "_by_type", "_correlated")
+
+    def __init__(self, index: int, host: Host, pattern: Sequence) -> None:
+        super().__init__(index, host)
+        self._steps = pattern.steps
+        self._wheres = tuple(_passes(f) for f in pattern.steps)
+        self._within = pattern.within_ms
+        self._k = len(pattern.steps)
+        self._correlated = any(f.reads_aliases for f in pattern.steps)
+        by_type: dict[str, list[int]] = {}
+        for i, f in enumerate(pattern.steps):
+            by_type.setdefault(f.event_type, []).append(i)
+        self._by_type = {t: tuple(sorted(ix, reverse=True)) for t, ix in by_type.items()}
+
+    def handlers(self) -> dict[str, Handler]:
+        on = self._on_correlated if self._correlated else self._on_event
+        return {t: (lambda ev, ix=ix: on(ev, ix)) for t, ix in self._by_type.items()}
+
+    def expiry(self, state: list[Any]) -> int | None:
+        firsts = [
+            (p[0].ts if not self._correlated else max(c[0].ts for c in p))
+            for p in state
+            if p
+        ]
+        return max(firsts) + self._within if firsts else -1
+
+    def _on_event(self, ev: Any, steps: tuple[int, ...]) -> None:
+        m = ev.msisdn
+        state = self.states.get(m)
+        t = ev.ts
+        ctx = self.host.ctx
+        last = self._k - 1
+        for i in steps:
+            where = self._wheres[i]
+            if i == 0:
+                if where is None or where(ev, (ev,), ctx):
+                    if state is None:
+                        state = self.states[m] = [None] * last
+                        self.host.watch(t + self._within, self, m)
+                    state[0] = (ev,)
+                continue
+            if state is None:
+                continue
+            prev = state[i - 1]
+            if prev is None or t - prev[0].ts > self._within:
+                continue
+            chain = prev + (ev,)
+            if where is not None and not where(ev, chain, ctx):
+                continue
+            if i == last:
+                del self.states[m]  # consumed: the next completion needs new events
+                self.host.complete(self, m, t, ev, chain)
+                return
+            state[i] = chain
+
+    def _on_correlated(self, ev: Any, steps: tuple[int, ...]) -> None:
+        m = ev.msisdn
+        state = self.states.get(m)
+        t = ev.ts
+        ctx = self.host.ctx
+        last = self._k - 1
+        within = self._within
+        for i in steps:
+            where = self._wheres[i]
+            if i == 0:
+                if where is None or where(ev, (ev,), ctx):
+                    if state is None:
+                        state = self.states[m] = [[] for _ in range(last)]
+                        self.host.watch(t + within, self, m)
+                    _append(state[0], (ev,))
+                continue
+            if state is None:
+                continue
+            live = [c for c in state[i - 1] if t - c[0].ts <= within]
+            state[i - 1] = live
+            grown = [c + (ev,) for c in live]
+            if where is not None:
+                grown = [c for c in grown if where(ev, c, ctx)]
+            if not grown:
+                continue
+            if i == last:
+                del self.states[m]
+                self.host.complete(self, m, t, ev, grown[-1])  # latest events bind
+                return
+            for c in grown:
+                _append(state[i], c)
+
+
+def _append(partials: list[tuple[Any, ...]], chain: tuple[Any, ...]) -> None:
+    partials.append(chain)
+    if len(partials) > MAX_PARTIALS:
+        del partials[0]
+
+
+class AbsenceRuntime(PatternRuntime):
+    """``F1 -> not F2 within D``: one wait at a time, answered by an F2 after it.
+
+    State: the F1 event that started the wait. Its deadline t1 + D fires
+    after every event with ts <= t1 + D has been seen, so an F2 exactly at the
+    deadline still answers.
+    """
+
+    __slots__ = ("_first_type", "_first", "_absent_type", "_absent", "_within")
+
+    def __init__(self, index: int, host: Host, pattern: Absence) -> None:
+        super().__init__(index, host)
+        self._first_type = pattern.first.event_type
+        self._first = _passes(pattern.first)
+        self._absent_type = pattern.absent.event_type
+        self._absent = _passes(pattern.absent)
+        self._within = pattern.within_ms
+
+    def handlers(self) -> dict[str, Handler]:
+        if self._first_type == self._absent_type:
+            return {self._first_type: self._on_both}
+        return {self._first_type: self._on_first, self._absent_type: self._on_absent}
+
+    def _on_both(self, ev: Any) -> None:
+        self._on_absent(ev)
+        self._on_first(ev)
+
+    def _on_first(self, ev: Any) -> None:
+        m = ev.msisdn
+        if m in self.states:
+            return  # a new F1 while waiting does not restart the wait
+        if self._first is None or self._first(ev, (ev, None), self.host.ctx):
+            self.states[m] = ev
+            self.host.schedule(ev.ts + self._within, self, m)
+
+    def _on_absent(self, ev: Any) -> None:
+        first = self.states.get(ev.msisdn)
+        if first is None:
+            return
+        if self._absent is None or self._absent(ev, (first, ev), self.host.ctx):
+            del self.states[ev.msisdn]
+
+    def on_deadline(self, msisdn: str, when: int) -> None:
+        first = self.states.get(msisdn)
+        if first is None or first.ts + self._within != when:
+            return  # answered, or a later wait
+        del self.states[msisdn]
+        self.host.complete(self, msisdn, when, None, (first, None))
+
+
+class AggregateRuntime(PatternRuntime):
+    """``count|sum|distinct(F[, EXPR]) CMP N within D`` on a sliding event-time window.
+
+    State per subscriber: the timestamps of passing events in the window (and
+    their values for sum/distinct). For ``count >= N`` / ``count > N`` only the
+    newest N+1 timestamps can matter, so the window is capped there.
+    """
+
+    __slots__ = ("_type", "_where", "_value", "_kind", "_cmp", "_n", "_within", "_cap")
+
+    def __init__(self, index: int, host: Host, pattern: Aggregate) -> None:
+        super().__init__(index, host)
+        self._type = pattern.filter.event_type
+        self._where = _passes(pattern.filter)
+        self._value = None if pattern.value is None else pattern.value.fn
+        self._kind = pattern.kind
+        self._cmp = COMPARE[pattern.cmp]
+        self._n = pattern.threshold
+        self._within = pattern.within_ms
+        cap = None
+        if pattern.kind == "count" and pattern.cmp in (">=", ">") and pattern.threshold >= 0:
+            cap = int(pattern.threshold) + 2
+        self._cap = cap
+
+    def handlers(self) -> dict[str, Handler]:
+        return {self._type: self._on_count if self._kind == "count" else self._on_values}
+
+    def expiry(self, state: list[Any]) -> int | None:
+        if not state:
+            return -1
+        newest = state[-1] if self._kind == "count" else state[-1][0]
+        return newest + self._within
+
+    def _on_count(self, ev: Any) -> None:
+        host = self.host
+        if self._where is not None and not self._where(ev, (ev,), host.ctx):
+            return
+        m = ev.msisdn
+        t = ev.ts
+        window = self.states.get(m)
+        if window is None:
+            window = self.states[m] = [t]
+            host.watch(t + self._within, self, m)
+        else:
+            window.append(t)
+            horizon = t - self._within
+            if window[0] < horizon:
+                cut = 1
+                n = len(window)
+                while cut < n and window[cut] < horizon:
+                    cut += 1
+                del window[:cut]
+            elif self._cap is not None and len(window) > self._cap:
+                del window[0]
+        if self._cmp(len(window), self._n):
+            host.complete(self, m, t, ev, (ev,))
+
+    def _on_values(self, ev: Any) -> None:
+        host = self.host
+        a = (ev,)
+        if self._where is not None and not self._where(ev, a, host.ctx):
+            return
+        value = self._value(ev, a, host.ctx)  # type: ignore[misc]
+        m = ev.msisdn
+        t = ev.ts
+        window = self.states.get(m)
+        if window is None:
+            window = self.states[m] = []
+            host.watch(t + self._within, self, m)
+        window.append((t, value))
+        horizon = t - self._within
+        cut = 0
+        while window[cut][0] < horizon:
+            cut += 1
+        if cut:
+            del window[:cut]
+        if self._kind == "sum":
+            total = sum(v for _, v in window if _is_number(v))
+        else:
+            total = len({_hashable(v) for _, v in window if v is not None})
+        if self._cmp(total, self._n):
+            host.complete(self, m, t, ev, a)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and v.__class__ is not bool
+
+
+def _hashable(v: Any) -> Any:
+    try:
+        hash(v)
+        return v
+    except TypeError:
+        return repr(v)
+
+
+class DwellRuntime(PatternRuntime):
+    """``dwell in area(…) for D``: continuously inside the union of the areas.
+
+    State while inside: ``[enter_ts, fired]``. Entering schedules enter + D;
+    leaving (a location outside, or power off) before then cancels; leaving
+    exactly at enter + D still completes. Completes once per stay.
+    """
+
+    __slots__ = ("_areas", "_for")
+
+    def __init__(self, index: int, host: Host, pattern: Dwell) -> None:
+        super().__init__(index, host)
+        self._areas = frozenset(pattern.areas)
+        self._for = pattern.for_ms
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"location": self._on_location, "power": self._on_power}
+
+    def _on_location(self, ev: Any) -> None:
+        m = ev.msisdn
+        inside = self.host.ctx.in_area(ev.cell, self._areas)
+        stay = self.states.get(m)
+        if inside:
+            if stay is None:
+                self.states[m] = [ev.ts, False]
+                self.host.schedule(ev.ts + self._for, self, m)
+        elif stay is not None:
+            self._leave(m, stay, ev.ts)
+
+    def _on_power(self, ev: Any) -> None:
+        if ev.state == "off":
+            stay = self.states.get(ev.msisdn)
+            if stay is not None:
+                self._leave(ev.msisdn, stay, ev.ts)
+
+    def _leave(self, m: str, stay: list[Any], t: int) -> None:
+        del self.states[m]
+        due = stay[0] + self._for
+        if not stay[1] and due <= t:
+            self.host.complete(self, m, due, None, ())
+
+    def on_deadline(self, msisdn: str, when: int) -> None:
+        stay = self.states.get(msisdn)
+        if stay is None or stay[1] or stay[0] + self._for != when:
+            return
+        stay[1] = True
+        self.host.complete(self, msisdn, when, None, ())
+
+
+def build_runtime(index: int, host: Host, pattern: Pattern) -> PatternRuntime:
+    """The state machine for a compiled pattern."""
+    if isinstance(pattern, Single):
+        return SingleRuntime(index, host, pattern)
+    if isinstance(pattern, Sequence):
+        return SequenceRuntime(index, host, pattern)
+    if isinstance(pattern, Absence):
+        return AbsenceRuntime(index, host, pattern)
+    if isinstance(pattern, Aggregate):
+        return AggregateRuntime(index, host, pattern)
+    if isinstance(pattern, Dwell):
+        return DwellRuntime(index, host, pattern)
+    raise TypeError(f"unknown pattern {type(pattern).__name__}")

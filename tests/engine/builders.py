@@ -1,0 +1,44 @@
+"""Build plans by hand (no parser) and run them: the engine's tests stand on their own."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from engine import Engine, Reference, Send
+from engine._events import Event
+from plan import Action, Expr, Filter, Origin, Plan, Scenario
+
+HERE = Origin("<test>", 1, 1)
+
+
+def fn(f: Callable[..., Any], text: str = "<expr>") -> Expr:
+    """A compiled expression from a Python function ``f(e, a, c)``."""
+    return Expr(text=text, python="", origin=HERE, fn=f)
+
+
+def flt(event_type: str, where: Callable[..., Any] | None = None, alias: str | None = None,
+        reads_aliases: bool = False) -> Filter:
+    return Filter(event_type, alias, None if where is None else fn(where), reads_aliases)
+
+
+def scenario(name: str, pattern: Any, *, actions: tuple[Action, ...] | None = None, **kw: Any) -> Scenario:
+    return Scenario(name=name, pattern=pattern, actions=actions or (Action("sms", f"t.{name}"),),
+                    origin=HERE, **kw)
+
+
+def run(scenarios: list[Scenario] | Scenario, events: list[Event], reference: Reference | None = None,
+        *, finish: bool = True, **kw: Any) -> tuple[list[Send], Engine]:
+    """Feed the events in order; returns the sends (in emission order) and the engine."""
+    if isinstance(scenarios, Scenario):
+        scenarios = [scenarios]
+    sends: list[Send] = []
+    engine = Engine(Plan(tuple(scenarios)), reference, sink=sends.append, **kw)
+    for ev in events:
+        engine.on_event(ev)
+    if finish:
+        engine.finish()
+    return sends, engine
+
+
+def times(sends: list[Send]) -> list[int]:
+    return [s.ts for s in sends]
