@@ -21,6 +21,7 @@ from engine._events import Dpi, Event, Profile, Trigger, event_types
 from engine._localtime import DEFAULT_TZ, LocalTime
 from engine._patterns import PatternRuntime, build_runtime
 from engine._reference import Reference
+from engine._routes import Entry, build_route
 from plan import During, Plan, Scenario, eq_values
 
 #: triggers re-entering as events may chain (wave 1 → wave 2 …); past this
@@ -66,13 +67,20 @@ class _Gates:
         self.values: dict[str, Any] = {}  # msisdn → once-per value (or True for once)
         self.host = host
 
-    def refuse(self, m: str, t: int, e: Any, a: tuple[Any, ...], ctx: Context) -> str | None:
-        """Why this completion may not trigger, or None; records it if it may."""
+    def cooling(self, m: str, t: int) -> bool:
+        """Still inside the cool-down of this subscriber's last trigger."""
         cd = self.cooldown_ms
-        if cd is not None:
-            last = self.last.get(m)
-            if last is not None and t < last + cd:
-                return "cooldown"
+        if cd is None:
+            return False
+        last = self.last.get(m)
+        return last is not None and t < last + cd
+
+    def refuse(self, m: str, t: int, e: Any, a: tuple[Any, ...], ctx: Context) -> str | None:
+        """Why this completion may not trigger (``once``), or None; records it if it may.
+
+        The cool-down is checked first, by ``cooling``, as the cheapest gate.
+        """
+        cd = self.cooldown_ms
         if self.once == "once":
             if m in self.values:
                 return "once"
@@ -123,15 +131,20 @@ class Engine:
         self.runtimes: list[PatternRuntime] = []
         self._gates: list[_Gates | None] = []
         classes = event_types()
-        handlers: dict[type[Event], list[Callable[[Any], None]]] = {}
+        handlers: dict[type[Event], list[Entry | Callable[[Any], None]]] = {}
         tracked: dict[type[Event], list[tuple[str, dict[str, Any]]]] = {}
         for i, scn in enumerate(plan.scenarios):
             rt = build_runtime(i, self, scn.pattern)
             self.runtimes.append(rt)
             needs_gates = scn.cooldown_ms is not None or scn.once != "never"
             self._gates.append(_Gates(scn, self) if needs_gates else None)
-            for type_name, handler in rt.handlers().items():
-                handlers.setdefault(classes[type_name], []).append(handler)
+            entry = rt.entry()
+            if entry is not None:
+                type_name, filter_, on_match = entry
+                handlers.setdefault(classes[type_name], []).append(Entry(filter_, on_match))
+            else:
+                for type_name, handler in rt.handlers().items():
+                    handlers.setdefault(classes[type_name], []).append(handler)
             for type_name, field in sorted(scn.tracked):
                 store = self._prev.setdefault((type_name, field), {})
                 entry = (field, store)
@@ -139,6 +152,7 @@ class Engine:
                     tracked[classes[type_name]].append(entry)
         self._handlers = handlers
         self._tracked = tracked
+        self._routes = {cls: self._route(cls) for cls in classes.values()}
         self._deadlines: list[tuple[int, int, int, str]] = []  # (when, seq, runtime, msisdn)
         self._seq = 0
         self._gc_granularity = gc_granularity_ms
@@ -202,38 +216,89 @@ class Engine:
         """Process one event; False (and counted) if it is older than the stream's time."""
         t = ev.ts
         if t > self.now:
-            self.advance(t)
+            deadlines = self._deadlines
+            if (deadlines and deadlines[0][0] < t) or (
+                self._gc_keys and (self._gc_keys[0] + 1) * self._gc_granularity <= t
+            ):
+                self.advance(t)
+            else:
+                self.now = t
         elif t < self.now:
             self.late_events += 1
             return False
         self.events_in += 1
-        self._dispatch(ev)
-        if self._pending:
-            self._drain()
+        route = self._routes.get(ev.__class__)
+        if route is not None:
+            self.ctx.msisdn = ev.msisdn
+            route(ev)
+            if self._pending:
+                self._drain()
         return True
 
+    def feed(self, events: list[Event], on_late: Callable[[int, Event], None] | None = None) -> None:
+        """``on_event`` for a block of events, with the per-event work inlined.
+
+        ``on_late(index, event)`` hears of each event older than the stream's time.
+        """
+        routes = self._routes
+        ctx = self.ctx
+        deadlines = self._deadlines
+        gc_keys = self._gc_keys
+        g = self._gc_granularity
+        pending = self._pending
+        now = self.now
+        late = 0
+        for i, ev in enumerate(events):
+            t = ev.ts
+            if t > now:
+                if (deadlines and deadlines[0][0] < t) or (gc_keys and (gc_keys[0] + 1) * g <= t):
+                    self.advance(t)
+                now = self.now = t
+            elif t < now:
+                late += 1
+                if on_late is not None:
+                    on_late(i, ev)
+                continue
+            route = routes.get(ev.__class__)
+            if route is not None:
+                ctx.msisdn = ev.msisdn
+                route(ev)
+                if pending:
+                    self._drain()
+        self.late_events += late
+        self.events_in += len(events) - late
+
     def _dispatch(self, ev: Any) -> None:
-        cls = ev.__class__
-        if cls is Dpi:
-            if ev.app is None or ev.category is None:
-                label = self.reference.kb.label(ev.host)
-                if label is not None:
-                    if ev.app is None:
-                        ev.app = label[0]
-                    if ev.category is None:
-                        ev.category = label[1]
+        route = self._routes.get(ev.__class__)
+        if route is not None:
+            self.ctx.msisdn = ev.msisdn
+            route(ev)
+
+    def _route(self, cls: type[Event]) -> Callable[[Any], None] | None:
+        """Everything one event of ``cls`` needs, as one generated function."""
+        before: list[Callable[[Any], None]] = []
+        if cls is Dpi and len(self.reference.kb):
+            before.append(self._label)
         elif cls is Profile:
-            self.reference.update_tags(ev.msisdn, ev.tags)
-        self.ctx.msisdn = ev.msisdn
-        handlers = self._handlers.get(cls)
-        if handlers is not None:
-            for h in handlers:
-                h(ev)
-        tracked = self._tracked.get(cls)
-        if tracked is not None:
-            m = ev.msisdn
-            for field, store in tracked:
-                store[m] = getattr(ev, field)
+            update = self.reference.update_tags
+            before.append(lambda ev: update(ev.msisdn, ev.tags))
+        return build_route(
+            cls.__struct_config__.tag,  # type: ignore[arg-type]
+            before,
+            self._handlers.get(cls, ()),
+            self._tracked.get(cls, ()),
+            self.ctx,
+        )
+
+    def _label(self, ev: Any) -> None:
+        """A DPI event without app or category gets them from the knowledge base."""
+        if ev.app is None or ev.category is None:
+            label = self.reference.kb.label(ev.host)
+            if label is not None:
+                if ev.app is None:
+                    ev.app = label[0]
+                if ev.category is None:
+                    ev.category = label[1]
 
     def _drain(self) -> None:
         pending = self._pending
@@ -251,13 +316,15 @@ class Engine:
         scn = self.scenarios[i]
         stats = self.stats[i]
         stats.matched += 1
+        gates = self._gates[i]
+        if gates is not None and gates.cooling(m, t):
+            return self._suppress(stats, "cooldown")
         ctx = self.ctx
         ctx.msisdn = m
         if scn.during is not None and not self._in_during(scn.during, t):
             return self._suppress(stats, "during")
         if scn.audience is not None and not scn.audience.fn(e, a, ctx):
             return self._suppress(stats, "audience")
-        gates = self._gates[i]
         if gates is not None:
             reason = gates.refuse(m, t, e, a, ctx)
             if reason is not None:

@@ -24,6 +24,9 @@ COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "!=": operator.ne,
 }
 
+#: what a first step's filter gets for ``a``: it may only read its own event ``e``
+NO_ALIASES: tuple[Any, ...] = ()
+
 #: most partial matches kept per step of a correlated sequence (oldest dropped)
 MAX_PARTIALS = 256
 
@@ -51,6 +54,14 @@ class PatternRuntime:
     def handlers(self) -> dict[str, Handler]:
         """Event type name → the function to call with each event of that type."""
         raise NotImplementedError
+
+    def entry(self) -> tuple[str, Filter, Handler] | None:
+        """(type, filter, on_match) when the runtime reads one type through one filter.
+
+        The engine then evaluates the filter inline in its fused per-type route
+        and calls ``on_match`` only for passing events.
+        """
+        return None
 
     def on_deadline(self, msisdn: str, when: int) -> None:
         """A deadline this runtime scheduled is due (it may be stale)."""
@@ -80,21 +91,27 @@ def _passes(f: Filter) -> Callable[[Any, tuple[Any, ...], Any], bool] | None:
 class SingleRuntime(PatternRuntime):
     """``F``: every passing event completes; no state."""
 
-    __slots__ = ("_type", "_where")
+    __slots__ = ("_type", "_where", "_filter")
 
     def __init__(self, index: int, host: Host, pattern: Single) -> None:
         super().__init__(index, host)
+        self._filter = pattern.filter
         self._type = pattern.filter.event_type
         self._where = _passes(pattern.filter)
 
     def handlers(self) -> dict[str, Handler]:
         return {self._type: self.on_event}
 
+    def entry(self) -> tuple[str, Filter, Handler] | None:
+        return self._type, self._filter, self.on_match
+
+    def on_match(self, ev: Any) -> None:
+        self.host.complete(self, ev.msisdn, ev.ts, ev, (ev,))
+
     def on_event(self, ev: Any) -> None:
-        a = (ev,)
         host = self.host
-        if self._where is None or self._where(ev, a, host.ctx):
-            host.complete(self, ev.msisdn, ev.ts, ev, a)
+        if self._where is None or self._where(ev, NO_ALIASES, host.ctx):
+            host.complete(self, ev.msisdn, ev.ts, ev, (ev,))
 
 
 class SequenceRuntime(PatternRuntime):
@@ -260,10 +277,11 @@ class AggregateRuntime(PatternRuntime):
     newest N+1 timestamps can matter, so the window is capped there.
     """
 
-    __slots__ = ("_type", "_where", "_value", "_kind", "_cmp", "_n", "_within", "_cap")
+    __slots__ = ("_type", "_where", "_value", "_kind", "_cmp", "_n", "_within", "_cap", "_filter")
 
     def __init__(self, index: int, host: Host, pattern: Aggregate) -> None:
         super().__init__(index, host)
+        self._filter = pattern.filter
         self._type = pattern.filter.event_type
         self._where = _passes(pattern.filter)
         self._value = None if pattern.value is None else pattern.value.fn
@@ -279,6 +297,9 @@ class AggregateRuntime(PatternRuntime):
     def handlers(self) -> dict[str, Handler]:
         return {self._type: self._on_count if self._kind == "count" else self._on_values}
 
+    def entry(self) -> tuple[str, Filter, Handler] | None:
+        return self._type, self._filter, self._count if self._kind == "count" else self._values
+
     def expiry(self, state: list[Any]) -> int | None:
         if not state:
             return -1
@@ -286,9 +307,11 @@ class AggregateRuntime(PatternRuntime):
         return newest + self._within
 
     def _on_count(self, ev: Any) -> None:
+        if self._where is None or self._where(ev, NO_ALIASES, self.host.ctx):
+            self._count(ev)
+
+    def _count(self, ev: Any) -> None:
         host = self.host
-        if self._where is not None and not self._where(ev, (ev,), host.ctx):
-            return
         m = ev.msisdn
         t = ev.ts
         window = self.states.get(m)
@@ -310,11 +333,12 @@ class AggregateRuntime(PatternRuntime):
             host.complete(self, m, t, ev, (ev,))
 
     def _on_values(self, ev: Any) -> None:
+        if self._where is None or self._where(ev, NO_ALIASES, self.host.ctx):
+            self._values(ev)
+
+    def _values(self, ev: Any) -> None:
         host = self.host
-        a = (ev,)
-        if self._where is not None and not self._where(ev, a, host.ctx):
-            return
-        value = self._value(ev, a, host.ctx)  # type: ignore[misc]
+        value = self._value(ev, NO_ALIASES, host.ctx)  # type: ignore[misc]
         m = ev.msisdn
         t = ev.ts
         window = self.states.get(m)
@@ -333,7 +357,7 @@ class AggregateRuntime(PatternRuntime):
         else:
             total = len({_hashable(v) for _, v in window if v is not None})
         if self._cmp(total, self._n):
-            host.complete(self, m, t, ev, a)
+            host.complete(self, m, t, ev, (ev,))
 
 
 def _is_number(v: Any) -> bool:

@@ -17,7 +17,7 @@ import msgspec
 from engine._engine import Engine, Send
 from engine._events import Event, event_union
 
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 64 * 1024  # small enough that a decoded block is still in cache when it is processed
 
 
 class InputProblem(msgspec.Struct, frozen=True):
@@ -36,9 +36,10 @@ class EventReader:
         self._decoder = msgspec.json.Decoder(event_union())
         self.lines = 0
         self.malformed = 0
-        self.line_of_last: int = 0  # line number of the last event yielded
 
-    def __iter__(self) -> Iterator[Event]:
+    def blocks(self) -> Iterator[tuple[list[Event], list[int] | int]]:
+        """Decoded blocks: (events, line numbers) — or (events, first line) when
+        the block decoded whole and line n is simply first + index."""
         decode_lines = self._decoder.decode_lines
         while True:
             block = self._stream.readlines(BLOCK_BYTES)
@@ -51,25 +52,29 @@ class EventReader:
             except (msgspec.DecodeError, msgspec.ValidationError):
                 events = None
             if events is not None and len(events) == len(block):
-                for n, ev in enumerate(events, first):
-                    self.line_of_last = n
-                    yield ev
-                continue
-            yield from self._one_by_one(block, first)
+                yield events, first
+            else:
+                yield self._one_by_one(block, first)
 
-    def _one_by_one(self, block: list[bytes], first: int) -> Iterator[Event]:
+    def __iter__(self) -> Iterator[Event]:
+        for events, _ in self.blocks():
+            yield from events
+
+    def _one_by_one(self, block: list[bytes], first: int) -> tuple[list[Event], list[int]]:
         decode = self._decoder.decode
+        events: list[Event] = []
+        lines: list[int] = []
         for n, line in enumerate(block, first):
             if not line.strip():
                 continue
             try:
-                ev = decode(line)
+                events.append(decode(line))
             except (msgspec.DecodeError, msgspec.ValidationError) as e:
                 self.malformed += 1
                 self._on_problem(InputProblem(n, _explain(e)))
                 continue
-            self.line_of_last = n
-            yield ev
+            lines.append(n)
+        return events, lines
 
 
 def _explain(e: Exception) -> str:
@@ -153,16 +158,19 @@ def replay(
     writer = OrderedWriter(out)
     engine = engine_factory(writer)
     reader = EventReader(events, problem)
-    on_event = engine.on_event
-    for ev in reader:
-        if not on_event(ev):
+    for events, lines in reader.blocks():
+
+        def late(i: int, ev: Event, lines: list[int] | int = lines) -> None:
+            n = lines + i if isinstance(lines, int) else lines[i]
             problem(
                 InputProblem(
-                    reader.line_of_last,
+                    n,
                     f"event at ts {ev.ts} is older than the stream's time {engine.now}; "
                     "the file must be sorted by ts",
                 )
             )
+
+        engine.feed(events, on_late=late)
     engine.finish()
     writer.flush()
     return ReplayReport(

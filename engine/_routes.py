@@ -1,0 +1,92 @@
+"""Fused per-type routes: one generated function per event type.
+
+A route does everything an event of its type needs: enrichment, each reading
+scenario's entry filter evaluated inline (its compiled Python text pasted into
+the route when it uses nothing but the event, literals and the plan's helpers),
+the runtime called only on a match, and the previous-value bookkeeping. An
+event that matches nothing costs one Python call.
+"""
+
+from __future__ import annotations
+
+import dis
+import linecache
+from typing import Any, Callable, Sequence
+
+from plan import NAMESPACE, Expr, Filter
+
+Handler = Callable[[Any], None]
+
+
+class Entry:
+    """A scenario's entry on one type: a filter and what to call when it passes."""
+
+    __slots__ = ("filter", "on_match")
+
+    def __init__(self, filter: Filter, on_match: Handler) -> None:
+        self.filter = filter
+        self.on_match = on_match
+
+
+def inlinable(expr: Expr) -> bool:
+    """True if ``expr.python`` can be pasted into a route: it reads only e, a, c,
+    literals and the plan's helpers (no constants of its own, no nested code)."""
+    code = getattr(expr.fn, "__code__", None)
+    if code is None or not expr.python:
+        return False
+    if any(hasattr(k, "co_code") for k in code.co_consts):
+        return False
+    ns = getattr(expr.fn, "__globals__", {})
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+            name = ins.argval
+            if name not in NAMESPACE or ns.get(name) is not NAMESPACE[name]:
+                return False
+    return True
+
+
+def build_route(
+    name: str,
+    before: Sequence[Handler],
+    items: Sequence[Entry | Handler],
+    tracked: Sequence[tuple[str, dict[str, Any]]],
+    ctx: Any,
+) -> Callable[[Any], None] | None:
+    """Generate the route for one event type; None when nothing reads the type."""
+    if not before and not items and not tracked:
+        return None
+    ns: dict[str, Any] = dict(NAMESPACE)
+    ns["c"] = ctx
+    ns["a"] = ()
+    body: list[str] = []
+    for i, step in enumerate(before):
+        ns[f"_b{i}"] = step
+        body.append(f"_b{i}(e)")
+    for i, item in enumerate(items):
+        if not isinstance(item, Entry):
+            ns[f"_h{i}"] = item
+            body.append(f"_h{i}(e)")
+            continue
+        ns[f"_m{i}"] = item.on_match
+        where = item.filter.where
+        if where is None:
+            body.append(f"_m{i}(e)")
+        elif inlinable(where):
+            body.append(f"if ({where.python}):  # {where.text}")
+            body.append(f"    _m{i}(e)")
+        else:
+            ns[f"_w{i}"] = where.fn
+            body.append(f"if _w{i}(e, a, c):")
+            body.append(f"    _m{i}(e)")
+    if tracked:
+        body.append("_m = e.msisdn")
+        for j, (field, store) in enumerate(tracked):
+            ns[f"_s{j}"] = store
+            body.append(f"_s{j}[_m] = e.{field}")
+    source = "def route(e):\n" + "".join(f"    {line}\n" for line in body)
+    filename = f"<kairos route: {name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), ns)
+    route = ns["route"]
+    route.source = source
+    return route
