@@ -1,0 +1,155 @@
+"""Code generation: a checked expression becomes a Python function ``fn(e, a, c)``.
+
+The engine calls these per event, so each expression is compiled once to a
+single ``return`` with native operators wherever the types prove them
+equivalent to the null-safe helpers of ``plan._runtime``. Code positions are
+mapped onto the expression in the scenario file, so a traceback shows the
+scenario's own line with a caret under the expression.
+"""
+
+from __future__ import annotations
+
+import ast as pyast
+import re
+from typing import Any
+
+import plan
+from dsl import _ir as ir
+from dsl._diagnostics import Source
+from dsl._tokens import Token
+
+_ORDERING = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+_ARITHMETIC = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
+
+
+def compile_expr(
+    node: ir.Ir, *, condition: bool, name: str, source: Source, first: Token, last: Token
+) -> plan.Expr:
+    """Compile ``node``, written from ``first`` to ``last`` in ``source``, to a ``plan.Expr``.
+
+    A condition is made to return exactly True or False (only ``true`` is
+    true). ``name`` becomes the function's name, shown in tracebacks.
+    """
+    emitter = _Emitter()
+    python = emitter.condition(node) if condition else emitter.value(node)
+    tree = pyast.parse(f"def {name}(e, a, c):\n    return {python}\n")
+    _place(tree, source, first, last)
+    namespace = dict(plan.NAMESPACE)
+    namespace.update(emitter.constants)
+    exec(compile(tree, source.name, "exec"), namespace)
+    return plan.Expr(
+        text=source.text[first.start : last.end],
+        python=python,
+        origin=plan.Origin(source.name, first.line, first.col),
+        fn=namespace[name],
+    )
+
+
+def _place(tree: pyast.Module, source: Source, first: Token, last: Token) -> None:
+    """Give every node of the generated code the position of the Kairos expression."""
+    start = len(source.line(first.line)[: first.col - 1].encode())
+    end = len(source.line(last.line)[: last.col - 1 + len(last.text)].encode())
+    for node in pyast.walk(tree):
+        if "lineno" in node._attributes:
+            node.lineno, node.end_lineno = first.line, last.line  # type: ignore[attr-defined]
+            node.col_offset, node.end_col_offset = start, end  # type: ignore[attr-defined]
+
+
+def _native_eq(a: ir.Type, b: ir.Type) -> bool:
+    """Python's ``==`` equals ``eq`` unless a boolean may meet a number (in Kairos true != 1)."""
+    def may(t: ir.Type, kind: str) -> bool:
+        return t.kind in (kind, "any")
+
+    return not ((may(a, "bool") and may(b, "num")) or (may(a, "num") and may(b, "bool")))
+
+
+class _Emitter:
+    """Python source for IR nodes; constants that are not literals go to ``constants``."""
+
+    __slots__ = ("constants",)
+
+    def __init__(self) -> None:
+        self.constants: dict[str, Any] = {}
+
+    def constant(self, value: Any) -> str:
+        name = f"_k{len(self.constants)}"
+        self.constants[name] = value
+        return name
+
+    def condition(self, node: ir.Ir) -> str:
+        """A strict boolean: ``x is True`` unless ``x`` is certainly a boolean already."""
+        code = self.value(node)
+        return code if node.type.certain("bool") else f"({code} is True)"
+
+    def value(self, node: ir.Ir) -> str:
+        match node:
+            case ir.Const(value=re.Pattern() as rx):
+                return self.constant(rx)
+            case ir.Const(value=value):
+                return repr(value)
+            case ir.ListOf(items=items):
+                return "[" + ", ".join(self.value(i) for i in items) + "]"
+            case ir.Field(slot=None, name=name):
+                return f"e.{name}"
+            case ir.Field(slot=slot, name=name):
+                return f"a[{slot}].{name}"
+            case ir.Subscriber():
+                return "c.msisdn"
+            case ir.Tag(name=name):
+                return f"c.tag({name!r})"
+            case ir.InArea(areas=areas):
+                return f"c.in_area(e.cell, {self.constant(areas)})"
+            case ir.Previous(function="changed", event_type=t, field=f):
+                return f"changed(c.prev({t!r}, {f!r}), e.{f})"
+            case ir.Previous(function=fn, event_type=t, field=f, threshold=n):
+                return f"{fn}(c.prev({t!r}, {f!r}), e.{f}, {n!r})"
+            case ir.Clock(function=fn, arg=arg):
+                return f"c.{fn}({self.value(arg)})"
+            case ir.Not(operand=operand):
+                return f"(not {self.condition(operand)})"
+            case ir.Neg(operand=operand, type=t):
+                code = self.value(operand)
+                return f"(-{code})" if not t.nullable else f"neg({code})"
+            case ir.Op():
+                return self._op(node)
+        raise AssertionError(node)
+
+    def _op(self, node: ir.Op) -> str:
+        op, left, right = node.op, node.left, node.right
+        if op in ("and", "or"):
+            return f"({self.condition(left)} {op} {self.condition(right)})"
+        if op in ("in", "not in"):
+            test = self._in(left, right)
+            return f"(not {test})" if op == "not in" else test
+        lt, rt = left.type, right.type
+        a, b = self.value(left), self.value(right)
+        if op in ("==", "!="):
+            if _native_eq(lt, rt):
+                return f"({a} {op} {b})"
+            return f"{'eq' if op == '==' else 'ne'}({a}, {b})"
+        if op in _ORDERING:
+            if (lt.certain("num") and rt.certain("num")) or (lt.certain("str") and rt.certain("str")):
+                return f"({a} {op} {b})"
+            return f"{_ORDERING[op]}({a}, {b})"
+        if op == "contains":
+            return f"({b} in {a})" if lt.certain("str") and rt.certain("str") else f"contains({a}, {b})"
+        if op == "matches":
+            return f"({b}.search({a}) is not None)" if lt.certain("str") else f"matches({a}, {b})"
+        # arithmetic: the checker typed the result non-null only when native is safe
+        return f"({a} {op} {b})" if not node.type.nullable else f"{_ARITHMETIC[op]}({a}, {b})"
+
+    def _in(self, left: ir.Ir, right: ir.Ir) -> str:
+        a = self.value(left)
+        if isinstance(right, ir.InList):
+            return f"c.in_list({right.name!r}, {a})"
+        if isinstance(right, ir.ListOf) and all(isinstance(i, ir.Const) for i in right.items):
+            values = [i.value for i in right.items]  # type: ignore[union-attr]
+            if values and all(isinstance(v, str) for v in values):
+                k = self.constant(frozenset(values))
+                return f"({a} in {k})" if left.type.kind == "str" else f"isin_set({a}, {k})"
+            if values and all(type(v) in (int, float) for v in values):
+                k = self.constant(frozenset(values))
+                return f"({a} in {k})" if left.type.kind == "num" else f"isin({a}, {k})"
+            return f"isin({a}, {self.constant(tuple(values))})"
+        b = self.value(right)
+        return f"({a} in {b})" if left.type.certain("str") and right.type.certain("str") else f"isin({a}, {b})"

@@ -1,0 +1,88 @@
+"""The tokenizer: one regular expression, tokens that remember where they were written.
+
+Keywords are not reserved here: ``scenario`` is also a field of ``trigger``
+events, so the parser decides by context what a NAME means.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from dsl._diagnostics import ParseError, Source
+
+NAME, NUMBER, DURATION, STRING, TIME, OP, EOF = (
+    "name", "number", "duration", "string", "time", "op", "eof"
+)
+
+_TOKEN = re.compile(
+    r"""
+    (?P<skip>[ \t\r\f]+|\#[^\n]*)
+    |(?P<newline>\n)
+    |(?P<time>[0-9]+:[0-9]+)
+    |(?P<duration>[0-9]+(?:\.[0-9]+)?[A-Za-z_][A-Za-z0-9_]*)
+    |(?P<number>[0-9]+(?:\.[0-9]+)?)
+    |(?P<name>[A-Za-z_][A-Za-z0-9_]*)
+    |(?P<string>"(?:[^"\\\n]|\\.)*")
+    |(?P<op>->|==|!=|<=|>=|\.\.|[-+*/<>()\[\]{},:.])
+    """,
+    re.VERBOSE,
+)
+
+_HINTS = {"=": "; did you mean '=='?", "!": "; write `not`", "&": "; write `and`", "|": "; write `or`"}
+
+
+class Token(NamedTuple):
+    """A token: kind, its text as written, 1-based line and column, offsets in the file."""
+
+    kind: str
+    text: str
+    line: int
+    col: int
+    start: int
+    end: int
+
+
+def tokenize(source: Source) -> list[Token]:
+    """All tokens of the file, ending with an EOF token placed just after the last one."""
+    text = source.text
+    tokens: list[Token] = []
+    line, line_start, pos = 1, 0, 0
+    match = _TOKEN.match
+    while pos < len(text):
+        m = match(text, pos)
+        if m is None:
+            col = pos - line_start + 1
+            ch = text[pos]
+            if ch == '"':
+                message = "unterminated string: close it with \" on the same line"
+            else:
+                message = f"unexpected character {ch!r}{_HINTS.get(ch, '')}"
+            raise ParseError(source.diagnostic(line, col, message))
+        kind = m.lastgroup
+        if kind == "newline":
+            line += 1
+            line_start = m.end()
+        elif kind != "skip":
+            tokens.append(Token(kind, m.group(), line, pos - line_start + 1, pos, m.end()))  # type: ignore[arg-type]
+        pos = m.end()
+    if tokens:
+        last = tokens[-1]
+        tokens.append(Token(EOF, "", last.line, last.col + len(last.text), last.end, last.end))
+    else:
+        tokens.append(Token(EOF, "", 1, 1, 0, 0))
+    return tokens
+
+
+def string_value(token: Token) -> str:
+    """The value of a STRING token: quotes removed, ``\\"`` ``\\\\`` ``\\n`` decoded.
+
+    Other backslashes are kept as written, so regular expressions such as
+    ``"\\d+"`` read naturally.
+    """
+    return re.sub(r'\\(["\\n])', _unescape, token.text[1:-1])
+
+
+def _unescape(m: re.Match[str]) -> str:
+    c = m.group(1)
+    return "\n" if c == "n" else c
