@@ -144,12 +144,14 @@ class _Emitter:
             return f"c.in_list({right.name!r}, {a})"
         if isinstance(right, ir.ListOf) and all(isinstance(i, ir.Const) for i in right.items):
             values = [i.value for i in right.items]  # type: ignore[union-attr]
-            if values and all(isinstance(v, str) for v in values):
-                k = self.constant(frozenset(values))
-                return f"({a} in {k})" if left.type.kind == "str" else f"isin_set({a}, {k})"
-            if values and all(type(v) in (int, float) for v in values):
-                k = self.constant(frozenset(values))
-                return f"({a} in {k})" if left.type.kind == "num" else f"isin({a}, {k})"
-            return f"isin({a}, {self.constant(tuple(values))})"
+            for kind, types in (("str", (str,)), ("num", (int, float))):
+                if values and all(type(v) in types for v in values):
+                    if left.type.kind == kind:
+                        # CPython folds a set display after `in` into a frozenset constant,
+                        # so this stays a plain expression the engine may paste inline.
+                        return f"({a} in {{{', '.join(map(repr, sorted(set(values))))}}})"
+                    helper = "isin_set" if kind == "str" else "isin"
+                    return f"{helper}({a}, {self.constant(frozenset(values))})"
+            return f"isin({a}, {tuple(values)!r})"
         b = self.value(right)
         return f"({a} in {b})" if left.type.certain("str") and right.type.certain("str") else f"isin({a}, {b})"

@@ -12,7 +12,9 @@ from typing import NoReturn
 
 from dsl import _ast as ast
 from dsl._diagnostics import ParseError, Source, did_you_mean
-from dsl._tokens import DURATION, EOF, NAME, NUMBER, OP, STRING, TIME, Token, string_value, tokenize
+from dsl._tokens import (
+    DURATION, EOF, ERROR, NAME, NUMBER, OP, STRING, TIME, Token, error_message, string_value, tokenize,
+)
 
 CLAUSES = ("title", "priority", "audience", "when", "during", "cooldown", "once", "then")
 POLICY_RULES = ("exclude", "cap", "quiet", "arbitrate")
@@ -42,10 +44,13 @@ class _Parser:
     # --- token helpers
 
     def peek(self, ahead: int = 0) -> Token:
-        return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
+        tok = self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
+        if tok.kind == ERROR:
+            self.fail(tok, error_message(tok))
+        return tok
 
     def take(self) -> Token:
-        tok = self.tokens[self.i]
+        tok = self.peek()
         if tok.kind != EOF:
             self.i += 1
         return tok

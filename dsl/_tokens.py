@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from dsl._diagnostics import ParseError, Source
+from dsl._diagnostics import Source
 
-NAME, NUMBER, DURATION, STRING, TIME, OP, EOF = (
-    "name", "number", "duration", "string", "time", "op", "eof"
+NAME, NUMBER, DURATION, STRING, TIME, OP, EOF, ERROR = (
+    "name", "number", "duration", "string", "time", "op", "eof", "error"
 )
 
 _TOKEN = re.compile(
@@ -44,7 +44,11 @@ class Token(NamedTuple):
 
 
 def tokenize(source: Source) -> list[Token]:
-    """All tokens of the file, ending with an EOF token placed just after the last one."""
+    """All tokens of the file, ending with an EOF token placed just after the last one.
+
+    Text that is no token ends the list with an ERROR token, which the parser
+    reports when it gets there (so an earlier syntax error is reported first).
+    """
     text = source.text
     tokens: list[Token] = []
     line, line_start, pos = 1, 0, 0
@@ -52,13 +56,8 @@ def tokenize(source: Source) -> list[Token]:
     while pos < len(text):
         m = match(text, pos)
         if m is None:
-            col = pos - line_start + 1
-            ch = text[pos]
-            if ch == '"':
-                message = "unterminated string: close it with \" on the same line"
-            else:
-                message = f"unexpected character {ch!r}{_HINTS.get(ch, '')}"
-            raise ParseError(source.diagnostic(line, col, message))
+            tokens.append(Token(ERROR, text[pos], line, pos - line_start + 1, pos, pos + 1))
+            return tokens
         kind = m.lastgroup
         if kind == "newline":
             line += 1
@@ -72,6 +71,13 @@ def tokenize(source: Source) -> list[Token]:
     else:
         tokens.append(Token(EOF, "", 1, 1, 0, 0))
     return tokens
+
+
+def error_message(token: Token) -> str:
+    """What is wrong with an ERROR token."""
+    if token.text == '"':
+        return "unterminated string: close it with \" on the same line"
+    return f"unexpected character {token.text!r}{_HINTS.get(token.text, '')}"
 
 
 def string_value(token: Token) -> str:
