@@ -293,5 +293,4 @@ class PolicyNode:
 class FileNode:
     """A parsed file: its scenarios and policies in written order."""
 
-    source: Source
     items: tuple[ScenarioNode | PolicyNode, ...]

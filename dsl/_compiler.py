@@ -36,11 +36,14 @@ def compile_paths(
     schema: plan.EventSchema,
     channels: frozenset[str] = DEFAULT_CHANNELS,
 ) -> plan.Plan:
-    """Compile files; a directory stands for every ``*.kairos`` below it, sorted."""
+    """Compile files; a directory stands for every ``*.kairos`` below it, sorted.
+
+    Files are read as UTF-8; a byte-order mark some editors write is dropped.
+    """
     files: list[Path] = []
     for p in map(Path, paths):
         files.extend(sorted(p.rglob("*.kairos")) if p.is_dir() else [p])
-    return _compile([Source(str(f), f.read_text(encoding="utf-8")) for f in files], schema, channels)
+    return _compile([Source(str(f), f.read_text(encoding="utf-8-sig")) for f in files], schema, channels)
 
 
 def _compile(sources: list[Source], schema: plan.EventSchema, channels: frozenset[str]) -> plan.Plan:

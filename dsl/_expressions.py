@@ -136,9 +136,7 @@ class ExprChecker:
         return did_you_mean(name, candidates)
 
     def _alias_hint(self, name: str, scope: Scope) -> str:
-        types = [t for t in scope.pattern_types if t in self.schema.types]
-        types += sorted(self.schema.types)
-        for t in types:
+        for t in (*scope.pattern_types, *sorted(self.schema.types)):
             if name in self.schema.fields(t):
                 a = t[0]
                 return f"; fields are reached through an alias here, e.g. `{t} as {a}` … `{a}.{name}`"

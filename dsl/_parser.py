@@ -94,7 +94,7 @@ class _Parser:
                 tok = self.peek()
                 hint = did_you_mean(tok.text, ("scenario", "policy")) if tok.kind == NAME else ""
                 self.fail(tok, f"expected `scenario` or `policy`, got {_describe(tok)}{hint}")
-        return ast.FileNode(self.source, tuple(items))
+        return ast.FileNode(tuple(items))
 
     def _parse_scenario(self) -> ast.ScenarioNode:
         """scenario := 'scenario' NAME clause* 'end'"""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 
 import pytest
@@ -12,19 +11,12 @@ import dsl
 import plan
 from tests.dsl.support import SCHEMA, compile_one, scenario
 
-LANGUAGE = Path("/work/shared/LANGUAGE.md")
-if not LANGUAGE.exists():  # pragma: no cover - the spec lives beside the repository
-    LANGUAGE = Path(__file__).resolve().parents[2] / "LANGUAGE.md"
+EXAMPLES = Path(__file__).parent / "examples"  # the examples of LANGUAGE.md §1, §5 and §6, verbatim
 
 
-def _examples() -> list[str]:
-    return re.findall(r"```\n(.*?)```", LANGUAGE.read_text(encoding="utf-8"), re.S)
-
-
-@pytest.mark.skipif(not LANGUAGE.exists(), reason="LANGUAGE.md not found")
 def test_the_examples_of_the_language_reference_compile_verbatim():
-    video, wave_two, policy = _examples()
-    compiled = dsl.compile_sources([("a.kairos", video), ("b.kairos", wave_two), ("p.kairos", policy)], SCHEMA)
+    names = ("video_heavy_no_pack", "video_pack_call", "policy")
+    compiled = dsl.compile_paths([EXAMPLES / f"{n}.kairos" for n in names], SCHEMA)
     first, second = compiled.scenarios
     assert (first.name, first.title, first.priority, first.cooldown_ms) == (
         "video_heavy_no_pack", "Heavy video use without a video pack", 60, 3_600_000
@@ -45,13 +37,13 @@ def test_the_examples_of_the_language_reference_compile_verbatim():
     assert second.pattern.absent.reads_aliases is True
     assert second.pattern.first.reads_aliases is False
     assert compiled.policy == plan.Policy(
-        origin=plan.Origin("p.kairos", 1, 1),
+        origin=plan.Origin(str(EXAMPLES / "policy.kairos"), 1, 1),
         exclude=("dnd", "blacklist"),
         caps=(plan.Cap("sms", 2, 86_400_000), plan.Cap("any", 3, 86_400_000)),
         quiet=(plan.Quiet(plan.TimeRange(22 * 60, 8 * 60), ("sms", "call"), "defer"),),
         arbitrate_ms=10_000,
     )
-    assert compiled.files == ("a.kairos", "b.kairos", "p.kairos")
+    assert compiled.files == tuple(str(EXAMPLES / f"{n}.kairos") for n in names)
 
 
 def test_a_single_filter_is_a_single_pattern():
@@ -238,3 +230,21 @@ def test_compile_paths_accepts_files_and_reports_them_by_path(tmp_path):
 def test_keywords_are_contextual_so_fields_may_share_their_names():
     s = scenario('scenario s when trigger where scenario == "x" and channel == "sms" then sms "t" end')
     assert s.pattern.filter.where.python == "((e.scenario == 'x') and (e.channel == 'sms'))"
+
+
+def test_a_byte_order_mark_at_the_start_of_a_file_is_ignored(tmp_path):
+    f = tmp_path / "bom.kairos"
+    f.write_bytes('\ufeffscenario s when login then sms "t" end'.encode())
+    assert [s.name for s in dsl.compile_paths([f], SCHEMA).scenarios] == ["s"]
+
+
+def test_every_operator_scenario_of_the_domain_description_is_expressible():
+    compiled = dsl.compile_paths([EXAMPLES / "operator_catalogue.kairos"], SCHEMA)
+    kinds = {s.name: type(s.pattern).__name__ for s in compiled.scenarios}
+    assert kinds == {
+        "data_90": "Single", "low_balance": "Single", "hotline_call": "Single", "airport_dwell": "Dwell",
+        "metro_rush_hour": "Single", "switched_on_abroad": "Single", "handset_review": "Sequence",
+        "new_device": "Single", "heavy_video": "Aggregate", "first_data_use": "Single",
+        "over_plan_again": "Sequence", "dropped_calls": "Aggregate", "competitor": "Aggregate",
+        "silent_after_phone_change": "Absence", "wave_two": "Absence",
+    }
