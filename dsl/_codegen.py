@@ -128,15 +128,35 @@ class _Emitter:
                 return f"({a} {op} {b})"
             return f"{'eq' if op == '==' else 'ne'}({a}, {b})"
         if op in _ORDERING:
-            if (lt.certain("num") and rt.certain("num")) or (lt.certain("str") and rt.certain("str")):
-                return f"({a} {op} {b})"
-            return f"{_ORDERING[op]}({a}, {b})"
+            tests = self._not_null(left, right, ("num", "str"))
+            if tests is None:
+                return f"{_ORDERING[op]}({a}, {b})"
+            return "(" + " and ".join([*tests, f"{a} {op} {b}"]) + ")"
         if op == "contains":
             return f"({b} in {a})" if lt.certain("str") and rt.certain("str") else f"contains({a}, {b})"
         if op == "matches":
             return f"({b}.search({a}) is not None)" if lt.certain("str") else f"matches({a}, {b})"
-        # arithmetic: the checker typed the result non-null only when native is safe
-        return f"({a} {op} {b})" if not node.type.nullable else f"{_ARITHMETIC[op]}({a}, {b})"
+        tests = self._not_null(left, right, ("num", "str") if op == "+" else ("num",))
+        if tests is None or (op == "/" and not (isinstance(right, ir.Const) and right.value != 0)):
+            return f"{_ARITHMETIC[op]}({a}, {b})"
+        return f"({a} {op} {b} if {' and '.join(tests)} else None)" if tests else f"({a} {op} {b})"
+
+    def _not_null(self, left: ir.Ir, right: ir.Ir, kinds: tuple[str, ...]) -> list[str] | None:
+        """The ``x is not None`` tests that make a native operator equal its helper, or None.
+
+        Both sides must be of one kind in ``kinds``; a side that may be null must
+        be an event field (decoded events hold exactly their declared kind or
+        None, and reading a field twice is free of effects).
+        """
+        if left.type.kind != right.type.kind or left.type.kind not in kinds:
+            return None
+        tests: dict[str, None] = {}  # ordered, without repeats
+        for side in (left, right):
+            if side.type.nullable:
+                if not isinstance(side, ir.Field):
+                    return None
+                tests[f"{self.value(side)} is not None"] = None
+        return list(tests)
 
     def _in(self, left: ir.Ir, right: ir.Ir) -> str:
         a = self.value(left)

@@ -26,7 +26,14 @@ def _where(event_type: str, expr: str):
 
 @pytest.mark.parametrize("event_type, expr, python", [
     ("usage", "pct >= 90", "(e.pct >= 90)"),  # required number: native ordering
-    ("dpi", "bytes >= 90", "ge(e.bytes, 90)"),  # optional number: may be null
+    ("dpi", "bytes >= 90", "(e.bytes is not None and e.bytes >= 90)"),  # optional field: null test first
+    ("usage", "used_mb < quota_mb", "(e.used_mb is not None and e.quota_mb is not None and e.used_mb < e.quota_mb)"),
+    ("dpi", 'app > "m"', "(e.app is not None and e.app > 'm')"),
+    ("dpi", "bytes + 1 > 2", "gt((e.bytes + 1 if e.bytes is not None else None), 2)"),
+    ("dpi", "bytes / 2 > 2", "gt((e.bytes / 2 if e.bytes is not None else None), 2)"),
+    ("usage", "hour(ts) + 1 > 2", "((c.hour(e.ts) + 1) > 2)"),  # the hour of a number is a number
+    ("login", "hour(tags.t) + 1 > 2", "gt(add(c.hour(c.tag('t')), 1), 2)"),  # not a field: the helper
+    ("login", "tags.n > 1", "gt(c.tag('n'), 1)"),
     ("dpi", 'category == "video"', "(e.category == 'video')"),  # None == "video" is False too
     ("dpi", "bytes == 1", "(e.bytes == 1)"),
     ("login", "tags.x == 1", "eq(c.tag('x'), 1)"),  # a tag may be true, and true != 1
