@@ -71,6 +71,7 @@ class Checker:
     # --- scenarios
 
     def scenario(self, node: ast.ScenarioNode) -> plan.Scenario:
+        """One scenario; parts that had an error are left None (the plan is then discarded)."""
         source = node.source
         name = node.name.text
         if not _SCENARIO_NAME.fullmatch(name):
@@ -366,6 +367,7 @@ class Checker:
     # --- the policy
 
     def policy(self, node: ast.PolicyNode) -> plan.Policy:
+        """The contact policy (LANGUAGE.md §6); rules accumulate, `arbitrate` is given once."""
         source = node.source
         exclude: list[str] = []
         caps: list[plan.Cap] = []

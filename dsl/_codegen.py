@@ -57,10 +57,11 @@ def _place(tree: pyast.Module, source: Source, first: Token, last: Token) -> Non
 
 def _native_eq(a: ir.Type, b: ir.Type) -> bool:
     """Python's ``==`` equals ``eq`` unless a boolean may meet a number (in Kairos true != 1)."""
-    def may(t: ir.Type, kind: str) -> bool:
-        return t.kind in (kind, "any")
+    return not ((_may_be(a, "bool") and _may_be(b, "num")) or (_may_be(a, "num") and _may_be(b, "bool")))
 
-    return not ((may(a, "bool") and may(b, "num")) or (may(a, "num") and may(b, "bool")))
+
+def _may_be(t: ir.Type, kind: str) -> bool:
+    return t.kind in (kind, "any")
 
 
 class _Emitter:

@@ -14,7 +14,7 @@ import dsl
 from dsl import _ast as ast
 from dsl._diagnostics import Source
 from dsl._parser import parse
-from engine._events import Dpi, Usage
+from engine._events import Dpi
 from engine._routes import inlinable
 from plan import _runtime as rt
 from tests.dsl.support import SCHEMA, T0, FakeContext, compile_one, scenario
