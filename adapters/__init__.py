@@ -1,0 +1,48 @@
+"""Channels and their plugin interface: how a decided send leaves Kairos and how its feedback comes back.
+
+A channel is a ``Channel`` subclass registered under the ``kairos.channels``
+entry-point group (``discover_channels``); Kairos's own ``sms`` (SMPP 3.4),
+``popup`` (signed HTTP to the app's push gateway) and ``call`` (call-centre
+HTTP endpoint or daily CSV task file) register exactly the way a channel
+team's plugin does. A channel gets one ``SendContext`` and answers one
+``Outcome``; retries, rate limits and the never-twice guarantee live in the
+engine's outbox. Beside them: the ``TemplateCatalog`` that renders message
+text at send time and answers ``kairos check``'s questions, and the feedback
+sources (an HTTP endpoint and a file) that turn channel callbacks into
+``feedback`` events. This package imports nothing else of the project; the
+engine imports it. The channel-team guide is ``adapters/GUIDE.md``.
+"""
+
+from adapters._calltask import CallChannel, CallConfig
+from adapters._channel import Channel, ChannelConfigError, Feedback, FeedbackSink, Outcome, SendContext, wall_ms
+from adapters._feedback import FeedbackFile, FeedbackServer, parse_feedback
+from adapters._popup import PopupChannel, PopupConfig, sign
+from adapters._registry import GROUP, ChannelLoadError, create_channel, discover_channels
+from adapters._smpp import SmsChannel, SmsConfig
+from adapters._templates import TemplateCatalog, TemplateError, TemplateUse
+
+__all__ = [
+    "GROUP",
+    "CallChannel",
+    "CallConfig",
+    "Channel",
+    "ChannelConfigError",
+    "ChannelLoadError",
+    "Feedback",
+    "FeedbackFile",
+    "FeedbackServer",
+    "FeedbackSink",
+    "Outcome",
+    "PopupChannel",
+    "PopupConfig",
+    "SendContext",
+    "SmsChannel",
+    "SmsConfig",
+    "TemplateCatalog",
+    "TemplateError",
+    "TemplateUse",
+    "create_channel",
+    "discover_channels",
+    "parse_feedback",
+    "sign",
+]
