@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Literal
 
 import anyio
@@ -30,7 +31,10 @@ from aiosmpplib import (
     AbstractHook,
     AbstractThrottleHandler,
     BindMode,
+    BindTransceiverResp,
+    BindTransmitterResp,
     DeliverSm,
+    EnquireLink,
     OptionalParam,
     PhoneNumber,
     SmppCommandStatus,
@@ -44,7 +48,7 @@ from aiosmpplib.utils import detect_format
 
 from adapters._channel import Channel, Feedback, Outcome, SendContext, wall_ms
 
-__all__ = ["TRIGGER_TLV", "SmsChannel", "SmsConfig"]
+__all__ = ["TRIGGER_TLV", "SmsChannel", "SmsConfig", "SmsStats"]
 
 #: vendor-specific TLV (SMPP 3.4 §5.3.2: 0x1400–0x3FFF) carrying the trigger id, so an SMSC can trace or drop repeats
 TRIGGER_TLV = 0x1400
@@ -94,6 +98,17 @@ class SmsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     state_dir: str = ""  #: where aiosmpplib persists receipt correlation (empty: memory only)
     trigger_tlv: bool = True  #: send the trigger id in TLV 0x1400
     log_level: str = "WARNING"
+
+
+class SmsStats(msgspec.Struct):
+    """What the SMS channel's session has done."""
+
+    binds: int = 0  #: successful binds (the first, and every re-bind after a reconnect)
+    submitted: int = 0  #: submit_sm PDUs written (one per part of a split message)
+    keepalives: int = 0  #: enquire_link PDUs sent
+    receipts: int = 0  #: delivery receipts received
+    receipts_uncorrelated: int = 0  #: receipts whose message is not known (e.g. correlation not persisted)
+    bound: bool = False
 
 
 class _Waiter:
@@ -166,17 +181,24 @@ class _Hook(AbstractHook):
 
     async def sending(self, smpp_message: SmppMessage, pdu: bytes, client_id: str) -> None:
         if isinstance(smpp_message, SubmitSm):
+            self.channel._stats.submitted += 1
             waiter = self.channel._waiting.get(smpp_message.log_id)
             if waiter is not None:
                 waiter.written = True
+        elif isinstance(smpp_message, EnquireLink):
+            self.channel._stats.keepalives += 1
+            self.channel._notify()
 
     async def received(self, smpp_message: SmppMessage | None, pdu: bytes, client_id: str) -> None:
         if isinstance(smpp_message, SubmitSmResp):
             self.channel._answered(smpp_message)
         elif isinstance(smpp_message, DeliverSm) and smpp_message.is_receipt():
             self.channel._receipt(smpp_message)
-        elif smpp_message is not None and type(smpp_message).__name__.startswith("Bind"):
-            self.channel._bind_changed()
+        elif isinstance(smpp_message, BindTransceiverResp | BindTransmitterResp):
+            if smpp_message.command_status in (SmppCommandStatus.ESME_ROK, SmppCommandStatus.ESME_RALYBND):
+                self.channel._stats.binds += 1
+                self.channel._link_up = True
+            self.channel._notify()
 
     async def send_error(self, smpp_message: SmppMessage, error: Exception, client_id: str) -> None:
         if isinstance(smpp_message, SubmitSm):
@@ -191,6 +213,20 @@ class _Hook(AbstractHook):
                 waiter.resolve(self.channel._unknown(f"connection failed during submit_sm: {type(error).__name__}"))
 
 
+class _Esme(ESME):
+    """aiosmpplib's ESME, telling the channel the moment its receiver stops (the link is down)."""
+
+    def __init__(self, *args: object, on_link_down: Callable[[], None], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._on_link_down = on_link_down
+
+    async def _receive_data(self) -> bytes | None:
+        try:
+            return await super()._receive_data()
+        finally:
+            self._on_link_down()
+
+
 class SmsChannel(Channel):
     """SMS through an SMSC over SMPP 3.4; delivery receipts come back as ``feedback`` events."""
 
@@ -202,12 +238,13 @@ class SmsChannel(Channel):
         """Create the ESME and let it bind (and re-bind) in the background; sends before the bind answer ``retry``."""
         c = self.config
         self._waiting: dict[str, _Waiter] = {}
-        self._bound_event = anyio.Event()
+        self._changed = anyio.Event()
+        self._stats = SmsStats()
         self._broker = _Broker()
         self._bind_mode = BindMode.TRANSCEIVER if c.bind == "transceiver" else BindMode.TRANSMITTER
-        self.receipts_seen = 0
-        self.receipts_uncorrelated = 0
-        self._esme = ESME(
+        self._link_up = False
+        self._esme = _Esme(
+            on_link_down=self._link_down,
             smsc_host=c.host,
             smsc_port=c.port,
             system_id=c.system_id,
@@ -237,12 +274,27 @@ class SmsChannel(Channel):
     @property
     def bound(self) -> bool:
         """Whether the session is bound right now."""
-        return self._esme.session_state == self._bind_mode.session_state
+        return self._link_up and self._esme.session_state == self._bind_mode.session_state
 
-    async def wait_bound(self) -> None:
-        """Wait until the session is bound."""
-        while not self.bound:
-            await self._bound_event.wait()
+    def _link_down(self) -> None:
+        self._link_up = False
+        self._notify()
+
+    def statistics(self) -> SmsStats:
+        """A snapshot of the session's counts."""
+        return msgspec.structs.replace(self._stats, bound=self.bound)
+
+    async def wait_for(self, predicate: Callable[[SmsStats], bool]) -> SmsStats:
+        """Wait until the counts satisfy ``predicate`` (e.g. bound again after a reconnect)."""
+        while True:
+            stats = self.statistics()
+            if predicate(stats):
+                return stats
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
 
     async def send(self, ctx: SendContext) -> Outcome:
         """Submit one SMS and wait for the SMSC's answer (the receipt comes later, as feedback)."""
@@ -300,13 +352,14 @@ class SmsChannel(Channel):
 
     def _receipt(self, receipt: DeliverSm) -> None:
         """A delivery receipt becomes a ``feedback`` event."""
-        self.receipts_seen += 1
+        self._stats.receipts += 1
+        self._notify()
         stat = str(receipt.parse_receipt().get("stat", "")).upper()
         outcome = _RECEIPT_OUTCOME.get(stat)
         if outcome is None:
             return
         if not receipt.log_id:
-            self.receipts_uncorrelated += 1
+            self._stats.receipts_uncorrelated += 1
             return
         try:
             extra = msgspec.json.decode(receipt.extra_data) if receipt.extra_data else {}
@@ -323,11 +376,6 @@ class SmsChannel(Channel):
                 outcome=outcome,
             )
         )
-
-    def _bind_changed(self) -> None:
-        """Wake whoever waits for the bind."""
-        self._bound_event.set()
-        self._bound_event = anyio.Event()
 
     async def close(self) -> None:
         """Unbind politely (bounded in time), then stop the reconnect loop."""

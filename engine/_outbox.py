@@ -127,6 +127,7 @@ class _Lane:
         self.slots = anyio.Semaphore(max(1, limits.concurrency))
         self.next_slot = 0.0
         self.stats = LaneStats()
+        self.closed = False
 
     def push(self, due: int, seq: int, entry: _Entry) -> None:
         heapq.heappush(self.heap, (due, -entry.ctx.priority, seq, entry))
@@ -260,18 +261,25 @@ class Outbox:
                     lane.wake.set()
                 with anyio.move_on_after(self.config.close_timeout_s):
                     await self.wait_for(lambda s: s.in_flight == 0)
+                await self._close_channels()  # while their background tasks still run: a clean unbind
                 tg.cancel_scope.cancel()
         finally:
-            with anyio.CancelScope(shield=True):
-                with anyio.move_on_after(self.config.close_timeout_s):
-                    for lane in self._lanes.values():
-                        try:
-                            await lane.channel.close()
-                        except Exception:  # one channel's failure must not keep the others open
-                            log.exception("channel close failed", channel=lane.name)
-                self._close_files()
-                self._state = "closed"
-                self._notify()
+            await self._close_channels()
+            self._close_files()
+            self._state = "closed"
+            self._notify()
+
+    async def _close_channels(self) -> None:
+        """Close every channel once, shielded from cancellation and bounded in time."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self.config.close_timeout_s):
+            for lane in self._lanes.values():
+                if lane.closed:
+                    continue
+                lane.closed = True
+                try:
+                    await lane.channel.close()
+                except Exception:  # one channel's failure must not keep the others open
+                    log.exception("channel close failed", channel=lane.name)
 
     # ------------------------------------------------------------------ delivery
 

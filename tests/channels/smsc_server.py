@@ -61,13 +61,16 @@ async def _serve(args: argparse.Namespace) -> None:
         if args.delay_ms:
             await asyncio.sleep(args.delay_ms / 1000)
         ev.accept(message_id=message_id)
-        if receipt and args.receipt != "none" and ev.session_id in sessions:
+        esme = sessions.get(ev.session_id)
+        if receipt and args.receipt_delay_ms:  # a real SMSC reports delivery well after the submit_sm_resp
+            await asyncio.sleep(args.receipt_delay_ms / 1000)
+        if receipt and args.receipt != "none" and esme is not None and esme.can_receive:
             stat, err = ("DELIVRD", "000") if args.receipt == "delivered" else ("UNDELIV", "001")
             text = (
                 f"id:{message_id} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} "
                 f"submit date:2611230000 done date:2611230001 stat:{stat} err:{err} text:"
             )
-            await sessions[ev.session_id].deliver_sm(
+            await esme.deliver_sm(
                 destination_addr=ev.source_addr or "0",
                 source_addr=ev.destination_addr,
                 esm_class=0x04,
@@ -105,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log", required=True)
     parser.add_argument("--throttle", type=int, default=0, help="reject the first N submits with ESME_RTHROTTLED")
     parser.add_argument("--delay-ms", type=int, default=0, help="answer each submit after this delay")
+    parser.add_argument("--receipt-delay-ms", type=int, default=50, help="send the receipt this long after answering")
     parser.add_argument("--receipt", choices=["delivered", "failed", "none"], default="delivered")
     args = parser.parse_args(argv)
     try:
