@@ -133,17 +133,14 @@ class TemplateCatalog:
 
 def _placeholders(text: str, where: str) -> frozenset[str]:
     """The names of ``text``'s placeholders; only bare names are allowed (no ``{a.b}``, ``{a[0]}``, ``{}``)."""
-    names: set[str] = set()
     try:
-        for _literal, field, _spec, _conversion in _FORMATTER.parse(text):
-            if field is None:
-                continue
-            if not field.isidentifier():
-                raise TemplateError(f"{where}: placeholder {{{field}}} must be a parameter name")
-            names.add(field)
+        fields = [field for _literal, field, _spec, _conversion in _FORMATTER.parse(text) if field is not None]
     except ValueError as exc:  # unbalanced braces
         raise TemplateError(f"{where}: {exc}") from None
-    return frozenset(names)
+    for field in fields:
+        if not field.isidentifier():
+            raise TemplateError(f"{where}: placeholder {{{field}}} must be a parameter name")
+    return frozenset(fields)
 
 
 def _suggest(name: str, known: Iterable[str]) -> str:

@@ -18,7 +18,7 @@ all in one directory:
   never sent twice.
 - ``dead_letter.jsonl`` — one JSON line per send that failed for good.
 
-Appends are fsynced in batches (group commit every ``fsync_interval_ms``);
+Appends are fsynced in batches (group commit: whatever accumulated during the previous fsync);
 both files are compacted at start-up and when they grow past
 ``compact_bytes``.
 """
@@ -63,7 +63,7 @@ class OutboxConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_attempts: int = 10  #: attempts before a temporary failure is dead-lettered
     backoff_base_ms: int = 500  #: first retry delay; doubled per attempt
     backoff_max_ms: int = 300_000
-    fsync_interval_ms: int = 5  #: group-commit window
+    fsync_interval_ms: int = 0  #: extra wait to gather a group commit; 0: flush as soon as the last one is done
     retention_ms: int = 7 * _DAY_MS  #: how long after its trigger time a sent id is remembered
     compact_bytes: int = 64 << 20  #: rewrite the journal / ledger when it grows past this
     close_timeout_s: float = 5.0  #: how long closing waits for sends in flight and channels
@@ -439,7 +439,7 @@ class Outbox:
             await self._synced.wait()
 
     async def _flusher(self) -> None:
-        """Group commit: every few milliseconds, write and fsync what accumulated."""
+        """Group commit: write and fsync whatever accumulated while the previous flush ran."""
         while True:
             await self._dirty.wait()
             self._dirty = anyio.Event()
@@ -447,6 +447,11 @@ class Outbox:
             await self._flush()
 
     async def _flush(self) -> None:
+        """Write and fsync the buffered records; shielded, so a cancellation cannot drop a taken batch."""
+        with anyio.CancelScope(shield=True):
+            await self._flush_unshielded()
+
+    async def _flush_unshielded(self) -> None:
         async with self._flush_lock:
             generation = self._gen_requested
             ledger, dead = b"".join(self._ledger_buf), b"".join(self._dead_buf)

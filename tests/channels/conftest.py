@@ -54,6 +54,30 @@ class Received:
         return json.loads(self.body)
 
 
+class _Server(ThreadingHTTPServer):
+    """``ThreadingHTTPServer`` that can cut its open keep-alive connections, as a crashed peer would."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.connections: set[socket.socket] = set()
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        conn, addr = super().get_request()
+        self.connections.add(conn)
+        return conn, addr
+
+    def drop_connections(self) -> None:
+        for conn in list(self.connections):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.connections.clear()
+
+
 @dataclass
 class HttpPeer:
     """A real HTTP/1.1 server (stdlib ``http.server`` in a thread) playing the push gateway or call centre.
@@ -126,9 +150,7 @@ class HttpPeer:
                 except OSError:  # the client gave up (a timeout test)
                     pass
 
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", self.port), Handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
@@ -139,6 +161,7 @@ class HttpPeer:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.drop_connections()  # a dead peer keeps no keep-alive connection open either
             self._server = None
 
 
