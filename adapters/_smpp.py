@@ -15,7 +15,6 @@ an operator would rather dead-letter it than send one SMS twice.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import Callable
 from typing import Literal
@@ -97,7 +96,12 @@ class SmsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     retry_unknown: bool = False  #: retry a submit whose answer was lost (may send it twice)
     state_dir: str = ""  #: where aiosmpplib persists receipt correlation (empty: memory only)
     trigger_tlv: bool = True  #: send the trigger id in TLV 0x1400
-    log_level: str = "WARNING"
+    log_level: str = "WARNING"  #: aiosmpplib's own log level
+
+    def __post_init__(self) -> None:
+        for field, limit in (("system_id", 15), ("password", 8), ("system_type", 12), ("source_addr", 20)):
+            if len(getattr(self, field)) > limit:
+                raise ValueError(f"{field} is longer than SMPP 3.4 allows ({limit})")
 
 
 class SmsStats(msgspec.Struct):
@@ -261,7 +265,6 @@ class SmsChannel(Channel):
             ),
             retry_timer=SimpleExponentialBackoff(min_delay=max(1, c.reconnect_min_ms), max_increases=c.reconnect_doublings),
             log_level=c.log_level,
-            log_handler=logging.NullHandler() if c.log_level.upper() == "NONE" else None,
         )
         self._scope = anyio.CancelScope()
         task_group.start_soon(self._session)
@@ -277,7 +280,11 @@ class SmsChannel(Channel):
         return self._link_up and self._esme.session_state == self._bind_mode.session_state
 
     def _link_down(self) -> None:
+        """The session lost its connection: a submit written on it will get no answer any more."""
         self._link_up = False
+        for waiter in self._waiting.values():
+            if waiter.written:
+                waiter.resolve(self._unknown("connection lost before submit_sm_resp"))
         self._notify()
 
     def statistics(self) -> SmsStats:

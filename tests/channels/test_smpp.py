@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from adapters import Feedback, Outcome, SendContext, SmsChannel
+from adapters import ChannelConfigError, Feedback, Outcome, SendContext, SmsChannel
 from engine._outbox import Outbox, OutboxConfig
 
 from .conftest import Smsc
@@ -190,6 +190,12 @@ async def test_a_transmitter_bind_sends_too(smsc: Smsc) -> None:
     async with running(sms(smsc, bind="transmitter")) as channel:
         outcome = await channel.send(ctx(12))
     assert ("delivered", [ctx(12).id]) == (outcome.status, [r["trigger"] for r in smsc.submits()])
+
+
+def test_a_password_longer_than_smpp_allows_is_a_configuration_error() -> None:
+    with pytest.raises(ChannelConfigError) as err:
+        SmsChannel.from_config({"host": "127.0.0.1", "port": 2775, "system_id": "kairos", "password": "much-too-long"}, name="sms")
+    assert "channel sms: password is longer than SMPP 3.4 allows (8)" == str(err.value)
 
 
 @pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop")])
