@@ -3,7 +3,7 @@
 ``Engine`` runs a compiled ``plan.Plan`` over events in event time — synchronous,
 no I/O, one handler call per scenario that reads the event's type. Around it:
 the event family (msgspec Structs decoded from JSON lines), reference data,
-local-time arithmetic, and ``replay`` which feeds a recorded file through an
+local-time arithmetic, snapshots of all per-subscriber state, and ``replay`` which feeds a recorded file through an
 engine and writes its sends. The engine imports ``plan`` and ``adapters``,
 never ``dsl``.
 """
@@ -13,6 +13,10 @@ from engine._events import Event, event_schema, event_types, event_union, regist
 from engine._localtime import DEFAULT_TZ, LocalTime
 from engine._reference import Reference, ReferenceError
 from engine._replay import EventReader, InputProblem, OrderedWriter, ReplayReport, replay
+from engine._snapshot import RestoreReport, Snapshot, SnapshotError
+from engine._snapshot import decode as decode_snapshot
+from engine._snapshot import encode as encode_snapshot
+from engine._snapshot import restore as restore_snapshot
 
 __all__ = [
     "DEFAULT_TZ",
@@ -26,11 +30,17 @@ __all__ = [
     "Reference",
     "ReferenceError",
     "ReplayReport",
+    "RestoreReport",
     "ScenarioStats",
     "Send",
+    "Snapshot",
+    "SnapshotError",
+    "decode_snapshot",
+    "encode_snapshot",
     "event_schema",
     "event_types",
     "event_union",
     "register_event_type",
     "replay",
+    "restore_snapshot",
 ]

@@ -83,6 +83,16 @@ class PatternRuntime:
         else:
             self.host.watch(exp, self, msisdn)
 
+    # --- snapshot / restore (engine/_snapshot.py) ---------------------------
+
+    def state_type(self, event: Any) -> Any:
+        """The msgspec type of ``states`` as a snapshot stores it; ``event`` is the event union."""
+        return dict[str, Any]
+
+    def restore(self, states: dict[str, Any]) -> None:
+        """Take back the states a snapshot held (decoded with ``state_type``)."""
+        self.states.update(states)
+
 
 def _passes(f: Filter) -> Callable[[Any, tuple[Any, ...], Any], bool] | None:
     return None if f.where is None else f.where.fn
@@ -138,6 +148,11 @@ class SequenceRuntime(PatternRuntime):
         for i, f in enumerate(pattern.steps):
             by_type.setdefault(f.event_type, []).append(i)
         self._by_type = {t: tuple(sorted(ix, reverse=True)) for t, ix in by_type.items()}
+
+    def state_type(self, event: Any) -> Any:
+        if self._correlated:
+            return dict[str, list[list[tuple[event, ...]]]]
+        return dict[str, list[tuple[event, ...] | None]]
 
     def handlers(self) -> dict[str, Handler]:
         on = self._on_correlated if self._correlated else self._on_event
@@ -237,6 +252,9 @@ class AbsenceRuntime(PatternRuntime):
         self._absent = _passes(pattern.absent)
         self._within = pattern.within_ms
 
+    def state_type(self, event: Any) -> Any:
+        return dict[str, event]
+
     def handlers(self) -> dict[str, Handler]:
         if self._first_type == self._absent_type:
             return {self._first_type: self._on_both}
@@ -293,6 +311,11 @@ class AggregateRuntime(PatternRuntime):
         if pattern.kind == "count" and pattern.cmp in (">=", ">") and pattern.threshold >= 0:
             cap = int(pattern.threshold) + 2
         self._cap = cap
+
+    def state_type(self, event: Any) -> Any:
+        if self._kind == "count":
+            return dict[str, list[int]]
+        return dict[str, list[tuple[int, Any]]]
 
     def handlers(self) -> dict[str, Handler]:
         return {self._type: self._on_count if self._kind == "count" else self._on_values}
@@ -386,6 +409,9 @@ class DwellRuntime(PatternRuntime):
         super().__init__(index, host)
         self._areas = frozenset(pattern.areas)
         self._for = pattern.for_ms
+
+    def state_type(self, event: Any) -> Any:
+        return dict[str, list[Any]]  # [enter_ts, fired]
 
     def handlers(self) -> dict[str, Handler]:
         return {"location": self._on_location, "power": self._on_power}

@@ -1,0 +1,255 @@
+"""Engine snapshots: every piece of per-subscriber state, in a versioned msgpack format.
+
+A snapshot holds the pattern runtimes' states (events bound in partial matches
+included, as the tagged event union), the cool-down/``once`` gates, the
+previous values ``crosses_*``/``changed`` read, the subscribers' tags (as
+``profile`` events left them), pending deadlines, the trigger-id counters, the
+stream time and the counters. Restoring it into a fresh engine continues the
+run exactly where it stopped.
+
+State is keyed by scenario name and a fingerprint of what it depends on, so a
+snapshot restores into a changed plan: a scenario whose pattern is unchanged
+keeps its pattern state, one whose cool-down/``once`` clauses are unchanged
+keeps its gates, everything else (withdrawn scenarios, changed patterns) is
+dropped and reported.
+
+File layout: ``MAGIC`` then one msgpack map whose ``format`` field says how to
+read the rest (``_READERS``); older formats stay readable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from typing import Any
+
+import msgspec
+
+from engine._engine import Engine, ScenarioStats
+from engine._events import event_union
+from plan import Scenario
+
+MAGIC = b"KAIROS-SNAPSHOT\n"
+FORMAT = 1
+
+
+class SnapshotError(Exception):
+    """A snapshot file cannot be read: not a snapshot, damaged, or from a newer Kairos."""
+
+
+class ScenarioState(msgspec.Struct, array_like=True):
+    """One scenario's state; ``states`` is decoded only if the scenario is still loaded."""
+
+    name: str
+    version: str
+    pattern_key: str  #: fingerprint of the pattern: its states are kept only under the same one
+    gates_key: str  #: fingerprint of cooldown/once: the gates are kept only under the same one
+    states: msgspec.Raw
+    gate_last: dict[str, int]  #: msisdn → time of the last trigger (cool-down)
+    gate_values: dict[str, Any]  #: msisdn → the ``once per`` value (True for ``once``)
+    stats: ScenarioStats
+
+
+class EngineState(msgspec.Struct):
+    """Everything an engine holds between two events."""
+
+    now: int
+    seq: int
+    events_in: int
+    late_events: int
+    trigger_loops: int
+    id_ts: int | None
+    id_counts: list[tuple[str, str, int]]  #: (scenario, msisdn, n) for triggers at ``id_ts``
+    deadlines: list[tuple[int, int, str, str]]  #: (when, seq, scenario, msisdn)
+    prev: list[tuple[str, str, dict[str, Any]]]  #: (event type, field, msisdn → value)
+    tags: dict[str, dict[str, Any]]
+    scenarios: list[ScenarioState]
+
+
+class Snapshot(msgspec.Struct):
+    """A snapshot file: the engine's state plus whatever the daemon adds (source positions)."""
+
+    format: int
+    taken_at: int  #: wall clock, epoch ms
+    engine: EngineState
+    extra: bytes = b""  #: the daemon's own msgpack (positions, buffered events)
+
+
+class RestoreReport(msgspec.Struct):
+    """What a restore kept and what it dropped (scenarios withdrawn or changed)."""
+
+    kept: list[str] = msgspec.field(default_factory=list)
+    pattern_dropped: list[str] = msgspec.field(default_factory=list)
+    gates_dropped: list[str] = msgspec.field(default_factory=list)
+    withdrawn: list[str] = msgspec.field(default_factory=list)
+
+
+class _Header(msgspec.Struct):
+    format: int
+
+
+_encoder = msgspec.msgpack.Encoder()
+
+
+# --- keys ---------------------------------------------------------------
+
+
+def _shape(obj: Any) -> Any:
+    """A structure's meaning without compiled code and source positions."""
+    if isinstance(obj, msgspec.Struct):
+        return (type(obj).__name__,) + tuple(
+            (f, _shape(getattr(obj, f)))
+            for f in obj.__struct_fields__
+            if f not in ("fn", "python", "origin")
+        )
+    if isinstance(obj, (tuple, list)):
+        return tuple(_shape(x) for x in obj)
+    if isinstance(obj, frozenset):
+        return tuple(sorted(obj))
+    return obj
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(repr(_shape(obj)).encode()).hexdigest()[:16]
+
+
+def pattern_key(scn: Scenario) -> str:
+    """Same key, same meaning of the pattern state (tracked fields included)."""
+    return _digest((scn.pattern, sorted(scn.tracked)))
+
+
+def gates_key(scn: Scenario) -> str:
+    """Same key, same meaning of the gate state."""
+    return _digest((scn.cooldown_ms, scn.once, scn.once_per))
+
+
+# --- capture ------------------------------------------------------------
+
+
+def capture(engine: Engine) -> EngineState:
+    """The engine's whole state, between two events (no copies of the big dicts)."""
+    scenarios = []
+    for i, scn in enumerate(engine.scenarios):
+        gates = engine._gates[i]
+        scenarios.append(
+            ScenarioState(
+                name=scn.name,
+                version=scn.version,
+                pattern_key=pattern_key(scn),
+                gates_key=gates_key(scn),
+                states=msgspec.Raw(_encoder.encode(engine.runtimes[i].states)),
+                gate_last=gates.last if gates is not None else {},
+                gate_values=gates.values if gates is not None else {},
+                stats=engine.stats[i],
+            )
+        )
+    names = [s.name for s in engine.scenarios]
+    return EngineState(
+        now=engine.now,
+        seq=engine._seq,
+        events_in=engine.events_in,
+        late_events=engine.late_events,
+        trigger_loops=engine.trigger_loops,
+        id_ts=engine._id_ts,
+        id_counts=[(s, m, n) for (s, m), n in engine._id_counts.items()],
+        deadlines=[(when, seq, names[i], m) for when, seq, i, m in engine._deadlines],
+        prev=[(t, f, store) for (t, f), store in engine._prev.items() if store],
+        tags=engine.reference.tags,
+        scenarios=scenarios,
+    )
+
+
+def encode(engine: Engine, *, taken_at: int = 0, extra: bytes = b"") -> bytes:
+    """A snapshot file's bytes."""
+    return MAGIC + _encoder.encode(Snapshot(FORMAT, taken_at, capture(engine), extra))
+
+
+# --- reading ------------------------------------------------------------
+
+
+def _read_v1(body: bytes) -> Snapshot:
+    return msgspec.msgpack.decode(body, type=Snapshot)
+
+
+#: format number → reader giving the current ``Snapshot``; a new format adds
+#: its reader here and turns the older ones' output into the new shape
+_READERS = {1: _read_v1}
+
+
+def decode(data: bytes) -> Snapshot:
+    """Read a snapshot file's bytes, of this or an older format."""
+    if not data.startswith(MAGIC):
+        raise SnapshotError("not a Kairos snapshot (the file does not start with the snapshot header)")
+    body = memoryview(data)[len(MAGIC):]
+    try:
+        fmt = msgspec.msgpack.decode(body, type=_Header).format
+    except msgspec.DecodeError as e:
+        raise SnapshotError(f"damaged snapshot: {e}") from None
+    reader = _READERS.get(fmt)
+    if reader is None:
+        raise SnapshotError(
+            f"snapshot format {fmt} is newer than this Kairos reads (up to {FORMAT}); "
+            "run the Kairos version that wrote it, or start without the snapshot"
+        )
+    try:
+        return reader(body)
+    except msgspec.DecodeError as e:
+        raise SnapshotError(f"damaged snapshot: {e}") from None
+
+
+# --- restore ------------------------------------------------------------
+
+
+def restore(engine: Engine, state: EngineState) -> RestoreReport:
+    """Load ``state`` into a freshly built engine (no event fed yet); keeps what the plan still means."""
+    report = RestoreReport()
+    event = event_union()
+    index = {scn.name: i for i, scn in enumerate(engine.scenarios)}
+    kept_patterns: set[str] = set()
+    for saved in state.scenarios:
+        i = index.get(saved.name)
+        if i is None:
+            report.withdrawn.append(saved.name)
+            continue
+        scn = engine.scenarios[i]
+        engine.stats[i] = saved.stats
+        rt = engine.runtimes[i]
+        pattern_same = saved.pattern_key == pattern_key(scn)
+        if pattern_same:
+            rt.restore(msgspec.msgpack.decode(saved.states, type=rt.state_type(event)))
+            kept_patterns.add(saved.name)
+            for m, st in rt.states.items():
+                exp = rt.expiry(st)
+                if exp is not None:
+                    engine.watch(exp, rt, m)
+        else:
+            report.pattern_dropped.append(saved.name)
+        gates = engine._gates[i]
+        if gates is not None and saved.gates_key == gates_key(scn):
+            gates.last.update(saved.gate_last)
+            gates.values.update(saved.gate_values)
+            if gates.cooldown_ms is not None:
+                for m, last in gates.last.items():
+                    engine.watch(last + gates.cooldown_ms, gates, m)
+        elif saved.gate_last or saved.gate_values:
+            report.gates_dropped.append(saved.name)
+        if pattern_same and (gates is None or saved.gates_key == gates_key(scn)):
+            report.kept.append(saved.name)
+    engine.now = state.now
+    engine._seq = state.seq
+    engine.events_in = state.events_in
+    engine.late_events = state.late_events
+    engine.trigger_loops = state.trigger_loops
+    engine._id_ts = state.id_ts
+    engine._id_counts = {(s, m): n for s, m, n in state.id_counts}
+    engine._deadlines = [
+        (when, seq, index[name], m) for when, seq, name, m in state.deadlines if name in kept_patterns
+    ]
+    heapq.heapify(engine._deadlines)
+    for event_type, field, values in state.prev:
+        store = engine._prev.get((event_type, field))
+        if store is not None:
+            store.update(values)
+    engine.reference.tags.clear()
+    engine.reference.tags.update(state.tags)
+    return report
