@@ -9,16 +9,20 @@ team's plugin does. A channel gets one ``SendContext`` and answers one
 engine's outbox. Beside them: the ``TemplateCatalog`` that renders message
 text at send time and answers ``kairos check``'s questions, and the feedback
 sources (an HTTP endpoint and a file) that turn channel callbacks into
-``feedback`` events. This package imports nothing else of the project; the
+``feedback`` events, and the daemon's event sources (a rotation-safe file or
+directory tail, standard input) that hand out whole JSON lines with their
+position. This package imports nothing else of the project; the
 engine imports it. The channel-team guide is ``adapters/GUIDE.md``.
 """
 
 from adapters._calltask import CallChannel, CallConfig
 from adapters._channel import Channel, ChannelConfigError, Feedback, FeedbackSink, Outcome, SendContext, wall_ms
 from adapters._feedback import FeedbackFile, FeedbackServer, parse_feedback
+from adapters._filechannel import FileChannel, FileChannelConfig
 from adapters._popup import PopupChannel, PopupConfig, sign
 from adapters._registry import GROUP, ChannelLoadError, create_channel, discover_channels
 from adapters._smpp import SmsChannel, SmsConfig
+from adapters._sources import FilePosition, FileTail, StdinSource
 from adapters._templates import TemplateCatalog, TemplateError, TemplateUse
 
 __all__ = [
@@ -32,12 +36,17 @@ __all__ = [
     "FeedbackFile",
     "FeedbackServer",
     "FeedbackSink",
+    "FileChannel",
+    "FileChannelConfig",
+    "FilePosition",
+    "FileTail",
     "Outcome",
     "PopupChannel",
     "PopupConfig",
     "SendContext",
     "SmsChannel",
     "SmsConfig",
+    "StdinSource",
     "TemplateCatalog",
     "TemplateError",
     "TemplateUse",

@@ -235,6 +235,17 @@ class Outbox:
         """Wait until nothing is pending."""
         return await self.wait_for(lambda s: s.pending == 0)
 
+    def mark(self) -> int:
+        """A point after every send accepted so far; ``await durable(mark)`` waits until they are all on disk.
+
+        The daemon publishes a state snapshot only once the sends that state implies are durable.
+        """
+        return self._request_flush()
+
+    async def durable(self, mark: int) -> None:
+        """Wait until everything accepted before ``mark`` is fsynced."""
+        await self._durable(mark)
+
     def stop(self) -> None:
         """Ask ``run`` to finish: sends in flight get ``close_timeout_s``, pending ones stay for the next start."""
         self._stop.set()

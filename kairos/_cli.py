@@ -98,8 +98,14 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--examples", type=int, default=5, help="example sends to explain")
     d.set_defaults(handler=_demo)
 
-    run = sub.add_parser("run", help="the engine daemon (live sources, channels, snapshots)")
-    run.add_argument("--config", required=True, metavar="FILE")
+    run = sub.add_parser(
+        "run",
+        help="the engine daemon (live sources, channels, snapshots)",
+        description="Run the engine as a daemon: tail the configured sources, decide sends, deliver them "
+        "through the outbox and channels, snapshot state periodically and at shutdown (SIGTERM). "
+        "See kairos.example.toml and README.md (Operating the daemon).",
+    )
+    run.add_argument("--config", required=True, metavar="FILE", help="the daemon's TOML configuration")
     run.set_defaults(handler=_run)
     return p
 
@@ -193,9 +199,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    print(
-        "kairos run: the daemon is not part of this version yet; use `kairos replay` to run "
-        "scenarios over recorded events",
-        file=sys.stderr,
-    )
-    return EXIT_USAGE
+    from kairos._daemon import run_daemon
+
+    return run_daemon(args.config)

@@ -1,0 +1,127 @@
+"""The daemon's configuration (``kairos run --config kairos.toml``), validated before anything starts.
+
+Every section is a msgspec Struct with ``forbid_unknown_fields``: a misspelt
+key is an error that names it and its section. Relative paths are relative
+to the configuration file's folder. ``kairos.example.toml`` is the commented
+reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from engine._localtime import DEFAULT_TZ
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and says what to do."""
+
+
+class TimeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Event time: lateness and what happens when the sources are idle."""
+
+    allowed_lateness_ms: int = 0  #: events wait this long (in event time) to be put in ts order
+    idle_advance: bool = True  #: when the sources are idle, time follows the wall clock
+    idle_after_ms: int = 1_000  #: how long without events counts as idle
+
+
+class SnapshotConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """When and how state is snapshotted."""
+
+    interval_s: float = 60.0  #: a periodic snapshot every so often; 0: only at shutdown
+    fork: bool = True  #: serialise in a forked child so processing never pauses for it
+    keep_previous: bool = True  #: keep the last good snapshot as ``snapshot.bin.prev``
+
+
+class FileSourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="file", tag_field="kind"):
+    """Tail a JSON-lines file (safe across rotation) or every ``*.jsonl`` file of a directory in name order."""
+
+    path: str
+    name: str = ""  #: the key of its position in the snapshot; default: the path
+    poll_ms: int = 200
+    pattern: str = "*.jsonl"
+
+
+class StdinSourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="stdin", tag_field="kind"):
+    """Standard input (cannot resume after a restart: use a file source where that matters)."""
+
+    name: str = "stdin"
+
+
+SourceConfig = FileSourceConfig | StdinSourceConfig
+
+
+class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``kairos.toml``."""
+
+    scenarios: str  #: a folder of ``*.kairos`` files (or one file)
+    state_dir: str  #: snapshot and outbox files
+    sources: list[SourceConfig]
+    channels: dict[str, dict[str, Any]]  #: channel name → {plugin = "…", …the plugin's keys}
+    reference: str = ""  #: reference data folder (cells.csv, tags.jsonl, lists/, kb.csv)
+    tz: str = DEFAULT_TZ
+    time: TimeConfig = msgspec.field(default_factory=TimeConfig)
+    snapshot: SnapshotConfig = msgspec.field(default_factory=SnapshotConfig)
+    outbox: dict[str, Any] = msgspec.field(default_factory=dict)  #: engine.OutboxConfig keys but ``directory``
+    log: LogConfig = msgspec.field(default_factory=LogConfig)
+
+    @property
+    def snapshot_path(self) -> Path:
+        return Path(self.state_dir) / "snapshot.bin"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return Path(self.state_dir) / "outbox"
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a configuration file; paths in it become absolute."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read the configuration: {e.strerror}") from None
+    try:
+        cfg = msgspec.toml.decode(raw, type=Config)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"{p}: {_explain(str(e))} (see kairos.example.toml for every key)") from None
+    except msgspec.DecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    base = p.resolve().parent
+    if not cfg.sources:
+        raise ConfigError(f"{p}: `sources` is empty: add at least one [[sources]] table (kind = \"file\" or \"stdin\")")
+    if not cfg.channels:
+        raise ConfigError(f"{p}: `channels` is empty: add a [channels.NAME] table for every channel the scenarios use")
+    for name, section in cfg.channels.items():
+        if not isinstance(section.get("plugin", name), str):
+            raise ConfigError(f"{p}: `channels.{name}.plugin` must be a string: the registered channel plugin to use")
+    sources = [
+        msgspec.structs.replace(s, path=str(base / s.path), name=s.name or s.path)
+        if isinstance(s, FileSourceConfig) else s
+        for s in cfg.sources
+    ]
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{p}: two sources have the same name; give each [[sources]] a distinct `name`")
+    return msgspec.structs.replace(
+        cfg,
+        scenarios=str(base / cfg.scenarios),
+        state_dir=str(base / cfg.state_dir),
+        reference=str(base / cfg.reference) if cfg.reference else "",
+        sources=sources,
+    )
+
+
+def _explain(text: str) -> str:
+    """msgspec's "… - at `$.time.x`" as "`time.x`: …"."""
+    if " - at `$." in text:
+        message, where = text.rsplit(" - at `$.", 1)
+        return f"`{where.rstrip('`')}`: {message}"
+    return text
