@@ -16,10 +16,13 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 import msgspec
+import structlog
 
 from adapters._channel import Channel, Outcome, SendContext
 
 __all__ = ["FileChannel", "FileChannelConfig"]
+
+log = structlog.get_logger("kairos.channels.file")
 
 
 class FileChannelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -43,6 +46,7 @@ class FileChannel(Channel):
         path = Path(self.config.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._seen: set[str] = set()
+        self.repeats = 0  #: sends answered from the file: only those a crash left in doubt should come back
         if path.exists():
             decode = msgspec.json.Decoder(_Line).decode
             data = path.read_bytes()
@@ -54,6 +58,8 @@ class FileChannel(Channel):
 
     async def send(self, ctx: SendContext) -> Outcome:
         if ctx.id in self._seen:
+            self.repeats += 1
+            log.info("repeated send absorbed: the id is already in the file", channel=self.name, id=ctx.id)
             return Outcome.delivered("already in the file")
         line = self._encode(
             {
