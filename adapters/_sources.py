@@ -11,12 +11,13 @@ its end before the new one. A truncated file is read again from its start.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
-import anyio.to_thread
+import anyio.lowlevel
 import msgspec
 import structlog
 
@@ -175,16 +176,33 @@ def _open(p: Path, offset: int, *, name: str | None = None) -> _Open:
 class StdinSource:
     """Standard input as JSON lines; it has no position (it cannot be re-read after a restart)."""
 
-    def __init__(self, stream=None) -> None:  # noqa: ANN001 - a binary file object
-        self._stream = stream or sys.stdin.buffer
+    def __init__(self, fd: int | None = None) -> None:
+        self._fd = sys.stdin.fileno() if fd is None else fd
 
     async def blocks(self) -> AsyncIterator[tuple[bytes, None]]:
-        """Blocks of whole lines until the end of input."""
-        while True:
-            lines = await anyio.to_thread.run_sync(self._stream.readlines, BLOCK_BYTES)
-            if not lines:
-                return
-            data = b"".join(lines)
-            if not data.endswith(b"\n"):
-                data += b"\n"
-            yield data, None
+        """Blocks of whole lines as they arrive, until the end of input."""
+        rest = b""
+        regular = stat.S_ISREG(os.fstat(self._fd).st_mode)  # a file redirected in: never blocks, cannot be polled
+        blocking = os.get_blocking(self._fd)
+        os.set_blocking(self._fd, False)
+        try:
+            while True:
+                if regular:
+                    await anyio.lowlevel.checkpoint()
+                else:
+                    await anyio.wait_readable(self._fd)
+                try:
+                    chunk = os.read(self._fd, BLOCK_BYTES)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    if rest.strip():
+                        yield rest + b"\n", None
+                    return
+                data = rest + chunk
+                cut = data.rfind(b"\n") + 1
+                rest = data[cut:]
+                if cut:
+                    yield data[:cut], None
+        finally:
+            os.set_blocking(self._fd, blocking)
