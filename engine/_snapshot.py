@@ -82,6 +82,7 @@ class RestoreReport(msgspec.Struct):
     pattern_dropped: list[str] = msgspec.field(default_factory=list)
     gates_dropped: list[str] = msgspec.field(default_factory=list)
     withdrawn: list[str] = msgspec.field(default_factory=list)
+    versions: dict[str, str] = msgspec.field(default_factory=dict)  #: the saved scenarios' versions, by name
 
 
 class _Header(msgspec.Struct):
@@ -126,9 +127,13 @@ def gates_key(scn: Scenario) -> str:
 # --- capture ------------------------------------------------------------
 
 
-def capture(engine: Engine) -> EngineState:
-    """The engine's whole state, between two events (no copies of the big dicts)."""
+def capture(engine: Engine, *, encode_states: bool = True) -> EngineState:
+    """The engine's whole state, between two events (no copies of the big dicts).
+
+    ``encode_states=False`` leaves the pattern states out (``transfer`` hands them over live).
+    """
     scenarios = []
+    empty = msgspec.Raw(b"")
     for i, scn in enumerate(engine.scenarios):
         gates = engine._gates[i]
         scenarios.append(
@@ -137,7 +142,7 @@ def capture(engine: Engine) -> EngineState:
                 version=scn.version,
                 pattern_key=pattern_key(scn),
                 gates_key=gates_key(scn),
-                states=msgspec.Raw(_encoder.encode(engine.runtimes[i].states)),
+                states=msgspec.Raw(_encoder.encode(engine.runtimes[i].states)) if encode_states else empty,
                 gate_last=gates.last if gates is not None else {},
                 gate_values=gates.values if gates is not None else {},
                 stats=engine.stats[i],
@@ -200,13 +205,23 @@ def decode(data: bytes) -> Snapshot:
 # --- restore ------------------------------------------------------------
 
 
-def restore(engine: Engine, state: EngineState) -> RestoreReport:
-    """Load ``state`` into a freshly built engine (no event fed yet); keeps what the plan still means."""
+def transfer(old: Engine, new: Engine) -> RestoreReport:
+    """Hand a running engine's state to a new one built from a changed plan (hot reload), without encoding it."""
+    live = {scn.name: old.runtimes[i].states for i, scn in enumerate(old.scenarios)}
+    return restore(new, capture(old, encode_states=False), live=live)
+
+
+def restore(engine: Engine, state: EngineState, *, live: dict[str, dict[str, Any]] | None = None) -> RestoreReport:
+    """Load ``state`` into a freshly built engine (no event fed yet); keeps what the plan still means.
+
+    ``live``: scenario name → pattern states to take as they are instead of decoding ``states``.
+    """
     report = RestoreReport()
     event = event_union()
     index = {scn.name: i for i, scn in enumerate(engine.scenarios)}
     kept_patterns: set[str] = set()
     for saved in state.scenarios:
+        report.versions[saved.name] = saved.version
         i = index.get(saved.name)
         if i is None:
             report.withdrawn.append(saved.name)
@@ -216,7 +231,10 @@ def restore(engine: Engine, state: EngineState) -> RestoreReport:
         rt = engine.runtimes[i]
         pattern_same = saved.pattern_key == pattern_key(scn)
         if pattern_same:
-            rt.restore(msgspec.msgpack.decode(saved.states, type=rt.state_type(event)))
+            if live is not None:
+                rt.restore(live[saved.name])
+            else:
+                rt.restore(msgspec.msgpack.decode(saved.states, type=rt.state_type(event)))
             kept_patterns.add(saved.name)
             for m, st in rt.states.items():
                 exp = rt.expiry(st)
@@ -226,7 +244,7 @@ def restore(engine: Engine, state: EngineState) -> RestoreReport:
             report.pattern_dropped.append(saved.name)
         gates = engine._gates[i]
         if gates is not None and saved.gates_key == gates_key(scn):
-            gates.last.update(saved.gate_last)
+            gates.last.update(saved.gate_last)  # copies: a transfer must not share them with the old engine
             gates.values.update(saved.gate_values)
             if gates.cooldown_ms is not None:
                 for m, last in gates.last.items():
@@ -250,6 +268,7 @@ def restore(engine: Engine, state: EngineState) -> RestoreReport:
         store = engine._prev.get((event_type, field))
         if store is not None:
             store.update(values)
-    engine.reference.tags.clear()
-    engine.reference.tags.update(state.tags)
+    if state.tags is not engine.reference.tags:  # a reload keeps the same reference data
+        engine.reference.tags.clear()
+        engine.reference.tags.update(state.tags)
     return report

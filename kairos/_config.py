@@ -54,6 +54,14 @@ class StdinSourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
 SourceConfig = FileSourceConfig | StdinSourceConfig
 
 
+class ReloadConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Publishing scenarios while running."""
+
+    watch: bool = True  #: poll the scenarios folder and reload when it changes
+    poll_ms: int = 1_000
+    audit_log: str = ""  #: JSON lines of every publish/change/withdrawal; default STATE_DIR/audit.jsonl
+
+
 class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -71,6 +79,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     snapshot: SnapshotConfig = msgspec.field(default_factory=SnapshotConfig)
     outbox: dict[str, Any] = msgspec.field(default_factory=dict)  #: engine.OutboxConfig keys but ``directory``
     log: LogConfig = msgspec.field(default_factory=LogConfig)
+    reload: ReloadConfig = msgspec.field(default_factory=ReloadConfig)
 
     @property
     def snapshot_path(self) -> Path:
@@ -79,6 +88,10 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     @property
     def outbox_dir(self) -> Path:
         return Path(self.state_dir) / "outbox"
+
+    @property
+    def audit_path(self) -> Path:
+        return Path(self.reload.audit_log or Path(self.state_dir) / "audit.jsonl")
 
 
 def load_config(path: str | Path) -> Config:
@@ -116,6 +129,8 @@ def load_config(path: str | Path) -> Config:
         state_dir=str(base / cfg.state_dir),
         reference=str(base / cfg.reference) if cfg.reference else "",
         sources=sources,
+        reload=msgspec.structs.replace(cfg.reload, audit_log=str(base / cfg.reload.audit_log))
+        if cfg.reload.audit_log else cfg.reload,
     )
 
 

@@ -47,6 +47,7 @@ from engine import (
 from engine._eventtime import EventTime
 from engine._outbox import Outbox, OutboxConfig
 from kairos._config import Config, ConfigError, FileSourceConfig, load_config
+from kairos._reload import AuditLog, Reloader, changes, versions
 from kairos._snapfiles import SnapshotFiles
 from plan import Plan
 
@@ -92,20 +93,28 @@ class Daemon:
         self.sends = 0
         self.duplicate_sends = 0
         self._last_input = time.monotonic()
-        self._restore()
+        before = self._restore()
         self.outbox = Outbox(_outbox_config(config), self._channels())
-        self._stopping: anyio.Event | None = None
+        self.reloader = Reloader(self, AuditLog(config.audit_path), poll_s=config.reload.poll_ms / 1000)
+        self.reloader.audit.write(changes(before, versions(self.plan), "start"))
+
+    def swap(self, plan: Plan, engine: Engine) -> None:
+        """A reload's new plan and engine take over (between two events)."""
+        self.plan = plan
+        self.engine = engine
+        self.clock.engine = engine
 
     # --- start-up ------------------------------------------------------------
 
-    def _restore(self) -> None:
+    def _restore(self) -> dict[str, str]:
+        """Load the snapshot if there is one; returns the scenario versions it was taken under."""
         data, path = self.files.read(), self.files.path
         if data is None and self.files.prev.exists():
             data, path = self.files.prev.read_bytes(), self.files.prev
             log.warning("no snapshot but a previous one: a crash interrupted publishing; using it", path=str(path))
         if data is None:
             log.info("no snapshot: starting with empty state", path=str(self.files.path))
-            return
+            return {}
         try:
             snap = decode_snapshot(data)
             report = restore_snapshot(self.engine, snap.engine)
@@ -121,6 +130,7 @@ class Daemon:
                  kept=report.kept, dropped_changed=report.pattern_dropped, gates_dropped=report.gates_dropped,
                  withdrawn=report.withdrawn, buffered=len(self.clock._heap),
                  positions={k: v.offset for k, v in self.positions.items()})
+        return report.versions
 
     def _channels(self) -> dict[str, Channel]:
         classes = {"file": FileChannel}
@@ -233,9 +243,13 @@ class Daemon:
             except OSError as e:
                 log.error("snapshot failed; the previous one stays", error=str(e))
 
-    async def _signals(self, stopping: anyio.Event) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    async def _signals(self, stopping: anyio.Event, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            task_status.started()
             async for signum in signals:
+                if signum == signal.SIGHUP:
+                    self.reloader.reload("signal")
+                    continue
                 log.info("signal received: shutting down", signal=signal.Signals(signum).name)
                 stopping.set()
                 return
@@ -256,13 +270,15 @@ class Daemon:
         async with anyio.create_task_group() as tg:
             await tg.start(self.outbox.run)
             async with anyio.create_task_group() as work:
-                work.start_soon(self._signals, stopping)
+                await work.start(self._signals, stopping)  # signals are ours before "ready" is said
                 for name, source in self._sources():
                     work.start_soon(self._pump, name, source)
                 if self.config.time.idle_advance:
                     work.start_soon(self._idle)
                 if self.config.snapshot.interval_s > 0:
                     work.start_soon(self._periodic)
+                if self.config.reload.watch:
+                    work.start_soon(self.reloader.watch)
                 log.info("ready", scenarios=[s.name for s in self.plan.scenarios],
                          sources=[s.name for s in self.config.sources], pid=os.getpid())
                 await stopping.wait()

@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from engine import Engine, Reference
 from engine._events import Call, Dpi, Feedback, Location, Power, Profile, Sms, Topup, Usage
-from engine._snapshot import FORMAT, SnapshotError, decode, encode, restore
+from engine._snapshot import FORMAT, SnapshotError, decode, encode, restore, transfer
 from tests.dsl.support import T0, compile_one
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -151,6 +151,14 @@ class SnapshotRestoreMachine(RuleBasedStateMachine):
         self.restarted = fresh
         self.snapshots += 1
 
+    @rule()
+    def hot_reload_of_the_same_scenarios(self) -> None:
+        """A reload hands the live state to an engine built from a freshly compiled plan."""
+        fresh = Engine(compile_one(SCENARIOS), self.restarted.reference, sink=self.actual.append)
+        report = transfer(self.restarted, fresh)
+        assert report.withdrawn == [] and report.pattern_dropped == []
+        self.restarted = fresh
+
     @invariant()
     def same_sends(self) -> None:
         assert self.expected == self.actual
@@ -192,6 +200,20 @@ def test_a_changed_plan_keeps_unchanged_scenarios_state_and_drops_changed_and_wi
     new.on_event(Dpi(ts=T0 + 2, msisdn="1", host="h"))  # the count window survived: 3 in 10 s
     new.advance(T0 + 60_000)  # the old 10 s wait was dropped: nothing fires
     assert [(s.scenario, s.ts, s.template) for s in new_sends] == [("cnt", T0 + 2, "t2")]
+
+
+def test_a_hot_reload_keeps_unchanged_scenarios_live_state_and_drops_changed_and_withdrawn():
+    sends: list = []
+    old = _engine(COUNT + ABSENT + 'scenario gone when dpi -> sms within 1m then sms "g" end\n', sends)
+    old.on_event(Dpi(ts=T0, msisdn="1", host="h"))
+    old.on_event(Usage(ts=T0, msisdn="1", pct=1))
+    new_sends: list = []
+    new = Engine(compile_one(COUNT + ABSENT.replace("10s", "20s")), old.reference, sink=new_sends.append)
+    report = transfer(old, new)
+    assert (report.kept, report.pattern_dropped, report.withdrawn) == (["cnt"], ["absent"], ["gone"])
+    new.on_event(Dpi(ts=T0 + 1, msisdn="1", host="h"))
+    new.advance(T0 + 60_000)
+    assert [(s.scenario, s.ts) for s in new_sends] == [("cnt", T0 + 1)]
 
 
 def test_not_a_snapshot_is_refused_with_a_clear_error():

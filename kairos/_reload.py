@@ -1,0 +1,158 @@
+"""Scenarios without restart: watch the scenarios folder, check first, swap the plan, keep the state, audit it.
+
+A reload (the folder changed, SIGHUP, or ``POST /admin/reload``) compiles every
+file again. If anything fails to check or to bind to the reference data, the
+reload is refused as a whole — the error, with ``FILE:LINE:COL``, goes to the
+log and the audit log — and the running scenarios go on. Otherwise a new
+engine is built from the new plan and the running engine's state is handed to
+it: a scenario whose pattern did not change keeps its state, a changed or
+withdrawn one drops it. Every publish, change, withdrawal and refusal is one
+JSON line in the audit log: scenario, version (content hash), time, who.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import anyio
+import msgspec
+import structlog
+
+from adapters import wall_ms
+from engine import BindError, Engine
+from engine._snapshot import transfer
+from plan import Plan
+
+if TYPE_CHECKING:
+    from kairos._daemon import Daemon
+
+log = structlog.get_logger("kairos.reload")
+
+
+class AuditRecord(msgspec.Struct, frozen=True):
+    """One line of the audit log."""
+
+    ts: int  #: wall clock, epoch ms
+    action: Literal["publish", "change", "withdraw", "refuse"]
+    scenario: str  #: empty for a refused reload
+    version: str  #: the content hash now running (the refused/withdrawn one's for those)
+    who: str  #: ``start``, ``watch``, ``signal`` or the admin request's user
+    previous: str = ""  #: the version it replaced (change, withdraw)
+    detail: str = ""  #: why a reload was refused
+
+
+class AuditLog:
+    """Appends audit records as JSON lines, fsynced: operators must be able to say what ran when."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._encode = msgspec.json.Encoder().encode
+
+    def write(self, records: list[AuditRecord]) -> None:
+        if not records:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "ab") as f:
+            f.write(b"".join(self._encode(r) + b"\n" for r in records))
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def versions(plan: Plan) -> dict[str, str]:
+    return {s.name: s.version for s in plan.scenarios}
+
+
+def changes(before: dict[str, str], after: dict[str, str], who: str) -> list[AuditRecord]:
+    """The audit records that turn the ``before`` scenario versions into ``after``."""
+    now = wall_ms()
+    out = []
+    for name, version in after.items():
+        if name not in before:
+            out.append(AuditRecord(now, "publish", name, version, who))
+        elif before[name] != version:
+            out.append(AuditRecord(now, "change", name, version, who, previous=before[name]))
+    for name, version in before.items():
+        if name not in after:
+            out.append(AuditRecord(now, "withdraw", name, version, who, previous=version))
+    return out
+
+
+class ReloadResult(msgspec.Struct, frozen=True):
+    """What a reload did (the admin endpoint answers with it)."""
+
+    ok: bool
+    published: list[str] = []
+    changed: list[str] = []
+    withdrawn: list[str] = []
+    error: str = ""
+
+
+def folder_fingerprint(path: str | Path) -> str:
+    """A hash of every ``*.kairos`` file's name and content below ``path``."""
+    p = Path(path)
+    files = sorted(p.rglob("*.kairos")) if p.is_dir() else [p]
+    h = hashlib.sha256()
+    for f in files:
+        try:
+            data = f.read_bytes()
+        except OSError:
+            continue
+        h.update(str(f).encode() + b"\0" + hashlib.sha256(data).digest())
+    return h.hexdigest()
+
+
+class Reloader:
+    """Swaps the daemon's plan; ``watch`` polls the folder."""
+
+    def __init__(self, daemon: Daemon, audit: AuditLog, *, poll_s: float) -> None:
+        self.daemon = daemon
+        self.audit = audit
+        self.poll_s = poll_s
+        self.reloads = 0
+        self.refused = 0
+        self._seen = folder_fingerprint(daemon.config.scenarios)
+
+    def reload(self, who: str) -> ReloadResult:
+        """Compile the folder again and swap to it if it checks; refuse and report otherwise."""
+        from kairos._daemon import StartError, compile_scenarios
+
+        d = self.daemon
+        self._seen = folder_fingerprint(d.config.scenarios)
+        try:
+            plan = compile_scenarios(d.config)
+            engine = Engine(plan, d.reference, sink=d._on_send, tz=d.config.tz)
+        except (StartError, BindError) as e:
+            return self._refuse(who, str(e))
+        records = changes(versions(d.plan), versions(plan), who)
+        if not records:
+            log.info("scenarios reloaded: nothing changed", who=who)
+            return ReloadResult(True)
+        report = transfer(d.engine, engine)
+        d.swap(plan, engine)
+        self.audit.write(records)
+        self.reloads += 1
+        result = ReloadResult(
+            True,
+            published=[r.scenario for r in records if r.action == "publish"],
+            changed=[r.scenario for r in records if r.action == "change"],
+            withdrawn=[r.scenario for r in records if r.action == "withdraw"],
+        )
+        log.info("scenarios reloaded", who=who, published=result.published, changed=result.changed,
+                 withdrawn=result.withdrawn, state_kept=report.kept, state_dropped=report.pattern_dropped)
+        return result
+
+    def _refuse(self, who: str, error: str) -> ReloadResult:
+        self.refused += 1
+        log.error("scenario reload refused; the running scenarios go on", who=who, error=error)
+        self.audit.write([AuditRecord(wall_ms(), "refuse", "", "", who, detail=error)])
+        return ReloadResult(False, error=error)
+
+    async def watch(self) -> None:
+        """Reload when the folder's content changes (polling)."""
+        while True:
+            await anyio.sleep(self.poll_s)
+            if folder_fingerprint(self.daemon.config.scenarios) != self._seen:
+                self.reload("watch")

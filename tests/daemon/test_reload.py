@@ -1,0 +1,102 @@
+"""Scenarios without restart, with a real daemon process: watch, SIGHUP, refusal, state kept, audit log."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from tests.daemon.support import lines, logged, sends, start, stop, wait_for, write_config
+from tests.daemon.test_run import append, dpi
+
+NOW = time.time_ns() // 1_000_000
+
+SEQ = """scenario review_shop
+  when dpi as r where category == "review" -> dpi where category == "shop" within 10m
+  then sms "offer.handset" with {site: r.host}
+end
+"""
+NEWS = """scenario news
+  when dpi where category == "news"
+  then sms "offer.news"
+end
+"""
+
+
+def audit(folder):
+    return lines(folder / "state" / "audit.jsonl")
+
+
+def test_a_new_scenario_file_is_published_by_the_watch_and_running_state_is_kept(tmp_path):
+    config = write_config(tmp_path, SEQ, channels=("sms",),
+                          extra="[reload]\nwatch = true\npoll_ms = 50\n")
+    events = tmp_path / "in" / "events.jsonl"
+    append(events, dpi(NOW, "1", "review", "kept.cn"))
+    proc = start(config)
+    try:
+        wait_for(lambda: logged(tmp_path, "ready"), what="the daemon to start")
+        wait_for(lambda: logged(tmp_path, "snapshot taken"), what="the review to be processed")
+        (tmp_path / "scenarios" / "news.kairos").write_text(NEWS)
+        wait_for(lambda: logged(tmp_path, "scenarios reloaded"), what="the reload")
+        append(events, dpi(NOW + 1, "1", "shop"), dpi(NOW + 2, "2", "news"))
+        wait_for(lambda: len(sends(tmp_path, ("sms",))) == 2, what="sends from the old and the new scenario")
+    finally:
+        assert 0 == stop(proc)
+    assert [("review_shop", {"site": "kept.cn"}), ("news", {})] == [
+        (s["scenario"], s["params"]) for s in sends(tmp_path, ("sms",))]
+    records = audit(tmp_path)
+    assert [("publish", "review_shop", "start"), ("publish", "news", "watch")] == [
+        (r["action"], r["scenario"], r["who"]) for r in records]
+    assert all(len(r["version"]) == 16 for r in records)
+
+
+def test_a_bad_file_is_refused_with_its_place_and_the_running_scenarios_go_on(tmp_path):
+    config = write_config(tmp_path, SEQ, channels=("sms",),
+                          extra="[reload]\nwatch = true\npoll_ms = 50\n")
+    events = tmp_path / "in" / "events.jsonl"
+    proc = start(config)
+    try:
+        wait_for(lambda: logged(tmp_path, "ready"), what="the daemon to start")
+        (tmp_path / "scenarios" / "bad.kairos").write_text('scenario bad\n  when dpi where catgory == "x"\n  then sms "x"\nend\n')
+        (refused,) = wait_for(lambda: logged(tmp_path, "scenario reload refused; the running scenarios go on"),
+                              what="the refusal")
+        append(events, dpi(NOW, "1", "review"), dpi(NOW + 1, "1", "shop"))
+        wait_for(lambda: sends(tmp_path, ("sms",)), what="the running scenario's send")
+    finally:
+        assert 0 == stop(proc)
+    assert "bad.kairos:2:18: error: unknown field 'catgory'" in refused["error"]
+    assert ["review_shop"] == [s["scenario"] for s in sends(tmp_path, ("sms",))]
+    assert [("publish", "start"), ("refuse", "watch")] == [(r["action"], r["who"]) for r in audit(tmp_path)]
+
+
+def test_sighup_reloads_a_changed_and_a_withdrawn_scenario_and_audits_both(tmp_path):
+    config = write_config(tmp_path, SEQ + NEWS, channels=("sms",), extra="[reload]\nwatch = false\n")
+    events = tmp_path / "in" / "events.jsonl"
+    proc = start(config)
+    try:
+        wait_for(lambda: logged(tmp_path, "ready"), what="the daemon to start")
+        (tmp_path / "scenarios" / "s.kairos").write_text(SEQ.replace("offer.handset", "offer.handset_v2"))
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: logged(tmp_path, "scenarios reloaded"), what="the reload")
+        append(events, dpi(NOW, "1", "news"), dpi(NOW + 1, "1", "review"), dpi(NOW + 2, "1", "shop"))
+        wait_for(lambda: sends(tmp_path, ("sms",)), what="the changed scenario's send")
+    finally:
+        assert 0 == stop(proc)
+    assert [("review_shop", "offer.handset_v2")] == [(s["scenario"], s["template"]) for s in sends(tmp_path, ("sms",))]
+    records = audit(tmp_path)
+    assert [("publish", "review_shop", "start"), ("publish", "news", "start"), ("change", "review_shop", "signal"),
+            ("withdraw", "news", "signal")] == [(r["action"], r["scenario"], r["who"]) for r in records]
+    assert records[2]["previous"] == records[0]["version"] != records[2]["version"]
+
+
+def test_a_restart_with_changed_files_audits_the_difference_from_the_snapshot(tmp_path):
+    config = write_config(tmp_path, SEQ + NEWS, channels=("sms",), extra="[reload]\nwatch = false\n")
+    proc = start(config)
+    wait_for(lambda: logged(tmp_path, "ready"), what="the daemon to start")
+    assert 0 == stop(proc)
+    (tmp_path / "scenarios" / "s.kairos").write_text(SEQ)
+    proc = start(config)
+    wait_for(lambda: len(logged(tmp_path, "ready")) == 2, what="the daemon to start again")
+    assert 0 == stop(proc)
+    assert [("publish", "review_shop"), ("publish", "news"), ("withdraw", "news")] == [
+        (r["action"], r["scenario"]) for r in audit(tmp_path)]
+    assert audit(tmp_path)[-1]["who"] == "start"
