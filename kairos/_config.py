@@ -62,6 +62,19 @@ class ReloadConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     audit_log: str = ""  #: JSON lines of every publish/change/withdrawal; default STATE_DIR/audit.jsonl
 
 
+class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The HTTP endpoints: /metrics, /health, /ready, /ingest, /admin/*."""
+
+    listen: str = ""  #: HOST:PORT (port 0: any free one, logged); empty: no HTTP server
+    admin_token: str = ""  #: bearer token for /admin/reload and /admin/snapshot; empty: admin endpoints off
+    ingest_token: str = ""  #: bearer token for POST /ingest; empty: open
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host, int(port)
+
+
 class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -80,6 +93,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     outbox: dict[str, Any] = msgspec.field(default_factory=dict)  #: engine.OutboxConfig keys but ``directory``
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     reload: ReloadConfig = msgspec.field(default_factory=ReloadConfig)
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
 
     @property
     def snapshot_path(self) -> Path:
@@ -120,6 +134,10 @@ def load_config(path: str | Path) -> Config:
         if isinstance(s, FileSourceConfig) else s
         for s in cfg.sources
     ]
+    if cfg.http.listen:
+        host, _, port = cfg.http.listen.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise ConfigError(f"{p}: `http.listen` is {cfg.http.listen!r}: write HOST:PORT, e.g. \"127.0.0.1:8787\"")
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise ConfigError(f"{p}: two sources have the same name; give each [[sources]] a distinct `name`")

@@ -47,6 +47,7 @@ from engine import (
 from engine._eventtime import EventTime
 from engine._outbox import Outbox, OutboxConfig
 from kairos._config import Config, ConfigError, FileSourceConfig, load_config
+from kairos._http import HttpServer
 from kairos._reload import AuditLog, Reloader, changes, versions
 from kairos._snapfiles import SnapshotFiles
 from plan import Plan
@@ -90,6 +91,9 @@ class Daemon:
         self._event_list = msgspec.msgpack.Decoder(list[event_union()])  # type: ignore[misc]
         self._encoder = msgspec.msgpack.Encoder()
         self.decode_errors = 0
+        self.events_by_type: dict[type, int] = {}
+        self.sends_by: dict[tuple[str, str], int] = {}  # (scenario, channel) → sends accepted
+        self.ready = False
         self.sends = 0
         self.duplicate_sends = 0
         self._last_input = time.monotonic()
@@ -160,6 +164,10 @@ class Daemon:
             events = self._decoder.decode_lines(data)
         except (msgspec.DecodeError, msgspec.ValidationError):
             events = self._one_by_one(source, data)
+        counts = self.events_by_type
+        for ev in events:
+            cls = ev.__class__
+            counts[cls] = counts.get(cls, 0) + 1
         self.clock.push(events)
         if position is not None:
             self.positions[source] = position
@@ -190,6 +198,8 @@ class Daemon:
     def _on_send(self, send: Send) -> None:
         if self.outbox.submit(send):
             self.sends += 1
+            key = (send.scenario, send.channel)
+            self.sends_by[key] = self.sends_by.get(key, 0) + 1
         else:
             self.duplicate_sends += 1  # decided again after a restart: already in the outbox
 
@@ -214,7 +224,7 @@ class Daemon:
         info = await self.files.take(self._produce, durable, fork=fork)
         log.info("snapshot taken", reason=reason, pause_ms=round(info.pause_ms, 2),
                  duration_ms=round(info.duration_ms, 1), bytes=info.bytes, forked=info.forked,
-                 stream_time=self.engine.now, subscribers=self.engine.subscribers_in_state())
+                 stream_time=self.engine.now)
 
     # --- tasks ---------------------------------------------------------------
 
@@ -279,9 +289,16 @@ class Daemon:
                     work.start_soon(self._periodic)
                 if self.config.reload.watch:
                     work.start_soon(self.reloader.watch)
+                if self.config.http.listen:
+                    http = self.config.http
+                    host, port = http.address
+                    server = HttpServer(self, host, port, admin_token=http.admin_token, ingest_token=http.ingest_token)
+                    await work.start(server.run)
+                self.ready = True
                 log.info("ready", scenarios=[s.name for s in self.plan.scenarios],
                          sources=[s.name for s in self.config.sources], pid=os.getpid())
                 await stopping.wait()
+                self.ready = False
                 work.cancel_scope.cancel()
             with anyio.CancelScope(shield=True):
                 await self.snapshot("shutdown", fork=False)

@@ -1,0 +1,140 @@
+"""The daemon's HTTP endpoints on anyio + h11: metrics, health, readiness, ingest, admin.
+
+| endpoint | what |
+| --- | --- |
+| ``GET /metrics`` | Prometheus text format |
+| ``GET /health`` | 200 while the process serves |
+| ``GET /ready`` | 200 once sources, engine and outbox run; 503 while starting or stopping |
+| ``POST /ingest`` | a body of JSON lines, processed like a source's (202 with counts) |
+| ``POST /admin/reload`` | reload the scenarios; ``X-Kairos-User`` says who (the audit log's ``who``) |
+| ``POST /admin/snapshot`` | take a snapshot now |
+
+``/admin/*`` needs ``Authorization: Bearer TOKEN`` with the configured
+``admin_token`` (no token configured: admin endpoints answer 403);
+``/ingest`` needs the ``ingest_token`` if one is configured.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import h11
+import msgspec
+import structlog
+
+from kairos._metrics import CONTENT_TYPE, exposition, registry_for
+
+if TYPE_CHECKING:
+    from kairos._daemon import Daemon
+
+log = structlog.get_logger("kairos.http")
+
+MAX_BODY = 16 << 20
+IDLE_TIMEOUT_S = 30.0
+
+
+class HttpServer:
+    """Serves the daemon's endpoints until cancelled."""
+
+    def __init__(self, daemon: Daemon, host: str, port: int, *, admin_token: str = "", ingest_token: str = "") -> None:
+        self.d = daemon
+        self.host, self.port = host, port
+        self.admin_token, self.ingest_token = admin_token, ingest_token
+        self.registry = registry_for(daemon)
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+        listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
+        self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with listener:
+            log.info("http listening", host=self.host, port=self.port)
+            task_status.started(self.port)
+            await listener.serve(self._connection)
+
+    async def _connection(self, stream: anyio.abc.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16 * 1024)
+        async with stream:
+            try:
+                while True:
+                    request, body = await self._read(conn, stream)
+                    if request is None:
+                        return
+                    status, ctype, payload = await self._answer(request, body)
+                    headers = [("Content-Type", ctype), ("Content-Length", str(len(payload)))]
+                    out = conn.send(h11.Response(status_code=status, headers=headers))
+                    out += conn.send(h11.Data(data=payload)) + conn.send(h11.EndOfMessage())
+                    await stream.send(out)
+                    if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                        return
+                    conn.start_next_cycle()
+            except (h11.RemoteProtocolError, anyio.EndOfStream, anyio.BrokenResourceError, TimeoutError):
+                return
+
+    async def _read(self, conn: h11.Connection, stream: anyio.abc.SocketStream) -> tuple[h11.Request | None, bytes]:
+        request: h11.Request | None = None
+        body = bytearray()
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                with anyio.fail_after(IDLE_TIMEOUT_S):
+                    try:
+                        data = await stream.receive(65536)
+                    except anyio.EndOfStream:
+                        data = b""
+                conn.receive_data(data)
+            elif isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > MAX_BODY:
+                    raise h11.RemoteProtocolError("body too large")
+            elif isinstance(event, h11.EndOfMessage):
+                return request, bytes(body)
+            elif isinstance(event, h11.ConnectionClosed):
+                return None, b""
+
+    async def _answer(self, request: h11.Request, body: bytes) -> tuple[int, str, bytes]:
+        target = request.target.decode("latin-1").split("?", 1)[0]
+        method = request.method.decode()
+        headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
+        if target == "/metrics" and method == "GET":
+            return 200, CONTENT_TYPE, exposition(self.registry)
+        if target == "/health" and method == "GET":
+            return _json(200, {"status": "ok"})
+        if target == "/ready" and method == "GET":
+            ready = self.d.ready
+            return _json(200 if ready else 503, {"ready": ready})
+        if target == "/ingest" and method == "POST":
+            if self.ingest_token and not _bearer(headers, self.ingest_token):
+                return _json(401, {"error": "POST /ingest needs Authorization: Bearer INGEST_TOKEN"})
+            before = (self.d.decode_errors, sum(self.d.events_by_type.values()))
+            self.d.ingest("http", body if body.endswith(b"\n") or not body else body + b"\n", None)
+            errors = self.d.decode_errors - before[0]
+            return _json(202, {"accepted": sum(self.d.events_by_type.values()) - before[1], "errors": errors})
+        if target.startswith("/admin/"):
+            if not self.admin_token:
+                return _json(403, {"error": "admin endpoints are off: set http.admin_token in the configuration"})
+            if not _bearer(headers, self.admin_token):
+                return _json(401, {"error": "admin endpoints need Authorization: Bearer ADMIN_TOKEN"})
+            if method != "POST":
+                return _json(405, {"error": "use POST"})
+            who = headers.get("x-kairos-user", "").strip() or "admin"
+            if target == "/admin/reload":
+                result = self.d.reloader.reload(who)
+                return _json(200 if result.ok else 422, msgspec.to_builtins(result))
+            if target == "/admin/snapshot":
+                await self.d.snapshot(f"admin:{who}")
+                info = self.d.files.last
+                return _json(200, msgspec.to_builtins(info))
+        return _json(404, {"error": f"not found: {method} {target}"})
+
+
+def _bearer(headers: dict[str, str], token: str) -> bool:
+    given = headers.get("authorization", "")
+    return given.startswith("Bearer ") and hmac.compare_digest(given[7:].strip().encode(), token.encode())
+
+
+def _json(status: int, payload: Any) -> tuple[int, str, bytes]:
+    return status, "application/json", msgspec.json.encode(payload)

@@ -1,0 +1,101 @@
+"""Prometheus metrics of the daemon, read from its counters at scrape time.
+
+Nothing is counted through prometheus-client on the hot path: the engine,
+the event-time buffer, the outbox and the daemon keep plain counters, and
+this collector turns them into metric families when ``/metrics`` is scraped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from adapters import wall_ms
+
+if TYPE_CHECKING:
+    from kairos._daemon import Daemon
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class DaemonCollector(Collector):
+    """Every metric the ops guide lists (README, "Operating the daemon")."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+
+    def collect(self) -> Iterator[Metric]:
+        d = self.d
+        engine = d.engine
+        events = CounterMetricFamily("kairos_events", "Events decoded, by type", labels=["type"])
+        for cls, n in sorted(d.events_by_type.items(), key=lambda kv: kv[0].__name__):
+            events.add_metric([cls.__struct_config__.tag], n)
+        yield events
+        yield CounterMetricFamily("kairos_decode_errors", "Input lines that were not valid events (skipped, logged)",
+                                  value=d.decode_errors)
+        yield CounterMetricFamily("kairos_late_events", "Events older than the stream's time (not processed, logged)",
+                                  value=d.clock.late)
+        yield GaugeMetricFamily("kairos_stream_time_seconds", "The engine's event time", value=max(engine.now, 0) / 1000)
+        lag = (wall_ms() - engine.now) / 1000 if engine.now > 0 else 0.0
+        yield GaugeMetricFamily("kairos_lag_seconds", "Wall clock minus the engine's event time", value=lag)
+        yield GaugeMetricFamily("kairos_buffered_events", "Events waiting in the lateness buffer", value=len(d.clock._heap))
+
+        states = GaugeMetricFamily("kairos_subscribers_in_state", "Subscribers a scenario holds state for",
+                                   labels=["scenario"])
+        matched = CounterMetricFamily("kairos_matched", "Pattern completions", labels=["scenario"])
+        triggers = CounterMetricFamily("kairos_triggers", "Completions that passed every gate", labels=["scenario"])
+        suppressed = CounterMetricFamily("kairos_suppressed", "Completions stopped by a gate", labels=["scenario", "reason"])
+        for scn, rt, st in zip(engine.scenarios, engine.runtimes, engine.stats):
+            states.add_metric([scn.name], len(rt.states))
+            matched.add_metric([scn.name], st.matched)
+            triggers.add_metric([scn.name], st.triggered)
+            for reason, n in sorted(st.suppressed.items()):
+                suppressed.add_metric([scn.name, reason], n)
+        yield from (states, matched, triggers, suppressed)
+
+        sends = CounterMetricFamily("kairos_sends", "Sends accepted by the outbox", labels=["scenario", "channel"])
+        for (scenario, channel), n in sorted(d.sends_by.items()):
+            sends.add_metric([scenario, channel], n)
+        yield sends
+        yield CounterMetricFamily("kairos_repeated_decisions",
+                                  "Sends decided again after a restart and dropped by the outbox", value=d.duplicate_sends)
+
+        ob = d.outbox.statistics()
+        yield GaugeMetricFamily("kairos_outbox_pending", "Sends accepted, not yet delivered or dead-lettered", value=ob.pending)
+        yield GaugeMetricFamily("kairos_outbox_in_flight", "Sends being attempted", value=ob.in_flight)
+        yield GaugeMetricFamily("kairos_outbox_spilled", "Pending sends waiting on disk", value=ob.spilled)
+        delivered = CounterMetricFamily("kairos_outbox_delivered", "Sends delivered", labels=["channel"])
+        retried = CounterMetricFamily("kairos_outbox_retried", "Attempts that will be retried", labels=["channel"])
+        dead = CounterMetricFamily("kairos_outbox_dead_lettered", "Sends given up", labels=["channel"])
+        queued = GaugeMetricFamily("kairos_outbox_queued", "Sends waiting in memory", labels=["channel"])
+        for name, lane in sorted(ob.channels.items()):
+            delivered.add_metric([name], lane.delivered)
+            retried.add_metric([name], lane.retried)
+            dead.add_metric([name], lane.dead_lettered)
+            queued.add_metric([name], lane.queued)
+        yield from (delivered, retried, dead, queued)
+
+        snap = d.files.last
+        yield CounterMetricFamily("kairos_snapshots", "Snapshots published", value=d.files.taken)
+        if snap is not None:
+            yield GaugeMetricFamily("kairos_snapshot_duration_seconds", "The last snapshot, from capture to published",
+                                    value=snap.duration_ms / 1000)
+            yield GaugeMetricFamily("kairos_snapshot_pause_seconds", "How long the last snapshot paused processing",
+                                    value=snap.pause_ms / 1000)
+            yield GaugeMetricFamily("kairos_snapshot_bytes", "The last snapshot's size", value=snap.bytes)
+        yield CounterMetricFamily("kairos_reloads", "Scenario reloads applied", value=d.reloader.reloads)
+        yield CounterMetricFamily("kairos_reloads_refused", "Scenario reloads refused", value=d.reloader.refused)
+
+
+def registry_for(daemon: Daemon) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DaemonCollector(daemon))
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The Prometheus text format."""
+    return generate_latest(registry)
