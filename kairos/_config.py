@@ -34,6 +34,7 @@ class SnapshotConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     interval_s: float = 60.0  #: a periodic snapshot every so often; 0: only at shutdown
     fork: bool = True  #: serialise in a forked child so processing never pauses for it
     keep_previous: bool = True  #: keep the last good snapshot as ``snapshot.bin.prev``
+    partitions_dir: str = ""  #: where partition snapshots live, shared by the instances; default STATE_DIR/partitions
 
 
 class FileSourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="file", tag_field="kind"):
@@ -51,7 +52,34 @@ class StdinSourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     name: str = "stdin"
 
 
-SourceConfig = FileSourceConfig | StdinSourceConfig
+class PartitionedSourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="partitioned",
+                              tag_field="kind"):
+    """An embedded partitioned log: a folder of ``p-NNNN.jsonl`` files split by msisdn like Kafka's
+    partitioner; this instance owns ``owned`` of them (each its own state, event time and offset)."""
+
+    path: str
+    partitions: int  #: how many partitions the log has
+    owned: list[int] = []  #: the partitions this instance owns; empty: all
+    poll_ms: int = 200
+
+    @property
+    def owned_partitions(self) -> list[int]:
+        return sorted(self.owned) if self.owned else list(range(self.partitions))
+
+
+class KafkaSourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="kafka", tag_field="kind"):
+    """A Kafka topic keyed by msisdn, read in a consumer group: the partitions assigned to this instance
+    are the subscribers whose state it owns; offsets are committed once a snapshot holds their state."""
+
+    bootstrap_servers: str
+    topic: str
+    group_id: str
+    partitions: int  #: the topic's partition count (checked against the broker at start)
+    client_id: str = "kairos"
+    max_records: int = 10_000  #: records fetched at most per poll
+
+
+SourceConfig = FileSourceConfig | StdinSourceConfig | PartitionedSourceConfig | KafkaSourceConfig
 
 
 class ReloadConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -96,12 +124,26 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
 
     @property
+    def partitioned(self) -> bool:
+        """State is kept per partition (a partitioned or Kafka source)."""
+        return isinstance(self.sources[0], (PartitionedSourceConfig, KafkaSourceConfig))
+
+    @property
+    def partition_count(self) -> int:
+        s = self.sources[0]
+        return s.partitions if isinstance(s, (PartitionedSourceConfig, KafkaSourceConfig)) else 1
+
+    @property
     def snapshot_path(self) -> Path:
         return Path(self.state_dir) / "snapshot.bin"
 
     @property
     def outbox_dir(self) -> Path:
         return Path(self.state_dir) / "outbox"
+
+    @property
+    def partitions_dir(self) -> Path:
+        return Path(self.snapshot.partitions_dir or Path(self.state_dir) / "partitions")
 
     @property
     def audit_path(self) -> Path:
@@ -129,16 +171,27 @@ def load_config(path: str | Path) -> Config:
     for name, section in cfg.channels.items():
         if not isinstance(section.get("plugin", name), str):
             raise ConfigError(f"{p}: `channels.{name}.plugin` must be a string: the registered channel plugin to use")
+    kinds = [s for s in cfg.sources if isinstance(s, (PartitionedSourceConfig, KafkaSourceConfig))]
+    if kinds and len(cfg.sources) > 1:
+        raise ConfigError(f"{p}: a `partitioned` or `kafka` source must be the only source: state is kept per "
+                          "partition; feed other inputs into the partitions, or run them in another instance")
+    for s in kinds:
+        if s.partitions < 1:
+            raise ConfigError(f"{p}: `sources[0].partitions` must be at least 1")
+        if isinstance(s, PartitionedSourceConfig) and any(not 0 <= o < s.partitions for o in s.owned):
+            raise ConfigError(f"{p}: `sources[0].owned` names a partition outside 0..{s.partitions - 1}")
     sources = [
         msgspec.structs.replace(s, path=str(base / s.path), name=s.name or s.path)
-        if isinstance(s, FileSourceConfig) else s
+        if isinstance(s, FileSourceConfig)
+        else msgspec.structs.replace(s, path=str(base / s.path)) if isinstance(s, PartitionedSourceConfig)
+        else s
         for s in cfg.sources
     ]
     if cfg.http.listen:
         host, _, port = cfg.http.listen.rpartition(":")
         if not host or not port.isdigit() or int(port) > 65535:
             raise ConfigError(f"{p}: `http.listen` is {cfg.http.listen!r}: write HOST:PORT, e.g. \"127.0.0.1:8787\"")
-    names = [s.name for s in sources]
+    names = [getattr(s, "name", s.__struct_config__.tag) for s in sources]
     if len(set(names)) != len(names):
         raise ConfigError(f"{p}: two sources have the same name; give each [[sources]] a distinct `name`")
     return msgspec.structs.replace(
@@ -149,6 +202,8 @@ def load_config(path: str | Path) -> Config:
         sources=sources,
         reload=msgspec.structs.replace(cfg.reload, audit_log=str(base / cfg.reload.audit_log))
         if cfg.reload.audit_log else cfg.reload,
+        snapshot=msgspec.structs.replace(cfg.snapshot, partitions_dir=str(base / cfg.snapshot.partitions_dir))
+        if cfg.snapshot.partitions_dir else cfg.snapshot,
     )
 
 

@@ -30,26 +30,23 @@ import structlog
 import dsl
 from adapters import Channel, ChannelConfigError, ChannelLoadError, Feedback, discover_channels, wall_ms
 from adapters._filechannel import FileChannel
+from adapters._partitions import partition_file, partition_of
 from adapters._sources import FilePosition, FileTail, StdinSource
-from engine import (
-    BindError,
-    Engine,
-    Reference,
-    ReferenceError,
-    Send,
-    SnapshotError,
-    decode_snapshot,
-    encode_snapshot,
-    event_schema,
-    event_union,
-    restore_snapshot,
-)
-from engine._eventtime import EventTime
+from engine import BindError, Engine, Reference, ReferenceError, Send, event_schema, event_union
 from engine._outbox import Outbox, OutboxConfig
-from kairos._config import Config, ConfigError, FileSourceConfig, load_config
+from kairos._config import (
+    Config,
+    ConfigError,
+    FileSourceConfig,
+    KafkaSourceConfig,
+    PartitionedSourceConfig,
+    StdinSourceConfig,
+    load_config,
+)
 from kairos._http import HttpServer
 from kairos._reload import AuditLog, Reloader, changes, versions
 from kairos._snapfiles import SnapshotFiles
+from kairos._units import Unit, UnitLoadError
 from plan import Plan
 
 log = structlog.get_logger("kairos.daemon")
@@ -64,12 +61,7 @@ class StartError(Exception):
     """The daemon cannot start; the message says what to fix."""
 
 
-class DaemonState(msgspec.Struct):
-    """What the daemon adds to the engine's snapshot."""
-
-    positions: dict[str, FilePosition]
-    buffered: msgspec.Raw  #: events waiting in the reorder buffer, as a msgpack list of the event union
-    max_ts: int
+ALL = "all"  #: the one unit of an unpartitioned daemon
 
 
 class Daemon:
@@ -80,61 +72,84 @@ class Daemon:
         self.plan = compile_scenarios(config)
         try:
             self.reference = Reference.load(config.reference) if config.reference else Reference()
-            self.engine = Engine(self.plan, self.reference, sink=self._on_send, tz=config.tz)
-        except (BindError, ReferenceError) as e:
+        except ReferenceError as e:
             raise StartError(str(e)) from None
-        self.clock = EventTime(self.engine, config.time.allowed_lateness_ms, on_late=self._on_late)
-        self.files = SnapshotFiles(config.snapshot_path, fork=config.snapshot.fork,
-                                   keep_previous=config.snapshot.keep_previous)
-        self.positions: dict[str, FilePosition] = {}
+        self.files = SnapshotFiles(fork=config.snapshot.fork, keep_previous=config.snapshot.keep_previous)
         self._decoder = msgspec.json.Decoder(event_union())
-        self._event_list = msgspec.msgpack.Decoder(list[event_union()])  # type: ignore[misc]
-        self._encoder = msgspec.msgpack.Encoder()
         self.decode_errors = 0
+        self.late = 0
+        self.not_owned = 0
         self.events_by_type: dict[type, int] = {}
         self.sends_by: dict[tuple[str, str], int] = {}  # (scenario, channel) → sends accepted
         self.ready = False
         self.sends = 0
         self.duplicate_sends = 0
         self._last_input = time.monotonic()
-        before = self._restore()
+        self.partitioned = config.partitioned
+        self.after_snapshot: list[Any] = []  #: async hooks given {unit: positions} once a snapshot is published
+        self.units: dict[str, Unit] = {}
+        before: dict[str, str] | None = None
+        for name in self._initial_units():
+            versions_then = self.open_unit(name)
+            before = before or versions_then
         self.outbox = Outbox(_outbox_config(config), self._channels())
         self.reloader = Reloader(self, AuditLog(config.audit_path), poll_s=config.reload.poll_ms / 1000)
-        self.reloader.audit.write(changes(before, versions(self.plan), "start"))
+        self.reloader.audit.write(changes(before or {}, versions(self.plan), "start"))
 
-    def swap(self, plan: Plan, engine: Engine) -> None:
-        """A reload's new plan and engine take over (between two events)."""
-        self.plan = plan
-        self.engine = engine
-        self.clock.engine = engine
+    # --- units ---------------------------------------------------------------
 
-    # --- start-up ------------------------------------------------------------
+    def _initial_units(self) -> list[str]:
+        source = self.config.sources[0]
+        if isinstance(source, PartitionedSourceConfig):
+            return [unit_name(p) for p in source.owned_partitions]
+        if isinstance(source, KafkaSourceConfig):
+            return []  # the consumer group assigns them
+        return [ALL]
 
-    def _restore(self) -> dict[str, str]:
-        """Load the snapshot if there is one; returns the scenario versions it was taken under."""
-        data, path = self.files.read(), self.files.path
-        if data is None and self.files.prev.exists():
-            data, path = self.files.prev.read_bytes(), self.files.prev
-            log.warning("no snapshot but a previous one: a crash interrupted publishing; using it", path=str(path))
-        if data is None:
-            log.info("no snapshot: starting with empty state", path=str(self.files.path))
-            return {}
+    def _unit_path(self, name: str) -> Path:
+        if name == ALL:
+            return self.config.snapshot_path
+        return self.config.partitions_dir / f"{name}.bin"
+
+    def _unit_reference(self, name: str) -> Reference:
+        """Unpartitioned: the reference data; a partition: the same, with only its subscribers' tags."""
+        ref = self.reference
+        if name == ALL:
+            return ref
+        count, p = self.config.partition_count, partition_number(name)
+        tags = {m: dict(t) for m, t in ref.tags.items() if partition_of(m, count) == p}
+        return Reference(areas_of_cell=ref.areas_of_cell, tags=tags, lists=ref.lists, kb=ref.kb)
+
+    def new_engine(self, plan: Plan, reference: Reference) -> Engine:
+        return Engine(plan, reference, sink=self._on_send, tz=self.config.tz)
+
+    def open_unit(self, name: str) -> dict[str, str] | None:
+        """Start owning a unit: build its engine and load its snapshot; returns the versions it was taken under."""
         try:
-            snap = decode_snapshot(data)
-            report = restore_snapshot(self.engine, snap.engine)
-            extra = msgspec.msgpack.decode(snap.extra, type=DaemonState)
-        except (SnapshotError, msgspec.DecodeError) as e:
-            raise StartError(
-                f"{path}: {e}. Move the file away to start with empty state (sends already made are "
-                "still never repeated: the outbox ledger remembers them)"
-            ) from None
-        self.positions = dict(extra.positions)
-        self.clock.restore(self._event_list.decode(extra.buffered), extra.max_ts)
-        log.info("snapshot loaded", path=str(path), taken_at=snap.taken_at, stream_time=self.engine.now,
-                 kept=report.kept, dropped_changed=report.pattern_dropped, gates_dropped=report.gates_dropped,
-                 withdrawn=report.withdrawn, buffered=len(self.clock._heap),
-                 positions={k: v.offset for k, v in self.positions.items()})
-        return report.versions
+            engine = self.new_engine(self.plan, self._unit_reference(name))
+        except BindError as e:
+            raise StartError(str(e)) from None
+        unit = Unit(name, self._unit_path(name), engine, self.config.time.allowed_lateness_ms, self._on_late)
+        try:
+            versions_then = unit.load()
+        except UnitLoadError as e:
+            raise StartError(str(e)) from None
+        self.units[name] = unit
+        return versions_then
+
+    def close_unit(self, name: str) -> None:
+        """Stop owning a unit (after its state is in a snapshot): its subscribers' state leaves this process."""
+        self.units.pop(name, None)
+
+    def swap(self, plan: Plan, engines: dict[str, Engine]) -> None:
+        """A reload's new plan and engines take over (between two events)."""
+        self.plan = plan
+        for name, engine in engines.items():
+            self.units[name].swap(engine)
+
+    @property
+    def engines(self) -> list[Engine]:
+        return [u.engine for u in self.units.values()]
 
     def _channels(self) -> dict[str, Channel]:
         classes = {"file": FileChannel}
@@ -158,8 +173,10 @@ class Daemon:
 
     # --- the hot side: synchronous, between awaits --------------------------
 
-    def ingest(self, source: str, data: bytes, position: FilePosition | None) -> None:
-        """A block of whole JSON lines from ``source``, then its position after them."""
+    def ingest(self, source: str, data: bytes, position: FilePosition | None, unit: str = ALL) -> int:
+        """A block of whole JSON lines from ``source`` for ``unit``, then its position after them; returns
+        the number of events taken. Blocks for an unpartitioned daemon from a partitioned feed (HTTP
+        ingest into a partitioned daemon) are routed by msisdn; events of partitions not owned are refused."""
         try:
             events = self._decoder.decode_lines(data)
         except (msgspec.DecodeError, msgspec.ValidationError):
@@ -168,10 +185,28 @@ class Daemon:
         for ev in events:
             cls = ev.__class__
             counts[cls] = counts.get(cls, 0) + 1
-        self.clock.push(events)
-        if position is not None:
-            self.positions[source] = position
+        target = self.units.get(unit)
+        if target is not None:
+            target.clock.push(events)
+            if position is not None:
+                target.positions[source] = position
+        else:
+            self._route(events)
         self._last_input = time.monotonic()
+        return len(events)
+
+    def _route(self, events: list[Any]) -> None:
+        count = self.config.partition_count
+        by: dict[str, list[Any]] = {}
+        for ev in events:
+            by.setdefault(unit_name(partition_of(ev.msisdn, count)), []).append(ev)
+        for name, part in by.items():
+            target = self.units.get(name)
+            if target is None:
+                self.not_owned += len(part)
+                log.warning("events of a partition this instance does not own were refused", unit=name, events=len(part))
+            else:
+                target.clock.push(part)
 
     def _one_by_one(self, source: str, data: bytes) -> list[Any]:
         decode = self._decoder.decode
@@ -190,7 +225,8 @@ class Daemon:
         return events
 
     def _on_late(self, ev: Any, now: int) -> None:
-        n = self.clock.late + 0
+        self.late += 1
+        n = self.late
         if n <= LOG_FIRST or n % LOG_EVERY == 0:
             log.warning("late event not processed", msisdn=ev.msisdn, type=type(ev).__name__.lower(), ts=ev.ts,
                         stream_time=now, late_events=n)
@@ -205,32 +241,38 @@ class Daemon:
 
     def _on_feedback(self, fb: Feedback) -> None:
         """A channel's feedback re-enters as a ``feedback`` event."""
-        self.clock.push([self._decoder.decode(msgspec.json.encode(fb))])
+        ev = self._decoder.decode(msgspec.json.encode(fb))
+        unit = self.units.get(ALL)
+        if unit is not None:
+            unit.clock.push([ev])
+        else:
+            self._route([ev])
 
     # --- snapshots -------------------------------------------------------------
 
-    def _produce(self) -> bytes:
-        extra = DaemonState(dict(self.positions), msgspec.Raw(self._encoder.encode(self.clock.buffered())),
-                            self.clock.max_ts)
-        return encode_snapshot(self.engine, taken_at=wall_ms(), extra=self._encoder.encode(extra))
-
-    async def snapshot(self, reason: str, *, fork: bool | None = None) -> None:
-        """Capture the state now; publish it once the outbox holds every send it implies."""
+    async def snapshot(self, reason: str, *, fork: bool | None = None, units: list[str] | None = None) -> None:
+        """Capture the owned units' state now; publish it once the outbox holds every send it implies."""
         outbox = self.outbox
+        chosen = [self.units[n] for n in (units if units is not None else list(self.units))]
 
         def durable() -> Any:
             return outbox.durable(outbox.mark())
 
-        info = await self.files.take(self._produce, durable, fork=fork)
+        def produce() -> list[bytes]:
+            return [u.encode() for u in chosen]
+
+        info = await self.files.take([u.path for u in chosen], produce, durable, fork=fork)
         log.info("snapshot taken", reason=reason, pause_ms=round(info.pause_ms, 2),
                  duration_ms=round(info.duration_ms, 1), bytes=info.bytes, forked=info.forked,
-                 stream_time=self.engine.now)
+                 units=len(chosen), stream_time=max((u.engine.now for u in chosen), default=None))
+        for hook in self.after_snapshot:
+            await hook({u.name: dict(u.positions) for u in chosen})
 
     # --- tasks ---------------------------------------------------------------
 
-    async def _pump(self, name: str, source: Any) -> None:
+    async def _pump(self, name: str, source: Any, unit: str = ALL) -> None:
         async for data, position in source.blocks():
-            self.ingest(name, data, position)
+            self.ingest(name, data, position, unit)
             await anyio.lowlevel.checkpoint()  # let the outbox and the timers run between blocks
         log.info("source ended", source=name)
 
@@ -241,8 +283,9 @@ class Daemon:
             await anyio.sleep(step)
             if (time.monotonic() - self._last_input) * 1000 >= cfg.idle_after_ms:
                 target = wall_ms() - cfg.allowed_lateness_ms
-                if target > self.engine.now:
-                    self.clock.advance_to(target)
+                for unit in list(self.units.values()):
+                    if target > unit.engine.now:
+                        unit.clock.advance_to(target)
 
     async def _periodic(self) -> None:
         interval = self.config.snapshot.interval_s
@@ -264,14 +307,20 @@ class Daemon:
                 stopping.set()
                 return
 
-    def _sources(self) -> list[tuple[str, Any]]:
+    def _sources(self) -> list[tuple[str, Any, str]]:
+        """(source name, source, unit) for every embedded source."""
         out = []
         for s in self.config.sources:
             if isinstance(s, FileSourceConfig):
-                out.append((s.name, FileTail(s.path, poll_s=s.poll_ms / 1000, start=self.positions.get(s.name),
-                                             pattern=s.pattern)))
-            else:
-                out.append((s.name, StdinSource()))
+                out.append((s.name, FileTail(s.path, poll_s=s.poll_ms / 1000,
+                                             start=self.units[ALL].positions.get(s.name), pattern=s.pattern), ALL))
+            elif isinstance(s, PartitionedSourceConfig):
+                for p in s.owned_partitions:
+                    unit = self.units[unit_name(p)]
+                    tail = FileTail(partition_file(s.path, p), poll_s=s.poll_ms / 1000, start=unit.positions.get("log"))
+                    out.append(("log", tail, unit.name))
+            elif isinstance(s, StdinSourceConfig):
+                out.append((s.name, StdinSource(), ALL))
         return out
 
     async def run(self) -> int:
@@ -281,8 +330,13 @@ class Daemon:
             await tg.start(self.outbox.run)
             async with anyio.create_task_group() as work:
                 await work.start(self._signals, stopping)  # signals are ours before "ready" is said
-                for name, source in self._sources():
-                    work.start_soon(self._pump, name, source)
+                for name, source, unit in self._sources():
+                    work.start_soon(self._pump, name, source, unit)
+                kafka = self.config.sources[0]
+                if isinstance(kafka, KafkaSourceConfig):
+                    from kairos._kafka import KafkaPump
+
+                    await work.start(KafkaPump(self, kafka).run)
                 if self.config.time.idle_advance:
                     work.start_soon(self._idle)
                 if self.config.snapshot.interval_s > 0:
@@ -296,16 +350,25 @@ class Daemon:
                     await work.start(server.run)
                 self.ready = True
                 log.info("ready", scenarios=[s.name for s in self.plan.scenarios],
-                         sources=[s.name for s in self.config.sources], pid=os.getpid())
+                         sources=[getattr(s, "name", s.__struct_config__.tag) for s in self.config.sources],
+                         units=sorted(self.units), pid=os.getpid())
                 await stopping.wait()
                 self.ready = False
                 work.cancel_scope.cancel()
             with anyio.CancelScope(shield=True):
                 await self.snapshot("shutdown", fork=False)
             self.outbox.stop()
-        log.info("stopped", events=self.engine.events_in, late=self.clock.late, decode_errors=self.decode_errors,
+        log.info("stopped", events=sum(e.events_in for e in self.engines), late=self.late, decode_errors=self.decode_errors,
                  sends=self.sends, repeated_decisions_dropped=self.duplicate_sends)
         return EXIT_OK
+
+
+def unit_name(partition: int) -> str:
+    return f"p-{partition:04d}"
+
+
+def partition_number(name: str) -> int:
+    return int(name[2:])
 
 
 def compile_scenarios(config: Config) -> Plan:

@@ -109,10 +109,12 @@ class HttpServer:
         if target == "/ingest" and method == "POST":
             if self.ingest_token and not _bearer(headers, self.ingest_token):
                 return _json(401, {"error": "POST /ingest needs Authorization: Bearer INGEST_TOKEN"})
-            before = (self.d.decode_errors, sum(self.d.events_by_type.values()))
-            self.d.ingest("http", body if body.endswith(b"\n") or not body else body + b"\n", None)
+            before = (self.d.decode_errors, self.d.not_owned)
+            taken = self.d.ingest("http", body if body.endswith(b"\n") or not body else body + b"\n", None,
+                                  unit="" if self.d.partitioned else "all")
             errors = self.d.decode_errors - before[0]
-            return _json(202, {"accepted": sum(self.d.events_by_type.values()) - before[1], "errors": errors})
+            refused = self.d.not_owned - before[1]
+            return _json(202, {"accepted": taken - refused, "errors": errors, "not_owned": refused})
         if target.startswith("/admin/"):
             if not self.admin_token:
                 return _json(403, {"error": "admin endpoints are off: set http.admin_token in the configuration"})

@@ -29,7 +29,7 @@ class DaemonCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         d = self.d
-        engine = d.engine
+        units = list(d.units.values())
         events = CounterMetricFamily("kairos_events", "Events decoded, by type", labels=["type"])
         for cls, n in sorted(d.events_by_type.items(), key=lambda kv: kv[0].__name__):
             events.add_metric([cls.__struct_config__.tag], n)
@@ -37,23 +37,43 @@ class DaemonCollector(Collector):
         yield CounterMetricFamily("kairos_decode_errors", "Input lines that were not valid events (skipped, logged)",
                                   value=d.decode_errors)
         yield CounterMetricFamily("kairos_late_events", "Events older than the stream's time (not processed, logged)",
-                                  value=d.clock.late)
-        yield GaugeMetricFamily("kairos_stream_time_seconds", "The engine's event time", value=max(engine.now, 0) / 1000)
-        lag = (wall_ms() - engine.now) / 1000 if engine.now > 0 else 0.0
-        yield GaugeMetricFamily("kairos_lag_seconds", "Wall clock minus the engine's event time", value=lag)
-        yield GaugeMetricFamily("kairos_buffered_events", "Events waiting in the lateness buffer", value=len(d.clock._heap))
+                                  value=d.late)
+        yield CounterMetricFamily("kairos_not_owned_events", "Ingested events of partitions this instance does not own",
+                                  value=d.not_owned)
+        stream = GaugeMetricFamily("kairos_stream_time_seconds", "A unit's event time", labels=["unit"])
+        lag = GaugeMetricFamily("kairos_lag_seconds", "Wall clock minus a unit's event time", labels=["unit"])
+        buffered = GaugeMetricFamily("kairos_buffered_events", "Events waiting in a unit's lateness buffer", labels=["unit"])
+        now = wall_ms()
+        for u in units:
+            t = u.engine.now
+            stream.add_metric([u.name], max(t, 0) / 1000)
+            lag.add_metric([u.name], (now - t) / 1000 if t > 0 else 0.0)
+            buffered.add_metric([u.name], len(u.clock._heap))
+        yield from (stream, lag, buffered)
+        yield GaugeMetricFamily("kairos_units", "Units of state owned (partitions; 1 unpartitioned)", value=len(units))
 
         states = GaugeMetricFamily("kairos_subscribers_in_state", "Subscribers a scenario holds state for",
                                    labels=["scenario"])
         matched = CounterMetricFamily("kairos_matched", "Pattern completions", labels=["scenario"])
         triggers = CounterMetricFamily("kairos_triggers", "Completions that passed every gate", labels=["scenario"])
         suppressed = CounterMetricFamily("kairos_suppressed", "Completions stopped by a gate", labels=["scenario", "reason"])
-        for scn, rt, st in zip(engine.scenarios, engine.runtimes, engine.stats):
-            states.add_metric([scn.name], len(rt.states))
-            matched.add_metric([scn.name], st.matched)
-            triggers.add_metric([scn.name], st.triggered)
-            for reason, n in sorted(st.suppressed.items()):
-                suppressed.add_metric([scn.name, reason], n)
+        per: dict[str, list[int]] = {}
+        why: dict[tuple[str, str], int] = {}
+        for u in units:
+            e = u.engine
+            for scn, rt, st in zip(e.scenarios, e.runtimes, e.stats):
+                acc = per.setdefault(scn.name, [0, 0, 0])
+                acc[0] += len(rt.states)
+                acc[1] += st.matched
+                acc[2] += st.triggered
+                for reason, n in st.suppressed.items():
+                    why[(scn.name, reason)] = why.get((scn.name, reason), 0) + n
+        for name, (n_states, n_matched, n_triggered) in per.items():
+            states.add_metric([name], n_states)
+            matched.add_metric([name], n_matched)
+            triggers.add_metric([name], n_triggered)
+        for (name, reason), n in sorted(why.items()):
+            suppressed.add_metric([name, reason], n)
         yield from (states, matched, triggers, suppressed)
 
         sends = CounterMetricFamily("kairos_sends", "Sends accepted by the outbox", labels=["scenario", "channel"])

@@ -123,15 +123,19 @@ class Reloader:
         self._seen = folder_fingerprint(d.config.scenarios)
         try:
             plan = compile_scenarios(d.config)
-            engine = Engine(plan, d.reference, sink=d._on_send, tz=d.config.tz)
+            Engine(plan, d.reference, sink=d._on_send, tz=d.config.tz)  # binds, or says what is missing
         except (StartError, BindError) as e:
             return self._refuse(who, str(e))
         records = changes(versions(d.plan), versions(plan), who)
         if not records:
             log.info("scenarios reloaded: nothing changed", who=who)
             return ReloadResult(True)
-        report = transfer(d.engine, engine)
-        d.swap(plan, engine)
+        engines = {}
+        report = None
+        for name, unit in d.units.items():
+            engines[name] = d.new_engine(plan, unit.engine.reference)
+            report = transfer(unit.engine, engines[name])
+        d.swap(plan, engines)
         self.audit.write(records)
         self.reloads += 1
         result = ReloadResult(
@@ -141,7 +145,8 @@ class Reloader:
             withdrawn=[r.scenario for r in records if r.action == "withdraw"],
         )
         log.info("scenarios reloaded", who=who, published=result.published, changed=result.changed,
-                 withdrawn=result.withdrawn, state_kept=report.kept, state_dropped=report.pattern_dropped)
+                 withdrawn=result.withdrawn, state_kept=report.kept if report else [],
+                 state_dropped=report.pattern_dropped if report else [])
         return result
 
     def _refuse(self, who: str, error: str) -> ReloadResult:

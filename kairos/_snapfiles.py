@@ -34,66 +34,70 @@ class SnapshotInfo(msgspec.Struct, frozen=True):
     forked: bool
 
 
-class SnapshotFiles:
-    """Writes ``path`` atomically from a bytes-producing function, forking where it can."""
+def _tmp(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
 
-    def __init__(self, path: str | Path, *, fork: bool = True, keep_previous: bool = True) -> None:
-        self.path = Path(path)
-        self.tmp = self.path.with_name(self.path.name + ".tmp")
-        self.prev = self.path.with_name(self.path.name + ".prev")
+
+class SnapshotFiles:
+    """Writes snapshot files atomically from a function producing them, forking where it can."""
+
+    def __init__(self, *, fork: bool = True, keep_previous: bool = True) -> None:
         self.fork = fork and hasattr(os, "fork")
         self.keep_previous = keep_previous
         self._lock = anyio.Lock()
         self.taken = 0
         self.last: SnapshotInfo | None = None
 
-    def read(self) -> bytes | None:
-        """The current snapshot's bytes, or None if there is none yet."""
-        try:
-            return self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-
-    async def take(self, produce: Callable[[], bytes], before_publish: Callable[[], Awaitable[None]],
-                   *, fork: bool | None = None) -> SnapshotInfo:
-        """Capture now (``produce`` runs on the state as of this call); publish once durable."""
+    async def take(self, paths: list[Path], produce: Callable[[], list[bytes]],
+                   prepare: Callable[[], Awaitable[None]], *, fork: bool | None = None) -> SnapshotInfo:
+        """Capture now: ``produce`` (the contents of ``paths``) runs on the state as of this call — in the
+        child when forking — and ``prepare()`` is called at the same instant; its awaitable must finish
+        before anything is published."""
         async with self._lock:
             started = time.perf_counter()
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             use_fork = self.fork if fork is None else fork and hasattr(os, "fork")
             if use_fork:
+                before_publish = prepare()
                 pid = os.fork()
                 if pid == 0:  # the child: serialise the state it inherited, write, leave without cleanup
                     code = 1
                     try:
-                        _write_synced(self.tmp, produce())
+                        for path, data in zip(paths, produce()):
+                            _write_synced(_tmp(path), data)
                         code = 0
                     finally:
                         os._exit(code)
                 pause = time.perf_counter() - started
                 _, status = await anyio.to_thread.run_sync(os.waitpid, pid, 0)
                 if os.waitstatus_to_exitcode(status) != 0:
-                    raise OSError(f"the snapshot child process failed (status {status}); {self.tmp} not published")
+                    before_publish.close()  # type: ignore[attr-defined]
+                    raise OSError(f"the snapshot child process failed (status {status}); nothing published")
             else:
-                data = produce()
+                contents = produce()
+                before_publish = prepare()
                 pause = time.perf_counter() - started
-                await anyio.to_thread.run_sync(_write_synced, self.tmp, data)
-            await before_publish()
-            size = self.tmp.stat().st_size
-            await anyio.to_thread.run_sync(self._publish)
-            info = SnapshotInfo(str(self.path), pause * 1000, (time.perf_counter() - started) * 1000, size, use_fork)
+                for path, data in zip(paths, contents):
+                    await anyio.to_thread.run_sync(_write_synced, _tmp(path), data)
+            await before_publish
+            size = sum(_tmp(p).stat().st_size for p in paths)
+            await anyio.to_thread.run_sync(self._publish, paths)
+            where = "" if not paths else str(paths[0]) if len(paths) == 1 else str(paths[0].parent)
+            info = SnapshotInfo(where, pause * 1000, (time.perf_counter() - started) * 1000, size, use_fork)
             self.taken += 1
             self.last = info
             return info
 
-    def _publish(self) -> None:
-        if self.keep_previous and self.path.exists():
-            os.replace(self.path, self.prev)
-        os.replace(self.tmp, self.path)
-        _fsync_dir(self.path.parent)
+    def _publish(self, paths: list[Path]) -> None:
+        for path in paths:
+            if self.keep_previous and path.exists():
+                os.replace(path, path.with_name(path.name + ".prev"))
+            os.replace(_tmp(path), path)
+        for folder in {p.parent for p in paths}:
+            _fsync_dir(folder)
 
 
 def _write_synced(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)

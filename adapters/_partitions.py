@@ -1,0 +1,50 @@
+"""Subscribers to partitions: Kafka's default partitioner over the msisdn, so every producer agrees.
+
+A partition is the unit of ownership: the instance that owns it holds the
+state of its subscribers, processes its events in order and keeps its own
+position (a Kafka offset, or a byte offset in an embedded partition file).
+``partition_of`` is what a Kafka producer keyed by msisdn computes (murmur2,
+positive, modulo the partition count); ``split`` writes an embedded
+partitioned log — a folder of ``p-NNNN.jsonl`` files — from a recorded stream.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aiokafka.partitioner import murmur2
+
+__all__ = ["partition_file", "partition_of", "split"]
+
+_cache: dict[tuple[str, int], int] = {}
+
+
+def partition_of(msisdn: str, count: int) -> int:
+    """The partition of a subscriber among ``count``: Kafka's default partitioner for key = msisdn."""
+    key = (msisdn, count)
+    p = _cache.get(key)
+    if p is None:
+        if len(_cache) > 2_000_000:
+            _cache.clear()
+        p = _cache[key] = (murmur2(msisdn.encode()) & 0x7FFFFFFF) % count
+    return p
+
+
+def partition_file(folder: str | Path, partition: int) -> Path:
+    """The file of one partition in an embedded partitioned log."""
+    return Path(folder) / f"p-{partition:04d}.jsonl"
+
+
+def split(lines: list[bytes], folder: str | Path, count: int) -> list[int]:
+    """Append JSON lines to the partition files of ``folder`` by their msisdn; returns lines per partition."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    parts: list[list[bytes]] = [[] for _ in range(count)]
+    for line in lines:
+        if line.strip():
+            parts[partition_of(str(json.loads(line)["msisdn"]), count)].append(line.rstrip(b"\n") + b"\n")
+    for p, chunk in enumerate(parts):
+        if chunk:
+            with open(partition_file(folder, p), "ab") as f:
+                f.write(b"".join(chunk))
+    return [len(c) for c in parts]

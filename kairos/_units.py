@@ -1,0 +1,92 @@
+"""A unit of state: one engine with its event time, source positions and snapshot file.
+
+Unpartitioned, the daemon has one unit for the whole stream (``snapshot.bin``).
+Partitioned (Kafka, or an embedded partitioned log), it has one unit per
+partition it owns (``partitions/p-NNNN.bin``): the partition's subscribers'
+state, its own event time and its own offset. A partition moves between
+instances by its file: the new owner loads it and resumes at its offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import structlog
+
+from adapters import FilePosition, wall_ms
+from engine import Engine, SnapshotError, decode_snapshot, encode_snapshot, event_union, restore_snapshot
+from engine._eventtime import EventTime
+
+log = structlog.get_logger("kairos.units")
+
+
+class UnitState(msgspec.Struct):
+    """What the daemon adds to a unit's engine snapshot."""
+
+    positions: dict[str, FilePosition]  #: source → position (a Kafka offset is ``name=topic, dev=partition``)
+    buffered: msgspec.Raw  #: events waiting in the lateness buffer, a msgpack list of the event union
+    max_ts: int
+
+
+class UnitLoadError(Exception):
+    """A unit's snapshot cannot be read."""
+
+
+_encoder = msgspec.msgpack.Encoder()
+_events = msgspec.msgpack.Decoder(list[event_union()])  # type: ignore[misc]
+
+
+class Unit:
+    """One engine, its event time, its positions and where it is snapshotted."""
+
+    __slots__ = ("name", "path", "engine", "clock", "positions")
+
+    def __init__(self, name: str, path: Path, engine: Engine, lateness_ms: int,
+                 on_late: Callable[[Any, int], None]) -> None:
+        self.name = name
+        self.path = path
+        self.engine = engine
+        self.clock = EventTime(engine, lateness_ms, on_late=on_late)
+        self.positions: dict[str, FilePosition] = {}
+
+    def swap(self, engine: Engine) -> None:
+        """A reload's engine takes over."""
+        self.engine = engine
+        self.clock.engine = engine
+
+    def encode(self) -> bytes:
+        """The unit's snapshot file content."""
+        extra = UnitState(dict(self.positions), msgspec.Raw(_encoder.encode(self.clock.buffered())), self.clock.max_ts)
+        return encode_snapshot(self.engine, taken_at=wall_ms(), extra=_encoder.encode(extra))
+
+    def load(self) -> dict[str, str] | None:
+        """Restore from the unit's file if there is one; returns the scenario versions it was taken under."""
+        path = self.path
+        prev = path.with_name(path.name + ".prev")
+        if not path.exists() and prev.exists():
+            log.warning("no snapshot but a previous one: a crash interrupted publishing; using it", path=str(prev))
+            path = prev
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            log.info("no snapshot: starting with empty state", unit=self.name, path=str(self.path))
+            return None
+        try:
+            snap = decode_snapshot(data)
+            report = restore_snapshot(self.engine, snap.engine)
+            extra = msgspec.msgpack.decode(snap.extra, type=UnitState)
+            self.clock.restore(_events.decode(extra.buffered), extra.max_ts)
+        except (SnapshotError, msgspec.DecodeError, msgspec.ValidationError) as e:
+            raise UnitLoadError(
+                f"{path}: {e}. Move the file away to start with empty state (sends already made are "
+                "still never repeated: the outbox ledger remembers them)"
+            ) from None
+        self.positions = dict(extra.positions)
+        log.info("snapshot loaded", unit=self.name, path=str(path), taken_at=snap.taken_at,
+                 stream_time=self.engine.now, kept=report.kept, dropped_changed=report.pattern_dropped,
+                 gates_dropped=report.gates_dropped, withdrawn=report.withdrawn,
+                 buffered=len(self.clock._heap), positions={k: v.offset for k, v in self.positions.items()})
+        return report.versions

@@ -1,0 +1,100 @@
+"""Partitions: instances own disjoint partitions of a log keyed by msisdn, and a partition's state moves with it.
+
+The embedded partitioned log (a folder of ``p-NNNN.jsonl`` files, split by
+Kafka's partitioner over the msisdn) runs the same ownership and offset logic
+as the Kafka source, so it is tested here with real processes and no broker.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+from adapters._partitions import partition_file, partition_of, split
+from tests.daemon.support import logged, sends, start, stop, wait_for, write_config
+from tests.daemon.test_crash import SCENARIOS, _content, recorded_stream, reference, replayed
+
+COUNT = 4
+
+
+def partitioned_config(folder: Path, shared: Path, owned: list[int]) -> Path:
+    src = (f'[[sources]]\nkind = "partitioned"\npath = "../log"\npartitions = {COUNT}\nowned = {owned}\n'
+           "poll_ms = 20\n")
+    config = write_config(folder, SCENARIOS, sources=src, interval_s=0.2, reference="../ref",
+                          extra=f'[reload]\nwatch = false\n')
+    text = config.read_text().replace("[snapshot]\n", f'[snapshot]\npartitions_dir = "{shared}"\n')
+    config.write_text(text)
+    return config
+
+
+def sentinels(t: int) -> list[bytes]:
+    """One late event per partition, so every partition's time passes every deadline of the stream."""
+    out, seen = [], set()
+    for i in range(1000):
+        m = f"9{i:03d}"
+        p = partition_of(m, COUNT)
+        if p not in seen:
+            seen.add(p)
+            out.append(json.dumps({"type": "location", "ts": t, "msisdn": m, "cell": "c_street"}).encode())
+    assert len(seen) == COUNT
+    return out
+
+
+def test_the_partition_of_a_subscriber_is_kafkas_default_partitioner_over_the_msisdn():
+    # murmur2 reference values from Kafka's own tests, made positive, modulo the partition count
+    assert [(-973932308 & 0x7FFFFFFF) % 7, (479470107 & 0x7FFFFFFF) % 7] == [partition_of("21", 7), partition_of("abc", 7)]
+
+
+def test_two_instances_owning_half_the_partitions_each_together_send_what_one_replay_sends(tmp_path):
+    reference(tmp_path)
+    stream = recorded_stream(tmp_path / "all.jsonl", seed=11, events=6_000, subscribers=200)
+    last = json.loads(stream[-1])["ts"]
+    split([x.encode() for x in stream] + sentinels(last + 1), tmp_path / "log", COUNT)
+    merged = tmp_path / "replay"
+    (merged / "in").mkdir(parents=True)
+    (merged / "scenarios").mkdir()
+    (merged / "scenarios" / "s.kairos").write_text(SCENARIOS)
+    (merged / "ref").symlink_to(tmp_path / "ref")
+    (merged / "in" / "events.jsonl").write_bytes(b"".join(x.encode() for x in stream) + b"\n".join(sentinels(last + 1)) + b"\n")
+    expected = sorted(map(_content, replayed(merged)))
+
+    shared = tmp_path / "partitions"
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    procs = [start(partitioned_config(a, shared, [0, 1])), start(partitioned_config(b, shared, [2, 3]))]
+    try:
+        wait_for(lambda: len(sends(a)) + len(sends(b)) >= len(expected), timeout=60, what="every send")
+    finally:
+        assert [0, 0] == [stop(p) for p in procs]
+    got_a, got_b = sorted(map(_content, sends(a))), sorted(map(_content, sends(b)))
+    assert {partition_of(s[2], COUNT) for s in got_a} <= {0, 1}
+    assert {partition_of(s[2], COUNT) for s in got_b} <= {2, 3}
+    assert expected == sorted(got_a + got_b)
+    assert sorted(p.name for p in shared.glob("p-*.bin")) == [f"p-{p:04d}.bin" for p in range(COUNT)]
+
+
+def test_a_partition_handed_over_continues_its_state_in_the_new_owner(tmp_path):
+    reference(tmp_path)
+    shared = tmp_path / "partitions"
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    now = time.time_ns() // 1_000_000
+    m = next(f"1390000{i:04d}" for i in range(10_000) if partition_of(f"1390000{i:04d}", COUNT) == 3)
+    review = {"type": "dpi", "ts": now, "msisdn": m, "host": "handed.cn", "category": "review"}
+    split([json.dumps(review).encode()], tmp_path / "log", COUNT)
+    proc = start(partitioned_config(b, shared, [2, 3]))
+    wait_for(lambda: logged(b, "ready"), what="instance b")
+    wait_for(lambda: partition_file(tmp_path / "log", 3).exists() and logged(b, "snapshot taken"), what="b's snapshot")
+    assert 0 == stop(proc)  # b hands partitions 2 and 3 back: its final snapshot holds the partial match
+
+    shop = {"type": "dpi", "ts": now + 1, "msisdn": m, "host": "x.cn", "category": "shop"}
+    split([json.dumps(shop).encode()], tmp_path / "log", COUNT)
+    proc = start(partitioned_config(a, shared, [0, 1, 2, 3]))  # a takes every partition
+    try:
+        wait_for(lambda: sends(a), what="the send completing b's match")
+    finally:
+        assert 0 == stop(proc)
+    assert [(m, "review", {"site": "handed.cn"})] == [(s["msisdn"], s["scenario"], s["params"]) for s in sends(a)]
+    assert [] == sends(b)
