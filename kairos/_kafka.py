@@ -1,0 +1,127 @@
+"""The Kafka source: a consumer group in which the partitions assigned to this instance are the state it owns.
+
+Events are keyed by msisdn, so a partition holds a fixed set of subscribers.
+On assignment the partition's unit is opened from its snapshot file (in the
+shared ``snapshot.partitions_dir``) and the consumer seeks to the offset that
+snapshot holds; on revocation the unit is snapshotted, its offset committed
+and its state dropped. Offsets are committed only from published snapshots
+(``Daemon.after_snapshot``), so a committed offset never runs ahead of the
+state it produced. The same unit/offset logic runs behind the embedded
+partitioned log, where it is tested without a broker.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import structlog
+
+from adapters import FilePosition
+from kairos._config import KafkaSourceConfig
+
+if TYPE_CHECKING:
+    from kairos._daemon import Daemon
+
+log = structlog.get_logger("kairos.kafka")
+
+SOURCE = "kafka"  #: the source name of a unit's Kafka position: ``FilePosition(topic, partition, 0, next offset)``
+
+
+class KafkaPump:
+    """Consumes the topic in the group and feeds each record batch to its partition's unit."""
+
+    def __init__(self, daemon: Daemon, config: KafkaSourceConfig) -> None:
+        self.d = daemon
+        self.config = config
+        self.consumer: Any = None
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        from kairos._daemon import unit_name
+
+        cfg = self.config
+        self.consumer = consumer = AIOKafkaConsumer(
+            bootstrap_servers=cfg.bootstrap_servers, group_id=cfg.group_id, client_id=cfg.client_id,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            found = consumer.partitions_for_topic(cfg.topic) or set()
+            if found and len(found) != cfg.partitions:
+                raise RuntimeError(f"sources[0].partitions is {cfg.partitions} but topic {cfg.topic!r} has "
+                                   f"{len(found)}: set it to {len(found)}")
+            consumer.subscribe([cfg.topic], listener=_Rebalance(self))
+            self.d.after_snapshot.append(self.commit)
+            log.info("kafka consumer started", topic=cfg.topic, group=cfg.group_id)
+            task_status.started()
+            while True:
+                batches = await consumer.getmany(timeout_ms=200, max_records=cfg.max_records)
+                for tp, records in batches.items():
+                    name = unit_name(tp.partition)
+                    if not records or name not in self.d.units:
+                        continue
+                    data = b"\n".join(r.value for r in records) + b"\n"
+                    position = FilePosition(tp.topic, tp.partition, 0, records[-1].offset + 1)
+                    self.d.ingest(SOURCE, data, position, name)
+                    await anyio.lowlevel.checkpoint()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await consumer.stop()
+
+    async def commit(self, positions: dict[str, dict[str, FilePosition]]) -> None:
+        """After a snapshot is published: commit the offsets it holds."""
+        from aiokafka import TopicPartition
+
+        offsets = {TopicPartition(p.name, p.dev): p.offset for unit in positions.values()
+                   for source, p in unit.items() if source == SOURCE}
+        if offsets and self.consumer is not None:
+            try:
+                await self.consumer.commit(offsets)
+            except Exception as e:  # a lost group membership: the next owner resumes from the snapshot anyway
+                log.warning("offset commit failed; the snapshot still holds the offsets", error=repr(e))
+
+
+def _listener_base() -> type:
+    from aiokafka.abc import ConsumerRebalanceListener
+
+    return ConsumerRebalanceListener
+
+
+class _Rebalance(_listener_base()):  # type: ignore[misc]
+    """Partitions assigned: open their units and seek; revoked: snapshot, commit and drop them."""
+
+    def __init__(self, pump: KafkaPump) -> None:
+        self.pump = pump
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        from kairos._daemon import unit_name
+
+        d = self.pump.d
+        names = [unit_name(tp.partition) for tp in revoked if unit_name(tp.partition) in d.units]
+        if not names:
+            return
+        await d.snapshot("revoked", fork=False, units=names)
+        for name in names:
+            d.close_unit(name)
+        log.info("partitions revoked", units=names)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        from kairos._daemon import StartError, unit_name
+
+        d = self.pump.d
+        for tp in assigned:
+            name = unit_name(tp.partition)
+            if name not in d.units:
+                try:
+                    d.open_unit(name)
+                except StartError as e:
+                    log.error("partition state cannot be loaded; its events wait", unit=name, error=str(e))
+                    continue
+            position = d.units[name].positions.get(SOURCE)
+            if position is not None:
+                self.pump.consumer.seek(tp, position.offset)
+        log.info("partitions assigned", units=sorted(unit_name(tp.partition) for tp in assigned))
