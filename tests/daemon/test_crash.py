@@ -16,7 +16,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
+
+from adapters._partitions import partition_of, split
 
 from tests.daemon.support import kill, logged, sends, start, stop, wait_for, write_config
 
@@ -82,20 +87,44 @@ def recorded_stream(path: Path, *, seed: int, events: int, subscribers: int) -> 
 
 
 class Feeder(threading.Thread):
-    """Appends the stream to the daemon's input file a block at a time, like a live feed."""
+    """Hands the stream to ``write`` a block at a time, like a live feed."""
 
-    def __init__(self, path: Path, lines: list[str], block: int, every_s: float) -> None:
+    def __init__(self, write: Callable[[list[str]], None], lines: list[str], block: int, every_s: float) -> None:
         super().__init__(daemon=True)
-        self.path, self.lines, self.block, self.every_s = path, lines, block, every_s
-        self.done = threading.Event()
+        self.write, self.lines, self.block, self.every_s = write, lines, block, every_s
 
     def run(self) -> None:
-        with open(self.path, "a") as f:
-            for i in range(0, len(self.lines), self.block):
-                f.write("".join(self.lines[i:i + self.block]))
-                f.flush()
-                time.sleep(self.every_s)
-        self.done.set()
+        for i in range(0, len(self.lines), self.block):
+            self.write(self.lines[i:i + self.block])
+            time.sleep(self.every_s)
+
+
+def appender(path: Path) -> Callable[[list[str]], None]:
+    def write(lines: list[str]) -> None:
+        with open(path, "a") as f:
+            f.write("".join(lines))
+
+    return write
+
+
+def splitter(folder: Path, count: int) -> Callable[[list[str]], None]:
+    def write(lines: list[str]) -> None:
+        split([x.encode() for x in lines], folder, count)
+
+    return write
+
+
+def sentinels(t: int, count: int) -> list[str]:
+    """One event per partition at ``t``, so every partition's time passes every deadline before it."""
+    out, seen = [], set()
+    for i in range(1000):
+        m = f"9{i:03d}"
+        p = partition_of(m, count)
+        if p not in seen:
+            seen.add(p)
+            out.append(json.dumps({"type": "location", "ts": t, "msisdn": m, "cell": "c_street"}) + "\n")
+    assert len(seen) == count
+    return out
 
 
 def reference(folder: Path) -> Path:
@@ -121,21 +150,31 @@ def _content(s: dict) -> tuple:
             json.dumps(s["params"], sort_keys=True))
 
 
-def test_sigkill_at_random_points_loses_no_send_and_sends_none_twice(tmp_path):
+PARTITIONS = 4
+
+
+@pytest.mark.parametrize("mode", ["file", "partitioned"])
+def test_sigkill_at_random_points_loses_no_send_and_sends_none_twice(tmp_path, mode):
+    """``file``: one unit over a tailed file; ``partitioned``: one instance owning every partition of a log."""
     seed = int(os.environ.get("KAIROS_CRASH_SEED", random.randrange(1 << 30)))
     rnd = random.Random(seed)
     reference(tmp_path)
+    sources = None
+    if mode == "partitioned":
+        sources = f'[[sources]]\nkind = "partitioned"\npath = "log"\npartitions = {PARTITIONS}\npoll_ms = 20\n'
     config = write_config(
-        tmp_path, SCENARIOS, interval_s=0.15, reference="ref",
+        tmp_path, SCENARIOS, interval_s=0.15, reference="ref", sources=sources,
         extra="[outbox.channels.sms]\nrate = 400\n[outbox.channels.popup]\nrate = 400\n[outbox.channels.call]\nrate = 400\n",
     )
     events = tmp_path / "in" / "events.jsonl"
     stream = recorded_stream(events, seed=seed, events=60_000, subscribers=400)
+    stream = stream[:-1] + sentinels(json.loads(stream[-1])["ts"], PARTITIONS)
+    events.write_text("".join(stream))
     expected = sorted(map(_content, replayed(tmp_path)))
     assert len(expected) > 300, "the stream must decide enough sends for kills to land among them"
     events.write_text("")
-    feeder = Feeder(events, stream, block=500, every_s=0.05)  # about 8 s of input
-    feeder.start()
+    write = appender(events) if mode == "file" else splitter(tmp_path / "log", PARTITIONS)
+    Feeder(write, stream, block=500, every_s=0.05).start()  # about 8 s of input
 
     kills = 0
     for _ in range(6):
@@ -160,5 +199,5 @@ def test_sigkill_at_random_points_loses_no_send_and_sends_none_twice(tmp_path):
     # in flight (at most its concurrency of 4 per channel and kill), never the decisions made again
     absorbed = logged(tmp_path, "repeated send absorbed: the id is already in the file")
     assert len(absorbed) <= kills * 3 * 4, f"seed {seed}"
-    restarts = logged(tmp_path, "snapshot loaded")
-    assert len(restarts) == kills
+    assert len(logged(tmp_path, "ready")) == kills + 1
+    assert logged(tmp_path, "snapshot loaded"), "no kill landed after a snapshot"

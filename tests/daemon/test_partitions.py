@@ -15,6 +15,7 @@ from pathlib import Path
 from adapters._partitions import partition_file, partition_of, split
 from tests.daemon.support import logged, sends, start, stop, wait_for, write_config
 from tests.daemon.test_crash import SCENARIOS, _content, recorded_stream, reference, replayed
+from tests.daemon.test_crash import sentinels as crash_sentinels
 
 COUNT = 4
 
@@ -30,16 +31,7 @@ def partitioned_config(folder: Path, shared: Path, owned: list[int]) -> Path:
 
 
 def sentinels(t: int) -> list[bytes]:
-    """One late event per partition, so every partition's time passes every deadline of the stream."""
-    out, seen = [], set()
-    for i in range(1000):
-        m = f"9{i:03d}"
-        p = partition_of(m, COUNT)
-        if p not in seen:
-            seen.add(p)
-            out.append(json.dumps({"type": "location", "ts": t, "msisdn": m, "cell": "c_street"}).encode())
-    assert len(seen) == COUNT
-    return out
+    return [x.encode() for x in crash_sentinels(t, COUNT)]
 
 
 def test_the_partition_of_a_subscriber_is_kafkas_default_partitioner_over_the_msisdn():
@@ -57,7 +49,7 @@ def test_two_instances_owning_half_the_partitions_each_together_send_what_one_re
     (merged / "scenarios").mkdir()
     (merged / "scenarios" / "s.kairos").write_text(SCENARIOS)
     (merged / "ref").symlink_to(tmp_path / "ref")
-    (merged / "in" / "events.jsonl").write_bytes(b"".join(x.encode() for x in stream) + b"\n".join(sentinels(last + 1)) + b"\n")
+    (merged / "in" / "events.jsonl").write_bytes(b"".join(x.encode() for x in stream) + b"".join(sentinels(last + 1)))
     expected = sorted(map(_content, replayed(merged)))
 
     shared = tmp_path / "partitions"
