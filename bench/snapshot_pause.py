@@ -51,12 +51,12 @@ def build(n: int) -> Engine:
 
 
 async def forked(engine: Engine, folder: Path) -> tuple[float, float, int]:
-    files = SnapshotFiles(folder / "snapshot.bin", fork=True)
+    files = SnapshotFiles(fork=True)
 
     async def nothing() -> None:
         return None
 
-    info = await files.take(lambda: encode_snapshot(engine), lambda: nothing())
+    info = await files.take([folder / "snapshot.bin"], lambda: [encode_snapshot(engine)], nothing)
     return info.pause_ms, info.duration_ms, info.bytes
 
 

@@ -19,8 +19,10 @@ read the rest (``_READERS``); older formats stay readable.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import heapq
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -211,11 +213,36 @@ def transfer(old: Engine, new: Engine) -> RestoreReport:
     return restore(new, capture(old, encode_states=False), live=live)
 
 
+def _watch_all(engine: Engine, owner: Any, items: Iterable[tuple[int, str]]) -> None:
+    """``engine.watch`` for many (when, msisdn) at once (a restore re-arms millions)."""
+    g = engine._gc_granularity
+    buckets = engine._gc_buckets
+    keys = engine._gc_keys
+    for when, m in items:
+        key = when // g
+        bucket = buckets.get(key)
+        if bucket is None:
+            bucket = buckets[key] = []
+            heapq.heappush(keys, key)
+        bucket.append((owner, m))
+
+
 def restore(engine: Engine, state: EngineState, *, live: dict[str, dict[str, Any]] | None = None) -> RestoreReport:
     """Load ``state`` into a freshly built engine (no event fed yet); keeps what the plan still means.
 
     ``live``: scenario name → pattern states to take as they are instead of decoding ``states``.
+    The cyclic garbage collector is paused meanwhile: millions of new objects, none of them garbage.
     """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _restore(engine, state, live)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _restore(engine: Engine, state: EngineState, live: dict[str, dict[str, Any]] | None) -> RestoreReport:
     report = RestoreReport()
     event = event_union()
     index = {scn.name: i for i, scn in enumerate(engine.scenarios)}
@@ -236,10 +263,8 @@ def restore(engine: Engine, state: EngineState, *, live: dict[str, dict[str, Any
             else:
                 rt.restore(msgspec.msgpack.decode(saved.states, type=rt.state_type(event)))
             kept_patterns.add(saved.name)
-            for m, st in rt.states.items():
-                exp = rt.expiry(st)
-                if exp is not None:
-                    engine.watch(exp, rt, m)
+            expiry = rt.expiry
+            _watch_all(engine, rt, ((exp, m) for m, st in rt.states.items() if (exp := expiry(st)) is not None))
         else:
             report.pattern_dropped.append(saved.name)
         gates = engine._gates[i]
@@ -247,8 +272,8 @@ def restore(engine: Engine, state: EngineState, *, live: dict[str, dict[str, Any
             gates.last.update(saved.gate_last)  # copies: a transfer must not share them with the old engine
             gates.values.update(saved.gate_values)
             if gates.cooldown_ms is not None:
-                for m, last in gates.last.items():
-                    engine.watch(last + gates.cooldown_ms, gates, m)
+                cd = gates.cooldown_ms
+                _watch_all(engine, gates, ((last + cd, m) for m, last in gates.last.items()))
         elif saved.gate_last or saved.gate_values:
             report.gates_dropped.append(saved.name)
         if pattern_same and (gates is None or saved.gates_key == gates_key(scn)):
