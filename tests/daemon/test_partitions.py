@@ -90,3 +90,34 @@ def test_a_partition_handed_over_continues_its_state_in_the_new_owner(tmp_path):
         assert 0 == stop(proc)
     assert [(m, "review", {"site": "handed.cn"})] == [(s["msisdn"], s["scenario"], s["params"]) for s in sends(a)]
     assert [] == sends(b)
+
+
+def test_ingest_into_a_partitioned_instance_takes_its_partitions_and_a_reload_reaches_every_unit(tmp_path):
+    import httpx
+
+    reference(tmp_path)
+    shared = tmp_path / "partitions"
+    a = tmp_path / "a"
+    a.mkdir()
+    (tmp_path / "log").mkdir()
+    config = partitioned_config(a, shared, [0, 1])
+    config.write_text(config.read_text() + '[http]\nlisten = "127.0.0.1:0"\nadmin_token = "t"\n')
+    now = time.time_ns() // 1_000_000
+    first = {partition_of(m, COUNT): m for m in reversed([f"1370000{i:04d}" for i in range(200)])}
+    mine, theirs = [first[0], first[1]], first[2]
+    proc = start(config)
+    try:
+        (listening,) = wait_for(lambda: logged(a, "http listening"), what="the HTTP server")
+        url = f"http://127.0.0.1:{listening['port']}"
+        news = 'scenario news when dpi where category == "news" then sms "n" end\n'
+        (a / "scenarios" / "news.kairos").write_text(news)
+        r = httpx.post(url + "/admin/reload", headers={"Authorization": "Bearer t"})
+        assert (200, ["news"]) == (r.status_code, r.json()["published"])
+        body = "\n".join(json.dumps({"type": "dpi", "ts": now, "msisdn": m, "host": "h", "category": "news"})
+                         for m in [*mine, theirs])
+        r = httpx.post(url + "/ingest", content=body)
+        assert (202, {"accepted": 2, "errors": 0, "not_owned": 1}) == (r.status_code, r.json())
+        wait_for(lambda: len(sends(a)) == 2, what="a send in each owned partition")
+    finally:
+        assert 0 == stop(proc)
+    assert sorted(mine) == sorted(s["msisdn"] for s in sends(a))
