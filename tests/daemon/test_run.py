@@ -37,6 +37,20 @@ def dpi(ts: int, m: str, category: str, host: str = "a.cn") -> dict:
     return {"type": "dpi", "ts": ts, "msisdn": m, "host": host, "category": category}
 
 
+def buffered_in_snapshot(folder: Path) -> int | None:
+    """How many events wait in the lateness buffer of the published snapshot (None: no snapshot yet)."""
+    import msgspec
+
+    from engine import decode_snapshot
+    from kairos._units import UnitState
+
+    path = folder / "state" / "snapshot.bin"
+    if not path.exists():
+        return None
+    extra = msgspec.msgpack.decode(decode_snapshot(path.read_bytes()).extra, type=UnitState)
+    return len(msgspec.msgpack.decode(extra.buffered))
+
+
 def run_briefly(config: Path) -> subprocess.CompletedProcess:
     return subprocess.run(KAIROS + ["run", "--config", str(config)], capture_output=True, text=True, timeout=60)
 
@@ -210,3 +224,21 @@ def test_standard_input_is_a_source_and_bad_lines_are_logged_and_counted(tmp_pat
     (bad,) = logged(tmp_path, "bad input line skipped")
     assert (bad["line"], bad["decode_errors"]) == ("not json", 1)
     assert 1 == len(lines(tmp_path / "out" / "sms.jsonl"))
+
+
+def test_events_waiting_in_the_lateness_buffer_survive_a_restart(tmp_path):
+    config = write_config(tmp_path, SEQ, channels=("sms",), lateness_ms=60_000, interval_s=0.1)
+    events = tmp_path / "in" / "events.jsonl"
+    append(events, dpi(NOW, "1", "review", "buffered.cn"), dpi(NOW + 1, "1", "shop"))
+    proc = start(config)
+    wait_for(lambda: buffered_in_snapshot(tmp_path) == 2, what="a snapshot holding both events in the buffer")
+    assert 0 == stop(proc)
+    assert [] == sends(tmp_path, ("sms",))  # both still wait: the newest event is not 60 s past them
+    append(events, dpi(NOW + 120_000, "9", "news"))  # releases them, after the restart
+    proc = start(config)
+    try:
+        wait_for(lambda: sends(tmp_path, ("sms",)), what="the send from the buffered events")
+    finally:
+        assert 0 == stop(proc)
+    assert [{"site": "buffered.cn"}] == [s["params"] for s in sends(tmp_path, ("sms",))]
+    assert 2 == logged(tmp_path, "snapshot loaded")[-1]["buffered"]
