@@ -99,8 +99,16 @@ class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @property
     def address(self) -> tuple[str, int]:
-        host, _, port = self.listen.rpartition(":")
-        return host, int(port)
+        return _address(self.listen)
+
+
+class FeedbackConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Channel callbacks in: they become ``feedback`` events (follow-up waves, measurement)."""
+
+    listen: str = ""  #: HOST:PORT of ``POST /feedback`` (adapters.FeedbackServer); "" for none
+    secret: str = ""  #: HMAC-SHA256 secret the callbacks are signed with (X-Kairos-Signature); "" for unsigned
+    channel: str = ""  #: the channel of callbacks that do not name one
+    files: list[str] = []  #: callback files to follow (.jsonl or .csv), each remembering its offset beside it
 
 
 class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -122,6 +130,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     reload: ReloadConfig = msgspec.field(default_factory=ReloadConfig)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    feedback: FeedbackConfig = msgspec.field(default_factory=FeedbackConfig)
 
     @property
     def partitioned(self) -> bool:
@@ -187,10 +196,11 @@ def load_config(path: str | Path) -> Config:
         else s
         for s in cfg.sources
     ]
-    if cfg.http.listen:
-        host, _, port = cfg.http.listen.rpartition(":")
-        if not host or not port.isdigit() or int(port) > 65535:
-            raise ConfigError(f"{p}: `http.listen` is {cfg.http.listen!r}: write HOST:PORT, e.g. \"127.0.0.1:8787\"")
+    for key, listen in (("http.listen", cfg.http.listen), ("feedback.listen", cfg.feedback.listen)):
+        if listen:
+            host, _, port = listen.rpartition(":")
+            if not host or not port.isdigit() or int(port) > 65535:
+                raise ConfigError(f"{p}: `{key}` is {listen!r}: write HOST:PORT, e.g. \"127.0.0.1:8787\"")
     names = [getattr(s, "name", s.__struct_config__.tag) for s in sources]
     if len(set(names)) != len(names):
         raise ConfigError(f"{p}: two sources have the same name; give each [[sources]] a distinct `name`")
@@ -204,7 +214,13 @@ def load_config(path: str | Path) -> Config:
         if cfg.reload.audit_log else cfg.reload,
         snapshot=msgspec.structs.replace(cfg.snapshot, partitions_dir=str(base / cfg.snapshot.partitions_dir))
         if cfg.snapshot.partitions_dir else cfg.snapshot,
+        feedback=msgspec.structs.replace(cfg.feedback, files=[str(base / f) for f in cfg.feedback.files]),
     )
+
+
+def _address(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host, int(port)
 
 
 def _explain(text: str) -> str:

@@ -242,6 +242,8 @@ class Daemon:
     def _on_feedback(self, fb: Feedback) -> None:
         """A channel's feedback re-enters as a ``feedback`` event."""
         ev = self._decoder.decode(msgspec.json.encode(fb))
+        self.events_by_type[ev.__class__] = self.events_by_type.get(ev.__class__, 0) + 1
+        self._last_input = time.monotonic()
         unit = self.units.get(ALL)
         if unit is not None:
             unit.clock.push([ev])
@@ -323,6 +325,19 @@ class Daemon:
                 out.append((s.name, StdinSource(), ALL))
         return out
 
+    async def _start_feedback(self, work: Any) -> None:
+        """Channel callbacks (HTTP and files) re-enter as ``feedback`` events."""
+        from adapters import FeedbackFile, FeedbackServer
+
+        fb = self.config.feedback
+        if fb.listen:
+            host, _, port = fb.listen.rpartition(":")
+            server = FeedbackServer(self._on_feedback, host=host, port=int(port), secret=fb.secret, channel=fb.channel)
+            bound = await work.start(server.run)
+            log.info("feedback listening", host=host, port=bound)
+        for path in fb.files:
+            await work.start(FeedbackFile(path, self._on_feedback, channel=fb.channel).run)
+
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit status."""
         stopping = anyio.Event()
@@ -348,6 +363,7 @@ class Daemon:
                     host, port = http.address
                     server = HttpServer(self, host, port, admin_token=http.admin_token, ingest_token=http.ingest_token)
                     await work.start(server.run)
+                await self._start_feedback(work)
                 self.ready = True
                 log.info("ready", scenarios=[s.name for s in self.plan.scenarios],
                          sources=[getattr(s, "name", s.__struct_config__.tag) for s in self.config.sources],
