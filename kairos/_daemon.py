@@ -371,12 +371,18 @@ class Daemon:
                 await stopping.wait()
                 self.ready = False
                 work.cancel_scope.cancel()
+            status = EXIT_OK
             with anyio.CancelScope(shield=True):
-                await self.snapshot("shutdown", fork=False)
+                try:
+                    await self.snapshot("shutdown", fork=False)
+                except OSError as e:
+                    status = EXIT_INVALID
+                    log.error("the final snapshot failed; the previous one stays and a restart resumes from it "
+                              "(the outbox drops repeated sends)", error=str(e))
             self.outbox.stop()
         log.info("stopped", events=sum(e.events_in for e in self.engines), late=self.late, decode_errors=self.decode_errors,
                  sends=self.sends, repeated_decisions_dropped=self.duplicate_sends)
-        return EXIT_OK
+        return status
 
 
 def unit_name(partition: int) -> str:

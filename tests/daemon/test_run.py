@@ -242,3 +242,14 @@ def test_events_waiting_in_the_lateness_buffer_survive_a_restart(tmp_path):
         assert 0 == stop(proc)
     assert [{"site": "buffered.cn"}] == [s["params"] for s in sends(tmp_path, ("sms",))]
     assert 2 == logged(tmp_path, "snapshot loaded")[-1]["buffered"]
+
+
+def test_a_final_snapshot_that_cannot_be_written_is_reported_and_the_exit_status_says_so(tmp_path):
+    config = write_config(tmp_path, SEQ, channels=("sms",), interval_s=0)
+    proc = start(config)
+    wait_for(lambda: logged(tmp_path, "ready"), what="the daemon to start")
+    (tmp_path / "state" / "snapshot.bin.tmp").mkdir(parents=True)  # the temporary file cannot be created
+    assert 1 == stop(proc)
+    (failed,) = logged(tmp_path, "the final snapshot failed; the previous one stays and a restart resumes from it "
+                                 "(the outbox drops repeated sends)")
+    assert "snapshot.bin.tmp" in failed["error"]
