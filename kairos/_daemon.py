@@ -11,6 +11,9 @@ the outbox drops the repeats: nothing is lost and nothing is sent twice.
 Snapshots are periodic and at shutdown; a snapshot is published only after
 every send its state implies is durable in the outbox. SIGTERM/SIGINT: stop
 reading, take the final snapshot, stop the outbox, exit 0.
+
+State lives in units (``kairos._units``): one for an unpartitioned daemon,
+one per owned partition for a partitioned log or a Kafka consumer group.
 """
 
 from __future__ import annotations
