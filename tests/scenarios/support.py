@@ -77,3 +77,28 @@ def send(scenario: str, msisdn: str, ts: int, channel: str, template: str,
 def of(scenario: str, sends: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The sends of one scenario."""
     return [s for s in sends if s["scenario"] == scenario]
+
+
+def changed(events: list[dict[str, Any]], index: int, **fields: Any) -> list[dict[str, Any]]:
+    """A copy of ``events`` whose event ``index`` has ``fields`` replaced (a near miss)."""
+    out = [dict(e) for e in events]
+    out[index].update(fields)
+    return out
+
+
+def without(events: list[dict[str, Any]], index: int) -> list[dict[str, Any]]:
+    """A copy of ``events`` without event ``index`` (one event short)."""
+    return [dict(e) for i, e in enumerate(events) if i != index]
+
+
+def as_subscriber(events: list[dict[str, Any]], msisdn: str) -> list[dict[str, Any]]:
+    """The same story lived by another subscriber (other tags, other lists)."""
+    return [{**e, "msisdn": msisdn} for e in events]
+
+
+def inserted(events: list[dict[str, Any]], event: dict[str, Any]) -> list[dict[str, Any]]:
+    """A copy of ``events`` with ``event`` added in ts order (after events of the same ts)."""
+    out = [dict(e) for e in events]
+    i = next((n for n, e in enumerate(out) if e["ts"] > event["ts"]), len(out))
+    out.insert(i, event)
+    return out
