@@ -37,6 +37,14 @@ def test_the_catalogue_covers_every_scenario_item_of_the_domain():
     assert set(range(1, DOMAIN_ITEMS + 1)) - items == set()
 
 
+def test_every_catalogue_scenario_has_a_test():
+    """A scenario is tested when a test module under tests/scenarios/ names it in a string."""
+    tests = "".join(p.read_text(encoding="utf-8") for p in Path(__file__).parent.glob("test_*.py"))
+    names = [n for p in catalogue_files()
+             for n in re.findall(r"^scenario (\w+)", p.read_text(encoding="utf-8"), re.M)]
+    assert [n for n in names if f'"{n}"' not in tests] == []
+
+
 def _folder(tmp_path: Path, scenario: str, templates: str) -> Path:
     (tmp_path / "offers.kairos").write_text(scenario, encoding="utf-8")
     (tmp_path / "templates.toml").write_text(templates, encoding="utf-8")
