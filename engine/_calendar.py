@@ -8,6 +8,8 @@ fri`` covers Friday night until Saturday 08:00.
 
 from __future__ import annotations
 
+import datetime as _dt
+
 from engine._localtime import LocalTime
 from plan import TimeRange
 
@@ -62,3 +64,19 @@ def period_of(clock: LocalTime, ts: int, days: int) -> int:
 def period_start(clock: LocalTime, period: int, days: int) -> int:
     """Epoch ms of local midnight opening period ``period``."""
     return clock.to_utc(period * days * DAY_MS)
+
+
+def local_text(clock: LocalTime, ts: int) -> str:
+    """``2026-11-23 Mon 08:00:00`` in local time (``.250`` appended for milliseconds)."""
+    local = clock.local_ms(ts)
+    when = _dt.datetime.fromtimestamp(local // 1000, _dt.timezone.utc)
+    text = when.strftime("%Y-%m-%d %a %H:%M:%S")
+    return text if local % 1000 == 0 else f"{text}.{local % 1000:03d}"
+
+
+def duration_text(ms: int) -> str:
+    """The largest whole unit the language would write: ``7d``, ``90m``, ``500ms``."""
+    for unit, size in (("d", DAY_MS), ("h", 3_600_000), ("m", MINUTE_MS), ("s", 1_000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"

@@ -26,7 +26,7 @@ import hashlib
 import heapq
 from typing import TYPE_CHECKING, Any
 
-from engine._calendar import next_opening, occurrence_end, period_of, period_start
+from engine._calendar import duration_text, local_text, next_opening, occurrence_end, period_of, period_start
 from plan import Action, Capacity, Origin, Policy, Scenario
 
 if TYPE_CHECKING:
@@ -243,7 +243,7 @@ class PolicyStage:
         winner = window[0]
         for c in window[1:]:
             self._stop(c, "arbitration", f"lost arbitration to {winner.scenario.name} "
-                       f"(priority {winner.priority}) at {winner.ts}")
+                       f"(priority {winner.priority}) at {self._t(winner.ts)}")
         self._decide(winner)
 
     def _decide(self, c: Candidate) -> None:
@@ -265,7 +265,7 @@ class PolicyStage:
         if in_control(c.msisdn, c.scenario.name, self.control[c.index]):
             self.records[c.id] = _Record(c.index, action.channel, action.template, c.msisdn, True)
             return self._stop(c, "control", f"in the control group ({self.control[c.index]:g}%) "
-                              f"for {c.scenario.name}; would have sent {action.channel} at {send_at}")
+                              f"for {c.scenario.name}; would have sent {action.channel} at {self._t(send_at)}")
         cap = self.capacity.get(action.channel)
         if cap is not None and not self._take_capacity(cap, send_at):
             return self._wait(c, action, params, cap, send_at)
@@ -276,12 +276,12 @@ class PolicyStage:
         channel = action.channel
         until = st.blocked.get(action.template)
         if until is not None and c.ts <= until:
-            return "no_repeat", f"template answered by the subscriber; blocked until {until}", send_at
+            return "no_repeat", f"template answered by the subscriber; blocked until {self._t(until)}", send_at
         for per, members in self.groups[c.index]:
             for t, _, i in st.sends:
                 if i != c.index and i in members and abs(t - send_at) <= per:
                     other = self.engine.scenarios[i].name
-                    return "exclusive", f"{other} of the same exclusion group was sent at {t}", send_at
+                    return "exclusive", f"{other} of the same exclusion group was sent at {self._t(t)}", send_at
         send_at, reason, detail = self._timing(channel, send_at)
         if reason is not None:
             return reason, detail, send_at
@@ -289,7 +289,7 @@ class PolicyStage:
             for limit, per, any_channel in caps or ():
                 if not _fits(st.sends, send_at, None if any_channel else channel, limit, per):
                     what = "any" if any_channel else channel
-                    return "cap", f"cap {what} {limit} per {per} ms reached at {send_at}", send_at
+                    return "cap", f"cap {what} {limit} per {duration_text(per)} reached at {self._t(send_at)}", send_at
         return None, "", send_at
 
     def _timing(self, channel: str, send_at: int) -> tuple[int, str | None, str]:
@@ -307,7 +307,7 @@ class PolicyStage:
                 end = occurrence_end(clock, moved, q.range, q.days)
                 if end is not None:
                     if q.mode == "drop":
-                        return moved, "quiet", f"falls in quiet hours for {channel} (drop) at {moved}"
+                        return moved, "quiet", f"falls in quiet hours for {channel} (drop) at {self._t(moved)}"
                     moved = end
             if moved == send_at:
                 return send_at, None, ""
@@ -364,7 +364,7 @@ class PolicyStage:
         self.records[c.id] = _Record(c.index, action.channel, action.template, c.msisdn, False)
         obs = self.engine.observer
         if obs is not None:
-            detail = f"sent {action.channel} \"{action.template}\" at {send_at}"
+            detail = f"sent {action.channel} \"{action.template}\" at {self._t(send_at)}"
             obs.policy(c.index, c.msisdn, c.ts, c.id, "sent", detail + (f" ({notes})" if notes else ""))
         self.engine.emit(c.index, c.msisdn, c.ts, c.id, action, params, send_at, c.depth)
 
@@ -374,6 +374,9 @@ class PolicyStage:
         obs = self.engine.observer
         if obs is not None:
             obs.policy(c.index, c.msisdn, c.ts, c.id, reason, detail)
+
+    def _t(self, ts: int) -> str:
+        return local_text(self.clock, ts)
 
     def _excluded(self, m: str) -> bool:
         lists = self.engine.reference.lists
