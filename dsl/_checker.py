@@ -411,10 +411,6 @@ class Checker:
         match rule:
             case ast.HoursRule(keyword=kw, channel=channel, ranges=ranges, days=days):
                 self._channel(channel, source, allow_any=False)
-                if channel.text in ext.hours_at:
-                    self._report(source, kw, f"duplicate `hours` for {channel.text}; the first is at line "
-                                 f"{ext.hours_at[channel.text]}")
-                ext.hours_at.setdefault(channel.text, kw.line)
                 ext.hours.append(plan.Hours(channel.text, tuple(self._range(r, source) for r in ranges),  # type: ignore[misc]
                                             None if days is None else self._days(days, source)))
             case ast.CapacityRule(channel=channel, limit=limit, per=per):
@@ -470,7 +466,6 @@ class _Extensions:
 
     def __init__(self) -> None:
         self.hours: list[plan.Hours] = []
-        self.hours_at: dict[str, int] = {}
         self.capacity: list[plan.Capacity] = []
         self.no_repeat: plan.NoRepeat | None = None
         self.no_repeat_line: int | None = None

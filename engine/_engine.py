@@ -131,9 +131,11 @@ class Engine:
         gc_granularity_ms: int = 1_000,
         measure: bool = False,
         observer: Any = None,
+        control_sink: Callable[[Send], None] | None = None,
     ) -> None:
         """``measure``: join feedback to sends even without a policy (for stats);
-        ``observer``: hears every completion and decision (``kairos explain``)."""
+        ``observer``: hears every completion and decision (``kairos explain``);
+        ``control_sink``: receives the sends held out for the control group."""
         self.plan = plan
         self.reference = reference or Reference()
         _check_reference(plan, self.reference)
@@ -146,6 +148,7 @@ class Engine:
         self.stats = [ScenarioStats() for _ in plan.scenarios]
         self.runtimes: list[PatternRuntime] = []
         self.observer = observer
+        self.control_sink = control_sink
         self._gates: list[_Gates | None] = []
         classes = event_types()
         handlers: dict[type[Event], list[Entry | Callable[[Any], None]]] = {}

@@ -27,7 +27,7 @@ import heapq
 from typing import TYPE_CHECKING, Any
 
 from engine._calendar import duration_text, local_text, next_opening, occurrence_end, period_of, period_start
-from plan import Action, Capacity, Origin, Policy, Scenario
+from plan import Action, Capacity, Hours, Origin, Policy, Scenario
 
 if TYPE_CHECKING:
     from engine._engine import Engine
@@ -112,7 +112,9 @@ class PolicyStage:
         for cap in policy.caps:
             self.caps.setdefault(cap.channel, []).append((cap.limit, cap.per_ms, cap.channel == "any"))
         self.quiet = {ch: [q for q in policy.quiet if ch in q.channels] for q in policy.quiet for ch in q.channels}
-        self.hours = {h.channel: h for h in policy.hours}
+        self.hours: dict[str, list[Hours]] = {}  # several rules: open when any is
+        for h in policy.hours:
+            self.hours.setdefault(h.channel, []).append(h)
         self.capacity: dict[str, Capacity] = {c.channel: c for c in policy.capacity}
         self.used: dict[tuple[str, int], int] = {}  # (channel, period) → sends
         self.waiting: dict[str, list[tuple[tuple[int, int, str, str], Candidate, Action, dict[str, Any]]]] = {}
@@ -264,6 +266,10 @@ class PolicyStage:
         params = c.params[k]
         if in_control(c.msisdn, c.scenario.name, self.control[c.index]):
             self.records[c.id] = _Record(c.index, action.channel, action.template, c.msisdn, True)
+            record = self.engine.control_sink
+            if record is not None:
+                from engine._engine import Send  # the engine module imports this one
+                record(Send(c.id, c.scenario.name, c.msisdn, c.ts, send_at, action.channel, action.template, params))
             return self._stop(c, "control", f"in the control group ({self.control[c.index]:g}%) "
                               f"for {c.scenario.name}; would have sent {action.channel} at {self._t(send_at)}")
         cap = self.capacity.get(action.channel)
@@ -302,7 +308,7 @@ class PolicyStage:
         for _ in range(64):
             moved = send_at
             if hours is not None:
-                moved = next_opening(clock, moved, hours.ranges, hours.days)
+                moved = min(next_opening(clock, moved, h.ranges, h.days) for h in hours)
             for q in quiet:
                 end = occurrence_end(clock, moved, q.range, q.days)
                 if end is not None:

@@ -14,6 +14,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Callable, Sequence
 
+import msgspec
+
 import dsl
 from adapters import TemplateCatalog, TemplateError
 from engine import BindError, Engine, Reference, ReferenceError, event_schema, replay
@@ -95,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
                    "conversion and uplift over the control group (standard error)")
     r.add_argument("--report", metavar="FILE.html",
                    help="write the same numbers as one self-contained HTML page with charts")
+    r.add_argument("--control-out", metavar="FILE",
+                   help="write the triggers held out for the control group, one JSON line each, in the "
+                   "format of a send (what would have been sent), so conversions can be joined by id")
     _templates_option(r)
     r.set_defaults(handler=_replay)
 
@@ -195,7 +200,8 @@ def _replay(args: argparse.Namespace) -> int:
     except (BindError, ReferenceError, OSError) as e:
         print(f"kairos replay: {e}", file=sys.stderr)
         return EXIT_USAGE
-    measuring = bool(args.stats or args.report)
+    measuring = bool(args.stats or args.report or args.control_out)
+    control: Callable[[Send], None] | None = None
     engines: list[Engine] = []
     series = Series(LocalTime(args.tz)) if args.report else None
 
@@ -207,7 +213,7 @@ def _replay(args: argparse.Namespace) -> int:
                 series.add(send.scenario, send.send_at)
                 inner(send)
 
-        engine = Engine(plan, reference, sink=sink, tz=args.tz, measure=measuring)
+        engine = Engine(plan, reference, sink=sink, tz=args.tz, measure=measuring, control_sink=control)
         engines.append(engine)
         return engine
 
@@ -215,9 +221,17 @@ def _replay(args: argparse.Namespace) -> int:
         try:
             events = _open_in(stack, args.events)
             out = _open_out(stack, args.out)
+            control_out = stack.enter_context(open(args.control_out, "wb")) if args.control_out else None
         except OSError as e:
             print(f"kairos replay: {e}", file=sys.stderr)
             return EXIT_USAGE
+        if control_out is not None:
+            encode = msgspec.json.Encoder().encode
+
+            def control(send: Send) -> None:
+                control_out.write(encode(send) + b"\n")
+        else:
+            control = None
         started = time.perf_counter()
         report = replay(
             make_engine,
@@ -246,8 +260,9 @@ def _replay(args: argparse.Namespace) -> int:
         if args.stats:
             sys.stderr.write(table(rows))
         if args.report:
-            subtitle = (f"{report.events:,} events from {args.events}; scenarios from "
-                        f"{', '.join(plan.files)}; {'with' if plan.policy else 'without'} a contact policy")
+            files = ", ".join(Path(f).name for f in plan.files)
+            subtitle = (f"{report.events:,} events from {Path(args.events).name}; scenarios from {files}; "
+                        f"{'with' if plan.policy else 'without'} a contact policy")
             try:
                 Path(args.report).write_text(render(rows, series, title="Kairos scenario report",  # type: ignore[arg-type]
                                                     subtitle=subtitle), encoding="utf-8")

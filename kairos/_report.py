@@ -38,16 +38,29 @@ class Series:
         by[hour] = by.get(hour, 0) + 1
 
 
-def _label(hour: int) -> str:
-    return dt.datetime.fromtimestamp(hour * 3600, dt.timezone.utc).strftime("%a %H:00")
+def _label(hour: int, size: int) -> str:
+    when = dt.datetime.fromtimestamp(hour * 3600, dt.timezone.utc)
+    return when.strftime("%a %d %b" if size == 24 else "%a %H:00")
+
+
+def bucket_hours(series: Series) -> int:
+    """Bars of one hour for up to three days of sends, of one day beyond."""
+    hours = [h for by in series.counts.values() for h in by]
+    return 1 if not hours or max(hours) - min(hours) <= 72 else 24
 
 
 def _sends_chart(series: Series, names: Sequence[str]) -> str:
-    hours = sorted({h for by in series.counts.values() for h in by})
+    size = bucket_hours(series)
+    counts = {n: {} for n in names}  # type: dict[str, dict[int, int]]
+    for n in names:
+        for h, k in series.counts.get(n, {}).items():
+            b = h - h % size
+            counts[n][b] = counts[n].get(b, 0) + k
+    hours = sorted({h for by in counts.values() for h in by})
     if not hours:
         return "<p class=empty>No sends.</p>"
-    hours = list(range(hours[0], hours[-1] + 1))
-    totals = [sum(series.counts.get(n, {}).get(h, 0) for n in names) for h in hours]
+    hours = list(range(hours[0], hours[-1] + 1, size))
+    totals = [sum(counts[n].get(h, 0) for n in names) for h in hours]
     top = max(totals) or 1
     w, h, left, bottom = 900, 260, 50, 40
     bw = (w - left - 10) / len(hours)
@@ -59,18 +72,18 @@ def _sends_chart(series: Series, names: Sequence[str]) -> str:
     for i, hour in enumerate(hours):
         y = 10 + h
         for j, name in enumerate(names):
-            n = series.counts.get(name, {}).get(hour, 0)
+            n = counts[name].get(hour, 0)
             if not n:
                 continue
             bh = h * n / top
             y -= bh
             parts.append(f'<rect x="{left + i * bw + 1:.1f}" y="{y:.1f}" width="{max(bw - 2, 1):.1f}" '
                          f'height="{bh:.1f}" fill="{PALETTE[j % len(PALETTE)]}">'
-                         f'<title>{escape(name)}: {n:,} at {_label(hour)}</title></rect>')
+                         f'<title>{escape(name)}: {n:,} at {_label(hour, size)}</title></rect>')
         step = max(1, len(hours) // 12)
         if i % step == 0:
             parts.append(f'<text x="{left + i * bw + bw / 2:.1f}" y="{h + 28}" class=axis '
-                         f'text-anchor=middle>{_label(hour)}</text>')
+                         f'text-anchor=middle>{_label(hour, size)}</text>')
     parts.append("</svg>")
     legend = "".join(f'<span><i style="background:{PALETTE[j % len(PALETTE)]}"></i>{escape(n)}</span>'
                      for j, n in enumerate(names) if series.counts.get(n))
@@ -157,6 +170,7 @@ svg{width:100%;height:auto} .grid{stroke:#e5e7eb} .axis{font-size:11px;fill:#6b7
 table{border-collapse:collapse;width:100%;font-size:13px;margin-top:8px}
 th,td{padding:5px 7px;border-bottom:1px solid #e5e7eb;text-align:right;vertical-align:top}
 th:first-child,td:first-child,th:nth-child(2),td:nth-child(2),th:last-child,td:last-child{text-align:left}
+td:last-child{min-width:180px}
 tr.total{background:#f8fafc} tr.channel td{color:#4b5563} small{color:#6b7280}
 .empty{color:#6b7280}
 """
@@ -181,8 +195,9 @@ def render(rows: list[Row], series: Series, *, title: str, subtitle: str) -> str
 <html lang=en><head><meta charset=utf-8><title>{escape(title)}</title><style>{CSS}</style></head><body>
 <h1>{escape(title)}</h1><p class=note>{escape(subtitle)}</p>
 <div class=cards>{card_html}</div>
-<h2>Messages sent per hour, by scenario</h2>
-<p class=note>Each bar is one hour of local time (when the message goes out); colours are scenarios.</p>
+<h2>Messages sent per {"hour" if bucket_hours(series) == 1 else "day"}, by scenario</h2>
+<p class=note>Each bar is one {"hour" if bucket_hours(series) == 1 else "day"} of local time (when the message goes
+out); colours are scenarios. Hover a bar for the numbers.</p>
 {_sends_chart(series, names)}
 <h2>From match to conversion</h2>
 <p class=note>How many times scenarios matched, how many passed their own rules and the contact policy and were
