@@ -100,15 +100,20 @@ def explain(plan: Plan, reference: Reference, events: IO[bytes], msisdn: str, *,
         yield f"No events for {msisdn} in the input."
     yield ""
     yield "Summary:"
+    untouched = []
     for i, scn in enumerate(plan.scenarios):
         st_sent = sum(1 for s in sends if s.msisdn == msisdn and s.scenario == scn.name)
+        partial = described.get(i, "")
         if st_sent:
             yield f"  {scn.name}: sent {st_sent} time{'s' * (st_sent != 1)}"
         elif i in timeline.matched:
             yield f"  {scn.name}: matched but never sent (see the reasons above)"
+        elif partial:
+            yield f"  {scn.name}: never matched; at the end: {partial}"
         else:
-            partial = described.get(i, "")
-            yield f"  {scn.name}: never matched" + (f"; at the end: {partial}" if partial else "")
+            untouched.append(scn.name)
+    if untouched:
+        yield f"  no partial match at all: {', '.join(untouched)}"
 
 
 def _fields(ev: Any) -> str:
@@ -121,7 +126,7 @@ def _fields(ev: Any) -> str:
 def _pattern_text(scn: Scenario) -> str:
     p = scn.pattern
     if isinstance(p, Aggregate):
-        return f"{p.kind} {p.cmp} {p.threshold:g} within {duration_text(p.within_ms)}"
+        return f"{p.kind} {p.cmp} {_num(p.threshold)} within {duration_text(p.within_ms)}"
     if isinstance(p, Sequence):
         return f"{len(p.steps)}-step sequence within {duration_text(p.within_ms)}"
     if isinstance(p, Absence):
@@ -155,7 +160,7 @@ def _partial(scn: Scenario, state: Any, clock: LocalTime) -> str:
             return ""
         what = "event" if p.kind == "count" else "value"
         return f"{n} matching {what}{'s' * (n != 1)} in the last {duration_text(p.within_ms)} " \
-               f"(completes when {p.kind} {p.cmp} {p.threshold:g})"
+               f"(completes when {p.kind} {p.cmp} {_num(p.threshold)})"
     if isinstance(p, Sequence):
         steps = len(p.steps)
         done = 0
@@ -171,3 +176,7 @@ def _partial(scn: Scenario, state: Any, clock: LocalTime) -> str:
             return f"inside since {local_text(clock, enter)} (already completed this stay)"
         return f"inside since {local_text(clock, enter)}; completes at {local_text(clock, enter + p.for_ms)}"
     return ""
+
+
+def _num(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"

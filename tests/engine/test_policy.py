@@ -360,3 +360,12 @@ def test_without_a_policy_the_engine_sends_directly():
     engine.on_event(at(0))
     assert engine.policy is None
     assert [s.channel for s in sends] == ["sms"]
+
+
+def test_several_hours_rules_for_a_channel_open_when_any_of_them_is_open():
+    saturday = Hours("call", (TimeRange(10 * 60, 16 * 60),), frozenset({6}))
+    act = (Action("call", "t"),)
+    sends, _, _ = run([on_host("a", "h", actions=act)], [at(4 * D + 20 * H), at(5 * D + 16 * H)],
+                      hours=(WORK, saturday))
+    # Fri 20:00 → Sat 10:00; Sat 16:00 (the end is excluded) → Mon 09:00
+    assert sent(sends) == [("a", 5 * D + 10 * H), ("a", 7 * D + 9 * H)]
