@@ -442,6 +442,8 @@ class Engine:
             if g is not None:
                 seen.update(g.last)
                 seen.update(g.values)
+        if self.policy is not None:
+            seen.update(self.policy.states)
         return len(seen)
 
 

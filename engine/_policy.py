@@ -247,11 +247,13 @@ class PolicyStage:
             self._stop(c, "arbitration", f"lost arbitration to {winner.scenario.name} "
                        f"(priority {winner.priority}) at {self._t(winner.ts)}")
         self._decide(winner)
+        if not st.sends and not st.blocked and st.window is None and self.states.get(m) is st:
+            del self.states[m]  # nothing left to remember for this subscriber
 
     def _decide(self, c: Candidate) -> None:
         st = self.states.get(c.msisdn)
         if st is None:
-            st = self.states[c.msisdn] = _Sub()
+            st = _Sub()  # kept only if a send must be remembered (``_send``)
         first_reason = None
         notes: list[str] = []
         for k, action in enumerate(c.scenario.actions):
@@ -350,9 +352,7 @@ class PolicyStage:
             self.waiting[channel] = []
             for _, c, action, params in queue:
                 self._waiting_ids.discard(c.id)
-                st = self.states.get(c.msisdn)
-                if st is None:
-                    st = self.states[c.msisdn] = _Sub()
+                st = self.states.get(c.msisdn) or _Sub()
                 reason, detail, send_at = self._allow(c, action, st, when)
                 if reason is not None:
                     self._stop(c, reason, f"after waiting for capacity: {detail}")
@@ -364,6 +364,7 @@ class PolicyStage:
     def _send(self, c: Candidate, action: Action, params: dict[str, Any], send_at: int, st: _Sub,
               notes: str) -> None:
         if self.keep_ms:
+            st = self.states.setdefault(c.msisdn, st)
             self._prune(st, self.engine.now)
             st.sends.append((send_at, action.channel, c.index))
             self.engine.watch(max(send_at, self.engine.now) + self.keep_ms, self, c.msisdn)

@@ -369,3 +369,62 @@ def test_several_hours_rules_for_a_channel_open_when_any_of_them_is_open():
                       hours=(WORK, saturday))
     # Fri 20:00 → Sat 10:00; Sat 16:00 (the end is excluded) → Mon 09:00
     assert sent(sends) == [("a", 5 * D + 10 * H), ("a", 7 * D + 9 * H)]
+
+
+# --- against brute-force oracles ------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def cap_oracle(times: list[int], limit: int, per: int) -> list[int]:
+    """Greedy in time order: a send goes when every window [w, w + per] holding it
+    keeps at most ``limit`` sends — checked at every integer w."""
+    sent: list[int] = []
+    for t in times:
+        if all(sum(1 for s in sent + [t] if w <= s <= w + per) <= limit for w in range(t - per, t + 1)):
+            sent.append(t)
+    return sent
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(0, 60), max_size=14).map(sorted), st.integers(1, 3), st.integers(1, 12))
+def test_a_rolling_cap_equals_the_brute_force_oracle(offsets, limit, per):
+    sends, _, _ = run([on_host("a", "h")], [at(o) for o in offsets], caps=(Cap("sms", limit, per),))
+    assert [s.ts - T0 for s in sends] == cap_oracle(offsets, limit, per)
+
+
+def arbitration_oracle(triggers: list[tuple[int, int, str]], window: int) -> list[str]:
+    """(time, priority, name) in time order → the winners, window by window."""
+    winners, i = [], 0
+    while i < len(triggers):
+        first = triggers[i][0]
+        group = [tr for tr in triggers[i:] if tr[0] <= first + window]
+        winners.append(min(group, key=lambda tr: (-tr[1], tr[0], tr[2]))[2])
+        i += len(group)
+    return winners
+
+
+PRIORITY = {"x": ("sx", 50), "y": ("sy", 50), "z": ("sz", 70)}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.sampled_from("xyz")), max_size=12), st.integers(0, 10))
+def test_arbitration_equals_the_brute_force_oracle(events, window):
+    events = sorted(events)
+    scenarios = [on_host(name, host, priority=p) for host, (name, p) in PRIORITY.items()]
+    evs = [at(t, host=h) for t, h in events] + [at(100)]  # time moves past the last window
+    sends, _, _ = run(scenarios, evs, arbitrate_ms=window)
+    triggers = sorted((t, PRIORITY[h][1], PRIORITY[h][0]) for t, h in events)
+    assert [s.scenario for s in sends] == arbitration_oracle(triggers, window)
+
+
+def test_the_policy_keeps_no_state_for_a_subscriber_once_nothing_can_count_any_more():
+    events = [at(0, "1"), at(S, "2"), at(2 * D, "3")]
+    _, engine, _ = run([on_host("a", "h")], events, arbitrate_ms=10 * S, caps=(Cap("sms", 1, H),),
+                       quiet=(Quiet(NIGHT, ("sms",), "defer"),))
+    assert engine.policy is not None
+    assert sorted(engine.policy.states) == ["3"]  # 1 and 2 sent two days ago: their caps have expired
+    _, engine, _ = run([on_host("a", "h")], events, arbitrate_ms=10 * S)
+    assert engine.policy is not None and engine.policy.states == {"3": engine.policy.states["3"]}
+    assert engine.policy.states["3"].window is not None  # the last window is still open at the end
