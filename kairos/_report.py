@@ -144,7 +144,7 @@ def _table(rows: list[Row]) -> str:
         total = r.channel == "all"
         cells = [
             f"<b>{escape(r.scenario)}</b><br><small>{escape(r.title)}</small>" if total else "",
-            "all channels" if total else escape(r.channel),
+            "all" if total else escape(r.channel),
             f"{r.matched:,}" if total else "", f"{r.sent:,}", f"{r.delivered:,}", f"{r.clicked:,}",
             f"{r.accepted:,}", f"{r.rejected:,}", _pct(r.conversion),
             f"{r.control:,}" if total else "", _pct(r.control_conversion) if total else "",
@@ -158,7 +158,7 @@ def _table(rows: list[Row]) -> str:
 
 
 CSS = """
-body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2937;margin:24px auto;max-width:1100px;padding:0 16px}
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2937;margin:24px auto;max-width:1200px;padding:0 16px}
 h1{font-size:24px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 4px} p.note{color:#4b5563;margin:0 0 10px}
 .cards{display:flex;gap:12px;flex-wrap:wrap;margin:16px 0}
 .card{flex:1;min-width:130px;background:#f8fafc;border:1px solid #e2e8f0;border-radius:8px;padding:10px 14px}
@@ -167,10 +167,10 @@ svg{width:100%;height:auto} .grid{stroke:#e5e7eb} .axis{font-size:11px;fill:#6b7
 .label{font-size:14px;fill:#1f2937} .value{font-size:14px;fill:#1f2937;font-weight:600}
 .legend span{display:inline-block;margin:4px 14px 0 0;font-size:13px}
 .legend i{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:5px;vertical-align:-1px}
-table{border-collapse:collapse;width:100%;font-size:13px;margin-top:8px}
-th,td{padding:5px 7px;border-bottom:1px solid #e5e7eb;text-align:right;vertical-align:top}
+table{border-collapse:collapse;width:100%;font-size:12.5px;margin-top:8px}
+th,td{padding:4px 5px;border-bottom:1px solid #e5e7eb;text-align:right;vertical-align:top}
 th:first-child,td:first-child,th:nth-child(2),td:nth-child(2),th:last-child,td:last-child{text-align:left}
-td:last-child{min-width:180px}
+td:nth-child(12),td:nth-child(9){white-space:nowrap}
 tr.total{background:#f8fafc} tr.channel td{color:#4b5563} small{color:#6b7280}
 .empty{color:#6b7280}
 """

@@ -161,7 +161,7 @@ def report_rows(page: str) -> dict[tuple[str, str], list[str]]:
         cells = [html.unescape(re.sub(r"<[^>]+>", " ", c)).split() for c in re.findall(r"<td>(.*?)</td>", tr)]
         if cells[0]:
             scenario = cells[0][0]
-        channel = "all" if cells[1] == ["all", "channels"] else cells[1][0]
+        channel = cells[1][0]
         rows[(scenario, channel)] = [" ".join(c) for c in cells[2:] if c]
     return rows
 
