@@ -52,7 +52,8 @@ def test_two_dropped_calls_send_nothing(tmp_path):
 
 
 def test_a_high_value_subscriber_gets_a_call_from_the_care_team_instead(tmp_path):
-    assert replay(as_subscriber(story("dropped_calls"), GAO), tmp_path) == [
+    """The same afternoon for Gao (high ARPU): a call task naming the last call's peer."""
+    assert replay_story("dropped_calls_high_value", tmp_path) == [
         send("dropped_calls_care_call", GAO, at("15:00"), "call", "care.dropped_calls_callback",
              {"last_peer": "13911112222", "count": 3}),
     ]

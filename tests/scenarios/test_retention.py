@@ -60,3 +60,25 @@ def test_an_outgoing_call_on_the_third_day_keeps_the_subscriber_off_the_list(tmp
 
 def test_a_quiet_subscriber_at_mid_churn_risk_gets_no_call(tmp_path):
     assert replay(as_subscriber(story("went_quiet"), XU), tmp_path) == []
+
+
+def test_seen_in_one_cell_only_for_three_days_gets_a_retention_call(tmp_path):
+    """Liu::
+
+        d0 08:00 home   08:40 office   18:30 home ── d1, d2 home only ── d3 18:30 → call
+                                       └──────────── 3 days in one cell ─────┘
+    """
+    assert replay_story("stays_put", tmp_path) == [
+        send("churn_stays_put", LIU, at("18:30", day=3), "call", "retention.stays_put",
+             {"cell": "RES-20", "churn": 0.9}),
+    ]
+
+
+def test_going_out_before_the_three_days_are_up_means_no_call(tmp_path):
+    events = inserted(story("stays_put"), {"type": "location", "ts": at("18:29", day=3), "msisdn": LIU,
+                                           "cell": "MAL-02"})
+    assert replay(events, tmp_path) == []
+
+
+def test_staying_put_at_low_churn_risk_gets_no_call(tmp_path):
+    assert replay(as_subscriber(story("stays_put"), WANG), tmp_path) == []
