@@ -40,6 +40,7 @@ class Checker:
         self.channels = channels
         self.diagnostics: list[Diagnostic] = []
         self.exprs = ExprChecker(schema, self._report)
+        self._scenario_refs: list[tuple[Source, Token]] = []  # scenario names the policy names
 
     def _report(self, source: Source, tok: Token, message: str) -> None:
         self.diagnostics.append(source.diagnostic(tok.line, tok.col, message))
@@ -66,6 +67,9 @@ class Checker:
                     self._report(item.source, item.keyword, "only one policy is allowed; the first is at "
                                  f"{first_policy.source.name}:{first_policy.keyword.line}")
                     self.policy(item)
+        for source, tok in self._scenario_refs:
+            if tok.text not in first_scenario:
+                self._unknown(source, tok, "scenario", sorted(first_scenario))
         return scenarios, policy
 
     # --- scenarios
@@ -374,7 +378,10 @@ class Checker:
         quiet: list[plan.Quiet] = []
         arbitrate: ast.Arbitrate | None = None
         arbitrate_ms = None
+        ext = _Extensions()
         for rule in node.rules:
+            if self._extension(rule, source, ext):
+                continue
             match rule:
                 case ast.Exclude(lists=lists):
                     exclude.extend(string_value(t) for t in lists)
@@ -383,23 +390,88 @@ class Checker:
                     if isinstance(limit.value, float) or limit.value < 0:
                         self._report(source, limit.tok, f"cap needs a whole number of sends, got {limit.value}")
                     caps.append(plan.Cap(channel.text, int(limit.value), self._duration(per, source)))  # type: ignore[arg-type]
-                case ast.QuietRule(range=rng, channels=channels, mode=mode):
+                case ast.QuietRule(range=rng, channels=channels, mode=mode, days=days):
                     for channel in channels:
                         self._channel(channel, source, allow_any=False)
                     quiet.append(plan.Quiet(self._range(rng, source), tuple(c.text for c in channels),  # type: ignore[arg-type]
-                                            mode.text))  # type: ignore[arg-type]
+                                            mode.text,  # type: ignore[arg-type]
+                                            None if days is None else self._days(days, source)))
                 case ast.Arbitrate(keyword=kw, window=window):
                     if arbitrate is not None:
                         self._report(source, kw, f"duplicate `arbitrate` rule; the first is at line {arbitrate.keyword.line}")
                     else:
                         arbitrate = rule
                         arbitrate_ms = self._duration(window, source)
-        return plan.Policy(_origin(source, node.keyword), tuple(exclude), tuple(caps), tuple(quiet), arbitrate_ms)
+        return plan.Policy(_origin(source, node.keyword), tuple(exclude), tuple(caps), tuple(quiet), arbitrate_ms,
+                           tuple(ext.hours), tuple(ext.capacity), ext.no_repeat, tuple(ext.exclusive),
+                           tuple(ext.control))
+
+    def _extension(self, rule: ast.Rule, source: Source, ext: "_Extensions") -> bool:
+        """The policy rules beyond LANGUAGE.md §6; False for a §6 rule."""
+        match rule:
+            case ast.HoursRule(keyword=kw, channel=channel, ranges=ranges, days=days):
+                self._channel(channel, source, allow_any=False)
+                ext.hours.append(plan.Hours(channel.text, tuple(self._range(r, source) for r in ranges),  # type: ignore[misc]
+                                            None if days is None else self._days(days, source)))
+            case ast.CapacityRule(channel=channel, limit=limit, per=per):
+                self._channel(channel, source, allow_any=False)
+                if isinstance(limit.value, float) or limit.value < 0:
+                    self._report(source, limit.tok, f"capacity needs a whole number of sends, got {limit.value}")
+                ms = self._duration(per, source)
+                if ms is not None and ms % 86_400_000:
+                    self._report(source, per.tok, f"capacity counts calendar days: write the period in whole "
+                                 f"days, e.g. `per 1d`, got '{per.text}'")
+                days = (ms or 86_400_000) // 86_400_000 or 1
+                ext.capacity.append(plan.Capacity(channel.text, int(limit.value), days))
+            case ast.NoRepeatRule(keyword=kw, outcomes=outcomes, duration=duration):
+                if ext.no_repeat_line is not None:
+                    self._report(source, kw, f"duplicate `no_repeat` rule; the first is at line {ext.no_repeat_line}")
+                ext.no_repeat_line = kw.line
+                for tok in outcomes:
+                    if tok.text not in OUTCOMES:
+                        self._unknown(source, tok, "outcome", OUTCOMES)
+                ms = self._duration(duration, source)
+                ext.no_repeat = plan.NoRepeat(tuple(t.text for t in outcomes), ms or 0)
+            case ast.ExclusiveRule(name=name, scenarios=scenarios, per=per):
+                if len(scenarios) < 2:
+                    self._report(source, name, "an exclusion group needs at least two scenarios")
+                self._scenario_refs.extend((source, t) for t in scenarios)
+                ext.exclusive.append(plan.Exclusive(string_value(name), tuple(t.text for t in scenarios),
+                                                    self._duration(per, source) or 0))
+            case ast.ControlRule(keyword=kw, percent=percent, scenarios=scenarios):
+                if not 0 <= percent.value <= 100:
+                    self._report(source, percent.tok, f"a control share is from 0% to 100%, got {percent.value}%")
+                if not scenarios:
+                    if ext.control_line is not None:
+                        self._report(source, kw, "duplicate global `control` rule; the first is at line "
+                                     f"{ext.control_line}")
+                    ext.control_line = kw.line
+                self._scenario_refs.extend((source, t) for t in scenarios)
+                ext.control.append(plan.Control(float(percent.value), tuple(t.text for t in scenarios)))
+            case _:
+                return False
+        return True
 
     def _channel(self, tok: Token, source: Source, allow_any: bool) -> None:
         known = self.channels | {"any"} if allow_any else self.channels
         if tok.text not in known:
             self._unknown(source, tok, "channel", sorted(known))
+
+
+OUTCOMES = ("accepted", "rejected", "clicked", "delivered", "failed")
+
+
+class _Extensions:
+    """The extension rules of one policy while it is checked."""
+
+    def __init__(self) -> None:
+        self.hours: list[plan.Hours] = []
+        self.capacity: list[plan.Capacity] = []
+        self.no_repeat: plan.NoRepeat | None = None
+        self.no_repeat_line: int | None = None
+        self.exclusive: list[plan.Exclusive] = []
+        self.control: list[plan.Control] = []
+        self.control_line: int | None = None
 
 
 def _origin(source: Source, tok: Token) -> plan.Origin:

@@ -17,7 +17,7 @@ from dsl._tokens import (
 )
 
 CLAUSES = ("title", "priority", "audience", "when", "during", "cooldown", "once", "then")
-POLICY_RULES = ("exclude", "cap", "quiet", "arbitrate")
+POLICY_RULES = ("exclude", "cap", "quiet", "arbitrate", "hours", "capacity", "no_repeat", "exclusive", "control")
 AGGREGATES = ("count", "sum", "distinct")
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 UNITS = ("ms", "s", "m", "h", "d")
@@ -290,7 +290,8 @@ class _Parser:
 
     def _parse_rule(self) -> ast.Rule:
         """rule := 'exclude' list_ref (',' list_ref)* | 'cap' NAME number 'per' duration
-        | 'quiet' range 'for' NAME (',' NAME)* ('defer' | 'drop') | 'arbitrate' duration"""
+        | 'quiet' range ['on' days (',' days)*] 'for' NAME (',' NAME)* ('defer' | 'drop')
+        | 'arbitrate' duration | hours | capacity | no_repeat | exclusive | control"""
         tok = self.peek()
         if tok.kind != NAME or tok.text not in POLICY_RULES:
             hint = did_you_mean(tok.text, POLICY_RULES + ("end",)) if tok.kind == NAME else ""
@@ -309,14 +310,66 @@ class _Parser:
             return ast.CapRule(kw, channel, limit, self._parse_duration())
         if kw.text == "quiet":
             rng = self._parse_range()
+            days = self._parse_on_days()
             self.expect("for", "`for` and the channels")
             channels = [self.expect_kind(NAME, "a channel")]
             while self.accept(","):
                 channels.append(self.expect_kind(NAME, "a channel"))
             if not (self.at("defer") or self.at("drop")):
                 self.fail(self.peek(), f"expected `defer` or `drop`, got {_describe(self.peek())}")
-            return ast.QuietRule(kw, rng, tuple(channels), self.take())
-        return ast.Arbitrate(kw, self._parse_duration())
+            return ast.QuietRule(kw, rng, tuple(channels), self.take(), days)
+        if kw.text == "arbitrate":
+            return ast.Arbitrate(kw, self._parse_duration())
+        return self._parse_extension(kw)
+
+    def _parse_on_days(self) -> tuple[ast.Days, ...] | None:
+        """on_days := ['on' days (',' days)*]"""
+        if not self.accept("on"):
+            return None
+        days = [self._parse_days()]
+        while self.accept(","):
+            days.append(self._parse_days())
+        return tuple(days)
+
+    def _parse_names(self, what: str) -> tuple[Token, ...]:
+        """names := NAME (',' NAME)*"""
+        names = [self.expect_kind(NAME, what)]
+        while self.accept(","):
+            names.append(self.expect_kind(NAME, what))
+        return tuple(names)
+
+    def _parse_extension(self, kw: Token) -> ast.Rule:
+        """hours := 'hours' NAME range (',' range)* ['on' days (',' days)*]
+        capacity := 'capacity' NAME number 'per' duration
+        no_repeat := 'no_repeat' 'after' NAME (',' NAME)* 'for' duration
+        exclusive := 'exclusive' STRING ':' NAME (',' NAME)* 'per' duration
+        control := 'control' number '%' ['for' NAME (',' NAME)*]"""
+        if kw.text == "hours":
+            channel = self.expect_kind(NAME, "a channel")
+            ranges = [self._parse_range()]
+            while self.accept(","):
+                ranges.append(self._parse_range())
+            return ast.HoursRule(kw, channel, tuple(ranges), self._parse_on_days())
+        if kw.text == "capacity":
+            channel = self.expect_kind(NAME, "a channel")
+            limit = self._parse_number("how many sends")
+            self.expect("per", "`per` and a number of days, e.g. `per 1d`")
+            return ast.CapacityRule(kw, channel, limit, self._parse_duration())
+        if kw.text == "no_repeat":
+            self.expect("after", "`after` and the outcomes, e.g. `after accepted, rejected`")
+            outcomes = self._parse_names("an outcome (accepted, rejected, clicked, delivered, failed)")
+            self.expect("for", "`for` and a duration, e.g. `for 30d`")
+            return ast.NoRepeatRule(kw, outcomes, self._parse_duration())
+        if kw.text == "exclusive":
+            name = self.expect_kind(STRING, "the group's name in quotes")
+            self.expect(":", "':' after the group's name")
+            scenarios = self._parse_names("a scenario name")
+            self.expect("per", "`per` and a duration, e.g. `per 7d`")
+            return ast.ExclusiveRule(kw, name, scenarios, self._parse_duration())
+        percent = self._parse_number("a share such as 5%")
+        self.expect("%", "'%' after the share, e.g. `control 5%`")
+        scenarios = self._parse_names("a scenario name") if self.accept("for") else ()
+        return ast.ControlRule(kw, percent, scenarios)
 
     def _parse_list_ref(self) -> Token:
         """list_ref := 'list' '(' STRING ')'"""

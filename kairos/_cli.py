@@ -12,13 +12,18 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Callable, Sequence
+
+import msgspec
 
 import dsl
 from adapters import TemplateCatalog, TemplateError
 from engine import BindError, Engine, Reference, ReferenceError, event_schema, replay
-from engine._localtime import DEFAULT_TZ
+from engine import Send
+from engine._localtime import DEFAULT_TZ, LocalTime
 from engine._replay import stderr_problem_printer
+from kairos._measure import measure, table
+from kairos._report import Series, render
 from kairos._template_check import TEMPLATES_FILE, find_templates, template_diagnostics
 from plan import Plan
 
@@ -87,8 +92,31 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="-", metavar="FILE", help="where sends go; - (default) for standard output")
     r.add_argument("--tz", default=DEFAULT_TZ, help=f"local time zone for during/hour()/day() (default {DEFAULT_TZ})")
     r.add_argument("--quiet", action="store_true", help="no summary on standard error")
+    r.add_argument("--stats", action="store_true",
+                   help="print per scenario and channel: matched, suppressed by reason, sent, feedback, "
+                   "conversion and uplift over the control group (standard error)")
+    r.add_argument("--report", metavar="FILE.html",
+                   help="write the same numbers as one self-contained HTML page with charts")
+    r.add_argument("--control-out", metavar="FILE",
+                   help="write the triggers held out for the control group, one JSON line each, in the "
+                   "format of a send (what would have been sent), so conversions can be joined by id")
     _templates_option(r)
     r.set_defaults(handler=_replay)
+
+    x = sub.add_parser(
+        "explain",
+        help="one subscriber's timeline: events, partial matches, completions, policy decisions",
+        description="Replay like `kairos replay` and print the timeline of one subscriber: their "
+        "events, each scenario's partial matches and completions, and for every completion what the "
+        "scenario's rules and the contact policy decided, and why.",
+    )
+    x.add_argument("--msisdn", required=True, help="the subscriber to follow")
+    x.add_argument("--scenarios", nargs="+", required=True, metavar="PATH")
+    x.add_argument("--events", required=True, metavar="FILE", help="JSON lines; - for standard input")
+    x.add_argument("--reference", metavar="DIR")
+    x.add_argument("--policy", metavar="FILE")
+    x.add_argument("--tz", default=DEFAULT_TZ)
+    x.set_defaults(handler=_explain)
 
     d = sub.add_parser(
         "demo",
@@ -172,22 +200,41 @@ def _replay(args: argparse.Namespace) -> int:
     except (BindError, ReferenceError, OSError) as e:
         print(f"kairos replay: {e}", file=sys.stderr)
         return EXIT_USAGE
-    if plan.policy is not None:
-        print(
-            "kairos replay: warning: the contact policy is checked but not enforced by this "
-            "version; sends are not filtered by it",
-            file=sys.stderr,
-        )
+    measuring = bool(args.stats or args.report or args.control_out)
+    control: Callable[[Send], None] | None = None
+    engines: list[Engine] = []
+    series = Series(LocalTime(args.tz)) if args.report else None
+
+    def make_engine(sink: Callable[[Send], None]) -> Engine:
+        if series is not None:
+            inner = sink
+
+            def sink(send: Send) -> None:
+                series.add(send.scenario, send.send_at)
+                inner(send)
+
+        engine = Engine(plan, reference, sink=sink, tz=args.tz, measure=measuring, control_sink=control)
+        engines.append(engine)
+        return engine
+
     with ExitStack() as stack:
         try:
             events = _open_in(stack, args.events)
             out = _open_out(stack, args.out)
+            control_out = stack.enter_context(open(args.control_out, "wb")) if args.control_out else None
         except OSError as e:
             print(f"kairos replay: {e}", file=sys.stderr)
             return EXIT_USAGE
+        if control_out is not None:
+            encode = msgspec.json.Encoder().encode
+
+            def control(send: Send) -> None:
+                control_out.write(encode(send) + b"\n")
+        else:
+            control = None
         started = time.perf_counter()
         report = replay(
-            lambda sink: Engine(plan, reference, sink=sink, tz=args.tz),
+            make_engine,
             events,
             out,
             on_problem=stderr_problem_printer("<stdin>" if args.events == "-" else args.events),
@@ -202,6 +249,26 @@ def _replay(args: argparse.Namespace) -> int:
             f"({elapsed:.2f} s, {rate:,.0f} events/s)",
             file=sys.stderr,
         )
+    engine = engines[0]
+    held = sum(st.held for st in engine.stats)
+    if held:
+        print(f"kairos replay: {held} trigger{'s' * (held != 1)} still held by the contact policy at the "
+              "end of input (an arbitration window or a capacity queue not yet closed); not sent",
+              file=sys.stderr)
+    if measuring:
+        rows = measure(plan, engine.stats)
+        if args.stats:
+            sys.stderr.write(table(rows))
+        if args.report:
+            files = ", ".join(Path(f).name for f in plan.files)
+            subtitle = (f"{report.events:,} events from {Path(args.events).name}; scenarios from {files}; "
+                        f"{'with' if plan.policy else 'without'} a contact policy")
+            try:
+                Path(args.report).write_text(render(rows, series, title="Kairos scenario report",  # type: ignore[arg-type]
+                                                    subtitle=subtitle), encoding="utf-8")
+            except OSError as e:
+                print(f"kairos replay: cannot write the report: {e}", file=sys.stderr)
+                return EXIT_USAGE
     return EXIT_OK
 
 
@@ -225,6 +292,33 @@ def _demo(args: argparse.Namespace) -> int:
     from kairos._demo import run_demo
 
     return run_demo(subscribers=args.subscribers, hours=args.hours, seed=args.seed, examples=args.examples)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from kairos._explain import explain
+
+    paths = list(args.scenarios) + ([args.policy] if args.policy else [])
+    try:
+        plan = compile_plan(paths)
+        reference = Reference.load(args.reference) if args.reference else Reference()
+        Engine(plan, reference, sink=_discard, tz=args.tz)
+    except dsl.CheckError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_INVALID
+    except (BindError, ReferenceError, OSError) as e:
+        print(f"kairos explain: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    with ExitStack() as stack:
+        try:
+            events = _open_in(stack, args.events)
+        except OSError as e:
+            print(f"kairos explain: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        name = "<stdin>" if args.events == "-" else args.events
+        for line in explain(plan, reference, events, args.msisdn, tz=args.tz,
+                            on_problem=stderr_problem_printer(name)):
+            print(line)
+    return EXIT_OK
 
 
 def _run(args: argparse.Namespace) -> int:
