@@ -250,14 +250,14 @@ class Day:
         rng, cells = self.rng, self.cells
         k = len(sub)
         r = rng.random(k)
-        match = r < 0.05
-        passing = (r >= 0.05) & (r < 0.08)  # near the stadium for a while, not staying
-        mall = (r >= 0.08) & (r < 0.20)
+        match = r < 0.03
+        passing = (r >= 0.03) & (r < 0.06)  # near the stadium for a few minutes, not staying
+        mall = (r >= 0.06) & (r < 0.18)
         going = match | passing | mall
         kick_off = 19.5 * HOUR
         arrive = np.maximum(np.where(match, kick_off - rng.uniform(10, 50, k) * MIN, t + rng.uniform(5, 60, k) * MIN), t)
         leave = np.where(match, kick_off + rng.uniform(100, 140, k) * MIN,
-                         arrive + np.where(passing, rng.uniform(5, 25, k), rng.uniform(60, 150, k)) * MIN)
+                         arrive + np.where(passing, rng.uniform(4, 14, k), rng.uniform(60, 150, k)) * MIN)
         place = np.where(mall, cells.pick("MAL", rng.integers(0, 8, k)), cells.pick("STD", rng.integers(0, 8, k)))
         st.add(sub, t, np.where(going, arrive, DAY_S), home)
         g = going
@@ -404,12 +404,18 @@ class Day:
         then = last + np.where(soon, rng.uniform(40, 240, k), rng.uniform(360, 1200, k))
         shop = soon | late
         self.dpi_event(then[shop], readers[shop], "shopping", labelled=0.5)
-        # competitors' sites (churn signs), and both of them for a few
-        rivals = self.some(0.01)
+        # competitors' sites (churn signs): a visit is a few pages, some come back later
+        rivals = self.some(0.012)
         k = len(rivals)
-        both = rng.random(k) < 0.3
-        self.dpi_event(self.diurnal_times(k), rivals, "competitor", rows=rng.integers(0, 2, k))
-        self.dpi_event(self.diurnal_times(both.sum()), rivals[both], "competitor", rows=np.ones(both.sum(), np.int64) - 0)
+        site = rng.integers(0, 2, k)
+        for visit in range(2):
+            who = np.arange(k) if visit == 0 else np.flatnonzero(rng.random(k) < 0.35)
+            pages = rng.integers(1, 3, len(who))
+            rep = np.repeat(who, pages)
+            t0 = self.diurnal_times(len(who))
+            step = np.arange(len(rep)) - np.repeat(np.cumsum(pages) - pages, pages)
+            self.dpi_event(np.repeat(t0, pages) + step * rng.uniform(15, 120, len(rep)), rivals[rep], "competitor",
+                           rows=site[rep])
         # sports news at the match, travel sites before a trip
         k = len(self.at_match)
         if k:
@@ -622,12 +628,13 @@ class Billing:
         self.pct[subs] = start + rate
         # prepaid balance: charges through the day; some slide under 10 and 5, a few stop just above
         subs = self.prepaid
-        slide = d.some(0.06, subs)
+        # those sliding are more often the ones likely to churn
+        slide = d.some(np.where(d.pop.churn_score[subs] >= 0.6, 0.45, 0.04), subs)
         close = d.some(0.03, subs)
         self.balance[slide] = np.round(rng.uniform(10.5, 16, len(slide)), 2)
         self.balance[close] = np.round(rng.uniform(10.6, 13, len(close)), 2)
         spend = rng.lognormal(math.log(2.0), 0.6, n)
-        spend[slide] = rng.uniform(3, 12, len(slide))
+        spend[slide] = rng.uniform(3, 14, len(slide))
         spend[close] = rng.uniform(0.1, 0.5, len(close))
         count = rng.integers(2, 6, len(subs))
         rep = np.repeat(np.arange(len(subs)), count)  # grouped by subscriber, so sorting
