@@ -186,7 +186,8 @@ def write(
     if hours <= 0:
         raise ValueError(f"hours must be positive, got {hours}")
     check_subscribers(subscribers)
-    out = sys.stdout.buffer if str(path) == "-" else open(path, "wb")
+    to_stdout = str(path) == "-"
+    out = sys.stdout.buffer if to_stdout else open(path, "wb")
     try:
         if mix == "w1":
             total = events if events is not None else 10 * subscribers
@@ -199,7 +200,9 @@ def write(
         cols.write(out)
         return len(cols)
     finally:
-        if out is not sys.stdout.buffer:
+        if to_stdout:
+            out.flush()
+        else:
             out.close()
 
 
