@@ -93,9 +93,9 @@ class Stays:
         n = len(sub)
         if n:
             self.parts.append((
-                np.asarray(sub), np.broadcast_to(np.asarray(t_in, float), (n,)),
-                np.broadcast_to(np.asarray(t_out, float), (n,)), np.broadcast_to(cell, (n,)),
-                np.full(n, roaming), np.full(n, travel),
+                np.asarray(sub, np.int32), np.broadcast_to(np.asarray(t_in, float), (n,)),
+                np.broadcast_to(np.asarray(t_out, float), (n,)), np.broadcast_to(np.asarray(cell, np.int32), (n,)),
+                np.full(n, roaming, np.int8), np.full(n, travel),
             ))
 
     def leg(self, sub: np.ndarray, t: np.ndarray, minutes: np.ndarray, cell: np.ndarray, travel: bool = False) -> np.ndarray:
@@ -106,6 +106,8 @@ class Stays:
 
     def columns(self) -> tuple[np.ndarray, ...]:
         return tuple(np.concatenate(c) for c in zip(*self.parts))
+
+
 class Day:
     """One day of the province mix; ``run`` adds its events to the builder."""
 
@@ -115,6 +117,8 @@ class Day:
     ) -> None:
         self.kb = texts
         self.b = b
+        #: the part of this day the builder keeps, in seconds from its midnight
+        self.window = (max(0.0, (b.lo - day0_ms) / 1000), min(float(DAY_S), (b.hi - day0_ms) / 1000))
         self.pop = pop
         self.rng = rng
         self.day0 = day0_ms
@@ -141,11 +145,24 @@ class Day:
         return (hours + self.rng.random(count)) * HOUR
 
     def per_sub(self, mean: np.ndarray | float, among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Poisson(mean) events per subscriber (of ``among``): (subscriber per event, diurnal time)."""
+        """Poisson(mean per day) events per subscriber (of ``among``) in the generated window:
+        (subscriber per event, time of day from the daily rhythm).
+
+        Only the window is drawn, so an hour of a million subscribers costs an
+        hour's events, not a day's.
+        """
         pool = np.arange(self.n) if among is None else among
-        counts = self.rng.poisson(np.broadcast_to(mean, (len(pool),)))
+        lo, hi = self.window
+        hour = np.arange(24) * HOUR
+        overlap = np.clip(np.minimum(hour + HOUR, hi) - np.maximum(hour, lo), 0, HOUR) / HOUR
+        mass = DIURNAL * overlap
+        counts = self.rng.poisson(np.broadcast_to(mean, (len(pool),)) * (mass.sum() / DIURNAL.sum()))
         sub = np.repeat(pool, counts)
-        return sub, self.diurnal_times(len(sub))
+        if mass.sum() == 0:
+            return sub, np.zeros(0)
+        h = self.rng.choice(24, len(sub), p=mass / mass.sum())
+        start = np.maximum(h * HOUR, lo)
+        return sub, start + self.rng.random(len(sub)) * overlap[h] * HOUR
 
     def mask(self, subs: np.ndarray) -> np.ndarray:
         m = np.zeros(self.n, bool)
@@ -306,7 +323,8 @@ class Day:
         sub, t_in, t_out, cell, roam, travel = st.columns()
         cut = self.travel_at[sub]
         t_out = np.where(travel, t_out, np.minimum(t_out, cut))
-        keep = (travel | (t_in < cut)) & (t_out > t_in) & (t_in < DAY_S)
+        lo, hi = self.window
+        keep = (travel | (t_in < cut)) & (t_out > t_in) & (t_in < hi) & (t_out > lo)
         sub, t_in, t_out, cell, roam = sub[keep], t_in[keep], t_out[keep], cell[keep], roam[keep]
         period = self.rng.uniform(50, 120, len(sub)) * MIN
         extra = np.minimum(np.floor((np.minimum(t_out, DAY_S) - t_in) / period).astype(np.int64), 24)

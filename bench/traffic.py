@@ -148,15 +148,16 @@ def _w1_chunks(
 # --- province ----------------------------------------------------------------
 
 
-def _province(subscribers: int, hours: float, seed: int, start_ms: int) -> Columns:
+def _province(subscribers: int, hours: float, seed: int, start_ms: int, from_hour: float) -> Columns:
     try:
         from bench._province import generate
     except ImportError:  # pragma: no cover - the first commit ships w1 only
         raise ValueError("the province mix is not in this version yet; use --mix w1") from None
 
     table = Table()
-    builder = EventBuilder(table, start_ms, start_ms + int(hours * HOUR_MS))
-    generate(builder, Population(subscribers, seed), np.random.default_rng([seed, 2]), start_ms, hours)
+    lo = start_ms + int(from_hour * HOUR_MS)
+    builder = EventBuilder(table, lo, lo + int(hours * HOUR_MS))
+    generate(builder, Population(subscribers, seed), np.random.default_rng([seed, 2]), start_ms, from_hour + hours)
     return builder.sorted_columns()
 
 
@@ -174,17 +175,21 @@ def write(
     events: int | None = None,
     video_share: float = 0.25,
     zipf: float = 1.2,
+    from_hour: float = 0.0,
 ) -> int:
     """Generate a mix and write it as JSON lines sorted by ts; returns the number of events.
 
     ``events`` is the number of events of ``w1`` (default 10 per subscriber);
     ``province`` produces what ``subscribers`` do in ``hours`` from ``start_ms``
-    (local midnight is assumed to be ``start_ms``, for the daily rhythm).
+    (local midnight, for the daily rhythm) plus ``from_hour`` — e.g.
+    ``from_hour=20, hours=1`` is the evening peak.
     """
     if mix not in MIXES:
         raise ValueError(f"unknown mix {mix!r}: choose one of {', '.join(MIXES)}")
     if hours <= 0:
         raise ValueError(f"hours must be positive, got {hours}")
+    if from_hour < 0:
+        raise ValueError(f"from_hour must be >= 0, got {from_hour}")
     check_subscribers(subscribers)
     to_stdout = str(path) == "-"
     out = sys.stdout.buffer if to_stdout else open(path, "wb")
@@ -196,7 +201,7 @@ def write(
             for cols in _w1_chunks(subscribers, total, hours, seed, start_ms, video_share, zipf):
                 cols.write(out)
             return total
-        cols = _province(subscribers, hours, seed, start_ms)
+        cols = _province(subscribers, hours, seed, start_ms, from_hour)
         cols.write(out)
         return len(cols)
     finally:
@@ -229,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--start", type=_start, default=DEFAULT_START_MS, metavar="YYYY-MM-DD",
                    help="the local (UTC+8) day the traffic starts at midnight (default 2026-11-23)")
+    p.add_argument("--from-hour", type=float, default=0.0,
+                   help="province: start this many hours after midnight (20: the evening peak)")
     p.add_argument("--video-share", type=float, default=0.25, help="w1: share of video DPI")
     p.add_argument("--zipf", type=float, default=1.2, help="w1: Zipf exponent of subscriber activity")
     p.add_argument("--out", required=True, metavar="FILE", help="events file ('-': standard output)")
@@ -242,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.reference:
             make_reference(args.reference, args.subscribers, args.seed)
         n = write(args.out, subscribers=args.subscribers, hours=hours, seed=args.seed, start_ms=args.start,
-                  mix=args.mix, events=args.events, video_share=args.video_share, zipf=args.zipf)
+                  mix=args.mix, events=args.events, video_share=args.video_share, zipf=args.zipf,
+                  from_hour=args.from_hour)
     except ValueError as e:
         p.error(str(e))
     took = time.perf_counter() - t0

@@ -204,3 +204,10 @@ def test_the_command_line_refuses_events_for_the_province_mix(tmp_path, capsys):
 def test_an_impossible_subscriber_count_is_refused_with_the_range(tmp_path):
     with pytest.raises(ValueError, match="subscribers must be 1 to 99 999 999"):
         traffic.write(tmp_path / "x", subscribers=0, mix="w1")
+
+
+def test_province_from_hour_gives_that_hour_of_the_day(tmp_path):
+    traffic.write(tmp_path / "peak.jsonl", subscribers=500, hours=1, from_hour=20, seed=4, mix="province")
+    ts = [e.ts for e in _events(tmp_path / "peak.jsonl")]
+    assert START + 20 * HOUR <= min(ts) and max(ts) < START + 21 * HOUR
+    assert len(ts) > 500 * 4  # the evening peak: several events per subscriber in the hour
