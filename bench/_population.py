@@ -60,7 +60,8 @@ class Population:
         rng = np.random.default_rng([seed, 1])
         self.prepaid = rng.random(n) < 0.40
         self.arpu = rng.choice(3, n, p=[0.35, 0.45, 0.20])
-        self.churn_score = np.round(rng.beta(2.0, 4.5, n), 2)
+        # prepaid cards churn more: about one in ten of them scores 0.7 or more
+        self.churn_score = np.round(np.where(self.prepaid, rng.beta(2.2, 3.3, n), rng.beta(2.0, 5.0, n)), 2)
         self.churn_risk = np.where(self.churn_score >= 0.7, 2, np.where(self.churn_score >= 0.4, 1, 0))
         self.video_pack = rng.random(n) < 0.15
         self.music_pack = rng.random(n) < 0.10

@@ -647,12 +647,12 @@ class Billing:
         # prepaid balance: charges through the day; some slide under 10 and 5, a few stop just above
         subs = self.prepaid
         # those sliding are more often the ones likely to churn
-        slide = d.some(np.where(d.pop.churn_score[subs] >= 0.6, 0.45, 0.04), subs)
+        slide = d.some(np.where(d.pop.churn_score[subs] >= 0.65, 0.35, 0.04), subs)
         close = d.some(0.03, subs)
         self.balance[slide] = np.round(rng.uniform(10.5, 16, len(slide)), 2)
         self.balance[close] = np.round(rng.uniform(10.6, 13, len(close)), 2)
         spend = rng.lognormal(math.log(2.0), 0.6, n)
-        spend[slide] = rng.uniform(3, 14, len(slide))
+        spend[slide] = rng.uniform(4, 16, len(slide))
         spend[close] = rng.uniform(0.1, 0.5, len(close))
         count = rng.integers(2, 6, len(subs))
         rep = np.repeat(np.arange(len(subs)), count)  # grouped by subscriber, so sorting

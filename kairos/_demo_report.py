@@ -62,7 +62,8 @@ def print_table(plan: Plan, engine: Engine, sends: list[Send], subscribers: int,
     rows = [("scenario", "matched", "sent", "reached", "suppressed / note")]
     for scn, st in zip(plan.scenarios, engine.stats):
         who = len(reached.get(scn.name, ()))
-        share = f"{who:,} ({100 * who / subscribers:.1f} %)" if who else "-"
+        pct = 100 * who / subscribers
+        share = f"{who:,} ({pct:.1f} %)" if pct >= 0.1 else f"{who:,} (<0.1 %)" if who else "-"
         note = ", ".join(f"{k} {v:,}" for k, v in sorted(st.suppressed.items()))
         silent = why_silent(scn, span_ms)
         if silent and not st.matched:
