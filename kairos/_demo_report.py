@@ -100,6 +100,8 @@ def print_examples(
     catalog: TemplateCatalog | None,
 ) -> None:
     """A few sends: what was sent to whom and when, its text, and the events that caused it."""
+    if n <= 0:
+        return
     chosen = pick_examples(plan, sends, n)
     if not chosen:
         print("No sends: nothing in this traffic matched a scenario.")
