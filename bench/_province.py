@@ -14,31 +14,21 @@ and none floods. Times are seconds from local midnight of each day.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 
 import numpy as np
 
+from bench._billing import Billing
 from bench._columns import EventBuilder
-from bench._jsonl import Table
-from bench._population import MSISDN_BASE, OFFICE, OS_NAMES, QUOTA_MB, STUDENT, Population, _cells
+from bench._places import DAY_S, HOUR, MIN, Cells, Movement
+from bench._population import MSISDN_BASE, Population
+from bench._texts import Texts
 
-DAY_S = 86_400
-MIN = 60.0
-HOUR = 3600.0
-
-ROAMING = ("none", "domestic", "international")
 #: relative DPI / call activity per local hour
 DIURNAL = np.array([
     0.25, 0.12, 0.06, 0.04, 0.04, 0.08, 0.3, 0.7, 1.0, 0.9, 0.85, 0.9,
     1.1, 1.0, 0.85, 0.85, 0.9, 1.0, 1.1, 1.3, 1.5, 1.5, 1.2, 0.6,
 ])
-MODELS = {
-    "android": ("Xiaomi 15", "vivo X200", "OPPO Find X8", "Honor Magic7"),
-    "ios": ("iPhone 16", "iPhone 17"),
-    "harmony": ("Mate 70", "Pura 70"),
-}
-REVIEW_HOSTS = ("mate70.zol.com.cn", "iphone17.zol.com.cn", "xiaomi15.zol.com.cn", "vivox200.zol.com.cn")
 BASE_CATEGORIES = (
     "social", "short_video", "video", "news", "shopping", "search", "music", "game", "navigation",
     "sports", "travel", "handset_news", "operator",
@@ -49,71 +39,14 @@ RECORD = {
     "video": (4e6, 90), "short_video": (1.5e6, 30), "music": (3e6, 120), "game": (3e5, 120),
     "navigation": (8e4, 20),
 }
-UNKNOWN_HOSTS = ("cdn.akamai-edge.net", "api.push-service.cn", "img.static-cdn.com", "t.adserver.cn")
 
 
-class Cells:
-    """Every cell the day uses, and the JSON text of a location in it per roaming state."""
-
-    def __init__(self, builder: EventBuilder, homes: int) -> None:
-        names: list[str] = []
-        self.groups: dict[str, np.ndarray] = {}
-        for prefix in ("AP1", "AP2", "STD", "CBD", "UNI", "HSP", "MET", "MAL", "SHP"):
-            found = _cells(prefix + "-")
-            self.groups[prefix] = np.arange(len(names), len(names) + len(found))
-            names += found
-        for prefix, count in (("RES", homes), ("OTH", 200), ("DOM", 40), ("INT", 30)):
-            self.groups[prefix] = np.arange(len(names), len(names) + count)
-            names += [f"{prefix}-{k:04d}" for k in range(count)]
-        self.names = names
-        self.text = {
-            r: builder.table.codes([f'","cell":"{c}","roaming":"{r}"}}\n' for c in names]) for r in ROAMING
-        }
-
-    def pick(self, group: str, index: np.ndarray) -> np.ndarray:
-        """Cells of ``group`` chosen by ``index`` (any non-negative ints, wrapped)."""
-        g = self.groups[group]
-        return g[np.asarray(index) % len(g)]
-
-
-class Stays:
-    """Where subscribers are: (subscriber, from, to, cell, roaming, travel) rows, added per leg.
-
-    ``travel`` marks the airport part of a traveller's day, which replaces
-    whatever the ordinary itinerary had from then on.
-    """
-
-    def __init__(self) -> None:
-        self.parts: list[tuple[np.ndarray, ...]] = []
-
-    def add(
-        self, sub: np.ndarray, t_in: np.ndarray, t_out: np.ndarray, cell: np.ndarray | int, roaming: int = 0,
-        travel: bool = False,
-    ) -> None:
-        n = len(sub)
-        if n:
-            self.parts.append((
-                np.asarray(sub, np.int32), np.broadcast_to(np.asarray(t_in, float), (n,)),
-                np.broadcast_to(np.asarray(t_out, float), (n,)), np.broadcast_to(np.asarray(cell, np.int32), (n,)),
-                np.full(n, roaming, np.int8), np.full(n, travel),
-            ))
-
-    def leg(self, sub: np.ndarray, t: np.ndarray, minutes: np.ndarray, cell: np.ndarray, travel: bool = False) -> np.ndarray:
-        """A stay from ``t`` lasting ``minutes``; returns when it ends."""
-        end = t + minutes * MIN
-        self.add(sub, t, end, cell, travel=travel)
-        return end
-
-    def columns(self) -> tuple[np.ndarray, ...]:
-        return tuple(np.concatenate(c) for c in zip(*self.parts))
-
-
-class Day:
+class Day(Movement):
     """One day of the province mix; ``run`` adds its events to the builder."""
 
     def __init__(
         self, b: EventBuilder, pop: Population, rng: np.random.Generator, day0_ms: int, cells: Cells,
-        billing: "Billing", texts: "Texts",
+        billing: Billing, texts: Texts,
     ) -> None:
         self.kb = texts
         self.b = b
@@ -191,151 +124,6 @@ class Day:
         self.logins()
         self.devices()
         self.profiles()
-
-    # --- location ------------------------------------------------------------
-
-    def location(self) -> None:
-        rng, pop, cells, n = self.rng, self.pop, self.cells, self.n
-        st = Stays()
-        home = cells.pick("RES", pop.home_cell)
-        local = np.flatnonzero(self.roam == 0)
-        start = rng.uniform(0, 40 * MIN, n)  # a periodic update soon after midnight
-        role = pop.role[local]
-        commuters = local[(role == OFFICE) | (role == STUDENT)]
-        homebodies = local[(role != OFFICE) & (role != STUDENT)]
-        student = pop.role == STUDENT
-        depart = np.clip(np.where(student, rng.normal(8.3, 0.5, n), rng.normal(7.8, 0.6, n)), 6, 10.5) * HOUR
-        back = np.clip(np.where(student, rng.normal(17.0, 1.0, n), rng.normal(18.2, 0.8, n)), 15, 21) * HOUR
-
-        # commuters: home, (metro,) road, (metro,) work with handovers and lunch, and back
-        sub = commuters
-        k = len(sub)
-        hc = pop.home_cell[sub]
-        stu = student[sub]
-        work = np.where(stu, cells.pick("UNI", hc * 7 + 3), cells.pick("CBD", hc * 13 + 5))
-        nearby = np.where(stu, cells.pick("UNI", rng.integers(0, 50, k)), cells.pick("CBD", rng.integers(0, 50, k)))
-        metro = pop.uses_metro[sub]
-        m_home = cells.pick("MET", 5 + hc % 25)
-        m_work = np.where(stu, cells.pick("MET", 10 + hc % 7), cells.pick("MET", hc % 5))
-        road = cells.pick("OTH", rng.integers(0, 200, k))
-        st.add(sub, start[sub], depart[sub], home[sub])
-
-        def journey(t: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
-            t = t.copy()
-            t[metro] = st.leg(sub[metro], t[metro], rng.uniform(3, 9, metro.sum()), first[metro])
-            t = st.leg(sub, t, rng.uniform(15, 35, k), road)
-            t[metro] = st.leg(sub[metro], t[metro], rng.uniform(2, 6, metro.sum()), last[metro])
-            return t
-
-        at_work = journey(depart[sub], m_home, m_work)
-        leave = back[sub]
-        lunch = rng.normal(12.1, 0.25, k) * HOUR
-        out = (rng.random(k) < 0.35) & (lunch > at_work)
-        lunch_end = lunch + rng.uniform(35, 75, k) * MIN
-        move = (rng.random(k) < 0.5) & (at_work + 2 * HOUR < lunch)
-        first_end = np.where(out, lunch, leave)
-        st.add(sub, at_work, first_end, work)
-        st.add(sub[move], (at_work + 2 * HOUR)[move], first_end[move], nearby[move])  # a handover in the district
-        lunch_place = np.where(rng.random(k) < 0.5, cells.pick("MAL", rng.integers(0, 2, k)), nearby)
-        st.add(sub[out], lunch[out], lunch_end[out], lunch_place[out])
-        st.add(sub[out], lunch_end[out], leave[out], work[out])
-        home_again = journey(leave, m_work, m_home)
-        self.evening(st, sub, home_again, home[sub])
-
-        # those around home: errands, the mall, the hospital, the operator's shop
-        sub = homebodies
-        st.add(sub, start[sub], DAY_S, home[sub])
-        for share, lo, hi, minutes, group, count in (
-            (0.30, 9.5, 11.5, (30, 90), "OTH", 200),
-            (0.15, 14.0, 16.5, (60, 180), "MAL", 8),
-            (0.02, 8.5, 11.0, (90, 240), "HSP", 5),
-            (0.02, 10.0, 18.0, (15, 40), "SHP", 6),
-        ):
-            who = self.some(share, sub)
-            t = rng.uniform(lo, hi, len(who)) * HOUR
-            end = st.leg(who, t, rng.uniform(*minutes, len(who)), cells.pick(group, rng.integers(0, count, len(who))))
-            st.add(who, end, DAY_S, home[who])  # home again
-
-        # in another province all day
-        a = self.away
-        st.add(a, start[a], DAY_S, cells.pick("DOM", rng.integers(0, 40, len(a))), roaming=1)
-        self.airport(st, home)
-        self.emit(st)
-
-    def evening(self, st: Stays, sub: np.ndarray, t: np.ndarray, home: np.ndarray) -> None:
-        """After work: home, or the mall, or the match at the stadium (kick-off 19:30)."""
-        rng, cells = self.rng, self.cells
-        k = len(sub)
-        r = rng.random(k)
-        match = r < 0.03
-        passing = (r >= 0.03) & (r < 0.06)  # near the stadium for a few minutes, not staying
-        mall = (r >= 0.06) & (r < 0.18)
-        going = match | passing | mall
-        kick_off = 19.5 * HOUR
-        arrive = np.maximum(np.where(match, kick_off - rng.uniform(10, 50, k) * MIN, t + rng.uniform(5, 60, k) * MIN), t)
-        leave = np.where(match, kick_off + rng.uniform(100, 140, k) * MIN,
-                         arrive + np.where(passing, rng.uniform(4, 14, k), rng.uniform(60, 150, k)) * MIN)
-        place = np.where(mall, cells.pick("MAL", rng.integers(0, 8, k)), cells.pick("STD", rng.integers(0, 8, k)))
-        st.add(sub, t, np.where(going, arrive, DAY_S), home)
-        g = going
-        st.add(sub[g], arrive[g], leave[g], place[g])
-        hand = match & (rng.random(k) < 0.5)  # moving between stands: a handover inside the stadium
-        st.add(sub[hand], (arrive[hand] + leave[hand]) / 2, leave[hand], cells.pick("STD", rng.integers(0, 8, hand.sum())))
-        home_at = leave + rng.uniform(20, 50, k) * MIN
-        st.add(sub[g], leave[g], home_at[g], cells.pick("OTH", rng.integers(0, 200, g.sum())))
-        st.add(sub[g], home_at[g], DAY_S, home[g])
-        self.at_match = sub[match]
-        self.match_arrive = arrive[match]
-
-    def airport(self, st: Stays, home: np.ndarray) -> None:
-        """Travellers dwell 20–90 min at a terminal and fly; drop-offs stay 5–18 min and go home."""
-        rng, cells = self.rng, self.cells
-        for sub, flying in ((self.flyers, True), (self.dropoffs, False)):
-            k = len(sub)
-            t = self.travel_at[sub]
-            road = cells.pick("OTH", rng.integers(0, 200, k))
-            arrive = st.leg(sub, t, rng.uniform(25, 50, k), road, travel=True)
-            terminal = np.where(rng.random(k) < 0.6, cells.pick("AP1", rng.integers(0, 6, k)),
-                                cells.pick("AP2", rng.integers(0, 6, k)))
-            dwell = (rng.uniform(20, 90, k) if flying else rng.uniform(5, 18, k)) * MIN
-            leave = arrive + dwell
-            walk = (rng.random(k) < 0.3) if flying else np.zeros(k, bool)  # T1 → T2: still one stay
-            mid = arrive + dwell / 2
-            st.add(sub, arrive, np.where(walk, mid, leave), terminal, travel=True)
-            st.add(sub[walk], mid[walk], leave[walk], cells.pick("AP2", rng.integers(0, 6, walk.sum())), travel=True)
-            if flying:
-                abroad = rng.random(k) < 0.3
-                land = leave + np.where(abroad, rng.uniform(3, 12, k), rng.uniform(1.5, 3.5, k)) * HOUR
-                dest = np.where(abroad, cells.pick("INT", rng.integers(0, 30, k)), cells.pick("DOM", rng.integers(0, 40, k)))
-                st.add(sub[~abroad], land[~abroad], DAY_S, dest[~abroad], roaming=1, travel=True)
-                st.add(sub[abroad], land[abroad], DAY_S, dest[abroad], roaming=2, travel=True)
-                self.b.add("power", self.ms(leave + 30), sub, ['","state":"off","roaming":"none"}\n'])
-                on = np.where(abroad, self.t.code('","state":"on","roaming":"international"}\n'),
-                              self.t.code('","state":"on","roaming":"domestic"}\n'))
-                self.b.add("power", self.ms(land - 5), sub, [on])
-                self.landed = (sub, land, abroad)
-            else:
-                home_at = st.leg(sub, leave, rng.uniform(25, 50, k), road, travel=True)
-                st.add(sub, home_at, DAY_S, home[sub], travel=True)
-
-    def emit(self, st: Stays) -> None:
-        """Location updates: one on entering each stay, then periodic ones while it lasts."""
-        sub, t_in, t_out, cell, roam, travel = st.columns()
-        cut = self.travel_at[sub]
-        t_out = np.where(travel, t_out, np.minimum(t_out, cut))
-        lo, hi = self.window
-        keep = (travel | (t_in < cut)) & (t_out > t_in) & (t_in < hi) & (t_out > lo)
-        sub, t_in, t_out, cell, roam = sub[keep], t_in[keep], t_out[keep], cell[keep], roam[keep]
-        period = self.rng.uniform(50, 120, len(sub)) * MIN
-        extra = np.minimum(np.floor((np.minimum(t_out, DAY_S) - t_in) / period).astype(np.int64), 24)
-        rep = np.repeat(np.arange(len(sub)), extra)
-        k = np.arange(len(rep)) - np.repeat(np.cumsum(extra) - extra, extra) + 1
-        all_sub = np.concatenate([sub, sub[rep]])
-        all_t = np.concatenate([t_in, t_in[rep] + k * period[rep]])
-        all_cell = np.concatenate([cell, cell[rep]])
-        all_roam = np.concatenate([roam, roam[rep]])
-        codes = np.stack([self.cells.text[r] for r in ROAMING])[all_roam, all_cell]
-        self.b.add("location", self.ms(all_t), all_sub, [codes])
 
     # --- DPI -----------------------------------------------------------------
 
@@ -561,123 +349,6 @@ class Day:
         who = self.some(0.004)
         self.b.add("profile", self.ms(self.diurnal_times(len(who))), who,
                    [self.kb.profile[self.rng.integers(0, len(self.kb.profile), len(who))]])
-
-
-
-class Texts:
-    """The JSON texts the province mix writes, interned once."""
-
-    def __init__(self, table: Table) -> None:
-        from bench.traffic import HOST_PREFIXES, kb_rows
-
-        code = table.code
-        self.hosts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        rows = kb_rows()
-        for category in {c for _, _, c in rows}:
-            mine = [r for r in rows if r[2] == category]
-            # prefix-major: index r (< len(mine)) is row r with no prefix
-            plain = [f'","host":"{pre}{p}","bytes":' for pre in HOST_PREFIXES for p, _, _ in mine]
-            tagged = [f'","host":"{pre}{p}","app":"{a}","category":"{c}","bytes":'
-                      for pre in HOST_PREFIXES for p, a, c in mine]
-            self.hosts[category] = (table.codes(plain), table.codes(tagged))
-        self.unknown = table.codes([f'","host":"{h}","bytes":' for h in UNKNOWN_HOSTS])
-        self.secs = code(',"duration_s":')
-        self.end = code("}\n")
-        self.call_mo = code('","direction":"mo","peer":"')
-        self.call_mt = code('","direction":"mt","peer":"')
-        self.call_mid = code('","duration_s":')
-        self.call_end = np.array([[code(f',"dropped":{d},"roaming":"{r}"}}\n') for r in ROAMING]
-                                  for d in ("false", "true")], dtype=np.int32)
-        self.sms_mo, self.sms_mt = self.call_mo, self.call_mt
-        self.sms_end = code('"}\n')
-        self.model_text = np.array([[code(f'","model":"{models[m % len(models)]}","os":"{os}"}}\n') for m in range(8)]
-                                    for os, models in ((o, MODELS[o]) for o in OS_NAMES)], dtype=np.int32)
-        self.profile = table.codes([
-            '","tags":{"video_pack":true}}\n', '","tags":{"music_pack":true}}\n',
-            '","tags":{"churn_score":0.82,"churn_risk":"high"}}\n', '","tags":{"churn_score":0.2,"churn_risk":"low"}}\n',
-            '","tags":{"data_plan":"10GB"}}\n', '","tags":{"has_app":true}}\n',
-        ])
-        self.amount = code('","amount":')
-        self.cents = table.codes([f".{c:02d}}}\n" for c in range(100)])
-        self.pct = code('","pct":')
-        self.tenths = table.codes([f'.{t},"used_mb":' for t in range(10)])
-        self.quota = code(',"quota_mb":')
-        self.topup_channel = table.codes([f',"channel":"{c}"}}\n' for c in ("app", "app", "web", "sms_hall", "counter")])
-
-
-class Billing:
-    """Data allowance used and prepaid balance, carried from day to day."""
-
-    def __init__(self, pop: Population, rng: np.random.Generator) -> None:
-        n = pop.n
-        over = pop.months_over_plan > 0
-        self.has_plan = np.flatnonzero(pop.data_plan >= 0)
-        self.quota = QUOTA_MB[np.maximum(pop.data_plan, 0)]
-        self.pct = np.clip(rng.normal(50, 17, n) + 12 * over, 0.5, 150)
-        self.rate = rng.lognormal(math.log(3.5), 0.6, n) * pop.activity ** 0.4 * np.where(over, 1.5, 1.0)
-        self.prepaid = np.flatnonzero(pop.prepaid)
-        self.balance = np.round(rng.lognormal(math.log(45), 0.55, n), 2)
-        self.cycle = ""
-
-    def day(self, d: Day) -> None:
-        rng, n = d.rng, d.n
-        local = dt.datetime.fromtimestamp(d.day0 / 1000 + 8 * 3600, dt.timezone.utc)
-        cycle = f"{local.year}-{local.month:02d}"
-        if self.cycle and cycle != self.cycle:
-            self.pct = rng.uniform(0, 3, n)
-        self.cycle = cycle
-        # usage: a few updates a day; some come near 90 % today and cross it, most stop short
-        subs = self.has_plan
-        near = d.some(0.03, subs)
-        self.pct[near] = rng.uniform(84, 89.5, len(near))
-        start, rate = self.pct[subs], self.rate[subs] * np.where(np.isin(subs, near), 1.6, 1.0)
-        count = rng.integers(3, 8, len(subs))
-        rep = np.repeat(np.arange(len(subs)), count)
-        t = rng.uniform(7, 23.5, len(rep)) * HOUR
-        pct = start[rep] + rate[rep] * (t - 7 * HOUR) / (16.5 * HOUR)
-        order = np.lexsort((t, rep))
-        t, pct, who = t[order], pct[order], subs[rep[order]]
-        tenths = np.round(pct * 10).astype(np.int64)
-        used = (pct * self.quota[who] / 100).astype(np.int64)
-        x = d.kb
-        d.b.add("usage", d.ms(t), who,
-                [x.pct, x.tenths[tenths % 10], x.quota, f',"cycle":"{cycle}"}}\n'],
-                [tenths // 10, used, self.quota[who]])
-        self.pct[subs] = start + rate
-        # prepaid balance: charges through the day; some slide under 10 and 5, a few stop just above
-        subs = self.prepaid
-        # those sliding are more often the ones likely to churn
-        slide = d.some(np.where(d.pop.churn_score[subs] >= 0.65, 0.35, 0.04), subs)
-        close = d.some(0.03, subs)
-        self.balance[slide] = np.round(rng.uniform(10.5, 16, len(slide)), 2)
-        self.balance[close] = np.round(rng.uniform(10.6, 13, len(close)), 2)
-        spend = rng.lognormal(math.log(2.0), 0.6, n)
-        spend[slide] = rng.uniform(4, 16, len(slide))
-        spend[close] = rng.uniform(0.1, 0.5, len(close))
-        count = rng.integers(2, 6, len(subs))
-        rep = np.repeat(np.arange(len(subs)), count)  # grouped by subscriber, so sorting
-        t = rng.uniform(8, 23, len(rep)) * HOUR        # by (rep, x) keeps every group in place
-        t = t[np.lexsort((t, rep))]
-        frac = rng.random(len(rep))
-        frac = frac[np.lexsort((frac, rep))]
-        last = np.cumsum(count) - 1
-        frac[last] = 1.0  # the day's spending is all in by its last charge
-        who = subs[rep]
-        self.emit_balance(d, t, who, np.maximum(self.balance[who] - spend[who] * frac, 0))
-        end = np.maximum(self.balance[subs] - spend[subs], 0)
-        self.balance[subs] = end
-        last_t = t[last]
-        # a third of those who fell under 10 top up
-        low = (end < 10) & (rng.random(len(subs)) < 0.35)
-        who, at = subs[low], last_t[low] + rng.uniform(10, 120, low.sum()) * MIN
-        paid = np.array([30, 50, 100])[rng.integers(0, 3, len(who))]
-        d.b.add("topup", d.ms(at), who, [x.amount, x.topup_channel[rng.integers(0, 5, len(who))]], [paid])
-        self.balance[who] += paid
-        self.emit_balance(d, at + 30, who, self.balance[who])
-
-    def emit_balance(self, d: Day, t: np.ndarray, who: np.ndarray, amount: np.ndarray) -> None:
-        cents = np.round(amount * 100).astype(np.int64)
-        d.b.add("balance", d.ms(t), who, [d.kb.amount, d.kb.cents[cents % 100]], [cents // 100])
 
 
 def generate(b: EventBuilder, pop: Population, rng: np.random.Generator, start_ms: int, hours: float) -> None:

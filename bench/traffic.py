@@ -18,7 +18,6 @@ Everything is numpy columns written by a vectorised JSON-lines formatter, so
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import math
 import shutil
@@ -33,6 +32,7 @@ import orjson
 from bench._columns import CHUNK, NUMS, TEXTS, Columns, EventBuilder
 from bench._jsonl import Table
 from bench._population import LISTS, REFERENCE, Population, check_subscribers, msisdn
+from bench._texts import HOST_PREFIXES, kb_rows
 
 __all__ = ["DEFAULT_START_MS", "MIXES", "make_reference", "write", "main"]
 
@@ -47,15 +47,6 @@ CATEGORY_MIX = {
     "search": 0.07, "music": 0.06, "game": 0.05, "navigation": 0.04, "sports": 0.02,
     "travel": 0.012, "handset_news": 0.01, "operator": 0.008,
 }
-HOST_PREFIXES = ("", "www.", "m.", "api.", "cdn.")
-
-
-def kb_rows() -> list[tuple[str, str, str]]:
-    """(pattern, app, category) of ``scenarios/reference/kb.csv``."""
-    with open(REFERENCE / "kb.csv", newline="", encoding="utf-8") as f:
-        return [(r["pattern"], r["app"], r["category"]) for r in csv.DictReader(f)]
-
-
 # --- reference ---------------------------------------------------------------
 
 
