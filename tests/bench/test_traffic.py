@@ -211,3 +211,91 @@ def test_province_from_hour_gives_that_hour_of_the_day(tmp_path):
     ts = [e.ts for e in _events(tmp_path / "peak.jsonl")]
     assert START + 20 * HOUR <= min(ts) and max(ts) < START + 21 * HOUR
     assert len(ts) > 500 * 4  # the evening peak: several events per subscriber in the hour
+
+
+@pytest.fixture(scope="module")
+def day_by_subscriber(tmp_path_factory) -> tuple[dict[str, list], Reference]:
+    """A day for 2 000 subscribers, each subscriber's events in time order."""
+    root = tmp_path_factory.mktemp("day")
+    traffic.make_reference(root / "ref", 2000, seed=9)
+    traffic.write(root / "events.jsonl", subscribers=2000, hours=24, seed=9, mix="province")
+    reference = Reference.load(root / "ref")
+    by_sub: dict[str, list] = collections.defaultdict(list)
+    for e in _events(root / "events.jsonl"):
+        if getattr(e, "host", None) is not None and e.category is None:
+            label = reference.kb.label(e.host)
+            e.category, e.app = (label[1], label[0]) if label else (None, None)
+        by_sub[e.msisdn].append(e)
+    return by_sub, reference
+
+
+def _tag(e) -> str:
+    return e.__struct_config__.tag
+
+
+def test_airport_has_travellers_dwelling_20_minutes_and_drop_offs_who_leave_sooner(day_by_subscriber):
+    by_sub, reference = day_by_subscriber
+    airport = {"airport_t1", "airport_t2"}
+    stays = []
+    for events in by_sub.values():
+        entered = None
+        for e in events:
+            inside = _tag(e) == "location" and bool(reference.areas(e.cell) & airport)
+            leaves = (_tag(e) == "location" and not inside) or (_tag(e) == "power" and e.state == "off")
+            if inside and entered is None:
+                entered = e.ts
+            elif leaves and entered is not None:
+                stays.append(e.ts - entered)
+                entered = None
+    long_ = sum(s >= 20 * 60_000 for s in stays)
+    short = sum(s < 20 * 60_000 for s in stays)
+    assert long_ >= 5 and short >= 5
+
+
+def test_dropped_calls_come_in_runs_of_three_for_a_few_and_two_for_more(day_by_subscriber):
+    by_sub, _ = day_by_subscriber
+    most_in_an_hour = []
+    for events in by_sub.values():
+        dropped = [e.ts for e in events if _tag(e) == "call" and e.dropped]
+        best = max((sum(1 for u in dropped if t <= u <= t + HOUR) for t in dropped), default=0)
+        most_in_an_hour.append(best)
+    three = sum(n >= 3 for n in most_in_an_hour)
+    two = sum(n == 2 for n in most_in_an_hour)
+    assert 5 <= three < 0.05 * 2000
+    assert two > three
+
+
+def test_usage_crosses_90_for_some_and_stops_just_short_for_others(day_by_subscriber):
+    by_sub, _ = day_by_subscriber
+    crossed = short = 0
+    for events in by_sub.values():
+        pct = [e.pct for e in events if _tag(e) == "usage"]
+        if any(a < 90 <= b for a, b in zip(pct, pct[1:])):
+            crossed += 1
+        elif pct and 85 <= max(pct) < 90:
+            short += 1
+    assert crossed >= 10 and short >= 10
+
+
+def test_prepaid_balances_fall_under_10_for_some_and_stop_just_above_for_others(day_by_subscriber):
+    by_sub, _ = day_by_subscriber
+    under = above = 0
+    for events in by_sub.values():
+        amounts = [e.amount for e in events if _tag(e) == "balance"]
+        if any(a >= 10 > b for a, b in zip(amounts, amounts[1:])):
+            under += 1
+        elif amounts and 10 <= min(amounts) < 11:
+            above += 1
+    assert under >= 10 and above >= 5
+
+
+def test_handset_review_pages_two_within_5_minutes_for_some_one_page_for_others(day_by_subscriber):
+    by_sub, _ = day_by_subscriber
+    twice = once = 0
+    for events in by_sub.values():
+        reviews = [(e.ts, e.app) for e in events if _tag(e) == "dpi" and e.category == "handset_review"]
+        if any(b[0] - a[0] <= 5 * 60_000 and a[1] == b[1] for a, b in zip(reviews, reviews[1:])):
+            twice += 1
+        elif len(reviews) == 1:
+            once += 1
+    assert twice >= 5 and once >= 5
