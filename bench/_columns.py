@@ -22,7 +22,7 @@ from bench._population import MSISDN_BASE
 
 TEXTS = 5
 NUMS = 4
-CHUNK = 1 << 19
+CHUNK = 1 << 17  # lines formatted at once: big enough for numpy, small enough for the cache
 
 Part = np.ndarray | int | str
 

@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import orjson
 
-from bench._columns import CHUNK, NUMS, TEXTS, Columns, EventBuilder
+from bench._columns import NUMS, TEXTS, Columns, EventBuilder
 from bench._jsonl import Table
 from bench._population import LISTS, REFERENCE, Population, check_subscribers, msisdn
 from bench._texts import HOST_PREFIXES, kb_rows
@@ -40,6 +40,7 @@ __all__ = ["DEFAULT_START_MS", "MIXES", "make_reference", "write", "main"]
 DEFAULT_START_MS = int(dt.datetime(2026, 11, 22, 16, tzinfo=dt.timezone.utc).timestamp() * 1000)
 MIXES = ("province", "w1")
 HOUR_MS = 3_600_000
+W1_BLOCK = 1 << 19  # W1 events drawn per slice of time (part of what the seed determines)
 
 #: share of DPI records per category (before the subscriber's own taste)
 CATEGORY_MIX = {
@@ -115,7 +116,7 @@ def _w1_chunks(
     end = table.code("}\n")
     perm = rng.permutation(subscribers)  # the heaviest users are not simply the first numbers
     span = max(1, int(hours * HOUR_MS))
-    parts = max(1, math.ceil(events / CHUNK))
+    parts = max(1, math.ceil(events / W1_BLOCK))
     for k in range(parts):
         n = events // parts + (1 if k < events % parts else 0)
         lo = start_ms + span * k // parts
