@@ -89,4 +89,8 @@ def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
         print_table(plan, engines[0], sends, subscribers, int(hours * 3_600_000))
         print_examples(plan, sends, root / "events.jsonl", Reference.load(root / "reference"), clock,
                        examples, catalog)
+    print("The same traffic, to replay yourself (a changed scenario, another seed):")
+    print(f"  python -m bench.traffic --mix province --subscribers {subscribers} --hours {hours:g} --seed {seed} "
+          "--out day.jsonl --reference ref/")
+    print("  kairos replay --scenarios scenarios --events day.jsonl --reference ref/ --out sends.jsonl")
     return 0

@@ -52,3 +52,17 @@ def test_demo_explains_example_sends_with_their_text_and_events(demo_output):
 def test_demo_refuses_a_non_positive_span(capsys):
     assert 2 == main(["demo", "--hours", "0"])
     assert "--subscribers and --hours must be positive" in capsys.readouterr().err
+
+
+def test_the_printed_commands_reproduce_the_demo_sends(demo_output, tmp_path, monkeypatch):
+    from bench import traffic
+
+    _, text = demo_output
+    sends = int(re.search(r"; ([\d,]+) sends$", text, re.M).group(1).replace(",", ""))
+    generate = re.search(r"^  python -m bench\.traffic (.*)$", text, re.M).group(1).split()
+    replay = re.search(r"^  kairos replay (.*)$", text, re.M).group(1).split()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "scenarios").symlink_to(CATALOGUE[0].parent)
+    assert 0 == traffic.main(generate)
+    assert 0 == main(["replay", *replay])
+    assert sends == len((tmp_path / "sends.jsonl").read_bytes().splitlines())
