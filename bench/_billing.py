@@ -44,7 +44,7 @@ class Billing:
         self.cycle = cycle
         # usage: a few updates a day; some come near 90 % today and cross it, most stop short
         subs = self.has_plan
-        near = d.some(0.03, subs)
+        near = d.some(0.2, subs[self.pct[subs] >= 70])  # late in the cycle only
         self.pct[near] = rng.uniform(84, 89.5, len(near))
         start, rate = self.pct[subs], self.rate[subs] * np.where(np.isin(subs, near), 1.6, 1.0)
         count = rng.integers(3, 8, len(subs))
