@@ -59,7 +59,8 @@ def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
     with tempfile.TemporaryDirectory(prefix="kairos-demo-") as tmp:
         root = Path(tmp)
         span = f"{hours:g} hours" if hours != 24 else "a day"
-        print(f"Generating {span} of traffic for {subscribers:,} subscribers (seed {seed}) ...")
+        whom = f"{subscribers:,} subscriber{'s' * (subscribers != 1)}"
+        print(f"Generating {span} of traffic for {whom} (seed {seed}) ...")
         t0 = time.perf_counter()
         traffic.make_reference(root / "reference", subscribers, seed)
         traffic.write(root / "events.jsonl", subscribers=subscribers, hours=hours, seed=seed,
