@@ -58,7 +58,7 @@ def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
             print(f"kairos demo: {e}; example sends are shown without their text", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="kairos-demo-") as tmp:
         root = Path(tmp)
-        span = f"{hours:g} hours" if hours != 24 else "a day"
+        span = "a day" if hours == 24 else f"{hours:g} hour{'s' * (hours != 1)}"
         whom = f"{subscribers:,} subscriber{'s' * (subscribers != 1)}"
         print(f"Generating {span} of traffic for {whom} (seed {seed}) ...")
         t0 = time.perf_counter()
