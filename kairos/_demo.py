@@ -44,7 +44,7 @@ def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
         return 2
     clock = LocalTime(DEFAULT_TZ)
     start_ms = clock.to_utc(int(dt.datetime.fromisoformat(DEMO_DAY).replace(tzinfo=dt.timezone.utc).timestamp() * 1000))
-    files = [p for p in sorted(SCENARIOS.glob("*.kairos")) if p.name != "policy.kairos"]
+    files = sorted(SCENARIOS.glob("*.kairos"))  # the scenarios and the operator's contact policy
     try:
         plan = compile_plan(files)
     except dsl.CheckError as e:
@@ -75,10 +75,11 @@ def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
                 sends.append(send)
                 sink(send)
 
-            engines.append(Engine(plan, reference, sink=both))
+            engines.append(Engine(plan, reference, sink=both, measure=True))
             return engines[0]
 
-        print(f"Running the {len(plan.scenarios)} scenarios of {SCENARIOS.name}/ over it ...")
+        policy = " under the contact policy" if plan.policy is not None else ""
+        print(f"Running the {len(plan.scenarios)} scenarios of {SCENARIOS.name}/ over it{policy} ...")
         t1 = time.perf_counter()
         with open(root / "events.jsonl", "rb") as events, open(root / "sends.jsonl", "wb") as out:
             report = replay(make, events, out)

@@ -55,7 +55,7 @@ def why_silent(scn: Scenario, span_ms: int) -> str:
 
 
 def print_table(plan: Plan, engine: Engine, sends: list[Send], subscribers: int, span_ms: int) -> None:
-    """One row per scenario: matched, sent, subscribers reached, suppressed by reason."""
+    """One row per scenario: matched, sent, subscribers reached, suppressed by reason (its own gates and the policy)."""
     reached: dict[str, set[str]] = {}
     for s in sends:
         reached.setdefault(s.scenario, set()).add(s.msisdn)
@@ -68,7 +68,10 @@ def print_table(plan: Plan, engine: Engine, sends: list[Send], subscribers: int,
         silent = why_silent(scn, span_ms)
         if silent and not st.matched:
             note = silent
-        rows.append((scn.name, f"{st.matched:,}", f"{st.triggered:,}", share, note or "-"))
+        sent = sum(st.sent.values())
+        if st.held:
+            note = f"{note}, held {st.held:,}" if note else f"held {st.held:,}"
+        rows.append((scn.name, f"{st.matched:,}", f"{sent:,}", share, note or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for n, r in enumerate(rows):
         print(f"  {r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>{widths[3]}}  {r[4]}")
