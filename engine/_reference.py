@@ -6,6 +6,7 @@ the file and line so an operator can fix the data.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from pathlib import Path
@@ -108,9 +109,18 @@ def _read_text(path: Path) -> str:
     """The text of a reference file, without the byte-order mark Excel or Notepad may write.
 
     Left in, the mark would hide the header of a CSV file or silently change
-    the first number of a list, so that subscriber would not be matched.
+    the first number of a list, so that subscriber would not be matched. A file
+    that is not UTF-8 (a GBK export) is refused with the line of its first bad byte.
     """
-    return path.read_bytes().decode("utf-8-sig")
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        start = e.start + (3 if raw.startswith(codecs.BOM_UTF8) else 0)
+        line = raw.count(b"\n", 0, start) + 1
+        raise ReferenceError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[start]:02x}); save the file as UTF-8"
+        ) from None
 
 
 def _csv_rows(path: Path, header: tuple[str, ...]) -> list[tuple[int, list[str]]]:

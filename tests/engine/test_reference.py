@@ -86,6 +86,23 @@ def test_a_malformed_tags_line_names_the_line(tmp_path):
     assert expected == _error(tmp_path, {"tags.jsonl": '{"msisdn": "1", "tags": {}}\n\n{"msisdn": "2"}\n'})
 
 
+@pytest.mark.parametrize("name, text, line", [
+    ("cells.csv", "cell,area\nc1,airport\nc2,caf\xe9\n", 3),
+    ("tags.jsonl", '{"msisdn": "1", "tags": {"name": "caf\xe9"}}\n', 1),
+    ("lists/dnd.txt", "139\n\xe9140\n", 2),
+    ("kb.csv", "pattern,app,category\nx.com,caf\xe9,video\n", 2),
+])
+def test_a_file_that_is_not_utf8_names_the_line(tmp_path, name, text, line):
+    """A file exported as GBK or Latin-1 is refused with its line, not with a traceback."""
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode("latin-1"))
+    expected = f"{path}:{line}: not UTF-8 text (byte 0xe9); save the file as UTF-8"
+    with pytest.raises(ReferenceError) as info:
+        Reference.load(tmp_path)
+    assert expected == str(info.value)
+
+
 def test_a_missing_folder_is_an_error_naming_it(tmp_path):
     expected = f"{tmp_path / 'nope'}: reference folder does not exist"
     with pytest.raises(ReferenceError) as info:
