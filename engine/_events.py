@@ -18,11 +18,15 @@ import msgspec
 from plan import EventSchema, FieldSpec
 
 
+#: A subscriber's number: an empty one names nobody, so such an event is malformed.
+Msisdn = typing.Annotated[str, msgspec.Meta(min_length=1)]
+
+
 class Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
     """Fields every event has."""
 
     ts: int
-    msisdn: str
+    msisdn: Msisdn
 
 
 Roaming = typing.Literal["none", "domestic", "international"]

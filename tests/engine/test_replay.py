@@ -72,3 +72,10 @@ def test_replay_output_is_byte_identical_across_runs_and_block_sizes():
 def test_blank_lines_are_ignored():
     _, report, problems = _replay([_dpi(T0), b"\n", b"   \n", _dpi(T0 + 1)])
     assert (report.events, problems) == (2, [])
+
+
+def test_an_event_without_a_subscriber_is_malformed():
+    """An empty msisdn names nobody: sending to it is impossible and its state would be shared."""
+    out, report, problems = _replay([b'{"type":"dpi","ts":%d,"msisdn":"","host":"h"}\n' % T0, _dpi(T0 + 1)])
+    assert [(1, "Expected `str` of length >= 1 - at `$.msisdn`")] == [(p.line, p.reason) for p in problems]
+    assert (1, 1, 2) == (report.events, report.malformed, report.sends)
