@@ -113,6 +113,14 @@ def compile_plan(paths: Sequence[str | Path]) -> Plan:
     return dsl.compile_paths(list(paths), event_schema(), CHANNELS)
 
 
+def _refuse_empty_folders(paths: Sequence[str | Path]) -> None:
+    """A scenario folder without ``*.kairos`` files is an error: a mistyped folder must not
+    pass as a clean check (or an empty replay) of nothing."""
+    for p in map(Path, paths):
+        if p.is_dir() and next(p.rglob("*.kairos"), None) is None:
+            raise FileNotFoundError(f"{p}: no *.kairos files in this folder")
+
+
 def _templates_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--templates", metavar="FILE",
@@ -137,6 +145,7 @@ def check_templates(plan: Plan, paths: Sequence[str | Path], templates: str | No
 
 def _check(args: argparse.Namespace) -> int:
     try:
+        _refuse_empty_folders(args.paths)
         plan = compile_plan(args.paths)
         templates = check_templates(plan, args.paths, args.templates)
     except dsl.CheckError as e:
@@ -159,6 +168,7 @@ def _check(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     paths = list(args.scenarios) + ([args.policy] if args.policy else [])
     try:
+        _refuse_empty_folders(paths)
         plan = compile_plan(paths)
         check_templates(plan, args.scenarios, args.templates)
         reference = Reference.load(args.reference) if args.reference else Reference()

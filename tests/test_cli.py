@@ -66,6 +66,14 @@ def test_check_of_a_valid_file_prints_one_summary_line_and_exits_0(tmp_path, cap
     assert (0, "ok: 2 scenarios in 1 file\n", "") == (status, *capsys.readouterr())
 
 
+def test_check_of_a_folder_without_scenario_files_is_an_error_not_ok(tmp_path, capsys):
+    """A mistyped folder must not look like a clean check of nothing."""
+    (tmp_path / "empty").mkdir()
+    status = main(["check", str(tmp_path / "empty")])
+    out, err = capsys.readouterr()
+    assert (2, "", f"kairos check: {tmp_path / 'empty'}: no *.kairos files in this folder\n") == (status, out, err)
+
+
 def _replay(tmp_path: Path, events: str, *extra: str, stdin: bool = False) -> tuple[int, str, str]:
     scenarios = _write(tmp_path / "s.kairos", SCENARIOS)
     out = tmp_path / "sends.jsonl"
