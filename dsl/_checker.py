@@ -24,6 +24,8 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SCENARIO_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _DURATION = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+#: Longer durations are typos; this bound keeps every deadline and send time (ts + D) in 64 bits.
+_MAX_DURATION_MS = 36_500 * _UNIT_MS["d"]
 _TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})")
 _RESERVED = frozenset(
     ("last", "msisdn", "tags", "and", "or", "not", "in", "contains", "matches", "true", "false",
@@ -308,6 +310,10 @@ class Checker:
                          "ms, s, m, h or d")
             return None
         ms = int(m[1]) * _UNIT_MS[m[2]]
+        if ms > _MAX_DURATION_MS:
+            self._report(source, node.tok, f"bad duration '{node.text}': at most 36500d (100 years); "
+                         "for \"never again\" use `once`")
+            return None
         if ms == 0 and not zero_ok:
             self._report(source, node.tok, f"bad duration '{node.text}': write a whole number above zero "
                          "followed by ms, s, m, h or d")
