@@ -13,6 +13,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dsl
 from adapters import TemplateCatalog, TemplateError
@@ -85,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="reference data folder: cells.csv, tags.jsonl, lists/NAME.txt, kb.csv")
     r.add_argument("--policy", metavar="FILE", help="a .kairos file holding the contact policy")
     r.add_argument("--out", default="-", metavar="FILE", help="where sends go; - (default) for standard output")
-    r.add_argument("--tz", default=DEFAULT_TZ, help=f"local time zone for during/hour()/day() (default {DEFAULT_TZ})")
+    r.add_argument("--tz", default=DEFAULT_TZ, type=_time_zone, help=f"local time zone for during/hour()/day() (default {DEFAULT_TZ})")
     r.add_argument("--quiet", action="store_true", help="no summary on standard error")
     _templates_option(r)
     r.set_defaults(handler=_replay)
@@ -119,6 +120,17 @@ def _refuse_empty_folders(paths: Sequence[str | Path]) -> None:
     for p in map(Path, paths):
         if p.is_dir() and next(p.rglob("*.kairos"), None) is None:
             raise FileNotFoundError(f"{p}: no *.kairos files in this folder")
+
+
+def _time_zone(name: str) -> str:
+    """``--tz``: an IANA zone name, refused at once (not with a traceback) if it is unknown."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"unknown time zone '{name}': use an IANA name such as {DEFAULT_TZ}"
+        ) from None
+    return name
 
 
 def _templates_option(p: argparse.ArgumentParser) -> None:

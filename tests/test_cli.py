@@ -173,3 +173,13 @@ def test_a_file_with_no_scenario_checks_clean(tmp_path, capsys, text):
     _write(tmp_path / "s.kairos", text)
     assert (0, "ok: 0 scenarios in 1 file\n") == (main(["check", str(tmp_path / "s.kairos")]),
                                                   capsys.readouterr().out)
+
+
+def test_replay_with_an_unknown_time_zone_says_so_and_exits_2(tmp_path, capsys):
+    scenarios = _write(tmp_path / "s.kairos", SCENARIOS)
+    with pytest.raises(SystemExit) as info:
+        main(["replay", "--scenarios", str(scenarios), "--events", "-", "--tz", "Asia/Shanghia"])
+    err = capsys.readouterr().err
+    assert 2 == info.value.code
+    assert err.endswith("kairos replay: error: argument --tz: unknown time zone 'Asia/Shanghia': "
+                        "use an IANA name such as Asia/Shanghai\n")
