@@ -79,6 +79,12 @@ class ParseError(Exception):
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` when exactly one candidate is close to ``word``, else ``""``."""
-    close = difflib.get_close_matches(word, sorted(set(candidates)), n=2, cutoff=0.75)
+    """``"; did you mean 'x'?"`` when exactly one candidate is close to ``word``, else ``""``.
+
+    Names are lower-case, so ``WHEN`` or ``SMS`` means the lower-case word when that is one.
+    """
+    names = sorted(set(candidates))
+    if word != word.lower() and word.lower() in names:
+        return f"; did you mean '{word.lower()}'?"
+    close = difflib.get_close_matches(word, names, n=2, cutoff=0.75)
     return f"; did you mean '{close[0]}'?" if len(close) == 1 else ""
