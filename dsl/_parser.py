@@ -27,9 +27,19 @@ _MEMBERSHIP = ("in", "contains", "matches")
 _LINE_STARTERS = frozenset(CLAUSES + POLICY_RULES + ("end",))
 
 
+#: Why an expression is refused when it nests (or chains) deeper than Python can follow.
+TOO_DEEP = ("this expression is nested too deeply (or chains too many `and`/`or`) to compile; "
+            "write many alternatives as `x in [...]`, or split the scenario")
+
+
 def parse(source: Source) -> ast.FileNode:
     """Parse one file; raises ParseError at the first syntax error."""
-    return _Parser(source).parse_file()
+    parser = _Parser(source)
+    try:
+        return parser.parse_file()
+    except RecursionError:  # reported at the start of the expression, the same on any stack
+        tok = parser.expr_start or parser.tokens[min(parser.i, len(parser.tokens) - 1)]
+        raise ParseError(source.diagnostic(tok.line, tok.col, TOO_DEEP)) from None
 
 
 def _describe(tok: Token) -> str:
@@ -37,12 +47,13 @@ def _describe(tok: Token) -> str:
 
 
 class _Parser:
-    __slots__ = ("source", "tokens", "i")
+    __slots__ = ("source", "tokens", "i", "expr_start")
 
     def __init__(self, source: Source) -> None:
         self.source = source
         self.tokens = tokenize(source)
         self.i = 0
+        self.expr_start: Token | None = None  # the first token of the top-level expression being parsed
 
     # --- token helpers
 
@@ -360,7 +371,7 @@ class _Parser:
 
     def _parse_expr(self) -> ast.TopExpr:
         """expr := or_expr"""
-        first = self.peek()
+        first = self.expr_start = self.peek()
         node = self._parse_or()
         return ast.TopExpr(node, first, self.prev)
 
