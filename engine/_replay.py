@@ -136,6 +136,7 @@ class ReplayReport(msgspec.Struct):
     sends: int
     sends_by_scenario: dict[str, int]
     problems: list[InputProblem]
+    trigger_loops: int = 0  # trigger chains cut at the engine's depth limit (a scenario re-triggering itself)
 
 
 def replay(
@@ -181,6 +182,7 @@ def replay(
         sends=writer.written,
         sends_by_scenario=dict(writer.by_scenario),
         problems=kept,
+        trigger_loops=engine.trigger_loops,
     )
 
 

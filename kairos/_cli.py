@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import dsl
 from adapters import TemplateCatalog, TemplateError
 from engine import BindError, Engine, Reference, ReferenceError, event_schema, replay
+from engine._engine import MAX_TRIGGER_DEPTH
 from engine._localtime import DEFAULT_TZ
 from engine._replay import stderr_problem_printer
 from kairos._template_check import TEMPLATES_FILE, find_templates, template_diagnostics
@@ -220,11 +221,20 @@ def _replay(args: argparse.Namespace) -> int:
         rate = report.events / elapsed if elapsed > 0 else 0.0
         print(
             f"kairos replay: {report.events} events, {report.malformed} malformed and "
-            f"{report.late} out-of-order lines skipped, {report.sends} sends "
+            f"{report.late} out-of-order lines skipped, {report.sends} sends{_loops(report.trigger_loops)} "
             f"({elapsed:.2f} s, {rate:,.0f} events/s)",
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+def _loops(cut: int) -> str:
+    """The summary's note on trigger chains the engine cut: sends an author did not mean."""
+    if not cut:
+        return ""
+    chains = "chain" if cut == 1 else "chains"
+    return (f"; {cut} trigger {chains} cut after {MAX_TRIGGER_DEPTH} re-entries "
+            "(does a scenario match its own triggers?)")
 
 
 def _discard(_: object) -> None:

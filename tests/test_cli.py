@@ -183,3 +183,19 @@ def test_replay_with_an_unknown_time_zone_says_so_and_exits_2(tmp_path, capsys):
     assert 2 == info.value.code
     assert err.endswith("kairos replay: error: argument --tz: unknown time zone 'Asia/Shanghia': "
                         "use an IANA name such as Asia/Shanghai\n")
+
+
+def test_replay_says_when_a_scenario_reacts_to_its_own_triggers(tmp_path, capsys):
+    """Each trigger re-enters as an event; a scenario matching its own triggers would loop for
+    ever. The chain is cut (the sends so far are written) and the summary says so."""
+    scenarios = _write(tmp_path / "s.kairos", 'scenario remind\n  when trigger where channel == "sms"\n'
+                                               '  then sms "reminder"\nend\n'
+                                               'scenario first\n  when balance\n  then sms "offer"\nend\n')
+    events = _write(tmp_path / "e.jsonl", _lines([_balance(T0)]))
+    status = main(["replay", "--scenarios", str(scenarios), "--events", str(events), "--out",
+                   str(tmp_path / "sends.jsonl")])
+    summary = capsys.readouterr().err.splitlines()[-1]
+    assert 0 == status
+    assert summary.startswith("kairos replay: 1 events, 0 malformed and 0 out-of-order lines skipped, 9 sends; "
+                              "1 trigger chain cut after 8 re-entries (does a scenario match its own "
+                              "triggers?) (")
