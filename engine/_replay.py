@@ -149,12 +149,20 @@ def replay(
 ) -> ReplayReport:
     """Run every event of ``events`` through a new engine; write sends to ``out``."""
     kept: list[InputProblem] = []
+    found: list[InputProblem] = []  # a block's problems: decoding finds some, feeding others
 
     def problem(p: InputProblem) -> None:
-        if len(kept) < keep_problems:
-            kept.append(p)
-        if on_problem is not None:
-            on_problem(p)
+        found.append(p)
+
+    def report_found() -> None:
+        """The block's problems in line order, so standard error reads like the file."""
+        found.sort(key=_line_of)
+        for p in found:
+            if len(kept) < keep_problems:
+                kept.append(p)
+            if on_problem is not None:
+                on_problem(p)
+        found.clear()
 
     writer = OrderedWriter(out)
     engine = engine_factory(writer)
@@ -172,6 +180,8 @@ def replay(
             )
 
         engine.feed(events, on_late=late)
+        report_found()
+    report_found()
     engine.finish()
     writer.flush()
     return ReplayReport(
@@ -184,6 +194,10 @@ def replay(
         problems=kept,
         trigger_loops=engine.trigger_loops,
     )
+
+
+def _line_of(p: InputProblem) -> int:
+    return p.line
 
 
 def stderr_problem_printer(name: str, limit: int = 20) -> Callable[[InputProblem], None]:

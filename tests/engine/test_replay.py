@@ -90,3 +90,10 @@ def test_an_event_time_outside_years_1970_to_9999_is_malformed():
     assert [2, 3] == [p.line for p in problems]
     assert "Expected `int` <= 253402214399999 - at `$.ts`" == problems[0].reason
     assert (2, 2, 4) == (report.events, report.malformed, report.sends)
+
+
+def test_problems_are_reported_in_line_order_whatever_their_kind():
+    """An out-of-order line is found when events are fed, a malformed one when they are decoded;
+    the operator reading standard error still sees them in file order."""
+    _, _, problems = _replay([_dpi(T0 + 5), _dpi(T0 + 1), b"not json\n", _dpi(T0 + 6)])
+    assert [2, 3] == [p.line for p in problems]
