@@ -199,3 +199,12 @@ def test_replay_says_when_a_scenario_reacts_to_its_own_triggers(tmp_path, capsys
     assert summary.startswith("kairos replay: 1 events, 0 malformed and 0 out-of-order lines skipped, 9 sends; "
                               "1 trigger chain cut after 8 re-entries (does a scenario match its own "
                               "triggers?) (")
+
+
+def test_a_send_delayed_past_the_last_event_is_written_with_its_send_at(tmp_path):
+    """The trigger happened (and re-entered) at its time; `after` only moves delivery.
+    So a send whose send_at lies after the file's last event is still in the output."""
+    _, sends, _ = _replay(tmp_path, _lines([_balance(T0)]), "--quiet")
+    assert [(f"low_balance:1:{T0}", T0 + MINUTE)] == [
+        (s["id"], s["send_at"]) for s in map(json.loads, sends.splitlines())
+    ]
