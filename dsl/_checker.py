@@ -18,12 +18,15 @@ from dsl import _ir as ir
 from dsl._codegen import compile_expr
 from dsl._diagnostics import Diagnostic, Source, did_you_mean
 from dsl._expressions import ExprChecker, Scope, Uses
+from dsl._parser import TOO_DEEP
 from dsl._tokens import Token, string_value
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SCENARIO_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _DURATION = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+#: Longer durations are typos; this bound keeps every deadline and send time (ts + D) in 64 bits.
+_MAX_DURATION_MS = 36_500 * _UNIT_MS["d"]
 _TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})")
 _RESERVED = frozenset(
     ("last", "msisdn", "tags", "and", "or", "not", "in", "contains", "matches", "true", "false",
@@ -217,7 +220,11 @@ class Checker:
             if alias is not None:
                 scope.aliases[alias] = (None, event_type)
             before = len(self.diagnostics)
-            checked = self.exprs.value(node.value, scope)
+            try:
+                checked = self.exprs.value(node.value, scope)
+            except RecursionError:
+                checked = ir.POISON
+                self._too_deep(node.value, source)
             if kind == "sum" and checked.type.kind not in ("num", "any", "null"):
                 self._report(source, node.value.first, f"sum() adds numbers; got {checked.type.describe()}")
             value = self._compile(checked, node.value, source, "value", False, before)
@@ -287,12 +294,18 @@ class Checker:
 
     def _condition(self, top: ast.TopExpr, scope: Scope, what: str, name: str) -> plan.Expr | None:
         before = len(self.diagnostics)
-        node = self.exprs.condition(top, scope, what)
+        try:
+            node = self.exprs.condition(top, scope, what)
+        except RecursionError:
+            return self._too_deep(top, scope.source)
         return self._compile(node, top, scope.source, name, True, before)
 
     def _value(self, top: ast.TopExpr, scope: Scope, name: str) -> plan.Expr | None:
         before = len(self.diagnostics)
-        node = self.exprs.value(top, scope)
+        try:
+            node = self.exprs.value(top, scope)
+        except RecursionError:
+            return self._too_deep(top, scope.source)
         return self._compile(node, top, scope.source, name, False, before)
 
     def _compile(
@@ -301,7 +314,18 @@ class Checker:
         """Compile an expression unless checking it reported an error."""
         if len(self.diagnostics) > before:
             return None
-        return compile_expr(node, condition=condition, name=name, source=source, first=top.first, last=top.last)
+        try:
+            return compile_expr(node, condition=condition, name=name, source=source, first=top.first,
+                                last=top.last)
+        except RecursionError:
+            return self._too_deep(top, source)
+        except SyntaxError as e:  # Python's own limit on nesting in the generated code
+            if "too many nested" not in str(e):
+                raise
+            return self._too_deep(top, source)
+
+    def _too_deep(self, top: ast.TopExpr, source: Source) -> None:
+        self._report(source, top.first, TOO_DEEP)
 
     # --- values
 
@@ -312,6 +336,10 @@ class Checker:
                          "ms, s, m, h or d")
             return None
         ms = int(m[1]) * _UNIT_MS[m[2]]
+        if ms > _MAX_DURATION_MS:
+            self._report(source, node.tok, f"bad duration '{node.text}': at most 36500d (100 years); "
+                         "for \"never again\" use `once`")
+            return None
         if ms == 0 and not zero_ok:
             self._report(source, node.tok, f"bad duration '{node.text}': write a whole number above zero "
                          "followed by ms, s, m, h or d")

@@ -157,6 +157,7 @@ class ReplayReport(msgspec.Struct):
     sends: int
     sends_by_scenario: dict[str, int]
     problems: list[InputProblem]
+    trigger_loops: int = 0  # trigger chains cut at the engine's depth limit (a scenario re-triggering itself)
 
 
 def replay(
@@ -169,12 +170,20 @@ def replay(
 ) -> ReplayReport:
     """Run every event of ``events`` through a new engine; write sends to ``out``."""
     kept: list[InputProblem] = []
+    found: list[InputProblem] = []  # a block's problems: decoding finds some, feeding others
 
     def problem(p: InputProblem) -> None:
-        if len(kept) < keep_problems:
-            kept.append(p)
-        if on_problem is not None:
-            on_problem(p)
+        found.append(p)
+
+    def report_found() -> None:
+        """The block's problems in line order, so standard error reads like the file."""
+        found.sort(key=_line_of)
+        for p in found:
+            if len(kept) < keep_problems:
+                kept.append(p)
+            if on_problem is not None:
+                on_problem(p)
+        found.clear()
 
     writer = OrderedWriter(out)
     engine = engine_factory(writer)
@@ -196,6 +205,8 @@ def replay(
         engine.feed(events, on_late=late)
         if engine.holds_sends:
             writer.release(engine.send_watermark())
+        report_found()
+    report_found()
     engine.finish()
     writer.release(2**63)
     writer.flush()
@@ -207,7 +218,12 @@ def replay(
         sends=writer.written,
         sends_by_scenario=dict(writer.by_scenario),
         problems=kept,
+        trigger_loops=engine.trigger_loops,
     )
+
+
+def _line_of(p: InputProblem) -> int:
+    return p.line
 
 
 def stderr_problem_printer(name: str, limit: int = 20) -> Callable[[InputProblem], None]:

@@ -13,6 +13,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Callable, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -20,6 +21,7 @@ import dsl
 from adapters import TemplateCatalog, TemplateError
 from engine import BindError, Engine, Reference, ReferenceError, event_schema, replay
 from engine import Send
+from engine._engine import MAX_TRIGGER_DEPTH
 from engine._localtime import DEFAULT_TZ, LocalTime
 from engine._replay import stderr_problem_printer
 from kairos._measure import measure, table
@@ -90,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="reference data folder: cells.csv, tags.jsonl, lists/NAME.txt, kb.csv")
     r.add_argument("--policy", metavar="FILE", help="a .kairos file holding the contact policy")
     r.add_argument("--out", default="-", metavar="FILE", help="where sends go; - (default) for standard output")
-    r.add_argument("--tz", default=DEFAULT_TZ, help=f"local time zone for during/hour()/day() (default {DEFAULT_TZ})")
+    r.add_argument("--tz", default=DEFAULT_TZ, type=_time_zone, help=f"local time zone for during/hour()/day() (default {DEFAULT_TZ})")
     r.add_argument("--quiet", action="store_true", help="no summary on standard error")
     r.add_argument("--stats", action="store_true",
                    help="print per scenario and channel: matched, suppressed by reason, sent, feedback, "
@@ -141,6 +143,25 @@ def compile_plan(paths: Sequence[str | Path]) -> Plan:
     return dsl.compile_paths(list(paths), event_schema(), CHANNELS)
 
 
+def _refuse_empty_folders(paths: Sequence[str | Path]) -> None:
+    """A scenario folder without ``*.kairos`` files is an error: a mistyped folder must not
+    pass as a clean check (or an empty replay) of nothing."""
+    for p in map(Path, paths):
+        if p.is_dir() and next(p.rglob("*.kairos"), None) is None:
+            raise FileNotFoundError(f"{p}: no *.kairos files in this folder")
+
+
+def _time_zone(name: str) -> str:
+    """``--tz``: an IANA zone name, refused at once (not with a traceback) if it is unknown."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"unknown time zone '{name}': use an IANA name such as {DEFAULT_TZ}"
+        ) from None
+    return name
+
+
 def _templates_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--templates", metavar="FILE",
@@ -165,6 +186,7 @@ def check_templates(plan: Plan, paths: Sequence[str | Path], templates: str | No
 
 def _check(args: argparse.Namespace) -> int:
     try:
+        _refuse_empty_folders(args.paths)
         plan = compile_plan(args.paths)
         templates = check_templates(plan, args.paths, args.templates)
     except dsl.CheckError as e:
@@ -187,6 +209,7 @@ def _check(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     paths = list(args.scenarios) + ([args.policy] if args.policy else [])
     try:
+        _refuse_empty_folders(paths)
         plan = compile_plan(paths)
         check_templates(plan, args.scenarios, args.templates)
         reference = Reference.load(args.reference) if args.reference else Reference()
@@ -245,7 +268,7 @@ def _replay(args: argparse.Namespace) -> int:
         rate = report.events / elapsed if elapsed > 0 else 0.0
         print(
             f"kairos replay: {report.events} events, {report.malformed} malformed and "
-            f"{report.late} out-of-order lines skipped, {report.sends} sends "
+            f"{report.late} out-of-order lines skipped, {report.sends} sends{_loops(report.trigger_loops)} "
             f"({elapsed:.2f} s, {rate:,.0f} events/s)",
             file=sys.stderr,
         )
@@ -270,6 +293,15 @@ def _replay(args: argparse.Namespace) -> int:
                 print(f"kairos replay: cannot write the report: {e}", file=sys.stderr)
                 return EXIT_USAGE
     return EXIT_OK
+
+
+def _loops(cut: int) -> str:
+    """The summary's note on trigger chains the engine cut: sends an author did not mean."""
+    if not cut:
+        return ""
+    chains = "chain" if cut == 1 else "chains"
+    return (f"; {cut} trigger {chains} cut after {MAX_TRIGGER_DEPTH} re-entries "
+            "(does a scenario match its own triggers?)")
 
 
 def _discard(_: object) -> None:
