@@ -261,12 +261,61 @@ class CapRule:
 
 @dataclass(frozen=True, slots=True)
 class QuietRule:
-    """``quiet RANGE for CHANNEL, ... defer|drop``."""
+    """``quiet RANGE [on DAYS] for CHANNEL, ... defer|drop``."""
 
     keyword: Token
     range: Range
     channels: tuple[Token, ...]
     mode: Token
+    days: tuple[Days, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HoursRule:
+    """``hours CHANNEL RANGE, ... [on DAYS]`` (extension)."""
+
+    keyword: Token
+    channel: Token
+    ranges: tuple[Range, ...]
+    days: tuple[Days, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityRule:
+    """``capacity CHANNEL N per D`` (extension)."""
+
+    keyword: Token
+    channel: Token
+    limit: Number
+    per: Duration
+
+
+@dataclass(frozen=True, slots=True)
+class NoRepeatRule:
+    """``no_repeat after OUTCOME, ... for D`` (extension)."""
+
+    keyword: Token
+    outcomes: tuple[Token, ...]
+    duration: Duration
+
+
+@dataclass(frozen=True, slots=True)
+class ExclusiveRule:
+    """``exclusive "GROUP": SCENARIO, ... per D`` (extension)."""
+
+    keyword: Token
+    name: Token
+    scenarios: tuple[Token, ...]
+    per: Duration
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRule:
+    """``control N% [for SCENARIO, ...]`` (extension)."""
+
+    keyword: Token
+    percent: Number
+    scenarios: tuple[Token, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +326,8 @@ class Arbitrate:
     window: Duration
 
 
-Rule = Union[Exclude, CapRule, QuietRule, Arbitrate]
+Rule = Union[Exclude, CapRule, QuietRule, Arbitrate, HoursRule, CapacityRule, NoRepeatRule, ExclusiveRule,
+             ControlRule]
 
 
 @dataclass(frozen=True, slots=True)

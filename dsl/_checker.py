@@ -18,12 +18,15 @@ from dsl import _ir as ir
 from dsl._codegen import compile_expr
 from dsl._diagnostics import Diagnostic, Source, did_you_mean
 from dsl._expressions import ExprChecker, Scope, Uses
+from dsl._parser import TOO_DEEP
 from dsl._tokens import Token, string_value
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SCENARIO_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _DURATION = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+#: Longer durations are typos; this bound keeps every deadline and send time (ts + D) in 64 bits.
+_MAX_DURATION_MS = 36_500 * _UNIT_MS["d"]
 _TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})")
 _RESERVED = frozenset(
     ("last", "msisdn", "tags", "and", "or", "not", "in", "contains", "matches", "true", "false",
@@ -40,6 +43,7 @@ class Checker:
         self.channels = channels
         self.diagnostics: list[Diagnostic] = []
         self.exprs = ExprChecker(schema, self._report)
+        self._scenario_refs: list[tuple[Source, Token]] = []  # scenario names the policy names
 
     def _report(self, source: Source, tok: Token, message: str) -> None:
         self.diagnostics.append(source.diagnostic(tok.line, tok.col, message))
@@ -66,6 +70,9 @@ class Checker:
                     self._report(item.source, item.keyword, "only one policy is allowed; the first is at "
                                  f"{first_policy.source.name}:{first_policy.keyword.line}")
                     self.policy(item)
+        for source, tok in self._scenario_refs:
+            if tok.text not in first_scenario:
+                self._unknown(source, tok, "scenario", sorted(first_scenario))
         return scenarios, policy
 
     # --- scenarios
@@ -213,7 +220,11 @@ class Checker:
             if alias is not None:
                 scope.aliases[alias] = (None, event_type)
             before = len(self.diagnostics)
-            checked = self.exprs.value(node.value, scope)
+            try:
+                checked = self.exprs.value(node.value, scope)
+            except RecursionError:
+                checked = ir.POISON
+                self._too_deep(node.value, source)
             if kind == "sum" and checked.type.kind not in ("num", "any", "null"):
                 self._report(source, node.value.first, f"sum() adds numbers; got {checked.type.describe()}")
             value = self._compile(checked, node.value, source, "value", False, before)
@@ -283,12 +294,18 @@ class Checker:
 
     def _condition(self, top: ast.TopExpr, scope: Scope, what: str, name: str) -> plan.Expr | None:
         before = len(self.diagnostics)
-        node = self.exprs.condition(top, scope, what)
+        try:
+            node = self.exprs.condition(top, scope, what)
+        except RecursionError:
+            return self._too_deep(top, scope.source)
         return self._compile(node, top, scope.source, name, True, before)
 
     def _value(self, top: ast.TopExpr, scope: Scope, name: str) -> plan.Expr | None:
         before = len(self.diagnostics)
-        node = self.exprs.value(top, scope)
+        try:
+            node = self.exprs.value(top, scope)
+        except RecursionError:
+            return self._too_deep(top, scope.source)
         return self._compile(node, top, scope.source, name, False, before)
 
     def _compile(
@@ -297,7 +314,18 @@ class Checker:
         """Compile an expression unless checking it reported an error."""
         if len(self.diagnostics) > before:
             return None
-        return compile_expr(node, condition=condition, name=name, source=source, first=top.first, last=top.last)
+        try:
+            return compile_expr(node, condition=condition, name=name, source=source, first=top.first,
+                                last=top.last)
+        except RecursionError:
+            return self._too_deep(top, source)
+        except SyntaxError as e:  # Python's own limit on nesting in the generated code
+            if "too many nested" not in str(e):
+                raise
+            return self._too_deep(top, source)
+
+    def _too_deep(self, top: ast.TopExpr, source: Source) -> None:
+        self._report(source, top.first, TOO_DEEP)
 
     # --- values
 
@@ -308,6 +336,10 @@ class Checker:
                          "ms, s, m, h or d")
             return None
         ms = int(m[1]) * _UNIT_MS[m[2]]
+        if ms > _MAX_DURATION_MS:
+            self._report(source, node.tok, f"bad duration '{node.text}': at most 36500d (100 years); "
+                         "for \"never again\" use `once`")
+            return None
         if ms == 0 and not zero_ok:
             self._report(source, node.tok, f"bad duration '{node.text}': write a whole number above zero "
                          "followed by ms, s, m, h or d")
@@ -374,7 +406,10 @@ class Checker:
         quiet: list[plan.Quiet] = []
         arbitrate: ast.Arbitrate | None = None
         arbitrate_ms = None
+        ext = _Extensions()
         for rule in node.rules:
+            if self._extension(rule, source, ext):
+                continue
             match rule:
                 case ast.Exclude(lists=lists):
                     exclude.extend(string_value(t) for t in lists)
@@ -383,23 +418,88 @@ class Checker:
                     if isinstance(limit.value, float) or limit.value < 0:
                         self._report(source, limit.tok, f"cap needs a whole number of sends, got {limit.value}")
                     caps.append(plan.Cap(channel.text, int(limit.value), self._duration(per, source)))  # type: ignore[arg-type]
-                case ast.QuietRule(range=rng, channels=channels, mode=mode):
+                case ast.QuietRule(range=rng, channels=channels, mode=mode, days=days):
                     for channel in channels:
                         self._channel(channel, source, allow_any=False)
                     quiet.append(plan.Quiet(self._range(rng, source), tuple(c.text for c in channels),  # type: ignore[arg-type]
-                                            mode.text))  # type: ignore[arg-type]
+                                            mode.text,  # type: ignore[arg-type]
+                                            None if days is None else self._days(days, source)))
                 case ast.Arbitrate(keyword=kw, window=window):
                     if arbitrate is not None:
                         self._report(source, kw, f"duplicate `arbitrate` rule; the first is at line {arbitrate.keyword.line}")
                     else:
                         arbitrate = rule
                         arbitrate_ms = self._duration(window, source)
-        return plan.Policy(_origin(source, node.keyword), tuple(exclude), tuple(caps), tuple(quiet), arbitrate_ms)
+        return plan.Policy(_origin(source, node.keyword), tuple(exclude), tuple(caps), tuple(quiet), arbitrate_ms,
+                           tuple(ext.hours), tuple(ext.capacity), ext.no_repeat, tuple(ext.exclusive),
+                           tuple(ext.control))
+
+    def _extension(self, rule: ast.Rule, source: Source, ext: "_Extensions") -> bool:
+        """The policy rules beyond LANGUAGE.md §6; False for a §6 rule."""
+        match rule:
+            case ast.HoursRule(keyword=kw, channel=channel, ranges=ranges, days=days):
+                self._channel(channel, source, allow_any=False)
+                ext.hours.append(plan.Hours(channel.text, tuple(self._range(r, source) for r in ranges),  # type: ignore[misc]
+                                            None if days is None else self._days(days, source)))
+            case ast.CapacityRule(channel=channel, limit=limit, per=per):
+                self._channel(channel, source, allow_any=False)
+                if isinstance(limit.value, float) or limit.value < 0:
+                    self._report(source, limit.tok, f"capacity needs a whole number of sends, got {limit.value}")
+                ms = self._duration(per, source)
+                if ms is not None and ms % 86_400_000:
+                    self._report(source, per.tok, f"capacity counts calendar days: write the period in whole "
+                                 f"days, e.g. `per 1d`, got '{per.text}'")
+                days = (ms or 86_400_000) // 86_400_000 or 1
+                ext.capacity.append(plan.Capacity(channel.text, int(limit.value), days))
+            case ast.NoRepeatRule(keyword=kw, outcomes=outcomes, duration=duration):
+                if ext.no_repeat_line is not None:
+                    self._report(source, kw, f"duplicate `no_repeat` rule; the first is at line {ext.no_repeat_line}")
+                ext.no_repeat_line = kw.line
+                for tok in outcomes:
+                    if tok.text not in OUTCOMES:
+                        self._unknown(source, tok, "outcome", OUTCOMES)
+                ms = self._duration(duration, source)
+                ext.no_repeat = plan.NoRepeat(tuple(t.text for t in outcomes), ms or 0)
+            case ast.ExclusiveRule(name=name, scenarios=scenarios, per=per):
+                if len(scenarios) < 2:
+                    self._report(source, name, "an exclusion group needs at least two scenarios")
+                self._scenario_refs.extend((source, t) for t in scenarios)
+                ext.exclusive.append(plan.Exclusive(string_value(name), tuple(t.text for t in scenarios),
+                                                    self._duration(per, source) or 0))
+            case ast.ControlRule(keyword=kw, percent=percent, scenarios=scenarios):
+                if not 0 <= percent.value <= 100:
+                    self._report(source, percent.tok, f"a control share is from 0% to 100%, got {percent.value}%")
+                if not scenarios:
+                    if ext.control_line is not None:
+                        self._report(source, kw, "duplicate global `control` rule; the first is at line "
+                                     f"{ext.control_line}")
+                    ext.control_line = kw.line
+                self._scenario_refs.extend((source, t) for t in scenarios)
+                ext.control.append(plan.Control(float(percent.value), tuple(t.text for t in scenarios)))
+            case _:
+                return False
+        return True
 
     def _channel(self, tok: Token, source: Source, allow_any: bool) -> None:
         known = self.channels | {"any"} if allow_any else self.channels
         if tok.text not in known:
             self._unknown(source, tok, "channel", sorted(known))
+
+
+OUTCOMES = ("accepted", "rejected", "clicked", "delivered", "failed")
+
+
+class _Extensions:
+    """The extension rules of one policy while it is checked."""
+
+    def __init__(self) -> None:
+        self.hours: list[plan.Hours] = []
+        self.capacity: list[plan.Capacity] = []
+        self.no_repeat: plan.NoRepeat | None = None
+        self.no_repeat_line: int | None = None
+        self.exclusive: list[plan.Exclusive] = []
+        self.control: list[plan.Control] = []
+        self.control_line: int | None = None
 
 
 def _origin(source: Source, tok: Token) -> plan.Origin:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import linecache
 from pathlib import Path
 from typing import Sequence
@@ -43,11 +44,45 @@ def compile_paths(
     files: list[Path] = []
     for p in map(Path, paths):
         files.extend(sorted(p.rglob("*.kairos")) if p.is_dir() else [p])
-    return _compile([Source(str(f), f.read_text(encoding="utf-8-sig")) for f in files], schema, channels)
+    sources: list[Source] = []
+    unreadable: list[Diagnostic] = []
+    for f in files:
+        text = _read(f, unreadable)
+        if text is not None:
+            sources.append(Source(str(f), text))
+    return _compile(sources, schema, channels, unreadable, [str(f) for f in files])
 
 
-def _compile(sources: list[Source], schema: plan.EventSchema, channels: frozenset[str]) -> plan.Plan:
-    diagnostics: list[Diagnostic] = []
+def _read(path: Path, problems: list[Diagnostic]) -> str | None:
+    """The file's text; None, with a diagnostic at its first bad byte, when it is not UTF-8.
+
+    A file saved as GBK or Latin-1 is a mistake an author must be able to find,
+    so it is reported like any other error, with its line and column.
+    """
+    raw = path.read_bytes()
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line_start = raw.rfind(b"\n", 0, e.start) + 1
+        line_end = raw.find(b"\n", e.start)
+        line = raw[line_start : None if line_end < 0 else line_end].decode("utf-8", "replace").rstrip("\r")
+        col = len(raw[line_start : e.start].decode("utf-8", "replace")) + 1
+        message = (f"the file is not UTF-8 text: byte 0x{raw[e.start]:02x} here does not start a valid "
+                   "UTF-8 character; save the file as UTF-8")
+        problems.append(Diagnostic(str(path), raw.count(b"\n", 0, e.start) + 1, col, message, line))
+        return None
+
+
+def _compile(
+    sources: list[Source],
+    schema: plan.EventSchema,
+    channels: frozenset[str],
+    unreadable: Sequence[Diagnostic] = (),
+    file_order: Sequence[str] = (),
+) -> plan.Plan:
+    diagnostics: list[Diagnostic] = list(unreadable)
     parsed: list[ast.FileNode] = []
     for source in sources:
         try:
@@ -58,6 +93,7 @@ def _compile(sources: list[Source], schema: plan.EventSchema, channels: frozense
     scenarios, policy = checker.check(parsed)
     diagnostics += checker.diagnostics
     if diagnostics:
-        order = {s.name: i for i, s in reversed(list(enumerate(sources)))}
+        names = list(file_order) or [s.name for s in sources]
+        order = {name: i for i, name in reversed(list(enumerate(names)))}
         raise CheckError(sorted(diagnostics, key=lambda d: (order[d.file], d.line, d.col)))
     return plan.Plan(tuple(scenarios), policy, files=tuple(s.name for s in sources))

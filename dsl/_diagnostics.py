@@ -7,6 +7,7 @@ all of them. ``Source`` is one file's text with the lookups a report needs.
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from typing import Iterable
 
 import msgspec
@@ -22,12 +23,22 @@ class Diagnostic(msgspec.Struct, frozen=True):
     source_line: str
 
     def render(self) -> str:
-        """``FILE:LINE:COL: error: MESSAGE``, the source line, a caret under the column."""
-        pad = "".join(
-            "\t" if i < len(self.source_line) and self.source_line[i] == "\t" else " "
-            for i in range(self.col - 1)
-        )
+        """``FILE:LINE:COL: error: MESSAGE``, the source line, a caret under the column.
+
+        COL counts characters; the caret's padding repeats the line's tabs and
+        gives a wide (East Asian) character two spaces, so the caret stands
+        under the column in a terminal even after Chinese text.
+        """
+        pad = "".join(_pad(c) for c in self.source_line[: self.col - 1])
+        pad += " " * (self.col - 1 - len(self.source_line))
         return f"{self.file}:{self.line}:{self.col}: error: {self.message}\n{self.source_line}\n{pad}^"
+
+
+def _pad(char: str) -> str:
+    """What stands under ``char`` to move the caret past it."""
+    if char == "\t":
+        return "\t"
+    return "  " if unicodedata.east_asian_width(char) in ("W", "F") else " "
 
 
 class CheckError(Exception):
@@ -68,6 +79,12 @@ class ParseError(Exception):
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` when exactly one candidate is close to ``word``, else ``""``."""
-    close = difflib.get_close_matches(word, sorted(set(candidates)), n=2, cutoff=0.75)
+    """``"; did you mean 'x'?"`` when exactly one candidate is close to ``word``, else ``""``.
+
+    Names are lower-case, so ``WHEN`` or ``SMS`` means the lower-case word when that is one.
+    """
+    names = sorted(set(candidates))
+    if word != word.lower() and word.lower() in names:
+        return f"; did you mean '{word.lower()}'?"
+    close = difflib.get_close_matches(word, names, n=2, cutoff=0.75)
     return f"; did you mean '{close[0]}'?" if len(close) == 1 else ""

@@ -17,16 +17,29 @@ from dsl._tokens import (
 )
 
 CLAUSES = ("title", "priority", "audience", "when", "during", "cooldown", "once", "then")
-POLICY_RULES = ("exclude", "cap", "quiet", "arbitrate")
+POLICY_RULES = ("exclude", "cap", "quiet", "arbitrate", "hours", "capacity", "no_repeat", "exclusive", "control")
 AGGREGATES = ("count", "sum", "distinct")
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 UNITS = ("ms", "s", "m", "h", "d")
 _MEMBERSHIP = ("in", "contains", "matches")
+#: Words that, first on a line, start the next clause or rule (or close the block):
+#: never a name or a value there, so a forgotten value is reported where it is missing.
+_LINE_STARTERS = frozenset(CLAUSES + POLICY_RULES + ("end",))
+
+
+#: Why an expression is refused when it nests (or chains) deeper than Python can follow.
+TOO_DEEP = ("this expression is nested too deeply (or chains too many `and`/`or`) to compile; "
+            "write many alternatives as `x in [...]`, or split the scenario")
 
 
 def parse(source: Source) -> ast.FileNode:
     """Parse one file; raises ParseError at the first syntax error."""
-    return _Parser(source).parse_file()
+    parser = _Parser(source)
+    try:
+        return parser.parse_file()
+    except RecursionError:  # reported at the start of the expression, the same on any stack
+        tok = parser.expr_start or parser.tokens[min(parser.i, len(parser.tokens) - 1)]
+        raise ParseError(source.diagnostic(tok.line, tok.col, TOO_DEEP)) from None
 
 
 def _describe(tok: Token) -> str:
@@ -34,12 +47,13 @@ def _describe(tok: Token) -> str:
 
 
 class _Parser:
-    __slots__ = ("source", "tokens", "i")
+    __slots__ = ("source", "tokens", "i", "expr_start")
 
     def __init__(self, source: Source) -> None:
         self.source = source
         self.tokens = tokenize(source)
         self.i = 0
+        self.expr_start: Token | None = None  # the first token of the top-level expression being parsed
 
     # --- token helpers
 
@@ -70,12 +84,38 @@ class _Parser:
     def expect(self, text: str, what: str | None = None) -> Token:
         if self.at(text):
             return self.take()
+        self.missing(what or repr(text))
         self.fail(self.peek(), f"expected {what or repr(text)}, got {_describe(self.peek())}")
 
     def expect_kind(self, kind: str, what: str) -> Token:
         if self.peek().kind == kind:
             return self.take()
+        self.missing(what)
         self.fail(self.peek(), f"expected {what}, got {_describe(self.peek())}")
+
+    def expect_name(self, what: str) -> Token:
+        """A NAME token, unless it is a clause keyword that starts the next line (see ``missing``)."""
+        self.missing(what)
+        return self.expect_kind(NAME, what)
+
+    def missing(self, what: str) -> None:
+        """Fail if the next token is a keyword starting the next line: ``what`` was left out.
+
+        ``once per`` followed by the `then` line would otherwise read `then` as a
+        value and report the token after it, a line too late and about the wrong thing.
+        """
+        tok = self.peek()
+        if tok.kind != NAME or tok.text not in _LINE_STARTERS or self.i == 0:
+            return
+        prev = self.tokens[self.i - 1]
+        if prev.line == tok.line:
+            return
+        col = prev.col + len(prev.text)
+        raise ParseError(self.source.diagnostic(
+            prev.line, col,
+            f"expected {what} after '{prev.text}', but the line ends here "
+            f"(line {tok.line} starts with `{tok.text}`)",
+        ))
 
     def fail(self, tok: Token, message: str) -> NoReturn:
         raise ParseError(self.source.diagnostic(tok.line, tok.col, message))
@@ -99,7 +139,7 @@ class _Parser:
     def _parse_scenario(self) -> ast.ScenarioNode:
         """scenario := 'scenario' NAME clause* 'end'"""
         keyword = self.take()
-        name = self.expect_kind(NAME, "a scenario name")
+        name = self.expect_name("a scenario name")
         clauses: list[ast.Clause] = []
         while not self.at("end"):
             tok = self.peek()
@@ -164,14 +204,14 @@ class _Parser:
 
     def _parse_days(self) -> ast.Days:
         """days := NAME ['..' NAME]"""
-        first = self.expect_kind(NAME, "a weekday (mon, tue, wed, thu, fri, sat, sun)")
-        last = self.expect_kind(NAME, "a weekday") if self.accept("..") else None
+        first = self.expect_name("a weekday (mon, tue, wed, thu, fri, sat, sun)")
+        last = self.expect_name("a weekday") if self.accept("..") else None
         return ast.Days(first, last)
 
     def _parse_action(self) -> ast.ActionNode:
         """action := NAME STRING ['with' '{' [param (',' param)* [',']] '}'] ['after' duration]
         param := NAME ':' expr"""
-        channel = self.expect_kind(NAME, "a channel such as sms")
+        channel = self.expect_name("a channel such as sms")
         template = self.expect_kind(STRING, "a template name in quotes")
         params: list[tuple[Token, ast.TopExpr]] = []
         if self.accept("with"):
@@ -200,6 +240,7 @@ class _Parser:
         tok = self.peek()
         if tok.kind == DURATION:
             return ast.Duration(self.take(), tok.text)
+        self.missing("a duration such as 10m")
         if tok.kind != NUMBER:
             self.fail(tok, f"expected a duration such as 10m, got {_describe(tok)}")
         self.take()
@@ -236,8 +277,8 @@ class _Parser:
 
     def _parse_filter(self) -> ast.FilterNode:
         """filter := NAME ['as' NAME] ['where' expr]"""
-        type_tok = self.expect_kind(NAME, "an event type")
-        alias = self.expect_kind(NAME, "an alias after `as`") if self.accept("as") else None
+        type_tok = self.expect_name("an event type")
+        alias = self.expect_name("an alias") if self.accept("as") else None
         where = self._parse_expr() if self.accept("where") else None
         return ast.FilterNode(type_tok, alias, where)
 
@@ -290,7 +331,8 @@ class _Parser:
 
     def _parse_rule(self) -> ast.Rule:
         """rule := 'exclude' list_ref (',' list_ref)* | 'cap' NAME number 'per' duration
-        | 'quiet' range 'for' NAME (',' NAME)* ('defer' | 'drop') | 'arbitrate' duration"""
+        | 'quiet' range ['on' days (',' days)*] 'for' NAME (',' NAME)* ('defer' | 'drop')
+        | 'arbitrate' duration | hours | capacity | no_repeat | exclusive | control"""
         tok = self.peek()
         if tok.kind != NAME or tok.text not in POLICY_RULES:
             hint = did_you_mean(tok.text, POLICY_RULES + ("end",)) if tok.kind == NAME else ""
@@ -303,20 +345,72 @@ class _Parser:
                 lists.append(self._parse_list_ref())
             return ast.Exclude(kw, tuple(lists))
         if kw.text == "cap":
-            channel = self.expect_kind(NAME, "a channel or `any`")
+            channel = self.expect_name("a channel or `any`")
             limit = self._parse_number("how many sends")
             self.expect("per", "`per` and a duration, e.g. `per 1d`")
             return ast.CapRule(kw, channel, limit, self._parse_duration())
         if kw.text == "quiet":
             rng = self._parse_range()
+            days = self._parse_on_days()
             self.expect("for", "`for` and the channels")
-            channels = [self.expect_kind(NAME, "a channel")]
+            channels = [self.expect_name("a channel")]
             while self.accept(","):
-                channels.append(self.expect_kind(NAME, "a channel"))
+                channels.append(self.expect_name("a channel"))
             if not (self.at("defer") or self.at("drop")):
                 self.fail(self.peek(), f"expected `defer` or `drop`, got {_describe(self.peek())}")
-            return ast.QuietRule(kw, rng, tuple(channels), self.take())
-        return ast.Arbitrate(kw, self._parse_duration())
+            return ast.QuietRule(kw, rng, tuple(channels), self.take(), days)
+        if kw.text == "arbitrate":
+            return ast.Arbitrate(kw, self._parse_duration())
+        return self._parse_extension(kw)
+
+    def _parse_on_days(self) -> tuple[ast.Days, ...] | None:
+        """on_days := ['on' days (',' days)*]"""
+        if not self.accept("on"):
+            return None
+        days = [self._parse_days()]
+        while self.accept(","):
+            days.append(self._parse_days())
+        return tuple(days)
+
+    def _parse_names(self, what: str) -> tuple[Token, ...]:
+        """names := NAME (',' NAME)*"""
+        names = [self.expect_kind(NAME, what)]
+        while self.accept(","):
+            names.append(self.expect_kind(NAME, what))
+        return tuple(names)
+
+    def _parse_extension(self, kw: Token) -> ast.Rule:
+        """hours := 'hours' NAME range (',' range)* ['on' days (',' days)*]
+        capacity := 'capacity' NAME number 'per' duration
+        no_repeat := 'no_repeat' 'after' NAME (',' NAME)* 'for' duration
+        exclusive := 'exclusive' STRING ':' NAME (',' NAME)* 'per' duration
+        control := 'control' number '%' ['for' NAME (',' NAME)*]"""
+        if kw.text == "hours":
+            channel = self.expect_kind(NAME, "a channel")
+            ranges = [self._parse_range()]
+            while self.accept(","):
+                ranges.append(self._parse_range())
+            return ast.HoursRule(kw, channel, tuple(ranges), self._parse_on_days())
+        if kw.text == "capacity":
+            channel = self.expect_kind(NAME, "a channel")
+            limit = self._parse_number("how many sends")
+            self.expect("per", "`per` and a number of days, e.g. `per 1d`")
+            return ast.CapacityRule(kw, channel, limit, self._parse_duration())
+        if kw.text == "no_repeat":
+            self.expect("after", "`after` and the outcomes, e.g. `after accepted, rejected`")
+            outcomes = self._parse_names("an outcome (accepted, rejected, clicked, delivered, failed)")
+            self.expect("for", "`for` and a duration, e.g. `for 30d`")
+            return ast.NoRepeatRule(kw, outcomes, self._parse_duration())
+        if kw.text == "exclusive":
+            name = self.expect_kind(STRING, "the group's name in quotes")
+            self.expect(":", "':' after the group's name")
+            scenarios = self._parse_names("a scenario name")
+            self.expect("per", "`per` and a duration, e.g. `per 7d`")
+            return ast.ExclusiveRule(kw, name, scenarios, self._parse_duration())
+        percent = self._parse_number("a share such as 5%")
+        self.expect("%", "'%' after the share, e.g. `control 5%`")
+        scenarios = self._parse_names("a scenario name") if self.accept("for") else ()
+        return ast.ControlRule(kw, percent, scenarios)
 
     def _parse_list_ref(self) -> Token:
         """list_ref := 'list' '(' STRING ')'"""
@@ -330,7 +424,7 @@ class _Parser:
 
     def _parse_expr(self) -> ast.TopExpr:
         """expr := or_expr"""
-        first = self.peek()
+        first = self.expr_start = self.peek()
         node = self._parse_or()
         return ast.TopExpr(node, first, self.prev)
 
@@ -413,6 +507,7 @@ class _Parser:
     def _parse_primary(self) -> ast.Node:
         """primary := NUMBER | STRING | 'true' | 'false' | 'null' | '[' [expr (',' expr)* [',']] ']'
         | '(' expr ')' | NAME ['.' NAME | '(' [expr (',' expr)*] ')']"""
+        self.missing("a value")
         tok = self.peek()
         if tok.kind == NUMBER:
             self.take()

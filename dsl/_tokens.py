@@ -7,6 +7,7 @@ events, so the parser decides by context what a NAME means.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import NamedTuple
 
 from dsl._diagnostics import Source
@@ -24,7 +25,7 @@ _TOKEN = re.compile(
     |(?P<number>[0-9]+(?:\.[0-9]+)?)
     |(?P<name>[A-Za-z_][A-Za-z0-9_]*)
     |(?P<string>"(?:[^"\\\n]|\\.)*")
-    |(?P<op>->|==|!=|<=|>=|\.\.|[-+*/<>()\[\]{},:.])
+    |(?P<op>->|==|!=|<=|>=|\.\.|[-+*/<>()\[\]{},:.%])
     """,
     re.VERBOSE,
 )
@@ -77,7 +78,19 @@ def error_message(token: Token) -> str:
     """What is wrong with an ERROR token."""
     if token.text == '"':
         return "unterminated string: close it with \" on the same line"
-    return f"unexpected character {token.text!r}{_HINTS.get(token.text, '')}"
+    return f"unexpected character {token.text!r}{_HINTS.get(token.text, '') or _full_width_hint(token.text)}"
+
+
+_CURLY_QUOTES = {"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"}
+
+
+def _full_width_hint(char: str) -> str:
+    """A hint for punctuation a Chinese input method typed: ＞ ： （ and curly quotes."""
+    ascii_char = _CURLY_QUOTES.get(char) or unicodedata.normalize("NFKC", char)
+    if ascii_char == char or not ascii_char.isascii():
+        return ""
+    return (f"; did you mean '{ascii_char}'? (a full-width character: switch the input method "
+            "to half-width)")
 
 
 def string_value(token: Token) -> str:

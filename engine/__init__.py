@@ -3,14 +3,17 @@
 ``Engine`` runs a compiled ``plan.Plan`` over events in event time — synchronous,
 no I/O, one handler call per scenario that reads the event's type. Around it:
 the event family (msgspec Structs decoded from JSON lines), reference data,
-local-time arithmetic, snapshots of all per-subscriber state, and ``replay`` which feeds a recorded file through an
-engine and writes its sends. The engine imports ``plan`` and ``adapters``,
+local-time arithmetic, the contact policy stage every trigger passes when a
+policy is loaded, snapshots of all per-subscriber state, and ``replay`` which
+feeds a recorded file through an engine and writes its sends. The engine
+imports ``plan`` and ``adapters``,
 never ``dsl``.
 """
 
 from engine._engine import BindError, Engine, ScenarioStats, Send
 from engine._events import Event, event_schema, event_types, event_union, register_event_type
 from engine._localtime import DEFAULT_TZ, LocalTime
+from engine._policy import PolicyStage, in_control
 from engine._reference import Reference, ReferenceError
 from engine._replay import EventReader, InputProblem, OrderedWriter, ReplayReport, replay
 from engine._snapshot import RestoreReport, Snapshot, SnapshotError
@@ -27,6 +30,7 @@ __all__ = [
     "InputProblem",
     "LocalTime",
     "OrderedWriter",
+    "PolicyStage",
     "Reference",
     "ReferenceError",
     "ReplayReport",
@@ -40,6 +44,7 @@ __all__ = [
     "event_schema",
     "event_types",
     "event_union",
+    "in_control",
     "register_event_type",
     "replay",
     "restore_snapshot",

@@ -17,12 +17,13 @@ from typing import Any, Callable
 import msgspec
 
 from engine._context import Context
-from engine._events import Dpi, Event, Profile, Trigger, event_types
+from engine._events import Dpi, Event, Feedback, Profile, Trigger, event_types
 from engine._localtime import DEFAULT_TZ, LocalTime
 from engine._patterns import PatternRuntime, build_runtime
+from engine._policy import Candidate, PolicyStage
 from engine._reference import Reference
 from engine._routes import Entry, build_route
-from plan import During, Plan, Scenario, eq_values
+from plan import Action, During, Plan, Scenario, eq_values
 
 #: triggers re-entering as events may chain (wave 1 → wave 2 …); past this
 #: depth a chain is a loop and its triggers are sent but not re-entered
@@ -43,11 +44,22 @@ class Send(msgspec.Struct, frozen=True):
 
 
 class ScenarioStats(msgspec.Struct):
-    """What happened to one scenario's completions."""
+    """What happened to one scenario's completions.
+
+    ``triggered`` passed the scenario's own gates; of those the contact policy
+    sent ``sent`` (per channel), stopped some (``suppressed``, by reason, with
+    the gates' reasons) and still ``held`` some at the end of input.
+    ``outcomes`` counts feedback per channel and outcome (each outcome once per
+    send); ``control_outcomes`` the feedback joined to held-out control triggers.
+    """
 
     matched: int = 0
     triggered: int = 0
     suppressed: dict[str, int] = msgspec.field(default_factory=dict)
+    sent: dict[str, int] = msgspec.field(default_factory=dict)
+    held: int = 0
+    outcomes: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+    control_outcomes: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class BindError(Exception):
@@ -117,7 +129,13 @@ class Engine:
         sink: Callable[[Send], None],
         tz: str = DEFAULT_TZ,
         gc_granularity_ms: int = 1_000,
+        measure: bool = False,
+        observer: Any = None,
+        control_sink: Callable[[Send], None] | None = None,
     ) -> None:
+        """``measure``: join feedback to sends even without a policy (for stats);
+        ``observer``: hears every completion and decision (``kairos explain``);
+        ``control_sink``: receives the sends held out for the control group."""
         self.plan = plan
         self.reference = reference or Reference()
         _check_reference(plan, self.reference)
@@ -129,6 +147,8 @@ class Engine:
         self.scenarios = plan.scenarios
         self.stats = [ScenarioStats() for _ in plan.scenarios]
         self.runtimes: list[PatternRuntime] = []
+        self.observer = observer
+        self.control_sink = control_sink
         self._gates: list[_Gates | None] = []
         classes = event_types()
         handlers: dict[type[Event], list[Entry | Callable[[Any], None]]] = {}
@@ -150,6 +170,12 @@ class Engine:
                 entry = (field, store)
                 if entry not in tracked.setdefault(classes[type_name], []):
                     tracked[classes[type_name]].append(entry)
+        #: the contact policy stage; None (the direct path) without policy and measurement
+        self.policy: PolicyStage | None = None
+        self._timed: list[Any] = list(self.runtimes)
+        if plan.policy is not None or measure or observer is not None:
+            self.policy = PolicyStage(plan.policy, self, len(self._timed))
+            self._timed.append(self.policy)
         self._handlers = handlers
         self._tracked = tracked
         self._routes = {cls: self._route(cls) for cls in classes.values()}
@@ -171,7 +197,7 @@ class Engine:
     def advance(self, t: int) -> None:
         """Time moves to ``t``: every deadline before ``t`` fires, in order."""
         deadlines = self._deadlines
-        runtimes = self.runtimes
+        runtimes = self._timed
         while deadlines and deadlines[0][0] < t:
             when, _, i, m = heapq.heappop(deadlines)
             self.now = when
@@ -185,14 +211,26 @@ class Engine:
             self._sweep(t)
 
     def finish(self) -> None:
-        """End of input: time stands at the last event; deadlines up to it fire."""
+        """End of input: time stands at the last event; deadlines up to it fire.
+
+        Triggers the policy still holds (an open arbitration window, a capacity
+        queue) are not sent and are counted as ``held``.
+        """
         self.advance(self.now + 1)
         self.now -= 1
+        if self.policy is not None:
+            self.policy.finish()
 
     def schedule(self, when: int, rt: PatternRuntime, msisdn: str) -> None:
         """A pattern deadline; runtimes ignore the ones that went stale."""
         self._seq += 1
         heapq.heappush(self._deadlines, (when, self._seq, rt.index, msisdn))
+
+    def schedule_last(self, when: int, owner: Any, msisdn: str) -> None:
+        """A deadline that fires after every other deadline due at the same time
+        (the policy closes an arbitration window once all its triggers are in)."""
+        self._seq += 1
+        heapq.heappush(self._deadlines, (when, self._seq + 2**62, owner.index, msisdn))
 
     def watch(self, when: int, owner: Any, msisdn: str) -> None:
         """Ask ``owner.collect(msisdn, now)`` once time has passed ``when``."""
@@ -282,6 +320,8 @@ class Engine:
         elif cls is Profile:
             update = self.reference.update_tags
             before.append(lambda ev: update(ev.msisdn, ev.tags))
+        elif cls is Feedback and self.policy is not None:
+            before.append(self.policy.on_feedback)
         return build_route(
             cls.__struct_config__.tag,  # type: ignore[arg-type]
             before,
@@ -316,27 +356,39 @@ class Engine:
         scn = self.scenarios[i]
         stats = self.stats[i]
         stats.matched += 1
+        if self.observer is not None:
+            self.observer.completed(i, m, t, e, a)
         gates = self._gates[i]
         if gates is not None and gates.cooling(m, t):
-            return self._suppress(stats, "cooldown")
+            return self._suppress(stats, "cooldown", i, m, t)
         ctx = self.ctx
         ctx.msisdn = m
         if scn.during is not None and not self._in_during(scn.during, t):
-            return self._suppress(stats, "during")
+            return self._suppress(stats, "during", i, m, t)
         if scn.audience is not None and not scn.audience.fn(e, a, ctx):
-            return self._suppress(stats, "audience")
+            return self._suppress(stats, "audience", i, m, t)
         if gates is not None:
             reason = gates.refuse(m, t, e, a, ctx)
             if reason is not None:
-                return self._suppress(stats, reason)
+                return self._suppress(stats, reason, i, m, t)
         stats.triggered += 1
         trigger_id = self._next_id(scn.name, m, t)
+        if self.policy is not None:
+            params = tuple({key: expr.fn(e, a, ctx) for key, expr in act.params} for act in scn.actions)
+            self.policy.offer(Candidate(trigger_id, i, scn, m, t, params, self._depth + 1))
+            return None
         action = scn.actions[0]
         params = {key: expr.fn(e, a, ctx) for key, expr in action.params}
-        self.sink(
-            Send(trigger_id, scn.name, m, t, t + action.after_ms, action.channel, action.template, params)
-        )
-        depth = self._depth + 1
+        self.emit(i, m, t, trigger_id, action, params, t + action.after_ms, self._depth + 1)
+        return None
+
+    def emit(self, i: int, m: str, t: int, trigger_id: str, action: Action, params: dict[str, Any],
+             send_at: int, depth: int) -> None:
+        """Send a decided trigger and re-enter it as a ``trigger`` event at its time ``t``."""
+        scn = self.scenarios[i]
+        sent = self.stats[i].sent
+        sent[action.channel] = sent.get(action.channel, 0) + 1
+        self.sink(Send(trigger_id, scn.name, m, t, send_at, action.channel, action.template, params))
         if depth > MAX_TRIGGER_DEPTH:
             self.trigger_loops += 1
             return None
@@ -346,9 +398,10 @@ class Engine:
         )
         return None
 
-    @staticmethod
-    def _suppress(stats: ScenarioStats, reason: str) -> None:
+    def _suppress(self, stats: ScenarioStats, reason: str, i: int, m: str, t: int) -> None:
         stats.suppressed[reason] = stats.suppressed.get(reason, 0) + 1
+        if self.observer is not None:
+            self.observer.gated(i, m, t, reason)
 
     def _in_during(self, during: During, t: int) -> bool:
         clock = self.clock
@@ -370,6 +423,16 @@ class Engine:
 
     # --- introspection ---------------------------------------------------
 
+    @property
+    def holds_sends(self) -> bool:
+        """The policy may decide a trigger after later triggers (arbitration, capacity)."""
+        return self.policy is not None and self.policy.holds
+
+    def send_watermark(self) -> int:
+        """Every send with a trigger time before this is decided and emitted already."""
+        held = None if self.policy is None else self.policy.watermark()
+        return self.now if held is None else min(held, self.now)
+
     def subscribers_in_state(self) -> int:
         """Distinct subscribers some scenario holds state for."""
         seen: set[str] = set()
@@ -379,6 +442,8 @@ class Engine:
             if g is not None:
                 seen.update(g.last)
                 seen.update(g.values)
+        if self.policy is not None:
+            seen.update(self.policy.states)
         return len(seen)
 
 

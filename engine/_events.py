@@ -18,11 +18,19 @@ import msgspec
 from plan import EventSchema, FieldSpec
 
 
+#: A subscriber's number: an empty one names nobody, so such an event is malformed.
+Msisdn = typing.Annotated[str, msgspec.Meta(min_length=1)]
+#: Event time, epoch ms from 1970 to the end of 9999-12-30 UTC (as in _localtime): a corrupted
+#: ts outside it is malformed, instead of moving the stream's clock millennia ahead or
+#: breaking local-time rules.
+Timestamp = typing.Annotated[int, msgspec.Meta(ge=0, le=253_402_214_399_999)]
+
+
 class Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
     """Fields every event has."""
 
-    ts: int
-    msisdn: str
+    ts: Timestamp
+    msisdn: Msisdn
 
 
 Roaming = typing.Literal["none", "domestic", "international"]

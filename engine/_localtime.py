@@ -56,7 +56,7 @@ class LocalTime:
         guess = local_ms - self.offset_ms(local_ms)
         return local_ms - self.offset_ms(guess)
 
-    # --- the language's hour(ts), weekday(ts), day(ts): null for a non-number
+    # --- the language's hour(ts), weekday(ts), day(ts): null for a non-number or a number no time
 
     def hour(self, ts: Any) -> int | None:
         return None if not _is_num(ts) else (self.local_ms(int(ts)) % _DAY_MS) // 3_600_000
@@ -68,5 +68,11 @@ class LocalTime:
         return None if not _is_num(ts) else self.date_of(int(ts))
 
 
+#: The last ms of 9999-12-30 UTC, so the local date is in 9999 in every zone; times run
+#: from 1970 to here (an event's ts too).
+_LAST_MS = 253_402_214_399_999
+
+
 def _is_num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and x.__class__ is not bool
+    """A number that is a time: a huge or negative tag value gets null, not an OverflowError."""
+    return isinstance(x, (int, float)) and x.__class__ is not bool and 0 <= x <= _LAST_MS

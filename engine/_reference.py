@@ -6,7 +6,9 @@ the file and line so an operator can fix the data.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +105,26 @@ class Reference:
                 current[name] = value
 
 
+def _read_text(path: Path) -> str:
+    """The text of a reference file, without the byte-order mark Excel or Notepad may write.
+
+    Left in, the mark would hide the header of a CSV file or silently change
+    the first number of a list, so that subscriber would not be matched. A file
+    that is not UTF-8 (a GBK export) is refused with the line of its first bad byte.
+    """
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        start = e.start + (3 if raw.startswith(codecs.BOM_UTF8) else 0)
+        line = raw.count(b"\n", 0, start) + 1
+        raise ReferenceError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[start]:02x}); save the file as UTF-8"
+        ) from None
+
+
 def _csv_rows(path: Path, header: tuple[str, ...]) -> list[tuple[int, list[str]]]:
-    with path.open(newline="", encoding="utf-8") as f:
+    with io.StringIO(_read_text(path), newline="") as f:
         reader = csv.reader(f)
         first = next(reader, None)
         if first is None or tuple(c.strip() for c in first[: len(header)]) != header:
@@ -136,15 +156,14 @@ def _load_tags(path: Path) -> dict[str, dict[str, Any]]:
         return {}
     decoder = msgspec.json.Decoder(_TagLine)
     out: dict[str, dict[str, Any]] = {}
-    with path.open("rb") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = decoder.decode(line)
-            except msgspec.DecodeError as e:
-                raise ReferenceError(f"{path}:{n}: {e}") from None
-            out.setdefault(row.msisdn, {}).update(row.tags)
+    for n, line in enumerate(_read_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = decoder.decode(line)
+        except msgspec.DecodeError as e:
+            raise ReferenceError(f"{path}:{n}: {e}") from None
+        out.setdefault(row.msisdn, {}).update(row.tags)
     return out
 
 
@@ -153,10 +172,8 @@ def _load_lists(folder: Path) -> dict[str, frozenset[str]]:
         return {}
     out = {}
     for path in sorted(folder.glob("*.txt")):
-        with path.open(encoding="utf-8") as f:
-            out[path.stem] = frozenset(
-                s for s in (line.strip() for line in f) if s and not s.startswith("#")
-            )
+        lines = _read_text(path).split("\n")
+        out[path.stem] = frozenset(s for s in (line.strip() for line in lines) if s and not s.startswith("#"))
     return out
 
 

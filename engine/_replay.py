@@ -9,6 +9,7 @@ output byte-identical run to run and equal to a merge of several workers'.
 
 from __future__ import annotations
 
+import heapq
 import sys
 from typing import IO, Any, Callable, Iterator
 
@@ -88,7 +89,10 @@ class OrderedWriter:
     """Writes sends as JSON lines in (ts, id) order.
 
     The engine emits sends in non-decreasing ts, so only the sends of the
-    current ts are held back and sorted by id before they are written.
+    current ts are held back and sorted by id before they are written. When a
+    contact policy decides some triggers late (arbitration, capacity), call
+    ``reorder()`` first: sends are then kept until ``release(watermark)`` says
+    no earlier send can come any more.
     """
 
     def __init__(self, out: IO[bytes]) -> None:
@@ -96,21 +100,38 @@ class OrderedWriter:
         self._encode = msgspec.json.Encoder().encode
         self._held: list[Send] = []
         self._held_ts: int | None = None
+        self._late: list[tuple[int, str, Send]] | None = None
         self.written = 0
         self.by_scenario: dict[str, int] = {}
 
     def __call__(self, send: Send) -> None:
+        if self._late is not None:
+            heapq.heappush(self._late, (send.ts, send.id, send))
+            return
         if send.ts != self._held_ts:
             self.flush()
             self._held_ts = send.ts
         self._held.append(send)
+
+    def reorder(self) -> None:
+        """Sends may arrive out of ts order from now on; hold them for ``release``."""
+        self._late = []
+
+    def release(self, watermark: int) -> None:
+        """Write every held send whose ts is before ``watermark``, in (ts, id) order."""
+        late = self._late
+        if not late:
+            return
+        while late and late[0][0] < watermark:
+            self._held.append(heapq.heappop(late)[2])
+        self.flush()
 
     def flush(self) -> None:
         held = self._held
         if not held:
             return
         if len(held) > 1:
-            held.sort(key=_by_id)
+            held.sort(key=_by_ts_id)
         encode = self._encode
         write = self._out.write
         counts = self.by_scenario
@@ -122,8 +143,8 @@ class OrderedWriter:
         held.clear()
 
 
-def _by_id(s: Send) -> str:
-    return s.id
+def _by_ts_id(s: Send) -> tuple[int, str]:
+    return (s.ts, s.id)
 
 
 class ReplayReport(msgspec.Struct):
@@ -136,6 +157,7 @@ class ReplayReport(msgspec.Struct):
     sends: int
     sends_by_scenario: dict[str, int]
     problems: list[InputProblem]
+    trigger_loops: int = 0  # trigger chains cut at the engine's depth limit (a scenario re-triggering itself)
 
 
 def replay(
@@ -148,15 +170,25 @@ def replay(
 ) -> ReplayReport:
     """Run every event of ``events`` through a new engine; write sends to ``out``."""
     kept: list[InputProblem] = []
+    found: list[InputProblem] = []  # a block's problems: decoding finds some, feeding others
 
     def problem(p: InputProblem) -> None:
-        if len(kept) < keep_problems:
-            kept.append(p)
-        if on_problem is not None:
-            on_problem(p)
+        found.append(p)
+
+    def report_found() -> None:
+        """The block's problems in line order, so standard error reads like the file."""
+        found.sort(key=_line_of)
+        for p in found:
+            if len(kept) < keep_problems:
+                kept.append(p)
+            if on_problem is not None:
+                on_problem(p)
+        found.clear()
 
     writer = OrderedWriter(out)
     engine = engine_factory(writer)
+    if engine.holds_sends:
+        writer.reorder()
     reader = EventReader(events, problem)
     for events, lines in reader.blocks():
 
@@ -171,7 +203,12 @@ def replay(
             )
 
         engine.feed(events, on_late=late)
+        if engine.holds_sends:
+            writer.release(engine.send_watermark())
+        report_found()
+    report_found()
     engine.finish()
+    writer.release(2**63)
     writer.flush()
     return ReplayReport(
         lines=reader.lines,
@@ -181,7 +218,12 @@ def replay(
         sends=writer.written,
         sends_by_scenario=dict(writer.by_scenario),
         problems=kept,
+        trigger_loops=engine.trigger_loops,
     )
+
+
+def _line_of(p: InputProblem) -> int:
+    return p.line
 
 
 def stderr_problem_printer(name: str, limit: int = 20) -> Callable[[InputProblem], None]:

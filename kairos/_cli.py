@@ -12,12 +12,21 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Callable, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
 
 import dsl
+from adapters import TemplateCatalog, TemplateError
 from engine import BindError, Engine, Reference, ReferenceError, event_schema, replay
-from engine._localtime import DEFAULT_TZ
+from engine import Send
+from engine._engine import MAX_TRIGGER_DEPTH
+from engine._localtime import DEFAULT_TZ, LocalTime
 from engine._replay import stderr_problem_printer
+from kairos._measure import measure, table
+from kairos._report import Series, render
+from kairos._template_check import TEMPLATES_FILE, find_templates, template_diagnostics
 from plan import Plan
 
 CHANNELS = frozenset({"sms", "popup", "call"})
@@ -65,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         "MESSAGE with the source line and a caret; the exit status is 1 if any file has an error.",
     )
     c.add_argument("paths", nargs="+", metavar="PATH", help="a .kairos file or a folder of them")
+    _templates_option(c)
     c.set_defaults(handler=_check)
 
     r = sub.add_parser(
@@ -82,9 +92,33 @@ def _parser() -> argparse.ArgumentParser:
                    help="reference data folder: cells.csv, tags.jsonl, lists/NAME.txt, kb.csv")
     r.add_argument("--policy", metavar="FILE", help="a .kairos file holding the contact policy")
     r.add_argument("--out", default="-", metavar="FILE", help="where sends go; - (default) for standard output")
-    r.add_argument("--tz", default=DEFAULT_TZ, help=f"local time zone for during/hour()/day() (default {DEFAULT_TZ})")
+    r.add_argument("--tz", default=DEFAULT_TZ, type=_time_zone, help=f"local time zone for during/hour()/day() (default {DEFAULT_TZ})")
     r.add_argument("--quiet", action="store_true", help="no summary on standard error")
+    r.add_argument("--stats", action="store_true",
+                   help="print per scenario and channel: matched, suppressed by reason, sent, feedback, "
+                   "conversion and uplift over the control group (standard error)")
+    r.add_argument("--report", metavar="FILE.html",
+                   help="write the same numbers as one self-contained HTML page with charts")
+    r.add_argument("--control-out", metavar="FILE",
+                   help="write the triggers held out for the control group, one JSON line each, in the "
+                   "format of a send (what would have been sent), so conversions can be joined by id")
+    _templates_option(r)
     r.set_defaults(handler=_replay)
+
+    x = sub.add_parser(
+        "explain",
+        help="one subscriber's timeline: events, partial matches, completions, policy decisions",
+        description="Replay like `kairos replay` and print the timeline of one subscriber: their "
+        "events, each scenario's partial matches and completions, and for every completion what the "
+        "scenario's rules and the contact policy decided, and why.",
+    )
+    x.add_argument("--msisdn", required=True, help="the subscriber to follow")
+    x.add_argument("--scenarios", nargs="+", required=True, metavar="PATH")
+    x.add_argument("--events", required=True, metavar="FILE", help="JSON lines; - for standard input")
+    x.add_argument("--reference", metavar="DIR")
+    x.add_argument("--policy", metavar="FILE")
+    x.add_argument("--tz", default=DEFAULT_TZ)
+    x.set_defaults(handler=_explain)
 
     d = sub.add_parser(
         "demo",
@@ -115,11 +149,57 @@ def compile_plan(paths: Sequence[str | Path]) -> Plan:
     return dsl.compile_paths(list(paths), event_schema(), CHANNELS)
 
 
+def _refuse_empty_folders(paths: Sequence[str | Path]) -> None:
+    """A scenario folder without ``*.kairos`` files is an error: a mistyped folder must not
+    pass as a clean check (or an empty replay) of nothing."""
+    for p in map(Path, paths):
+        if p.is_dir() and next(p.rglob("*.kairos"), None) is None:
+            raise FileNotFoundError(f"{p}: no *.kairos files in this folder")
+
+
+def _time_zone(name: str) -> str:
+    """``--tz``: an IANA zone name, refused at once (not with a traceback) if it is unknown."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"unknown time zone '{name}': use an IANA name such as {DEFAULT_TZ}"
+        ) from None
+    return name
+
+
+def _templates_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--templates", metavar="FILE",
+        help=f"the template catalogue every action is checked against (default: a {TEMPLATES_FILE} "
+        "in the first scenario folder passed, or beside the first scenario file, that has one)",
+    )
+
+
+def check_templates(plan: Plan, paths: Sequence[str | Path], templates: str | None) -> Path | None:
+    """Check every action against the template catalogue; returns the catalogue used (None: none found).
+
+    Raises ``dsl.CheckError`` (the actions at fault) or ``TemplateError`` (an unreadable catalogue).
+    """
+    path = Path(templates) if templates is not None else find_templates(paths)
+    if path is None:
+        return None
+    problems = template_diagnostics(plan, TemplateCatalog.load(path))
+    if problems:
+        raise dsl.CheckError(problems)
+    return path
+
+
 def _check(args: argparse.Namespace) -> int:
     try:
+        _refuse_empty_folders(args.paths)
         plan = compile_plan(args.paths)
+        templates = check_templates(plan, args.paths, args.templates)
     except dsl.CheckError as e:
         print(str(e), file=sys.stderr)
+        return EXIT_INVALID
+    except TemplateError as e:
+        print(f"kairos check: {e}", file=sys.stderr)
         return EXIT_INVALID
     except OSError as e:
         print(f"kairos check: {e}", file=sys.stderr)
@@ -127,38 +207,63 @@ def _check(args: argparse.Namespace) -> int:
     n = len(plan.scenarios)
     policy = " and a policy" if plan.policy is not None else ""
     files = len(plan.files)
-    print(f"ok: {n} scenario{'s' * (n != 1)}{policy} in {files} file{'s' * (files != 1)}")
+    checked = f"; templates checked against {templates}" if templates is not None else ""
+    print(f"ok: {n} scenario{'s' * (n != 1)}{policy} in {files} file{'s' * (files != 1)}{checked}")
     return EXIT_OK
 
 
 def _replay(args: argparse.Namespace) -> int:
     paths = list(args.scenarios) + ([args.policy] if args.policy else [])
     try:
+        _refuse_empty_folders(paths)
         plan = compile_plan(paths)
+        check_templates(plan, args.scenarios, args.templates)
         reference = Reference.load(args.reference) if args.reference else Reference()
         Engine(plan, reference, sink=_discard, tz=args.tz)  # binding fails early on missing data
     except dsl.CheckError as e:
         print(str(e), file=sys.stderr)
         return EXIT_INVALID
+    except TemplateError as e:
+        print(f"kairos replay: {e}", file=sys.stderr)
+        return EXIT_INVALID
     except (BindError, ReferenceError, OSError) as e:
         print(f"kairos replay: {e}", file=sys.stderr)
         return EXIT_USAGE
-    if plan.policy is not None:
-        print(
-            "kairos replay: warning: the contact policy is checked but not enforced by this "
-            "version; sends are not filtered by it",
-            file=sys.stderr,
-        )
+    measuring = bool(args.stats or args.report or args.control_out)
+    control: Callable[[Send], None] | None = None
+    engines: list[Engine] = []
+    series = Series(LocalTime(args.tz)) if args.report else None
+
+    def make_engine(sink: Callable[[Send], None]) -> Engine:
+        if series is not None:
+            inner = sink
+
+            def sink(send: Send) -> None:
+                series.add(send.scenario, send.send_at)
+                inner(send)
+
+        engine = Engine(plan, reference, sink=sink, tz=args.tz, measure=measuring, control_sink=control)
+        engines.append(engine)
+        return engine
+
     with ExitStack() as stack:
         try:
             events = _open_in(stack, args.events)
             out = _open_out(stack, args.out)
+            control_out = stack.enter_context(open(args.control_out, "wb")) if args.control_out else None
         except OSError as e:
             print(f"kairos replay: {e}", file=sys.stderr)
             return EXIT_USAGE
+        if control_out is not None:
+            encode = msgspec.json.Encoder().encode
+
+            def control(send: Send) -> None:
+                control_out.write(encode(send) + b"\n")
+        else:
+            control = None
         started = time.perf_counter()
         report = replay(
-            lambda sink: Engine(plan, reference, sink=sink, tz=args.tz),
+            make_engine,
             events,
             out,
             on_problem=stderr_problem_printer("<stdin>" if args.events == "-" else args.events),
@@ -169,11 +274,40 @@ def _replay(args: argparse.Namespace) -> int:
         rate = report.events / elapsed if elapsed > 0 else 0.0
         print(
             f"kairos replay: {report.events} events, {report.malformed} malformed and "
-            f"{report.late} out-of-order lines skipped, {report.sends} sends "
+            f"{report.late} out-of-order lines skipped, {report.sends} sends{_loops(report.trigger_loops)} "
             f"({elapsed:.2f} s, {rate:,.0f} events/s)",
             file=sys.stderr,
         )
+    engine = engines[0]
+    held = sum(st.held for st in engine.stats)
+    if held:
+        print(f"kairos replay: {held} trigger{'s' * (held != 1)} still held by the contact policy at the "
+              "end of input (an arbitration window or a capacity queue not yet closed); not sent",
+              file=sys.stderr)
+    if measuring:
+        rows = measure(plan, engine.stats)
+        if args.stats:
+            sys.stderr.write(table(rows))
+        if args.report:
+            files = ", ".join(Path(f).name for f in plan.files)
+            subtitle = (f"{report.events:,} events from {Path(args.events).name}; scenarios from {files}; "
+                        f"{'with' if plan.policy else 'without'} a contact policy")
+            try:
+                Path(args.report).write_text(render(rows, series, title="Kairos scenario report",  # type: ignore[arg-type]
+                                                    subtitle=subtitle), encoding="utf-8")
+            except OSError as e:
+                print(f"kairos replay: cannot write the report: {e}", file=sys.stderr)
+                return EXIT_USAGE
     return EXIT_OK
+
+
+def _loops(cut: int) -> str:
+    """The summary's note on trigger chains the engine cut: sends an author did not mean."""
+    if not cut:
+        return ""
+    chains = "chain" if cut == 1 else "chains"
+    return (f"; {cut} trigger {chains} cut after {MAX_TRIGGER_DEPTH} re-entries "
+            "(does a scenario match its own triggers?)")
 
 
 def _discard(_: object) -> None:
@@ -196,6 +330,33 @@ def _demo(args: argparse.Namespace) -> int:
     from kairos._demo import run_demo
 
     return run_demo(subscribers=args.subscribers, hours=args.hours, seed=args.seed, examples=args.examples)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from kairos._explain import explain
+
+    paths = list(args.scenarios) + ([args.policy] if args.policy else [])
+    try:
+        plan = compile_plan(paths)
+        reference = Reference.load(args.reference) if args.reference else Reference()
+        Engine(plan, reference, sink=_discard, tz=args.tz)
+    except dsl.CheckError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_INVALID
+    except (BindError, ReferenceError, OSError) as e:
+        print(f"kairos explain: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    with ExitStack() as stack:
+        try:
+            events = _open_in(stack, args.events)
+        except OSError as e:
+            print(f"kairos explain: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        name = "<stdin>" if args.events == "-" else args.events
+        for line in explain(plan, reference, events, args.msisdn, tz=args.tz,
+                            on_problem=stderr_problem_printer(name)):
+            print(line)
+    return EXIT_OK
 
 
 def _run(args: argparse.Namespace) -> int:

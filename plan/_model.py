@@ -190,11 +190,64 @@ class Cap(msgspec.Struct, frozen=True):
 
 
 class Quiet(msgspec.Struct, frozen=True):
-    """``quiet RANGE for CHANNELS defer|drop``."""
+    """``quiet RANGE [on DAYS] for CHANNELS defer|drop``.
+
+    ``days`` (an extension) limits the rule to ranges that start on those ISO
+    weekdays: a range wrapping midnight belongs to the day it starts on.
+    """
 
     range: TimeRange
     channels: tuple[str, ...]
     mode: Literal["defer", "drop"]
+    days: frozenset[int] | None = None
+
+
+# --- extensions of the policy language beyond LANGUAGE.md §6
+
+
+class Hours(msgspec.Struct, frozen=True):
+    """``hours CHANNEL RANGES [on DAYS]``: the channel works only then; a send
+    outside waits for the next opening."""
+
+    channel: str
+    ranges: tuple[TimeRange, ...]
+    days: frozenset[int] | None = None
+
+
+class Capacity(msgspec.Struct, frozen=True):
+    """``capacity CHANNEL N per Dd``: at most N sends on the channel across all
+    subscribers per local calendar period of whole days; the rest wait for the
+    next period, highest priority first."""
+
+    channel: str
+    limit: int
+    per_days: int
+
+
+class NoRepeat(msgspec.Struct, frozen=True):
+    """``no_repeat after OUTCOMES for D``: once a feedback with one of the
+    outcomes arrived for a send, its template is not offered to the subscriber
+    again, on any channel, for D after the feedback."""
+
+    outcomes: tuple[str, ...]
+    for_ms: int
+
+
+class Exclusive(msgspec.Struct, frozen=True):
+    """``exclusive "NAME": SCENARIO, ... per D``: two different scenarios of the
+    group never both reach a subscriber with send times within D."""
+
+    name: str
+    scenarios: tuple[str, ...]
+    per_ms: int
+
+
+class Control(msgspec.Struct, frozen=True):
+    """``control P% [for SCENARIO, ...]``: that share of subscribers is held
+    out (matched, recorded, never sent); no scenarios = the global default."""
+
+    percent: float
+    scenarios: tuple[str, ...] = ()
 
 
 class Policy(msgspec.Struct, frozen=True):
@@ -205,6 +258,11 @@ class Policy(msgspec.Struct, frozen=True):
     caps: tuple[Cap, ...] = ()
     quiet: tuple[Quiet, ...] = ()
     arbitrate_ms: int | None = None
+    hours: tuple[Hours, ...] = ()
+    capacity: tuple[Capacity, ...] = ()
+    no_repeat: NoRepeat | None = None
+    exclusive: tuple[Exclusive, ...] = ()
+    control: tuple[Control, ...] = ()
 
 
 class Plan(msgspec.Struct, frozen=True):

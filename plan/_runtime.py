@@ -112,6 +112,8 @@ def isin(a: Any, coll: Any) -> bool:
         return False
     if isinstance(coll, str):
         return isinstance(a, str) and a in coll
+    if isinstance(coll, (int, float)):  # a tag holding a number or boolean contains nothing
+        return False
     if isinstance(coll, (frozenset, set)):
         try:
             hit = a in coll

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from pathlib import Path
 
 import anyio
 import pytest
 
 from adapters import CallChannel, ChannelConfigError, Outcome, SendContext
+from engine._outbox import Outbox, OutboxConfig
 
 from .conftest import HttpPeer
 
@@ -80,3 +82,26 @@ def test_http_mode_without_a_url_is_a_configuration_error() -> None:
     with pytest.raises(ChannelConfigError) as err:
         CallChannel.from_config({"mode": "http"}, name="call")
     assert "channel call: mode 'http' needs url" == str(err.value)
+
+
+async def test_a_call_centre_endpoint_down_for_a_while_loses_no_task_and_gets_none_twice(http_peer: HttpPeer, tmp_path: Path) -> None:
+    """Tasks made while the endpoint is down wait in the outbox; when it is back each arrives exactly once."""
+    cfg = OutboxConfig(directory=str(tmp_path / "ob"), backoff_base_ms=50, backoff_max_ms=200, max_attempts=1000)
+    channel = CallChannel.from_config({"mode": "http", "url": http_peer.url, "secret": "s3cret", "timeout_s": 2.0}, name="call")
+    outbox = Outbox(cfg, {"call": channel})
+    tasks = [ctx(i, LATE_EVENING + i) for i in range(12)]
+    async with anyio.create_task_group() as tg:
+        await tg.start(outbox.run)
+        with anyio.fail_after(20):
+            for task in tasks[:3]:
+                outbox.submit(task)
+            await outbox.wait_idle()
+            http_peer.stop()
+            for task in tasks[3:]:
+                outbox.submit(task)
+            await outbox.wait_for(lambda s: s.retried >= 18)  # every task refused at least twice
+            http_peer.start()
+            stats = await outbox.wait_idle()
+        outbox.stop()
+    assert (12, 0) == (stats.delivered, stats.dead_lettered)
+    assert {t.id: 1 for t in tasks} == dict(Counter(http_peer.delivered_ids()))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -109,7 +108,7 @@ async def test_through_the_outbox_5xx_and_timeouts_end_delivered_and_4xx_dead_le
 
 
 async def test_a_stalled_gateway_does_not_slow_the_engine(http_peer: HttpPeer, tmp_path: Path) -> None:
-    """While the gateway holds every request, a synchronous loop of submits (the engine) runs at full speed."""
+    """While the gateway holds its first request, the engine's synchronous submits all return: none waits for the channel."""
     http_peer.stall()
     cfg = OutboxConfig(directory=str(tmp_path / "ob"), memory_limit=500, channels={"popup": ChannelLimits(concurrency=16)})
     outbox = Outbox(cfg, {"popup": popup(http_peer, timeout_s=30.0)})
@@ -119,16 +118,14 @@ async def test_a_stalled_gateway_does_not_slow_the_engine(http_peer: HttpPeer, t
         with anyio.fail_after(60):
             outbox.submit(ctx(0))
             await outbox.wait_for(lambda s: s.in_flight == 1)  # the gateway has the first request and holds it
-            started = time.perf_counter()
             processed = sum(outbox.submit(ctx(i)) for i in range(1, n))
-            elapsed = time.perf_counter() - started
             stalled_stats = outbox.statistics()
             http_peer.release()
             final = await outbox.wait_idle()
         outbox.stop()
     assert (n - 1, n) == (processed, stalled_stats.pending)
+    assert (1, 0) == (stalled_stats.in_flight, stalled_stats.delivered)  # the gateway was still holding
     assert stalled_stats.in_memory <= 500
-    assert elapsed < 2.0, f"{n - 1} submits took {elapsed:.2f}s while the gateway stalled"
     assert (n, 0) == (final.delivered, final.dead_lettered)
     assert {ctx(i).id: 1 for i in range(n)} == dict(Counter(http_peer.delivered_ids()))
 

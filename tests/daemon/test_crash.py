@@ -199,5 +199,4 @@ def test_sigkill_at_random_points_loses_no_send_and_sends_none_twice(tmp_path, m
     # in flight (at most its concurrency of 4 per channel and kill), never the decisions made again
     absorbed = logged(tmp_path, "repeated send absorbed: the id is already in the file")
     assert len(absorbed) <= kills * 3 * 4, f"seed {seed}"
-    assert len(logged(tmp_path, "ready")) == kills + 1
     assert logged(tmp_path, "snapshot loaded"), "no kill landed after a snapshot"

@@ -238,6 +238,21 @@ def test_a_byte_order_mark_at_the_start_of_a_file_is_ignored(tmp_path):
     assert [s.name for s in dsl.compile_paths([f], SCHEMA).scenarios] == ["s"]
 
 
+def test_a_file_that_is_not_utf8_is_an_error_at_its_first_bad_byte(tmp_path):
+    """A file saved as GBK (or Latin-1) is reported like any error, not with a traceback."""
+    f = tmp_path / "gbk.kairos"
+    f.write_bytes('scenario s\n  title "流量"\n  when login then sms "t" end\n'.encode("gbk"))
+    with pytest.raises(dsl.CheckError) as info:
+        dsl.compile_paths([f], SCHEMA)
+    expected = (
+        f"{f}:2:10: error: the file is not UTF-8 text: byte 0xc1 here does not start a valid UTF-8 "
+        "character; save the file as UTF-8\n"
+        '  title "\ufffd\ufffd\ufffd\ufffd"\n'
+        "         ^"
+    )
+    assert expected == str(info.value)
+
+
 def test_every_operator_scenario_of_the_domain_description_is_expressible():
     compiled = dsl.compile_paths([EXAMPLES / "operator_catalogue.kairos"], SCHEMA)
     kinds = {s.name: type(s.pattern).__name__ for s in compiled.scenarios}

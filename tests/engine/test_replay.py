@@ -72,3 +72,28 @@ def test_replay_output_is_byte_identical_across_runs_and_block_sizes():
 def test_blank_lines_are_ignored():
     _, report, problems = _replay([_dpi(T0), b"\n", b"   \n", _dpi(T0 + 1)])
     assert (report.events, problems) == (2, [])
+
+
+def test_an_event_without_a_subscriber_is_malformed():
+    """An empty msisdn names nobody: sending to it is impossible and its state would be shared."""
+    out, report, problems = _replay([b'{"type":"dpi","ts":%d,"msisdn":"","host":"h"}\n' % T0, _dpi(T0 + 1)])
+    assert [(1, "Expected `str` of length >= 1 - at `$.msisdn`")] == [(p.line, p.reason) for p in problems]
+    assert (1, 1, 2) == (report.events, report.malformed, report.sends)
+
+
+def test_an_event_time_outside_years_1970_to_9999_is_malformed():
+    """A corrupted ts (seconds written as microseconds, a sign flip) must not move the stream's
+    clock to the year 3 million, nor crash local-time rules: the line is refused."""
+    lines = [_dpi(T0), b'{"type":"dpi","ts":100000000000000000,"msisdn":"1","host":"h"}\n',
+             b'{"type":"dpi","ts":-5,"msisdn":"1","host":"h"}\n', _dpi(T0 + 1)]
+    out, report, problems = _replay(lines)
+    assert [2, 3] == [p.line for p in problems]
+    assert "Expected `int` <= 253402214399999 - at `$.ts`" == problems[0].reason
+    assert (2, 2, 4) == (report.events, report.malformed, report.sends)
+
+
+def test_problems_are_reported_in_line_order_whatever_their_kind():
+    """An out-of-order line is found when events are fed, a malformed one when they are decoded;
+    the operator reading standard error still sees them in file order."""
+    _, _, problems = _replay([_dpi(T0 + 5), _dpi(T0 + 1), b"not json\n", _dpi(T0 + 6)])
+    assert [2, 3] == [p.line for p in problems]

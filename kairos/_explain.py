@@ -1,0 +1,182 @@
+"""``kairos explain --msisdn M``: why did (or didn't) this subscriber get an offer?
+
+The replay runs as usual (every subscriber: call-centre capacity is shared),
+with an observer the engine calls only at completions and decisions — never
+per event — so the normal path pays nothing for it. After each of the
+subscriber's own events the driver reads each scenario's state for them and
+describes the partial match when it changed.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any, Callable, Iterator
+
+import msgspec
+
+from engine import Engine, EventReader, InputProblem, Reference, Send
+from engine._calendar import duration_text, local_text
+from engine._localtime import DEFAULT_TZ, LocalTime
+from plan import Absence, Aggregate, Dwell, Plan, Scenario, Sequence
+
+PAD = " " * 26
+
+
+class Timeline:
+    """The engine observer for one subscriber: collects lines in the order things happen."""
+
+    def __init__(self, plan: Plan, msisdn: str, clock: LocalTime) -> None:
+        self.plan = plan
+        self.msisdn = msisdn
+        self.clock = clock
+        self.lines: list[str] = []
+        self.sent: set[int] = set()
+        self.matched: set[int] = set()
+        self.engine: Engine | None = None
+
+    def at(self, ts: int) -> str:
+        return local_text(self.clock, ts).ljust(24) + "  "
+
+    def completed(self, i: int, m: str, t: int, e: Any, a: tuple[Any, ...]) -> None:
+        if m == self.msisdn:
+            self.matched.add(i)
+            scn = self.plan.scenarios[i]
+            self.lines.append(f"{self.at(t)}{scn.name}: the pattern completed ({_pattern_text(scn)})")
+
+    def gated(self, i: int, m: str, t: int, reason: str) -> None:
+        if m == self.msisdn:
+            self.lines.append(f"{PAD}  not triggered: {_gate_text(self.plan.scenarios[i], reason)}")
+
+    def policy(self, i: int, m: str, t: int, trigger_id: str, verdict: str, detail: str) -> None:
+        if m != self.msisdn:
+            return
+        now = t if self.engine is None else self.engine.now
+        # a decision at the trigger's time sits under its completion; a later one
+        # (an arbitration window closing, a capacity queue opening) gets its own time
+        lead = f"{PAD}  " if now <= t else f"{self.at(now)}policy: "
+        if verdict == "sent":
+            self.sent.add(i)
+            self.lines.append(f"{lead}trigger {trigger_id}: {detail}")
+        elif verdict == "wait":
+            self.lines.append(f"{lead}trigger {trigger_id}: waits — {detail}")
+        else:
+            self.lines.append(f"{lead}trigger {trigger_id}: stopped by the contact policy ({verdict}): {detail}")
+
+
+def explain(plan: Plan, reference: Reference, events: IO[bytes], msisdn: str, *, tz: str = DEFAULT_TZ,
+            on_problem: Callable[[InputProblem], None] | None = None) -> Iterator[str]:
+    """The timeline of ``msisdn`` over a replay of ``events``, as printable lines."""
+    clock = LocalTime(tz)
+    timeline = Timeline(plan, msisdn, clock)
+    sends: list[Send] = []
+    engine = timeline.engine = Engine(plan, reference, sink=sends.append, tz=tz, observer=timeline)
+    reader = EventReader(events, on_problem or (lambda p: None))
+    described: dict[int, str] = {}
+    seen = 0
+    yield f"Timeline of {msisdn} ({tz}); {len(plan.scenarios)} scenarios, " \
+          f"{'a' if plan.policy else 'no'} contact policy"
+    for ev in reader:
+        engine.on_event(ev)
+        if ev.msisdn != msisdn:
+            continue
+        seen += 1
+        lines = timeline.lines
+        event_line = f"{timeline.at(ev.ts)}{ev.__struct_config__.tag} {_fields(ev)}"
+        # what happened at this event's time came from it; earlier deadlines came before it
+        split = next((k for k, line in enumerate(lines) if line.startswith(timeline.at(ev.ts))), len(lines))
+        yield from lines[:split]
+        yield event_line
+        yield from lines[split:]
+        lines.clear()
+        for i, (scn, rt) in enumerate(zip(plan.scenarios, engine.runtimes)):
+            text = _partial(scn, rt.states.get(msisdn), clock)
+            if text != described.get(i, ""):
+                described[i] = text
+                if text:
+                    yield f"{PAD}  {scn.name}: partial match — {text}"
+    engine.finish()
+    yield from timeline.lines
+    timeline.lines.clear()
+    if seen == 0:
+        yield f"No events for {msisdn} in the input."
+    yield ""
+    yield "Summary:"
+    untouched = []
+    for i, scn in enumerate(plan.scenarios):
+        st_sent = sum(1 for s in sends if s.msisdn == msisdn and s.scenario == scn.name)
+        partial = described.get(i, "")
+        if st_sent:
+            yield f"  {scn.name}: sent {st_sent} time{'s' * (st_sent != 1)}"
+        elif i in timeline.matched:
+            yield f"  {scn.name}: matched but never sent (see the reasons above)"
+        elif partial:
+            yield f"  {scn.name}: never matched; at the end: {partial}"
+        else:
+            untouched.append(scn.name)
+    if untouched:
+        yield f"  no partial match at all: {', '.join(untouched)}"
+
+
+def _fields(ev: Any) -> str:
+    data = msgspec.structs.asdict(ev)
+    for k in ("ts", "msisdn"):
+        data.pop(k, None)
+    return " ".join(f"{k}={v}" for k, v in data.items() if v is not None)
+
+
+def _pattern_text(scn: Scenario) -> str:
+    p = scn.pattern
+    if isinstance(p, Aggregate):
+        return f"{p.kind} {p.cmp} {_num(p.threshold)} within {duration_text(p.within_ms)}"
+    if isinstance(p, Sequence):
+        return f"{len(p.steps)}-step sequence within {duration_text(p.within_ms)}"
+    if isinstance(p, Absence):
+        return f"no {p.absent.event_type} within {duration_text(p.within_ms)}"
+    if isinstance(p, Dwell):
+        return f"dwell in {', '.join(p.areas)} for {duration_text(p.for_ms)}"
+    return f"{p.filter.event_type} event"
+
+
+def _gate_text(scn: Scenario, reason: str) -> str:
+    if reason == "cooldown":
+        return f"cooldown — the scenario triggered less than {duration_text(scn.cooldown_ms or 0)} ago"
+    if reason == "once":
+        return "once — already triggered for this subscriber" + (
+            f" with the same {scn.once_per.text}" if scn.once_per is not None else "")
+    if reason == "audience":
+        return f"audience — `{scn.audience.text if scn.audience else ''}` is not true for the subscriber"
+    if reason == "during":
+        return "during — outside the scenario's time ranges"
+    return reason
+
+
+def _partial(scn: Scenario, state: Any, clock: LocalTime) -> str:
+    """A short description of a subscriber's partial match; "" when there is none."""
+    if state is None:
+        return ""
+    p = scn.pattern
+    if isinstance(p, Aggregate):
+        n = len(state)
+        if not n:
+            return ""
+        what = "event" if p.kind == "count" else "value"
+        return f"{n} matching {what}{'s' * (n != 1)} in the last {duration_text(p.within_ms)} " \
+               f"(completes when {p.kind} {p.cmp} {_num(p.threshold)})"
+    if isinstance(p, Sequence):
+        steps = len(p.steps)
+        done = 0
+        for k, slot in enumerate(state):
+            if slot:
+                done = k + 1
+        return "" if not done else f"{done} of {steps} steps seen (within {duration_text(p.within_ms)})"
+    if isinstance(p, Absence):
+        return f"waiting for no {p.absent.event_type} until {local_text(clock, state.ts + p.within_ms)}"
+    if isinstance(p, Dwell):
+        enter, fired = state[0], state[1]
+        if fired:
+            return f"inside since {local_text(clock, enter)} (already completed this stay)"
+        return f"inside since {local_text(clock, enter)}; completes at {local_text(clock, enter + p.for_ms)}"
+    return ""
+
+
+def _num(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"

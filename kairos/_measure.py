@@ -1,0 +1,120 @@
+"""Measurement: per scenario and channel, from matched to converted, and the uplift over control.
+
+Built from the engine's ``ScenarioStats`` after a replay. Definitions (also
+in the README):
+
+- *matched*: the pattern completed; *triggered*: passed the scenario's own
+  gates (cooldown, once, audience, during); *sent*: the contact policy let it
+  through; *suppressed*: stopped, by reason; *control*: held out.
+- *delivered / clicked / accepted / rejected*: sends with at least one
+  ``feedback`` of that outcome (joined by trigger id, each outcome once).
+- *conversion*: accepted ÷ sent. *Control conversion*: control triggers whose
+  id a ``feedback`` reports as accepted (the order system saw the subscriber
+  take the offer's product without being contacted) ÷ control triggers.
+- *uplift*: conversion − control conversion, in percentage points; it is shown
+  only where the scenario has a control group.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import msgspec
+
+from engine import ScenarioStats
+from plan import Plan
+
+GATES = ("cooldown", "once", "audience", "during")
+POLICY = ("exclude", "arbitration", "no_repeat", "exclusive", "quiet", "cap", "control")
+FUNNEL = ("delivered", "clicked", "accepted", "rejected")
+
+
+class Row(msgspec.Struct):
+    """One line of the table: a scenario (channel ``all``) or one of its channels."""
+
+    scenario: str
+    channel: str
+    title: str = ""
+    matched: int | None = None
+    triggered: int | None = None
+    suppressed: dict[str, int] = {}
+    held: int = 0
+    sent: int = 0
+    delivered: int = 0
+    clicked: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    control: int = 0
+    control_accepted: int = 0
+
+    @property
+    def conversion(self) -> float | None:
+        """accepted ÷ sent."""
+        return self.accepted / self.sent if self.sent else None
+
+    @property
+    def control_conversion(self) -> float | None:
+        return self.control_accepted / self.control if self.control else None
+
+    @property
+    def uplift(self) -> float | None:
+        """Conversion minus control conversion (a fraction; ×100 for percentage points)."""
+        c, k = self.conversion, self.control_conversion
+        return None if c is None or k is None else c - k
+
+
+def measure(plan: Plan, stats: Sequence[ScenarioStats]) -> list[Row]:
+    """The table's rows: per scenario a total, then one row per channel it sent on."""
+    rows: list[Row] = []
+    for scn, st in zip(plan.scenarios, stats):
+        total = Row(scn.name, "all", scn.title, st.matched, st.triggered, dict(st.suppressed), st.held,
+                    sum(st.sent.values()), control=st.suppressed.get("control", 0),
+                    control_accepted=st.control_outcomes.get("accepted", 0))
+        for outcome in FUNNEL:
+            setattr(total, outcome, sum(by.get(outcome, 0) for by in st.outcomes.values()))
+        rows.append(total)
+        for channel in sorted(st.sent):
+            by = st.outcomes.get(channel, {})
+            rows.append(Row(scn.name, channel, sent=st.sent[channel],
+                            **{o: by.get(o, 0) for o in FUNNEL}))
+    return rows
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _pp(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:+.1f} pp"
+
+
+def reasons_text(suppressed: dict[str, int]) -> str:
+    """``cooldown 3, cap 1`` in the order gates, then policy, then the rest."""
+    order = {r: i for i, r in enumerate(GATES + POLICY)}
+    items = sorted(suppressed.items(), key=lambda kv: (order.get(kv[0], 99), kv[0]))
+    return ", ".join(f"{k} {v:,}" for k, v in items) or "-"
+
+
+def table(rows: list[Row]) -> str:
+    """The ``--stats`` table, aligned for a terminal."""
+    head = ("scenario", "channel", "matched", "sent", "delivered", "clicked", "accepted", "rejected",
+            "conversion", "control", "ctl conv", "uplift", "held", "suppressed (reason count)")
+    lines = [head]
+    for r in rows:
+        total = r.channel == "all"
+        lines.append((
+            r.scenario if total else "", r.channel,
+            f"{r.matched:,}" if total else "", f"{r.sent:,}", f"{r.delivered:,}", f"{r.clicked:,}",
+            f"{r.accepted:,}", f"{r.rejected:,}", _pct(r.conversion),
+            f"{r.control:,}" if total else "", _pct(r.control_conversion) if total else "",
+            _pp(r.uplift) if total else "", f"{r.held:,}" if total and r.held else "",
+            reasons_text(r.suppressed) if total else "",
+        ))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    out = []
+    for n, line in enumerate(lines):
+        cells = [c.ljust(w) if i in (0, 1, len(head) - 1) else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))]
+        out.append("  ".join(cells).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out) + "\n"

@@ -1,0 +1,54 @@
+"""hour(ts), weekday(ts), day(ts) in the configured zone (LANGUAGE.md §3), around midnight.
+
+Local midnight in Shanghai is 16:00 UTC of the day before, so the UTC date and
+the local date differ for eight hours every day:
+
+    UTC    2026-11-22 15:59:59.999 | 16:00:00.000 ........ 23:59:59.999 | 2026-11-23 00:00
+    local  Sun 2026-11-22 23:59    | Mon 2026-11-23 00:00 ... 07:59     | Mon 08:00
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from engine._localtime import LocalTime
+
+MONDAY = 1_795_363_200_000  # 2026-11-23 00:00 Asia/Shanghai = 2026-11-22 16:00 UTC
+HOUR = 3_600_000
+
+
+@pytest.mark.parametrize("ts, expected", [
+    (MONDAY - 1, (23, 7, "2026-11-22")),
+    (MONDAY, (0, 1, "2026-11-23")),
+    (MONDAY + 8 * HOUR - 1, (7, 1, "2026-11-23")),  # UTC is still Sunday the 22nd
+    (MONDAY + 8 * HOUR, (8, 1, "2026-11-23")),
+])
+def test_the_local_hour_weekday_and_date_change_at_local_midnight_not_utc(ts, expected):
+    clock = LocalTime("Asia/Shanghai")
+    assert expected == (clock.hour(ts), clock.weekday(ts), clock.day(ts))
+
+
+def test_across_the_date_line_the_same_instant_is_already_the_next_day():
+    """Kiritimati (UTC+14): Shanghai's Sunday 23:59 is Monday 05:59 there."""
+    assert (5, 1, "2026-11-23") == tuple(f(MONDAY - 60_000) for f in (
+        LocalTime("Pacific/Kiritimati").hour, LocalTime("Pacific/Kiritimati").weekday,
+        LocalTime("Pacific/Kiritimati").day))
+
+
+@pytest.mark.parametrize("value", [None, "2026-11-23", True, [1]])
+def test_a_value_that_is_no_number_has_no_hour_weekday_or_date(value):
+    clock = LocalTime("Asia/Shanghai")
+    assert (None, None, None) == (clock.hour(value), clock.weekday(value), clock.day(value))
+
+
+@pytest.mark.parametrize("value", [1e30, -1e30, 10**17, -1])
+def test_a_number_outside_the_calendar_has_no_hour_weekday_or_date(value):
+    """A tag holding a huge number is null, like any value that is no time, not a crash."""
+    clock = LocalTime("Asia/Shanghai")
+    assert (None, None, None) == (clock.hour(value), clock.weekday(value), clock.day(value))
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Etc/GMT+12"])
+def test_the_first_and_last_times_have_a_date_in_every_zone(zone):
+    clock = LocalTime(zone)
+    assert [str, str] == [type(clock.day(0)), type(clock.day(253_402_214_399_999))]

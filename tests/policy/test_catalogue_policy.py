@@ -1,0 +1,213 @@
+"""The operator's policy over the catalogue, through the command line: replay, --stats, --report, explain.
+
+Each story is a small event file of ``tests/scenarios/events`` (the catalogue's
+own), varied by the test: shifted into the night, given to a do-not-disturb
+subscriber, cut short.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kairos import main
+from tests.policy import simulate
+from tests.scenarios.support import DAY0, HOUR, MINUTE, REFERENCE, SCENARIOS, story
+
+POLICY = SCENARIOS / "policy.kairos"
+WANG = "13800000001"  # a heavy video user without a video pack
+DND = "13800000098"  # on the do-not-disturb list
+PACKED = "13800000009"  # has the video pack already
+
+
+def catalogue() -> list[str]:
+    return [str(p) for p in sorted(SCENARIOS.glob("*.kairos")) if p.name != "policy.kairos"]
+
+
+def write(events: list[dict[str, Any]], path: Path) -> Path:
+    path.write_text("".join(json.dumps(e) + "\n" for e in sorted(events, key=lambda e: e["ts"])))
+    return path
+
+
+def replay(events: list[dict[str, Any]], tmp_path: Path, *extra: str) -> list[dict[str, Any]]:
+    out = tmp_path / "sends.jsonl"
+    args = ["replay", "--scenarios", *catalogue(), "--policy", str(POLICY), "--reference", str(REFERENCE),
+            "--events", str(write(events, tmp_path / "events.jsonl")), "--out", str(out), "--quiet", *extra]
+    assert main(args) == 0
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def explain(events: list[dict[str, Any]], msisdn: str, tmp_path: Path, capsys: Any) -> str:
+    capsys.readouterr()
+    args = ["explain", "--msisdn", msisdn, "--scenarios", *catalogue(), "--policy", str(POLICY),
+            "--reference", str(REFERENCE), "--events", str(write(events, tmp_path / "events.jsonl"))]
+    assert main(args) == 0
+    return capsys.readouterr().out
+
+
+def as_subscriber(events: list[dict[str, Any]], msisdn: str, shift: int = 0) -> list[dict[str, Any]]:
+    return [dict(e, msisdn=msisdn, ts=e["ts"] + shift) for e in events]
+
+
+def test_heavy_video_by_day_is_sent_at_once(tmp_path):
+    sends = replay(story("video_heavy"), tmp_path)
+    assert [(s["scenario"], s["ts"] - DAY0, s["send_at"] - DAY0) for s in sends] == [
+        ("video_heavy_no_pack", 21 * HOUR + 30 * MINUTE, 21 * HOUR + 30 * MINUTE)]
+
+
+def test_heavy_video_late_at_night_is_deferred_to_eight_in_the_morning(tmp_path):
+    sends = replay(as_subscriber(story("video_heavy"), WANG, shift=2 * HOUR), tmp_path)
+    # the sum crosses 1.5 GB at 23:30; the SMS waits for 08:00 the next day
+    assert [(s["ts"] - DAY0, s["send_at"] - DAY0) for s in sends] == [(23 * HOUR + 30 * MINUTE, 32 * HOUR)]
+
+
+def test_do_not_disturb_subscribers_get_nothing_and_explain_says_why(tmp_path, capsys):
+    events = as_subscriber(story("video_heavy"), DND)
+    assert replay(events, tmp_path) == []
+    text = explain(events, DND, tmp_path, capsys)
+    assert "video_heavy_no_pack: the pattern completed (sum >= 1,500,000,000 within 1d)" in text
+    assert "stopped by the contact policy (exclude): the subscriber is on an excluded list" in text
+    assert "  video_heavy_no_pack: matched but never sent (see the reasons above)" in text
+
+
+def test_explain_shows_the_audience_that_kept_a_subscriber_out(tmp_path, capsys):
+    text = explain(as_subscriber(story("video_heavy"), PACKED), PACKED, tmp_path, capsys)
+    assert ("not triggered: audience — `tags.video_pack != true and not msisdn in list(\"dual_sim\")` "
+            "is not true for the subscriber") in text
+
+
+def test_explain_shows_a_partial_match_that_never_completed(tmp_path, capsys):
+    first_two = story("video_heavy")[:2]
+    text = explain(first_two, WANG, tmp_path, capsys)
+    lines = text.splitlines()
+    assert "2026-11-23 Mon 19:00:00   dpi host=iqiyi.com app=iqiyi category=video bytes=600000000 duration_s=2700" \
+        in lines
+    assert ("                            video_heavy_no_pack: partial match — 2 matching values in the last 1d "
+            "(completes when sum >= 1,500,000,000)") in lines
+    assert ("  video_heavy_no_pack: never matched; at the end: 2 matching values in the last 1d "
+            "(completes when sum >= 1,500,000,000)") in lines
+
+
+def test_explain_follows_a_sent_offer_through_the_policy(tmp_path, capsys):
+    text = explain(story("video_heavy"), WANG, tmp_path, capsys)
+    assert (f"policy: trigger video_heavy_no_pack:{WANG}:{DAY0 + 21 * HOUR + 30 * MINUTE}: sent sms "
+            "\"offer.video_pack\" at 2026-11-23 Mon 21:30:00") in text
+    assert "  video_heavy_no_pack: sent 1 time" in text
+
+
+def test_a_refused_sms_offer_is_not_repeated_by_the_call_wave(tmp_path):
+    events = story("video_wave")
+    sends = replay(events, tmp_path)
+    assert [(s["scenario"], s["channel"]) for s in sends] == [
+        ("video_heavy_no_pack", "sms"), ("video_pack_wave2_call", "call")]
+    first = sends[0]
+    # the answer comes after the decision (the policy arbitrates for a minute)
+    answered = events + [{"type": "feedback", "ts": first["send_at"] + 2 * MINUTE, "msisdn": first["msisdn"],
+                          "trigger_id": first["id"], "outcome": "rejected"}]
+    again = replay(answered, tmp_path)
+    assert [(s["scenario"], s["channel"]) for s in again] == [("video_heavy_no_pack", "sms")]
+
+
+def test_policy_in_a_loaded_file_and_policy_option_give_the_same_sends(tmp_path):
+    events = write(story("video_heavy") + story("data_allowance"), tmp_path / "events.jsonl")
+    outputs = []
+    for how in (["--scenarios", *catalogue(), "--policy", str(POLICY)], ["--scenarios", str(SCENARIOS)]):
+        out = tmp_path / f"out{len(outputs)}.jsonl"
+        assert main(["replay", *how, "--reference", str(REFERENCE), "--events", str(events),
+                     "--out", str(out), "--quiet"]) == 0
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert outputs[0]
+
+
+# --- --stats and --report on a simulated week ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def week(tmp_path_factory):
+    root = tmp_path_factory.mktemp("week")
+    events, ref = simulate.week(root, copies=12)
+    common = ["replay", "--scenarios", str(SCENARIOS), "--reference", str(ref), "--quiet"]
+    assert main(common + ["--events", str(events), "--out", str(root / "first.jsonl"),
+                          "--control-out", str(root / "control.jsonl")]) == 0
+    full = simulate.merged(events, simulate.feedback(root / "first.jsonl", root / "control.jsonl"),
+                           root / "full.jsonl")
+    return root, common + ["--events", str(full), "--out", str(root / "sends.jsonl")]
+
+
+def stats_rows(text: str) -> dict[tuple[str, str], list[str]]:
+    """scenario/channel → the numeric columns of the --stats table."""
+    rows: dict[tuple[str, str], list[str]] = {}
+    scenario = ""
+    for line in text.splitlines()[2:]:
+        if not line.strip() or line.startswith("kairos replay"):
+            continue
+        cells = re.split(r"\s{2,}", line.strip())
+        if line[0] != " ":
+            scenario = cells.pop(0)
+        rows[(scenario, cells[0])] = cells[1:]
+    return rows
+
+
+def report_rows(page: str) -> dict[tuple[str, str], list[str]]:
+    rows: dict[tuple[str, str], list[str]] = {}
+    scenario = ""
+    for tr in re.findall(r"<tr class=\"(?:total|channel)\">(.*?)</tr>", page):
+        cells = [html.unescape(re.sub(r"<[^>]+>", " ", c)).split() for c in re.findall(r"<td>(.*?)</td>", tr)]
+        if cells[0]:
+            scenario = cells[0][0]
+        channel = cells[1][0]
+        rows[(scenario, channel)] = [" ".join(c) for c in cells[2:] if c]
+    return rows
+
+
+def test_the_report_shows_the_same_numbers_as_stats(week, capsys):
+    root, args = week
+    capsys.readouterr()
+    assert main(args + ["--stats", "--report", str(root / "report.html")]) == 0
+    table = capsys.readouterr().err
+    page = (root / "report.html").read_text()
+    from_stats = stats_rows(table)
+    from_report = report_rows(page)
+    assert from_stats.keys() == from_report.keys()
+    assert len(from_stats) > 40
+    for key, cells in from_stats.items():
+        normalise = [c.replace("–", "-").replace(" pp", "pp").replace("+", "") for c in from_report[key]]
+        assert normalise == [c.replace(" pp", "pp").replace("+", "") for c in cells], key
+
+
+def test_the_report_is_self_contained_and_has_its_three_charts(week):
+    root, args = week
+    assert main(args + ["--report", str(root / "page.html")]) == 0
+    page = (root / "page.html").read_text()
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert page.count("<svg") == 3
+    for heading in ("Messages sent per", "From match to conversion", "Why matches were not sent"):
+        assert heading in page
+
+
+def test_stats_sent_counts_equal_the_lines_replay_writes(week, capsys):
+    root, args = week
+    capsys.readouterr()
+    assert main(args + ["--stats"]) == 0
+    rows = stats_rows(capsys.readouterr().err)
+    sends = [json.loads(line) for line in (root / "sends.jsonl").read_text().splitlines()]
+    for (scenario, channel), cells in rows.items():
+        if channel != "all":
+            assert int(cells[0].replace(",", "")) == sum(
+                1 for s in sends if s["scenario"] == scenario and s["channel"] == channel)
+
+
+def test_replay_with_the_policy_is_ordered_and_repeatable(week):
+    root, args = week
+    assert main(args) == 0
+    first = (root / "sends.jsonl").read_bytes()
+    assert main(args) == 0
+    assert (root / "sends.jsonl").read_bytes() == first
+    keys = [(s["ts"], s["id"]) for s in map(json.loads, first.splitlines())]
+    assert keys == sorted(keys)
