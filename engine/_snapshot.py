@@ -3,7 +3,8 @@
 A snapshot holds the pattern runtimes' states (events bound in partial matches
 included, as the tagged event union), the cool-down/``once`` gates, the
 previous values ``crosses_*``/``changed`` read, the subscribers' tags (as
-``profile`` events left them), pending deadlines, the trigger-id counters, the
+``profile`` events left them), the contact policy stage's state
+(``engine._snapshot_policy``), pending deadlines, the trigger-id counters, the
 stream time and the counters. Restoring it into a fresh engine continues the
 run exactly where it stopped.
 
@@ -29,6 +30,7 @@ import msgspec
 
 from engine._engine import Engine, ScenarioStats
 from engine._events import event_union
+from engine._snapshot_policy import POLICY_OWNER, PolicyState, capture_policy, restore_policy
 from plan import Scenario
 
 MAGIC = b"KAIROS-SNAPSHOT\n"
@@ -66,6 +68,7 @@ class EngineState(msgspec.Struct):
     prev: list[tuple[str, str, dict[str, Any]]]  #: (event type, field, msisdn → value)
     tags: dict[str, dict[str, Any]]
     scenarios: list[ScenarioState]
+    policy: PolicyState | None = None  #: the contact policy stage's state, when the plan has one
 
 
 class Snapshot(msgspec.Struct):
@@ -150,7 +153,8 @@ def capture(engine: Engine, *, encode_states: bool = True) -> EngineState:
                 stats=engine.stats[i],
             )
         )
-    names = [s.name for s in engine.scenarios]
+    names = [s.name for s in engine.scenarios] + [POLICY_OWNER]  # the policy's deadlines come after the runtimes
+    policy = getattr(engine, "policy", None)
     return EngineState(
         now=engine.now,
         seq=engine._seq,
@@ -163,6 +167,7 @@ def capture(engine: Engine, *, encode_states: bool = True) -> EngineState:
         prev=[(t, f, store) for (t, f), store in engine._prev.items() if store],
         tags=engine.reference.tags,
         scenarios=scenarios,
+        policy=None if policy is None else capture_policy(policy),
     )
 
 
@@ -285,9 +290,15 @@ def _restore(engine: Engine, state: EngineState, live: dict[str, dict[str, Any]]
     engine.trigger_loops = state.trigger_loops
     engine._id_ts = state.id_ts
     engine._id_counts = {(s, m): n for s, m, n in state.id_counts}
+    policy = getattr(engine, "policy", None)
     engine._deadlines = [
         (when, seq, index[name], m) for when, seq, name, m in state.deadlines if name in kept_patterns
     ]
+    if policy is not None:
+        engine._deadlines += [(when, seq, policy.index, m) for when, seq, name, m in state.deadlines
+                              if name == POLICY_OWNER]
+        if state.policy is not None:
+            restore_policy(policy, state.policy)
     heapq.heapify(engine._deadlines)
     for event_type, field, values in state.prev:
         store = engine._prev.get((event_type, field))

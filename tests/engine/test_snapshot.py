@@ -76,6 +76,21 @@ end
 """
 
 PLAN = compile_one(SCENARIOS)
+
+#: every rule of the contact policy that keeps state per subscriber (or across them)
+POLICY = """
+policy
+  cap sms 2 per 20s
+  cap any 3 per 30s
+  quiet 00:00..00:01 for popup defer
+  arbitrate 2s
+  capacity call 1 per 1d
+  no_repeat after clicked for 15s
+  exclusive "g": seq_plain, apps per 10s
+  control 30% for total
+end
+"""
+POLICY_PLAN = compile_one(SCENARIOS + POLICY)
 MSISDNS = ["1", "2"]
 STEPS = [0, 0, 1, 1000, 5000, 9999, 10_000, 10_001, 30_000]
 
@@ -109,13 +124,16 @@ def events(draw_ts: int, m: str):
 class SnapshotRestoreMachine(RuleBasedStateMachine):
     """Two engines, one restored from snapshots at random points, must send the same."""
 
+    plan = PLAN
+    text = SCENARIOS
+
     @initialize()
     def start(self) -> None:
         self.t = T0
         self.expected: list = []
         self.actual: list = []
-        self.through = Engine(PLAN, reference(), sink=self.expected.append)
-        self.restarted = Engine(PLAN, reference(), sink=self.actual.append)
+        self.through = Engine(self.plan, reference(), sink=self.expected.append)
+        self.restarted = Engine(self.plan, reference(), sink=self.actual.append)
         self.snapshots = 0
 
     def _both(self, ev) -> None:
@@ -145,7 +163,7 @@ class SnapshotRestoreMachine(RuleBasedStateMachine):
     @rule()
     def snapshot_and_restore(self) -> None:
         data = encode(self.restarted, taken_at=self.t)
-        fresh = Engine(PLAN, reference(), sink=self.actual.append)
+        fresh = Engine(self.plan, reference(), sink=self.actual.append)
         report = restore(fresh, decode(data).engine)
         assert report.withdrawn == [] and report.pattern_dropped == []
         self.restarted = fresh
@@ -154,7 +172,7 @@ class SnapshotRestoreMachine(RuleBasedStateMachine):
     @rule()
     def hot_reload_of_the_same_scenarios(self) -> None:
         """A reload hands the live state to an engine built from a freshly compiled plan."""
-        fresh = Engine(compile_one(SCENARIOS), self.restarted.reference, sink=self.actual.append)
+        fresh = Engine(compile_one(self.text), self.restarted.reference, sink=self.actual.append)
         report = transfer(self.restarted, fresh)
         assert report.withdrawn == [] and report.pattern_dropped == []
         self.restarted = fresh
@@ -169,10 +187,22 @@ class SnapshotRestoreMachine(RuleBasedStateMachine):
             self.restarted.finish()
             assert self.expected == self.actual
             assert self.through.subscribers_in_state() == self.restarted.subscribers_in_state()
+            assert [msgspec.structs.asdict(s) for s in self.through.stats] == [
+                msgspec.structs.asdict(s) for s in self.restarted.stats]
+
+
+class PolicySnapshotRestoreMachine(SnapshotRestoreMachine):
+    """The same, with a contact policy holding caps, deferrals, arbitration windows, a capacity
+    queue, blocked templates, an exclusion group and control-group records across the snapshots."""
+
+    plan = POLICY_PLAN
+    text = SCENARIOS + POLICY
 
 
 SnapshotRestoreMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=50, deadline=None)
 test_a_run_restored_from_snapshots_sends_what_an_uninterrupted_run_sends = SnapshotRestoreMachine.TestCase
+PolicySnapshotRestoreMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=50, deadline=None)
+test_the_contact_policys_state_survives_snapshots_too = PolicySnapshotRestoreMachine.TestCase
 
 
 # --- plans that changed between snapshot and restore ---------------------
