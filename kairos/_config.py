@@ -123,6 +123,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sources: list[SourceConfig]
     channels: dict[str, dict[str, Any]]  #: channel name → {plugin = "…", …the plugin's keys}
     reference: str = ""  #: reference data folder (cells.csv, tags.jsonl, lists/, kb.csv)
+    templates: str = ""  #: the template catalogue; default: templates.toml in the scenarios folder, if there
     tz: str = DEFAULT_TZ
     time: TimeConfig = msgspec.field(default_factory=TimeConfig)
     snapshot: SnapshotConfig = msgspec.field(default_factory=SnapshotConfig)
@@ -209,6 +210,7 @@ def load_config(path: str | Path) -> Config:
         scenarios=str(base / cfg.scenarios),
         state_dir=str(base / cfg.state_dir),
         reference=str(base / cfg.reference) if cfg.reference else "",
+        templates=str(base / cfg.templates) if cfg.templates else "",
         sources=sources,
         reload=msgspec.structs.replace(cfg.reload, audit_log=str(base / cfg.reload.audit_log))
         if cfg.reload.audit_log else cfg.reload,

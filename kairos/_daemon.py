@@ -31,7 +31,16 @@ import msgspec
 import structlog
 
 import dsl
-from adapters import Channel, ChannelConfigError, ChannelLoadError, Feedback, discover_channels, wall_ms
+from adapters import (
+    Channel,
+    ChannelConfigError,
+    ChannelLoadError,
+    Feedback,
+    TemplateCatalog,
+    TemplateError,
+    discover_channels,
+    wall_ms,
+)
 from adapters._filechannel import FileChannel
 from adapters._partitions import partition_file, partition_of
 from adapters._sources import FilePosition, FileTail, StdinSource
@@ -72,7 +81,7 @@ class Daemon:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.plan = compile_scenarios(config)
+        self.plan, self.templates = compile_with_templates(config)
         try:
             self.reference = Reference.load(config.reference) if config.reference else Reference()
         except ReferenceError as e:
@@ -95,7 +104,7 @@ class Daemon:
         for name in self._initial_units():
             versions_then = self.open_unit(name)
             before = before or versions_then
-        self.outbox = Outbox(_outbox_config(config), self._channels())
+        self.outbox = Outbox(_outbox_config(config), self._channels(), templates=self.templates)
         self.reloader = Reloader(self, AuditLog(config.audit_path), poll_s=config.reload.poll_ms / 1000)
         self.reloader.audit.write(changes(before or {}, versions(self.plan), "start"))
 
@@ -144,9 +153,11 @@ class Daemon:
         """Stop owning a unit (after its state is in a snapshot): its subscribers' state leaves this process."""
         self.units.pop(name, None)
 
-    def swap(self, plan: Plan, engines: dict[str, Engine]) -> None:
-        """A reload's new plan and engines take over (between two events)."""
+    def swap(self, plan: Plan, engines: dict[str, Engine], templates: TemplateCatalog | None = None) -> None:
+        """A reload's new plan, engines and templates take over (between two events)."""
         self.plan = plan
+        if templates is not None:
+            self.templates = self.outbox.templates = templates
         for name, engine in engines.items():
             self.units[name].swap(engine)
 
@@ -398,10 +409,21 @@ def partition_number(name: str) -> int:
 
 def compile_scenarios(config: Config) -> Plan:
     """The configured scenarios, checked against the configured channels."""
+    return compile_with_templates(config)[0]
+
+
+def compile_with_templates(config: Config) -> tuple[Plan, TemplateCatalog | None]:
+    """The configured scenarios, checked against the configured channels and the template catalogue."""
+    from kairos._cli import check_templates
+
     try:
-        return dsl.compile_paths([config.scenarios], event_schema(), frozenset(config.channels))
+        plan = dsl.compile_paths([config.scenarios], event_schema(), frozenset(config.channels))
+        path = check_templates(plan, [config.scenarios], config.templates or None)
+        return plan, None if path is None else TemplateCatalog.load(path)
     except dsl.CheckError as e:
         raise StartError(str(e)) from None
+    except TemplateError as e:
+        raise StartError(f"templates: {e}") from None
     except OSError as e:
         raise StartError(f"scenarios: {e}") from None
 

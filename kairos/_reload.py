@@ -91,9 +91,9 @@ class ReloadResult(msgspec.Struct, frozen=True):
 
 
 def folder_fingerprint(path: str | Path) -> str:
-    """A hash of every ``*.kairos`` file's name and content below ``path``."""
+    """A hash of every ``*.kairos`` file's (and the template catalogue's) name and content below ``path``."""
     p = Path(path)
-    files = sorted(p.rglob("*.kairos")) if p.is_dir() else [p]
+    files = sorted([*p.rglob("*.kairos"), *p.rglob("templates.toml")]) if p.is_dir() else [p]
     h = hashlib.sha256()
     for f in files:
         try:
@@ -117,17 +117,19 @@ class Reloader:
 
     def reload(self, who: str) -> ReloadResult:
         """Compile the folder again and swap to it if it checks; refuse and report otherwise."""
-        from kairos._daemon import StartError, compile_scenarios
+        from kairos._daemon import StartError, compile_with_templates
 
         d = self.daemon
         self._seen = folder_fingerprint(d.config.scenarios)
         try:
-            plan = compile_scenarios(d.config)
+            plan, templates = compile_with_templates(d.config)
             Engine(plan, d.reference, sink=d._on_send, tz=d.config.tz)  # binds, or says what is missing
         except (StartError, BindError) as e:
             return self._refuse(who, str(e))
         records = changes(versions(d.plan), versions(plan), who)
         if not records:
+            if templates is not None:
+                d.templates = d.outbox.templates = templates
             log.info("scenarios reloaded: nothing changed", who=who)
             return ReloadResult(True)
         engines = {}
@@ -135,7 +137,7 @@ class Reloader:
         for name, unit in d.units.items():
             engines[name] = d.new_engine(plan, unit.engine.reference)
             report = transfer(unit.engine, engines[name])
-        d.swap(plan, engines)
+        d.swap(plan, engines, templates)
         self.audit.write(records)
         self.reloads += 1
         result = ReloadResult(

@@ -253,3 +253,26 @@ def test_a_final_snapshot_that_cannot_be_written_is_reported_and_the_exit_status
     (failed,) = logged(tmp_path, "the final snapshot failed; the previous one stays and a restart resumes from it "
                                  "(the outbox drops repeated sends)")
     assert "snapshot.bin.tmp" in failed["error"]
+
+
+TEMPLATES = '[templates."offer.handset"]\nsms = "A contract for the handset you read about on {site}."\n'
+
+
+def test_the_template_catalogue_beside_the_scenarios_renders_the_sent_text(tmp_path):
+    config = write_config(tmp_path, SEQ, channels=("sms",))
+    (tmp_path / "scenarios" / "templates.toml").write_text(TEMPLATES)
+    append(tmp_path / "in" / "events.jsonl", dpi(NOW, "1", "review", "phones.cn"), dpi(NOW + 1, "1", "shop"))
+    proc = start(config)
+    try:
+        wait_for(lambda: sends(tmp_path, ("sms",)), what="the send")
+    finally:
+        assert 0 == stop(proc)
+    assert ["A contract for the handset you read about on phones.cn."] == [s["text"] for s in sends(tmp_path, ("sms",))]
+
+
+def test_an_action_whose_template_is_missing_from_the_catalogue_is_refused_at_start(tmp_path):
+    config = write_config(tmp_path, SEQ, channels=("sms",))
+    (tmp_path / "scenarios" / "templates.toml").write_text(TEMPLATES.replace("offer.handset", "offer.other"))
+    result = run_briefly(config)
+    assert 1 == result.returncode
+    assert "s.kairos:4:" in result.stderr and "offer.handset" in result.stderr
