@@ -9,3 +9,10 @@ def test_the_snapshot_pause_benchmark_runs_on_a_small_state(capsys):
     main([2_000])
     header, row = capsys.readouterr().out.splitlines()
     assert header.split()[0] == "subscribers" and row.split()[0] == "2000"
+
+
+def test_the_daemon_ingest_benchmark_runs_on_a_small_stream(capsys):
+    from bench.daemon_ingest import main as ingest
+
+    ingest(5_000)
+    assert "daemon ingest" in capsys.readouterr().out
