@@ -10,7 +10,7 @@ engine's outbox. Beside them: the ``TemplateCatalog`` that renders message
 text at send time and answers ``kairos check``'s questions, and the feedback
 sources (an HTTP endpoint and a file) that turn channel callbacks into
 ``feedback`` events. This package imports nothing else of the project; the
-engine imports it. The channel-team guide is ``adapters/GUIDE.md``.
+engine imports it. The channel-team guide is the README section "Channels: the guide for channel teams".
 """
 
 from adapters._calltask import CallChannel, CallConfig
