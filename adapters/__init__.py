@@ -11,8 +11,9 @@ text at send time and answers ``kairos check``'s questions, and the feedback
 sources (an HTTP endpoint and a file) that turn channel callbacks into
 ``feedback`` events, and the daemon's event sources (a rotation-safe file or
 directory tail, standard input) that hand out whole JSON lines with their
-position. This package imports nothing else of the project; the
-engine imports it. The channel-team guide is ``adapters/GUIDE.md``.
+position. This package imports nothing else of the project; the engine
+imports it. The channel-team guide is the README section "Channels: the guide
+for channel teams".
 """
 
 from adapters._calltask import CallChannel, CallConfig

@@ -469,4 +469,4 @@ def _check_reference(plan: Plan, ref: Reference) -> None:
                     f"data has no lists/{name}.txt"
                 )
     if problems:
-        raise BindError("\n".join(problems) + "\n(pass --reference DIR with the files above)")
+        raise BindError("\n".join(problems) + "\n(the reference data folder, --reference DIR, must hold the files above)")

@@ -165,7 +165,7 @@ def test_replay_refuses_a_list_the_reference_data_lacks_before_reading_events(tm
     out, err = capsys.readouterr()
     assert (2, "") == (status, out)
     assert (f"kairos replay: {scenarios}:1: scenario 's' uses list(\"vip\") but the reference data has no "
-            "lists/vip.txt\n(pass --reference DIR with the files above)\n") == err
+            "lists/vip.txt\n(the reference data folder, --reference DIR, must hold the files above)\n") == err
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n# and another\n"])
