@@ -6,10 +6,13 @@ whether, when and on which channel of the ``or`` chain the subscriber is
 contacted, and calls back ``Engine.emit`` for each send. Per subscriber it
 keeps only a small ``_Sub``: recent and scheduled sends (for caps and
 exclusion groups), templates blocked by ``no_repeat``, and an open
-arbitration window. Decisions that must wait (an arbitration window, a
-call-centre capacity queue) are driven by the engine's deadlines, so a replay
-is deterministic; at the end of input, time stands at the last event and what
-is still waiting stays unsent and is counted as ``held``.
+arbitration window — each forgotten, through ``Engine.watch``, once no rule
+can read it. What was decided per trigger id is kept in ``_feedback.Records``
+for the ``feedback within`` retention only. Decisions that must wait (an
+arbitration window, a call-centre capacity queue) are driven by the engine's
+deadlines, so a replay is deterministic; at the end of input, time stands at
+the last event and what is still waiting stays unsent and is counted as
+``held``.
 
 Order of the checks for one trigger: ``exclude`` (subscriber), arbitration
 (the window's winner goes on, the others are ``arbitration``), then for each
@@ -27,6 +30,7 @@ import heapq
 from typing import TYPE_CHECKING, Any
 
 from engine._calendar import duration_text, local_text, next_opening, occurrence_end, period_of, period_start
+from engine._feedback import Record, Records, feedback_retention
 from plan import Action, Capacity, Hours, Origin, Policy, Scenario
 
 if TYPE_CHECKING:
@@ -82,20 +86,6 @@ class _Sub:
         self.first = 0  # time of the window's first trigger
 
 
-class _Record:
-    """What was decided for a trigger id, for joining feedback."""
-
-    __slots__ = ("index", "channel", "template", "msisdn", "control", "seen")
-
-    def __init__(self, index: int, channel: str, template: str, msisdn: str, control: bool) -> None:
-        self.index = index
-        self.channel = channel
-        self.template = template
-        self.msisdn = msisdn
-        self.control = control
-        self.seen = 0
-
-
 class PolicyStage:
     """Enforces one ``plan.Policy`` for an engine; also joins feedback for measurement."""
 
@@ -116,7 +106,7 @@ class PolicyStage:
         for h in policy.hours:
             self.hours.setdefault(h.channel, []).append(h)
         self.capacity: dict[str, Capacity] = {c.channel: c for c in policy.capacity}
-        self.used: dict[tuple[str, int], int] = {}  # (channel, period) → sends
+        self.used: dict[tuple[str, int], int] = {}  # (channel, period) → sends, while decisions may count
         self.waiting: dict[str, list[tuple[tuple[int, int, str, str], Candidate, Action, dict[str, Any]]]] = {}
         self.arbitrate_ms = policy.arbitrate_ms
         self.groups: list[list[tuple[int, frozenset[int]]]] = [[] for _ in scenarios]
@@ -137,10 +127,15 @@ class PolicyStage:
         self.keep_ms = max(keep, default=0) and max(keep) + (policy.arbitrate_ms or 0)
         self.no_repeat = policy.no_repeat
         self.no_repeat_bits = 0 if policy.no_repeat is None else sum(_BIT[o] for o in policy.no_repeat.outcomes)
-        self.records: dict[str, _Record] = {}
+        #: trigger id → what was decided, while a feedback can still be joined to it
+        self.feedback = Records(feedback_retention(policy), engine.watch)
+        self.records: dict[str, Record] = self.feedback.by_id
         self.holds = self.arbitrate_ms is not None or bool(self.capacity)
-        self._held: list[tuple[int, str]] = []  # (ts, id) of waiting triggers, lazily pruned
-        self._waiting_ids: set[str] = set()
+        self._held: list[tuple[int, str]] = []  # (ts, id) of triggers in arbitration windows
+        self._windowed: set[str] = set()  # ids in open arbitration windows
+        self._waiting_ids: set[str] = set()  # ids not yet decided: in a window or a capacity queue
+        self._queue_low: dict[str, int] = {}  # channel → earliest trigger time in its capacity queue
+        #: feedback events joined to no send: unknown id, or later than ``feedback within``
         self.unmatched_feedback = 0
 
     # --- entry points ------------------------------------------------------
@@ -158,12 +153,12 @@ class PolicyStage:
         if st.window is not None:
             if c.ts <= st.first + self.arbitrate_ms:
                 st.window.append(c)
-                self._hold(c)
+                self._hold_window(c)
                 return None
             self._close(m, st)
         st.window = [c]
         st.first = c.ts
-        self._hold(c)
+        self._hold_window(c)
         self.engine.schedule_last(c.ts + self.arbitrate_ms, self, m)
         return None
 
@@ -178,7 +173,7 @@ class PolicyStage:
 
     def on_feedback(self, ev: Any) -> None:
         """A channel reported on a trigger: count it once per outcome; maybe block the template."""
-        rec = self.records.get(ev.trigger_id)
+        rec = self.feedback.find(ev.trigger_id, ev.ts)
         if rec is None:
             self.unmatched_feedback += 1
             return
@@ -202,7 +197,9 @@ class PolicyStage:
             self.engine.watch(until, self, rec.msisdn)
 
     def collect(self, msisdn: str, now: int) -> None:
-        """Forget what can no longer stop a send."""
+        """Forget what can no longer stop a send (``""``: capacity periods no decision can count in)."""
+        if msisdn == "":
+            return self._forget_periods(now)
         st = self.states.get(msisdn)
         if st is None:
             return
@@ -212,10 +209,10 @@ class PolicyStage:
 
     def watermark(self) -> int | None:
         """The earliest trigger time still waiting for a decision (None: nothing waits)."""
-        held = self._held
-        while held and held[0][1] not in self._waiting_ids:
-            heapq.heappop(held)
-        return held[0][0] if held else None
+        times = list(self._queue_low.values())
+        if self._held:
+            times.append(self._held[0][0])
+        return min(times) if times else None
 
     def held(self) -> int:
         """Triggers still waiting (arbitration window or capacity queue)."""
@@ -232,8 +229,9 @@ class PolicyStage:
 
     # --- decisions ---------------------------------------------------------
 
-    def _hold(self, c: Candidate) -> None:
+    def _hold_window(self, c: Candidate) -> None:
         self._waiting_ids.add(c.id)
+        self._windowed.add(c.id)
         heapq.heappush(self._held, (c.ts, c.id))
 
     def _close(self, m: str, st: _Sub) -> None:
@@ -242,6 +240,10 @@ class PolicyStage:
         window.sort(key=Candidate.rank)
         for c in window:
             self._waiting_ids.discard(c.id)
+            self._windowed.discard(c.id)
+        held = self._held  # windows close in time order: what is decided leaves the heap now
+        while held and held[0][1] not in self._windowed:
+            heapq.heappop(held)
         winner = window[0]
         for c in window[1:]:
             self._stop(c, "arbitration", f"lost arbitration to {winner.scenario.name} "
@@ -267,7 +269,7 @@ class PolicyStage:
             return self._stop(c, first_reason or "no_action", "; ".join(notes))
         params = c.params[k]
         if in_control(c.msisdn, c.scenario.name, self.control[c.index]):
-            self.records[c.id] = _Record(c.index, action.channel, action.template, c.msisdn, True)
+            self.feedback.add(c.id, Record(c.index, action.channel, action.template, c.msisdn, True), send_at)
             record = self.engine.control_sink
             if record is not None:
                 from engine._engine import Send  # the engine module imports this one
@@ -323,12 +325,26 @@ class PolicyStage:
         return send_at, "quiet", f"no time outside quiet hours for {channel}"
 
     def _take_capacity(self, cap: Capacity, send_at: int) -> bool:
-        key = (cap.channel, period_of(self.clock, send_at, cap.per_days))
-        used = self.used.get(key, 0)
+        period = period_of(self.clock, send_at, cap.per_days)
+        key = (cap.channel, period)
+        used = self.used.get(key)
+        if used is None:
+            # forgotten once no decision can fall in it: a trigger is decided at most an
+            # arbitration window after its time
+            end = period_start(self.clock, period + 1, cap.per_days)
+            self.engine.watch(end + (self.arbitrate_ms or 0), self, "")
+            used = 0
         if used >= cap.limit:
             return False
         self.used[key] = used + 1
         return True
+
+    def _forget_periods(self, now: int) -> None:
+        horizon = now - (self.arbitrate_ms or 0)
+        for channel, period in list(self.used):
+            per_days = self.capacity[channel].per_days
+            if period_start(self.clock, period + 1, per_days) < horizon:
+                del self.used[(channel, period)]
 
     def _wait(self, c: Candidate, action: Action, params: dict[str, Any], cap: Capacity, send_at: int) -> None:
         queue = self.waiting.setdefault(cap.channel, [])
@@ -336,7 +352,10 @@ class PolicyStage:
             nxt = period_start(self.clock, period_of(self.clock, send_at, cap.per_days) + 1, cap.per_days)
             self.engine.schedule_last(max(nxt, self.engine.now), self, "")
         queue.append((c.rank(), c, action, params))
-        self._hold(c)
+        self._waiting_ids.add(c.id)
+        low = self._queue_low.get(cap.channel)
+        if low is None or c.ts < low:
+            self._queue_low[cap.channel] = c.ts
         obs = self.engine.observer
         if obs is not None:
             obs.policy(c.index, c.msisdn, c.ts, c.id, "wait",
@@ -349,7 +368,8 @@ class PolicyStage:
                 continue
             cap = self.capacity[channel]
             queue.sort(key=lambda item: item[0])
-            self.waiting[channel] = []
+            del self.waiting[channel]  # ``_wait`` opens a new queue for those still over capacity
+            self._queue_low.pop(channel, None)
             for _, c, action, params in queue:
                 self._waiting_ids.discard(c.id)
                 st = self.states.get(c.msisdn) or _Sub()
@@ -368,7 +388,7 @@ class PolicyStage:
             self._prune(st, self.engine.now)
             st.sends.append((send_at, action.channel, c.index))
             self.engine.watch(max(send_at, self.engine.now) + self.keep_ms, self, c.msisdn)
-        self.records[c.id] = _Record(c.index, action.channel, action.template, c.msisdn, False)
+        self.feedback.add(c.id, Record(c.index, action.channel, action.template, c.msisdn, False), send_at)
         obs = self.engine.observer
         if obs is not None:
             detail = f"sent {action.channel} \"{action.template}\" at {self._t(send_at)}"

@@ -125,6 +125,44 @@ def test_policy_in_a_loaded_file_and_policy_option_give_the_same_sends(tmp_path)
     assert outputs[0]
 
 
+# --- feedback joined to no send ----------------------------------------------------
+
+
+def stats(events: list[dict[str, Any]], tmp_path: Path, capsys: Any, *extra: str) -> str:
+    capsys.readouterr()
+    replay(events, tmp_path, "--stats", *extra)
+    return capsys.readouterr().err
+
+
+VIDEO_SMS = f"video_heavy_no_pack:{WANG}:{DAY0 + 21 * HOUR + 30 * MINUTE}"
+
+
+def click(ts: int, trigger_id: str = VIDEO_SMS) -> dict[str, Any]:
+    return {"type": "feedback", "ts": ts, "msisdn": WANG, "trigger_id": trigger_id,
+            "scenario": trigger_id.split(":")[0], "channel": "sms", "outcome": "clicked"}
+
+
+def test_feedback_joined_to_no_send_is_counted_in_stats_and_in_the_report(tmp_path, capsys):
+    events = story("video_heavy") + [click(DAY0 + 22 * HOUR), click(DAY0 + 22 * HOUR, "nobody:1:2"),
+                                     click(DAY0 + 23 * HOUR, "nobody:1:3")]
+    table = stats(events, tmp_path, capsys, "--report", str(tmp_path / "r.html"))
+    assert "unmatched feedback: 2 (no send with that trigger id, or more than 30d after its send)" in table
+    page = html.unescape((tmp_path / "r.html").read_text())
+    assert "2 feedback events matched no send" in page
+
+
+def test_feedback_later_than_the_policys_feedback_window_is_unmatched(tmp_path, capsys):
+    policy = tmp_path / "policy.kairos"
+    policy.write_text(POLICY.read_text().replace("feedback within 30d", "feedback within 1d"))
+    events = story("video_heavy") + [click(DAY0 + 46 * HOUR)]  # sent at 21:30; +1d is 45:30
+    capsys.readouterr()
+    out = tmp_path / "sends.jsonl"
+    assert main(["replay", "--scenarios", *catalogue(), "--policy", str(policy), "--reference", str(REFERENCE),
+                 "--events", str(write(events, tmp_path / "events.jsonl")), "--out", str(out), "--stats"]) == 0
+    assert "unmatched feedback: 1 (no send with that trigger id, or more than 1d after its send)" \
+        in capsys.readouterr().err
+
+
 # --- --stats and --report on a simulated week ---------------------------------------
 
 
@@ -145,7 +183,9 @@ def stats_rows(text: str) -> dict[tuple[str, str], list[str]]:
     rows: dict[tuple[str, str], list[str]] = {}
     scenario = ""
     for line in text.splitlines()[2:]:
-        if not line.strip() or line.startswith("kairos replay"):
+        if not line.strip():
+            break  # the table ends; the unmatched feedback line follows
+        if line.startswith("kairos replay"):
             continue
         cells = re.split(r"\s{2,}", line.strip())
         if line[0] != " ":
