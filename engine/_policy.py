@@ -12,7 +12,9 @@ for the ``feedback within`` retention only. Decisions that must wait (an
 arbitration window, a call-centre capacity queue) are driven by the engine's
 deadlines, so a replay is deterministic; at the end of input, time stands at
 the last event and what is still waiting stays unsent and is counted as
-``held``.
+``held``. A feedback naming a trigger still waiting is parked and dispatched
+right after the trigger is decided (after its ``trigger`` event), so waves see
+it as they would without the wait.
 
 Order of the checks for one trigger: ``exclude`` (subscriber), arbitration
 (the window's winner goes on, the others are ``arbitration``), then for each
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine._calendar import duration_text, local_text, next_opening, occurrence_end, period_of, period_start
 from engine._feedback import Record, Records, feedback_retention
@@ -135,6 +137,8 @@ class PolicyStage:
         self._windowed: set[str] = set()  # ids in open arbitration windows
         self._waiting_ids: set[str] = set()  # ids not yet decided: in a window or a capacity queue
         self._queue_low: dict[str, int] = {}  # channel → earliest trigger time in its capacity queue
+        #: feedback naming a trigger not yet decided: dispatched once it is (after its ``trigger`` event)
+        self._parked: dict[str, list[Any]] = {}
         #: feedback events joined to no send: unknown id, or later than ``feedback within``
         self.unmatched_feedback = 0
 
@@ -170,6 +174,28 @@ class PolicyStage:
         if st is not None and st.window is not None and st.first + self.arbitrate_ms == when:  # type: ignore[operator]
             self._close(msisdn, st)
         return None
+
+    def feedback_route(self, route: Callable[[Any], None] | None) -> Callable[[Any], None]:
+        """The route for ``feedback`` events: join each to its send, then ``route`` (the scenarios
+        reading feedback) — unless it names a trigger the policy still holds.
+
+        Such a feedback is parked and dispatched right after the trigger is decided,
+        so a wave waiting on the trigger (``trigger as t -> not feedback … within D``)
+        sees it after the trigger, as it would have without the arbitration delay.
+        """
+        parked = self._parked
+        waiting = self._waiting_ids
+        join = self.on_feedback
+
+        def feedback(ev: Any) -> None:
+            if ev.trigger_id in waiting:
+                parked.setdefault(ev.trigger_id, []).append(ev)
+                return
+            join(ev)
+            if route is not None:
+                route(ev)
+
+        return feedback
 
     def on_feedback(self, ev: Any) -> None:
         """A channel reported on a trigger: count it once per outcome; maybe block the template."""
@@ -219,13 +245,16 @@ class PolicyStage:
         return len(self._waiting_ids)
 
     def finish(self) -> None:
-        """End of input: count what still waits as ``held`` on its scenario."""
+        """End of input: count what still waits as ``held`` on its scenario, and the
+        feedback parked for it as unmatched (its trigger was never sent)."""
         for st in self.states.values():
             for c in st.window or ():
                 self.engine.stats[c.index].held += 1
         for queue in self.waiting.values():
             for _, c, _, _ in queue:
                 self.engine.stats[c.index].held += 1
+        self.unmatched_feedback += sum(len(evs) for evs in self._parked.values())
+        self._parked.clear()
 
     # --- decisions ---------------------------------------------------------
 
@@ -394,6 +423,8 @@ class PolicyStage:
             detail = f"sent {action.channel} \"{action.template}\" at {self._t(send_at)}"
             obs.policy(c.index, c.msisdn, c.ts, c.id, "sent", detail + (f" ({notes})" if notes else ""))
         self.engine.emit(c.index, c.msisdn, c.ts, c.id, action, params, send_at, c.depth)
+        if self._parked:
+            self._unpark(c.id)
 
     def _stop(self, c: Candidate, reason: str, detail: str) -> None:
         stats = self.engine.stats[c.index]
@@ -401,6 +432,13 @@ class PolicyStage:
         obs = self.engine.observer
         if obs is not None:
             obs.policy(c.index, c.msisdn, c.ts, c.id, reason, detail)
+        if self._parked:
+            self._unpark(c.id)
+
+    def _unpark(self, trigger_id: str) -> None:
+        """The trigger is decided: its parked feedback follows its ``trigger`` event (if sent)."""
+        for ev in self._parked.pop(trigger_id, ()):
+            self.engine.requeue(ev)
 
     def _t(self, ts: int) -> str:
         return local_text(self.clock, ts)

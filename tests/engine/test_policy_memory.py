@@ -12,8 +12,9 @@ from __future__ import annotations
 from engine._events import Feedback
 from engine._feedback import DEFAULT_FEEDBACK_MS, feedback_retention
 from plan import (
-    Action, Cap, Capacity, Control, Exclusive, NoRepeat, Origin, Policy, Quiet,
+    Absence, Action, Cap, Capacity, Control, Exclusive, NoRepeat, Origin, Policy, Quiet,
 )
+from tests.engine.builders import flt, scenario
 from tests.engine.test_policy import NIGHT, D, H, M, S, T0, at, on_host, run
 
 LATER = at(90 * D, "0", host="zz")  # moves time far past every horizon below
@@ -125,7 +126,7 @@ def test_arbitration_bookkeeping_empties_once_every_window_is_decided():
     sends, engine, _ = run([on_host("a", "h")], events, arbitrate_ms=10 * S)
     policy = engine.policy
     assert policy is not None and 30 == len(sends)
-    assert (0, [], {}) == (policy.held(), policy._held, policy.states)
+    assert (0, [], {}, {}) == (policy.held(), policy._held, policy.states, policy._parked)
 
 
 def test_a_capacity_queue_leaves_nothing_behind_once_it_is_released():
@@ -136,3 +137,37 @@ def test_a_capacity_queue_leaves_nothing_behind_once_it_is_released():
     assert policy is not None
     assert [H, D, 2 * D] == [s.send_at - T0 for s in sends]
     assert (0, {}, {}, []) == (policy.held(), policy.waiting, policy.used, policy._held)
+
+
+# --- feedback for a trigger the policy still holds ------------------------------------
+
+
+def test_feedback_for_a_trigger_held_for_arbitration_is_joined_once_it_is_sent():
+    #   0 trigger ...... 10s window end ..... 11s decided: sent
+    #        5s delivered (before the decision): joined at 11s
+    events = [at(0), feedback(5 * S, tid("a", 0)), at(11 * S, host="zz")]
+    _, engine, _ = run([on_host("a", "h")], events, arbitrate_ms=10 * S)
+    assert {"sms": {"delivered": 1}} == engine.stats[0].outcomes
+    assert engine.policy is not None and 0 == engine.policy.unmatched_feedback
+
+
+def test_feedback_for_a_trigger_that_loses_arbitration_is_unmatched():
+    events = [at(0, host="x"), at(S, host="y"), feedback(5 * S, tid("lo", 0)), at(11 * S, host="zz")]
+    _, engine, _ = run([on_host("lo", "x", priority=10), on_host("hi", "y", priority=90)], events,
+                       arbitrate_ms=10 * S)
+    assert engine.policy is not None and 1 == engine.policy.unmatched_feedback
+    assert {} == engine.policy._parked
+
+
+def test_a_wave_sees_feedback_that_came_while_its_trigger_was_held():
+    """Wave two waits for no answer within 1d of wave one's trigger. The answer
+    came 5 s after the trigger, while arbitration still held it: the wave must
+    still see it after the trigger (it is parked until the trigger re-enters)."""
+    wave = scenario("wave2", Absence(flt("trigger", lambda e, a, c: e.scenario == "a", alias="t"),
+                                     flt("feedback", lambda e, a, c: e.trigger_id == a[0].id, reads_aliases=True),
+                                     D), actions=(Action("call", "offer.call"),))
+    events = [at(0), feedback(5 * S, tid("a", 0), "clicked"), at(2 * D, host="zz")]
+    sends, _, _ = run([on_host("a", "h"), wave], events, arbitrate_ms=10 * S)
+    assert ["a"] == [s.scenario for s in sends]
+    sends, _, _ = run([on_host("a", "h"), wave], [at(0), at(2 * D, host="zz")], arbitrate_ms=10 * S)
+    assert ["a", "wave2"] == [s.scenario for s in sends]

@@ -125,7 +125,7 @@ def test_policy_in_a_loaded_file_and_policy_option_give_the_same_sends(tmp_path)
     assert outputs[0]
 
 
-# --- feedback joined to no send ----------------------------------------------------
+# --- feedback while the arbitration window holds the send ---------------------------
 
 
 def stats(events: list[dict[str, Any]], tmp_path: Path, capsys: Any, *extra: str) -> str:
@@ -140,6 +140,22 @@ VIDEO_SMS = f"video_heavy_no_pack:{WANG}:{DAY0 + 21 * HOUR + 30 * MINUTE}"
 def click(ts: int, trigger_id: str = VIDEO_SMS) -> dict[str, Any]:
     return {"type": "feedback", "ts": ts, "msisdn": WANG, "trigger_id": trigger_id,
             "scenario": trigger_id.split(":")[0], "channel": "sms", "outcome": "clicked"}
+
+
+def test_the_delivery_report_that_comes_while_the_sms_is_held_for_arbitration_is_counted(tmp_path, capsys):
+    """video_wave: the SMS triggers at 21:30:00, its delivery report is at 21:31:00 —
+    the last moment of the `arbitrate 1m` window, before the SMS is decided."""
+    table = stats(story("video_wave"), tmp_path, capsys)
+    rows = stats_rows(table)
+    assert ["1", "1", "0", "0", "0"] == rows[("video_heavy_no_pack", "sms")][:5]  # sent, delivered, …
+    assert "unmatched feedback: 0" in table
+
+
+def test_a_click_while_the_sms_is_held_for_arbitration_still_means_no_call_wave(tmp_path):
+    """Without a policy a click at 21:30:30 answers the SMS and wave two never calls;
+    the policy holds the SMS until 21:31, and the click must still reach the wave."""
+    events = story("video_wave") + [click(DAY0 + 21 * HOUR + 30 * MINUTE + 30_000)]
+    assert ["video_heavy_no_pack"] == [s["scenario"] for s in replay(events, tmp_path)]
 
 
 def test_feedback_joined_to_no_send_is_counted_in_stats_and_in_the_report(tmp_path, capsys):
