@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import msgspec
+
 from plan import Policy
 
 #: the retention without a ``feedback within`` rule (or a longer ``no_repeat``)
@@ -38,19 +40,20 @@ def feedback_retention(policy: Policy | None) -> int:
     return max(no_repeat, DEFAULT_FEEDBACK_MS)
 
 
-class Record:
-    """What was decided for a trigger id, for joining feedback."""
+class Record(msgspec.Struct, gc=False):
+    """What was decided for a trigger id, for joining feedback.
 
-    __slots__ = ("index", "channel", "template", "msisdn", "control", "seen", "until")
+    Scalar-only and long-lived (a month of sends), so ``gc=False``: the cyclic
+    garbage collector never walks the records.
+    """
 
-    def __init__(self, index: int, channel: str, template: str, msisdn: str, control: bool) -> None:
-        self.index = index
-        self.channel = channel
-        self.template = template
-        self.msisdn = msisdn
-        self.control = control
-        self.seen = 0  # bit per outcome already counted
-        self.until = 0  # the last time (ms, inclusive) a feedback can be joined
+    index: int
+    channel: str
+    template: str
+    msisdn: str
+    control: bool
+    seen: int = 0  # bit per outcome already counted
+    until: int = 0  # the last time (ms, inclusive) a feedback can be joined
 
 
 class Records:

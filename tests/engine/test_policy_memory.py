@@ -97,6 +97,14 @@ def test_feedback_for_an_expired_record_neither_counts_nor_blocks_the_template()
     assert {} == engine.stats[0].outcomes
 
 
+def test_records_are_invisible_to_the_garbage_collector():
+    """Weeks of records are long-lived and scalar-only: the cyclic GC must not walk them."""
+    import gc
+    _, engine, _ = run([on_host("a", "h")], [at(0)])
+    assert engine.policy is not None
+    assert [False] == [gc.is_tracked(r) for r in engine.policy.records.values()]
+
+
 # --- per-subscriber state -----------------------------------------------------------
 
 
