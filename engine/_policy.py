@@ -31,7 +31,9 @@ import hashlib
 import heapq
 from typing import TYPE_CHECKING, Any, Callable
 
-from engine._calendar import duration_text, local_text, next_opening, occurrence_end, period_of, period_start
+from engine._calendar import (
+    duration_text, local_text, next_opening, occurrence_end, period_of, period_start, range_text,
+)
 from engine._feedback import Record, Records, feedback_retention
 from plan import Action, Capacity, Hours, Origin, Policy, Scenario
 
@@ -111,11 +113,11 @@ class PolicyStage:
         self.used: dict[tuple[str, int], int] = {}  # (channel, period) → sends, while decisions may count
         self.waiting: dict[str, list[tuple[tuple[int, int, str, str], Candidate, Action, dict[str, Any]]]] = {}
         self.arbitrate_ms = policy.arbitrate_ms
-        self.groups: list[list[tuple[int, frozenset[int]]]] = [[] for _ in scenarios]
+        self.groups: list[list[tuple[int, frozenset[int], str]]] = [[] for _ in scenarios]
         for g in policy.exclusive:
             members = frozenset(self.names[n] for n in g.scenarios if n in self.names)
             for i in members:
-                self.groups[i].append((g.per_ms, members))
+                self.groups[i].append((g.per_ms, members, g.name))
         default = next((c.percent for c in policy.control if not c.scenarios), 0.0)
         self.control = [default] * len(scenarios)
         for c in policy.control:
@@ -147,8 +149,10 @@ class PolicyStage:
     def offer(self, c: Candidate) -> None:
         """A trigger passed its scenario's gates: decide now, or hold it for arbitration."""
         m = c.msisdn
-        if self.exclude and self._excluded(m):
-            return self._stop(c, "exclude", "the subscriber is on an excluded list")
+        if self.exclude:
+            on = self._excluded(m)
+            if on is not None:
+                return self._stop(c, "exclude", f"the subscriber is on the excluded list \"{on}\"")
         if self.arbitrate_ms is None:
             return self._decide(c)
         st = self.states.get(m)
@@ -158,12 +162,16 @@ class PolicyStage:
             if c.ts <= st.first + self.arbitrate_ms:
                 st.window.append(c)
                 self._hold_window(c)
+                if self.engine.observer is not None:
+                    self._tell_wait(c, st.first + self.arbitrate_ms)
                 return None
             self._close(m, st)
         st.window = [c]
         st.first = c.ts
         self._hold_window(c)
         self.engine.schedule_last(c.ts + self.arbitrate_ms, self, m)
+        if self.engine.observer is not None:
+            self._tell_wait(c, st.first + self.arbitrate_ms)
         return None
 
     def on_deadline(self, msisdn: str, when: int) -> None:
@@ -247,16 +255,28 @@ class PolicyStage:
     def finish(self) -> None:
         """End of input: count what still waits as ``held`` on its scenario, and the
         feedback parked for it as unmatched (its trigger was never sent)."""
+        obs = self.engine.observer
         for st in self.states.values():
             for c in st.window or ():
                 self.engine.stats[c.index].held += 1
-        for queue in self.waiting.values():
+                if obs is not None:
+                    obs.policy(c.index, c.msisdn, c.ts, c.id, "held", "still waiting for arbitration (until "
+                               f"{self._t(st.first + self.arbitrate_ms)}) when the input ended")  # type: ignore[operator]
+        for channel, queue in self.waiting.items():
             for _, c, _, _ in queue:
                 self.engine.stats[c.index].held += 1
+                if obs is not None:
+                    obs.policy(c.index, c.msisdn, c.ts, c.id, "held",
+                               f"still waiting for {channel} capacity when the input ended")
         self.unmatched_feedback += sum(len(evs) for evs in self._parked.values())
         self._parked.clear()
 
     # --- decisions ---------------------------------------------------------
+
+    def _tell_wait(self, c: Candidate, until: int) -> None:
+        self.engine.observer.policy(c.index, c.msisdn, c.ts, c.id, "wait",
+                                    f"waits for arbitration until {self._t(until)} — of the subscriber's "
+                                    "triggers until then only the highest priority is sent")
 
     def _hold_window(self, c: Candidate) -> None:
         self._waiting_ids.add(c.id)
@@ -290,6 +310,8 @@ class PolicyStage:
         for k, action in enumerate(c.scenario.actions):
             reason, detail, send_at = self._allow(c, action, st, c.ts + action.after_ms)
             if reason is None:
+                if detail:
+                    notes.append(detail)
                 break
             notes.append(f"{action.channel} \"{action.template}\": {detail}")
             if first_reason is None:
@@ -316,11 +338,14 @@ class PolicyStage:
         until = st.blocked.get(action.template)
         if until is not None and c.ts <= until:
             return "no_repeat", f"template answered by the subscriber; blocked until {self._t(until)}", send_at
-        for per, members in self.groups[c.index]:
+        for per, members, group in self.groups[c.index]:
             for t, _, i in st.sends:
                 if i != c.index and i in members and abs(t - send_at) <= per:
                     other = self.engine.scenarios[i].name
-                    return "exclusive", f"{other} of the same exclusion group was sent at {self._t(t)}", send_at
+                    when = "before" if t <= send_at else "after"
+                    return "exclusive", (f"{other} of the exclusion group \"{group}\" was sent at {self._t(t)}, "
+                                         f"less than {duration_text(per)} {when}"), send_at
+        planned = send_at
         send_at, reason, detail = self._timing(channel, send_at)
         if reason is not None:
             return reason, detail, send_at
@@ -329,7 +354,7 @@ class PolicyStage:
                 if not _fits(st.sends, send_at, None if any_channel else channel, limit, per):
                     what = "any" if any_channel else channel
                     return "cap", f"cap {what} {limit} per {duration_text(per)} reached at {self._t(send_at)}", send_at
-        return None, "", send_at
+        return None, detail if send_at != planned else "", send_at
 
     def _timing(self, channel: str, send_at: int) -> tuple[int, str | None, str]:
         """Working hours and quiet ranges: the deferred send time, or the reason to drop."""
@@ -338,18 +363,28 @@ class PolicyStage:
         if hours is None and not quiet:
             return send_at, None, ""
         clock = self.clock
+        planned = send_at
+        why: list[str] = []  # what moved the send (for explain)
         for _ in range(64):
             moved = send_at
             if hours is not None:
                 moved = min(next_opening(clock, moved, h.ranges, h.days) for h in hours)
+                if moved != send_at and "working hours" not in why:
+                    why.append("working hours")
             for q in quiet:
                 end = occurrence_end(clock, moved, q.range, q.days)
                 if end is not None:
                     if q.mode == "drop":
                         return moved, "quiet", f"falls in quiet hours for {channel} (drop) at {self._t(moved)}"
                     moved = end
+                    rule = f"quiet hours {range_text(q.range)}"
+                    if rule not in why:
+                        why.append(rule)
             if moved == send_at:
-                return send_at, None, ""
+                if moved == planned or self.engine.observer is None:
+                    return send_at, None, ""
+                return send_at, None, (f"deferred from {self._t(planned)} by {' and '.join(why)} "
+                                       f"for {channel}")
             send_at = moved
         return send_at, "quiet", f"no time outside quiet hours for {channel}"
 
@@ -388,7 +423,8 @@ class PolicyStage:
         obs = self.engine.observer
         if obs is not None:
             obs.policy(c.index, c.msisdn, c.ts, c.id, "wait",
-                       f"{cap.channel} capacity {cap.limit} per {cap.per_days}d used up; waits for the next period")
+                       f"waits for the next period: the {cap.channel} capacity ({cap.limit} per {cap.per_days}d) "
+                       "is used up; the waiting go first then, highest priority first")
 
     def _release(self, when: int) -> None:
         """A capacity period opened: the waiting go first, highest priority first."""
@@ -420,7 +456,7 @@ class PolicyStage:
         self.feedback.add(c.id, Record(c.index, action.channel, action.template, c.msisdn, False), send_at)
         obs = self.engine.observer
         if obs is not None:
-            detail = f"sent {action.channel} \"{action.template}\" at {self._t(send_at)}"
+            detail = f"sent {action.channel} \"{action.template}\", send time {self._t(send_at)}"
             obs.policy(c.index, c.msisdn, c.ts, c.id, "sent", detail + (f" ({notes})" if notes else ""))
         self.engine.emit(c.index, c.msisdn, c.ts, c.id, action, params, send_at, c.depth)
         if self._parked:
@@ -443,9 +479,10 @@ class PolicyStage:
     def _t(self, ts: int) -> str:
         return local_text(self.clock, ts)
 
-    def _excluded(self, m: str) -> bool:
+    def _excluded(self, m: str) -> str | None:
+        """The first excluded list the subscriber is on, or None."""
         lists = self.engine.reference.lists
-        return any(m in lists.get(name, ()) for name in self.exclude)
+        return next((name for name in self.exclude if m in lists.get(name, ())), None)
 
     def _prune(self, st: _Sub, now: int) -> None:
         horizon = now - self.keep_ms
