@@ -319,6 +319,14 @@ class ControlRule:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedbackRule:
+    """``feedback within D`` (extension): how long a send can still be joined by a feedback."""
+
+    keyword: Token
+    within: Duration
+
+
+@dataclass(frozen=True, slots=True)
 class Arbitrate:
     """``arbitrate D``."""
 
@@ -327,7 +335,7 @@ class Arbitrate:
 
 
 Rule = Union[Exclude, CapRule, QuietRule, Arbitrate, HoursRule, CapacityRule, NoRepeatRule, ExclusiveRule,
-             ControlRule]
+             ControlRule, FeedbackRule]
 
 
 @dataclass(frozen=True, slots=True)

@@ -432,7 +432,7 @@ class Checker:
                         arbitrate_ms = self._duration(window, source)
         return plan.Policy(_origin(source, node.keyword), tuple(exclude), tuple(caps), tuple(quiet), arbitrate_ms,
                            tuple(ext.hours), tuple(ext.capacity), ext.no_repeat, tuple(ext.exclusive),
-                           tuple(ext.control))
+                           tuple(ext.control), ext.feedback_ms)
 
     def _extension(self, rule: ast.Rule, source: Source, ext: "_Extensions") -> bool:
         """The policy rules beyond LANGUAGE.md §6; False for a §6 rule."""
@@ -476,6 +476,11 @@ class Checker:
                     ext.control_line = kw.line
                 self._scenario_refs.extend((source, t) for t in scenarios)
                 ext.control.append(plan.Control(float(percent.value), tuple(t.text for t in scenarios)))
+            case ast.FeedbackRule(keyword=kw, within=within):
+                if ext.feedback_line is not None:
+                    self._report(source, kw, f"duplicate `feedback` rule; the first is at line {ext.feedback_line}")
+                ext.feedback_line = kw.line
+                ext.feedback_ms = self._duration(within, source)
             case _:
                 return False
         return True
@@ -500,6 +505,8 @@ class _Extensions:
         self.exclusive: list[plan.Exclusive] = []
         self.control: list[plan.Control] = []
         self.control_line: int | None = None
+        self.feedback_ms: int | None = None
+        self.feedback_line: int | None = None
 
 
 def _origin(source: Source, tok: Token) -> plan.Origin:

@@ -17,7 +17,8 @@ from dsl._tokens import (
 )
 
 CLAUSES = ("title", "priority", "audience", "when", "during", "cooldown", "once", "then")
-POLICY_RULES = ("exclude", "cap", "quiet", "arbitrate", "hours", "capacity", "no_repeat", "exclusive", "control")
+POLICY_RULES = ("exclude", "cap", "quiet", "arbitrate", "hours", "capacity", "no_repeat", "exclusive", "control",
+                "feedback")
 AGGREGATES = ("count", "sum", "distinct")
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 UNITS = ("ms", "s", "m", "h", "d")
@@ -332,7 +333,7 @@ class _Parser:
     def _parse_rule(self) -> ast.Rule:
         """rule := 'exclude' list_ref (',' list_ref)* | 'cap' NAME number 'per' duration
         | 'quiet' range ['on' days (',' days)*] 'for' NAME (',' NAME)* ('defer' | 'drop')
-        | 'arbitrate' duration | hours | capacity | no_repeat | exclusive | control"""
+        | 'arbitrate' duration | hours | capacity | no_repeat | exclusive | control | feedback"""
         tok = self.peek()
         if tok.kind != NAME or tok.text not in POLICY_RULES:
             hint = did_you_mean(tok.text, POLICY_RULES + ("end",)) if tok.kind == NAME else ""
@@ -384,7 +385,8 @@ class _Parser:
         capacity := 'capacity' NAME number 'per' duration
         no_repeat := 'no_repeat' 'after' NAME (',' NAME)* 'for' duration
         exclusive := 'exclusive' STRING ':' NAME (',' NAME)* 'per' duration
-        control := 'control' number '%' ['for' NAME (',' NAME)*]"""
+        control := 'control' number '%' ['for' NAME (',' NAME)*]
+        feedback := 'feedback' 'within' duration"""
         if kw.text == "hours":
             channel = self.expect_kind(NAME, "a channel")
             ranges = [self._parse_range()]
@@ -407,6 +409,9 @@ class _Parser:
             scenarios = self._parse_names("a scenario name")
             self.expect("per", "`per` and a duration, e.g. `per 7d`")
             return ast.ExclusiveRule(kw, name, scenarios, self._parse_duration())
+        if kw.text == "feedback":
+            self.expect("within", "`within` and a duration, e.g. `feedback within 30d`")
+            return ast.FeedbackRule(kw, self._parse_duration())
         percent = self._parse_number("a share such as 5%")
         self.expect("%", "'%' after the share, e.g. `control 5%`")
         scenarios = self._parse_names("a scenario name") if self.accept("for") else ()

@@ -80,3 +80,8 @@ def duration_text(ms: int) -> str:
         if ms % size == 0:
             return f"{ms // size}{unit}"
     return f"{ms}ms"
+
+
+def range_text(rng: TimeRange) -> str:
+    """``22:00..08:00``, as a policy writes a time-of-day range."""
+    return f"{rng.start_min // 60:02d}:{rng.start_min % 60:02d}..{rng.end_min // 60:02d}:{rng.end_min % 60:02d}"

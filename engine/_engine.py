@@ -320,15 +320,16 @@ class Engine:
         elif cls is Profile:
             update = self.reference.update_tags
             before.append(lambda ev: update(ev.msisdn, ev.tags))
-        elif cls is Feedback and self.policy is not None:
-            before.append(self.policy.on_feedback)
-        return build_route(
+        route = build_route(
             cls.__struct_config__.tag,  # type: ignore[arg-type]
             before,
             self._handlers.get(cls, ()),
             self._tracked.get(cls, ()),
             self.ctx,
         )
+        if cls is Feedback and self.policy is not None:
+            return self.policy.feedback_route(route)  # joins feedback to sends first
+        return route
 
     def _label(self, ev: Any) -> None:
         """A DPI event without app or category gets them from the knowledge base."""
@@ -339,6 +340,10 @@ class Engine:
                     ev.app = label[0]
                 if ev.category is None:
                     ev.category = label[1]
+
+    def requeue(self, ev: Event) -> None:
+        """Dispatch ``ev`` after the events already pending (the policy's parked feedback)."""
+        self._pending.append((ev, 0))
 
     def _drain(self) -> None:
         pending = self._pending

@@ -6,10 +6,15 @@ whether, when and on which channel of the ``or`` chain the subscriber is
 contacted, and calls back ``Engine.emit`` for each send. Per subscriber it
 keeps only a small ``_Sub``: recent and scheduled sends (for caps and
 exclusion groups), templates blocked by ``no_repeat``, and an open
-arbitration window. Decisions that must wait (an arbitration window, a
-call-centre capacity queue) are driven by the engine's deadlines, so a replay
-is deterministic; at the end of input, time stands at the last event and what
-is still waiting stays unsent and is counted as ``held``.
+arbitration window — each forgotten, through ``Engine.watch``, once no rule
+can read it. What was decided per trigger id is kept in ``_feedback.Records``
+for the ``feedback within`` retention only. Decisions that must wait (an
+arbitration window, a call-centre capacity queue) are driven by the engine's
+deadlines, so a replay is deterministic; at the end of input, time stands at
+the last event and what is still waiting stays unsent and is counted as
+``held``. A feedback naming a trigger still waiting is parked and dispatched
+right after the trigger is decided (after its ``trigger`` event), so waves see
+it as they would without the wait.
 
 Order of the checks for one trigger: ``exclude`` (subscriber), arbitration
 (the window's winner goes on, the others are ``arbitration``), then for each
@@ -24,9 +29,12 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from engine._calendar import duration_text, local_text, next_opening, occurrence_end, period_of, period_start
+from engine._calendar import (
+    duration_text, local_text, next_opening, occurrence_end, period_of, period_start, range_text,
+)
+from engine._feedback import Record, Records, feedback_retention
 from plan import Action, Capacity, Hours, Origin, Policy, Scenario
 
 if TYPE_CHECKING:
@@ -82,20 +90,6 @@ class _Sub:
         self.first = 0  # time of the window's first trigger
 
 
-class _Record:
-    """What was decided for a trigger id, for joining feedback."""
-
-    __slots__ = ("index", "channel", "template", "msisdn", "control", "seen")
-
-    def __init__(self, index: int, channel: str, template: str, msisdn: str, control: bool) -> None:
-        self.index = index
-        self.channel = channel
-        self.template = template
-        self.msisdn = msisdn
-        self.control = control
-        self.seen = 0
-
-
 class PolicyStage:
     """Enforces one ``plan.Policy`` for an engine; also joins feedback for measurement."""
 
@@ -116,14 +110,14 @@ class PolicyStage:
         for h in policy.hours:
             self.hours.setdefault(h.channel, []).append(h)
         self.capacity: dict[str, Capacity] = {c.channel: c for c in policy.capacity}
-        self.used: dict[tuple[str, int], int] = {}  # (channel, period) → sends
+        self.used: dict[tuple[str, int], int] = {}  # (channel, period) → sends, while decisions may count
         self.waiting: dict[str, list[tuple[tuple[int, int, str, str], Candidate, Action, dict[str, Any]]]] = {}
         self.arbitrate_ms = policy.arbitrate_ms
-        self.groups: list[list[tuple[int, frozenset[int]]]] = [[] for _ in scenarios]
+        self.groups: list[list[tuple[int, frozenset[int], str]]] = [[] for _ in scenarios]
         for g in policy.exclusive:
             members = frozenset(self.names[n] for n in g.scenarios if n in self.names)
             for i in members:
-                self.groups[i].append((g.per_ms, members))
+                self.groups[i].append((g.per_ms, members, g.name))
         default = next((c.percent for c in policy.control if not c.scenarios), 0.0)
         self.control = [default] * len(scenarios)
         for c in policy.control:
@@ -137,10 +131,17 @@ class PolicyStage:
         self.keep_ms = max(keep, default=0) and max(keep) + (policy.arbitrate_ms or 0)
         self.no_repeat = policy.no_repeat
         self.no_repeat_bits = 0 if policy.no_repeat is None else sum(_BIT[o] for o in policy.no_repeat.outcomes)
-        self.records: dict[str, _Record] = {}
+        #: trigger id → what was decided, while a feedback can still be joined to it
+        self.feedback = Records(feedback_retention(policy), engine.watch)
+        self.records: dict[str, Record] = self.feedback.by_id
         self.holds = self.arbitrate_ms is not None or bool(self.capacity)
-        self._held: list[tuple[int, str]] = []  # (ts, id) of waiting triggers, lazily pruned
-        self._waiting_ids: set[str] = set()
+        self._held: list[tuple[int, str]] = []  # (ts, id) of triggers in arbitration windows
+        self._windowed: set[str] = set()  # ids in open arbitration windows
+        self._waiting_ids: set[str] = set()  # ids not yet decided: in a window or a capacity queue
+        self._queue_low: dict[str, int] = {}  # channel → earliest trigger time in its capacity queue
+        #: feedback naming a trigger not yet decided: dispatched once it is (after its ``trigger`` event)
+        self._parked: dict[str, list[Any]] = {}
+        #: feedback events joined to no send: unknown id, or later than ``feedback within``
         self.unmatched_feedback = 0
 
     # --- entry points ------------------------------------------------------
@@ -148,8 +149,10 @@ class PolicyStage:
     def offer(self, c: Candidate) -> None:
         """A trigger passed its scenario's gates: decide now, or hold it for arbitration."""
         m = c.msisdn
-        if self.exclude and self._excluded(m):
-            return self._stop(c, "exclude", "the subscriber is on an excluded list")
+        if self.exclude:
+            on = self._excluded(m)
+            if on is not None:
+                return self._stop(c, "exclude", f"the subscriber is on the excluded list \"{on}\"")
         if self.arbitrate_ms is None:
             return self._decide(c)
         st = self.states.get(m)
@@ -158,13 +161,17 @@ class PolicyStage:
         if st.window is not None:
             if c.ts <= st.first + self.arbitrate_ms:
                 st.window.append(c)
-                self._hold(c)
+                self._hold_window(c)
+                if self.engine.observer is not None:
+                    self._tell_wait(c, st.first + self.arbitrate_ms)
                 return None
             self._close(m, st)
         st.window = [c]
         st.first = c.ts
-        self._hold(c)
+        self._hold_window(c)
         self.engine.schedule_last(c.ts + self.arbitrate_ms, self, m)
+        if self.engine.observer is not None:
+            self._tell_wait(c, st.first + self.arbitrate_ms)
         return None
 
     def on_deadline(self, msisdn: str, when: int) -> None:
@@ -176,9 +183,31 @@ class PolicyStage:
             self._close(msisdn, st)
         return None
 
+    def feedback_route(self, route: Callable[[Any], None] | None) -> Callable[[Any], None]:
+        """The route for ``feedback`` events: join each to its send, then ``route`` (the scenarios
+        reading feedback) — unless it names a trigger the policy still holds.
+
+        Such a feedback is parked and dispatched right after the trigger is decided,
+        so a wave waiting on the trigger (``trigger as t -> not feedback … within D``)
+        sees it after the trigger, as it would have without the arbitration delay.
+        """
+        parked = self._parked
+        waiting = self._waiting_ids
+        join = self.on_feedback
+
+        def feedback(ev: Any) -> None:
+            if ev.trigger_id in waiting:
+                parked.setdefault(ev.trigger_id, []).append(ev)
+                return
+            join(ev)
+            if route is not None:
+                route(ev)
+
+        return feedback
+
     def on_feedback(self, ev: Any) -> None:
         """A channel reported on a trigger: count it once per outcome; maybe block the template."""
-        rec = self.records.get(ev.trigger_id)
+        rec = self.feedback.find(ev.trigger_id, ev.ts)
         if rec is None:
             self.unmatched_feedback += 1
             return
@@ -202,7 +231,9 @@ class PolicyStage:
             self.engine.watch(until, self, rec.msisdn)
 
     def collect(self, msisdn: str, now: int) -> None:
-        """Forget what can no longer stop a send."""
+        """Forget what can no longer stop a send (``""``: capacity periods no decision can count in)."""
+        if msisdn == "":
+            return self._forget_periods(now)
         st = self.states.get(msisdn)
         if st is None:
             return
@@ -212,28 +243,44 @@ class PolicyStage:
 
     def watermark(self) -> int | None:
         """The earliest trigger time still waiting for a decision (None: nothing waits)."""
-        held = self._held
-        while held and held[0][1] not in self._waiting_ids:
-            heapq.heappop(held)
-        return held[0][0] if held else None
+        times = list(self._queue_low.values())
+        if self._held:
+            times.append(self._held[0][0])
+        return min(times) if times else None
 
     def held(self) -> int:
         """Triggers still waiting (arbitration window or capacity queue)."""
         return len(self._waiting_ids)
 
     def finish(self) -> None:
-        """End of input: count what still waits as ``held`` on its scenario."""
+        """End of input: count what still waits as ``held`` on its scenario, and the
+        feedback parked for it as unmatched (its trigger was never sent)."""
+        obs = self.engine.observer
         for st in self.states.values():
             for c in st.window or ():
                 self.engine.stats[c.index].held += 1
-        for queue in self.waiting.values():
+                if obs is not None:
+                    obs.policy(c.index, c.msisdn, c.ts, c.id, "held", "still waiting for arbitration (until "
+                               f"{self._t(st.first + self.arbitrate_ms)}) when the input ended")  # type: ignore[operator]
+        for channel, queue in self.waiting.items():
             for _, c, _, _ in queue:
                 self.engine.stats[c.index].held += 1
+                if obs is not None:
+                    obs.policy(c.index, c.msisdn, c.ts, c.id, "held",
+                               f"still waiting for {channel} capacity when the input ended")
+        self.unmatched_feedback += sum(len(evs) for evs in self._parked.values())
+        self._parked.clear()
 
     # --- decisions ---------------------------------------------------------
 
-    def _hold(self, c: Candidate) -> None:
+    def _tell_wait(self, c: Candidate, until: int) -> None:
+        self.engine.observer.policy(c.index, c.msisdn, c.ts, c.id, "wait",
+                                    f"waits for arbitration until {self._t(until)} — of the subscriber's "
+                                    "triggers until then only the highest priority is sent")
+
+    def _hold_window(self, c: Candidate) -> None:
         self._waiting_ids.add(c.id)
+        self._windowed.add(c.id)
         heapq.heappush(self._held, (c.ts, c.id))
 
     def _close(self, m: str, st: _Sub) -> None:
@@ -242,6 +289,10 @@ class PolicyStage:
         window.sort(key=Candidate.rank)
         for c in window:
             self._waiting_ids.discard(c.id)
+            self._windowed.discard(c.id)
+        held = self._held  # windows close in time order: what is decided leaves the heap now
+        while held and held[0][1] not in self._windowed:
+            heapq.heappop(held)
         winner = window[0]
         for c in window[1:]:
             self._stop(c, "arbitration", f"lost arbitration to {winner.scenario.name} "
@@ -259,6 +310,8 @@ class PolicyStage:
         for k, action in enumerate(c.scenario.actions):
             reason, detail, send_at = self._allow(c, action, st, c.ts + action.after_ms)
             if reason is None:
+                if detail:
+                    notes.append(detail)
                 break
             notes.append(f"{action.channel} \"{action.template}\": {detail}")
             if first_reason is None:
@@ -267,7 +320,7 @@ class PolicyStage:
             return self._stop(c, first_reason or "no_action", "; ".join(notes))
         params = c.params[k]
         if in_control(c.msisdn, c.scenario.name, self.control[c.index]):
-            self.records[c.id] = _Record(c.index, action.channel, action.template, c.msisdn, True)
+            self.feedback.add(c.id, Record(c.index, action.channel, action.template, c.msisdn, True), send_at)
             record = self.engine.control_sink
             if record is not None:
                 from engine._engine import Send  # the engine module imports this one
@@ -285,11 +338,14 @@ class PolicyStage:
         until = st.blocked.get(action.template)
         if until is not None and c.ts <= until:
             return "no_repeat", f"template answered by the subscriber; blocked until {self._t(until)}", send_at
-        for per, members in self.groups[c.index]:
+        for per, members, group in self.groups[c.index]:
             for t, _, i in st.sends:
                 if i != c.index and i in members and abs(t - send_at) <= per:
                     other = self.engine.scenarios[i].name
-                    return "exclusive", f"{other} of the same exclusion group was sent at {self._t(t)}", send_at
+                    when = "before" if t <= send_at else "after"
+                    return "exclusive", (f"{other} of the exclusion group \"{group}\" was sent at {self._t(t)}, "
+                                         f"less than {duration_text(per)} {when}"), send_at
+        planned = send_at
         send_at, reason, detail = self._timing(channel, send_at)
         if reason is not None:
             return reason, detail, send_at
@@ -298,7 +354,7 @@ class PolicyStage:
                 if not _fits(st.sends, send_at, None if any_channel else channel, limit, per):
                     what = "any" if any_channel else channel
                     return "cap", f"cap {what} {limit} per {duration_text(per)} reached at {self._t(send_at)}", send_at
-        return None, "", send_at
+        return None, detail if send_at != planned else "", send_at
 
     def _timing(self, channel: str, send_at: int) -> tuple[int, str | None, str]:
         """Working hours and quiet ranges: the deferred send time, or the reason to drop."""
@@ -307,28 +363,52 @@ class PolicyStage:
         if hours is None and not quiet:
             return send_at, None, ""
         clock = self.clock
+        planned = send_at
+        why: list[str] = []  # what moved the send (for explain)
         for _ in range(64):
             moved = send_at
             if hours is not None:
                 moved = min(next_opening(clock, moved, h.ranges, h.days) for h in hours)
+                if moved != send_at and "working hours" not in why:
+                    why.append("working hours")
             for q in quiet:
                 end = occurrence_end(clock, moved, q.range, q.days)
                 if end is not None:
                     if q.mode == "drop":
                         return moved, "quiet", f"falls in quiet hours for {channel} (drop) at {self._t(moved)}"
                     moved = end
+                    rule = f"quiet hours {range_text(q.range)}"
+                    if rule not in why:
+                        why.append(rule)
             if moved == send_at:
-                return send_at, None, ""
+                if moved == planned or self.engine.observer is None:
+                    return send_at, None, ""
+                return send_at, None, (f"deferred from {self._t(planned)} by {' and '.join(why)} "
+                                       f"for {channel}")
             send_at = moved
         return send_at, "quiet", f"no time outside quiet hours for {channel}"
 
     def _take_capacity(self, cap: Capacity, send_at: int) -> bool:
-        key = (cap.channel, period_of(self.clock, send_at, cap.per_days))
-        used = self.used.get(key, 0)
+        period = period_of(self.clock, send_at, cap.per_days)
+        key = (cap.channel, period)
+        used = self.used.get(key)
+        if used is None:
+            # forgotten once no decision can fall in it: a trigger is decided at most an
+            # arbitration window after its time
+            end = period_start(self.clock, period + 1, cap.per_days)
+            self.engine.watch(end + (self.arbitrate_ms or 0), self, "")
+            used = 0
         if used >= cap.limit:
             return False
         self.used[key] = used + 1
         return True
+
+    def _forget_periods(self, now: int) -> None:
+        horizon = now - (self.arbitrate_ms or 0)
+        for channel, period in list(self.used):
+            per_days = self.capacity[channel].per_days
+            if period_start(self.clock, period + 1, per_days) < horizon:
+                del self.used[(channel, period)]
 
     def _wait(self, c: Candidate, action: Action, params: dict[str, Any], cap: Capacity, send_at: int) -> None:
         queue = self.waiting.setdefault(cap.channel, [])
@@ -336,11 +416,15 @@ class PolicyStage:
             nxt = period_start(self.clock, period_of(self.clock, send_at, cap.per_days) + 1, cap.per_days)
             self.engine.schedule_last(max(nxt, self.engine.now), self, "")
         queue.append((c.rank(), c, action, params))
-        self._hold(c)
+        self._waiting_ids.add(c.id)
+        low = self._queue_low.get(cap.channel)
+        if low is None or c.ts < low:
+            self._queue_low[cap.channel] = c.ts
         obs = self.engine.observer
         if obs is not None:
             obs.policy(c.index, c.msisdn, c.ts, c.id, "wait",
-                       f"{cap.channel} capacity {cap.limit} per {cap.per_days}d used up; waits for the next period")
+                       f"waits for the next period: the {cap.channel} capacity ({cap.limit} per {cap.per_days}d) "
+                       "is used up; the waiting go first then, highest priority first")
 
     def _release(self, when: int) -> None:
         """A capacity period opened: the waiting go first, highest priority first."""
@@ -349,7 +433,8 @@ class PolicyStage:
                 continue
             cap = self.capacity[channel]
             queue.sort(key=lambda item: item[0])
-            self.waiting[channel] = []
+            del self.waiting[channel]  # ``_wait`` opens a new queue for those still over capacity
+            self._queue_low.pop(channel, None)
             for _, c, action, params in queue:
                 self._waiting_ids.discard(c.id)
                 st = self.states.get(c.msisdn) or _Sub()
@@ -368,12 +453,14 @@ class PolicyStage:
             self._prune(st, self.engine.now)
             st.sends.append((send_at, action.channel, c.index))
             self.engine.watch(max(send_at, self.engine.now) + self.keep_ms, self, c.msisdn)
-        self.records[c.id] = _Record(c.index, action.channel, action.template, c.msisdn, False)
+        self.feedback.add(c.id, Record(c.index, action.channel, action.template, c.msisdn, False), send_at)
         obs = self.engine.observer
         if obs is not None:
-            detail = f"sent {action.channel} \"{action.template}\" at {self._t(send_at)}"
+            detail = f"sent {action.channel} \"{action.template}\", send time {self._t(send_at)}"
             obs.policy(c.index, c.msisdn, c.ts, c.id, "sent", detail + (f" ({notes})" if notes else ""))
         self.engine.emit(c.index, c.msisdn, c.ts, c.id, action, params, send_at, c.depth)
+        if self._parked:
+            self._unpark(c.id)
 
     def _stop(self, c: Candidate, reason: str, detail: str) -> None:
         stats = self.engine.stats[c.index]
@@ -381,13 +468,21 @@ class PolicyStage:
         obs = self.engine.observer
         if obs is not None:
             obs.policy(c.index, c.msisdn, c.ts, c.id, reason, detail)
+        if self._parked:
+            self._unpark(c.id)
+
+    def _unpark(self, trigger_id: str) -> None:
+        """The trigger is decided: its parked feedback follows its ``trigger`` event (if sent)."""
+        for ev in self._parked.pop(trigger_id, ()):
+            self.engine.requeue(ev)
 
     def _t(self, ts: int) -> str:
         return local_text(self.clock, ts)
 
-    def _excluded(self, m: str) -> bool:
+    def _excluded(self, m: str) -> str | None:
+        """The first excluded list the subscriber is on, or None."""
         lists = self.engine.reference.lists
-        return any(m in lists.get(name, ()) for name in self.exclude)
+        return next((name for name in self.exclude if m in lists.get(name, ())), None)
 
     def _prune(self, st: _Sub, now: int) -> None:
         horizon = now - self.keep_ms

@@ -24,7 +24,7 @@ from engine import Send
 from engine._engine import MAX_TRIGGER_DEPTH
 from engine._localtime import DEFAULT_TZ, LocalTime
 from engine._replay import stderr_problem_printer
-from kairos._measure import measure, table
+from kairos._measure import measure, table, unmatched_text
 from kairos._report import Series, render
 from kairos._template_check import TEMPLATES_FILE, find_templates, template_diagnostics
 from plan import Plan
@@ -286,15 +286,19 @@ def _replay(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if measuring:
         rows = measure(plan, engine.stats)
+        stage = engine.policy
+        assert stage is not None  # measuring always builds the policy stage
         if args.stats:
-            sys.stderr.write(table(rows))
+            sys.stderr.write(table(rows, unmatched_text(stage.unmatched_feedback, stage.feedback.retention_ms)))
         if args.report:
             files = ", ".join(Path(f).name for f in plan.files)
             subtitle = (f"{report.events:,} events from {Path(args.events).name}; scenarios from {files}; "
                         f"{'with' if plan.policy else 'without'} a contact policy")
             try:
                 Path(args.report).write_text(render(rows, series, title="Kairos scenario report",  # type: ignore[arg-type]
-                                                    subtitle=subtitle), encoding="utf-8")
+                                                    subtitle=subtitle, unmatched=stage.unmatched_feedback,
+                                                    retention_ms=stage.feedback.retention_ms),
+                                             encoding="utf-8")
             except OSError as e:
                 print(f"kairos replay: cannot write the report: {e}", file=sys.stderr)
                 return EXIT_USAGE

@@ -15,10 +15,12 @@ import msgspec
 
 from engine import Engine, EventReader, InputProblem, Reference, Send
 from engine._calendar import duration_text, local_text
+from kairos._measure import reasons_text
 from engine._localtime import DEFAULT_TZ, LocalTime
 from plan import Absence, Aggregate, Dwell, Plan, Scenario, Sequence
 
 PAD = " " * 26
+HELD = "held at the end of input"  # a reason in the summary: the policy had not decided yet
 
 
 class Timeline:
@@ -30,7 +32,9 @@ class Timeline:
         self.clock = clock
         self.lines: list[str] = []
         self.sent: set[int] = set()
-        self.matched: set[int] = set()
+        self.matched: dict[int, int] = {}  # scenario → completions for the subscriber
+        self.reasons: dict[int, dict[str, int]] = {}  # scenario → why completions were not sent
+        self.stopped: dict[int, bool] = {}  # scenario → its last decided trigger was stopped by the policy
         self.engine: Engine | None = None
 
     def at(self, ts: int) -> str:
@@ -38,13 +42,17 @@ class Timeline:
 
     def completed(self, i: int, m: str, t: int, e: Any, a: tuple[Any, ...]) -> None:
         if m == self.msisdn:
-            self.matched.add(i)
+            self.matched[i] = self.matched.get(i, 0) + 1
             scn = self.plan.scenarios[i]
             self.lines.append(f"{self.at(t)}{scn.name}: the pattern completed ({_pattern_text(scn)})")
 
     def gated(self, i: int, m: str, t: int, reason: str) -> None:
         if m == self.msisdn:
-            self.lines.append(f"{PAD}  not triggered: {_gate_text(self.plan.scenarios[i], reason)}")
+            self._count(i, reason)
+            text = _gate_text(self.plan.scenarios[i], reason)
+            if reason in ("cooldown", "once") and self.stopped.get(i):
+                text += " (that trigger was stopped by the contact policy, but cool-down and once count it)"
+            self.lines.append(f"{PAD}  not triggered: {text}")
 
     def policy(self, i: int, m: str, t: int, trigger_id: str, verdict: str, detail: str) -> None:
         if m != self.msisdn:
@@ -55,11 +63,35 @@ class Timeline:
         lead = f"{PAD}  " if now <= t else f"{self.at(now)}policy: "
         if verdict == "sent":
             self.sent.add(i)
+            self.stopped[i] = False
             self.lines.append(f"{lead}trigger {trigger_id}: {detail}")
         elif verdict == "wait":
-            self.lines.append(f"{lead}trigger {trigger_id}: waits — {detail}")
+            self.lines.append(f"{lead}trigger {trigger_id}: {detail}")
+        elif verdict == "held":
+            self._count(i, HELD)
+            self.lines.append(f"{self.at(now)}end of input: trigger {trigger_id}: not sent — {detail}")
         else:
+            self._count(i, verdict)
+            self.stopped[i] = True
             self.lines.append(f"{lead}trigger {trigger_id}: stopped by the contact policy ({verdict}): {detail}")
+
+    def _count(self, i: int, reason: str) -> None:
+        by = self.reasons.setdefault(i, {})
+        by[reason] = by.get(reason, 0) + 1
+
+    def summary(self, i: int, sends: int, partial: str) -> str | None:
+        """The summary line of scenario ``i``; None when nothing happened for the subscriber."""
+        name = self.plan.scenarios[i].name
+        why = reasons_text(self.reasons.get(i, {}))
+        if sends:
+            line = f"  {name}: sent {sends} time{'s' * (sends != 1)}"
+            return line + (f"; not sent {sum(self.reasons[i].values())} — {why}" if self.reasons.get(i) else "")
+        if i in self.matched:
+            n = self.matched[i]
+            return f"  {name}: matched {n} time{'s' * (n != 1)}, never sent" + (f" — {why}" if why != "-" else "")
+        if partial:
+            return f"  {name}: never matched; at the end: {partial}"
+        return None
 
 
 def explain(plan: Plan, reference: Reference, events: IO[bytes], msisdn: str, *, tz: str = DEFAULT_TZ,
@@ -103,15 +135,11 @@ def explain(plan: Plan, reference: Reference, events: IO[bytes], msisdn: str, *,
     untouched = []
     for i, scn in enumerate(plan.scenarios):
         st_sent = sum(1 for s in sends if s.msisdn == msisdn and s.scenario == scn.name)
-        partial = described.get(i, "")
-        if st_sent:
-            yield f"  {scn.name}: sent {st_sent} time{'s' * (st_sent != 1)}"
-        elif i in timeline.matched:
-            yield f"  {scn.name}: matched but never sent (see the reasons above)"
-        elif partial:
-            yield f"  {scn.name}: never matched; at the end: {partial}"
-        else:
+        line = timeline.summary(i, st_sent, described.get(i, ""))
+        if line is None:
             untouched.append(scn.name)
+        else:
+            yield line
     if untouched:
         yield f"  no partial match at all: {', '.join(untouched)}"
 
@@ -159,8 +187,12 @@ def _partial(scn: Scenario, state: Any, clock: LocalTime) -> str:
         if not n:
             return ""
         what = "event" if p.kind == "count" else "value"
-        return f"{n} matching {what}{'s' * (n != 1)} in the last {duration_text(p.within_ms)} " \
-               f"(completes when {p.kind} {p.cmp} {_num(p.threshold)})"
+        now = f"{n} matching {what}{'s' * (n != 1)} in the last {duration_text(p.within_ms)}"
+        if p.kind == "sum":
+            now += f", sum {_num(sum(v for _, v in state if isinstance(v, (int, float)) and not isinstance(v, bool)))}"
+        elif p.kind == "distinct":
+            now += f", {len({repr(v) for _, v in state if v is not None})} distinct"
+        return f"{now} (completes when {p.kind} {p.cmp} {_num(p.threshold)})"
     if isinstance(p, Sequence):
         steps = len(p.steps)
         done = 0
@@ -169,7 +201,8 @@ def _partial(scn: Scenario, state: Any, clock: LocalTime) -> str:
                 done = k + 1
         return "" if not done else f"{done} of {steps} steps seen (within {duration_text(p.within_ms)})"
     if isinstance(p, Absence):
-        return f"waiting for no {p.absent.event_type} until {local_text(clock, state.ts + p.within_ms)}"
+        return (f"completes at {local_text(clock, state.ts + p.within_ms)} unless a matching "
+                f"{p.absent.event_type} comes first")
     if isinstance(p, Dwell):
         enter, fired = state[0], state[1]
         if fired:

@@ -13,6 +13,9 @@ in the README):
   take the offer's product without being contacted) ÷ control triggers.
 - *uplift*: conversion − control conversion, in percentage points; it is shown
   only where the scenario has a control group.
+- *unmatched feedback* (one figure for the run): ``feedback`` events joined to
+  no send — an unknown trigger id, or more than the policy's ``feedback within``
+  retention after the send. They count nowhere else.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Sequence
 import msgspec
 
 from engine import ScenarioStats
+from engine._calendar import duration_text
 from plan import Plan
 
 GATES = ("cooldown", "once", "audience", "during")
@@ -95,8 +99,14 @@ def reasons_text(suppressed: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in items) or "-"
 
 
-def table(rows: list[Row]) -> str:
-    """The ``--stats`` table, aligned for a terminal."""
+def unmatched_text(count: int, retention_ms: int) -> str:
+    """The line under the table: feedback events that joined no send, and why that happens."""
+    return (f"unmatched feedback: {count:,} (no send with that trigger id, or more than "
+            f"{duration_text(retention_ms)} after its send)")
+
+
+def table(rows: list[Row], unmatched: str | None = None) -> str:
+    """The ``--stats`` table, aligned for a terminal; ``unmatched`` (``unmatched_text``) below it."""
     head = ("scenario", "channel", "matched", "sent", "delivered", "clicked", "accepted", "rejected",
             "conversion", "control", "ctl conv", "uplift", "held", "suppressed (reason count)")
     lines = [head]
@@ -117,4 +127,6 @@ def table(rows: list[Row]) -> str:
         out.append("  ".join(cells).rstrip())
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
+    if unmatched is not None:
+        out += ["", unmatched]
     return "\n".join(out) + "\n"

@@ -12,6 +12,7 @@ from html import escape
 from typing import Sequence
 
 from engine import LocalTime
+from engine._calendar import duration_text
 from kairos._measure import GATES, POLICY, Row, reasons_text
 
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777",
@@ -136,6 +137,14 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"
 
 
+def _unmatched(count: int, retention_ms: int) -> str:
+    if not count:
+        return ""
+    return escape(f" {count:,} feedback event{'s' * (count != 1)} matched no send (an unknown message id, "
+                  f"or an answer more than {duration_text(retention_ms)} after the message) and "
+                  f"{'are' if count != 1 else 'is'} not counted above.")
+
+
 def _table(rows: list[Row]) -> str:
     head = ("Scenario", "Channel", "Matched", "Sent", "Delivered", "Clicked", "Accepted", "Rejected",
             "Conversion", "Control", "Control conv.", "Uplift", "Held", "Suppressed (why)")
@@ -176,8 +185,9 @@ tr.total{background:#f8fafc} tr.channel td{color:#4b5563} small{color:#6b7280}
 """
 
 
-def render(rows: list[Row], series: Series, *, title: str, subtitle: str) -> str:
-    """The whole page."""
+def render(rows: list[Row], series: Series, *, title: str, subtitle: str, unmatched: int = 0,
+           retention_ms: int = 0) -> str:
+    """The whole page; ``unmatched`` feedback events joined no send (kept ``retention_ms`` after it)."""
     totals = [r for r in rows if r.channel == "all"]
     names = [r.scenario for r in totals]
     sent = sum(r.sent for r in totals)
@@ -201,7 +211,7 @@ out); colours are scenarios. Hover a bar for the numbers.</p>
 {_sends_chart(series, names)}
 <h2>From match to conversion</h2>
 <p class=note>How many times scenarios matched, how many passed their own rules and the contact policy and were
-sent, and what subscribers did with them (from the channels' feedback).</p>
+sent, and what subscribers did with them (from the channels' feedback).{_unmatched(unmatched, retention_ms)}</p>
 {_funnel(rows)}
 <h2>Why matches were not sent</h2>
 <p class=note>Amber: the scenario's own rules. Red: the contact policy protecting the subscriber. Purple: the

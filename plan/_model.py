@@ -263,6 +263,10 @@ class Policy(msgspec.Struct, frozen=True):
     no_repeat: NoRepeat | None = None
     exclusive: tuple[Exclusive, ...] = ()
     control: tuple[Control, ...] = ()
+    #: ``feedback within D`` (extension): how long after its send a ``feedback``
+    #: can still be joined to it; None: the engine's default (the ``no_repeat``
+    #: window or 30 days, whichever is longer)
+    feedback_within_ms: int | None = None
 
 
 class Plan(msgspec.Struct, frozen=True):

@@ -68,3 +68,18 @@ def test_a_second_global_control_share_is_refused():
 def test_a_policy_naming_a_scenario_loaded_later_is_accepted():
     p = compile_one("policy\n control 5% for late\nend\n" + SCENARIOS.replace("data_90", "late")).policy
     assert p is not None and p.control == (Control(5.0, ("late",)),)
+
+
+def test_feedback_within_sets_how_long_a_send_can_be_joined_by_its_feedback():
+    assert 45 * 86_400_000 == policy("feedback within 45d").feedback_within_ms
+    assert None is policy("cap sms 1 per 1d").feedback_within_ms  # the engine's default applies
+
+
+def test_a_second_feedback_rule_is_refused():
+    assert errors(SCENARIOS + "policy\n feedback within 30d\n feedback within 7d\nend\n") == [
+        "duplicate `feedback` rule; the first is at line 11"]
+
+
+def test_feedback_needs_within_and_a_duration():
+    assert errors(SCENARIOS + "policy\n feedback 30d\nend\n") == [
+        "expected `within` and a duration, e.g. `feedback within 30d`, got '30d'"]

@@ -71,8 +71,10 @@ def test_do_not_disturb_subscribers_get_nothing_and_explain_says_why(tmp_path, c
     assert replay(events, tmp_path) == []
     text = explain(events, DND, tmp_path, capsys)
     assert "video_heavy_no_pack: the pattern completed (sum >= 1,500,000,000 within 1d)" in text
-    assert "stopped by the contact policy (exclude): the subscriber is on an excluded list" in text
-    assert "  video_heavy_no_pack: matched but never sent (see the reasons above)" in text
+    assert "stopped by the contact policy (exclude): the subscriber is on the excluded list \"dnd\"" in text
+    assert ("not triggered: cooldown — the scenario triggered less than 30d ago (that trigger was stopped by "
+            "the contact policy, but cool-down and once count it)") in text
+    assert "  video_heavy_no_pack: matched 2 times, never sent — cooldown 1, exclude 1" in text
 
 
 def test_explain_shows_the_audience_that_kept_a_subscriber_out(tmp_path, capsys):
@@ -87,17 +89,55 @@ def test_explain_shows_a_partial_match_that_never_completed(tmp_path, capsys):
     lines = text.splitlines()
     assert "2026-11-23 Mon 19:00:00   dpi host=iqiyi.com app=iqiyi category=video bytes=600000000 duration_s=2700" \
         in lines
-    assert ("                            video_heavy_no_pack: partial match — 2 matching values in the last 1d "
-            "(completes when sum >= 1,500,000,000)") in lines
-    assert ("  video_heavy_no_pack: never matched; at the end: 2 matching values in the last 1d "
-            "(completes when sum >= 1,500,000,000)") in lines
+    assert ("                            video_heavy_no_pack: partial match — 2 matching values in the last 1d, "
+            "sum 1,100,000,000 (completes when sum >= 1,500,000,000)") in lines
+    assert ("  video_heavy_no_pack: never matched; at the end: 2 matching values in the last 1d, "
+            "sum 1,100,000,000 (completes when sum >= 1,500,000,000)") in lines
 
 
 def test_explain_follows_a_sent_offer_through_the_policy(tmp_path, capsys):
     text = explain(story("video_heavy"), WANG, tmp_path, capsys)
-    assert (f"policy: trigger video_heavy_no_pack:{WANG}:{DAY0 + 21 * HOUR + 30 * MINUTE}: sent sms "
-            "\"offer.video_pack\" at 2026-11-23 Mon 21:30:00") in text
+    lines = text.splitlines()
+    trigger = f"trigger video_heavy_no_pack:{WANG}:{DAY0 + 21 * HOUR + 30 * MINUTE}"
+    at_completion = lines.index("2026-11-23 Mon 21:30:00   video_heavy_no_pack: the pattern completed "
+                                "(sum >= 1,500,000,000 within 1d)")
+    assert (f"                            {trigger}: waits for arbitration until 2026-11-23 Mon 21:31:00 — of the "
+            "subscriber's triggers until then only the highest priority is sent") == lines[at_completion + 1]
+    assert (f"2026-11-23 Mon 21:31:00   policy: {trigger}: sent sms \"offer.video_pack\", "
+            "send time 2026-11-23 Mon 21:30:00") in lines
     assert "  video_heavy_no_pack: sent 1 time" in text
+
+
+def test_explain_says_why_a_send_was_deferred(tmp_path, capsys):
+    text = explain(as_subscriber(story("video_heavy"), WANG, shift=2 * HOUR), WANG, tmp_path, capsys)
+    assert ("sent sms \"offer.video_pack\", send time 2026-11-24 Tue 08:00:00 (deferred from "
+            "2026-11-23 Mon 23:30:00 by quiet hours 22:00..08:00 for sms)") in text
+
+
+def test_explain_says_what_the_policy_still_held_when_the_input_ended(tmp_path, capsys):
+    """The care call completes at 15:00:00 with the last event: its arbitration
+    window (until 15:01) never closes, so it is not sent — and explain must say so."""
+    text = explain(story("dropped_calls_high_value"), "13800000010", tmp_path, capsys)
+    trigger = f"trigger dropped_calls_care_call:13800000010:{DAY0 + 15 * HOUR}"
+    assert (f"2026-11-23 Mon 15:00:00   end of input: {trigger}: not sent — still waiting for arbitration "
+            "(until 2026-11-23 Mon 15:01:00) when the input ended") in text
+    assert "  dropped_calls_care_call: matched 1 time, never sent — held at the end of input 1" in text
+    assert "  dropped_calls_apology: matched 1 time, never sent — audience 1" in text
+
+
+def test_explain_names_the_exclusion_group_and_sums_up_the_reasons(tmp_path, capsys):
+    text = explain(story("data_allowance"), WANG, tmp_path, capsys)
+    assert ("stopped by the contact policy (exclusive): sms \"offer.data_addon_exhausted\": data_90 of the "
+            "exclusion group \"data_offers\" was sent at 2026-11-23 Mon 12:00:00, less than 7d before") in text
+    # the December 90 % completes with the last event: its window is still open at the end
+    assert "  data_90: sent 1 time; not sent 2 — once 1, held at the end of input 1" in text
+    assert "  data_100: matched 1 time, never sent — exclusive 1" in text
+
+
+def test_explain_says_when_a_wave_completes_unless_answered(tmp_path, capsys):
+    text = explain(story("video_wave"), WANG, tmp_path, capsys)
+    assert ("                            video_pack_wave2_call: partial match — completes at 2026-11-26 Thu 21:30:00 "
+            "unless a matching feedback comes first") in text.splitlines()
 
 
 def test_a_refused_sms_offer_is_not_repeated_by_the_call_wave(tmp_path):
@@ -125,6 +165,60 @@ def test_policy_in_a_loaded_file_and_policy_option_give_the_same_sends(tmp_path)
     assert outputs[0]
 
 
+# --- feedback while the arbitration window holds the send ---------------------------
+
+
+def stats(events: list[dict[str, Any]], tmp_path: Path, capsys: Any, *extra: str) -> str:
+    capsys.readouterr()
+    replay(events, tmp_path, "--stats", *extra)
+    return capsys.readouterr().err
+
+
+VIDEO_SMS = f"video_heavy_no_pack:{WANG}:{DAY0 + 21 * HOUR + 30 * MINUTE}"
+
+
+def click(ts: int, trigger_id: str = VIDEO_SMS) -> dict[str, Any]:
+    return {"type": "feedback", "ts": ts, "msisdn": WANG, "trigger_id": trigger_id,
+            "scenario": trigger_id.split(":")[0], "channel": "sms", "outcome": "clicked"}
+
+
+def test_the_delivery_report_that_comes_while_the_sms_is_held_for_arbitration_is_counted(tmp_path, capsys):
+    """video_wave: the SMS triggers at 21:30:00, its delivery report is at 21:31:00 —
+    the last moment of the `arbitrate 1m` window, before the SMS is decided."""
+    table = stats(story("video_wave"), tmp_path, capsys)
+    rows = stats_rows(table)
+    assert ["1", "1", "0", "0", "0"] == rows[("video_heavy_no_pack", "sms")][:5]  # sent, delivered, …
+    assert "unmatched feedback: 0" in table
+
+
+def test_a_click_while_the_sms_is_held_for_arbitration_still_means_no_call_wave(tmp_path):
+    """Without a policy a click at 21:30:30 answers the SMS and wave two never calls;
+    the policy holds the SMS until 21:31, and the click must still reach the wave."""
+    events = story("video_wave") + [click(DAY0 + 21 * HOUR + 30 * MINUTE + 30_000)]
+    assert ["video_heavy_no_pack"] == [s["scenario"] for s in replay(events, tmp_path)]
+
+
+def test_feedback_joined_to_no_send_is_counted_in_stats_and_in_the_report(tmp_path, capsys):
+    events = story("video_heavy") + [click(DAY0 + 22 * HOUR), click(DAY0 + 22 * HOUR, "nobody:1:2"),
+                                     click(DAY0 + 23 * HOUR, "nobody:1:3")]
+    table = stats(events, tmp_path, capsys, "--report", str(tmp_path / "r.html"))
+    assert "unmatched feedback: 2 (no send with that trigger id, or more than 30d after its send)" in table
+    page = html.unescape((tmp_path / "r.html").read_text())
+    assert "2 feedback events matched no send" in page
+
+
+def test_feedback_later_than_the_policys_feedback_window_is_unmatched(tmp_path, capsys):
+    policy = tmp_path / "policy.kairos"
+    policy.write_text(POLICY.read_text().replace("feedback within 30d", "feedback within 1d"))
+    events = story("video_heavy") + [click(DAY0 + 46 * HOUR)]  # sent at 21:30; +1d is 45:30
+    capsys.readouterr()
+    out = tmp_path / "sends.jsonl"
+    assert main(["replay", "--scenarios", *catalogue(), "--policy", str(policy), "--reference", str(REFERENCE),
+                 "--events", str(write(events, tmp_path / "events.jsonl")), "--out", str(out), "--stats"]) == 0
+    assert "unmatched feedback: 1 (no send with that trigger id, or more than 1d after its send)" \
+        in capsys.readouterr().err
+
+
 # --- --stats and --report on a simulated week ---------------------------------------
 
 
@@ -145,7 +239,9 @@ def stats_rows(text: str) -> dict[tuple[str, str], list[str]]:
     rows: dict[tuple[str, str], list[str]] = {}
     scenario = ""
     for line in text.splitlines()[2:]:
-        if not line.strip() or line.startswith("kairos replay"):
+        if not line.strip():
+            break  # the table ends; the unmatched feedback line follows
+        if line.startswith("kairos replay"):
             continue
         cells = re.split(r"\s{2,}", line.strip())
         if line[0] != " ":
