@@ -3,8 +3,9 @@
 ``Engine`` runs a compiled ``plan.Plan`` over events in event time — synchronous,
 no I/O, one handler call per scenario that reads the event's type. Around it:
 the event family (msgspec Structs decoded from JSON lines), reference data,
-local-time arithmetic, and ``replay`` which feeds a recorded file through an
-engine and writes its sends. The engine imports ``plan`` and ``adapters``,
+local-time arithmetic, ``replay`` which feeds a recorded file through an
+engine and writes its sends, and ``replay_workers`` which spreads that over
+one process per core by a stable hash of msisdn. The engine imports ``plan`` and ``adapters``,
 never ``dsl``.
 """
 
@@ -13,6 +14,7 @@ from engine._events import Event, event_schema, event_types, event_union, regist
 from engine._localtime import DEFAULT_TZ, LocalTime
 from engine._reference import Reference, ReferenceError
 from engine._replay import EventReader, InputProblem, OrderedWriter, ReplayReport, replay
+from engine._workers import replay_workers, shard_of
 
 __all__ = [
     "DEFAULT_TZ",
@@ -33,4 +35,6 @@ __all__ = [
     "event_union",
     "register_event_type",
     "replay",
+    "replay_workers",
+    "shard_of",
 ]

@@ -18,6 +18,7 @@ import dsl
 from engine import BindError, Engine, Reference, ReferenceError, event_schema, replay
 from engine._localtime import DEFAULT_TZ
 from engine._replay import stderr_problem_printer
+from engine._workers import replay_workers
 from plan import Plan
 
 CHANNELS = frozenset({"sms", "popup", "call"})
@@ -84,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="-", metavar="FILE", help="where sends go; - (default) for standard output")
     r.add_argument("--tz", default=DEFAULT_TZ, help=f"local time zone for during/hour()/day() (default {DEFAULT_TZ})")
     r.add_argument("--quiet", action="store_true", help="no summary on standard error")
+    r.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="spread subscribers over N processes (one per core) by a stable hash of "
+                   "msisdn; the output is identical to one worker's (default 1; needs --events FILE)")
     r.set_defaults(handler=_replay)
 
     d = sub.add_parser(
@@ -137,6 +141,13 @@ def _replay(args: argparse.Namespace) -> int:
     except (BindError, ReferenceError, OSError) as e:
         print(f"kairos replay: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if args.workers < 1 or (args.workers > 1 and args.events == "-"):
+        print(
+            "kairos replay: --workers N needs N >= 1 and an --events FILE every worker can read; "
+            "use --workers 1 for standard input",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if plan.policy is not None:
         print(
             "kairos replay: warning: the contact policy is checked but not enforced by this "
@@ -151,12 +162,12 @@ def _replay(args: argparse.Namespace) -> int:
             print(f"kairos replay: {e}", file=sys.stderr)
             return EXIT_USAGE
         started = time.perf_counter()
-        report = replay(
-            lambda sink: Engine(plan, reference, sink=sink, tz=args.tz),
-            events,
-            out,
-            on_problem=stderr_problem_printer("<stdin>" if args.events == "-" else args.events),
-        )
+        factory = lambda sink: Engine(plan, reference, sink=sink, tz=args.tz)  # noqa: E731
+        printer = stderr_problem_printer("<stdin>" if args.events == "-" else args.events)
+        if args.workers > 1:
+            report = replay_workers(factory, args.events, out, workers=args.workers, on_problem=printer)
+        else:
+            report = replay(factory, events, out, on_problem=printer)
         out.flush()
         elapsed = time.perf_counter() - started
     if not args.quiet:
