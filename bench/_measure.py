@@ -1,6 +1,6 @@
 """What one contender's run measured, and the process-level clocks and memory it reads.
 
-Every contender runs in its own process, so its peak RSS (``ru_maxrss``) is its
+Every contender runs in its own process, so its peak RSS (``VmHWM``) is its
 own; CPU time is user + system of the process and of any workers it forked.
 """
 
@@ -44,8 +44,16 @@ class Measurement(msgspec.Struct, frozen=True, omit_defaults=False):
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident set size so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident set size so far, in MiB: ``VmHWM`` of its address space.
+
+    Not ``ru_maxrss``: that survives ``exec``, so a contender would inherit the
+    peak of the runner process that started it.
+    """
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # pragma: no cover
 
 
 def children_peak_rss_mib() -> float:
