@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import IO, Sequence
 
 import dsl
+from adapters import TemplateCatalog, TemplateError
 from engine import BindError, Engine, Reference, ReferenceError, event_schema, replay
 from engine._localtime import DEFAULT_TZ
 from engine._replay import stderr_problem_printer
 from engine._workers import replay_workers
+from kairos._template_check import TEMPLATES_FILE, find_templates, template_diagnostics
 from plan import Plan
 
 CHANNELS = frozenset({"sms", "popup", "call"})
@@ -66,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         "MESSAGE with the source line and a caret; the exit status is 1 if any file has an error.",
     )
     c.add_argument("paths", nargs="+", metavar="PATH", help="a .kairos file or a folder of them")
+    _templates_option(c)
     c.set_defaults(handler=_check)
 
     r = sub.add_parser(
@@ -88,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, default=1, metavar="N",
                    help="spread subscribers over N processes (one per core) by a stable hash of "
                    "msisdn; the output is identical to one worker's (default 1; needs --events FILE)")
+    _templates_option(r)
     r.set_defaults(handler=_replay)
 
     d = sub.add_parser(
@@ -113,11 +117,37 @@ def compile_plan(paths: Sequence[str | Path]) -> Plan:
     return dsl.compile_paths(list(paths), event_schema(), CHANNELS)
 
 
+def _templates_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--templates", metavar="FILE",
+        help=f"the template catalogue every action is checked against (default: a {TEMPLATES_FILE} "
+        "in the first scenario folder passed, or beside the first scenario file, that has one)",
+    )
+
+
+def check_templates(plan: Plan, paths: Sequence[str | Path], templates: str | None) -> Path | None:
+    """Check every action against the template catalogue; returns the catalogue used (None: none found).
+
+    Raises ``dsl.CheckError`` (the actions at fault) or ``TemplateError`` (an unreadable catalogue).
+    """
+    path = Path(templates) if templates is not None else find_templates(paths)
+    if path is None:
+        return None
+    problems = template_diagnostics(plan, TemplateCatalog.load(path))
+    if problems:
+        raise dsl.CheckError(problems)
+    return path
+
+
 def _check(args: argparse.Namespace) -> int:
     try:
         plan = compile_plan(args.paths)
+        templates = check_templates(plan, args.paths, args.templates)
     except dsl.CheckError as e:
         print(str(e), file=sys.stderr)
+        return EXIT_INVALID
+    except TemplateError as e:
+        print(f"kairos check: {e}", file=sys.stderr)
         return EXIT_INVALID
     except OSError as e:
         print(f"kairos check: {e}", file=sys.stderr)
@@ -125,7 +155,8 @@ def _check(args: argparse.Namespace) -> int:
     n = len(plan.scenarios)
     policy = " and a policy" if plan.policy is not None else ""
     files = len(plan.files)
-    print(f"ok: {n} scenario{'s' * (n != 1)}{policy} in {files} file{'s' * (files != 1)}")
+    checked = f"; templates checked against {templates}" if templates is not None else ""
+    print(f"ok: {n} scenario{'s' * (n != 1)}{policy} in {files} file{'s' * (files != 1)}{checked}")
     return EXIT_OK
 
 
@@ -133,10 +164,14 @@ def _replay(args: argparse.Namespace) -> int:
     paths = list(args.scenarios) + ([args.policy] if args.policy else [])
     try:
         plan = compile_plan(paths)
+        check_templates(plan, args.scenarios, args.templates)
         reference = Reference.load(args.reference) if args.reference else Reference()
         Engine(plan, reference, sink=_discard, tz=args.tz)  # binding fails early on missing data
     except dsl.CheckError as e:
         print(str(e), file=sys.stderr)
+        return EXIT_INVALID
+    except TemplateError as e:
+        print(f"kairos replay: {e}", file=sys.stderr)
         return EXIT_INVALID
     except (BindError, ReferenceError, OSError) as e:
         print(f"kairos replay: {e}", file=sys.stderr)
