@@ -6,7 +6,8 @@ time are its own, and reads the ``Measurement`` it prints as JSON. Contenders:
 - ``w1-json`` / ``w1-msgspec``: the hand-written W1 loops of ``bench.baseline``;
 - ``w1-kairos``: the W1 scenario through ``kairos replay``'s path (decode, engine, ordered writer);
 - ``w2``: the scenario catalogue over province traffic on ``--workers`` processes; with one
-  worker it also measures the bytes of state per subscriber in state (RSS delta);
+  worker it also measures the bytes of state per subscriber in state, as an RSS delta (upper
+  bound) and as object sizes per scenario (lower bound, ``bench._state``);
 - ``live``: the catalogue fed at ``--rate`` events/s by an in-process paced source.
 """
 
@@ -24,6 +25,7 @@ from typing import Any, Sequence
 import msgspec
 
 from bench import baseline
+from bench._state import state_bytes
 from bench._measure import (
     Measurement,
     children_peak_rss_mib,
@@ -90,14 +92,14 @@ def w2(events: Path, scenarios: list[str], reference: str, workers: int) -> Meas
     plan = compile_plan(scenarios)
     ref = Reference.load(reference)
     engines: list[Engine] = []
-    before: list[int] = []
 
     def factory(sink: Any) -> Engine:
-        gc.collect()
-        before.append(current_rss_bytes())
         engine = Engine(plan, ref, sink=sink)
         engines.append(engine)
         return engine
+
+    gc.collect()
+    before = current_rss_bytes()  # plan and reference loaded: what follows is state (and buffers)
 
     with tempfile.TemporaryDirectory(prefix="kairos-bench-") as tmp:
         out_path = Path(tmp) / "sends.jsonl"
@@ -105,15 +107,19 @@ def w2(events: Path, scenarios: list[str], reference: str, workers: int) -> Meas
             report, wall, cpu = timed(lambda: replay_workers(factory, events, out, workers=workers))
         after = current_rss_bytes()
         digest = hashlib.blake2b(out_path.read_bytes(), digest_size=12).hexdigest()
-    in_state = per_sub = None
+    in_state = per_sub = objects = breakdown = None
     if workers == 1:
-        in_state = subscribers_in_state(engines[0])
-        per_sub = round((after - before[0]) / max(in_state, 1), 1)
+        in_state = max(subscribers_in_state(engines[0]), 1)
+        per_sub = round((after - before) / in_state, 1)
+        sizes = state_bytes(engines[0])
+        objects = round(sum(sizes.values()) / in_state, 1)
+        breakdown = {k: round(v / in_state, 1) for k, v in sorted(sizes.items(), key=lambda kv: -kv[1])}
     return Measurement(
         contender=f"w2-{workers}w", events=report.events, sends=report.sends, checksum=digest,
         wall_s=round(wall, 3), cpu_s=round(cpu, 3), events_per_s=round(report.events / wall),
         peak_rss_mib=round(max(peak_rss_mib(), children_peak_rss_mib()), 1), workers=workers,
         subscribers_in_state=in_state, state_bytes_per_subscriber=per_sub,
+        state_object_bytes_per_subscriber=objects, state_breakdown=breakdown,
     )
 
 

@@ -38,7 +38,9 @@ class Measurement(msgspec.Struct, frozen=True, omit_defaults=False):
     peak_rss_mib: float
     workers: int = 1
     subscribers_in_state: int | None = None
-    state_bytes_per_subscriber: float | None = None
+    state_bytes_per_subscriber: float | None = None  # RSS delta / subscribers in state (upper bound)
+    state_object_bytes_per_subscriber: float | None = None  # object sizes (lower bound, bench._state)
+    state_breakdown: dict[str, float] | None = None  # object bytes per subscriber in state, by holder
     offered_rate: float | None = None
     latency: Latency | None = None
 
