@@ -80,7 +80,7 @@ class Population:
         }
         # habits
         self.role = rng.choice(3, n, p=[0.42, 0.46, 0.12])
-        self.uses_metro = rng.random(n) < 0.55
+        self.uses_metro = rng.random(n) < 0.25
         self.home_cell = rng.integers(0, max(1, n // 25) + 20, n)
         self.activity = np.minimum(rng.zipf(2.0, n), 200).astype(np.float64)
         self.activity /= self.activity.mean()

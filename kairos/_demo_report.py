@@ -1,0 +1,245 @@
+"""What ``kairos demo`` prints: the per-scenario table and example sends with their causes.
+
+The table has one row per catalogue scenario — matched, sent, how many
+subscribers were reached, suppressed by reason — and says why a scenario
+cannot send within the generated span (a three-day wait in one day). An
+example send shows its rendered text and the subscriber's events that made it
+happen, in local time, with DPI hosts labelled by the knowledge base and cells
+named by their areas.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from adapters import TemplateCatalog
+from engine import Engine, Reference, Send, event_union
+from engine._localtime import LocalTime
+from plan import Absence, Aggregate, Dwell, Plan, Scenario, Sequence, Single
+
+#: pattern kinds in the order examples are picked, so a few examples show different kinds
+KIND_ORDER = (Dwell, Aggregate, Sequence, Single, Absence)
+SHOWN = 6
+
+
+def _wait_ms(scn: Scenario) -> int:
+    """How long the pattern looks back (or waits), in ms."""
+    p = scn.pattern
+    if isinstance(p, (Sequence, Absence, Aggregate)):
+        return p.within_ms
+    if isinstance(p, Dwell):
+        return p.for_ms
+    return 0
+
+
+def _duration(ms: int) -> str:
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def why_silent(scn: Scenario, span_ms: int) -> str:
+    """Why a scenario cannot complete within ``span_ms`` of generated traffic ("" if it can)."""
+    p = scn.pattern
+    if isinstance(p, Absence) and p.first.event_type == "feedback":
+        return "starts at channel feedback, which the demo does not generate"
+    if isinstance(p, Absence) and p.within_ms >= span_ms:
+        return f"waits {_duration(p.within_ms)}: longer than the {_duration(span_ms)} generated"
+    return ""
+
+
+def print_table(plan: Plan, engine: Engine, sends: list[Send], subscribers: int, span_ms: int) -> None:
+    """One row per scenario: matched, sent, subscribers reached, suppressed by reason."""
+    reached: dict[str, set[str]] = {}
+    for s in sends:
+        reached.setdefault(s.scenario, set()).add(s.msisdn)
+    rows = [("scenario", "matched", "sent", "reached", "suppressed / note")]
+    for scn, st in zip(plan.scenarios, engine.stats):
+        who = len(reached.get(scn.name, ()))
+        share = f"{who:,} ({100 * who / subscribers:.1f} %)" if who else "-"
+        note = ", ".join(f"{k} {v:,}" for k, v in sorted(st.suppressed.items()))
+        silent = why_silent(scn, span_ms)
+        if silent and not st.matched:
+            note = silent
+        rows.append((scn.name, f"{st.matched:,}", f"{st.triggered:,}", share, note or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for n, r in enumerate(rows):
+        print(f"  {r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>{widths[3]}}  {r[4]}")
+        if n == 0:
+            print("  " + "-" * (sum(widths) + 8 + len(r[4])))
+    print()
+
+
+def pick_examples(plan: Plan, sends: list[Send], n: int) -> list[Send]:
+    """Up to ``n`` sends of different scenarios, varying the pattern kind first."""
+    first: dict[str, Send] = {}
+    for s in sends:
+        first.setdefault(s.scenario, s)
+    by_kind: list[list[Send]] = [[] for _ in KIND_ORDER]
+    for scn in plan.scenarios:
+        if scn.name in first:
+            kind = next(i for i, k in enumerate(KIND_ORDER) if isinstance(scn.pattern, k))
+            by_kind[kind].append(first[scn.name])
+    chosen: list[Send] = []
+    while len(chosen) < n and any(by_kind):
+        for group in by_kind:
+            if group and len(chosen) < n:
+                chosen.append(group.pop(0))
+    return chosen
+
+
+def print_examples(
+    plan: Plan, sends: list[Send], events_path: Path, reference: Reference, clock: LocalTime, n: int,
+    catalog: TemplateCatalog | None,
+) -> None:
+    """A few sends: what was sent to whom and when, its text, and the events that caused it."""
+    chosen = pick_examples(plan, sends, n)
+    if not chosen:
+        print("No sends: nothing in this traffic matched a scenario.")
+        return
+    history = _history(events_path, {s.msisdn for s in chosen}, reference)
+    by_name = {s.name: s for s in plan.scenarios}
+    day = dt.datetime.fromtimestamp(clock.local_ms(chosen[0].ts) / 1000, dt.timezone.utc)
+    print(f"Example sends ({clock.zone.key} time, {day:%A %d %B %Y}), "
+          "with the subscriber's events that led to them:\n")
+    for s in chosen:
+        scn = by_name[s.scenario]
+        print(f"  {_fmt(clock, s.send_at)}  {s.channel} \"{s.template}\" to {s.msisdn}   [{s.scenario}]")
+        print(f"      {scn.title}")
+        tags = _audience_tags(scn, reference, s.msisdn)
+        if tags:
+            print(f"      subscriber: {tags}")
+        if catalog is not None:
+            try:
+                print(f"      text: {catalog.render(s.template, s.channel, s.params)}")
+            except Exception as e:  # a template problem must not hide the rest of the demo
+                print(f"      text: (cannot render: {e})")
+        elif s.params:
+            print("      with " + ", ".join(f"{k}={v}" for k, v in s.params.items()))
+        cause = _cause(scn, history.get(s.msisdn, []), s.ts)
+        for e in cause[-SHOWN:]:
+            print(f"      {_fmt(clock, e.ts)}  {_describe(e, reference)}")
+        if len(cause) > SHOWN:
+            print(f"      … and {len(cause) - SHOWN:,} earlier events of the pattern")
+        print()
+
+
+def _history(path: Path, wanted: set[str], reference: Reference) -> dict[str, list[Any]]:
+    """Every event of the ``wanted`` subscribers, DPI labelled as the engine labels them."""
+    history: dict[str, list[Any]] = {m: [] for m in wanted}
+    needles = [m.encode() for m in wanted]
+    decoder = msgspec.json.Decoder(event_union())
+    with open(path, "rb") as f:
+        for line in f:
+            if any(m in line for m in needles):
+                ev = decoder.decode(line)
+                if ev.msisdn in history:
+                    if getattr(ev, "host", None) is not None and (ev.app is None or ev.category is None):
+                        label = reference.kb.label(ev.host)
+                        if label is not None:
+                            ev.app = ev.app or label[0]
+                            ev.category = ev.category or label[1]
+                    history[ev.msisdn].append(ev)
+    return history
+
+
+def _cause(scn: Scenario, events: list[Any], ts: int) -> list[Any]:
+    """The events of the pattern's types that lead up to a trigger at ``ts``."""
+    p = scn.pattern
+    types = scn.event_types
+    if isinstance(p, Dwell):
+        types = frozenset({"location", "power"})
+    upto = [e for e in events if e.ts <= ts and e.__struct_config__.tag in types]
+    if isinstance(p, Single):
+        return upto[-2:]  # the previous one shows what crosses_above / changed compared with
+    lo = ts - _wait_ms(scn)
+    inside = [e for e in upto if e.ts >= lo]
+    if isinstance(p, Aggregate) and p.filter.where is not None:
+        inside = [e for e in inside if _passes(p.filter.where, e)] or inside
+    if isinstance(p, Dwell):
+        before = [e for e in upto if e.ts < lo]
+        return before[-1:] + inside
+    if isinstance(p, Sequence):
+        return _sequence_run(p, inside)
+    if isinstance(p, Absence):
+        firsts = [i for i, e in enumerate(inside) if _step_passes(p.first, e)]
+        return inside[firsts[0] :] if firsts else inside
+    return inside
+
+
+def _step_passes(step: Any, ev: Any) -> bool:
+    return ev.__struct_config__.tag == step.event_type and (step.where is None or _passes(step.where, ev))
+
+
+def _sequence_run(p: Sequence, events: list[Any]) -> list[Any]:
+    """The events of the last run through the steps: from the latest first-step event
+    that a last-step event follows, keeping only events some step accepts."""
+    first, last = p.steps[0], p.steps[-1]
+    start = 0
+    for i in range(len(events) - 1, -1, -1):
+        if _step_passes(first, events[i]) and any(_step_passes(last, e) for e in events[i + 1 :]):
+            start = i
+            break
+    return [e for e in events[start:] if any(_step_passes(s, e) for s in p.steps)]
+
+
+class _NoContext:
+    """Enough of ``plan.Context`` for a filter that reads only the event's own fields."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise LookupError(name)
+
+
+def _passes(where: Any, ev: Any) -> bool:
+    try:
+        return bool(where.fn(ev, (), _NoContext()))
+    except Exception:
+        return True
+
+
+def _audience_tags(scn: Scenario, reference: Reference, msisdn: str) -> str:
+    names = re.findall(r"tags\.([a-z_][a-z0-9_]*)", scn.audience.text) if scn.audience is not None else []
+    tags = reference.tags.get(msisdn, {})
+    lists = re.findall(r'list\("([^"]+)"\)', scn.audience.text) if scn.audience is not None else []
+    parts = [f"{n}={tags.get(n)}" for n in dict.fromkeys(names)]
+    parts += [f"{'on' if msisdn in reference.lists.get(name, ()) else 'not on'} {name}" for name in dict.fromkeys(lists)]
+    return ", ".join(parts)
+
+
+def _fmt(clock: LocalTime, ts: int) -> str:
+    local = dt.datetime.fromtimestamp(clock.local_ms(ts) / 1000, dt.timezone.utc)
+    return local.strftime("%H:%M:%S")
+
+
+def _size(n: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:g} B"
+
+
+def _describe(e: Any, reference: Reference) -> str:
+    fields = msgspec.structs.asdict(e)
+    fields.pop("ts")
+    fields.pop("msisdn")
+    tag = e.__struct_config__.tag
+    out = []
+    for k, v in fields.items():
+        if v is None or v == "none" or v is False or (v == 0 and k != "amount"):
+            continue
+        if k == "bytes":
+            out.append(f"{_size(v)}")
+        elif k == "cell":
+            areas = sorted(reference.areas(v))
+            out.append(f"cell={v}" + (f" ({', '.join(areas)})" if areas else ""))
+        elif v is True:
+            out.append(k)
+        else:
+            out.append(f"{k}={v}")
+    return f"{tag:<9} {' '.join(out)}"
