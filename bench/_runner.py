@@ -55,7 +55,7 @@ class Sizes(msgspec.Struct, frozen=True):
 
 
 FULL = Sizes(w1_events=10_000_000, w1_subscribers=1_000_000, w1_hours=24.0, w2_subscribers=1_000_000,
-             w2_hours=2.0, live_seconds=20.0, repeat=2, seed=1)
+             w2_hours=8.0, live_seconds=20.0, repeat=2, seed=1)
 QUICK = Sizes(w1_events=100_000, w1_subscribers=10_000, w1_hours=24.0, w2_subscribers=2_000,
               w2_hours=12.0, live_seconds=1.0, repeat=1, seed=1)
 
