@@ -16,7 +16,8 @@ def test_quick_run_writes_json_with_every_field_and_prints_the_table(tmp_path, c
     assert set(Results.__struct_fields__) == set(data)
     assert set(data["w1"]) == {"w1-json", "w1-msgspec", "w1-kairos"}
     assert set(data["w2"]) == {"w2-1w", "w2-2w"}
-    for m in [*data["w1"].values(), *data["w2"].values(), data["live"]]:
+    assert set(data["live"]) == {"live-gc-auto", "live-gc-off"}
+    for m in [*data["w1"].values(), *data["w2"].values(), *data["live"].values()]:
         assert set(Measurement.__struct_fields__) == set(m)
         assert m["events"] > 0 and m["wall_s"] > 0 and m["cpu_s"] > 0 and m["peak_rss_mib"] > 0
     assert data["w1_sends_identical"] and data["w2_outputs_identical"]
@@ -26,10 +27,11 @@ def test_quick_run_writes_json_with_every_field_and_prints_the_table(tmp_path, c
     one = data["w2"]["w2-1w"]
     assert one["subscribers_in_state"] > 0 and one["state_bytes_per_subscriber"] > 0
     assert one["state_object_bytes_per_subscriber"] > 0 and one["state_breakdown"]
-    assert set(Latency.__struct_fields__) == set(data["live"]["latency"])
-    lat = data["live"]["latency"]
-    assert 0 <= lat["p50_ms"] <= lat["p99_ms"] <= lat["p999_ms"] <= lat["max_ms"]
-    assert data["live"]["offered_rate"] == round(one["events_per_s"] / 2)
+    for live in data["live"].values():
+        assert set(Latency.__struct_fields__) == set(live["latency"])
+        lat = live["latency"]
+        assert 0 <= lat["p50_ms"] <= lat["p99_ms"] <= lat["p999_ms"] <= lat["max_ms"]
+        assert live["offered_rate"] == round(one["events_per_s"] / 2)
 
     assert [t["name"] for t in data["targets"]] == [name for name, *_ in TARGETS]
     assert all(t["measured"] is not None for t in data["targets"])
