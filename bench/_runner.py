@@ -281,6 +281,9 @@ def _ratios(w1: dict[str, Measurement], w2: dict[str, Measurement]) -> dict[str,
     if w2:
         one, two = w2["w2-1w"], w2["w2-2w"]
         r["w2_two_vs_one"] = round(two.events_per_s / one.events_per_s, 3)
+        # what two workers would give each on a core of its own: one worker's CPU time over
+        # the mean CPU time of the two (the hash splits subscribers evenly)
+        r["w2_two_vs_one_cpu"] = round(one.cpu_s / (two.cpu_s / 2), 3)
     return r
 
 
