@@ -5,8 +5,8 @@ no I/O, one handler call per scenario that reads the event's type. Around it:
 the event family (msgspec Structs decoded from JSON lines), reference data,
 local-time arithmetic, ``replay`` which feeds a recorded file through an
 engine and writes its sends, and ``replay_workers`` which spreads that over
-one process per core by a stable hash of msisdn. The engine imports ``plan`` and ``adapters``,
-never ``dsl``.
+one process per core by a stable hash of msisdn. The engine imports ``plan``
+and ``adapters``, never ``dsl``.
 """
 
 from engine._engine import BindError, Engine, ScenarioStats, Send
