@@ -58,6 +58,8 @@ def replay_workers(
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
+    if workers > 1:
+        _check_partitionable(engine_factory(_discard))
     if workers == 1:
         with open(events, "rb") as stream:
             return replay(engine_factory, stream, out, on_problem=on_problem, keep_problems=keep_problems)
@@ -92,6 +94,25 @@ def replay_workers(
             raise RuntimeError(f"replay worker(s) {', '.join(failed)} failed; see the error above")
         by_scenario = _merge(parts, out)
     return _combine([r for r in reports if r is not None], by_scenario)
+
+
+def _check_partitionable(engine: Engine) -> None:
+    """Refuse a plan whose decisions depend on more than one subscriber's state.
+
+    Every pattern and gate is per subscriber, and so are the policy's caps and
+    arbitration; a channel capacity (so many calls a day for everybody) is not,
+    and split over workers it would be granted once per worker.
+    """
+    policy = engine.plan.policy
+    if policy is not None and getattr(policy, "capacity", None):
+        raise ValueError(
+            "the policy limits a channel's capacity across all subscribers, which workers "
+            "cannot share; run this plan with --workers 1"
+        )
+
+
+def _discard(_: object) -> None:
+    return None
 
 
 def _worker(

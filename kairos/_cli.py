@@ -200,7 +200,11 @@ def _replay(args: argparse.Namespace) -> int:
         factory = lambda sink: Engine(plan, reference, sink=sink, tz=args.tz)  # noqa: E731
         printer = stderr_problem_printer("<stdin>" if args.events == "-" else args.events)
         if args.workers > 1:
-            report = replay_workers(factory, args.events, out, workers=args.workers, on_problem=printer)
+            try:
+                report = replay_workers(factory, args.events, out, workers=args.workers, on_problem=printer)
+            except (ValueError, RuntimeError) as e:
+                print(f"kairos replay: {e}", file=sys.stderr)
+                return EXIT_USAGE
         else:
             report = replay(factory, events, out, on_problem=printer)
         out.flush()

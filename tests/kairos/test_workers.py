@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 import re
 import zlib
@@ -142,3 +143,20 @@ def test_workers_refuse_standard_input_with_a_clear_message(workspace, capsys):
                  "--events", "-", "--workers", "2"])
     assert code == 2
     assert "--events FILE" in capsys.readouterr().err
+
+
+def test_workers_refuse_a_policy_whose_channel_capacity_all_subscribers_share(tmp_path):
+    # a capacity (so many calls a day for everybody) would be granted once per worker
+    import types
+
+    from engine import Engine, replay_workers
+    from plan import Plan
+
+    def factory(sink):
+        engine = Engine(Plan(()), sink=sink)
+        engine.plan = types.SimpleNamespace(policy=types.SimpleNamespace(capacity=("call 100 per 1d",)))
+        return engine
+
+    (tmp_path / "e.jsonl").write_bytes(b"")
+    with pytest.raises(ValueError, match="--workers 1"):
+        replay_workers(factory, tmp_path / "e.jsonl", io.BytesIO(), workers=2)
