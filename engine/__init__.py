@@ -4,10 +4,10 @@
 no I/O, one handler call per scenario that reads the event's type. Around it:
 the event family (msgspec Structs decoded from JSON lines), reference data,
 local-time arithmetic, the contact policy stage every trigger passes when a
-policy is loaded, snapshots of all per-subscriber state, and ``replay`` which
-feeds a recorded file through an engine and writes its sends. The engine
-imports ``plan`` and ``adapters``,
-never ``dsl``.
+policy is loaded, snapshots of all per-subscriber state, ``replay`` which
+feeds a recorded file through an engine and writes its sends, and
+``replay_workers`` which spreads that over one process per core by a stable
+hash of msisdn. The engine imports ``plan`` and ``adapters``, never ``dsl``.
 """
 
 from engine._engine import BindError, Engine, ScenarioStats, Send
@@ -20,6 +20,7 @@ from engine._snapshot import RestoreReport, Snapshot, SnapshotError
 from engine._snapshot import decode as decode_snapshot
 from engine._snapshot import encode as encode_snapshot
 from engine._snapshot import restore as restore_snapshot
+from engine._workers import replay_workers, shard_of
 
 __all__ = [
     "DEFAULT_TZ",
@@ -47,5 +48,7 @@ __all__ = [
     "in_control",
     "register_event_type",
     "replay",
+    "replay_workers",
     "restore_snapshot",
+    "shard_of",
 ]

@@ -295,7 +295,7 @@ class AggregateRuntime(PatternRuntime):
     newest N+1 timestamps can matter, so the window is capped there.
     """
 
-    __slots__ = ("_type", "_where", "_value", "_kind", "_cmp", "_n", "_within", "_cap", "_filter")
+    __slots__ = ("_type", "_where", "_value", "_kind", "_cmp", "_n", "_within", "_cap", "_filter", "_sums")
 
     def __init__(self, index: int, host: Host, pattern: Aggregate) -> None:
         super().__init__(index, host)
@@ -311,6 +311,7 @@ class AggregateRuntime(PatternRuntime):
         if pattern.kind == "count" and pattern.cmp in (">=", ">") and pattern.threshold >= 0:
             cap = int(pattern.threshold) + 2
         self._cap = cap
+        self._sums: dict[str, list[Any]] = {}  # sum: per window, derived from it (not state)
 
     def state_type(self, event: Any) -> Any:
         if self._kind == "count":
@@ -373,14 +374,52 @@ class AggregateRuntime(PatternRuntime):
         cut = 0
         while window[cut][0] < horizon:
             cut += 1
-        if cut:
-            del window[:cut]
         if self._kind == "sum":
-            total = sum(v for _, v in window if _is_number(v))
+            total = self._slide_sum(m, window, cut)
+            if cut:
+                del window[:cut]
         else:
+            if cut:
+                del window[:cut]
             total = len({_hashable(v) for _, v in window if v is not None})
         if self._cmp(total, self._n):
             host.complete(self, m, t, ev, (ev,))
+
+    def _slide_sum(self, m: str, window: list[tuple[int, Any]], cut: int) -> Any:
+        """The window's sum once its first ``cut`` entries leave, kept up to date in O(1).
+
+        ``_sums[m]`` is [sum of the int values, number of float values, the window
+        it describes] of ``window`` before its newest entry; a float in the window falls back to summing it all
+        in order, so the result is exactly ``sum()`` of the window's numbers.
+        """
+        running = self._sums.get(m)
+        if running is None or running[2] is not window:  # new, or restored from a snapshot
+            running = self._sums[m] = [0, 0, window]
+            for _, v in window[:-1]:
+                _add(running, v, 1)
+        _add(running, window[-1][1], 1)
+        for _, v in window[:cut]:
+            _add(running, v, -1)
+        if running[1]:
+            return sum(v for _, v in window[cut:] if _is_number(v))
+        return running[0]
+
+    def collect(self, msisdn: str, now: int) -> None:
+        super().collect(msisdn, now)
+        if msisdn not in self.states:
+            self._sums.pop(msisdn, None)
+
+
+def _add(running: list[Any], v: Any, sign: int) -> None:
+    cls = v.__class__
+    if cls is int:
+        running[0] += sign * v
+    elif cls is float:
+        running[1] += sign
+    elif isinstance(v, int) and cls is not bool:
+        running[0] += sign * int(v)
+    elif isinstance(v, float):
+        running[1] += sign
 
 
 def _is_number(v: Any) -> bool:

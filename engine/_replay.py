@@ -42,20 +42,34 @@ class EventReader:
         """Decoded blocks: (events, line numbers) — or (events, first line) when
         the block decoded whole and line n is simply first + index."""
         decode_lines = self._decoder.decode_lines
+        read = getattr(self._stream, "read1", self._stream.read)
+        rest = b""
         while True:
-            block = self._stream.readlines(BLOCK_BYTES)
-            if not block:
+            chunk = read(BLOCK_BYTES)
+            if chunk:
+                cut = chunk.rfind(b"\n") + 1
+                if not cut:
+                    rest += chunk
+                    continue
+                block = rest + chunk[:cut] if rest else chunk[:cut]
+                rest = chunk[cut:]
+                count = block.count(b"\n")
+            elif rest:  # the last line, without its newline
+                block, rest, count = rest, b"", 1
+            else:
                 return
+            # the block is decoded as it was read, never split into line objects, unless
+            # it holds a bad or blank line: then it is decoded again line by line
             first = self.lines + 1
-            self.lines += len(block)
+            self.lines += count
             try:
-                events = decode_lines(b"".join(block))
+                events = decode_lines(block)
             except (msgspec.DecodeError, msgspec.ValidationError):
                 events = None
-            if events is not None and len(events) == len(block):
+            if events is not None and len(events) == count:
                 yield events, first
             else:
-                yield self._one_by_one(block, first)
+                yield self._one_by_one(block.splitlines(keepends=True), first)
 
     def __iter__(self) -> Iterator[Event]:
         for events, _ in self.blocks():

@@ -14,7 +14,9 @@ from typing import Any
 
 import msgspec
 
-from engine._policy import Candidate, PolicyStage, _Record, _Sub
+from engine._events import Feedback
+from engine._feedback import Record
+from engine._policy import Candidate, PolicyStage, _Sub
 
 #: the name deadlines of the policy stage carry in a snapshot (no scenario can be called that)
 POLICY_OWNER = "@policy"
@@ -55,6 +57,7 @@ class RecordState(msgspec.Struct, array_like=True):
     msisdn: str
     control: bool
     seen: int
+    until: int = 0  #: the last time a feedback joins it (0 in older snapshots: a full retention from the restore)
 
 
 class PolicyState(msgspec.Struct):
@@ -66,6 +69,7 @@ class PolicyState(msgspec.Struct):
     records: dict[str, RecordState]
     unmatched_feedback: int = 0
     watches: list[tuple[int, str]] = []  #: (gc bucket, msisdn): when the stage asked to forget a subscriber
+    parked: dict[str, list[Feedback]] = {}  #: feedback naming a trigger still held, by trigger id
 
 
 def _candidate(c: Candidate) -> CandidateState:
@@ -88,12 +92,13 @@ def capture_policy(stage: PolicyStage) -> PolicyState:
         for ch, queue in stage.waiting.items()
     }
     records = {
-        k: RecordState(names[r.index], r.channel, r.template, r.msisdn, r.control, r.seen)
+        k: RecordState(names[r.index], r.channel, r.template, r.msisdn, r.control, r.seen, r.until)
         for k, r in stage.records.items()
     }
     watches = [(key, m) for key, bucket in stage.engine._gc_buckets.items() for owner, m in bucket if owner is stage]
+    parked = {k: list(evs) for k, evs in stage._parked.items()}
     return PolicyState(subs, [(ch, p, n) for (ch, p), n in stage.used.items()], waiting, records,
-                       stage.unmatched_feedback, watches)
+                       stage.unmatched_feedback, watches, parked)
 
 
 def restore_policy(stage: PolicyStage, state: PolicyState) -> None:
@@ -119,7 +124,7 @@ def restore_policy(stage: PolicyStage, state: PolicyState) -> None:
             window = [c for c in map(candidate, ss.window) if c is not None]
             st.window = window or None
             for c in window:
-                stage._hold(c)
+                stage._hold_window(c)
         stage.states[m] = st
     buckets, keys = engine._gc_buckets, engine._gc_keys
     for key, m in state.watches:
@@ -136,11 +141,20 @@ def restore_policy(stage: PolicyStage, state: PolicyState) -> None:
             if c is None or w.action >= len(c.scenario.actions):
                 continue
             stage.waiting.setdefault(ch, []).append((c.rank(), c, c.scenario.actions[w.action], w.params))
-            stage._hold(c)
+            stage._waiting_ids.add(c.id)
+            low = stage._queue_low.get(ch)
+            if low is None or c.ts < low:
+                stage._queue_low[ch] = c.ts
+    retention = stage.feedback.retention_ms
     for k, r in state.records.items():
         i = index.get(r.scenario)
         if i is not None:
-            rec = _Record(i, r.channel, r.template, r.msisdn, r.control)
-            rec.seen = r.seen
-            stage.records[k] = rec
+            rec = Record(i, r.channel, r.template, r.msisdn, r.control, r.seen)
+            sent_at = r.until - retention if r.until else engine.now
+            stage.feedback.add(k, rec, sent_at)
     stage.unmatched_feedback = state.unmatched_feedback
+    for k, evs in state.parked.items():
+        if k in stage._waiting_ids:
+            stage._parked[k] = list(evs)
+        else:  # its trigger was withdrawn with its scenario: nothing can join it any more
+            stage.unmatched_feedback += len(evs)

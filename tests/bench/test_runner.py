@@ -1,0 +1,54 @@
+"""``python -m bench --quick``: one small run writes its JSON with every field and prints the table."""
+
+from __future__ import annotations
+
+import json
+
+from bench._measure import Latency, Measurement
+from bench._runner import TARGETS, Results, main
+
+
+def test_quick_run_writes_json_with_every_field_and_prints_the_table(tmp_path, capsys):
+    assert main(["--quick", "--results", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    data = json.loads((tmp_path / "latest.json").read_text())
+
+    assert set(Results.__struct_fields__) == set(data)
+    assert set(data["w1"]) == {"w1-json", "w1-msgspec", "w1-kairos"}
+    assert set(data["w2"]) == {"w2-1w", "w2-2w"}
+    assert set(data["live"]) == {"live-gc-auto", "live-gc-off"}
+    for m in [*data["w1"].values(), *data["w2"].values(), *data["live"].values()]:
+        assert set(Measurement.__struct_fields__) == set(m)
+        assert m["events"] > 0 and m["wall_s"] > 0 and m["cpu_s"] > 0 and m["peak_rss_mib"] > 0
+    assert data["w1_sends_identical"] and data["w2_outputs_identical"]
+    assert len({(m["sends"], m["checksum"]) for m in data["w1"].values()}) == 1
+    assert data["w2"]["w2-1w"]["checksum"] == data["w2"]["w2-2w"]["checksum"]
+
+    one = data["w2"]["w2-1w"]
+    assert one["subscribers_in_state"] > 0 and one["state_bytes_per_subscriber"] > 0
+    assert one["state_object_bytes_per_subscriber"] > 0 and one["state_breakdown"]
+    for live in data["live"].values():
+        assert set(Latency.__struct_fields__) == set(live["latency"])
+        lat = live["latency"]
+        assert 0 <= lat["p50_ms"] <= lat["p99_ms"] <= lat["p999_ms"] <= lat["max_ms"]
+        assert live["offered_rate"] == round(one["events_per_s"] / 2)
+
+    assert [t["name"] for t in data["targets"]] == [name for name, *_ in TARGETS]
+    assert all(t["measured"] is not None for t in data["targets"])
+    assert "w1-kairos" in printed and "w2-2w" in printed and "p99" in printed
+
+
+def test_a_disagreement_between_contenders_fails_the_run_loudly(tmp_path, capsys, monkeypatch):
+    from bench import _runner
+
+    real = _runner._contender
+
+    def lying(*args: str) -> Measurement:
+        m = real(*args)
+        return m if args[0] != "w1-kairos" else Measurement(**{**{f: getattr(m, f) for f in
+                                                                   m.__struct_fields__}, "sends": m.sends + 1})
+
+    monkeypatch.setattr(_runner, "_contender", lying)
+    assert main(["--quick", "--skip", "w2", "live", "--results", str(tmp_path)]) == 1
+    assert "decided different sends" in capsys.readouterr().err
+    assert not (tmp_path / "latest.json").exists()
