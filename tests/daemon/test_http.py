@@ -38,9 +38,11 @@ def metric(text: str, name: str) -> float:
 
 
 def test_health_and_ready_answer_200_once_the_daemon_runs(daemon):
-    _, url = daemon
+    folder, url = daemon
     assert (200, {"status": "ok"}) == (lambda r: (r.status_code, r.json()))(httpx.get(url + "/health"))
     assert (200, {"ready": True}) == (lambda r: (r.status_code, r.json()))(httpx.get(url + "/ready"))
+    # what was loaded before "ready" is frozen: full collections no longer walk it (the live p99)
+    assert logged(folder, "ready")[0]["gc_frozen"] > 0
 
 
 def test_ingested_lines_are_processed_like_a_source_and_show_in_the_metrics(daemon):
