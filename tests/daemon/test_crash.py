@@ -185,8 +185,12 @@ def test_sigkill_at_random_points_loses_no_send_and_sends_none_twice(tmp_path, m
             kills += 1
     assert kills == 6, f"the daemon exited by itself (seed {seed}); see {tmp_path / 'daemon.log'}"
 
+    started = len(logged(tmp_path, "ready"))
     proc = start(config)
     try:
+        # the last run must be up (its SIGTERM handler installed) before it is asked to stop, even
+        # when the runs before it already delivered every send
+        wait_for(lambda: len(logged(tmp_path, "ready")) > started, timeout=60, what=f"the last run to be ready (seed {seed})")
         wait_for(lambda: len(sends(tmp_path)) >= len(expected), timeout=120,
                  what=f"{len(expected)} sends (seed {seed})")
         time.sleep(0.5)  # room for a wrong extra send to show up before the comparison
