@@ -20,6 +20,7 @@ from adapters._calltask import CallChannel, CallConfig
 from adapters._channel import Channel, ChannelConfigError, Feedback, FeedbackSink, Outcome, SendContext, wall_ms
 from adapters._feedback import FeedbackFile, FeedbackServer, parse_feedback
 from adapters._filechannel import FileChannel, FileChannelConfig
+from adapters._h11server import serve_connection
 from adapters._popup import PopupChannel, PopupConfig, sign
 from adapters._registry import GROUP, ChannelLoadError, create_channel, discover_channels
 from adapters._smpp import SmsChannel, SmsConfig
@@ -27,7 +28,6 @@ from adapters._sources import FilePosition, FileTail, StdinSource
 from adapters._templates import TemplateCatalog, TemplateError, TemplateUse
 
 __all__ = [
-    "GROUP",
     "CallChannel",
     "CallConfig",
     "Channel",
@@ -41,6 +41,7 @@ __all__ = [
     "FileChannelConfig",
     "FilePosition",
     "FileTail",
+    "GROUP",
     "Outcome",
     "PopupChannel",
     "PopupConfig",
@@ -54,5 +55,6 @@ __all__ = [
     "create_channel",
     "discover_channels",
     "parse_feedback",
+    "serve_connection",
     "sign",
 ]

@@ -23,6 +23,7 @@ import msgspec
 import structlog
 
 from adapters._channel import FEEDBACK_OUTCOMES, Feedback, FeedbackSink, wall_ms
+from adapters._h11server import serve_connection
 from adapters._http import SIGNATURE_HEADER, verify
 
 __all__ = ["FeedbackFile", "FeedbackServer", "FeedbackStats", "parse_feedback"]
@@ -107,44 +108,11 @@ class FeedbackServer:
 
     async def _connection(self, stream: anyio.abc.SocketStream) -> None:
         """Serve one keep-alive connection."""
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16 * 1024)
-        async with stream:
-            try:
-                while True:
-                    request, body = await self._read_request(conn, stream)
-                    if request is None:
-                        return
-                    status, payload = self._answer(request, body)
-                    await self._respond(conn, stream, status, payload)
-                    if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
-                        return
-                    conn.start_next_cycle()
-            except (h11.RemoteProtocolError, anyio.EndOfStream, anyio.BrokenResourceError, TimeoutError):
-                return
+        await serve_connection(stream, self._answer_json, max_body=self.max_body, idle_timeout_s=self.idle_timeout_s)
 
-    async def _read_request(self, conn: h11.Connection, stream: anyio.abc.SocketStream) -> tuple[h11.Request | None, bytes]:
-        """The next request and its body, or ``None`` when the client closed."""
-        request: h11.Request | None = None
-        body = bytearray()
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                with anyio.fail_after(self.idle_timeout_s):
-                    try:
-                        data = await stream.receive(65536)
-                    except anyio.EndOfStream:
-                        data = b""
-                conn.receive_data(data)
-            elif isinstance(event, h11.Request):
-                request = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > self.max_body:
-                    return request, b"\0" * (self.max_body + 1)
-            elif isinstance(event, h11.EndOfMessage):
-                return request, bytes(body)
-            elif isinstance(event, h11.ConnectionClosed):
-                return None, b""
+    async def _answer_json(self, request: h11.Request, body: bytes) -> tuple[int, str, bytes]:
+        status, payload = self._answer(request, body)
+        return status, "application/json", msgspec.json.encode(payload)
 
     def _answer(self, request: h11.Request, body: bytes) -> tuple[int, dict[str, Any]]:
         """Status and JSON answer for one request; accepted callbacks go to the sink."""
@@ -153,8 +121,6 @@ class FeedbackServer:
             return 404, {"error": f"not found: {target}"}
         if request.method != b"POST":
             return 405, {"error": "use POST"}
-        if len(body) > self.max_body:
-            return 413, {"error": f"body over {self.max_body} bytes"}
         if self.secret:
             given = dict(request.headers).get(SIGNATURE_HEADER.lower().encode(), b"").decode("latin-1")
             if not verify(self.secret, body, given):
@@ -171,15 +137,6 @@ class FeedbackServer:
             self.sink(event)
         self._stats.accepted += len(events)
         return 202, {"accepted": len(events)}
-
-    async def _respond(self, conn: h11.Connection, stream: anyio.abc.SocketStream, status: int, payload: dict[str, Any]) -> None:
-        """Send one JSON response."""
-        body = msgspec.json.encode(payload)
-        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-        out = conn.send(h11.Response(status_code=status, headers=headers))
-        out += conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
-        await stream.send(out)
-
 
 class FeedbackFile:
     """Follows a callback file (``.jsonl``: one JSON object a line; ``.csv``: a header row first), resuming at a saved offset."""

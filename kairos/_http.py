@@ -25,6 +25,7 @@ import h11
 import msgspec
 import structlog
 
+from adapters import serve_connection
 from kairos._metrics import CONTENT_TYPE, exposition, registry_for
 
 if TYPE_CHECKING:
@@ -54,46 +55,7 @@ class HttpServer:
             await listener.serve(self._connection)
 
     async def _connection(self, stream: anyio.abc.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16 * 1024)
-        async with stream:
-            try:
-                while True:
-                    request, body = await self._read(conn, stream)
-                    if request is None:
-                        return
-                    status, ctype, payload = await self._answer(request, body)
-                    headers = [("Content-Type", ctype), ("Content-Length", str(len(payload)))]
-                    out = conn.send(h11.Response(status_code=status, headers=headers))
-                    out += conn.send(h11.Data(data=payload)) + conn.send(h11.EndOfMessage())
-                    await stream.send(out)
-                    if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
-                        return
-                    conn.start_next_cycle()
-            except (h11.RemoteProtocolError, anyio.EndOfStream, anyio.BrokenResourceError, TimeoutError):
-                return
-
-    async def _read(self, conn: h11.Connection, stream: anyio.abc.SocketStream) -> tuple[h11.Request | None, bytes]:
-        request: h11.Request | None = None
-        body = bytearray()
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                with anyio.fail_after(IDLE_TIMEOUT_S):
-                    try:
-                        data = await stream.receive(65536)
-                    except anyio.EndOfStream:
-                        data = b""
-                conn.receive_data(data)
-            elif isinstance(event, h11.Request):
-                request = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > MAX_BODY:
-                    raise h11.RemoteProtocolError("body too large")
-            elif isinstance(event, h11.EndOfMessage):
-                return request, bytes(body)
-            elif isinstance(event, h11.ConnectionClosed):
-                return None, b""
+        await serve_connection(stream, self._answer, max_body=MAX_BODY, idle_timeout_s=IDLE_TIMEOUT_S)
 
     async def _answer(self, request: h11.Request, body: bytes) -> tuple[int, str, bytes]:
         target = request.target.decode("latin-1").split("?", 1)[0]
