@@ -192,6 +192,7 @@ def replay_share(
         sends=writer.written,
         sends_by_scenario=dict(writer.by_scenario),
         problems=kept,
+        trigger_loops=engine.trigger_loops,
     )
 
 
@@ -234,4 +235,5 @@ def _combine(reports: list[ReplayReport], by_scenario: dict[str, int]) -> Replay
         sends=sum(r.sends for r in reports),
         sends_by_scenario=by_scenario,
         problems=first.problems,
+        trigger_loops=sum(r.trigger_loops for r in reports),
     )

@@ -185,15 +185,17 @@ def test_replay_with_an_unknown_time_zone_says_so_and_exits_2(tmp_path, capsys):
                         "use an IANA name such as Asia/Shanghai\n")
 
 
-def test_replay_says_when_a_scenario_reacts_to_its_own_triggers(tmp_path, capsys):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_replay_says_when_a_scenario_reacts_to_its_own_triggers(tmp_path, capsys, workers):
     """Each trigger re-enters as an event; a scenario matching its own triggers would loop for
-    ever. The chain is cut (the sends so far are written) and the summary says so."""
+    ever. The chain is cut (the sends so far are written) and the summary says so, also when
+    the subscribers are spread over workers."""
     scenarios = _write(tmp_path / "s.kairos", 'scenario remind\n  when trigger where channel == "sms"\n'
                                                '  then sms "reminder"\nend\n'
                                                'scenario first\n  when balance\n  then sms "offer"\nend\n')
     events = _write(tmp_path / "e.jsonl", _lines([_balance(T0)]))
     status = main(["replay", "--scenarios", str(scenarios), "--events", str(events), "--out",
-                   str(tmp_path / "sends.jsonl")])
+                   str(tmp_path / "sends.jsonl"), "--workers", workers])
     summary = capsys.readouterr().err.splitlines()[-1]
     assert 0 == status
     assert summary.startswith("kairos replay: 1 events, 0 malformed and 0 out-of-order lines skipped, 9 sends; "
