@@ -7,6 +7,10 @@
     popup = "流量快用完了？{pack}流量包，点此订购"
     default = "..."        # any channel without its own text
 
+A ``[display.PARAM]`` table gives people's names for parameter values that
+are codes (``[display.app] tencent_video = "腾讯视频"``): a ``{app}`` placeholder
+then shows the name; a value without one shows as it is.
+
 Placeholders are bare names (``{pct}``), optionally with a format spec
 (``{amount:.2f}``); ``{{`` and ``}}`` are literal braces. ``problems`` is what
 ``kairos check`` asks: does every action name a known template, with text for
@@ -51,8 +55,14 @@ class _Text(msgspec.Struct, frozen=True):
 class TemplateCatalog:
     """Templates by id, each a text per channel (or a ``default`` text for every channel)."""
 
-    def __init__(self, templates: Mapping[str, Mapping[str, str]], origin: str = "<templates>") -> None:
+    def __init__(self, templates: Mapping[str, Mapping[str, str]], origin: str = "<templates>",
+                 display: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.origin = origin
+        self.display: dict[str, dict[str, str]] = {}
+        for param, names in (display or {}).items():
+            if not isinstance(names, Mapping) or not all(isinstance(v, str) for v in names.values()):
+                raise TemplateError(f"{origin}: [display.{param}] must be a table of value = \"name\"")
+            self.display[param] = dict(names)
         self._texts: dict[str, dict[str, _Text]] = {}
         for template_id, per_channel in templates.items():
             if not isinstance(per_channel, Mapping) or not per_channel:
@@ -75,7 +85,10 @@ class TemplateCatalog:
         templates = data.get("templates")
         if not isinstance(templates, dict):
             raise TemplateError(f"{path}: expected a [templates.\"ID\"] table per template")
-        return cls(templates, origin=str(path))
+        display = data.get("display", {})
+        if not isinstance(display, dict):
+            raise TemplateError(f"{path}: [display] must hold one [display.PARAM] table per parameter")
+        return cls(templates, origin=str(path), display=display)
 
     def __contains__(self, template_id: object) -> bool:
         return template_id in self._texts
@@ -94,6 +107,8 @@ class TemplateCatalog:
         missing = sorted(text.names - params.keys())
         if missing:
             raise TemplateError(f"template {template_id!r} for {channel}: no value for {', '.join(missing)}")
+        if self.display:
+            params = {k: self._shown(k, v) for k, v in params.items()}
         try:
             return text.source.format_map(params)
         except (ValueError, TypeError) as exc:
@@ -120,6 +135,13 @@ class TemplateCatalog:
             for name in sorted(text.names - use.params):
                 found.append(f"template {use.template!r} for {use.channel} needs parameter {name!r}, which the action does not give")
         return found
+
+    def _shown(self, param: str, value: Any) -> Any:
+        """The display name of a coded value, or the value itself."""
+        names = self.display.get(param)
+        if names is None or not isinstance(value, str):
+            return value
+        return names.get(value, value)
 
     def _text(self, template_id: str, channel: str) -> _Text:
         per_channel = self._texts.get(template_id)

@@ -89,3 +89,19 @@ def test_a_file_that_is_not_a_catalogue_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TemplateError) as err:
         TemplateCatalog.load(path)
     assert f'{path}: expected a [templates."ID"] table per template' == str(err.value)
+
+
+def test_display_names_replace_coded_values_and_leave_the_rest():
+    catalog = TemplateCatalog({"x": {"sms": "爱在{app}追剧？{pct}%"}},
+                              display={"app": {"tencent_video": "腾讯视频"}})
+    assert ["爱在腾讯视频追剧？95%", "爱在niche_app追剧？95%"] == [
+        catalog.render("x", "sms", {"app": app, "pct": 95}) for app in ("tencent_video", "niche_app")
+    ]
+
+
+def test_a_display_table_that_is_not_value_to_name_is_refused(tmp_path):
+    path = tmp_path / "templates.toml"
+    path.write_text('[templates.x]\nsms = "{app}"\n[display]\napp = "iqiyi"\n', encoding="utf-8")
+    with pytest.raises(TemplateError) as err:
+        TemplateCatalog.load(path)
+    assert f"{path}: [display.app] must be a table of value = \"name\"" == str(err.value)
