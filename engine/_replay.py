@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import sys
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Callable, Iterator
 
 import msgspec
 
