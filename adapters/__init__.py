@@ -57,4 +57,5 @@ __all__ = [
     "parse_feedback",
     "serve_connection",
     "sign",
+    "wall_ms",
 ]
