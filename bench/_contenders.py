@@ -110,7 +110,7 @@ def w2(events: Path, scenarios: list[str], reference: str, workers: int) -> Meas
         digest = hashlib.blake2b(out_path.read_bytes(), digest_size=12).hexdigest()
     in_state = per_sub = objects = breakdown = None
     if workers == 1:
-        in_state = max(subscribers_in_state(engines[0]), 1)
+        in_state = max(engines[0].subscribers_in_state(), 1)
         per_sub = round((after - before) / in_state, 1)
         sizes = state_bytes(engines[0])
         objects = round(sum(sizes.values()) / in_state, 1)
@@ -122,21 +122,6 @@ def w2(events: Path, scenarios: list[str], reference: str, workers: int) -> Meas
         subscribers_in_state=in_state, state_bytes_per_subscriber=per_sub,
         state_object_bytes_per_subscriber=objects, state_breakdown=breakdown,
     )
-
-
-def subscribers_in_state(engine: Any) -> int:
-    """Distinct subscribers the engine holds anything for: pattern state, gates, and the
-    previous values ``crosses_*``/``changed`` keep."""
-    seen: set[str] = set()
-    for rt in engine.runtimes:
-        seen.update(rt.states)
-    for g in engine._gates:
-        if g is not None:
-            seen.update(g.last)
-            seen.update(g.values)
-    for store in engine._prev.values():
-        seen.update(store)
-    return len(seen)
 
 
 def live(events: Path, scenarios: list[str], reference: str, rate: float, seconds: float,

@@ -439,7 +439,8 @@ class Engine:
         return self.now if held is None else min(held, self.now)
 
     def subscribers_in_state(self) -> int:
-        """Distinct subscribers some scenario holds state for."""
+        """Distinct subscribers the engine holds anything for: pattern state, gates, the previous
+        values ``crosses_*``/``changed`` keep, and the contact policy's memory."""
         seen: set[str] = set()
         for rt in self.runtimes:
             seen.update(rt.states)
@@ -447,6 +448,8 @@ class Engine:
             if g is not None:
                 seen.update(g.last)
                 seen.update(g.values)
+        for store in self._prev.values():
+            seen.update(store)
         if self.policy is not None:
             seen.update(self.policy.states)
         return len(seen)
