@@ -22,7 +22,8 @@ from engine._localtime import DEFAULT_TZ, LocalTime
 from engine._patterns import PatternRuntime, build_runtime
 from engine._policy import Candidate, PolicyStage
 from engine._reference import Reference
-from engine._routes import Entry, build_route
+from engine._conjuncts import cheap_first
+from engine._routes import Entry, Guarded, build_route
 from plan import Action, During, Plan, Scenario, eq_values
 
 #: triggers re-entering as events may chain (wave 1 → wave 2 …); past this
@@ -150,6 +151,8 @@ class Engine:
         self.observer = observer
         self.control_sink = control_sink
         self._gates: list[_Gates | None] = []
+        #: each scenario's audience with its tag lookups last (None: everybody)
+        self._audiences = [None if s.audience is None else cheap_first(s.audience) for s in plan.scenarios]
         classes = event_types()
         handlers: dict[type[Event], list[Entry | Callable[[Any], None]]] = {}
         tracked: dict[type[Event], list[tuple[str, dict[str, Any]]]] = {}
@@ -164,7 +167,7 @@ class Engine:
                 handlers.setdefault(classes[type_name], []).append(Entry(filter_, on_match))
             else:
                 for type_name, handler in rt.handlers().items():
-                    handlers.setdefault(classes[type_name], []).append(handler)
+                    handlers.setdefault(classes[type_name], []).append(Guarded(handler, rt.guard(type_name)))
             for type_name, field in sorted(scn.tracked):
                 store = self._prev.setdefault((type_name, field), {})
                 entry = (field, store)
@@ -370,7 +373,8 @@ class Engine:
         ctx.msisdn = m
         if scn.during is not None and not self._in_during(scn.during, t):
             return self._suppress(stats, "during", i, m, t)
-        if scn.audience is not None and not scn.audience.fn(e, a, ctx):
+        audience = self._audiences[i]
+        if audience is not None and not audience(e, a, ctx):
             return self._suppress(stats, "audience", i, m, t)
         if gates is not None:
             reason = gates.refuse(m, t, e, a, ctx)

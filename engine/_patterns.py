@@ -11,6 +11,7 @@ from __future__ import annotations
 import operator
 from typing import Any, Callable, Protocol
 
+from engine._conjuncts import Guard, event_guard
 from plan import Absence, Aggregate, Dwell, Filter, Pattern, Sequence, Single
 
 Handler = Callable[[Any], None]
@@ -54,6 +55,21 @@ class PatternRuntime:
     def handlers(self) -> dict[str, Handler]:
         """Event type name → the function to call with each event of that type."""
         raise NotImplementedError
+
+    def guard(self, type_name: str) -> Guard | None:
+        """A condition the route checks before calling ``handlers()[type_name]``; None: always call.
+
+        It must hold whenever the handler would change anything (see ``Guarded``).
+        """
+        return None
+
+    def _member(self) -> Guard:
+        """The guard "the event's subscriber has state here"."""
+        name = f"_r{self.index}_states"
+        return Guard(f"e.msisdn in {name}", {name: self.states})
+
+    def _event_guard(self, f: Filter, step: int = 0) -> Guard | None:
+        return event_guard(f.where, f"_r{self.index}_{step}")
 
     def entry(self) -> tuple[str, Filter, Handler] | None:
         """(type, filter, on_match) when the runtime reads one type through one filter.
@@ -158,6 +174,19 @@ class SequenceRuntime(PatternRuntime):
         on = self._on_correlated if self._correlated else self._on_event
         return {t: (lambda ev, ix=ix: on(ev, ix)) for t, ix in self._by_type.items()}
 
+    def guard(self, type_name: str) -> Guard | None:
+        """Step 0 needs its filter's own-event terms; a later step also needs a partial match."""
+        parts: list[Guard] = []
+        for i in self._by_type.get(type_name, ()):
+            g = self._event_guard(self._steps[i], i)
+            if i == 0:
+                if g is None:
+                    return None
+                parts.append(g)
+            else:
+                parts.append(self._member() if g is None else g & self._member())
+        return _any(parts)
+
     def expiry(self, state: list[Any]) -> int | None:
         firsts = [
             (p[0].ts if not self._correlated else max(c[0].ts for c in p))
@@ -228,6 +257,15 @@ class SequenceRuntime(PatternRuntime):
                 _append(state[i], c)
 
 
+def _any(parts: list[Guard]) -> Guard | None:
+    if not parts:
+        return None
+    out = parts[0]
+    for g in parts[1:]:
+        out = out | g
+    return out
+
+
 def _append(partials: list[tuple[Any, ...]], chain: tuple[Any, ...]) -> None:
     partials.append(chain)
     if len(partials) > MAX_PARTIALS:
@@ -242,11 +280,13 @@ class AbsenceRuntime(PatternRuntime):
     deadline still answers.
     """
 
-    __slots__ = ("_first_type", "_first", "_absent_type", "_absent", "_within")
+    __slots__ = ("_first_type", "_first", "_absent_type", "_absent", "_within", "_first_f", "_absent_f")
 
     def __init__(self, index: int, host: Host, pattern: Absence) -> None:
         super().__init__(index, host)
         self._first_type = pattern.first.event_type
+        self._first_f = pattern.first
+        self._absent_f = pattern.absent
         self._first = _passes(pattern.first)
         self._absent_type = pattern.absent.event_type
         self._absent = _passes(pattern.absent)
@@ -260,9 +300,40 @@ class AbsenceRuntime(PatternRuntime):
             return {self._first_type: self._on_both}
         return {self._first_type: self._on_first, self._absent_type: self._on_absent}
 
+    def guard(self, type_name: str) -> Guard | None:
+        """A first needs its filter's own-event terms; an answer needs a wait to answer."""
+        parts: list[Guard] = []
+        if type_name == self._absent_type:
+            g = self._event_guard(self._absent_f, 1)
+            parts.append(self._member() if g is None else g & self._member())
+        if type_name == self._first_type:
+            g = self._event_guard(self._first_f, 0)
+            if g is None:
+                return None
+            parts.append(g)
+        return _any(parts)
+
     def _on_both(self, ev: Any) -> None:
-        self._on_absent(ev)
-        self._on_first(ev)
+        """One type both starts and answers waits (``location -> not location …``).
+
+        An answer that starts the next wait keeps the wait's pending deadline —
+        earlier than its own — which moves on when it comes due (``on_deadline``),
+        so a subscriber has one deadline in the queue, not one per event.
+        """
+        m = ev.msisdn
+        states = self.states
+        first = states.get(m)
+        ctx = self.host.ctx
+        if first is None:
+            if self._first is None or self._first(ev, (ev, None), ctx):
+                states[m] = ev
+                self.host.schedule(ev.ts + self._within, self, m)
+            return
+        if self._absent is None or self._absent(ev, (first, ev), ctx):
+            if self._first is None or self._first(ev, (ev, None), ctx):
+                states[m] = ev
+            else:
+                del states[m]
 
     def _on_first(self, ev: Any) -> None:
         m = ev.msisdn
@@ -281,8 +352,13 @@ class AbsenceRuntime(PatternRuntime):
 
     def on_deadline(self, msisdn: str, when: int) -> None:
         first = self.states.get(msisdn)
-        if first is None or first.ts + self._within != when:
-            return  # answered, or a later wait
+        if first is None:
+            return  # answered
+        due = first.ts + self._within
+        if due != when:
+            if due > when:
+                self.host.schedule(due, self, msisdn)  # a later wait took over this deadline
+            return
         del self.states[msisdn]
         self.host.complete(self, msisdn, when, None, (first, None))
 
@@ -454,6 +530,13 @@ class DwellRuntime(PatternRuntime):
 
     def handlers(self) -> dict[str, Handler]:
         return {"location": self._on_location, "power": self._on_power}
+
+    def guard(self, type_name: str) -> Guard | None:
+        """Only a subscriber inside, or a location in one of the areas, can change a stay."""
+        if type_name == "power":
+            return self._member()
+        areas = f"_r{self.index}_areas"
+        return self._member() | Guard(f"c.in_area(e.cell, {areas})", {areas: self._areas})
 
     def _on_location(self, ev: Any) -> None:
         m = ev.msisdn

@@ -13,6 +13,7 @@ import dis
 import linecache
 from typing import Any, Callable, Sequence
 
+from engine._conjuncts import Guard
 from plan import NAMESPACE, Expr, Filter
 
 Handler = Callable[[Any], None]
@@ -26,6 +27,21 @@ class Entry:
     def __init__(self, filter: Filter, on_match: Handler) -> None:
         self.filter = filter
         self.on_match = on_match
+
+
+class Guarded:
+    """A runtime's handler for one type, called only when ``guard`` passes (None: always).
+
+    The guard is a necessary condition for the handler to do anything — the
+    terms of its filters that read only the event, or that the subscriber is
+    in the runtime's state — so skipping the call changes nothing but its cost.
+    """
+
+    __slots__ = ("handler", "guard")
+
+    def __init__(self, handler: Handler, guard: Guard | None) -> None:
+        self.handler = handler
+        self.guard = guard
 
 
 def inlinable(expr: Expr) -> bool:
@@ -48,7 +64,7 @@ def inlinable(expr: Expr) -> bool:
 def build_route(
     name: str,
     before: Sequence[Handler],
-    items: Sequence[Entry | Handler],
+    items: Sequence[Entry | Guarded | Handler],
     tracked: Sequence[tuple[str, dict[str, Any]]],
     ctx: Any,
 ) -> Callable[[Any], None] | None:
@@ -63,6 +79,15 @@ def build_route(
         ns[f"_b{i}"] = step
         body.append(f"_b{i}(e)")
     for i, item in enumerate(items):
+        if isinstance(item, Guarded):
+            ns[f"_h{i}"] = item.handler
+            if item.guard is None:
+                body.append(f"_h{i}(e)")
+            else:
+                ns.update(item.guard.ns)
+                body.append(f"if ({item.guard.python}):")
+                body.append(f"    _h{i}(e)")
+            continue
         if not isinstance(item, Entry):
             ns[f"_h{i}"] = item
             body.append(f"_h{i}(e)")
