@@ -68,6 +68,20 @@ def _reads_tags(node: ast.expr) -> bool:
     return False
 
 
+def _portable(term: ast.expr, own: dict[str, Any], prefix: str, ns: dict[str, Any]) -> ast.expr | None:
+    """``term`` with the compiler's constants renamed by ``prefix`` (values into ``ns``),
+    or None if it uses a name that is neither a parameter, a helper nor a constant."""
+    mapping: dict[str, str] = {}
+    for name in _names(term) - _PARAMS:
+        if name in ns or (name in NAMESPACE and own.get(name, NAMESPACE[name]) is NAMESPACE[name]):
+            continue
+        if name not in own:
+            return None  # a comprehension's own variable or a builtin: keep it out
+        mapping[name] = f"{prefix}{name}"
+        ns[mapping[name]] = own[name]
+    return _Rename(mapping).visit(term) if mapping else term
+
+
 def event_guard(expr: Expr | None, prefix: str) -> Guard | None:
     """The terms of a filter that read only its own event (not earlier steps' aliases).
 
@@ -81,46 +95,79 @@ def event_guard(expr: Expr | None, prefix: str) -> Guard | None:
     kept: list[ast.expr] = []
     ns: dict[str, Any] = {}
     for term in terms(expr.python):
-        names = _names(term)
-        if "a" in names or any(isinstance(n, ast.Lambda) for n in ast.walk(term)):
+        if "a" in _names(term) or any(isinstance(n, ast.Lambda) for n in ast.walk(term)):
             continue
-        mapping: dict[str, str] = {}
-        ok = True
-        for name in names - _PARAMS:
-            if name in NAMESPACE and own.get(name, NAMESPACE[name]) is NAMESPACE[name]:
-                continue
-            if name not in own:
-                ok = False  # a comprehension's own variable or a builtin: keep it out
-                break
-            mapping[name] = f"{prefix}{name}"
-            ns[mapping[name]] = own[name]
-        if not ok:
-            continue
-        kept.append(_Rename(mapping).visit(term) if mapping else term)
+        portable = _portable(term, own, prefix, ns)
+        if portable is not None:
+            kept.append(portable)
     if not kept:
         return None
-    text = " and ".join(f"({ast.unparse(t)})" for t in kept)
-    return Guard(text, ns)
+    return Guard(" and ".join(f"({ast.unparse(t)})" for t in kept), ns)
 
 
-def cheap_first(expr: Expr) -> Callable[[Any, tuple[Any, ...], Any], Any]:
-    """``expr.fn`` with its top-level ``and`` terms reordered: terms that read no tag first.
+def audience_guard(expr: Expr, prefix: str, lists: dict[str, frozenset[str] | set[str]]) -> Guard | None:
+    """The whole audience as one condition for a route: its terms reordered so the
+    ones that read no tag come first, and ``msisdn in list("x")`` as a plain set
+    test on the loaded list. None if it reads the pattern's events (``a``) or a
+    name it cannot carry."""
+    if not expr.python:
+        return None
+    own = getattr(expr.fn, "__globals__", {})
+    ns: dict[str, Any] = {}
+    parts: list[ast.expr] = []
+    for term in terms(expr.python):
+        if "a" in _names(term):
+            return None
+        portable = _portable(_Lists(lists, prefix, ns).visit(term), own, prefix, ns)
+        if portable is None:
+            return None
+        parts.append(portable)
+    parts.sort(key=_reads_tags)  # stable: the written order otherwise
+    return Guard(" and ".join(f"({ast.unparse(t)})" for t in parts), ns)
+
+
+def cheap_first(expr: Expr, lists: dict[str, frozenset[str] | set[str]] | None = None,
+                ) -> Callable[[Any, tuple[Any, ...], Any], Any]:
+    """``expr.fn`` with its top-level ``and`` terms reordered, terms that read no tag first,
+    and list tests on the subscriber's number made plain set tests.
 
     The result is the same truth value (the terms are pure booleans); only the
-    order of work changes. Returns ``expr.fn`` itself when there is nothing to move.
+    order of work changes. Returns ``expr.fn`` itself when nothing applies.
     """
     if not expr.python:
         return expr.fn
-    parts = terms(expr.python)
-    if len(parts) < 2:
+    guard = audience_guard(expr, "_q", lists or {}) if "a" not in _names(ast.parse(expr.python, mode="eval")) else None
+    if guard is None:
         return expr.fn
-    order = sorted(range(len(parts)), key=lambda i: _reads_tags(parts[i]))
-    if order == list(range(len(parts))):
-        return expr.fn
-    text = " and ".join(f"({ast.unparse(parts[i])})" for i in order)
-    ns = dict(getattr(expr.fn, "__globals__", NAMESPACE))
-    exec(compile(f"def audience(e, a, c):\n    return {text}\n", f"<kairos audience: {expr.text}>", "exec"), ns)
+    ns = dict(NAMESPACE, **guard.ns)
+    exec(compile(f"def audience(e, a, c):\n    return {guard.python}\n", f"<kairos audience: {expr.text}>", "exec"), ns)
     return ns["audience"]  # type: ignore[no-any-return]
+
+
+class _Lists(ast.NodeTransformer):
+    """``c.in_list('x', c.msisdn)`` → ``(c.msisdn in PREFIXlist_x)``: the number is always
+    a string, so the set test answers exactly what ``Context.in_list`` does."""
+
+    def __init__(self, lists: dict[str, Any], prefix: str, ns: dict[str, Any]) -> None:
+        self.lists = lists
+        self.prefix = prefix
+        self.ns = ns
+
+    def visit_Call(self, node: ast.Call) -> ast.expr:
+        self.generic_visit(node)
+        f = node.func
+        if (isinstance(f, ast.Attribute) and f.attr == "in_list" and isinstance(f.value, ast.Name)
+                and f.value.id == "c" and len(node.args) == 2 and not node.keywords
+                and isinstance(node.args[0], ast.Constant) and node.args[0].value in self.lists
+                and ast.dump(node.args[1]) == _MSISDN):
+            name = f"{self.prefix}list_{len(self.ns)}"
+            self.ns[name] = self.lists[node.args[0].value]
+            return ast.copy_location(
+                ast.Compare(node.args[1], [ast.In()], [ast.Name(name, ast.Load())]), node)
+        return node
+
+
+_MSISDN = ast.dump(ast.Attribute(ast.Name("c", ast.Load()), "msisdn", ast.Load()))
 
 
 class _Rename(ast.NodeTransformer):

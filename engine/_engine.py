@@ -19,10 +19,10 @@ import msgspec
 from engine._context import Context
 from engine._events import Dpi, Event, Feedback, Profile, Trigger, event_types
 from engine._localtime import DEFAULT_TZ, LocalTime
-from engine._patterns import PatternRuntime, build_runtime
+from engine._patterns import PatternRuntime, SingleRuntime, build_runtime
 from engine._policy import Candidate, PolicyStage
 from engine._reference import Reference
-from engine._conjuncts import cheap_first
+from engine._conjuncts import audience_guard, cheap_first
 from engine._routes import Entry, Guarded, build_route
 from plan import Action, During, Plan, Scenario, eq_values
 
@@ -152,7 +152,8 @@ class Engine:
         self.control_sink = control_sink
         self._gates: list[_Gates | None] = []
         #: each scenario's audience with its tag lookups last (None: everybody)
-        self._audiences = [None if s.audience is None else cheap_first(s.audience) for s in plan.scenarios]
+        self._audiences = [None if s.audience is None else cheap_first(s.audience, self.reference.lists)
+                           for s in plan.scenarios]
         classes = event_types()
         handlers: dict[type[Event], list[Entry | Callable[[Any], None]]] = {}
         tracked: dict[type[Event], list[tuple[str, dict[str, Any]]]] = {}
@@ -164,7 +165,11 @@ class Engine:
             entry = rt.entry()
             if entry is not None:
                 type_name, filter_, on_match = entry
-                handlers.setdefault(classes[type_name], []).append(Entry(filter_, on_match))
+                audience = None
+                if isinstance(rt, SingleRuntime) and scn.audience is not None and observer is None:
+                    audience = audience_guard(scn.audience, f"_a{i}_", self.reference.lists)
+                refused = None if audience is None else (lambda ev, i=i: self._refused(i, ev))
+                handlers.setdefault(classes[type_name], []).append(Entry(filter_, on_match, audience, refused))
             else:
                 for type_name, handler in rt.handlers().items():
                     handlers.setdefault(classes[type_name], []).append(Guarded(handler, rt.guard(type_name)))
@@ -390,6 +395,20 @@ class Engine:
         params = {key: expr.fn(e, a, ctx) for key, expr in action.params}
         self.emit(i, m, t, trigger_id, action, params, t + action.after_ms, self._depth + 1)
         return None
+
+    def _refused(self, i: int, ev: Any) -> None:
+        """A single-event completion whose audience the route already refused: counted
+        under the reason ``complete`` would give (cool-down and ``during`` come first)."""
+        stats = self.stats[i]
+        stats.matched += 1
+        m, t = ev.msisdn, ev.ts
+        gates = self._gates[i]
+        if gates is not None and gates.cooling(m, t):
+            return self._suppress(stats, "cooldown", i, m, t)
+        during = self.scenarios[i].during
+        if during is not None and not self._in_during(during, t):
+            return self._suppress(stats, "during", i, m, t)
+        return self._suppress(stats, "audience", i, m, t)
 
     def emit(self, i: int, m: str, t: int, trigger_id: str, action: Action, params: dict[str, Any],
              send_at: int, depth: int) -> None:

@@ -20,13 +20,21 @@ Handler = Callable[[Any], None]
 
 
 class Entry:
-    """A scenario's entry on one type: a filter and what to call when it passes."""
+    """A scenario's entry on one type: a filter and what to call when it passes.
 
-    __slots__ = ("filter", "on_match")
+    ``audience``/``on_refused``: a single-event scenario's audience checked in the
+    route itself; a passing event that fails it goes to ``on_refused`` (which
+    counts it as ``complete`` would) instead of ``on_match``.
+    """
 
-    def __init__(self, filter: Filter, on_match: Handler) -> None:
+    __slots__ = ("filter", "on_match", "audience", "on_refused")
+
+    def __init__(self, filter: Filter, on_match: Handler, audience: Guard | None = None,
+                 on_refused: Handler | None = None) -> None:
         self.filter = filter
         self.on_match = on_match
+        self.audience = audience
+        self.on_refused = on_refused
 
 
 class Guarded:
@@ -93,16 +101,21 @@ def build_route(
             body.append(f"_h{i}(e)")
             continue
         ns[f"_m{i}"] = item.on_match
+        act = [f"_m{i}(e)"]
+        if item.audience is not None and item.on_refused is not None:
+            ns.update(item.audience.ns)
+            ns[f"_x{i}"] = item.on_refused
+            act = [f"if ({item.audience.python}):", f"    _m{i}(e)", "else:", f"    _x{i}(e)"]
         where = item.filter.where
         if where is None:
-            body.append(f"_m{i}(e)")
-        elif inlinable(where):
+            body.extend(act)
+            continue
+        if inlinable(where):
             body.append(f"if ({where.python}):  # {where.text}")
-            body.append(f"    _m{i}(e)")
         else:
             ns[f"_w{i}"] = where.fn
             body.append(f"if _w{i}(e, a, c):")
-            body.append(f"    _m{i}(e)")
+        body.extend(f"    {line}" for line in act)
     if tracked:
         body.append("_m = e.msisdn")
         for j, (field, store) in enumerate(tracked):
