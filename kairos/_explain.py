@@ -120,7 +120,7 @@ def explain(plan: Plan, reference: Reference, events: IO[bytes], msisdn: str, *,
         yield from lines[split:]
         lines.clear()
         for i, (scn, rt) in enumerate(zip(plan.scenarios, engine.runtimes)):
-            text = _partial(scn, rt.states.get(msisdn), clock)
+            text = _partial(scn, rt.state_of(msisdn), clock)
             if text != described.get(i, ""):
                 described[i] = text
                 if text:
