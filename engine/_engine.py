@@ -17,6 +17,7 @@ from typing import Any, Callable
 import msgspec
 
 from engine._context import Context
+from engine._deadlines import Deadlines
 from engine._events import Dpi, Event, Feedback, Profile, Trigger, event_types
 from engine._localtime import DEFAULT_TZ, LocalTime
 from engine._patterns import PatternRuntime, SingleRuntime, build_runtime
@@ -187,7 +188,7 @@ class Engine:
         self._handlers = handlers
         self._tracked = tracked
         self._routes = {cls: self._route(cls) for cls in classes.values()}
-        self._deadlines: list[tuple[int, int, int, str]] = []  # (when, seq, runtime, msisdn)
+        self._deadlines = Deadlines()  # (when, seq, runtime, msisdn)
         self._seq = 0
         self._gc_granularity = gc_granularity_ms
         self._gc_buckets: dict[int, list[tuple[Any, str]]] = {}
@@ -204,10 +205,10 @@ class Engine:
 
     def advance(self, t: int) -> None:
         """Time moves to ``t``: every deadline before ``t`` fires, in order."""
-        deadlines = self._deadlines
+        pop = self._deadlines.pop_before
         runtimes = self._timed
-        while deadlines and deadlines[0][0] < t:
-            when, _, i, m = heapq.heappop(deadlines)
+        while (entry := pop(t)) is not None:
+            when, _, i, m = entry
             self.now = when
             self.ctx.msisdn = m
             runtimes[i].on_deadline(m, when)
@@ -232,13 +233,13 @@ class Engine:
     def schedule(self, when: int, rt: PatternRuntime, msisdn: str) -> None:
         """A pattern deadline; runtimes ignore the ones that went stale."""
         self._seq += 1
-        heapq.heappush(self._deadlines, (when, self._seq, rt.index, msisdn))
+        self._deadlines.push((when, self._seq, rt.index, msisdn))
 
     def schedule_last(self, when: int, owner: Any, msisdn: str) -> None:
         """A deadline that fires after every other deadline due at the same time
         (the policy closes an arbitration window once all its triggers are in)."""
         self._seq += 1
-        heapq.heappush(self._deadlines, (when, self._seq + 2**62, owner.index, msisdn))
+        self._deadlines.push((when, self._seq + 2**62, owner.index, msisdn))
 
     def watch(self, when: int, owner: Any, msisdn: str) -> None:
         """Ask ``owner.collect(msisdn, now)`` once time has passed ``when``."""
@@ -262,8 +263,7 @@ class Engine:
         """Process one event; False (and counted) if it is older than the stream's time."""
         t = ev.ts
         if t > self.now:
-            deadlines = self._deadlines
-            if (deadlines and deadlines[0][0] < t) or (
+            if self._deadlines.floor < t or (
                 self._gc_keys and (self._gc_keys[0] + 1) * self._gc_granularity <= t
             ):
                 self.advance(t)
@@ -297,7 +297,7 @@ class Engine:
         for i, ev in enumerate(events):
             t = ev.ts
             if t > now:
-                if (deadlines and deadlines[0][0] < t) or (gc_keys and (gc_keys[0] + 1) * g <= t):
+                if deadlines.floor < t or (gc_keys and (gc_keys[0] + 1) * g <= t):
                     self.advance(t)
                 now = self.now = t
             elif t < now:

@@ -291,15 +291,15 @@ def _restore(engine: Engine, state: EngineState, live: dict[str, dict[str, Any]]
     engine._id_ts = state.id_ts
     engine._id_counts = {(s, m): n for s, m, n in state.id_counts}
     policy = getattr(engine, "policy", None)
-    engine._deadlines = [
-        (when, seq, index[name], m) for when, seq, name, m in state.deadlines if name in kept_patterns
-    ]
-    if policy is not None:
-        engine._deadlines += [(when, seq, policy.index, m) for when, seq, name, m in state.deadlines
-                              if name == POLICY_OWNER]
-        if state.policy is not None:
-            restore_policy(policy, state.policy)
-    heapq.heapify(engine._deadlines)
+    deadlines = engine._deadlines
+    deadlines.clear()
+    for when, seq, name, m in state.deadlines:
+        if name in kept_patterns:
+            deadlines.push((when, seq, index[name], m))
+        elif name == POLICY_OWNER and policy is not None:
+            deadlines.push((when, seq, policy.index, m))
+    if policy is not None and state.policy is not None:
+        restore_policy(policy, state.policy)
     for event_type, field, values in state.prev:
         store = engine._prev.get((event_type, field))
         if store is not None:

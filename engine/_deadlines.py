@@ -1,0 +1,86 @@
+"""The engine's deadline queue: (when, seq, owner, msisdn) entries, taken in (when, seq) order.
+
+A binary heap of a million waits (one per subscriber an absence pattern
+watches) costs a cache miss or three per push at its far end. Here entries
+wait unsorted in buckets of ``width`` ms — a push is a list append into a
+bucket that is hot in cache — and only the earliest bucket, once time
+reaches it, becomes a small heap. Entries pushed into a bucket already opened
+go straight into that heap, so the order is exactly (when, seq) throughout.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Iterator
+
+Entry = tuple[int, int, int, str]
+
+#: larger than any event time
+NEVER = 2**63
+
+
+class Deadlines:
+    """A priority queue of deadline entries, bucketed by time."""
+
+    __slots__ = ("width", "floor", "_buckets", "_keys", "_due", "_open")
+
+    def __init__(self, width: int = 1_000) -> None:
+        self.width = width
+        #: no entry is earlier than this (the engine's cheap "anything due?" test)
+        self.floor = NEVER
+        self._buckets: dict[int, list[Entry]] = {}
+        self._keys: list[int] = []  # heap of the buckets' keys (when // width)
+        self._due: list[Entry] = []  # heap: the entries of opened buckets
+        self._open = -NEVER  # the latest opened bucket's key
+
+    def __len__(self) -> int:
+        return len(self._due) + sum(len(b) for b in self._buckets.values())
+
+    def __iter__(self) -> Iterator[Entry]:
+        """Every entry, in no particular order."""
+        yield from self._due
+        for bucket in self._buckets.values():
+            yield from bucket
+
+    def push(self, entry: Entry) -> None:
+        when = entry[0]
+        key = when // self.width
+        if key <= self._open:
+            heapq.heappush(self._due, entry)
+        else:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                self._buckets[key] = [entry]
+                heapq.heappush(self._keys, key)
+            else:
+                bucket.append(entry)
+        if when < self.floor:
+            self.floor = when
+
+    def pop_before(self, t: int) -> Entry | None:
+        """The earliest entry with ``when < t`` (removed), or None."""
+        due = self._due
+        while not due:
+            keys = self._keys
+            if not keys or keys[0] * self.width >= t:
+                self.floor = keys[0] * self.width if keys else NEVER
+                return None
+            key = heapq.heappop(keys)
+            self._open = key
+            due.extend(self._buckets.pop(key))
+            heapq.heapify(due)
+        if due[0][0] >= t:
+            self.floor = due[0][0]
+            return None
+        entry = heapq.heappop(due)
+        if due:
+            self.floor = due[0][0]
+        else:
+            self.floor = self._keys[0] * self.width if self._keys else NEVER
+        return entry
+
+    def clear(self) -> None:
+        self._buckets.clear()
+        self._keys.clear()
+        self._due.clear()
+        self.floor = NEVER
