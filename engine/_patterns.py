@@ -12,6 +12,8 @@ import operator
 from array import array
 from typing import Any, Callable, Protocol
 
+import msgspec
+
 from engine._conjuncts import Guard, event_guard
 from plan import Absence, Aggregate, Dwell, Filter, Pattern, Sequence, Single
 
@@ -31,6 +33,35 @@ NO_ALIASES: tuple[Any, ...] = ()
 
 #: most partial matches kept per step of a correlated sequence (oldest dropped)
 MAX_PARTIALS = 256
+
+#: most distinct strings ``_kept`` shares (cells, apps …); past it, strings are kept as they come
+MAX_SHARED_STRINGS = 1 << 20
+_shared: dict[str, str] = {}
+_str_fields: dict[type, tuple[str, ...]] = {}
+
+
+def _kept(ev: Any, msisdn: str) -> Any:
+    """``ev`` made cheap to keep for long: its number is ``msisdn`` (the state's key) and
+    its free-text fields share one copy of each distinct value (a cell named by a
+    million waits is stored once), instead of the strings each decoded line made."""
+    ev.msisdn = msisdn
+    cls = ev.__class__
+    names = _str_fields.get(cls)
+    if names is None:
+        names = _str_fields[cls] = tuple(
+            f.name for f in msgspec.structs.fields(cls)
+            if f.name != "msisdn" and f.type in (str, str | None)
+        )
+    for name in names:
+        value = getattr(ev, name)
+        if value is not None:
+            shared = _shared.get(value)
+            if shared is None:
+                if len(_shared) >= MAX_SHARED_STRINGS:
+                    continue
+                shared = _shared[value] = value
+            setattr(ev, name, shared)
+    return ev
 
 
 class Host(Protocol):
@@ -340,12 +371,12 @@ class AbsenceRuntime(PatternRuntime):
         ctx = self.host.ctx
         if first is None:
             if self._first is None or self._first(ev, (ev, None), ctx):
-                states[m] = ev
+                states[m] = _kept(ev, m)
                 self.host.schedule(ev.ts + self._within, self, m)
             return
         if self._absent is None or self._absent(ev, (first, ev), ctx):
             if self._first is None or self._first(ev, (ev, None), ctx):
-                states[m] = ev
+                states[m] = _kept(ev, first.msisdn)  # the key's string, kept since the first wait
             else:
                 del states[m]
 
@@ -354,7 +385,7 @@ class AbsenceRuntime(PatternRuntime):
         if m in self.states:
             return  # a new F1 while waiting does not restart the wait
         if self._first is None or self._first(ev, (ev, None), self.host.ctx):
-            self.states[m] = ev
+            self.states[m] = _kept(ev, m)
             self.host.schedule(ev.ts + self._within, self, m)
 
     def _on_absent(self, ev: Any) -> None:

@@ -221,15 +221,9 @@ def transfer(old: Engine, new: Engine) -> RestoreReport:
 def _watch_all(engine: Engine, owner: Any, items: Iterable[tuple[int, str]]) -> None:
     """``engine.watch`` for many (when, msisdn) at once (a restore re-arms millions)."""
     g = engine._gc_granularity
-    buckets = engine._gc_buckets
-    keys = engine._gc_keys
+    watch = engine.watch_bucket
     for when, m in items:
-        key = when // g
-        bucket = buckets.get(key)
-        if bucket is None:
-            bucket = buckets[key] = []
-            heapq.heappush(keys, key)
-        bucket.append((owner, m))
+        watch(when // g, owner, m)
 
 
 def restore(engine: Engine, state: EngineState, *, live: dict[str, dict[str, Any]] | None = None) -> RestoreReport:
@@ -295,9 +289,9 @@ def _restore(engine: Engine, state: EngineState, live: dict[str, dict[str, Any]]
     deadlines.clear()
     for when, seq, name, m in state.deadlines:
         if name in kept_patterns:
-            deadlines.push((when, seq, index[name], m))
+            deadlines.push(when, seq, index[name], m)
         elif name == POLICY_OWNER and policy is not None:
-            deadlines.push((when, seq, policy.index, m))
+            deadlines.push(when, seq, policy.index, m)
     if policy is not None and state.policy is not None:
         restore_policy(policy, state.policy)
     for event_type, field, values in state.prev:

@@ -95,7 +95,7 @@ def capture_policy(stage: PolicyStage) -> PolicyState:
         k: RecordState(names[r.index], r.channel, r.template, r.msisdn, r.control, r.seen, r.until)
         for k, r in stage.records.items()
     }
-    watches = [(key, m) for key, bucket in stage.engine._gc_buckets.items() for owner, m in bucket if owner is stage]
+    watches = [(key, m) for key, owner, m in stage.engine.watches() if owner is stage]
     parked = {k: list(evs) for k, evs in stage._parked.items()}
     return PolicyState(subs, [(ch, p, n) for (ch, p), n in stage.used.items()], waiting, records,
                        stage.unmatched_feedback, watches, parked)
@@ -126,13 +126,8 @@ def restore_policy(stage: PolicyStage, state: PolicyState) -> None:
             for c in window:
                 stage._hold_window(c)
         stage.states[m] = st
-    buckets, keys = engine._gc_buckets, engine._gc_keys
     for key, m in state.watches:
-        bucket = buckets.get(key)
-        if bucket is None:
-            bucket = buckets[key] = []
-            heapq.heappush(keys, key)
-        bucket.append((stage, m))
+        engine.watch_bucket(key, stage, m)
     for ch, p, n in state.used:
         stage.used[(ch, p)] = n
     for ch, queue in state.waiting.items():
