@@ -145,26 +145,57 @@ def cheap_first(expr: Expr, lists: dict[str, frozenset[str] | set[str]] | None =
 
 
 class _Lists(ast.NodeTransformer):
-    """``c.in_list('x', c.msisdn)`` → ``(c.msisdn in PREFIXlist_x)``: the number is always
-    a string, so the set test answers exactly what ``Context.in_list`` does."""
+    """Reference lookups made plain set tests on the loaded data:
+    ``c.in_list('x', c.msisdn)`` → ``(c.msisdn in PREFIXlist_N)`` (the number is
+    always a string, so the set answers exactly what ``Context.in_list`` does),
+    and ``c.in_area(e.cell, K)`` with the compiler's constant K →
+    ``(e.cell in PREFIXcells_N)``, the cells of those areas."""
 
-    def __init__(self, lists: dict[str, Any], prefix: str, ns: dict[str, Any]) -> None:
+    def __init__(self, lists: dict[str, Any], prefix: str, ns: dict[str, Any],
+                 cells: dict[str, frozenset[str]] | None = None, own: dict[str, Any] | None = None) -> None:
         self.lists = lists
         self.prefix = prefix
         self.ns = ns
+        self.cells = cells
+        self.own = own or {}
 
     def visit_Call(self, node: ast.Call) -> ast.expr:
         self.generic_visit(node)
         f = node.func
-        if (isinstance(f, ast.Attribute) and f.attr == "in_list" and isinstance(f.value, ast.Name)
-                and f.value.id == "c" and len(node.args) == 2 and not node.keywords
-                and isinstance(node.args[0], ast.Constant) and node.args[0].value in self.lists
-                and ast.dump(node.args[1]) == _MSISDN):
+        if not (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "c"
+                and len(node.args) == 2 and not node.keywords):
+            return node
+        first, second = node.args
+        if (f.attr == "in_list" and isinstance(first, ast.Constant) and first.value in self.lists
+                and ast.dump(second) == _MSISDN):
             name = f"{self.prefix}list_{len(self.ns)}"
-            self.ns[name] = self.lists[node.args[0].value]
-            return ast.copy_location(
-                ast.Compare(node.args[1], [ast.In()], [ast.Name(name, ast.Load())]), node)
+            self.ns[name] = self.lists[first.value]
+            return ast.copy_location(ast.Compare(second, [ast.In()], [ast.Name(name, ast.Load())]), node)
+        if (f.attr == "in_area" and self.cells is not None and ast.dump(first) == _CELL
+                and isinstance(second, ast.Name) and isinstance(self.own.get(second.id), frozenset)):
+            areas = self.own[second.id]
+            name = f"{self.prefix}cells_{len(self.ns)}"
+            self.ns[name] = frozenset(c for c, of in self.cells.items() if not of.isdisjoint(areas))
+            return ast.copy_location(ast.Compare(first, [ast.In()], [ast.Name(name, ast.Load())]), node)
         return node
+
+
+_CELL = ast.dump(ast.Attribute(ast.Name("e", ast.Load()), "cell", ast.Load()))
+
+
+def bound_filter(expr: Expr, prefix: str, lists: dict[str, Any], cells: dict[str, frozenset[str]]) -> Guard | None:
+    """A first step's filter as route text, its reference lookups bound to the loaded
+    data (see ``_Lists``) and its constants carried; None if it reads aliases or
+    names the route cannot hold."""
+    if not expr.python:
+        return None
+    tree = ast.parse(expr.python, mode="eval").body
+    if "a" in _names(tree):
+        return None
+    own = getattr(expr.fn, "__globals__", {})
+    ns: dict[str, Any] = {}
+    portable = _portable(_Lists(lists, prefix, ns, cells, own).visit(tree), own, prefix, ns)
+    return None if portable is None else Guard(ast.unparse(portable), ns)
 
 
 _MSISDN = ast.dump(ast.Attribute(ast.Name("c", ast.Load()), "msisdn", ast.Load()))

@@ -23,7 +23,7 @@ from engine._localtime import DEFAULT_TZ, LocalTime
 from engine._patterns import PatternRuntime, SingleRuntime, build_runtime
 from engine._policy import Candidate, PolicyStage
 from engine._reference import Reference
-from engine._conjuncts import audience_guard, cheap_first
+from engine._conjuncts import audience_guard, bound_filter, cheap_first
 from engine._routes import Entry, Guarded, build_route
 from plan import Action, During, Plan, Scenario, eq_values
 
@@ -170,7 +170,11 @@ class Engine:
                 if isinstance(rt, SingleRuntime) and scn.audience is not None and observer is None:
                     audience = audience_guard(scn.audience, f"_a{i}_", self.reference.lists)
                 refused = None if audience is None else (lambda ev, i=i: self._refused(i, ev))
-                handlers.setdefault(classes[type_name], []).append(Entry(filter_, on_match, audience, refused))
+                only_audience = audience is not None and scn.cooldown_ms is None and scn.during is None
+                condition = None if filter_.where is None else bound_filter(
+                    filter_.where, f"_f{i}_", self.reference.lists, self.reference.areas_of_cell)
+                handlers.setdefault(classes[type_name], []).append(Entry(
+                    filter_, on_match, audience, refused, condition, self.stats[i] if only_audience else None))
             else:
                 for type_name, handler in rt.handlers().items():
                     handlers.setdefault(classes[type_name], []).append(Guarded(handler, rt.guard(type_name)))

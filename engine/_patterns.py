@@ -68,6 +68,7 @@ class Host(Protocol):
     """What a pattern runtime needs from the engine."""
 
     ctx: Any
+    reference: Any  #: the loaded reference data (engine._reference.Reference)
 
     def complete(self, rt: "PatternRuntime", msisdn: str, t: int, e: Any, a: tuple[Any, ...]) -> None: ...
     def schedule(self, when: int, rt: "PatternRuntime", msisdn: str) -> None: ...
@@ -691,8 +692,9 @@ class DwellRuntime(PatternRuntime):
         """Only a subscriber inside, or a location in one of the areas, can change a stay."""
         if type_name == "power":
             return self._member()
-        areas = f"_r{self.index}_areas"
-        return self._member() | Guard(f"c.in_area(e.cell, {areas})", {areas: self._areas})
+        name = f"_r{self.index}_cells"
+        cells = frozenset(c for c, of in self.host.reference.areas_of_cell.items() if not of.isdisjoint(self._areas))
+        return self._member() | Guard(f"e.cell in {name}", {name: cells})
 
     def _on_location(self, ev: Any) -> None:
         m = ev.msisdn

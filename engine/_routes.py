@@ -27,14 +27,20 @@ class Entry:
     counts it as ``complete`` would) instead of ``on_match``.
     """
 
-    __slots__ = ("filter", "on_match", "audience", "on_refused")
+    __slots__ = ("filter", "on_match", "audience", "on_refused", "condition", "stats")
 
     def __init__(self, filter: Filter, on_match: Handler, audience: Guard | None = None,
-                 on_refused: Handler | None = None) -> None:
+                 on_refused: Handler | None = None, condition: Guard | None = None,
+                 stats: Any = None) -> None:
         self.filter = filter
         self.on_match = on_match
         self.audience = audience
+        #: ``on_refused``, or with ``stats`` (a scenario without cool-down and ``during``,
+        #: whose only refusal is "audience") the refusal is counted in the route itself
         self.on_refused = on_refused
+        self.stats = stats
+        #: the filter bound to the reference data (``bound_filter``), when it could not be inlined
+        self.condition = condition
 
 
 class Guarded:
@@ -102,7 +108,12 @@ def build_route(
             continue
         ns[f"_m{i}"] = item.on_match
         act = [f"_m{i}(e)"]
-        if item.audience is not None and item.on_refused is not None:
+        if item.audience is not None and item.stats is not None:
+            ns.update(item.audience.ns)
+            ns[f"_t{i}"] = item.stats
+            act = [f"if ({item.audience.python}):", f"    _m{i}(e)", "else:", f"    _t{i}.matched += 1",
+                   f"    _d = _t{i}.suppressed", "    _d['audience'] = _d.get('audience', 0) + 1"]
+        elif item.audience is not None and item.on_refused is not None:
             ns.update(item.audience.ns)
             ns[f"_x{i}"] = item.on_refused
             act = [f"if ({item.audience.python}):", f"    _m{i}(e)", "else:", f"    _x{i}(e)"]
@@ -112,6 +123,9 @@ def build_route(
             continue
         if inlinable(where):
             body.append(f"if ({where.python}):  # {where.text}")
+        elif item.condition is not None:
+            ns.update(item.condition.ns)
+            body.append(f"if ({item.condition.python}):  # {where.text}")
         else:
             ns[f"_w{i}"] = where.fn
             body.append(f"if _w{i}(e, a, c):")

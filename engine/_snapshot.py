@@ -253,7 +253,8 @@ def _restore(engine: Engine, state: EngineState, live: dict[str, dict[str, Any]]
             report.withdrawn.append(saved.name)
             continue
         scn = engine.scenarios[i]
-        engine.stats[i] = saved.stats
+        for field in saved.stats.__struct_fields__:  # in place: routes hold the object
+            setattr(engine.stats[i], field, getattr(saved.stats, field))
         rt = engine.runtimes[i]
         pattern_same = saved.pattern_key == pattern_key(scn)
         if pattern_same:
