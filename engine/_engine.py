@@ -11,6 +11,7 @@ the handlers of scenarios that read its type, records previous values that
 from __future__ import annotations
 
 import heapq
+import sys
 from collections import deque
 from typing import Any, Callable, Iterator
 
@@ -95,6 +96,7 @@ class _Gates:
         The cool-down is checked first, by ``cooling``, as the cheapest gate.
         """
         cd = self.cooldown_ms
+        m = sys.intern(m)  # kept for long: the one copy of the number (engine._patterns)
         if self.once == "once":
             if m in self.values:
                 return "once"

@@ -9,6 +9,7 @@ never read a clock: the engine feeds them events and deadlines in event time.
 from __future__ import annotations
 
 import operator
+import sys
 from array import array
 from typing import Any, Callable, Protocol
 
@@ -38,6 +39,11 @@ MAX_PARTIALS = 256
 MAX_SHARED_STRINGS = 1 << 20
 _shared: dict[str, str] = {}
 _str_fields: dict[type, tuple[str, ...]] = {}
+
+
+#: a number kept as a state key: ``sys.intern`` gives every runtime the same copy of it —
+#: the reference's (``Reference`` interns the tag table's numbers), or the first seen
+_key = sys.intern
 
 
 def _kept(ev: Any, msisdn: str) -> Any:
@@ -252,6 +258,7 @@ class SequenceRuntime(PatternRuntime):
             if i == 0:
                 if where is None or where(ev, (ev,), ctx):
                     if state is None:
+                        m = _key(m)
                         state = self.states[m] = [None] * last
                         self.host.watch(t + self._within, self, m)
                     state[0] = (ev,)
@@ -282,6 +289,7 @@ class SequenceRuntime(PatternRuntime):
             if i == 0:
                 if where is None or where(ev, (ev,), ctx):
                     if state is None:
+                        m = _key(m)
                         state = self.states[m] = [[] for _ in range(last)]
                         self.host.watch(t + within, self, m)
                     _append(state[0], (ev,))
@@ -372,6 +380,7 @@ class AbsenceRuntime(PatternRuntime):
         ctx = self.host.ctx
         if first is None:
             if self._first is None or self._first(ev, (ev, None), ctx):
+                m = _key(m)
                 states[m] = _kept(ev, m)
                 self.host.schedule(ev.ts + self._within, self, m)
             return
@@ -386,6 +395,7 @@ class AbsenceRuntime(PatternRuntime):
         if m in self.states:
             return  # a new F1 while waiting does not restart the wait
         if self._first is None or self._first(ev, (ev, None), self.host.ctx):
+            m = _key(m)
             self.states[m] = _kept(ev, m)
             self.host.schedule(ev.ts + self._within, self, m)
 
@@ -511,6 +521,7 @@ class AggregateRuntime(PatternRuntime):
         t = ev.ts
         window = self.states.get(m)
         if window is None:
+            m = _key(m)
             window = self.states[m] = array("q", (t,))
             host.watch(t + self._within, self, m)
         else:
@@ -548,6 +559,7 @@ class AggregateRuntime(PatternRuntime):
         if window is None:
             if not _I64_MIN <= value <= _I64_MAX:
                 return self._sum_listed(ev, value)
+            m = _key(m)
             window = self.states[m] = array("q", (value, t, value))
             self.host.watch(t + self._within, self, m)
         elif window.__class__ is not array:
@@ -597,6 +609,7 @@ class AggregateRuntime(PatternRuntime):
         t = ev.ts
         window = self.states.get(m)
         if window is None:
+            m = _key(m)
             window = self.states[m] = []
             host.watch(t + self._within, self, m)
         window.append((t, value))
@@ -702,6 +715,7 @@ class DwellRuntime(PatternRuntime):
         stay = self.states.get(m)
         if inside:
             if stay is None:
+                m = _key(m)
                 self.states[m] = [ev.ts, False]
                 self.host.schedule(ev.ts + self._for, self, m)
         elif stay is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,7 @@ def _load_tags(path: Path) -> dict[str, dict[str, Any]]:
             row = decoder.decode(line)
         except msgspec.DecodeError as e:
             raise ReferenceError(f"{path}:{n}: {e}") from None
-        out.setdefault(row.msisdn, {}).update(row.tags)
+        out.setdefault(sys.intern(row.msisdn), {}).update(row.tags)
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dis
 import linecache
+import sys
 from typing import Any, Callable, Sequence
 
 from engine._conjuncts import Guard
@@ -131,7 +132,8 @@ def build_route(
             body.append(f"if _w{i}(e, a, c):")
         body.extend(f"    {line}" for line in act)
     if tracked:
-        body.append("_m = e.msisdn")
+        ns["_intern"] = sys.intern  # kept for long: the one copy of the number
+        body.append("_m = _intern(e.msisdn)")
         for j, (field, store) in enumerate(tracked):
             ns[f"_s{j}"] = store
             body.append(f"_s{j}[_m] = e.{field}")
