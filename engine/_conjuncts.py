@@ -201,6 +201,32 @@ def bound_filter(expr: Expr, prefix: str, lists: dict[str, Any], cells: dict[str
 _MSISDN = ast.dump(ast.Attribute(ast.Name("c", ast.Load()), "msisdn", ast.Load()))
 
 
+def answer_test(expr: Expr) -> Callable[[Any, Any, Any], Any] | None:
+    """An absence's second filter as ``fn(e, first, c)``: ``a[0]`` (the waiting event)
+    and ``a[1]`` (the event itself) read directly, with no tuple built per event.
+    None when the text reads ``a`` in another way."""
+    if not expr.python:
+        return None
+    tree = _Slots().visit(ast.parse(expr.python, mode="eval").body)
+    if "a" in _names(tree):
+        return None
+    ns = dict(getattr(expr.fn, "__globals__", NAMESPACE))
+    exec(compile(f"def answers(e, _first, c):\n    return {ast.unparse(tree)}\n",
+                 f"<kairos absence: {expr.text}>", "exec"), ns)
+    return ns["answers"]  # type: ignore[no-any-return]
+
+
+class _Slots(ast.NodeTransformer):
+    """``a[0]`` → ``_first``, ``a[1]`` → ``e``."""
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.expr:
+        self.generic_visit(node)
+        if (isinstance(node.value, ast.Name) and node.value.id == "a"
+                and isinstance(node.slice, ast.Constant) and node.slice.value in (0, 1)):
+            return ast.copy_location(ast.Name("_first" if node.slice.value == 0 else "e", ast.Load()), node)
+        return node
+
+
 class _Rename(ast.NodeTransformer):
     def __init__(self, mapping: dict[str, str]) -> None:
         self.mapping = mapping

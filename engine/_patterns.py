@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol
 
 import msgspec
 
-from engine._conjuncts import Guard, event_guard
+from engine._conjuncts import Guard, answer_test, event_guard
 from plan import Absence, Aggregate, Dwell, Filter, Pattern, Sequence, Single
 
 Handler = Callable[[Any], None]
@@ -38,7 +38,6 @@ MAX_PARTIALS = 256
 #: most distinct strings ``_kept`` shares (cells, apps …); past it, strings are kept as they come
 MAX_SHARED_STRINGS = 1 << 20
 _shared: dict[str, str] = {}
-_str_fields: dict[type, tuple[str, ...]] = {}
 
 
 #: a number kept as a state key: ``sys.intern`` gives every runtime the same copy of it —
@@ -46,28 +45,37 @@ _str_fields: dict[type, tuple[str, ...]] = {}
 _key = sys.intern
 
 
+_keepers: dict[type, Callable[[Any, str], Any]] = {}
+
+
 def _kept(ev: Any, msisdn: str) -> Any:
     """``ev`` made cheap to keep for long: its number is ``msisdn`` (the state's key) and
     its free-text fields share one copy of each distinct value (a cell named by a
     million waits is stored once), instead of the strings each decoded line made."""
-    ev.msisdn = msisdn
-    cls = ev.__class__
-    names = _str_fields.get(cls)
-    if names is None:
-        names = _str_fields[cls] = tuple(
-            f.name for f in msgspec.structs.fields(cls)
-            if f.name != "msisdn" and f.type in (str, str | None)
-        )
+    keep = _keepers.get(ev.__class__)
+    if keep is None:
+        keep = _keepers[ev.__class__] = _keeper(ev.__class__)
+    return keep(ev, msisdn)
+
+
+def _keeper(cls: type) -> Callable[[Any, str], Any]:
+    """``_kept`` for one event class, generated: a few attribute moves per kept event."""
+    names = [f.name for f in msgspec.structs.fields(cls) if f.name != "msisdn" and f.type in (str, str | None)]
+    body = ["def keep(ev, msisdn):", "    ev.msisdn = msisdn"]
     for name in names:
-        value = getattr(ev, name)
-        if value is not None:
-            shared = _shared.get(value)
-            if shared is None:
-                if len(_shared) >= MAX_SHARED_STRINGS:
-                    continue
-                shared = _shared[value] = value
-            setattr(ev, name, shared)
-    return ev
+        body += [
+            f"    v = ev.{name}",
+            "    if v is not None:",
+            "        s = shared.get(v)",
+            "        if s is not None:",
+            f"            ev.{name} = s",
+            "        elif len(shared) < cap:",
+            "            shared[v] = v",
+        ]
+    body.append("    return ev")
+    ns: dict[str, Any] = {"shared": _shared, "cap": MAX_SHARED_STRINGS}
+    exec("\n".join(body), ns)
+    return ns["keep"]  # type: ignore[no-any-return]
 
 
 class Host(Protocol):
@@ -334,7 +342,8 @@ class AbsenceRuntime(PatternRuntime):
     deadline still answers.
     """
 
-    __slots__ = ("_first_type", "_first", "_absent_type", "_absent", "_within", "_first_f", "_absent_f")
+    __slots__ = ("_first_type", "_first", "_absent_type", "_absent", "_within", "_first_f", "_absent_f",
+                 "_answers")
 
     def __init__(self, index: int, host: Host, pattern: Absence) -> None:
         super().__init__(index, host)
@@ -344,6 +353,10 @@ class AbsenceRuntime(PatternRuntime):
         self._first = _passes(pattern.first)
         self._absent_type = pattern.absent.event_type
         self._absent = _passes(pattern.absent)
+        self._answers = None if pattern.absent.where is None else answer_test(pattern.absent.where)
+        if self._answers is None and self._absent is not None:
+            absent = self._absent
+            self._answers = lambda e, first, c: absent(e, (first, e), c)
         self._within = pattern.within_ms
 
     def state_type(self, event: Any) -> Any:
@@ -384,7 +397,7 @@ class AbsenceRuntime(PatternRuntime):
                 states[m] = _kept(ev, m)
                 self.host.schedule(ev.ts + self._within, self, m)
             return
-        if self._absent is None or self._absent(ev, (first, ev), ctx):
+        if self._answers is None or self._answers(ev, first, ctx):
             if self._first is None or self._first(ev, (ev, None), ctx):
                 states[m] = _kept(ev, first.msisdn)  # the key's string, kept since the first wait
             else:
@@ -403,7 +416,7 @@ class AbsenceRuntime(PatternRuntime):
         first = self.states.get(ev.msisdn)
         if first is None:
             return
-        if self._absent is None or self._absent(ev, (first, ev), self.host.ctx):
+        if self._answers is None or self._answers(ev, first, self.host.ctx):
             del self.states[ev.msisdn]
 
     def on_deadline(self, msisdn: str, when: int) -> None:
