@@ -44,6 +44,18 @@ _shared: dict[str, str] = {}
 #: the reference's (``Reference`` interns the tag table's numbers), or the first seen
 _key = sys.intern
 
+#: state that may live this long is keyed by interned numbers; shorter-lived state would
+#: pay for interning (and un-interning) a number at every short burst and save little
+LONG_LIVED_MS = 3_600_000
+
+
+def _same(m: str) -> str:
+    return m
+
+
+def _key_for(within_ms: int) -> Callable[[str], str]:
+    return _key if within_ms >= LONG_LIVED_MS else _same
+
 
 _keepers: dict[type, Callable[[Any, str], Any]] = {}
 
@@ -92,12 +104,13 @@ class Host(Protocol):
 class PatternRuntime:
     """Base: the scenario index, the host, and the per-subscriber states."""
 
-    __slots__ = ("index", "host", "states")
+    __slots__ = ("index", "host", "states", "_keyof")
 
     def __init__(self, index: int, host: Host) -> None:
         self.index = index
         self.host = host
         self.states: dict[str, Any] = {}
+        self._keyof: Callable[[str], str] = _key  # how a new state's number is kept
 
     def handlers(self) -> dict[str, Handler]:
         """Event type name → the function to call with each event of that type."""
@@ -218,6 +231,7 @@ class SequenceRuntime(PatternRuntime):
         self._steps = pattern.steps
         self._wheres = tuple(_passes(f) for f in pattern.steps)
         self._within = pattern.within_ms
+        self._keyof = _key_for(pattern.within_ms)
         self._k = len(pattern.steps)
         self._correlated = any(f.reads_aliases for f in pattern.steps)
         by_type: dict[str, list[int]] = {}
@@ -266,7 +280,7 @@ class SequenceRuntime(PatternRuntime):
             if i == 0:
                 if where is None or where(ev, (ev,), ctx):
                     if state is None:
-                        m = _key(m)
+                        m = self._keyof(m)
                         state = self.states[m] = [None] * last
                         self.host.watch(t + self._within, self, m)
                     state[0] = (ev,)
@@ -297,7 +311,7 @@ class SequenceRuntime(PatternRuntime):
             if i == 0:
                 if where is None or where(ev, (ev,), ctx):
                     if state is None:
-                        m = _key(m)
+                        m = self._keyof(m)
                         state = self.states[m] = [[] for _ in range(last)]
                         self.host.watch(t + within, self, m)
                     _append(state[0], (ev,))
@@ -358,6 +372,7 @@ class AbsenceRuntime(PatternRuntime):
             absent = self._absent
             self._answers = lambda e, first, c: absent(e, (first, e), c)
         self._within = pattern.within_ms
+        self._keyof = _key_for(pattern.within_ms)
 
     def state_type(self, event: Any) -> Any:
         return dict[str, event]
@@ -393,7 +408,7 @@ class AbsenceRuntime(PatternRuntime):
         ctx = self.host.ctx
         if first is None:
             if self._first is None or self._first(ev, (ev, None), ctx):
-                m = _key(m)
+                m = self._keyof(m)
                 states[m] = _kept(ev, m)
                 self.host.schedule(ev.ts + self._within, self, m)
             return
@@ -408,7 +423,7 @@ class AbsenceRuntime(PatternRuntime):
         if m in self.states:
             return  # a new F1 while waiting does not restart the wait
         if self._first is None or self._first(ev, (ev, None), self.host.ctx):
-            m = _key(m)
+            m = self._keyof(m)
             self.states[m] = _kept(ev, m)
             self.host.schedule(ev.ts + self._within, self, m)
 
@@ -458,6 +473,7 @@ class AggregateRuntime(PatternRuntime):
         self._cmp = COMPARE[pattern.cmp]
         self._n = pattern.threshold
         self._within = pattern.within_ms
+        self._keyof = _key_for(pattern.within_ms)
         cap = None
         if pattern.kind == "count" and pattern.cmp in (">=", ">") and pattern.threshold >= 0:
             cap = int(pattern.threshold) + 2
@@ -534,7 +550,7 @@ class AggregateRuntime(PatternRuntime):
         t = ev.ts
         window = self.states.get(m)
         if window is None:
-            m = _key(m)
+            m = self._keyof(m)
             window = self.states[m] = array("q", (t,))
             host.watch(t + self._within, self, m)
         else:
@@ -572,7 +588,7 @@ class AggregateRuntime(PatternRuntime):
         if window is None:
             if not _I64_MIN <= value <= _I64_MAX:
                 return self._sum_listed(ev, value)
-            m = _key(m)
+            m = self._keyof(m)
             window = self.states[m] = array("q", (value, t, value))
             self.host.watch(t + self._within, self, m)
         elif window.__class__ is not array:
@@ -622,7 +638,7 @@ class AggregateRuntime(PatternRuntime):
         t = ev.ts
         window = self.states.get(m)
         if window is None:
-            m = _key(m)
+            m = self._keyof(m)
             window = self.states[m] = []
             host.watch(t + self._within, self, m)
         window.append((t, value))
