@@ -13,7 +13,6 @@ import sys
 from array import array
 from typing import Any, Callable, Protocol
 
-import msgspec
 
 from engine._conjuncts import Guard, answer_test, event_guard
 from plan import Absence, Aggregate, Dwell, Filter, Pattern, Sequence, Single
@@ -72,12 +71,12 @@ def _kept(ev: Any, msisdn: str) -> Any:
 
 def _keeper(cls: type) -> Callable[[Any, str], Any]:
     """``_kept`` for one event class, generated: a few attribute moves per kept event."""
-    names = [f.name for f in msgspec.structs.fields(cls) if f.name != "msisdn" and f.type in (str, str | None)]
+    names = [n for n in cls.__struct_fields__ if n not in ("msisdn", "ts")]  # type: ignore[attr-defined]
     body = ["def keep(ev, msisdn):", "    ev.msisdn = msisdn"]
     for name in names:
         body += [
             f"    v = ev.{name}",
-            "    if v is not None:",
+            "    if v.__class__ is str:",
             "        s = shared.get(v)",
             "        if s is not None:",
             f"            ev.{name} = s",

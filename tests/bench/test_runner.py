@@ -16,7 +16,7 @@ def test_quick_run_writes_json_with_every_field_and_prints_the_table(tmp_path, c
     assert set(Results.__struct_fields__) == set(data)
     assert set(data["w1"]) == {"w1-json", "w1-msgspec", "w1-kairos"}
     assert set(data["w2"]) == {"w2-1w", "w2-2w"}
-    assert set(data["live"]) == {"live-gc-auto", "live-gc-off"}
+    assert set(data["live"]) == {"live-gc-auto", "live-gc-daemon", "live-gc-off"}
     for m in [*data["w1"].values(), *data["w2"].values(), *data["live"].values()]:
         assert set(Measurement.__struct_fields__) == set(m)
         assert m["events"] > 0 and m["wall_s"] > 0 and m["cpu_s"] > 0 and m["peak_rss_mib"] > 0
