@@ -43,17 +43,17 @@ import struct
 import tempfile
 import typing
 import zlib
-from array import array
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
 import msgspec
 
 from engine._engine import Engine, Send
-from engine._events import Event, Msisdn, Timestamp, event_types, event_union
+from engine._events import Event, Msisdn, Timestamp, event_union
 from engine._replay import InputProblem, OrderedWriter, ReplayReport, _explain, replay
 
 EngineFactory = Callable[[Callable[[Send], None]], Engine]
+Connection = multiprocessing.connection.Connection
 
 #: Bytes of input per worker and block: one frame per worker and block, large enough that a
 #: frame's fixed cost (a write, a read, a header) vanishes, small enough to stay in cache.
@@ -61,18 +61,40 @@ BATCH_BYTES = 256 * 1024
 #: A worker's pipe holds this much, so the parent runs ahead of a busy worker by a few frames.
 PIPE_BYTES = 1024 * 1024
 
-#: A frame's header: the stream's time after its lines and how many lines follow (−1: the end).
-_HEAD = struct.Struct("<qq")
+#: A frame's header: the stream's time after the frame's lines, the block's first line number,
+#: how many of its lines the frame holds (−1: the end of the input) and how many the block has.
+_HEAD = struct.Struct("<qqqq")
+#: In a block's shard vector: a line that goes to no worker (blank, malformed or late).
+NOBODY = 255
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 
 
-class Batch(typing.NamedTuple):
-    """A worker's lines of one block: raw JSON lines joined by ``\\n``, their global line
-    numbers, and the stream's time (the last ts over all events) after them."""
+class _Route(msgspec.Struct, gc=False):
+    """What the parent decodes of a line: enough to judge lateness and pick the worker.
+    The constraints are ``Event``'s, so a line it refuses one engine refuses too."""
 
-    now: int
-    numbers: array  # array('q')
+    ts: Timestamp
+    msisdn: Msisdn
+
+
+class Batch(typing.NamedTuple):
+    """A worker's lines of one block, raw and joined by ``\\n``, and where they were.
+
+    ``shards`` holds the worker of each line of the block (``NOBODY`` for lines
+    that go to none), so a worker finds its lines' global numbers, ``first`` + index,
+    only when it needs them: to report a line it cannot decode.
+    """
+
+    now: int  # the stream's time (the last ts over all events) after the block
+    first: int
+    count: int
+    shards: bytes
     lines: bytes
+
+    def numbers(self, w: int) -> list[int]:
+        """The global line numbers of worker ``w``'s lines, in order."""
+        first = self.first
+        return [first + i for i, s in enumerate(self.shards) if s == w]
 
 
 def shard_of(msisdn: str, workers: int) -> int:
@@ -105,48 +127,28 @@ def replay_workers(
     if workers == 1:
         with open(events, "rb") as stream:
             return replay(engine_factory, stream, out, on_problem=on_problem, keep_problems=keep_problems)
-    ctx = multiprocessing.get_context("fork")
+    router = Router(workers)
     with tempfile.TemporaryDirectory(prefix="kairos-workers-") as tmp, open(events, "rb") as stream:
         parts = [Path(tmp) / f"part-{w}.jsonl" for w in range(workers)]
-        feeds: list[multiprocessing.connection.Connection] = []
-        results: list[multiprocessing.connection.Connection] = []
         procs: list[Any] = []
         try:
-            for w in range(workers):
-                receive, feed = ctx.Pipe(duplex=False)
-                result, report = ctx.Pipe(duplex=False)
-                _enlarge(feed)
-                p = ctx.Process(target=_worker, args=(engine_factory, receive, parts[w], report, [*feeds, feed]),
-                                name=f"kairos-worker-{w}")
-                p.start()
-                receive.close()
-                report.close()
-                feeds.append(feed)
-                results.append(result)
-                procs.append(p)
-            router = Router(workers)
+            feeds, results = _start(engine_factory, parts, procs)
             try:
                 for frames in router.route(stream):
                     for feed, frame in zip(feeds, frames):
                         if frame is not None:
                             feed.send_bytes(frame)
-                end = _HEAD.pack(router.now, -1)
+                end = _HEAD.pack(router.now, router.lines + 1, -1, 0)
                 for feed in feeds:
                     feed.send_bytes(end)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # a worker died: the others see their pipes close, and the error is raised below
             for feed in feeds:
                 feed.close()
-            reports: list[ReplayReport | None] = []
-            for result in results:
-                try:
-                    reports.append(msgspec.msgpack.decode(result.recv_bytes(), type=ReplayReport))
-                except EOFError:
-                    reports.append(None)
-                result.close()
+            reports = [_report(result) for result in results]
             for p in procs:
                 p.join()
-        except BaseException:
+        except BaseException:  # an error or Ctrl-C here: no worker may outlive the parent
             for p in procs:
                 if p.is_alive():
                     p.terminate()
@@ -175,7 +177,39 @@ def replay_workers(
     )
 
 
-def _enlarge(conn: multiprocessing.connection.Connection) -> None:
+
+def _start(engine_factory: EngineFactory, parts: list[Path], procs: list[Any],
+           ) -> tuple[list[Connection], list[Connection]]:
+    """Fork one worker per part file (appended to ``procs`` as they start); returns the
+    pipes that feed them and the pipes their reports come back on."""
+    ctx = multiprocessing.get_context("fork")
+    feeds: list[Connection] = []
+    results: list[Connection] = []
+    for w, part in enumerate(parts):
+        receive, feed = ctx.Pipe(duplex=False)
+        result, report = ctx.Pipe(duplex=False)
+        _enlarge(feed)
+        p = ctx.Process(target=_worker, args=(engine_factory, receive, w, part, report, [*feeds, feed]),
+                        name=f"kairos-worker-{w}")
+        p.start()
+        procs.append(p)
+        receive.close()
+        report.close()
+        feeds.append(feed)
+        results.append(result)
+    return feeds, results
+
+
+def _report(result: Connection) -> ReplayReport | None:
+    """A worker's report, or None if it died without one."""
+    with result:
+        try:
+            return msgspec.msgpack.decode(result.recv_bytes(), type=ReplayReport)
+        except EOFError:
+            return None
+
+
+def _enlarge(conn: Connection) -> None:
     """Let the pipe hold a few frames (Linux); elsewhere it keeps the system's size."""
     setsize = getattr(fcntl, "F_SETPIPE_SZ", None)
     if setsize is not None:
@@ -190,33 +224,38 @@ def _line_of(p: InputProblem) -> int:
 class Router:
     """The parent's share of the work: splits JSON lines among ``workers`` by subscriber.
 
-    Decodes of each line only its type, ts and msisdn, judges lateness against the
+    Decodes of each line only its ts and msisdn, judges lateness against the
     stream's time over all lines, and keeps the problems it finds (late lines and
-    lines that are not a valid event's envelope), with the full decoder's wording.
+    lines without a valid ts and msisdn), in the full decoder's wording.
     """
 
     def __init__(self, workers: int) -> None:
+        if not 1 <= workers < NOBODY:
+            raise ValueError(f"workers must be from 1 to {NOBODY - 1}, not {workers}")
         self.workers = workers
         self.now = -(2**62)  # the stream's time: the largest ts so far, as in Engine
         self.lines = 0
         self.malformed = 0
         self.late = 0
         self.problems: list[InputProblem] = []
-        route = msgspec.defstruct(
-            "_Route",
-            [("type", typing.Literal[tuple(event_types())]), ("ts", Timestamp), ("msisdn", Msisdn)],
-            gc=False,
-        )
-        self._route = msgspec.json.Decoder(route)
+        self._route = msgspec.json.Decoder(_Route)
         self._full = msgspec.json.Decoder(event_union())
 
     def route(self, stream: IO[bytes], block_bytes: int | None = None) -> Iterator[list[bytes | None]]:
-        """Per block of input, one frame per worker (``None``: no lines for it this time)."""
+        """Per block of input, one frame per worker (``None``: no lines for it this time).
+
+        This loop is the part of a replay that does not split over workers, so its
+        per-line work is a few C calls: one decode, one split, a CRC and an append.
+        """
         decode_lines = self._route.decode_lines
         crc32 = zlib.crc32
-        compress = itertools.compress
         n = self.workers
-        for block, count in _blocks(stream, block_bytes or BATCH_BYTES * n):
+        pack = _HEAD.pack
+        for block in _blocks(stream, block_bytes or BATCH_BYTES * n):
+            lines = block.split(b"\n")
+            if not lines[-1]:
+                lines.pop()  # after the block's last newline; else the input's last line, without one
+            count = len(lines)
             first = self.lines + 1
             self.lines += count
             try:
@@ -224,58 +263,48 @@ class Router:
             except _DECODE_ERRORS:
                 routes = None
             if routes is not None and len(routes) == count:
-                lines = block.split(b"\n")
-                if len(lines) > count:
-                    lines.pop()  # after the block's last newline
                 stamps = [r.ts for r in routes]
                 if stamps[0] >= self.now and sorted(stamps) == stamps:
                     self.now = stamps[-1]
                     shards = [crc32(r.msisdn.encode()) % n for r in routes]
-                    numbers: Iterable[int] = range(first, first + count)
                 else:
-                    lines, numbers, shards = self._late_ones(routes, lines, first)
+                    shards = self._late_ones(routes, lines, first)
             else:
-                lines, numbers, shards = self._one_by_one(block.splitlines(), first)
-            frames: list[bytes | None] = []
+                lines = block.splitlines()  # numbered as EventReader numbers them
+                shards = self._one_by_one(lines, first)
+            mine: list[list[bytes]] = [[] for _ in range(n)]
+            add = [m.append for m in mine]
+            for line, w in zip(lines, shards):
+                if w != NOBODY:
+                    add[w](line)
+            vector = bytes(shards)
             now = self.now
-            for w in range(n):
-                mine = shards if n == 2 and w == 1 else [s == w for s in shards]
-                nums = array("q", compress(numbers, mine))
-                if not nums:
-                    frames.append(None)
-                    continue
-                frames.append(b"".join((_HEAD.pack(now, len(nums)), nums.tobytes(),
-                                        b"\n".join(compress(lines, mine)))))
-            yield frames
+            yield [b"".join((pack(now, first, len(m), len(vector)), vector, b"\n".join(m))) if m else None
+                   for m in mine]
 
-    def _late_ones(self, routes: list[Any], lines: list[bytes], first: int,
-                   ) -> tuple[list[bytes], list[int], list[int]]:
-        """A block whose envelopes all decode but not all in ts order: drop the late lines."""
-        kept: list[bytes] = []
-        numbers: list[int] = []
+    def _late_ones(self, routes: list[Any], lines: list[bytes], first: int) -> list[int]:
+        """A block whose lines all route but not all in ts order: late lines go to nobody."""
         shards: list[int] = []
         n = self.workers
         now = self.now
         for i, (r, line) in enumerate(zip(routes, lines)):
             if r.ts < now:
                 self._judge_late(first + i, line, now)
+                shards.append(NOBODY)
                 continue
             now = r.ts
-            kept.append(line)
-            numbers.append(first + i)
             shards.append(zlib.crc32(r.msisdn.encode()) % n)
         self.now = now
-        return kept, numbers, shards
+        return shards
 
-    def _one_by_one(self, lines: list[bytes], first: int) -> tuple[list[bytes], list[int], list[int]]:
+    def _one_by_one(self, lines: list[bytes], first: int) -> list[int]:
         """A block holding a blank or bad line, routed line by line as ``EventReader`` would
         decode it: blank lines are skipped, bad ones reported with their line number."""
         decode = self._route.decode
-        kept: list[bytes] = []
-        numbers: list[int] = []
         shards: list[int] = []
         n = self.workers
         for i, line in enumerate(lines, first):
+            shards.append(NOBODY)
             if not line.strip():
                 continue
             try:
@@ -287,13 +316,11 @@ class Router:
                 self._judge_late(i, line, self.now)
                 continue
             self.now = r.ts
-            kept.append(line)
-            numbers.append(i)
-            shards.append(zlib.crc32(r.msisdn.encode()) % n)
-        return kept, numbers, shards
+            shards[-1] = zlib.crc32(r.msisdn.encode()) % n
+        return shards
 
     def _malformed(self, n: int, line: bytes, e: Exception) -> None:
-        """A line whose envelope does not decode: reported with the full decoder's message,
+        """A line without a valid ts and msisdn: reported with the full decoder's message,
         which names the first bad field in the line, as one worker's report does."""
         try:
             self._full.decode(line)
@@ -304,7 +331,7 @@ class Router:
 
     def _judge_late(self, n: int, line: bytes, now: int) -> None:
         """An event older than the stream's time: late, unless the full decode rejects it
-        (one engine never sees a malformed line, so it reports it as malformed)."""
+        (one engine never sees a malformed line's ts, so it reports it as malformed)."""
         try:
             ev = self._full.decode(line)
         except _DECODE_ERRORS as e:
@@ -316,9 +343,9 @@ class Router:
                                              "the file must be sorted by ts"))
 
 
-def _blocks(stream: IO[bytes], size: int) -> Iterator[tuple[bytes, int]]:
-    """Blocks of whole lines and their line counts; the last line may lack its newline
-    (as in ``EventReader.blocks``)."""
+def _blocks(stream: IO[bytes], size: int) -> Iterator[bytes]:
+    """Blocks of whole lines, each ending with a newline but the input's last line if it
+    has none (as in ``EventReader.blocks``)."""
     read = getattr(stream, "read1", stream.read)
     rest = b""
     while True:
@@ -328,11 +355,10 @@ def _blocks(stream: IO[bytes], size: int) -> Iterator[tuple[bytes, int]]:
             if not cut:
                 rest += chunk
                 continue
-            block = rest + chunk[:cut] if rest else chunk[:cut]
+            yield rest + chunk[:cut] if rest else chunk[:cut]
             rest = chunk[cut:]
-            yield block, block.count(b"\n")
         elif rest:
-            yield rest, 1
+            yield rest
             return
         else:
             return
@@ -359,17 +385,18 @@ def _discard(_: object) -> None:
 
 def _worker(
     engine_factory: EngineFactory,
-    receive: multiprocessing.connection.Connection,
+    receive: Connection,
+    w: int,
     part: Path,
-    result: multiprocessing.connection.Connection,
-    inherited: list[multiprocessing.connection.Connection],
+    result: Connection,
+    inherited: list[Connection],
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
     for feed in inherited:  # the parent's ends of the pipes: held open here, they would hide its exit
         feed.close()
     with open(part, "wb") as out:
         try:
-            report = replay_share(engine_factory, _frames(receive), out)
+            report = replay_share(engine_factory, _frames(receive), out, w)
         except _ParentGone:
             return
     result.send_bytes(msgspec.msgpack.encode(report))
@@ -380,7 +407,7 @@ class _ParentGone(Exception):
     """The parent closed the pipe before the end of the input (it stops on a failure)."""
 
 
-def _frames(receive: multiprocessing.connection.Connection) -> Iterator[Batch]:
+def _frames(receive: Connection) -> Iterator[Batch]:
     """The batches a worker receives, up to the end frame."""
     head = _HEAD.size
     while True:
@@ -388,17 +415,16 @@ def _frames(receive: multiprocessing.connection.Connection) -> Iterator[Batch]:
             frame = receive.recv_bytes()
         except EOFError:
             raise _ParentGone from None
-        now, count = _HEAD.unpack_from(frame)
+        now, first, count, total = _HEAD.unpack_from(frame)
         if count < 0:
-            yield Batch(now, array("q"), b"")
+            yield Batch(now, first, 0, b"", b"")
             return
-        numbers = array("q")
-        numbers.frombytes(memoryview(frame)[head:head + 8 * count])
-        yield Batch(now, numbers, frame[head + 8 * count:])
+        yield Batch(now, first, count, frame[head:head + total], frame[head + total:])
 
 
-def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: IO[bytes]) -> ReplayReport:
-    """One worker's replay of the lines a ``Router`` sent it, in order; sends go to ``out``.
+def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: IO[bytes], w: int,
+                 ) -> ReplayReport:
+    """Worker ``w``'s replay of the lines a ``Router`` sent it, in order; sends go to ``out``.
 
     Lines the full decoder rejects are reported with their global line numbers
     (every one: the parent merges and trims); at the end the engine's time moves to
@@ -417,7 +443,7 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
     lines = malformed = 0
     for batch in batches:
         now = batch.now
-        count = len(batch.numbers)
+        count = batch.count
         if not count:
             continue
         lines += count
@@ -428,7 +454,7 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
         if events is None or len(events) != count:
             events = []
             decode = decoder.decode
-            for n, line in zip(batch.numbers, batch.lines.split(b"\n")):
+            for n, line in zip(batch.numbers(w), batch.lines.split(b"\n")):
                 try:
                     events.append(decode(line))
                 except _DECODE_ERRORS as e:
