@@ -2,27 +2,27 @@
 
 Subscribers are spread over worker processes by a stable hash, ``shard_of``
 (CRC-32 of the msisdn), so each subscriber's state lives in exactly one
-process. The parent reads the input in blocks and decodes of each line only a
-tiny routing struct (type, ts, msisdn — msgspec skips the other fields, so
-this is a fraction of a full decode). It judges lateness against the stream's
-time over all events, as one engine would, reports late and unreadable lines
+process. The parent reads the input in blocks and decodes of each line only
+its ts and msisdn (msgspec skips the other fields: a fraction of a full
+decode). It judges lateness against the stream's time over all events, as one
+engine would, reports late lines and lines without a valid ts and msisdn
 itself, and sends every other raw line to its subscriber's worker: per worker
-and block one frame over a pipe with the stream's time, the lines' global line
-numbers and the lines joined by newlines. A worker fully decodes its frames
-with the event-union decoder, feeds its engine, reports the lines only the
-full decode rejects (an unknown field value, a wrong field type) by their
-global line numbers, and at the end moves its time to the stream's last ts,
-so deadlines fire as they would in one engine. Scenario state is per
-subscriber, so each worker decides for its subscribers exactly what one
-engine decides; the parent merges the workers' outputs in (ts, id) order and
-their problems in line order, which gives one worker's output byte for byte
-and one worker's report. Pipes are enlarged to hold a few frames, and a
-write blocks when a worker falls that far behind, so memory stays flat on
-any input size. All problems are handed to ``on_problem`` at the end, in line
-order.
+and block, one frame over a pipe with the stream's time, the block's first
+line number and shard vector (which worker got each line) and the worker's
+lines joined by newlines. A worker fully decodes its frames with the
+event-union decoder, feeds its engine, reports the lines only the full decode
+rejects (an unknown type, a field of the wrong type) by their global line
+numbers, and at the end moves its time to the stream's last ts, so deadlines
+fire as they would in one engine. Scenario state is per subscriber, so each
+worker decides for its subscribers exactly what one engine decides; the
+parent merges the workers' outputs in (ts, id) order and all problems in line
+order, which gives one worker's output byte for byte and one worker's report.
+Pipes are enlarged to hold a few frames and a write blocks when a worker falls
+that far behind, so memory stays flat on any input size. Problems reach
+``on_problem`` at the end, in line order.
 
-One difference from a single engine remains, by design: a line that routes
-(known type, valid ts and msisdn) but fails the full decode on another field
+One difference from a single engine remains, by design: a line with a valid
+ts and msisdn that the full decode rejects (an unknown type, a bad field)
 still moves the stream's time in the parent, so a later line older than it
 is judged late, where one engine (which never saw its ts) would process it.
 
