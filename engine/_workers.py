@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import heapq
 import itertools
 import multiprocessing
@@ -132,7 +133,13 @@ def replay_workers(
         parts = [Path(tmp) / f"part-{w}.jsonl" for w in range(workers)]
         procs: list[Any] = []
         try:
-            feeds, results = _start(engine_factory, parts, procs)
+            # the plan and reference data, frozen out of the collector's reach: the workers'
+            # collections then neither walk them nor write to (and so copy) their pages
+            gc.freeze()
+            try:
+                feeds, results = _start(engine_factory, parts, procs)
+            finally:
+                gc.unfreeze()
             try:
                 for frames in router.route(stream):
                     for feed, frame in zip(feeds, frames):
