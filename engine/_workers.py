@@ -119,7 +119,9 @@ def replay_workers(
     """``replay`` over ``workers`` processes; the output equals one worker's, byte for byte.
 
     ``events`` must be a file. With ``workers == 1`` this is plain ``replay`` in this
-    process. Raises ``RuntimeError`` if a worker dies.
+    process. Input problems are kept until the end, then given to ``on_problem`` in
+    line order (the workers find theirs in parallel). Raises ``RuntimeError`` if a
+    worker dies; an error or interrupt in this process stops every worker.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
