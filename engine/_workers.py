@@ -1,15 +1,30 @@
-"""Replay on several cores: subscribers spread over worker processes by a stable hash.
+"""Replay on several cores: the parent splits the input once, workers decode and run their share.
 
-Every worker reads the whole input (decoding is the cheap part) and keeps only
-the events of its own subscribers — those whose ``shard_of(msisdn)`` is its
-number — so each subscriber's state lives in exactly one process. Every worker
-still follows the stream's time over all events, so late events are judged as
-one engine would judge them and, at the end of the input, every worker's time
-stands at the last event. Scenario state is per subscriber, so each worker
-decides for its subscribers exactly what one engine decides; the parent
-merges the workers' outputs in (ts, id) order, which gives one worker's output
-byte for byte. Worker 0 alone reports input problems, so each bad line is
-reported once, with its line number.
+Subscribers are spread over worker processes by a stable hash, ``shard_of``
+(CRC-32 of the msisdn), so each subscriber's state lives in exactly one
+process. The parent reads the input in blocks and decodes of each line only
+its ts and msisdn (msgspec skips the other fields: a fraction of a full
+decode). It judges lateness against the stream's time over all events, as one
+engine would, reports late lines and lines without a valid ts and msisdn
+itself, and sends every other raw line to its subscriber's worker: per worker
+and block, one frame over a pipe with the stream's time, the block's first
+line number and shard vector (which worker got each line) and the worker's
+lines joined by newlines. A worker fully decodes its frames with the
+event-union decoder, feeds its engine, reports the lines only the full decode
+rejects (an unknown type, a field of the wrong type) by their global line
+numbers, and at the end moves its time to the stream's last ts, so deadlines
+fire as they would in one engine. Scenario state is per subscriber, so each
+worker decides for its subscribers exactly what one engine decides; the
+parent merges the workers' outputs in (ts, id) order and all problems in line
+order, which gives one worker's output byte for byte and one worker's report.
+Pipes are enlarged to hold a few frames and a write blocks when a worker falls
+that far behind, so memory stays flat on any input size. Problems reach
+``on_problem`` at the end, in line order.
+
+One difference from a single engine remains, by design: a line with a valid
+ts and msisdn that the full decode rejects (an unknown type, a bad field)
+still moves the stream's time in the parent, so a later line older than it
+is judged late, where one engine (which never saw its ts) would process it.
 
 Workers are forked: they inherit the compiled plan (its functions are not
 picklable) and the reference data, shared copy-on-write.
@@ -17,20 +32,70 @@ picklable) and the reference data, shared copy-on-write.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import gc
 import heapq
+import itertools
 import multiprocessing
+import multiprocessing.connection
+import signal
+import struct
 import tempfile
+import typing
 import zlib
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 import msgspec
 
 from engine._engine import Engine, Send
-from engine._events import Event
-from engine._replay import EventReader, InputProblem, OrderedWriter, ReplayReport, replay
+from engine._events import Event, Msisdn, Timestamp, event_union
+from engine._replay import InputProblem, OrderedWriter, ReplayReport, _explain, replay
 
 EngineFactory = Callable[[Callable[[Send], None]], Engine]
+Connection = multiprocessing.connection.Connection
+
+#: Bytes of input per worker and block: one frame per worker and block, large enough that a
+#: frame's fixed cost (a write, a read, a header) vanishes, small enough to stay in cache.
+BATCH_BYTES = 256 * 1024
+#: A worker's pipe holds this much, so the parent runs ahead of a busy worker by a few frames.
+PIPE_BYTES = 1024 * 1024
+
+#: A frame's header: the stream's time after the frame's lines, the block's first line number,
+#: how many of its lines the frame holds (−1: the end of the input) and how many the block has.
+_HEAD = struct.Struct("<qqqq")
+#: In a block's shard vector: a line that goes to no worker (blank, malformed or late).
+NOBODY = 255
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+
+
+class _Route(msgspec.Struct, gc=False):
+    """What the parent decodes of a line: enough to judge lateness and pick the worker.
+    The constraints are ``Event``'s, so a line it refuses one engine refuses too."""
+
+    ts: Timestamp
+    msisdn: Msisdn
+
+
+class Batch(typing.NamedTuple):
+    """A worker's lines of one block, raw and joined by ``\\n``, and where they were.
+
+    ``shards`` holds the worker of each line of the block (``NOBODY`` for lines
+    that go to none), so a worker finds its lines' global numbers, ``first`` + index,
+    only when it needs them: to report a line it cannot decode.
+    """
+
+    now: int  # the stream's time (the last ts over all events) after the block
+    first: int
+    count: int
+    shards: bytes
+    lines: bytes
+
+    def numbers(self, w: int) -> list[int]:
+        """The global line numbers of worker ``w``'s lines, in order."""
+        first = self.first
+        return [first + i for i, s in enumerate(self.shards) if s == w]
 
 
 def shard_of(msisdn: str, workers: int) -> int:
@@ -53,8 +118,10 @@ def replay_workers(
 ) -> ReplayReport:
     """``replay`` over ``workers`` processes; the output equals one worker's, byte for byte.
 
-    ``events`` must be a file (each worker reads it). With ``workers == 1`` this is
-    plain ``replay`` in this process.
+    ``events`` must be a file. With ``workers == 1`` this is plain ``replay`` in this
+    process. Input problems are kept until the end, then given to ``on_problem`` in
+    line order (the workers find theirs in parallel). Raises ``RuntimeError`` if a
+    worker dies; an error or interrupt in this process stops every worker.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
@@ -63,37 +130,247 @@ def replay_workers(
     if workers == 1:
         with open(events, "rb") as stream:
             return replay(engine_factory, stream, out, on_problem=on_problem, keep_problems=keep_problems)
-    ctx = multiprocessing.get_context("fork")
-    with tempfile.TemporaryDirectory(prefix="kairos-workers-") as tmp:
+    router = Router(workers)
+    with tempfile.TemporaryDirectory(prefix="kairos-workers-") as tmp, open(events, "rb") as stream:
         parts = [Path(tmp) / f"part-{w}.jsonl" for w in range(workers)]
-        pipes = []
-        procs = []
-        for w in range(workers):
-            receive, send = ctx.Pipe(duplex=False)
-            p = ctx.Process(
-                target=_worker,
-                args=(engine_factory, str(events), parts[w], w, workers,
-                      on_problem if w == 0 else None, keep_problems, send),
-                name=f"kairos-worker-{w}",
-            )
-            p.start()
-            send.close()
-            pipes.append(receive)
-            procs.append(p)
-        reports: list[ReplayReport | None] = []
-        for receive in pipes:
+        procs: list[Any] = []
+        try:
+            # the plan and reference data, frozen out of the collector's reach: the workers'
+            # collections then neither walk them nor write to (and so copy) their pages
+            gc.freeze()
             try:
-                reports.append(msgspec.msgpack.decode(receive.recv_bytes(), type=ReplayReport))
-            except EOFError:
-                reports.append(None)
-            receive.close()
-        for p in procs:
-            p.join()
-        failed = [p.name for p, r in zip(procs, reports) if r is None or p.exitcode != 0]
-        if failed:
+                feeds, results = _start(engine_factory, parts, procs)
+            finally:
+                gc.unfreeze()
+            try:
+                for frames in router.route(stream):
+                    for feed, frame in zip(feeds, frames):
+                        if frame is not None:
+                            feed.send_bytes(frame)
+                end = _HEAD.pack(router.now, router.lines + 1, -1, 0)
+                for feed in feeds:
+                    feed.send_bytes(end)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # a worker died: the others see their pipes close, and the error is raised below
+            for feed in feeds:
+                feed.close()
+            reports = [_report(result) for result in results]
+            for p in procs:
+                p.join()
+        except BaseException:  # an error or Ctrl-C here: no worker may outlive the parent
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
+            for p in procs:
+                p.join()
+            raise
+        crashed = [p.name for p in procs if p.exitcode != 0]
+        if crashed or None in reports:
+            failed = crashed or [p.name for p, r in zip(procs, reports) if r is None]
             raise RuntimeError(f"replay worker(s) {', '.join(failed)} failed; see the error above")
         by_scenario = _merge(parts, out)
-    return _combine([r for r in reports if r is not None], by_scenario)
+    done = [r for r in reports if r is not None]
+    problems = sorted(itertools.chain(router.problems, *(r.problems for r in done)), key=_line_of)
+    if on_problem is not None:
+        for p in problems:
+            on_problem(p)
+    return ReplayReport(
+        lines=router.lines,
+        events=sum(r.events for r in done),
+        malformed=router.malformed + sum(r.malformed for r in done),
+        late=router.late,
+        sends=sum(r.sends for r in done),
+        sends_by_scenario=by_scenario,
+        problems=problems[:keep_problems],
+        trigger_loops=sum(r.trigger_loops for r in done),
+    )
+
+
+
+def _start(engine_factory: EngineFactory, parts: list[Path], procs: list[Any],
+           ) -> tuple[list[Connection], list[Connection]]:
+    """Fork one worker per part file (appended to ``procs`` as they start); returns the
+    pipes that feed them and the pipes their reports come back on."""
+    ctx = multiprocessing.get_context("fork")
+    feeds: list[Connection] = []
+    results: list[Connection] = []
+    for w, part in enumerate(parts):
+        receive, feed = ctx.Pipe(duplex=False)
+        result, report = ctx.Pipe(duplex=False)
+        _enlarge(feed)
+        p = ctx.Process(target=_worker, args=(engine_factory, receive, w, part, report, [*feeds, feed]),
+                        name=f"kairos-worker-{w}")
+        p.start()
+        procs.append(p)
+        receive.close()
+        report.close()
+        feeds.append(feed)
+        results.append(result)
+    return feeds, results
+
+
+def _report(result: Connection) -> ReplayReport | None:
+    """A worker's report, or None if it died without one."""
+    with result:
+        try:
+            return msgspec.msgpack.decode(result.recv_bytes(), type=ReplayReport)
+        except EOFError:
+            return None
+
+
+def _enlarge(conn: Connection) -> None:
+    """Let the pipe hold a few frames (Linux); elsewhere it keeps the system's size."""
+    setsize = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setsize is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(conn.fileno(), setsize, PIPE_BYTES)
+
+
+def _line_of(p: InputProblem) -> int:
+    return p.line
+
+
+class Router:
+    """The parent's share of the work: splits JSON lines among ``workers`` by subscriber.
+
+    Decodes of each line only its ts and msisdn, judges lateness against the
+    stream's time over all lines, and keeps the problems it finds (late lines and
+    lines without a valid ts and msisdn), in the full decoder's wording.
+    """
+
+    def __init__(self, workers: int) -> None:
+        if not 1 <= workers < NOBODY:
+            raise ValueError(f"workers must be from 1 to {NOBODY - 1}, not {workers}")
+        self.workers = workers
+        self.now = -(2**62)  # the stream's time: the largest ts so far, as in Engine
+        self.lines = 0
+        self.malformed = 0
+        self.late = 0
+        self.problems: list[InputProblem] = []
+        self._route = msgspec.json.Decoder(_Route)
+        self._full = msgspec.json.Decoder(event_union())
+
+    def route(self, stream: IO[bytes], block_bytes: int | None = None) -> Iterator[list[bytes | None]]:
+        """Per block of input, one frame per worker (``None``: no lines for it this time).
+
+        This loop is the part of a replay that does not split over workers, so its
+        per-line work is a few C calls: one decode, one split, a CRC and an append.
+        """
+        decode_lines = self._route.decode_lines
+        crc32 = zlib.crc32
+        n = self.workers
+        pack = _HEAD.pack
+        for block in _blocks(stream, block_bytes or BATCH_BYTES * n):
+            lines = block.split(b"\n")
+            if not lines[-1]:
+                lines.pop()  # after the block's last newline; else the input's last line, without one
+            count = len(lines)
+            first = self.lines + 1
+            self.lines += count
+            try:
+                routes = decode_lines(block)
+            except _DECODE_ERRORS:
+                routes = None
+            if routes is not None and len(routes) == count:
+                stamps = [r.ts for r in routes]
+                if stamps[0] >= self.now and sorted(stamps) == stamps:
+                    self.now = stamps[-1]
+                    shards = [crc32(r.msisdn.encode()) % n for r in routes]
+                else:
+                    shards = self._late_ones(routes, lines, first)
+            else:
+                lines = block.splitlines()  # numbered as EventReader numbers them
+                shards = self._one_by_one(lines, first)
+            mine: list[list[bytes]] = [[] for _ in range(n)]
+            add = [m.append for m in mine]
+            for line, w in zip(lines, shards):
+                if w != NOBODY:
+                    add[w](line)
+            vector = bytes(shards)
+            now = self.now
+            yield [b"".join((pack(now, first, len(m), len(vector)), vector, b"\n".join(m))) if m else None
+                   for m in mine]
+
+    def _late_ones(self, routes: list[Any], lines: list[bytes], first: int) -> list[int]:
+        """A block whose lines all route but not all in ts order: late lines go to nobody."""
+        shards: list[int] = []
+        n = self.workers
+        now = self.now
+        for i, (r, line) in enumerate(zip(routes, lines)):
+            if r.ts < now:
+                self._judge_late(first + i, line, now)
+                shards.append(NOBODY)
+                continue
+            now = r.ts
+            shards.append(zlib.crc32(r.msisdn.encode()) % n)
+        self.now = now
+        return shards
+
+    def _one_by_one(self, lines: list[bytes], first: int) -> list[int]:
+        """A block holding a blank or bad line, routed line by line as ``EventReader`` would
+        decode it: blank lines are skipped, bad ones reported with their line number."""
+        decode = self._route.decode
+        shards: list[int] = []
+        n = self.workers
+        for i, line in enumerate(lines, first):
+            shards.append(NOBODY)
+            if not line.strip():
+                continue
+            try:
+                r = decode(line)
+            except _DECODE_ERRORS as e:
+                self._malformed(i, line, e)
+                continue
+            if r.ts < self.now:
+                self._judge_late(i, line, self.now)
+                continue
+            self.now = r.ts
+            shards[-1] = zlib.crc32(r.msisdn.encode()) % n
+        return shards
+
+    def _malformed(self, n: int, line: bytes, e: Exception) -> None:
+        """A line without a valid ts and msisdn: reported with the full decoder's message,
+        which names the first bad field in the line, as one worker's report does."""
+        try:
+            self._full.decode(line)
+        except _DECODE_ERRORS as full:
+            e = full
+        self.malformed += 1
+        self.problems.append(InputProblem(n, _explain(e)))
+
+    def _judge_late(self, n: int, line: bytes, now: int) -> None:
+        """An event older than the stream's time: late, unless the full decode rejects it
+        (one engine never sees a malformed line's ts, so it reports it as malformed)."""
+        try:
+            ev = self._full.decode(line)
+        except _DECODE_ERRORS as e:
+            self.malformed += 1
+            self.problems.append(InputProblem(n, _explain(e)))
+            return
+        self.late += 1
+        self.problems.append(InputProblem(n, f"event at ts {ev.ts} is older than the stream's time {now}; "
+                                             "the file must be sorted by ts"))
+
+
+def _blocks(stream: IO[bytes], size: int) -> Iterator[bytes]:
+    """Blocks of whole lines, each ending with a newline but the input's last line if it
+    has none (as in ``EventReader.blocks``)."""
+    read = getattr(stream, "read1", stream.read)
+    rest = b""
+    while True:
+        chunk = read(size)
+        if chunk:
+            cut = chunk.rfind(b"\n") + 1
+            if not cut:
+                rest += chunk
+                continue
+            yield rest + chunk[:cut] if rest else chunk[:cut]
+            rest = chunk[cut:]
+        elif rest:
+            yield rest
+            return
+        else:
+            return
 
 
 def _check_partitionable(engine: Engine) -> None:
@@ -117,66 +394,82 @@ def _discard(_: object) -> None:
 
 def _worker(
     engine_factory: EngineFactory,
-    events: str,
-    part: Path,
+    receive: Connection,
     w: int,
-    workers: int,
-    on_problem: Callable[[InputProblem], None] | None,
-    keep_problems: int,
-    result: "multiprocessing.connection.Connection",
+    part: Path,
+    result: Connection,
+    inherited: list[Connection],
 ) -> None:
-    with open(events, "rb") as stream, open(part, "wb") as out:
-        report = replay_share(engine_factory, stream, out, w, workers, on_problem, keep_problems)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
+    for feed in inherited:  # the parent's ends of the pipes: held open here, they would hide its exit
+        feed.close()
+    with open(part, "wb") as out:
+        try:
+            report = replay_share(engine_factory, _frames(receive), out, w)
+        except _ParentGone:
+            return
     result.send_bytes(msgspec.msgpack.encode(report))
     result.close()
 
 
-def replay_share(
-    engine_factory: EngineFactory,
-    stream: IO[bytes],
-    out: IO[bytes],
-    w: int,
-    workers: int,
-    on_problem: Callable[[InputProblem], None] | None = None,
-    keep_problems: int = 100,
-) -> ReplayReport:
-    """One worker's replay: the events of the subscribers ``shard_of`` gives to ``w``.
+class _ParentGone(Exception):
+    """The parent closed the pipe before the end of the input (it stops on a failure)."""
 
-    ``lines``, ``malformed``, ``late`` and ``problems`` describe the whole input;
-    ``events`` and ``sends`` only this worker's share.
+
+def _frames(receive: Connection) -> Iterator[Batch]:
+    """The batches a worker receives, up to the end frame."""
+    head = _HEAD.size
+    while True:
+        try:
+            frame = receive.recv_bytes()
+        except EOFError:
+            raise _ParentGone from None
+        now, first, count, total = _HEAD.unpack_from(frame)
+        if count < 0:
+            yield Batch(now, first, 0, b"", b"")
+            return
+        yield Batch(now, first, count, frame[head:head + total], frame[head + total:])
+
+
+def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: IO[bytes], w: int,
+                 ) -> ReplayReport:
+    """Worker ``w``'s replay of the lines a ``Router`` sent it, in order; sends go to ``out``.
+
+    Lines the full decoder rejects are reported with their global line numbers
+    (every one: the parent merges and trims); at the end the engine's time moves to
+    the last batch's stream time, where one engine's time would stand. ``lines`` is
+    the number of lines received; ``late`` is always 0 (the parent judged lateness).
     """
-    kept: list[InputProblem] = []
-
-    def problem(p: InputProblem) -> None:
-        if len(kept) < keep_problems:
-            kept.append(p)
-        if on_problem is not None:
-            on_problem(p)
-
+    problems: list[InputProblem] = []
     writer = OrderedWriter(out)
     engine = engine_factory(writer)
     holds = engine.holds_sends  # a policy holding sends for arbitration: write in order as they are released
     if holds:
         writer.reorder()
-    reader = EventReader(stream, problem)
-    crc32 = zlib.crc32
+    decoder = msgspec.json.Decoder(event_union())
+    decode_lines = decoder.decode_lines
     now = engine.now
-    late = 0
-    for events, lines in reader.blocks():
-        mine: list[Event] = []
-        keep = mine.append
-        for i, ev in enumerate(events):
-            t = ev.ts
-            if t < now:
-                late += 1
-                n = lines + i if isinstance(lines, int) else lines[i]
-                problem(InputProblem(n, f"event at ts {t} is older than the stream's time {now}; "
-                                        "the file must be sorted by ts"))
-                continue
-            now = t
-            if crc32(ev.msisdn.encode()) % workers == w:
-                keep(ev)
-        engine.feed(mine)
+    lines = malformed = 0
+    for batch in batches:
+        now = batch.now
+        count = batch.count
+        if not count:
+            continue
+        lines += count
+        try:
+            events: list[Event] | None = decode_lines(batch.lines)
+        except _DECODE_ERRORS:
+            events = None
+        if events is None or len(events) != count:
+            events = []
+            decode = decoder.decode
+            for n, line in zip(batch.numbers(w), batch.lines.split(b"\n")):
+                try:
+                    events.append(decode(line))
+                except _DECODE_ERRORS as e:
+                    malformed += 1
+                    problems.append(InputProblem(n, _explain(e)))
+        engine.feed(events)
         if holds:
             writer.release(engine.send_watermark())
     if now > engine.now:
@@ -185,13 +478,13 @@ def replay_share(
     writer.release(2**63)
     writer.flush()
     return ReplayReport(
-        lines=reader.lines,
+        lines=lines,
         events=engine.events_in,
-        malformed=reader.malformed,
-        late=late,
+        malformed=malformed,
+        late=engine.late_events,
         sends=writer.written,
         sends_by_scenario=dict(writer.by_scenario),
-        problems=kept,
+        problems=problems,
         trigger_loops=engine.trigger_loops,
     )
 
@@ -223,17 +516,3 @@ def _merge(parts: list[Path], out: IO[bytes]) -> dict[str, int]:
 
 def _first(item: tuple[tuple[int, str], str, bytes]) -> tuple[int, str]:
     return item[0]
-
-
-def _combine(reports: list[ReplayReport], by_scenario: dict[str, int]) -> ReplayReport:
-    first = reports[0]  # worker 0: the one that saw and reported the input's problems
-    return ReplayReport(
-        lines=first.lines,
-        events=sum(r.events for r in reports),
-        malformed=first.malformed,
-        late=first.late,
-        sends=sum(r.sends for r in reports),
-        sends_by_scenario=by_scenario,
-        problems=first.problems,
-        trigger_loops=sum(r.trigger_loops for r in reports),
-    )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import random
 import re
+import signal
 import zlib
 
 import msgspec
@@ -184,3 +187,143 @@ def test_workers_refuse_measurement_which_one_process_must_see_whole(workspace, 
                  "--reference", str(workspace / "ref"), "--workers", "2", "--stats"])
     assert 2 == code
     assert "--stats" in capsys.readouterr().err
+
+
+def _engine_factory(ws, engine_class=None):
+    """What ``kairos replay`` builds: the workspace's scenarios and reference data."""
+    from engine import Engine, Reference
+    from kairos._cli import compile_plan
+
+    plan = compile_plan([ws / "s.kairos"])
+    reference = Reference.load(ws / "ref")
+    cls = engine_class or Engine
+
+    def factory(sink):
+        return cls(plan, reference, sink=sink)
+
+    return factory
+
+
+def _run(ws, events_name: str, workers: int, engine_class=None):
+    """``replay_workers`` through the engine API: (output, report, problems heard)."""
+    from engine import replay_workers
+
+    heard = []
+    out = ws / f"api-{events_name}-{workers}.jsonl"
+    with open(out, "wb") as f:
+        report = replay_workers(_engine_factory(ws, engine_class), ws / events_name, f, workers=workers,
+                                on_problem=heard.append)
+    return out.read_bytes(), report, heard
+
+
+def _with_every_kind_of_bad_line(lines: list[bytes]) -> bytes:
+    """``lines`` with lines that are not events (not JSON, no msisdn, an unknown type, a field of
+    the wrong type, an empty msisdn), late events (one of them also malformed), blank lines
+    and a last line without its newline."""
+    ts = [msgspec.json.decode(line)["ts"] for line in lines]
+    lines = list(lines)
+    lines[5] = b"not json\n"
+    lines[40] = b'{"type":"call","ts":%d,"msisdn":"13800000001","direction":5}\n' % ts[40]  # wrong type
+    lines[41] = b'{"type":"teleport","ts":%d,"msisdn":"13800000002"}\n' % ts[41]  # unknown event type
+    lines[300] = b'{"type":"dpi","ts":%d,"host":"h"}\n' % ts[300]  # no msisdn
+    lines[301] = b'{"type":"login","ts":%d,"msisdn":"","channel":"app"}\n' % ts[301]
+    lines[302] = b"\n"
+    lines[303] = b"   \n"
+    lines[900] = b'{"type":"login","ts":%d,"msisdn":"13800000003","channel":"app"}\n' % (ts[900] - 3_600_000)
+    lines[901] = b'{"type":"teleport","ts":%d,"msisdn":"13800000004"}\n' % (ts[901] - 3_600_000)
+    late_by_1ms = ts[1_699] - 1
+    lines[1_700] = b'{"type":"login","ts":%d,"msisdn":"13800000005","channel":"app"}\n' % late_by_1ms
+    return b"".join(lines).rstrip(b"\n")
+
+
+def test_every_kind_of_bad_line_gives_one_workers_output_and_report_on_many_workers(workspace):
+    """Late lines, blank lines, a missing last newline and lines bad to the router (not JSON,
+    no msisdn) or only to the full decoder (unknown type, a field of the wrong type): the
+    output, the totals and the problems (line numbers, wording, order) equal one worker's."""
+    (workspace / "bad.jsonl").write_bytes(_with_every_kind_of_bad_line(_mixed_stream(3_000, 40, seed=7)))
+    one, report_one, heard_one = _run(workspace, "bad.jsonl", 1)
+    assert (report_one.malformed, report_one.late) == (6, 2)  # the input is as bad as it means to be
+    assert [p.line for p in report_one.problems] == [6, 41, 42, 301, 302, 901, 902, 1701]
+    assert "unknown event type" in report_one.problems[2].reason
+    for workers in (2, 3):
+        out, report, heard = _run(workspace, "bad.jsonl", workers)
+        assert (one, report_one, heard_one) == (out, report, heard)
+
+
+def test_report_keeps_only_the_first_problems_but_every_problem_is_heard(workspace):
+    from engine import replay_workers
+
+    lines = _mixed_stream(1_000, 20, seed=2)
+    for i in range(0, 1_000, 10):
+        lines[i] = b'{"type":"call","ts":%d,"msisdn":"1380000%04d","direction":5}\n' % (
+            msgspec.json.decode(lines[i])["ts"], i)
+    (workspace / "bad.jsonl").write_bytes(b"".join(lines))
+    heard = []
+    with open(workspace / "o.jsonl", "wb") as f:
+        report = replay_workers(_engine_factory(workspace), workspace / "bad.jsonl", f, workers=2,
+                                on_problem=heard.append, keep_problems=7)
+    assert list(range(1, 1_000, 10)) == [p.line for p in heard]
+    assert heard[:7] == report.problems
+    assert 100 == report.malformed
+
+
+class _DyingEngine:
+    """An Engine whose process dies (as if killed) on the first event of one subscriber."""
+
+    victim = "13800000007"
+
+    def __new__(cls, *args, **kwargs):
+        from engine import Engine
+
+        class Dying(Engine):
+            def feed(self, events, on_late=None):
+                if any(e.msisdn == cls.victim for e in events):
+                    os._exit(3)
+                super().feed(events, on_late)
+
+        return Dying(*args, **kwargs)
+
+
+def _alarm_after(seconds: int):
+    def hung(*_):
+        raise TimeoutError(f"replay_workers still running after {seconds} s")
+
+    signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+
+
+def test_a_worker_dying_mid_run_raises_instead_of_hanging(workspace):
+    """The parent, writing to the dead worker's pipe, stops, and names the dead worker."""
+    lines = _mixed_stream(40_000, 60, seed=4)  # megabytes: more than the pipes hold
+    (workspace / "e.jsonl").write_bytes(b"".join(lines))
+    victim = shard_of(_DyingEngine.victim, 2)
+    _alarm_after(60)
+    try:
+        with pytest.raises(RuntimeError, match=f"replay worker\\(s\\) kairos-worker-{victim} failed"):
+            _run(workspace, "e.jsonl", 2, engine_class=_DyingEngine)
+    finally:
+        signal.alarm(0)
+    assert [] == multiprocessing.active_children()
+
+
+def test_an_error_in_the_parent_stops_every_worker(workspace, monkeypatch):
+    """No worker outlives a parent that fails (or is interrupted) while it routes the input."""
+    from engine import _workers
+
+    (workspace / "e.jsonl").write_bytes(b"".join(_mixed_stream(20_000, 60, seed=4)))
+    route = _workers.Router.route
+
+    def failing(self, stream, block_bytes=None):
+        for i, frames in enumerate(route(self, stream, 4_096)):
+            if i == 3:
+                raise KeyboardInterrupt
+            yield frames
+
+    monkeypatch.setattr(_workers.Router, "route", failing)
+    _alarm_after(60)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _run(workspace, "e.jsonl", 2)
+    finally:
+        signal.alarm(0)
+    assert [] == multiprocessing.active_children()
