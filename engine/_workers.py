@@ -51,7 +51,7 @@ import msgspec
 
 from engine._engine import Engine, Send
 from engine._events import Event, Msisdn, Timestamp, event_union
-from engine._replay import InputProblem, OrderedWriter, ReplayReport, _explain, replay
+from engine._replay import InputProblem, OrderedWriter, ReplayReport, _explain, replay, settle
 
 EngineFactory = Callable[[Callable[[Send], None]], Engine]
 Connection = multiprocessing.connection.Connection
@@ -450,7 +450,10 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
     decode_lines = decoder.decode_lines
     now = engine.now
     lines = malformed = 0
-    for batch in batches:
+    settle()
+    for k, batch in enumerate(batches, 1):
+        if k % 64 == 0:  # about 100 000 events: see engine._replay.settle
+            settle()
         now = batch.now
         count = batch.count
         if not count:
