@@ -195,7 +195,9 @@ def run(sizes: Sizes, a: argparse.Namespace) -> Results:
 
 
 def _scenario_files(path: Path) -> list[str]:
-    """The catalogue's scenario files (the policy file left out: it is not enforced yet)."""
+    """The catalogue's scenario files, the policy file left out: its channel capacity is one
+    count across all subscribers, which ``--workers`` refuses, and W2 compares one worker
+    with two on the same plan (the README gives one worker's figure with the policy too)."""
     if path.is_dir():
         return [str(p) for p in sorted(path.rglob("*.kairos")) if p.name != "policy.kairos"]
     return [str(path)]

@@ -12,7 +12,7 @@ import anyio
 import msgspec
 import pytest
 
-from adapters import Channel, Outcome, SendContext, TemplateCatalog
+from adapters import Channel, Outcome, SendContext, TemplateCatalog, wall_ms
 from engine._outbox import ChannelLimits, Outbox, OutboxConfig
 
 pytestmark = pytest.mark.anyio
@@ -52,12 +52,17 @@ class Recorder(Channel):
         return [c.id for c in self.sent]
 
 
+#: the sends' trigger time: an hour ago, so delivered ids are inside the outbox's retention
+#: (which counts from the wall clock) whatever the day the suite runs
+T0 = wall_ms() - 3_600_000
+
+
 def ctx(n: int, *, channel: str = "rec", send_at: int = 0, template: str = "t", **params: object) -> SendContext:
     return SendContext(
-        id=f"s:1380000{n:04d}:{1795399200000 + n}",
+        id=f"s:1380000{n:04d}:{T0 + n}",
         scenario="s",
         msisdn=f"1380000{n:04d}",
-        ts=1795399200000 + n,
+        ts=T0 + n,
         send_at=send_at,
         channel=channel,
         template=template,
