@@ -45,6 +45,27 @@ class InputProblem(msgspec.Struct, frozen=True):
     reason: str
 
 
+def line_blocks(stream: IO[bytes], size: int) -> Iterator[bytes]:
+    """Blocks of whole lines read ``size`` bytes at a time: each ends with a newline,
+    but the input's last line if it has none."""
+    read = getattr(stream, "read1", stream.read)
+    rest = b""
+    while True:
+        chunk = read(size)
+        if chunk:
+            cut = chunk.rfind(b"\n") + 1
+            if not cut:
+                rest += chunk
+                continue
+            yield rest + chunk[:cut] if rest else chunk[:cut]
+            rest = chunk[cut:]
+        elif rest:
+            yield rest
+            return
+        else:
+            return
+
+
 class EventReader:
     """Decodes a binary JSON-lines stream into events, reporting bad lines."""
 
@@ -59,22 +80,8 @@ class EventReader:
         """Decoded blocks: (events, line numbers) — or (events, first line) when
         the block decoded whole and line n is simply first + index."""
         decode_lines = self._decoder.decode_lines
-        read = getattr(self._stream, "read1", self._stream.read)
-        rest = b""
-        while True:
-            chunk = read(BLOCK_BYTES)
-            if chunk:
-                cut = chunk.rfind(b"\n") + 1
-                if not cut:
-                    rest += chunk
-                    continue
-                block = rest + chunk[:cut] if rest else chunk[:cut]
-                rest = chunk[cut:]
-                count = block.count(b"\n")
-            elif rest:  # the last line, without its newline
-                block, rest, count = rest, b"", 1
-            else:
-                return
+        for block in line_blocks(self._stream, BLOCK_BYTES):
+            count = block.count(b"\n") + (not block.endswith(b"\n"))  # the last line may have no newline
             # the block is decoded as it was read, never split into line objects, unless
             # it holds a bad or blank line: then it is decoded again line by line
             first = self.lines + 1

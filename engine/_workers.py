@@ -51,7 +51,7 @@ import msgspec
 
 from engine._engine import Engine, Send
 from engine._events import Event, Msisdn, Timestamp, event_union
-from engine._replay import InputProblem, OrderedWriter, ReplayReport, _explain, replay, settle
+from engine._replay import InputProblem, OrderedWriter, ReplayReport, _explain, line_blocks, replay, settle
 
 EngineFactory = Callable[[Callable[[Send], None]], Engine]
 Connection = multiprocessing.connection.Connection
@@ -260,7 +260,7 @@ class Router:
         crc32 = zlib.crc32
         n = self.workers
         pack = _HEAD.pack
-        for block in _blocks(stream, block_bytes or BATCH_BYTES * n):
+        for block in line_blocks(stream, block_bytes or BATCH_BYTES * n):
             lines = block.split(b"\n")
             if not lines[-1]:
                 lines.pop()  # after the block's last newline; else the input's last line, without one
@@ -350,27 +350,6 @@ class Router:
         self.late += 1
         self.problems.append(InputProblem(n, f"event at ts {ev.ts} is older than the stream's time {now}; "
                                              "the file must be sorted by ts"))
-
-
-def _blocks(stream: IO[bytes], size: int) -> Iterator[bytes]:
-    """Blocks of whole lines, each ending with a newline but the input's last line if it
-    has none (as in ``EventReader.blocks``)."""
-    read = getattr(stream, "read1", stream.read)
-    rest = b""
-    while True:
-        chunk = read(size)
-        if chunk:
-            cut = chunk.rfind(b"\n") + 1
-            if not cut:
-                rest += chunk
-                continue
-            yield rest + chunk[:cut] if rest else chunk[:cut]
-            rest = chunk[cut:]
-        elif rest:
-            yield rest
-            return
-        else:
-            return
 
 
 def _check_partitionable(engine: Engine) -> None:
