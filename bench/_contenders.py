@@ -127,7 +127,7 @@ def w2(events: Path, scenarios: list[str], reference: str, workers: int) -> Meas
 def live(events: Path, scenarios: list[str], reference: str, rate: float, seconds: float,
          gc_mode: str = "auto") -> Measurement:
     from bench._live import run_paced
-    from engine import Engine, Reference, event_union
+    from engine import Engine, Reference, Settler, event_union
     from kairos._cli import compile_plan
 
     plan = compile_plan(scenarios)
@@ -142,11 +142,18 @@ def live(events: Path, scenarios: list[str], reference: str, rate: float, second
     sends: list[Any] = []
     engine = Engine(plan, ref, sink=sends.append)
     decoder = msgspec.json.Decoder(event_union())
+    feed = engine.feed
     if gc_mode == "daemon":
-        # what `kairos run` does once loaded: what exists now leaves the collector's walk
-        # (kairos/_daemon.py; again after every snapshot), the collector stays on
+        # what `kairos run` does: what is loaded leaves the collector's walk, and so does the
+        # state every 100 000 events made (engine.Settler, kairos/_daemon.py); the collector stays on
         gc.collect()
         gc.freeze()
+        settler = Settler()
+
+        def feed(events: list[Any]) -> None:
+            engine.feed(events)
+            settler.tick(len(events))
+
     elif gc_mode == "off":
         # the engine's hot path makes no reference cycles (tests/bench/test_live.py), so
         # reference counting frees everything; without this, Python's full collections
@@ -154,7 +161,7 @@ def live(events: Path, scenarios: list[str], reference: str, rate: float, second
         gc.collect()
         gc.freeze()
         gc.disable()
-    (latency, wall), _, cpu = timed(lambda: run_paced(lines, engine.feed, decoder, rate))
+    (latency, wall), _, cpu = timed(lambda: run_paced(lines, feed, decoder, rate))
     digest = hashlib.blake2b(b"".join(msgspec.json.encode(s) for s in sends), digest_size=12).hexdigest()
     return Measurement(
         contender=f"live-gc-{gc_mode}", events=len(lines), sends=len(sends), checksum=digest,

@@ -15,7 +15,7 @@ from engine._events import Event, event_schema, event_types, event_union, regist
 from engine._localtime import DEFAULT_TZ, LocalTime
 from engine._policy import PolicyStage, in_control
 from engine._reference import Reference, ReferenceError
-from engine._replay import EventReader, InputProblem, OrderedWriter, ReplayReport, replay
+from engine._replay import EventReader, InputProblem, OrderedWriter, ReplayReport, Settler, replay, settle
 from engine._snapshot import RestoreReport, Snapshot, SnapshotError
 from engine._snapshot import decode as decode_snapshot
 from engine._snapshot import encode as encode_snapshot
@@ -48,6 +48,8 @@ __all__ = [
     "in_control",
     "register_event_type",
     "replay",
+    "settle",
+    "Settler",
     "replay_workers",
     "restore_snapshot",
     "shard_of",

@@ -453,10 +453,11 @@ class AggregateRuntime(PatternRuntime):
     their values for sum/distinct). For ``count >= N`` / ``count > N`` only the
     newest N+1 timestamps can matter, so the window is capped there.
 
-    Packed where it can be: a count window is an ``array('q')`` of timestamps; a
-    sum window of whole numbers is an ``array('q')`` holding its running total
-    then (ts, value) pairs — 16 bytes an entry instead of about 120 for a tuple
-    of two ints. A sum that meets a float (or an int beyond 64 bits) goes on in
+    Packed where it pays: a sum window of whole numbers (a day of video
+    records) is an ``array('q')`` holding its running total then (ts, value)
+    pairs — 16 bytes an entry instead of about 120 for a tuple of two ints. A
+    count window stays a list of timestamps: it is capped and short, and its
+    oldest entry is read at every event, which an array would box anew. A sum that meets a float (or an int beyond 64 bits) goes on in
     a list of (ts, value) tuples, summed exactly as ``sum()`` would.
     """
 
@@ -493,8 +494,6 @@ class AggregateRuntime(PatternRuntime):
     def snapshot_states_of(self, state: Any) -> Any:
         if state.__class__ is not array:
             return state
-        if self._kind == "count":
-            return list(state)
         return list(zip(state[1::2], state[2::2]))
 
     def restore(self, states: dict[str, Any]) -> None:
@@ -507,9 +506,9 @@ class AggregateRuntime(PatternRuntime):
         """A window as a snapshot (or another runtime) holds it, packed when it can be."""
         if window.__class__ is array:
             return array("q", window)  # not shared with the runtime it came from
+        if self._kind == "count":
+            return list(window)
         try:
-            if self._kind == "count":
-                return array("q", window)
             if all(v.__class__ is int for _, v in window):
                 flat = array("q", [0])
                 for t, v in window:
@@ -550,7 +549,7 @@ class AggregateRuntime(PatternRuntime):
         window = self.states.get(m)
         if window is None:
             m = self._keyof(m)
-            window = self.states[m] = array("q", (t,))
+            window = self.states[m] = [t]  # a list: reading an array's ts would box it at every event
             host.watch(t + self._within, self, m)
         else:
             window.append(t)

@@ -21,8 +21,8 @@ from engine._events import Event, event_union
 
 BLOCK_BYTES = 64 * 1024  # small enough that a decoded block is still in cache when it is processed
 
-#: blocks between two ``settle()`` calls in a replay (about 100 000 events)
-SETTLE_BLOCKS = 256
+#: events between two ``settle()`` calls (``Settler``)
+SETTLE_EVENTS = 100_000
 
 
 def settle() -> None:
@@ -33,9 +33,26 @@ def settle() -> None:
     full collection over a million subscribers' state and tags finds nothing
     and costs a tenth of a replay. ``gc.freeze()`` takes what exists out of
     every later collection (it is still freed when unreferenced); replays and
-    the daemon call it after loading and then periodically.
+    the daemon call it after loading and then every ``SETTLE_EVENTS`` events (``Settler``).
     """
     gc.freeze()
+
+
+class Settler:
+    """Calls ``settle()`` once every ``every`` events it is told of: a full collection
+    then walks at most the state those events made, not a million subscribers'."""
+
+    __slots__ = ("_every", "_left")
+
+    def __init__(self, every: int = SETTLE_EVENTS) -> None:
+        self._every = every
+        self._left = every
+
+    def tick(self, events: int) -> None:
+        self._left -= events
+        if self._left <= 0:
+            self._left = self._every
+            settle()
 
 
 class InputProblem(msgspec.Struct, frozen=True):
@@ -229,9 +246,9 @@ def replay(
         writer.reorder()
     reader = EventReader(events, problem)
     settle()
-    for block, (events, lines) in enumerate(reader.blocks(), 1):
-        if block % SETTLE_BLOCKS == 0:
-            settle()
+    settler = Settler()
+    for events, lines in reader.blocks():
+        settler.tick(len(events))
 
         def late(i: int, ev: Event, lines: list[int] | int = lines) -> None:
             n = lines + i if isinstance(lines, int) else lines[i]

@@ -51,7 +51,7 @@ import msgspec
 
 from engine._engine import Engine, Send
 from engine._events import Event, Msisdn, Timestamp, event_union
-from engine._replay import InputProblem, OrderedWriter, ReplayReport, _explain, line_blocks, replay, settle
+from engine._replay import InputProblem, OrderedWriter, ReplayReport, Settler, _explain, line_blocks, replay, settle
 
 EngineFactory = Callable[[Callable[[Send], None]], Engine]
 Connection = multiprocessing.connection.Connection
@@ -430,9 +430,9 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
     now = engine.now
     lines = malformed = 0
     settle()
-    for k, batch in enumerate(batches, 1):
-        if k % 64 == 0:  # about 100 000 events: see engine._replay.settle
-            settle()
+    settler = Settler()
+    for batch in batches:
+        settler.tick(batch.count)
         now = batch.now
         count = batch.count
         if not count:

@@ -45,7 +45,7 @@ from adapters import (
 from adapters._filechannel import FileChannel
 from adapters._partitions import partition_file, partition_of
 from adapters._sources import FilePosition, FileTail, StdinSource
-from engine import BindError, Engine, Reference, ReferenceError, Send, event_schema, event_union
+from engine import BindError, Engine, Reference, ReferenceError, Send, Settler, event_schema, event_union
 from engine._outbox import Outbox, OutboxConfig
 from kairos._config import (
     Config,
@@ -98,6 +98,8 @@ class Daemon:
         self.sends = 0
         self.duplicate_sends = 0
         self._last_input = time.monotonic()
+        #: state that lived through SETTLE_EVENTS events leaves the collector's walk (engine.settle)
+        self._settler = Settler()
         self.partitioned = config.partitioned
         self.after_snapshot: list[Any] = []  #: async hooks given {unit: positions} once a snapshot is published
         self.units: dict[str, Unit] = {}
@@ -208,6 +210,7 @@ class Daemon:
         else:
             self._route(events)
         self._last_input = time.monotonic()
+        self._settler.tick(len(events))
         return len(events)
 
     def _route(self, events: list[Any]) -> None:

@@ -97,3 +97,19 @@ def test_problems_are_reported_in_line_order_whatever_their_kind():
     the operator reading standard error still sees them in file order."""
     _, _, problems = _replay([_dpi(T0 + 5), _dpi(T0 + 1), b"not json\n", _dpi(T0 + 6)])
     assert [2, 3] == [p.line for p in problems]
+
+
+def test_a_settler_takes_what_lives_out_of_the_collectors_walk_every_n_events():
+    import gc
+
+    from engine import Settler
+
+    settler = Settler(every=10)
+    gc.collect()
+    before = gc.get_freeze_count()
+    kept = [[i] for i in range(1_000)]  # containers the collector would walk
+    settler.tick(9)
+    assert gc.get_freeze_count() == before
+    settler.tick(1)
+    assert gc.get_freeze_count() >= before + len(kept)
+    gc.unfreeze()
