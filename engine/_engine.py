@@ -249,7 +249,13 @@ class Engine:
 
     def watch(self, when: int, owner: Any, msisdn: str) -> None:
         """Ask ``owner.collect(msisdn, now)`` once time has passed ``when``."""
-        self.watch_bucket(when // self._gc_granularity, owner, msisdn)
+        key = when // self._gc_granularity
+        bucket = self._gc_buckets.get(key)
+        if bucket is None:
+            return self.watch_bucket(key, owner, msisdn)
+        bucket[0].append(owner)
+        bucket[1].append(msisdn)
+        return None
 
     def watch_bucket(self, key: int, owner: Any, msisdn: str) -> None:
         """``watch`` by bucket: until time passes the end of bucket ``key`` (a snapshot's form).
