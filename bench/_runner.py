@@ -87,6 +87,9 @@ class Results(msgspec.Struct):
     ratios: dict[str, float]
     targets: list[Target]
     wall_s: float
+    #: two plain CPU-bound Python processes at once against one alone, measured just before
+    #: W2's rounds: 2.0 on two free cores; what the two-worker ratio can reach here at best
+    two_process_scaling: float | None = None
 
 
 class BenchError(Exception):
@@ -145,6 +148,7 @@ def run(sizes: Sizes, a: argparse.Namespace) -> Results:
     w2: dict[str, Measurement] = {}
     w2_rounds: list[Measurement] = []
     live: dict[str, Measurement] = {}
+    scaling: float | None = None
     cache = Path(a.results) / "inputs"
     if "w1" not in a.skip:
         w1_file = a.w1_file or _w1_input(cache, sizes)
@@ -169,6 +173,8 @@ def run(sizes: Sizes, a: argparse.Namespace) -> Results:
         common = ("--events", str(w2_file), "--scenarios", *_scenario_files(a.scenarios),
                   "--reference", str(reference))
         if "w2" not in a.skip:
+            print("bench: measuring how two processes share this machine ...", file=sys.stderr)
+            scaling = two_process_scaling(20 * sizes.w2_subscribers)  # 20 M iterations at full size
             for _ in range(sizes.repeat):
                 for workers in (1, 2):
                     w2_rounds.append(_contender("w2", *common, "--workers", str(workers)))
@@ -190,7 +196,7 @@ def run(sizes: Sizes, a: argparse.Namespace) -> Results:
         started=started, machine=machine(), sizes=sizes, inputs=inputs, w1=w1, w1_rounds=w1_rounds,
         w1_sends_identical=bool(w1), w2=w2, w2_rounds=w2_rounds, w2_outputs_identical=bool(w2),
         live=live, ratios=ratios, targets=_targets(ratios, w2, live.get("live-gc-daemon")),
-        wall_s=round(time.perf_counter() - t0, 1),
+        wall_s=round(time.perf_counter() - t0, 1), two_process_scaling=scaling,
     )
 
 
@@ -303,6 +309,26 @@ def _targets(ratios: dict[str, float], w2: dict[str, Measurement], live: Measure
     return out
 
 
+def two_process_scaling(n: int = 20_000_000) -> float:
+    """How many times one process's work two CPU-bound processes do in the same time.
+
+    Each process runs the same pure-Python loop; 2 × (one alone) / (two at once).
+    On two cores of its own a machine gives 2.0; a shared or throttled one less.
+    """
+    cmd = [sys.executable, "-c", f"x = 0\nfor i in range({n}): x += i"]
+
+    def seconds(processes: int) -> float:
+        t = time.perf_counter()
+        running = [subprocess.Popen(cmd) for _ in range(processes)]
+        for p in running:
+            p.wait()
+        return time.perf_counter() - t
+
+    one = min(seconds(1), seconds(1))
+    two = min(seconds(2), seconds(2))
+    return round(2 * one / two, 2)
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     model = ""
@@ -350,6 +376,9 @@ def render(r: Results) -> str:
                      f"({r.w1['w1-kairos'].sends:,} sends, checksum {r.w1['w1-kairos'].checksum})")
     if r.w2:
         lines.append(f"W2 output of one and two workers byte-identical: {r.w2_outputs_identical}")
+    if r.two_process_scaling is not None:
+        lines.append(f"this machine: two plain CPU-bound processes at once did {r.two_process_scaling}x "
+                     "the work of one in the same time (2.0 on two free cores)")
     lines.append("")
     lines.append("target                                                     wanted      measured  met")
     for t in r.targets:

@@ -36,6 +36,8 @@ def test_quick_run_writes_json_with_every_field_and_prints_the_table(tmp_path, c
     assert [t["name"] for t in data["targets"]] == [name for name, *_ in TARGETS]
     assert all(t["measured"] is not None for t in data["targets"])
     assert "w1-kairos" in printed and "w2-2w" in printed and "p99" in printed
+    assert 0 < data["two_process_scaling"] < 3  # measured, beside W2's two-worker ratio
+    assert "two plain CPU-bound processes" in printed
 
 
 def test_a_disagreement_between_contenders_fails_the_run_loudly(tmp_path, capsys, monkeypatch):
