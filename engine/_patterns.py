@@ -13,7 +13,6 @@ import sys
 from array import array
 from typing import Any, Callable, Protocol
 
-
 from engine._conjuncts import Guard, answer_test, event_guard
 from plan import Absence, Aggregate, Dwell, Filter, Pattern, Sequence, Single
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import heapq
 from collections.abc import Iterable
 from typing import Any
 

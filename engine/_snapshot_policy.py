@@ -9,7 +9,6 @@ dropped.
 
 from __future__ import annotations
 
-import heapq
 from typing import Any
 
 import msgspec
