@@ -275,7 +275,7 @@ class Router:
                 stamps = [r.ts for r in routes]
                 if stamps[0] >= self.now and sorted(stamps) == stamps:
                     self.now = stamps[-1]
-                    shards = [crc32(r.msisdn.encode()) % n for r in routes]
+                    shards = [crc32(r.msisdn.encode()) % n for r in routes]  # shard_of, inlined
                 else:
                     shards = self._late_ones(routes, lines, first)
             else:
@@ -302,7 +302,7 @@ class Router:
                 shards.append(NOBODY)
                 continue
             now = r.ts
-            shards.append(zlib.crc32(r.msisdn.encode()) % n)
+            shards.append(shard_of(r.msisdn, n))
         self.now = now
         return shards
 
@@ -325,7 +325,7 @@ class Router:
                 self._judge_late(i, line, self.now)
                 continue
             self.now = r.ts
-            shards[-1] = zlib.crc32(r.msisdn.encode()) % n
+            shards[-1] = shard_of(r.msisdn, n)
         return shards
 
     def _malformed(self, n: int, line: bytes, e: Exception) -> None:

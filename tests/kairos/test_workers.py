@@ -327,3 +327,25 @@ def test_an_error_in_the_parent_stops_every_worker(workspace, monkeypatch):
     finally:
         signal.alarm(0)
     assert [] == multiprocessing.active_children()
+
+
+def test_the_parent_sends_each_line_to_the_worker_shard_of_names():
+    import io
+
+    from engine._workers import _HEAD, NOBODY, Router
+
+    numbers = [f"1380000{i:04d}" for i in range(200)]
+    lines = [b'{"type":"login","ts":%d,"msisdn":"%s","channel":"app"}' % (1000 + i, m.encode())
+             for i, m in enumerate(numbers)]
+    router = Router(3)
+    got: dict[int, list[bytes]] = {0: [], 1: [], 2: []}
+    for frames in router.route(io.BytesIO(b"\n".join(lines) + b"\n"), block_bytes=512):
+        for w, frame in enumerate(frames):
+            if frame is not None:
+                _, _, count, vector = _HEAD.unpack_from(frame)
+                mine = frame[_HEAD.size + vector:].split(b"\n")
+                assert len(mine) == count
+                got[w].extend(mine)
+    assert NOBODY not in got
+    for w, mine in got.items():
+        assert mine == [line for line, m in zip(lines, numbers) if shard_of(m, 3) == w]
