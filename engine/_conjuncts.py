@@ -134,9 +134,7 @@ def cheap_first(expr: Expr, lists: dict[str, frozenset[str] | set[str]] | None =
     The result is the same truth value (the terms are pure booleans); only the
     order of work changes. Returns ``expr.fn`` itself when nothing applies.
     """
-    if not expr.python:
-        return expr.fn
-    guard = audience_guard(expr, "_q", lists or {}) if "a" not in _names(ast.parse(expr.python, mode="eval")) else None
+    guard = audience_guard(expr, "_q", lists or {})  # None when it reads the pattern's events
     if guard is None:
         return expr.fn
     ns = dict(NAMESPACE, **guard.ns)

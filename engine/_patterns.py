@@ -741,7 +741,7 @@ class DwellRuntime(PatternRuntime):
         stay = self.states.get(m)
         if inside:
             if stay is None:
-                m = _key(m)
+                m = self._keyof(m)
                 self.states[m] = [ev.ts, False]
                 self.host.schedule(ev.ts + self._for, self, m)
         elif stay is not None:
