@@ -65,6 +65,46 @@ class InputProblem(msgspec.Struct, frozen=True):
 def line_blocks(stream: IO[bytes], size: int) -> Iterator[bytes]:
     """Blocks of whole lines read ``size`` bytes at a time: each ends with a newline,
     but the input's last line if it has none."""
+    for view in line_views(stream, size):
+        yield bytes(view)
+
+
+def line_views(stream: IO[bytes], size: int) -> Iterator[memoryview]:
+    """``line_blocks`` without its copy: views into one reused buffer, each valid only
+    until the next is asked for (decode it, or copy it, before then).
+
+    The stream reads straight into the buffer and a line cut by the block's end moves
+    to its front, so a block is copied once, by the read: at 200 000 lines a second,
+    each copy saved is a few per cent of the time spent reading.
+    """
+    readinto = getattr(stream, "readinto1", None) or getattr(stream, "readinto", None)
+    if readinto is None:  # a stream that only reads: copy as it does
+        yield from map(memoryview, _read_blocks(stream, size))
+        return
+    buf = bytearray(size)
+    have = 0  # bytes at the buffer's front: the start of a line the last block cut
+    while True:
+        if have == len(buf):  # a line longer than the buffer: a larger one (views may still hold this)
+            grown = bytearray(2 * len(buf))
+            grown[:have] = buf
+            buf = grown
+        view = memoryview(buf)
+        n = readinto(view[have:])
+        end = have + (n or 0)
+        if not n:
+            if end:
+                yield view[:end]
+            return
+        cut = buf.rfind(b"\n", have, end) + 1
+        if not cut:
+            have = end
+            continue
+        yield view[:cut]
+        buf[:end - cut] = buf[cut:end]
+        have = end - cut
+
+
+def _read_blocks(stream: IO[bytes], size: int) -> Iterator[bytes]:
     read = getattr(stream, "read1", stream.read)
     rest = b""
     while True:
@@ -97,8 +137,9 @@ class EventReader:
         """Decoded blocks: (events, line numbers) — or (events, first line) when
         the block decoded whole and line n is simply first + index."""
         decode_lines = self._decoder.decode_lines
-        for block in line_blocks(self._stream, BLOCK_BYTES):
-            count = block.count(b"\n") + (not block.endswith(b"\n"))  # the last line may have no newline
+        for block in line_views(self._stream, BLOCK_BYTES):
+            size = len(block)
+            count = block.obj.count(b"\n", 0, size) + (block[size - 1] != 10)  # the last line may have no newline
             # the block is decoded as it was read, never split into line objects, unless
             # it holds a bad or blank line: then it is decoded again line by line
             first = self.lines + 1
@@ -110,7 +151,7 @@ class EventReader:
             if events is not None and len(events) == count:
                 yield events, first
             else:
-                yield self._one_by_one(block.splitlines(keepends=True), first)
+                yield self._one_by_one(bytes(block).splitlines(keepends=True), first)
 
     def __iter__(self) -> Iterator[Event]:
         for events, _ in self.blocks():

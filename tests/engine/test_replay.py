@@ -113,3 +113,40 @@ def test_a_settler_takes_what_lives_out_of_the_collectors_walk_every_n_events():
     settler.tick(1)
     assert gc.get_freeze_count() >= before + len(kept)
     gc.unfreeze()
+
+
+class _ReadOnly:
+    """A stream with ``read`` alone (no ``readinto``), served in small pieces."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def read(self, size: int = -1) -> bytes:
+        piece, self._data = self._data[:min(size, 7)], self._data[min(size, 7):]
+        return piece
+
+
+def _blocks_of(stream, size: int) -> list[bytes]:
+    from engine._replay import line_views
+    return [bytes(v) for v in line_views(stream, size)]
+
+
+def test_line_views_cut_blocks_at_newlines_and_keep_a_line_longer_than_the_buffer_whole():
+    data = b"a\n" + b"x" * 50 + b"\nbb\ncc"  # one line longer than the buffer, the last without newline
+    blocks = _blocks_of(io.BytesIO(data), 8)
+    assert b"".join(blocks) == data
+    assert all(b.endswith(b"\n") for b in blocks[:-1]) and blocks[-1].endswith(b"cc")
+    assert [line for b in blocks for line in b.splitlines()] == data.splitlines()  # no line cut in two
+
+
+def test_line_views_read_a_stream_that_has_no_readinto():
+    data = b"".join(_dpi(T0 + i) for i in range(20))
+    blocks = _blocks_of(_ReadOnly(data), 64)
+    assert b"".join(blocks) == data and all(b.endswith(b"\n") for b in blocks)
+
+
+def test_replay_reads_lines_longer_than_a_block():
+    long_host = "h" * (2 * BLOCK_BYTES)
+    line = b'{"type":"dpi","ts":%d,"msisdn":"1","host":"%s"}\n' % (T0 + 1, long_host.encode())
+    _, report, problems = _replay([_dpi(T0), line, _dpi(T0 + 2)])
+    assert (report.events, report.lines, problems) == (3, 3, [])
