@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import BinaryIO
 
+import msgspec
 from aiokafka.partitioner import murmur2
 
-__all__ = ["partition_file", "partition_of", "split"]
+__all__ = ["partition_file", "partition_of", "split", "split_file"]
 
 _cache: dict[tuple[str, int], int] = {}
 
@@ -48,3 +50,43 @@ def split(lines: list[bytes], folder: str | Path, count: int) -> list[int]:
             with open(partition_file(folder, p), "ab") as f:
                 f.write(b"".join(chunk))
     return [len(c) for c in parts]
+
+
+class _Keyed(msgspec.Struct):
+    msisdn: str
+
+
+def split_file(source: str | Path, folder: str | Path, count: int, flush_lines: int = 65_536) -> list[int]:
+    """``split`` for a file of any size, streamed: a recorded log made into a partitioned one
+    (``kairos replay --events FOLDER``). A line without a readable msisdn goes to partition 0,
+    where the replay reports it; blank lines are dropped. Returns lines per partition."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    decode = msgspec.json.Decoder(_Keyed).decode
+    outs = [open(partition_file(folder, p), "wb") for p in range(count)]
+    parts: list[list[bytes]] = [[] for _ in range(count)]
+    totals = [0] * count
+    try:
+        with open(source, "rb") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    p = partition_of(decode(line).msisdn, count)
+                except msgspec.DecodeError:
+                    p = 0
+                parts[p].append(line if line.endswith(b"\n") else line + b"\n")
+                if n % flush_lines == 0:
+                    _flush(parts, outs, totals)
+        _flush(parts, outs, totals)
+    finally:
+        for out in outs:
+            out.close()
+    return totals
+
+
+def _flush(parts: list[list[bytes]], outs: list[BinaryIO], totals: list[int]) -> None:
+    for p, chunk in enumerate(parts):
+        if chunk:
+            outs[p].write(b"".join(chunk))
+            totals[p] += len(chunk)
+            chunk.clear()

@@ -87,9 +87,12 @@ def _count_lines(path: Path) -> int:
 
 
 def w2(events: Path, scenarios: list[str], reference: str, workers: int) -> Measurement:
-    from engine import Engine, Reference, replay_workers
+    """The catalogue over ``events``: a file (``replay_workers``) or a partitioned log's folder
+    (``replay_partitioned``: each worker replays whole partitions, nothing routed)."""
+    from engine import Engine, Reference, replay_partitioned, replay_workers
     from kairos._cli import compile_plan
 
+    partitioned = events.is_dir()
     plan = compile_plan(scenarios)
     ref = Reference.load(reference)
     engines: list[Engine] = []
@@ -105,18 +108,19 @@ def w2(events: Path, scenarios: list[str], reference: str, workers: int) -> Meas
     with tempfile.TemporaryDirectory(prefix="kairos-bench-") as tmp:
         out_path = Path(tmp) / "sends.jsonl"
         with open(out_path, "wb") as out:
-            report, wall, cpu = timed(lambda: replay_workers(factory, events, out, workers=workers))
+            run = replay_partitioned if partitioned else replay_workers
+            report, wall, cpu = timed(lambda: run(factory, events, out, workers=workers))
         after = current_rss_bytes()
         digest = hashlib.blake2b(out_path.read_bytes(), digest_size=12).hexdigest()
     in_state = per_sub = objects = breakdown = None
-    if workers == 1:
+    if workers == 1 and not partitioned:
         in_state = max(engines[0].subscribers_in_state(), 1)
         per_sub = round((after - before) / in_state, 1)
         sizes = state_bytes(engines[0])
         objects = round(sum(sizes.values()) / in_state, 1)
         breakdown = {k: round(v / in_state, 1) for k, v in sorted(sizes.items(), key=lambda kv: -kv[1])}
     return Measurement(
-        contender=f"w2-{workers}w", events=report.events, sends=report.sends, checksum=digest,
+        contender=f"w2-{workers}w" + ("-partitioned" if partitioned else ""), events=report.events, sends=report.sends, checksum=digest,
         wall_s=round(wall, 3), cpu_s=round(cpu, 3), events_per_s=round(report.events / wall),
         peak_rss_mib=round(max(peak_rss_mib(), children_peak_rss_mib()), 1), workers=workers,
         subscribers_in_state=in_state, state_bytes_per_subscriber=per_sub,

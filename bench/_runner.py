@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -35,7 +36,8 @@ TARGETS = (
     ("w1_vs_msgspec", "W1 Kairos / msgspec loop, events/s", 0.6, True),
     ("w1_rss_vs_json", "W1 Kairos peak RSS / json.loads loop's", 2.0, False),
     ("w2_events_per_s", "W2 one worker, events/s", 300_000, True),
-    ("w2_two_vs_one", "W2 two workers / one, events/s", 1.7, True),
+    ("w2_two_vs_one", "W2 two workers / one, one file routed line by line", 1.7, True),
+    ("w2_two_vs_one_partitioned", "W2 two workers / one, a log partitioned by subscriber", 1.7, True),
     ("w2_state_bytes", "W2 bytes of state per subscriber in state", 300, False),
     ("live_p99_ms", "live p99 event→decision at half the max rate (GC as the daemon runs it), ms", 20.0, False),
 )
@@ -175,12 +177,16 @@ def run(sizes: Sizes, a: argparse.Namespace) -> Results:
         if "w2" not in a.skip:
             print("bench: measuring how two processes share this machine ...", file=sys.stderr)
             scaling = two_process_scaling(20 * sizes.w2_subscribers)  # 20 M iterations at full size
+            log = _partitioned(w2_file, 2)
+            inputs["w2_partitioned"] = str(log)
+            partitioned = ("--events", str(log), *common[2:])
             for _ in range(sizes.repeat):
                 for workers in (1, 2):
                     w2_rounds.append(_contender("w2", *common, "--workers", str(workers)))
+                w2_rounds.append(_contender("w2", *partitioned, "--workers", "2"))
             if len({m.checksum for m in w2_rounds}) != 1 or len({m.sends for m in w2_rounds}) != 1:
                 raise BenchError(
-                    "one and two workers wrote different W2 output: "
+                    "one worker, two workers and two over the partitioned log wrote different W2 output: "
                     + ", ".join(f"{m.contender} {m.sends} sends {m.checksum}" for m in w2_rounds)
                 )
             w2 = _best(w2_rounds)
@@ -241,6 +247,23 @@ def _w2_input(cache: Path, s: Sizes) -> tuple[Path, Path]:
     return path, reference
 
 
+def _partitioned(source: Path, count: int) -> Path:
+    """W2's traffic split by subscriber into ``count`` partition files (Kafka's partitioner,
+    as a producer keyed by msisdn writes a topic), made once next to the file."""
+    folder = source.with_name(f"{source.stem}-p{count}")
+    if not folder.exists():
+        from adapters._partitions import split_file
+
+        print(f"bench: splitting W2 into {count} partitions ...", file=sys.stderr)
+        tmp = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        split_file(source, tmp, count)
+        tmp.rename(folder)
+    for path in sorted(folder.iterdir()):
+        _warm(path)
+    return folder
+
+
 def _warm(path: Path) -> None:
     """Read the file once so no contender pays for the disk."""
     with open(path, "rb") as f:
@@ -292,6 +315,10 @@ def _ratios(w1: dict[str, Measurement], w2: dict[str, Measurement]) -> dict[str,
         # what two workers would give each on a core of its own: one worker's CPU time over
         # the mean CPU time of the two (the hash splits subscribers evenly)
         r["w2_two_vs_one_cpu"] = round(one.cpu_s / (two.cpu_s / 2), 3)
+        split = w2.get("w2-2w-partitioned")
+        if split is not None:
+            r["w2_two_vs_one_partitioned"] = round(split.events_per_s / one.events_per_s, 3)
+            r["w2_two_vs_one_partitioned_cpu"] = round(one.cpu_s / (split.cpu_s / 2), 3)
     return r
 
 
@@ -375,7 +402,8 @@ def render(r: Results) -> str:
         lines.append(f"W1 sends identical across contenders: {r.w1_sends_identical} "
                      f"({r.w1['w1-kairos'].sends:,} sends, checksum {r.w1['w1-kairos'].checksum})")
     if r.w2:
-        lines.append(f"W2 output of one and two workers byte-identical: {r.w2_outputs_identical}")
+        lines.append("W2 output of one worker, two workers and two over the partitioned log byte-identical: "
+                     f"{r.w2_outputs_identical}")
     if r.two_process_scaling is not None:
         lines.append(f"this machine: two plain CPU-bound processes at once did {r.two_process_scaling}x "
                      "the work of one in the same time (2.0 on two free cores)")

@@ -7,13 +7,15 @@ local-time arithmetic, the contact policy stage every trigger passes when a
 policy is loaded, snapshots of all per-subscriber state, ``replay`` which
 feeds a recorded file through an engine and writes its sends, and
 ``replay_workers`` which spreads that over one process per core by a stable
-hash of msisdn. The engine imports ``plan`` and ``adapters``, never ``dsl``.
+hash of msisdn, and ``replay_partitioned`` which replays a log already split
+by subscriber (a folder of partition files) one partition per engine. The engine imports ``plan`` and ``adapters``, never ``dsl``.
 """
 
 from engine._engine import BindError, Engine, ScenarioStats, Send
 from engine._events import Event, event_schema, event_types, event_union, register_event_type
 from engine._localtime import DEFAULT_TZ, LocalTime
 from engine._policy import PolicyStage, in_control
+from engine._partitioned import replay_partitioned
 from engine._reference import Reference, ReferenceError
 from engine._replay import EventReader, InputProblem, OrderedWriter, ReplayReport, Settler, replay, settle
 from engine._snapshot import RestoreReport, Snapshot, SnapshotError
@@ -50,6 +52,7 @@ __all__ = [
     "replay",
     "settle",
     "Settler",
+    "replay_partitioned",
     "replay_workers",
     "restore_snapshot",
     "shard_of",

@@ -60,6 +60,7 @@ class InputProblem(msgspec.Struct, frozen=True):
 
     line: int
     reason: str
+    file: str = ""  # set when the input is several files (a partitioned log): the line's own file
 
 
 def line_blocks(stream: IO[bytes], size: int) -> Iterator[bytes]:
@@ -263,8 +264,12 @@ def replay(
     *,
     on_problem: Callable[[InputProblem], None] | None = None,
     keep_problems: int = 100,
+    until: int | None = None,
 ) -> ReplayReport:
-    """Run every event of ``events`` through a new engine; write sends to ``out``."""
+    """Run every event of ``events`` through a new engine; write sends to ``out``.
+
+    ``until``: a ts the engine's time moves to at the end, when later than its last
+    event's (a partition of a larger log, whose deadlines fire up to the log's end)."""
     kept: list[InputProblem] = []
     found: list[InputProblem] = []  # a block's problems: decoding finds some, feeding others
 
@@ -306,6 +311,8 @@ def replay(
             writer.release(engine.send_watermark())
         report_found()
     report_found()
+    if until is not None and until > engine.now:
+        engine.advance(until)
     engine.finish()
     writer.release(2**63)
     writer.flush()
@@ -333,7 +340,7 @@ def stderr_problem_printer(name: str, limit: int = 20) -> Callable[[InputProblem
         nonlocal count
         count += 1
         if count <= limit:
-            print(f"{name}:{p.line}: error: {p.reason} (line skipped)", file=sys.stderr)
+            print(f"{p.file or name}:{p.line}: error: {p.reason} (line skipped)", file=sys.stderr)
         elif count == limit + 1:
             print(f"{name}: further skipped lines are counted but not shown", file=sys.stderr)
 

@@ -24,6 +24,7 @@ from engine import Send
 from engine._engine import MAX_TRIGGER_DEPTH
 from engine._localtime import DEFAULT_TZ, LocalTime
 from engine._replay import stderr_problem_printer
+from engine._partitioned import replay_partitioned
 from engine._workers import replay_workers
 from kairos._measure import measure, table, unmatched_text
 from kairos._report import Series, render
@@ -88,7 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--scenarios", nargs="+", required=True, metavar="PATH",
                    help=".kairos files or folders of them")
-    r.add_argument("--events", required=True, metavar="FILE", help="JSON lines; - for standard input")
+    r.add_argument("--events", required=True, metavar="FILE",
+                   help="JSON lines; - for standard input; or a folder of p-NNNN.jsonl files, a log "
+                   "partitioned by subscriber (as a Kafka topic keyed by msisdn): each partition is "
+                   "replayed whole by one worker, nothing is routed")
     r.add_argument("--reference", metavar="DIR",
                    help="reference data folder: cells.csv, tags.jsonl, lists/NAME.txt, kb.csv")
     r.add_argument("--policy", metavar="FILE", help="a .kairos file holding the contact policy")
@@ -235,10 +239,12 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"kairos replay: {e}", file=sys.stderr)
         return EXIT_USAGE
     measuring = bool(args.stats or args.report or args.control_out)
-    if args.workers < 1 or (args.workers > 1 and (args.events == "-" or measuring)):
+    partitioned = args.events != "-" and Path(args.events).is_dir()
+    if args.workers < 1 or ((args.workers > 1 or partitioned) and (args.events == "-" or measuring)):
         print(
             "kairos replay: --workers N needs N >= 1 and an --events FILE every worker can read, and "
-            "measures nothing (--stats, --report, --control-out); use --workers 1 for those",
+            "measures nothing (--stats, --report, --control-out), nor does a partitioned --events "
+            "folder; use --workers 1 and one file for those",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -260,7 +266,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     with ExitStack() as stack:
         try:
-            events = _open_in(stack, args.events)
+            events = None if partitioned else _open_in(stack, args.events)
             out = _open_out(stack, args.out)
             control_out = stack.enter_context(open(args.control_out, "wb")) if args.control_out else None
         except OSError as e:
@@ -275,13 +281,15 @@ def _replay(args: argparse.Namespace) -> int:
             control = None
         started = time.perf_counter()
         printer = stderr_problem_printer("<stdin>" if args.events == "-" else args.events)
-        if args.workers > 1:
+        if args.workers > 1 or partitioned:
+            run = replay_partitioned if partitioned else replay_workers
             try:
-                report = replay_workers(make_engine, args.events, out, workers=args.workers, on_problem=printer)
+                report = run(make_engine, args.events, out, workers=args.workers, on_problem=printer)
             except (ValueError, RuntimeError) as e:
                 print(f"kairos replay: {e}", file=sys.stderr)
                 return EXIT_USAGE
         else:
+            assert events is not None
             report = replay(make_engine, events, out, on_problem=printer)
         out.flush()
         elapsed = time.perf_counter() - started
@@ -293,13 +301,13 @@ def _replay(args: argparse.Namespace) -> int:
             f"({elapsed:.2f} s, {rate:,.0f} events/s)",
             file=sys.stderr,
         )
-    engine = engines[0]
-    held = sum(st.held for st in engine.stats)
+    held = sum(st.held for e in engines for st in e.stats)  # this process's engines: not a worker's
     if held:
         print(f"kairos replay: {held} trigger{'s' * (held != 1)} still held by the contact policy at the "
               "end of input (an arbitration window or a capacity queue not yet closed); not sent",
               file=sys.stderr)
     if measuring:
+        engine = engines[0]
         rows = measure(plan, engine.stats)
         stage = engine.policy
         assert stage is not None  # measuring always builds the policy stage

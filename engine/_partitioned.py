@@ -1,0 +1,177 @@
+"""Replay of a partitioned log on several cores: each worker replays whole partitions, nothing is routed.
+
+A partitioned log is a folder of ``p-NNNN.jsonl`` files, each holding, in ts
+order, the events of the subscribers its partition owns — what a Kafka topic
+keyed by msisdn holds (``adapters._partitions.split`` writes one with Kafka's
+partitioner). Worker ``w`` replays the partitions ``p`` with ``p % workers == w``,
+one engine per partition, as the daemon keeps state and event time per
+partition; the parent merges the sends in (ts, id) order. No line crosses a
+process and nothing is decoded twice, so unlike ``replay_workers`` (which must
+route one file line by line in a parent that does not split over cores) two
+workers each do half of one worker's work.
+
+A partition's event time is its own: a line is late when it is older than
+its partition's time, as in the daemon — on a log split from one sorted file,
+never. At the end every partition's time moves to the last ts of the whole
+log, so deadlines fire as they would in one engine, and the output equals one
+``replay`` of the file the log was split from, byte for byte.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import re
+import signal
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Callable
+
+import msgspec
+
+from engine._replay import InputProblem, ReplayReport, replay
+from engine._workers import Connection, EngineFactory, _check_partitionable, _discard, _merge
+
+_PARTITION = re.compile(r"p-(\d+)\.jsonl")
+
+
+class _Share(msgspec.Struct):
+    """What a worker sends back: its partitions' reports, in partition order."""
+
+    reports: list[ReplayReport]
+
+
+def partition_files(folder: str | Path) -> dict[int, Path]:
+    """The partition files of a partitioned log, by partition number."""
+    found = {}
+    for path in Path(folder).iterdir():
+        m = _PARTITION.fullmatch(path.name)
+        if m is not None:
+            found[int(m.group(1))] = path
+    if not found:
+        raise ValueError(f"{folder}: no partition files (p-NNNN.jsonl) in this folder")
+    return dict(sorted(found.items()))
+
+
+def replay_partitioned(
+    engine_factory: EngineFactory,
+    folder: str | Path,
+    out: IO[bytes],
+    *,
+    workers: int,
+    on_problem: Callable[[InputProblem], None] | None = None,
+    keep_problems: int = 100,
+) -> ReplayReport:
+    """Replay a partitioned log over ``workers`` processes (``1``: this one); sends go to ``out``
+    in (ts, id) order. Problems name their partition file and reach ``on_problem`` at the end."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    files = partition_files(folder)
+    if len(files) > 1:
+        try:
+            _check_partitionable(engine_factory(_discard))
+        except ValueError:
+            raise ValueError("the policy limits a channel's capacity across all subscribers, which "
+                             "partitions replayed apart cannot share; replay the unsplit file") from None
+    until = max(_last_ts(path) for path in files.values())
+    shares = [[p for p in files if p % workers == w] for w in range(workers)]
+    with tempfile.TemporaryDirectory(prefix="kairos-partitions-") as tmp:
+        parts = {p: Path(tmp) / f"sends-{p}.jsonl" for p in files}
+
+        def run(w: int) -> _Share:
+            return _Share([_replay_one(engine_factory, files[p], parts[p], until, keep_problems)
+                           for p in shares[w]])
+
+        done = [run(0)] if workers == 1 else _in_processes(run, workers)
+        by_scenario = _merge(list(parts.values()), out)
+    reports = [r for share in done for r in share.reports]
+    problems = sorted(itertools.chain(*(r.problems for r in reports)), key=lambda p: (p.file, p.line))
+    if on_problem is not None:
+        for p in problems:
+            on_problem(p)
+    return ReplayReport(
+        lines=sum(r.lines for r in reports),
+        events=sum(r.events for r in reports),
+        malformed=sum(r.malformed for r in reports),
+        late=sum(r.late for r in reports),
+        sends=sum(r.sends for r in reports),
+        sends_by_scenario=by_scenario,
+        problems=problems[:keep_problems],
+        trigger_loops=sum(r.trigger_loops for r in reports),
+    )
+
+
+def _replay_one(engine_factory: EngineFactory, path: Path, part: Path, until: int, keep: int) -> ReplayReport:
+    """One partition through its own engine, its time moved to ``until`` at the end."""
+    name = str(path)
+    with open(path, "rb") as events, open(part, "wb") as out:
+        report = replay(engine_factory, events, out, keep_problems=keep, until=until)
+    report.problems = [InputProblem(p.line, p.reason, name) for p in report.problems]
+    return report
+
+
+def _last_ts(path: Path) -> int:
+    """The ts of a partition file's last line (its latest, the file being sorted); −1 if none."""
+    decode = msgspec.json.Decoder(_Ts).decode
+    with open(path, "rb") as f:
+        end = f.seek(0, 2)
+        back = 4096
+        while True:
+            f.seek(max(0, end - back))
+            tail = f.read().rstrip()
+            cut = tail.rfind(b"\n")
+            if cut >= 0 or back >= end:
+                break
+            back *= 2
+    last = tail[cut + 1:]
+    try:
+        return decode(last).ts if last else -1
+    except msgspec.DecodeError:  # a ValidationError is one too
+        return -1  # a bad last line: reported by the replay; time stands at the partition's own end
+
+
+class _Ts(msgspec.Struct):
+    ts: int
+
+
+def _in_processes(run: Callable[[int], _Share], workers: int) -> list[_Share]:
+    """``run(w)`` for every worker in forked processes (they inherit the plan and reference)."""
+    ctx = multiprocessing.get_context("fork")
+    procs: list[Any] = []
+    results: list[Connection] = []
+    try:
+        for w in range(workers):
+            result, report = ctx.Pipe(duplex=False)
+            p = ctx.Process(target=_worker, args=(run, w, report), name=f"kairos-partitions-{w}")
+            p.start()
+            procs.append(p)
+            report.close()
+            results.append(result)
+        shares = [_receive(result) for result in results]
+        for p in procs:
+            p.join()
+    except BaseException:  # an error or Ctrl-C here: no worker may outlive the parent
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join()
+        raise
+    failed = [p.name for p, s in zip(procs, shares) if s is None or p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"replay worker(s) {', '.join(failed)} failed; see the error above")
+    return [s for s in shares if s is not None]
+
+
+def _worker(run: Callable[[int], _Share], w: int, report: Connection) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
+    report.send_bytes(msgspec.msgpack.encode(run(w)))
+    report.close()
+
+
+def _receive(result: Connection) -> _Share | None:
+    with result:
+        try:
+            return msgspec.msgpack.decode(result.recv_bytes(), type=_Share)
+        except EOFError:
+            return None

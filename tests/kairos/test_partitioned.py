@@ -1,0 +1,89 @@
+"""`kairos replay --events FOLDER`: a log partitioned by subscriber, each partition replayed whole."""
+
+from __future__ import annotations
+
+import msgspec
+
+from adapters._partitions import split, split_file
+from kairos._cli import main
+from tests.kairos.test_workers import PER_SUBSCRIBER_POLICY, _mixed_stream, workspace  # noqa: F401 (fixture)
+
+
+def _replay(ws, events: str, workers: int = 1, *extra: str) -> tuple[int, bytes]:
+    out = ws / f"out-{events}-{workers}.jsonl"
+    code = main(["replay", "--scenarios", str(ws / "s.kairos"), *extra, "--events", str(ws / events),
+                 "--reference", str(ws / "ref"), "--out", str(out), "--workers", str(workers), "--quiet"])
+    return code, out.read_bytes() if out.exists() else b""
+
+
+def test_a_partitioned_log_gives_the_unsplit_files_output_on_one_two_and_three_workers(workspace):
+    lines = _mixed_stream(6_000, 60, seed=3)  # ends with half an hour of one subscriber's events
+    (workspace / "e.jsonl").write_bytes(b"".join(lines))
+    split(lines, workspace / "log", 4)
+    _, whole = _replay(workspace, "e.jsonl")
+    outputs = [_replay(workspace, "log", w) for w in (1, 2, 3)]
+    sent = {msgspec.json.decode(line)["scenario"] for line in whole.splitlines()}
+    assert "wave_two" in sent  # absences whose deadlines fall after their partition's last event
+    assert outputs == [(0, whole)] * 3
+
+
+def test_a_per_subscriber_policy_splits_cleanly_by_partition(workspace):
+    (workspace / "policy.kairos").write_text(PER_SUBSCRIBER_POLICY)
+    lines = _mixed_stream(6_000, 60, seed=3)
+    (workspace / "e.jsonl").write_bytes(b"".join(lines))
+    split(lines, workspace / "log", 3)
+    policy = ("--policy", str(workspace / "policy.kairos"))
+    _, whole = _replay(workspace, "e.jsonl", 1, *policy)
+    assert _replay(workspace, "log", 2, *policy) == (0, whole)
+
+
+def test_bad_lines_are_reported_with_their_partition_file_and_line(workspace, capfd):
+    log = workspace / "log"
+    split(_mixed_stream(300, 10, seed=1), log, 2)
+    part = log / "p-0001.jsonl"
+    rows = part.read_bytes().splitlines(keepends=True)
+    rows.insert(4, b"not json\n")
+    part.write_bytes(b"".join(rows))
+    capfd.readouterr()
+    code = main(["replay", "--scenarios", str(workspace / "s.kairos"), "--events", str(log),
+                 "--reference", str(workspace / "ref"), "--out", str(workspace / "o.jsonl"), "--workers", "2"])
+    err = capfd.readouterr().err.splitlines()
+    assert code == 0
+    assert err[0] == f"{part}:5: error: JSON is malformed: invalid character (byte 4) (line skipped)"
+    assert "1 malformed" in err[1]
+
+
+def test_a_capacity_all_subscribers_share_is_refused_for_a_partitioned_log(workspace, capsys):
+    (workspace / "policy.kairos").write_text("policy\n  capacity call 100 per 1d\nend\n")
+    split(_mixed_stream(200, 10, seed=1), workspace / "log", 2)
+    code, _ = _replay(workspace, "log", 1, "--policy", str(workspace / "policy.kairos"))
+    assert code == 2
+    assert "partitions replayed apart cannot share; replay the unsplit file" in capsys.readouterr().err
+
+
+def test_a_folder_without_partition_files_is_refused_with_a_clear_message(workspace, capsys):
+    (workspace / "empty").mkdir()
+    code, _ = _replay(workspace, "empty", 2)
+    assert code == 2
+    assert "no partition files (p-NNNN.jsonl)" in capsys.readouterr().err
+
+
+def test_a_partitioned_log_is_not_measured_because_no_one_engine_sees_it_whole(workspace, capsys):
+    split(_mixed_stream(200, 10, seed=1), workspace / "log", 2)
+    code, _ = _replay(workspace, "log", 1, "--stats")
+    assert code == 2
+    assert "partitioned --events folder" in capsys.readouterr().err
+
+
+def test_split_file_streams_a_log_into_the_partitions_split_makes_and_keeps_bad_lines(workspace):
+    lines = _mixed_stream(1_000, 40, seed=2)
+    source = workspace / "e.jsonl"
+    source.write_bytes(b"".join(lines[:500]) + b"not json\n\n" + b"".join(lines[500:]).rstrip(b"\n"))
+    counts = split_file(source, workspace / "streamed", 3, flush_lines=64)
+    split(lines, workspace / "whole", 3)
+    for p in range(3):
+        streamed = (workspace / "streamed" / f"p-{p:04d}.jsonl").read_bytes()
+        whole = (workspace / "whole" / f"p-{p:04d}.jsonl").read_bytes()
+        assert streamed.replace(b"not json\n", b"") == whole
+    assert b"not json\n" in (workspace / "streamed" / "p-0000.jsonl").read_bytes()
+    assert sum(counts) == len(lines) + 1
