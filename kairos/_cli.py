@@ -19,6 +19,7 @@ import msgspec
 
 import dsl
 from adapters import TemplateCatalog, TemplateError
+from adapters._partitions import split_file
 from engine import BindError, Engine, Reference, ReferenceError, event_schema, replay
 from engine import Send
 from engine._engine import MAX_TRIGGER_DEPTH
@@ -42,6 +43,10 @@ examples:
                                                 run the catalogue over a recorded day
   kairos replay --scenarios my.kairos --events - < events.jsonl
                                                 events from standard input, sends to standard output
+  kairos split --events day.jsonl --partitions 4 --out day.log
+  kairos replay --scenarios scenarios/ --events day.log --workers 2
+                                                the same day on two cores: split by subscriber once,
+                                                each worker replays whole partitions
   kairos demo                                   a generated day, the bundled scenarios, a summary
 
 The scenario language is described in README.md ("The scenario author's guide").
@@ -140,6 +145,21 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--examples", type=int, default=5, help="example sends to explain")
     d.set_defaults(handler=_demo)
+
+    sp = sub.add_parser(
+        "split",
+        help="split a recorded event file by subscriber into a partitioned log",
+        description="Split a JSON-lines event file by subscriber into a folder of p-NNNN.jsonl files, "
+        "one per partition, with Kafka's default partitioner over the msisdn (what a producer keyed by "
+        "msisdn writes, and what the daemon's partitioned source reads). Each file keeps the input's "
+        "order. `kairos replay --events FOLDER --workers N` then replays the partitions on N cores "
+        "with no routing, with the unsplit file's output.",
+    )
+    sp.add_argument("--events", required=True, metavar="FILE", help="JSON lines sorted by ts")
+    sp.add_argument("--partitions", required=True, type=int, metavar="N",
+                    help="how many partitions (a multiple of the cores you will replay on balances them)")
+    sp.add_argument("--out", required=True, metavar="FOLDER", help="a new or empty folder")
+    sp.set_defaults(handler=_split)
 
     run = sub.add_parser(
         "run",
@@ -351,6 +371,24 @@ def _open_out(stack: ExitStack, name: str) -> IO[bytes]:
     if name == "-":
         return sys.stdout.buffer
     return stack.enter_context(open(name, "wb"))
+
+
+def _split(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if args.partitions < 1:
+        print("kairos split: --partitions must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        print(f"kairos split: {out} exists and is not an empty folder; name a new one", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        counts = split_file(args.events, out, args.partitions)
+    except OSError as e:
+        print(f"kairos split: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"kairos split: {sum(counts):,} lines into {args.partitions} partitions in {out} "
+          f"(smallest {min(counts):,}, largest {max(counts):,})", file=sys.stderr)
+    return EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -87,3 +87,16 @@ def test_split_file_streams_a_log_into_the_partitions_split_makes_and_keeps_bad_
         assert streamed.replace(b"not json\n", b"") == whole
     assert b"not json\n" in (workspace / "streamed" / "p-0000.jsonl").read_bytes()
     assert sum(counts) == len(lines) + 1
+
+
+def test_kairos_split_makes_the_log_replay_reads_and_refuses_a_folder_in_use(workspace, capsys):
+    lines = _mixed_stream(2_000, 40, seed=4)
+    (workspace / "e.jsonl").write_bytes(b"".join(lines))
+    assert main(["split", "--events", str(workspace / "e.jsonl"), "--partitions", "4",
+                 "--out", str(workspace / "log")]) == 0
+    assert f"{len(lines):,} lines into 4 partitions" in capsys.readouterr().err
+    _, whole = _replay(workspace, "e.jsonl")
+    assert _replay(workspace, "log", 2) == (0, whole)
+    assert main(["split", "--events", str(workspace / "e.jsonl"), "--partitions", "4",
+                 "--out", str(workspace / "log")]) == 2
+    assert "is not an empty folder" in capsys.readouterr().err
