@@ -19,6 +19,7 @@ import msgspec
 
 from engine._context import Context
 from engine._deadlines import Deadlines
+from engine._fused import fused_count
 from engine._events import Dpi, Event, Feedback, Profile, Trigger, event_types
 from engine._localtime import DEFAULT_TZ, LocalTime
 from engine._patterns import PatternRuntime, SingleRuntime, build_runtime
@@ -175,8 +176,11 @@ class Engine:
                 only_audience = audience is not None and scn.cooldown_ms is None and scn.during is None
                 condition = None if filter_.where is None else bound_filter(
                     filter_.where, f"_f{i}_", self.reference.lists, self.reference.areas_of_cell)
+                fused = None if observer is not None else fused_count(
+                    rt, self.complete, self.watch, self._gates[i], self.stats[i])
                 handlers.setdefault(classes[type_name], []).append(Entry(
-                    filter_, on_match, audience, refused, condition, self.stats[i] if only_audience else None))
+                    filter_, on_match, audience, refused, condition, self.stats[i] if only_audience else None,
+                    fused))
             else:
                 for type_name, handler in rt.handlers().items():
                     handlers.setdefault(classes[type_name], []).append(Guarded(handler, rt.guard(type_name)))

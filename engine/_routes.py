@@ -15,6 +15,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from engine._conjuncts import Guard
+from engine._fused import Fused
 from plan import NAMESPACE, Expr, Filter
 
 Handler = Callable[[Any], None]
@@ -28,11 +29,11 @@ class Entry:
     counts it as ``complete`` would) instead of ``on_match``.
     """
 
-    __slots__ = ("filter", "on_match", "audience", "on_refused", "condition", "stats")
+    __slots__ = ("filter", "on_match", "audience", "on_refused", "condition", "stats", "fused")
 
     def __init__(self, filter: Filter, on_match: Handler, audience: Guard | None = None,
                  on_refused: Handler | None = None, condition: Guard | None = None,
-                 stats: Any = None) -> None:
+                 stats: Any = None, fused: Fused | None = None) -> None:
         self.filter = filter
         self.on_match = on_match
         self.audience = audience
@@ -42,6 +43,8 @@ class Entry:
         self.stats = stats
         #: the filter bound to the reference data (``bound_filter``), when it could not be inlined
         self.condition = condition
+        #: ``on_match`` as text the route runs in its place (``engine._fused``), when it has one
+        self.fused = fused
 
 
 class Guarded:
@@ -109,7 +112,10 @@ def build_route(
             continue
         ns[f"_m{i}"] = item.on_match
         act = [f"_m{i}(e)"]
-        if item.audience is not None and item.stats is not None:
+        if item.fused is not None:
+            ns.update(item.fused.ns)
+            act = list(item.fused.lines)
+        elif item.audience is not None and item.stats is not None:
             ns.update(item.audience.ns)
             ns[f"_t{i}"] = item.stats
             act = [f"if ({item.audience.python}):", f"    _m{i}(e)", "else:", f"    _t{i}.matched += 1",

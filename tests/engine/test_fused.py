@@ -1,0 +1,118 @@
+"""A count window pasted into its route (engine._fused) decides what the general path decides.
+
+The general path is the same engine with the fusion switched off: ``_count`` called
+from the route, every completion through ``Engine.complete``. Streams step around
+the window length and the cool-down so that evictions at the window's edge and
+completions at the cool-down's end are common.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine import Reference
+from engine import _fused
+from engine._events import Dpi
+from plan import Aggregate
+
+from tests.engine.builders import flt, fn, run, scenario
+
+D = 10
+HOUR = 3_600_000
+CATS = ["video", "news"]
+TAGS = {"a": {"plan": "x"}, "b": {"plan": "y"}}
+
+
+@st.composite
+def streams(draw, max_size=60):
+    steps = draw(st.lists(st.sampled_from([0, 0, 1, 2, D - 1, D, D + 1, 2 * D, 3 * D, HOUR]),
+                          max_size=max_size))
+    return [Dpi(ts=t, msisdn=draw(st.sampled_from(["a", "b"])), host="h",
+                category=draw(st.sampled_from(CATS)))
+            for t in itertools.accumulate(steps, initial=1)]
+
+
+@st.composite
+def counts(draw, name):
+    cmp = draw(st.sampled_from([">=", ">", "<=", "<", "==", "!="]))
+    n = draw(st.sampled_from([0, 1, 2, 3, 2.5]))
+    within = draw(st.sampled_from([D, 2 * HOUR]))  # a long window keys its state by interned numbers
+    kw = {}
+    cooldown = draw(st.sampled_from([None, 0, D, 3 * D]))
+    if cooldown is not None:
+        kw["cooldown_ms"] = cooldown
+    if draw(st.booleans()):
+        kw["once"] = "once"
+    if draw(st.booleans()):
+        kw["audience"] = fn(lambda e, a, c: c.tag("plan") == "x")  # refused after the cool-down
+    where = flt("dpi", lambda e, a, c: e.category == "video")
+    return scenario(name, Aggregate("count", where, None, cmp, n, within), **kw)
+
+
+def _both(scenarios, events, monkeypatch):
+    ref = Reference(tags=TAGS)
+    fused_sends, fused = run(scenarios, events, ref)
+    with monkeypatch.context() as m:
+        m.setattr(_fused, "ENABLED", False)
+        general_sends, general = run(scenarios, events, ref)
+    assert "_r0_states" in fused._routes[Dpi].source
+    assert "_r0_states" not in general._routes[Dpi].source
+    return (fused_sends, fused), (general_sends, general)
+
+
+@settings(max_examples=300, deadline=None)
+@given(streams(), counts("s0"), counts("s1"))
+def test_a_fused_count_sends_and_counts_what_the_general_path_does(events, first, second):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        (fused_sends, fused), (general_sends, general) = _both([first, second], events, monkeypatch)
+    assert fused_sends == general_sends
+    assert fused.stats == general.stats
+    for a, b in zip(fused.runtimes, general.runtimes):
+        assert a.states == b.states
+
+
+def test_a_burst_over_the_threshold_is_refused_by_the_cool_down_and_counted(monkeypatch):
+    scn = scenario("burst", Aggregate("count", flt("dpi", lambda e, a, c: e.category == "video"), None,
+                                      ">=", 3, D), cooldown_ms=5 * D)
+    events = [Dpi(ts=t, msisdn="a", host="h", category="video") for t in range(1, 60, 2)]
+    (sends, engine), (general_sends, _) = _both(scn, events, monkeypatch)
+    # 3 in the window from ts 5 on; a send at 5, then the cool-down refuses until 5 + 50
+    assert [s.ts for s in sends] == [5, 55] == [s.ts for s in general_sends]
+    stats = engine.stats[0]
+    assert (stats.matched, stats.triggered, stats.suppressed) == (28, 2, {"cooldown": 26})
+
+
+@pytest.mark.parametrize("at, sends, kept", [
+    ([1, 1 + D, 2 + 2 * D + 1, 3 + 3 * D + 1], [1 + D], [3 + 3 * D + 1]),  # the oldest exactly D old stays
+    ([1, 2, 2 + D, 2 + D, 2 + 2 * D], [2 + D, 2 + 2 * D], [2 + D, 2 + D, 2 + 2 * D]),  # so does a later one
+])
+def test_the_window_drops_events_older_than_its_length_exactly_at_the_edge(at, sends, kept, monkeypatch):
+    scn = scenario("edge", Aggregate("count", flt("dpi"), None, ">=", 2 if len(at) == 4 else 3, D))
+    events = [Dpi(ts=t, msisdn="a", host="h") for t in at]
+    (fused_sends, engine), (general_sends, _) = _both(scn, events, monkeypatch)
+    assert [s.ts for s in fused_sends] == sends == [s.ts for s in general_sends]
+    assert engine.runtimes[0].states == {"a": kept}
+
+
+def test_an_observer_hears_every_completion_so_its_engine_does_not_fuse():
+    heard: list[int] = []
+
+    class Observer:
+        def completed(self, i, m, t, e, a):
+            heard.append(t)
+
+        def gated(self, i, m, t, reason):
+            pass
+
+        def __getattr__(self, name):
+            return lambda *args, **kw: None
+
+    scn = scenario("o", Aggregate("count", flt("dpi"), None, ">=", 1, D), cooldown_ms=D)
+    events = [Dpi(ts=t, msisdn="a", host="h") for t in (1, 2, 3)]
+    _, engine = run(scn, events, observer=Observer())
+    assert "_r0_states" not in engine._routes[Dpi].source
+    assert heard == [1, 2, 3] and engine.stats[0].suppressed == {"cooldown": 2}
