@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import msgspec
 
 from engine._context import Context
-from engine._deadlines import Deadlines
+from engine._deadlines import NEVER, Deadlines
 from engine._fused import fused_count
 from engine._events import Dpi, Event, Feedback, Profile, Trigger, event_types
 from engine._localtime import DEFAULT_TZ, LocalTime
@@ -203,6 +203,9 @@ class Engine:
         self._gc_granularity = gc_granularity_ms
         self._gc_buckets: dict[int, tuple[list[Any], list[str]]] = {}  # key → (owners, msisdns)
         self._gc_keys: list[int] = []
+        #: when the earliest bucket is due, (key + 1) * granularity (NEVER: none), so that the
+        #: per-event "anything to sweep?" test is one comparison, not arithmetic on big ints
+        self._gc_due = NEVER
         self._pending: deque[tuple[Trigger, int]] = deque()
         self._depth = 0
         self._id_ts = None
@@ -225,8 +228,7 @@ class Engine:
             if self._pending:
                 self._drain()
         self.now = t
-        keys = self._gc_keys
-        if keys and (keys[0] + 1) * self._gc_granularity <= t:
+        if self._gc_due <= t:
             self._sweep(t)
 
     def finish(self) -> None:
@@ -270,6 +272,9 @@ class Engine:
         if bucket is None:
             bucket = self._gc_buckets[key] = ([], [])
             heapq.heappush(self._gc_keys, key)
+            due = (key + 1) * self._gc_granularity
+            if due < self._gc_due:
+                self._gc_due = due
         bucket[0].append(owner)
         bucket[1].append(msisdn)
 
@@ -286,6 +291,7 @@ class Engine:
             owners, numbers = self._gc_buckets.pop(heapq.heappop(keys))
             for owner, m in zip(owners, numbers):
                 owner.collect(m, now)
+        self._gc_due = (keys[0] + 1) * g if keys else NEVER
 
     # --- events ----------------------------------------------------------
 
@@ -293,9 +299,7 @@ class Engine:
         """Process one event; False (and counted) if it is older than the stream's time."""
         t = ev.ts
         if t > self.now:
-            if self._deadlines.floor < t or (
-                self._gc_keys and (self._gc_keys[0] + 1) * self._gc_granularity <= t
-            ):
+            if self._deadlines.floor < t or self._gc_due <= t:
                 self.advance(t)
             else:
                 self.now = t
@@ -319,15 +323,14 @@ class Engine:
         routes = self._routes
         ctx = self.ctx
         deadlines = self._deadlines
-        gc_keys = self._gc_keys
-        g = self._gc_granularity
         pending = self._pending
         now = self.now
         late = 0
+        cls = route = None  # the route of the previous event's type: a run of one type looks it up once
         for i, ev in enumerate(events):
             t = ev.ts
             if t > now:
-                if deadlines.floor < t or (gc_keys and (gc_keys[0] + 1) * g <= t):
+                if deadlines.floor < t or self._gc_due <= t:
                     self.advance(t)
                 now = self.now = t
             elif t < now:
@@ -335,7 +338,9 @@ class Engine:
                 if on_late is not None:
                     on_late(i, ev)
                 continue
-            route = routes.get(ev.__class__)
+            if ev.__class__ is not cls:
+                cls = ev.__class__
+                route = routes.get(cls)
             if route is not None:
                 ctx.msisdn = ev.msisdn
                 route(ev)

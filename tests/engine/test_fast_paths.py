@@ -116,3 +116,31 @@ def test_state_keys_share_one_copy_of_each_number():
     engine.on_event(Location(ts=T0 + 1, msisdn="".join(["138", "0000", "0001"]), cell="c"))
     (ka,), (kb,) = engine.runtimes[0].states, engine.runtimes[1].states
     assert ka is kb
+
+
+def test_state_is_collected_when_due_even_if_a_later_watch_was_made_first():
+    engine, _ = _engine(
+        'scenario long\n  when count(dpi where category == "video") >= 9 within 1h\n  then sms "t"\nend\n'
+        'scenario short\n  when count(dpi where category == "news") >= 9 within 1m\n  then sms "t"\nend\n')
+    engine.feed([Dpi(ts=T0, msisdn="1", host="h", category="video"),  # watched at T0 + 1h
+                 Dpi(ts=T0 + 1, msisdn="2", host="h", category="news")])  # at T0 + 1 + 1m: earlier
+    engine.feed([Dpi(ts=T0 + 1 + MIN + 2_000, msisdn="3", host="h", category="sports")])
+    assert list(engine.runtimes[0].states) == ["1"] and engine.runtimes[1].states == {}
+    engine.feed([Dpi(ts=T0 + 60 * MIN + 2_000, msisdn="3", host="h", category="sports")])
+    assert engine.runtimes[0].states == {}
+
+
+def test_a_block_of_mixed_types_is_routed_as_one_event_at_a_time_is():
+    text = ('scenario d\n  when count(dpi where category == "video") >= 2 within 1h\n  then sms "t"\nend\n'
+            'scenario l\n  when location where cell == "c1"\n  then sms "t"\nend\n')
+    events = [Dpi(ts=T0, msisdn="1", host="h", category="video"), Location(ts=T0 + 1, msisdn="1", cell="c1"),
+              Location(ts=T0 + 2, msisdn="2", cell="c1"), Dpi(ts=T0 + 3, msisdn="1", host="h", category="video"),
+              Dpi(ts=T0 + 3, msisdn="2", host="h", category="video"), Location(ts=T0 + 4, msisdn="1", cell="c2")]
+    fed, fed_sends = _engine(text)
+    fed.feed(events)
+    one, one_sends = _engine(text)
+    for ev in events:
+        one.on_event(ev)
+    assert [(s.scenario, s.msisdn, s.ts) for s in fed_sends] == [("l", "1", T0 + 1), ("l", "2", T0 + 2),
+                                                                 ("d", "1", T0 + 3)]
+    assert fed_sends == one_sends
