@@ -35,6 +35,33 @@ class Fused:
         self.ns = ns
 
 
+class CountCollector:
+    """Drops a count runtime's expired windows for the engine's sweep, in one call per watch.
+
+    What ``AggregateRuntime.collect`` does for a count window (a window lives until its
+    newest event is older than the window's length), without its two nested calls:
+    a sweep collects about one window per fifteen W1 events.
+    """
+
+    __slots__ = ("states", "within", "watch")
+
+    def __init__(self, rt: AggregateRuntime, watch: Callable[..., None]) -> None:
+        self.states = rt.states
+        self.within = rt._within
+        self.watch = watch
+
+    def collect(self, msisdn: str, now: int) -> None:
+        """Drop the subscriber's window if it has expired, else watch it until it will have."""
+        window = self.states.get(msisdn)
+        if window is None:
+            return
+        expiry = window[-1] + self.within if window else -1
+        if expiry < now:
+            del self.states[msisdn]
+        else:
+            self.watch(expiry, self, msisdn)
+
+
 def fused_count(rt: PatternRuntime, complete: Callable[..., None], watch: Callable[..., None],
                 gates: Any, stats: Any) -> Fused | None:
     """``rt._count`` (and the cool-down of ``gates``) as route text; None unless ``rt`` counts.
@@ -50,7 +77,8 @@ def fused_count(rt: PatternRuntime, complete: Callable[..., None], watch: Callab
         return None
     p = f"_r{rt.index}"
     ns: dict[str, Any] = {f"{p}_states": rt.states, f"{p}_rt": rt, f"{p}_keyof": rt._keyof,
-                          f"{p}_watch": watch, f"{p}_complete": complete}
+                          f"{p}_watch": watch, f"{p}_complete": complete,
+                          f"{p}_collector": CountCollector(rt, watch)}
     n = rt._n
     if isinstance(n, float) and n.is_integer() and abs(n) < 2**53:
         threshold = repr(int(n))  # the same answer for a length, without an int/float comparison
@@ -65,7 +93,7 @@ def fused_count(rt: PatternRuntime, complete: Callable[..., None], watch: Callab
         "if _w is None:",
         f"    _m = {p}_keyof(_m)",
         f"    _w = {p}_states[_m] = [_t]",
-        f"    {p}_watch(_t + {within}, {p}_rt, _m)",
+        f"    {p}_watch(_t + {within}, {p}_collector, _m)",
         "else:",
         "    _w.append(_t)",
         f"    _h = _t - {within}",

@@ -98,6 +98,23 @@ def test_the_window_drops_events_older_than_its_length_exactly_at_the_edge(at, s
     assert engine.runtimes[0].states == {"a": kept}
 
 
+def test_a_window_is_kept_while_fresh_and_dropped_once_its_newest_event_is_older_than_its_length(monkeypatch):
+    minute = 60_000
+    scn = scenario("gc", Aggregate("count", flt("dpi"), None, ">=", 5, minute))
+    seen = []
+    for enabled in (True, False):
+        monkeypatch.setattr(_fused, "ENABLED", enabled)
+        _, engine = run(scn, [], finish=False)
+        states = engine.runtimes[0].states
+        kept = []
+        for t, m in [(0, "a"), (50_000, "a"), (62_000, "b"), (109_000, "b"), (112_000, "b")]:
+            engine.on_event(Dpi(ts=t, msisdn=m, host="h"))
+            kept.append(sorted(states))
+        seen.append(kept)
+    # a's window (newest at 50 s) outlives the sweep at 62 s, and goes at the first sweep after 110 s
+    assert seen[0] == [["a"], ["a"], ["a", "b"], ["a", "b"], ["b"]] == seen[1]
+
+
 def test_an_observer_hears_every_completion_so_its_engine_does_not_fuse():
     heard: list[int] = []
 
