@@ -26,12 +26,15 @@ from engine._patterns import PatternRuntime, SingleRuntime, build_runtime
 from engine._policy import Candidate, PolicyStage
 from engine._reference import Reference
 from engine._conjuncts import audience_guard, bound_filter, cheap_first
-from engine._routes import Entry, Guarded, build_route
+from engine._routes import Entry, Guarded, build_feed, build_route
 from plan import Action, During, Plan, Scenario, eq_values
 
 #: triggers re-entering as events may chain (wave 1 → wave 2 …); past this
 #: depth a chain is a loop and its triggers are sent but not re-entered
 MAX_TRIGGER_DEPTH = 8
+
+#: False: ``feed`` is the method below for every engine (tests compare it with the generated one)
+FUSED_FEED = True
 
 
 class Send(msgspec.Struct, frozen=True):
@@ -213,6 +216,12 @@ class Engine:
         self.events_in = 0
         self.late_events = 0
         self.trigger_loops = 0
+        dpi = self._routes.get(Dpi)
+        if dpi is not None and FUSED_FEED and type(self).feed is Engine.feed:  # not a subclass's own feed
+            feed = build_feed(self, Dpi, dpi)
+            if feed is not None:
+                #: ``feed`` with the DPI route pasted into its loop (the bulk of any feed is DPI)
+                self.feed = feed
 
     # --- time ------------------------------------------------------------
 

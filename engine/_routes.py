@@ -9,6 +9,7 @@ event that matches nothing costs one Python call.
 
 from __future__ import annotations
 
+import ast
 import dis
 import linecache
 import sys
@@ -149,4 +150,73 @@ def build_route(
     exec(compile(source, filename, "exec"), ns)
     route = ns["route"]
     route.source = source
+    route.body = body  # its statements, for a feed loop to paste (``build_feed``)
     return route
+
+
+#: the names ``build_feed``'s loop binds, which a pasted route must not use
+_FEED_LOCALS = frozenset({"events", "on_late", "engine", "deadlines", "routes", "pending", "now", "late",
+                          "cls", "route", "i", "t"})
+
+
+def build_feed(engine: Any, hot: type, route: Callable[[Any], None]) -> Callable[..., None] | None:
+    """``engine.feed`` generated with ``route``, the route of type ``hot``, pasted into its loop.
+
+    The bulk of an operator's feed is one type (DPI records); its events then cost
+    no call to their route. The loop is ``Engine.feed`` otherwise, word for word:
+    events of other types go through their routes as there. None when the route's
+    text uses a name the loop binds (it stays a call then).
+    """
+    lines = route.body  # type: ignore[attr-defined]
+    used = {n.id for n in ast.walk(ast.parse("\n".join(lines))) if isinstance(n, ast.Name)}
+    if used & _FEED_LOCALS:
+        return None
+    ns: dict[str, Any] = dict(route.__globals__)  # the route's names: its filters, handlers, ``c``
+    own = {"_feed_engine": engine, "_feed_deadlines": engine._deadlines, "_feed_routes": engine._routes,
+           "_feed_pending": engine._pending, "_feed_hot": hot}
+    if own.keys() & ns.keys():
+        return None
+    ns.update(own)
+    body = "".join(f"            {line}\n" for line in lines)
+    source = (
+        "def feed(events, on_late=None):\n"
+        "    engine = _feed_engine\n"
+        "    deadlines = _feed_deadlines\n"
+        "    routes = _feed_routes\n"
+        "    pending = _feed_pending\n"
+        "    now = engine.now\n"
+        "    late = 0\n"
+        "    cls = route = None\n"
+        "    for i, e in enumerate(events):\n"
+        "        t = e.ts\n"
+        "        if t > now:\n"
+        "            if deadlines.floor < t or engine._gc_due <= t:\n"
+        "                engine.advance(t)\n"
+        "            now = engine.now = t\n"
+        "        elif t < now:\n"
+        "            late += 1\n"
+        "            if on_late is not None:\n"
+        "                on_late(i, e)\n"
+        "            continue\n"
+        "        if e.__class__ is _feed_hot:\n"
+        "            c.msisdn = e.msisdn\n"
+        f"{body}"
+        "        else:\n"
+        "            if e.__class__ is not cls:\n"
+        "                cls = e.__class__\n"
+        "                route = routes.get(cls)\n"
+        "            if route is None:\n"
+        "                continue\n"
+        "            c.msisdn = e.msisdn\n"
+        "            route(e)\n"
+        "        if pending:\n"
+        "            engine._drain()\n"
+        "    engine.late_events += late\n"
+        "    engine.events_in += len(events) - late\n"
+    )
+    filename = f"<kairos feed: {hot.__name__}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), ns)
+    feed = ns["feed"]
+    feed.source = source
+    return feed  # type: ignore[no-any-return]

@@ -14,11 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import Reference
+from engine import Engine, Reference
 from engine import _fused
-from engine._events import Dpi
+from engine._events import Dpi, Location
 from plan import Aggregate
 
+from tests.dsl.support import T0, compile_one
 from tests.engine.builders import flt, fn, run, scenario
 
 D = 10
@@ -133,3 +134,81 @@ def test_an_observer_hears_every_completion_so_its_engine_does_not_fuse():
     _, engine = run(scn, events, observer=Observer())
     assert "_r0_states" not in engine._routes[Dpi].source
     assert heard == [1, 2, 3] and engine.stats[0].suppressed == {"cooldown": 2}
+
+
+CATALOGUE = """
+scenario burst
+  when count(dpi where category == "video") >= 2 within 1m
+  cooldown 2m
+  then sms "t"
+end
+scenario big
+  audience tags.plan == "x"
+  when dpi where bytes > 3
+  then sms "t"
+end
+scenario rising
+  when dpi where crosses_above(bytes, 2)
+  then sms "t"
+end
+scenario then_there
+  when dpi as d where category == "video" -> location where cell == "c1" within 1m
+  then sms "t"
+end
+scenario quiet
+  when dpi where category == "news" -> not dpi where category == "video" within 30s
+  then sms "t"
+end
+scenario wave
+  when trigger where scenario == "burst"
+  then sms "t2"
+end
+"""
+
+
+@st.composite
+def mixed_streams(draw):
+    steps = draw(st.lists(st.sampled_from([0, 1, 1_000, 29_000, 30_000, 61_000, -1]), max_size=50))
+    events, t = [], T0
+    for step in steps:
+        t += step  # a step back makes a late event
+        m = draw(st.sampled_from(["a", "b"]))
+        if draw(st.booleans()):
+            events.append(Dpi(ts=t, msisdn=m, host="h", category=draw(st.sampled_from(CATS)),
+                              bytes=draw(st.integers(0, 5))))
+        else:
+            events.append(Location(ts=t, msisdn=m, cell=draw(st.sampled_from(["c1", "c2"]))))
+    return events
+
+
+@settings(max_examples=200, deadline=None)
+@given(mixed_streams(), st.integers(1, 7))
+def test_the_feed_with_the_dpi_route_pasted_in_decides_what_the_general_feed_does(events, block):
+    plan = compile_one(CATALOGUE)
+    ref = Reference(tags=TAGS)
+    runs = []
+    for general in (False, True):
+        sends, late = [], []
+        engine = Engine(plan, ref, sink=sends.append)
+        feed = (lambda evs, on_late: Engine.feed(engine, evs, on_late)) if general else engine.feed
+        for k in range(0, len(events), block):
+            feed(events[k:k + block], on_late=lambda i, ev, k=k: late.append(k + i))
+        engine.finish()
+        runs.append((sends, late, engine.stats, engine.events_in, engine.late_events,
+                     [rt.states for rt in engine.runtimes]))
+    assert "_feed_hot" in engine.feed.source  # the generated loop ran in the first run
+    assert runs[0] == runs[1]
+
+
+def test_a_subclass_that_overrides_feed_keeps_its_own():
+    calls = []
+
+    class Counting(Engine):
+        def feed(self, events, on_late=None):
+            calls.append(len(events))
+            super().feed(events, on_late)
+
+    sends: list = []
+    engine = Counting(compile_one(CATALOGUE), Reference(tags=TAGS), sink=sends.append)
+    engine.feed([Dpi(ts=T0, msisdn="a", host="h", bytes=5)])
+    assert calls == [1] and [s.scenario for s in sends] == ["big", "rising"]
