@@ -231,3 +231,43 @@ class _Rename(ast.NodeTransformer):
 
     def visit_Name(self, node: ast.Name) -> ast.Name:
         return ast.copy_location(ast.Name(self.mapping.get(node.id, node.id), node.ctx), node)
+
+
+def slot_fields(exprs: list[Expr | None], slot: int) -> frozenset[str] | None:
+    """The fields of ``a[slot]`` the expressions read; None when one reads it some other way
+    (the whole event, an unanalysable expression): what a state must keep of that event."""
+    fields: set[str] = set()
+    for expr in exprs:
+        if expr is None:
+            continue
+        if not expr.python:
+            return None  # built by hand: nothing to read its accesses from
+        tree = ast.parse(expr.python, mode="eval")
+        read = _SlotReads(slot)
+        read.visit(tree)
+        if read.other:
+            return None
+        fields |= read.fields
+    return frozenset(fields)
+
+
+class _SlotReads(ast.NodeVisitor):
+    """Collects ``a[slot].NAME``; ``other`` when ``a`` is used otherwise (except ``a[j].NAME``, j != slot)."""
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
+        self.fields: set[str] = set()
+        self.other = False
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        v = node.value
+        if (isinstance(v, ast.Subscript) and isinstance(v.value, ast.Name) and v.value.id == "a"
+                and isinstance(v.slice, ast.Constant) and type(v.slice.value) is int):
+            if v.slice.value == self.slot:
+                self.fields.add(node.attr)
+            return
+        self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if node.id == "a":
+            self.other = True

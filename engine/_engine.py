@@ -165,7 +165,7 @@ class Engine:
         handlers: dict[type[Event], list[Entry | Callable[[Any], None]]] = {}
         tracked: dict[type[Event], list[tuple[str, dict[str, Any]]]] = {}
         for i, scn in enumerate(plan.scenarios):
-            rt = build_runtime(i, self, scn.pattern)
+            rt = build_runtime(i, self, scn.pattern, scn)
             self.runtimes.append(rt)
             needs_gates = scn.cooldown_ms is not None or scn.once != "never"
             self._gates.append(_Gates(scn, self) if needs_gates else None)

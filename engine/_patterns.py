@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import operator
 import sys
+import types
+import typing
 from array import array
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Union
 
-from engine._conjuncts import Guard, answer_test, event_guard
-from plan import Absence, Aggregate, Dwell, Filter, Pattern, Sequence, Single
+import msgspec
+
+from engine._conjuncts import Guard, answer_test, event_guard, slot_fields
+from engine._events import event_types
+from plan import Absence, Aggregate, Dwell, Filter, Pattern, Scenario, Sequence, Single
 
 Handler = Callable[[Any], None]
 
@@ -349,15 +354,22 @@ def _append(partials: list[tuple[Any, ...]], chain: tuple[Any, ...]) -> None:
 class AbsenceRuntime(PatternRuntime):
     """``F1 -> not F2 within D``: one wait at a time, answered by an F2 after it.
 
-    State: the F1 event that started the wait. Its deadline t1 + D fires
-    after every event with ts <= t1 + D has been seen, so an F2 exactly at the
-    deadline still answers.
+    State: what the wait keeps of the F1 event that started it. Its deadline
+    t1 + D fires after every event with ts <= t1 + D has been seen, so an F2
+    exactly at the deadline still answers.
+
+    When the scenario reads only text fields of F1 (``kept``: ``l.cell``, or
+    nothing), a wait is one int, ``t1 << VIEW_BITS | view``: ``view`` indexes a
+    table of the distinct kept values (``_Layout``), and that shared object is
+    what the answer filter and the completion read as ``a[0]``. A value the
+    table has no room for gets its own ``_Layout.view`` with the time in it.
+    Otherwise (``kept`` is None) the wait holds the whole event (``_kept``).
     """
 
     __slots__ = ("_first_type", "_first", "_absent_type", "_absent", "_within", "_first_f", "_absent_f",
-                 "_answers")
+                 "_answers", "_layout", "_views", "_keep")
 
-    def __init__(self, index: int, host: Host, pattern: Absence) -> None:
+    def __init__(self, index: int, host: Host, pattern: Absence, kept: tuple[str, ...] | None = None) -> None:
         super().__init__(index, host)
         self._first_type = pattern.first.event_type
         self._first_f = pattern.first
@@ -371,9 +383,49 @@ class AbsenceRuntime(PatternRuntime):
             self._answers = lambda e, first, c: absent(e, (first, e), c)
         self._within = pattern.within_ms
         self._keyof = _key_for(pattern.within_ms)
+        cls = event_types().get(self._first_type)
+        self._layout = None if kept is None or cls is None else _layout(cls, kept)
+        self._views: list[Any] = [] if self._layout is None else self._layout.views
+        self._keep: Callable[[Any, str], Any] = _kept if self._layout is None else self._layout.keep
 
     def state_type(self, event: Any) -> Any:
-        return dict[str, event]
+        if self._layout is None:
+            return dict[str, event]
+        return dict[str, Union[event, Waiting]]  # type: ignore[valid-type]
+
+    def snapshot_states(self) -> dict[str, Any]:
+        if self._layout is None:
+            return self.states
+        of = self.snapshot_states_of
+        return {m: of(w) for m, w in self.states.items()}
+
+    def snapshot_states_of(self, state: Any) -> Any:
+        if state.__class__ is int:
+            view = self._views[state & VIEW_MASK]
+            return Waiting(state >> VIEW_BITS, {f: getattr(view, f) for f in self._layout.fields})  # type: ignore[union-attr]
+        if self._layout is not None and state.__class__ is self._layout.view:
+            return Waiting(state.ts, {f: getattr(state, f) for f in self._layout.fields})
+        return state
+
+    def restore(self, states: dict[str, Any]) -> None:
+        """Waits as a snapshot holds them (events, ``Waiting``) or another runtime's live ones.
+
+        A live packed wait is taken as it is: the same ``kept`` (the snapshot's pattern
+        key says so) means the same process-wide ``_Layout``.
+        """
+        layout = self._layout
+        if layout is None:
+            return super().restore(states)
+        out = self.states
+        keep = layout.keep
+        for m, w in states.items():
+            cls = w.__class__
+            if cls is int or cls is layout.view:
+                out[m] = w
+            elif cls is Waiting:
+                out[m] = layout.keep_values(w.ts, tuple(w.kept[f] for f in layout.fields))
+            else:
+                out[m] = keep(w, m)
 
     def handlers(self) -> dict[str, Handler]:
         if self._first_type == self._absent_type:
@@ -407,12 +459,17 @@ class AbsenceRuntime(PatternRuntime):
         if first is None:
             if self._first is None or self._first(ev, (ev, None), ctx):
                 m = self._keyof(m)
-                states[m] = _kept(ev, m)
+                states[m] = self._keep(ev, m)
                 self.host.schedule(ev.ts + self._within, self, m)
             return
-        if self._answers is None or self._answers(ev, first, ctx):
+        if first.__class__ is int:
+            view = self._views[first & VIEW_MASK]
+        else:
+            view = first
+            m = getattr(first, "msisdn", m)  # a whole event: the key's string, kept since the first wait
+        if self._answers is None or self._answers(ev, view, ctx):
             if self._first is None or self._first(ev, (ev, None), ctx):
-                states[m] = _kept(ev, first.msisdn)  # the key's string, kept since the first wait
+                states[m] = self._keep(ev, m)
             else:
                 del states[m]
 
@@ -422,13 +479,15 @@ class AbsenceRuntime(PatternRuntime):
             return  # a new F1 while waiting does not restart the wait
         if self._first is None or self._first(ev, (ev, None), self.host.ctx):
             m = self._keyof(m)
-            self.states[m] = _kept(ev, m)
+            self.states[m] = self._keep(ev, m)
             self.host.schedule(ev.ts + self._within, self, m)
 
     def _on_absent(self, ev: Any) -> None:
         first = self.states.get(ev.msisdn)
         if first is None:
             return
+        if first.__class__ is int:
+            first = self._views[first & VIEW_MASK]
         if self._answers is None or self._answers(ev, first, self.host.ctx):
             del self.states[ev.msisdn]
 
@@ -436,13 +495,125 @@ class AbsenceRuntime(PatternRuntime):
         first = self.states.get(msisdn)
         if first is None:
             return  # answered
-        due = first.ts + self._within
+        if first.__class__ is int:
+            due = (first >> VIEW_BITS) + self._within
+            first = self._views[first & VIEW_MASK]
+        else:
+            due = first.ts + self._within
         if due != when:
             if due > when:
                 self.host.schedule(due, self, msisdn)  # a later wait took over this deadline
             return
         del self.states[msisdn]
         self.host.complete(self, msisdn, when, None, (first, None))
+
+
+#: a packed absence wait is ``ts << VIEW_BITS | view``: at most this many shared views per layout
+VIEW_BITS = 16
+VIEW_MASK = (1 << VIEW_BITS) - 1
+
+
+class Waiting(msgspec.Struct, tag_field="type", tag="waiting", gc=False):
+    """A compact absence wait as a snapshot stores it: the first event's time and the fields kept."""
+
+    ts: int
+    kept: dict[str, Any]
+
+
+class _Layout:
+    """How waits keeping ``fields`` of events of one type are packed, shared by every runtime
+    (so a packed wait means the same in all of them: a hot reload hands them over as they are).
+
+    ``views[i]`` is a ``view`` (a small Struct with the kept fields, ``ts`` None) shared by
+    every wait with those values; ``index`` finds it by the values.
+    """
+
+    __slots__ = ("fields", "view", "views", "index", "keep", "capacity")
+
+    def __init__(self, cls: type, fields: tuple[str, ...]) -> None:
+        self.fields = fields
+        self.view: Any = msgspec.defstruct(
+            f"Kept{cls.__name__}", [(f, Any, None) for f in fields] + [("ts", Any, None)], gc=False)
+        self.views: list[Any] = []
+        self.index: dict[Any, int] = {}
+        self.capacity = 1 << VIEW_BITS  #: most views: an index must fit in VIEW_BITS
+        self.keep: Callable[[Any, str], Any] = self._keeper()
+        if not fields:
+            self.share(())  # view 0: the one every wait of this layout reads
+
+    def share(self, values: tuple[Any, ...]) -> int:
+        """The index of the view with ``values``, added if there is room; -1 when the table is full."""
+        key = values[0] if len(values) == 1 else values
+        i = self.index.get(key)
+        if i is None:
+            if len(self.views) >= self.capacity:
+                return -1
+            i = self.index[key] = len(self.views)
+            self.views.append(self.view(*values))
+        return i
+
+    def keep_values(self, ts: Any, values: tuple[Any, ...]) -> Any:
+        """A wait from its time and kept values."""
+        i = self.share(values)
+        if i < 0 or ts.__class__ is not int:
+            return self.view(*values, ts=ts)
+        return ts << VIEW_BITS | i
+
+    def _keeper(self) -> Callable[[Any, str], Any]:
+        """``keep(ev, msisdn)``: ``ev``'s wait, generated for the fields (a dict lookup per wait)."""
+        reads = [f"ev.{f}" for f in self.fields]
+        key = reads[0] if len(reads) == 1 else f"({', '.join(reads)},)"
+        body = [
+            "def keep(ev, m):",
+            f"    i = index.get({key})" if reads else "    i = 0",
+            "    t = ev.ts",
+            "    if i is not None and t.__class__ is int:",
+            f"        return t << {VIEW_BITS} | i",
+            f"    return keep_values(t, ({''.join(r + ', ' for r in reads)}))",
+        ]
+        ns: dict[str, Any] = {"index": self.index, "keep_values": self.keep_values}
+        exec("\n".join(body), ns)
+        return ns["keep"]  # type: ignore[no-any-return]
+
+
+_layouts: dict[tuple[type, tuple[str, ...]], _Layout] = {}
+
+
+def _layout(cls: type, fields: tuple[str, ...]) -> _Layout:
+    layout = _layouts.get((cls, fields))
+    if layout is None:
+        layout = _layouts[(cls, fields)] = _Layout(cls, fields)
+    return layout
+
+
+def kept_fields(scenario: Scenario) -> tuple[str, ...] | None:
+    """What an absence wait needs of its first event: the fields the answer filter, audience,
+    ``once per`` and parameters read of it, when they are all text; None: the whole event."""
+    p = scenario.pattern
+    if not isinstance(p, Absence):
+        return None
+    exprs = [p.absent.where, scenario.audience, scenario.once_per]
+    exprs += [expr for action in scenario.actions for _, expr in action.params]
+    fields = slot_fields(exprs, 0)
+    cls = event_types().get(p.first.event_type)
+    if fields is None or cls is None:
+        return None
+    hints = typing.get_type_hints(cls)
+    if any(f in ("ts", "msisdn") or f not in hints or not _textual(hints[f]) for f in fields):
+        return None
+    return tuple(sorted(fields))
+
+
+def _textual(annotation: Any) -> bool:
+    """Only ``str`` (or None) values: equal values are interchangeable, so they can be shared."""
+    if annotation is str or annotation is type(None):
+        return True
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return all(a.__class__ is str for a in args)
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        return all(_textual(a) for a in args)
+    return False
 
 
 class AggregateRuntime(PatternRuntime):
@@ -767,14 +938,15 @@ class DwellRuntime(PatternRuntime):
         self.host.complete(self, msisdn, when, None, ())
 
 
-def build_runtime(index: int, host: Host, pattern: Pattern) -> PatternRuntime:
-    """The state machine for a compiled pattern."""
+def build_runtime(index: int, host: Host, pattern: Pattern, scenario: Scenario | None = None) -> PatternRuntime:
+    """The state machine for a compiled pattern; ``scenario`` (its other expressions) lets an
+    absence keep only what they read of its first event."""
     if isinstance(pattern, Single):
         return SingleRuntime(index, host, pattern)
     if isinstance(pattern, Sequence):
         return SequenceRuntime(index, host, pattern)
     if isinstance(pattern, Absence):
-        return AbsenceRuntime(index, host, pattern)
+        return AbsenceRuntime(index, host, pattern, None if scenario is None else kept_fields(scenario))
     if isinstance(pattern, Aggregate):
         return AggregateRuntime(index, host, pattern)
     if isinstance(pattern, Dwell):

@@ -29,11 +29,14 @@ import msgspec
 
 from engine._engine import Engine, ScenarioStats
 from engine._events import event_union
+from engine._patterns import kept_fields
 from engine._snapshot_policy import POLICY_OWNER, PolicyState, capture_policy, restore_policy
 from plan import Scenario
 
 MAGIC = b"KAIROS-SNAPSHOT\n"
-FORMAT = 1
+#: 2: an absence that keeps only some fields of its first event stores its waits as
+#: ``Waiting`` (format 1 stored whole events), under a pattern key naming those fields
+FORMAT = 2
 
 
 class SnapshotError(Exception):
@@ -119,7 +122,17 @@ def _digest(obj: Any) -> str:
 
 
 def pattern_key(scn: Scenario) -> str:
-    """Same key, same meaning of the pattern state (tracked fields included)."""
+    """Same key, same meaning of the pattern state (tracked fields included, and what an
+    absence wait keeps of its first event when it keeps only some of it)."""
+    kept = kept_fields(scn)
+    if kept is None:
+        return whole_key(scn)
+    return _digest((scn.pattern, sorted(scn.tracked), kept))
+
+
+def whole_key(scn: Scenario) -> str:
+    """The key of the pattern state when it holds whole events (every format-1 snapshot):
+    any runtime of the same pattern can take such state."""
     return _digest((scn.pattern, sorted(scn.tracked)))
 
 
@@ -184,7 +197,7 @@ def _read_v1(body: bytes) -> Snapshot:
 
 #: format number → reader giving the current ``Snapshot``; a new format adds
 #: its reader here and turns the older ones' output into the new shape
-_READERS = {1: _read_v1}
+_READERS = {1: _read_v1, 2: _read_v1}  # 2 only adds ``Waiting`` to what pattern states may hold
 
 
 def decode(data: bytes) -> Snapshot:
@@ -255,7 +268,7 @@ def _restore(engine: Engine, state: EngineState, live: dict[str, dict[str, Any]]
         for field in saved.stats.__struct_fields__:  # in place: routes hold the object
             setattr(engine.stats[i], field, getattr(saved.stats, field))
         rt = engine.runtimes[i]
-        pattern_same = saved.pattern_key == pattern_key(scn)
+        pattern_same = saved.pattern_key in (pattern_key(scn), whole_key(scn))
         if pattern_same:
             if live is not None:
                 rt.restore(live[saved.name])
