@@ -623,12 +623,17 @@ class AggregateRuntime(PatternRuntime):
     their values for sum/distinct). For ``count >= N`` / ``count > N`` only the
     newest N+1 timestamps can matter, so the window is capped there.
 
-    Packed where it pays: a sum window of whole numbers (a day of video
-    records) is an ``array('q')`` holding its running total then (ts, value)
-    pairs — 16 bytes an entry instead of about 120 for a tuple of two ints. A
-    count window stays a list of timestamps: it is capped and short, and its
-    oldest entry is read at every event, which an array would box anew. A sum that meets a float (or an int beyond 64 bits) goes on in
-    a list of (ts, value) tuples, summed exactly as ``sum()`` would.
+    Packed where it pays: a sum window of whole numbers from 0 to 2**32 - 1 (a
+    day of video records) is an ``array('Q')`` holding its running total, a base
+    time, then one entry per value, ``(ts - base) << 32 | value`` — 8 bytes an
+    entry instead of about 120 for a tuple of two ints. When the offsets outgrow
+    32 bits (a window kept alive for 49 days) the base moves to the oldest entry
+    still in the window. Other whole numbers within 64 bits (negative, larger,
+    or offsets that cannot fit) use an ``array('q')`` holding the total then (ts,
+    value) pairs, 16 bytes an entry. A count window stays a list of timestamps:
+    it is capped and short, and its oldest entry is read at every event, which
+    an array would box anew. A sum that meets a float (or an int beyond 64 bits)
+    goes on in a list of (ts, value) tuples, summed exactly as ``sum()`` would.
     """
 
     __slots__ = ("_type", "_where", "_value", "_kind", "_cmp", "_n", "_within", "_cap", "_filter", "_sums")
@@ -664,7 +669,7 @@ class AggregateRuntime(PatternRuntime):
     def snapshot_states_of(self, state: Any) -> Any:
         if state.__class__ is not array:
             return state
-        return list(zip(state[1::2], state[2::2]))
+        return _pairs(state)
 
     def restore(self, states: dict[str, Any]) -> None:
         if self._kind == "distinct":
@@ -675,20 +680,10 @@ class AggregateRuntime(PatternRuntime):
     def _pack(self, window: Any) -> Any:
         """A window as a snapshot (or another runtime) holds it, packed when it can be."""
         if window.__class__ is array:
-            return array("q", window)  # not shared with the runtime it came from
+            return array(window.typecode, window)  # not shared with the runtime it came from
         if self._kind == "count":
             return list(window)
-        try:
-            if all(v.__class__ is int for _, v in window):
-                flat = array("q", [0])
-                for t, v in window:
-                    flat.append(t)
-                    flat.append(v)
-                    flat[0] += v
-                return flat
-        except OverflowError:
-            pass
-        return list(window)
+        return _packed(window)
 
     def handlers(self) -> dict[str, Handler]:
         on = {"count": self._on_count, "sum": self._on_sum}.get(self._kind, self._on_values)
@@ -703,7 +698,10 @@ class AggregateRuntime(PatternRuntime):
         if self._kind == "count":
             newest = state[-1]
         elif state.__class__ is array:
-            newest = state[-2] if len(state) > 1 else -1 - self._within
+            if state.typecode == "Q":
+                newest = state[1] + (state[-1] >> 32) if len(state) > 2 else -1 - self._within
+            else:
+                newest = state[-2] if len(state) > 1 else -1 - self._within
         else:
             newest = state[-1][0]
         return newest + self._within
@@ -754,13 +752,32 @@ class AggregateRuntime(PatternRuntime):
         t = ev.ts
         window = self.states.get(m)
         if window is None:
-            if not _I64_MIN <= value <= _I64_MAX:
+            if 0 <= value <= _U32 and 0 <= t <= _I64_MAX:
+                window = array("Q", (value, t, value))
+            elif _I64_MIN <= value <= _I64_MAX:
+                window = array("q", (value, t, value))
+            else:
                 return self._sum_listed(ev, value)
             m = self._keyof(m)
-            window = self.states[m] = array("q", (value, t, value))
+            self.states[m] = window
             self.host.watch(t + self._within, self, m)
         elif window.__class__ is not array:
             return self._sum_listed(ev, value)
+        elif window.typecode == "Q":
+            base = window[1]
+            offset = t - base
+            total = window[0] + value
+            if not (0 <= value <= _U32 and 0 <= offset <= _U32 and total <= _U64):
+                return self._sum_repacked(ev, window, value)
+            window.append(offset << 32 | value)
+            horizon = offset - self._within  # entries with a smaller offset leave
+            if window[2] >> 32 < horizon:
+                cut = 2
+                while window[cut] >> 32 < horizon:
+                    total -= window[cut] & _U32
+                    cut += 1
+                del window[2:cut]
+            window[0] = total
         else:
             total = window[0] + value
             if not (_I64_MIN <= total <= _I64_MAX and _I64_MIN <= value <= _I64_MAX):
@@ -783,6 +800,21 @@ class AggregateRuntime(PatternRuntime):
             self.host.complete(self, m, t, ev, (ev,))
         return None
 
+    def _sum_repacked(self, ev: Any, window: array, value: int) -> None:
+        """``ev``'s value does not fit the 8-byte window: the window in the form that holds it
+        (with its base at its oldest entry still in the window, when offsets outgrew 32 bits)."""
+        t = ev.ts
+        horizon = t - self._within
+        entries = [(ts, v) for ts, v in _pairs(window) if ts >= horizon]
+        entries.append((t, value))
+        m = ev.msisdn
+        window = self.states[m] = _packed(entries)
+        if window.__class__ is not array:
+            return self._values_decided(ev, sum(v for _, v in entries))
+        if self._cmp(window[0], self._n):
+            self.host.complete(self, m, t, ev, (ev,))
+        return None
+
     def _values_decided(self, ev: Any, total: Any) -> None:
         if self._cmp(total, self._n):
             self.host.complete(self, ev.msisdn, ev.ts, ev, (ev,))
@@ -791,7 +823,7 @@ class AggregateRuntime(PatternRuntime):
         m = ev.msisdn
         window = self.states.get(m)
         if window is not None and window.__class__ is array:
-            self.states[m] = list(zip(window[1::2], window[2::2]))
+            self.states[m] = _pairs(window)
         self._values(ev, value)
 
     def _on_values(self, ev: Any) -> None:
@@ -851,6 +883,34 @@ class AggregateRuntime(PatternRuntime):
 
 
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+_U32, _U64 = 2**32 - 1, 2**64 - 1
+
+
+def _pairs(window: array) -> list[tuple[int, int]]:
+    """A packed sum window's (ts, value) entries."""
+    if window.typecode == "Q":
+        base = window[1]
+        return [(base + (p >> 32), p & _U32) for p in window[2:]]
+    return list(zip(window[1::2], window[2::2]))
+
+
+def _packed(entries: list[tuple[int, Any]]) -> Any:
+    """A sum window from its (ts, value) entries in the smallest form that holds them exactly:
+    8 bytes an entry, 16, or the list itself."""
+    if not all(v.__class__ is int and t.__class__ is int for t, v in entries):
+        return list(entries)
+    total = sum(v for _, v in entries)
+    base = entries[0][0] if entries else 0
+    if (0 <= base <= _I64_MAX and total <= _U64
+            and all(0 <= v <= _U32 and 0 <= t - base <= _U32 for t, v in entries)):
+        return array("Q", [total, base] + [(t - base) << 32 | v for t, v in entries])
+    if _I64_MIN <= total <= _I64_MAX and all(_I64_MIN <= v <= _I64_MAX for _, v in entries):
+        flat = array("q", [total])
+        for t, v in entries:
+            flat.append(t)
+            flat.append(v)
+        return flat
+    return list(entries)
 
 
 def _add(running: list[Any], v: Any, sign: int) -> None:

@@ -54,7 +54,7 @@ def test_a_window_of_whole_numbers_is_packed_and_reads_back_as_pairs():
     events = [Dpi(ts=t, msisdn="a", host="h", bytes=b) for t, b in ((0, 7), (1, 8), (D + 1, 9))]
     _, engine = run(scenario("s", pattern), events)
     rt = engine.runtimes[0]
-    assert rt.states["a"].__class__ is array  # 16 bytes an entry, not a tuple of two ints
+    assert (rt.states["a"].__class__, rt.states["a"].typecode) == (array, "Q")  # 8 bytes an entry
     assert rt.state_of("a") == [(1, 8), (D + 1, 9)]  # the entry at 0 left the window
     assert rt._sums == {}
 
@@ -68,3 +68,76 @@ def test_a_float_turns_a_packed_window_into_a_list_with_the_same_sum():
     sends, engine = run(scenario("s", pattern), events)
     assert [s.ts for s in sends] == [3]  # 60 + 30.5 + 10
     assert engine.runtimes[0].state_of("a") == [(1, 60), (2, 30.5), (3, 10)]
+
+
+#: days of 24 h; a window kept alive this long has packed offsets beyond 32 bits (49.7 days)
+DAY = 86_400_000
+
+
+@st.composite
+def long_streams(draw):
+    """Events up to 60 days apart and values around the edges of the 8-byte form."""
+    steps = draw(st.lists(st.sampled_from([0, 1, DAY // 2, DAY, 10 * DAY, 2**32 - 1, 2**32]), max_size=40))
+    values = st.sampled_from([0, 1, 2**32 - 1, 2**32, -1, 2**40, 2**62])
+    out, t = [], 0
+    from engine._events import Dpi
+
+    for step in steps:
+        t += step
+        out.append(Dpi(ts=t, msisdn=draw(st.sampled_from(["a", "b"])), host="h", bytes=draw(values)))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(long_streams(), st.sampled_from([DAY, 60 * DAY]), st.sampled_from([1, 2**32, 2**33, 2**63]))
+def test_a_sum_over_long_spans_and_large_values_equals_brute_force(events, within, n):
+    """Rebasing offsets past 32 bits, values past 32 (and 64) bits, windows longer than 49 days."""
+    pattern = Aggregate("sum", flt("dpi"), fn(lambda e, a, c: e.bytes), ">=", n, within)
+    sends, _ = run(scenario("s", pattern), events)
+    expected = []
+    for i, e in enumerate(events):
+        window = [x.bytes for x in events[: i + 1] if x.msisdn == e.msisdn and x.ts >= e.ts - within]
+        if sum(window) >= n:
+            expected.append((e.msisdn, e.ts))
+    assert expected == [(s.msisdn, s.ts) for s in sends]
+
+
+def test_a_window_alive_past_49_days_moves_its_base_and_stays_8_bytes_an_entry():
+    from engine._events import Dpi
+
+    pattern = Aggregate("sum", flt("dpi"), fn(lambda e, a, c: e.bytes), ">=", 10**12, DAY)
+    events = [Dpi(ts=k * DAY // 2, msisdn="a", host="h", bytes=k) for k in range(120)]  # 60 days
+    _, engine = run(scenario("s", pattern), events, finish=False)
+    window = engine.runtimes[0].states["a"]
+    assert window.typecode == "Q" and window[1] > 0  # rebased: the first entry was at 0
+    assert engine.runtimes[0].state_of("a") == [(k * DAY // 2, k) for k in (117, 118, 119)]  # a day: 117 on the edge
+
+
+def test_values_outside_32_bits_widen_the_window_to_16_bytes_an_entry_with_the_same_sum():
+    from engine._events import Dpi
+
+    pattern = Aggregate("sum", flt("dpi"), fn(lambda e, a, c: e.bytes), ">=", 2**33, D)
+    events = [Dpi(ts=1, msisdn="a", host="h", bytes=5), Dpi(ts=2, msisdn="a", host="h", bytes=2**33 - 6),
+              Dpi(ts=3, msisdn="a", host="h", bytes=-1), Dpi(ts=4, msisdn="a", host="h", bytes=2)]
+    sends, engine = run(scenario("s", pattern), events, finish=False)
+    assert [s.ts for s in sends] == [4]  # 5 + 2**33 - 6 - 1 + 2
+    assert engine.runtimes[0].states["a"].typecode == "q"
+    assert engine.runtimes[0].state_of("a") == [(1, 5), (2, 2**33 - 6), (3, -1), (4, 2)]
+
+
+def test_a_packed_window_survives_a_snapshot_in_its_packed_form():
+    from engine import Engine
+    from engine._events import Dpi
+    from engine._snapshot import decode, encode, restore
+    from plan import Plan
+
+    pattern = Aggregate("sum", flt("dpi"), fn(lambda e, a, c: e.bytes), ">=", 100, D)
+    _, engine = run(scenario("s", pattern), [Dpi(ts=t, msisdn="a", host="h", bytes=40) for t in (1, 2)],
+                    finish=False)
+    sends: list = []
+    restored = Engine(Plan((scenario("s", pattern),)), sink=sends.append)
+    restore(restored, decode(encode(engine)).engine)
+    assert restored.runtimes[0].states["a"] == engine.runtimes[0].states["a"]
+    assert restored.runtimes[0].states["a"].typecode == "Q"
+    restored.on_event(Dpi(ts=3, msisdn="a", host="h", bytes=40))
+    assert [s.ts for s in sends] == [3]
