@@ -626,7 +626,8 @@ class AggregateRuntime(PatternRuntime):
     Packed where it pays: a sum window of whole numbers from 0 to 2**32 - 1 (a
     day of video records) is an ``array('Q')`` holding its running total, a base
     time, then one entry per value, ``(ts - base) << 32 | value`` — 8 bytes an
-    entry instead of about 120 for a tuple of two ints. When the offsets outgrow
+    entry instead of about 120 for a tuple of two ints — and while it holds one
+    entry (most do) it is the int ``ts << 32 | value``, 40 bytes instead of 88. When the offsets outgrow
     32 bits (a window kept alive for 49 days) the base moves to the oldest entry
     still in the window. Other whole numbers within 64 bits (negative, larger,
     or offsets that cannot fit) use an ``array('q')`` holding the total then (ts,
@@ -667,6 +668,8 @@ class AggregateRuntime(PatternRuntime):
         return {m: of(w) for m, w in self.states.items()}
 
     def snapshot_states_of(self, state: Any) -> Any:
+        if state.__class__ is int:
+            return [(state >> 32, state & _U32)]
         if state.__class__ is not array:
             return state
         return _pairs(state)
@@ -681,6 +684,8 @@ class AggregateRuntime(PatternRuntime):
         """A window as a snapshot (or another runtime) holds it, packed when it can be."""
         if window.__class__ is array:
             return array(window.typecode, window)  # not shared with the runtime it came from
+        if window.__class__ is int:
+            return window
         if self._kind == "count":
             return list(window)
         return _packed(window)
@@ -693,6 +698,8 @@ class AggregateRuntime(PatternRuntime):
         return self._type, self._filter, {"count": self._count, "sum": self._sum}.get(self._kind, self._values)
 
     def expiry(self, state: Any) -> int | None:
+        if state.__class__ is int:
+            return (state >> 32) + self._within
         if not state:
             return -1
         if self._kind == "count":
@@ -738,7 +745,8 @@ class AggregateRuntime(PatternRuntime):
             self._sum(ev)
 
     def _sum(self, ev: Any) -> None:
-        """``sum``: the packed window when the value is a whole number, else the list form."""
+        """``sum``: a packed window (an int while it holds one entry) when the value is a
+        whole number, else the list form."""
         value = self._value(ev, NO_ALIASES, self.host.ctx)  # type: ignore[misc]
         cls = value.__class__
         if cls is not int:
@@ -753,31 +761,26 @@ class AggregateRuntime(PatternRuntime):
         window = self.states.get(m)
         if window is None:
             if 0 <= value <= _U32 and 0 <= t <= _I64_MAX:
-                window = array("Q", (value, t, value))
-            elif _I64_MIN <= value <= _I64_MAX:
-                window = array("q", (value, t, value))
-            else:
+                m = self._keyof(m)
+                self.states[m] = t << 32 | value  # one entry: an int
+                self.host.watch(t + self._within, self, m)
+                return self._values_decided(ev, value)
+            if not _I64_MIN <= value <= _I64_MAX:
                 return self._sum_listed(ev, value)
             m = self._keyof(m)
-            self.states[m] = window
+            window = self.states[m] = array("q", (value, t, value))
             self.host.watch(t + self._within, self, m)
+        elif window.__class__ is int:
+            if window >> 32 < t - self._within and 0 <= value <= _U32 and t <= _I64_MAX:
+                self.states[m] = t << 32 | value  # the entry left: the new one alone
+                return self._values_decided(ev, value)
+            first = window & _U32
+            window = self.states[m] = array("Q", (first, window >> 32, first))
+            return self._sum8(ev, window, value)
         elif window.__class__ is not array:
             return self._sum_listed(ev, value)
         elif window.typecode == "Q":
-            base = window[1]
-            offset = t - base
-            total = window[0] + value
-            if not (0 <= value <= _U32 and 0 <= offset <= _U32 and total <= _U64):
-                return self._sum_repacked(ev, window, value)
-            window.append(offset << 32 | value)
-            horizon = offset - self._within  # entries with a smaller offset leave
-            if window[2] >> 32 < horizon:
-                cut = 2
-                while window[cut] >> 32 < horizon:
-                    total -= window[cut] & _U32
-                    cut += 1
-                del window[2:cut]
-            window[0] = total
+            return self._sum8(ev, window, value)
         else:
             total = window[0] + value
             if not (_I64_MIN <= total <= _I64_MAX and _I64_MIN <= value <= _I64_MAX):
@@ -800,6 +803,29 @@ class AggregateRuntime(PatternRuntime):
             self.host.complete(self, m, t, ev, (ev,))
         return None
 
+    def _sum8(self, ev: Any, window: array, value: int) -> None:
+        """``_sum`` on the 8-byte window ``states`` holds."""
+        t = ev.ts
+        base = window[1]
+        offset = t - base
+        total = window[0] + value
+        if not (0 <= value <= _U32 and 0 <= offset <= _U32 and total <= _U64):
+            return self._sum_repacked(ev, window, value)
+        window.append(offset << 32 | value)
+        horizon = offset - self._within  # entries with a smaller offset leave
+        m = ev.msisdn
+        if window[2] >> 32 < horizon:
+            cut = 2
+            while window[cut] >> 32 < horizon:
+                total -= window[cut] & _U32
+                cut += 1
+            if cut == len(window) - 1:  # only the new entry is left: an int again
+                self.states[m] = t << 32 | value
+                return self._values_decided(ev, value)
+            del window[2:cut]
+        window[0] = total
+        return self._values_decided(ev, total)
+
     def _sum_repacked(self, ev: Any, window: array, value: int) -> None:
         """``ev``'s value does not fit the 8-byte window: the window in the form that holds it
         (with its base at its oldest entry still in the window, when offsets outgrew 32 bits)."""
@@ -807,13 +833,8 @@ class AggregateRuntime(PatternRuntime):
         horizon = t - self._within
         entries = [(ts, v) for ts, v in _pairs(window) if ts >= horizon]
         entries.append((t, value))
-        m = ev.msisdn
-        window = self.states[m] = _packed(entries)
-        if window.__class__ is not array:
-            return self._values_decided(ev, sum(v for _, v in entries))
-        if self._cmp(window[0], self._n):
-            self.host.complete(self, m, t, ev, (ev,))
-        return None
+        self.states[ev.msisdn] = _packed(entries)
+        return self._values_decided(ev, sum(v for _, v in entries))
 
     def _values_decided(self, ev: Any, total: Any) -> None:
         if self._cmp(total, self._n):
@@ -824,6 +845,8 @@ class AggregateRuntime(PatternRuntime):
         window = self.states.get(m)
         if window is not None and window.__class__ is array:
             self.states[m] = _pairs(window)
+        elif window is not None and window.__class__ is int:
+            self.states[m] = [(window >> 32, window & _U32)]
         self._values(ev, value)
 
     def _on_values(self, ev: Any) -> None:
@@ -896,13 +919,15 @@ def _pairs(window: array) -> list[tuple[int, int]]:
 
 def _packed(entries: list[tuple[int, Any]]) -> Any:
     """A sum window from its (ts, value) entries in the smallest form that holds them exactly:
-    8 bytes an entry, 16, or the list itself."""
+    an int (one entry), 8 bytes an entry, 16, or the list itself."""
     if not all(v.__class__ is int and t.__class__ is int for t, v in entries):
         return list(entries)
     total = sum(v for _, v in entries)
     base = entries[0][0] if entries else 0
     if (0 <= base <= _I64_MAX and total <= _U64
             and all(0 <= v <= _U32 and 0 <= t - base <= _U32 for t, v in entries)):
+        if len(entries) == 1:
+            return base << 32 | total
         return array("Q", [total, base] + [(t - base) << 32 | v for t, v in entries])
     if _I64_MIN <= total <= _I64_MAX and all(_I64_MIN <= v <= _I64_MAX for _, v in entries):
         flat = array("q", [total])

@@ -141,3 +141,21 @@ def test_a_packed_window_survives_a_snapshot_in_its_packed_form():
     assert restored.runtimes[0].states["a"].typecode == "Q"
     restored.on_event(Dpi(ts=3, msisdn="a", host="h", bytes=40))
     assert [s.ts for s in sends] == [3]
+
+
+def test_a_window_of_one_entry_is_an_int_and_becomes_one_again_when_the_others_leave():
+    from engine._events import Dpi
+
+    pattern = Aggregate("sum", flt("dpi"), fn(lambda e, a, c: e.bytes), ">=", 15, D)
+    _, engine = run(scenario("s", pattern), [Dpi(ts=1, msisdn="a", host="h", bytes=7)], finish=False)
+    rt = engine.runtimes[0]
+    assert rt.states["a"] == 1 << 32 | 7
+    assert rt.state_of("a") == [(1, 7)]
+    sends: list = []
+    engine.sink = sends.append
+    engine.on_event(Dpi(ts=2, msisdn="a", host="h", bytes=8))  # 7 + 8
+    assert (rt.states["a"].typecode, rt.state_of("a"), [s.ts for s in sends]) == ("Q", [(1, 7), (2, 8)], [2])
+    engine.on_event(Dpi(ts=D + 2, msisdn="a", host="h", bytes=9))  # the entry at 1 left
+    assert (rt.states["a"].typecode, rt.state_of("a"), len(sends)) == ("Q", [(2, 8), (D + 2, 9)], 2)
+    engine.on_event(Dpi(ts=2 * D + 3, msisdn="a", host="h", bytes=15))  # both left: 15 alone
+    assert (rt.states["a"], len(sends)) == ((2 * D + 3) << 32 | 15, 3)
