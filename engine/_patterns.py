@@ -391,13 +391,21 @@ class AbsenceRuntime(PatternRuntime):
     def state_type(self, event: Any) -> Any:
         if self._layout is None:
             return dict[str, event]
-        return dict[str, Union[event, Waiting]]  # type: ignore[valid-type]
+        return Union[dict[str, event], PackedWaits]  # type: ignore[valid-type]
 
-    def snapshot_states(self) -> dict[str, Any]:
-        if self._layout is None:
+    def snapshot_states(self) -> Any:
+        """Whole events, or the packed waits as they are with the views they index (a million
+        waits encode in the time of a dict of ints, not of a million objects built for it)."""
+        layout = self._layout
+        if layout is None:
             return self.states
-        of = self.snapshot_states_of
-        return {m: of(w) for m, w in self.states.items()}
+        states = self.states
+        view = layout.view
+        if any(w.__class__ is view for w in states.values()):
+            of = self.snapshot_states_of
+            states = {m: w if w.__class__ is int else of(w) for m, w in states.items()}
+        return PackedWaits(layout.fields, [tuple(getattr(v, f) for f in layout.fields) for v in layout.views],
+                           states)
 
     def snapshot_states_of(self, state: Any) -> Any:
         if state.__class__ is int:
@@ -407,8 +415,8 @@ class AbsenceRuntime(PatternRuntime):
             return Waiting(state.ts, {f: getattr(state, f) for f in self._layout.fields})
         return state
 
-    def restore(self, states: dict[str, Any]) -> None:
-        """Waits as a snapshot holds them (events, ``Waiting``) or another runtime's live ones.
+    def restore(self, states: Any) -> None:
+        """Waits as a snapshot holds them (whole events, ``PackedWaits``) or another runtime's live ones.
 
         A live packed wait is taken as it is: the same ``kept`` (the snapshot's pattern
         key says so) means the same process-wide ``_Layout``.
@@ -416,16 +424,31 @@ class AbsenceRuntime(PatternRuntime):
         layout = self._layout
         if layout is None:
             return super().restore(states)
+        if states.__class__ is PackedWaits:
+            return self._restore_packed(states)
         out = self.states
-        keep = layout.keep
+        out.update(states)
+        view = layout.view
         for m, w in states.items():
-            cls = w.__class__
-            if cls is int or cls is layout.view:
-                out[m] = w
-            elif cls is Waiting:
+            if w.__class__ is not int and w.__class__ is not view:
+                out[m] = layout.keep(w, m)  # a whole event
+        return None
+
+    def _restore_packed(self, saved: "PackedWaits") -> None:
+        """Packed waits from a snapshot: their view indices mapped to this process's table."""
+        layout = self._layout
+        if layout is None or tuple(saved.fields) != layout.fields:
+            raise ValueError(f"waits keeping {saved.fields} restored into a runtime keeping "
+                             f"{None if layout is None else layout.fields}")  # the pattern key prevents it
+        same = [layout.share(tuple(values)) for values in saved.views] == list(range(len(saved.views)))
+        out = self.states
+        if same:
+            out.update(saved.waits)  # the table was rebuilt in the saved order (a fresh process)
+        for m, w in saved.waits.items():
+            if w.__class__ is Waiting:
                 out[m] = layout.keep_values(w.ts, tuple(w.kept[f] for f in layout.fields))
-            else:
-                out[m] = keep(w, m)
+            elif not same:
+                out[m] = layout.keep_values(w >> VIEW_BITS, tuple(saved.views[w & VIEW_MASK]))
 
     def handlers(self) -> dict[str, Handler]:
         if self._first_type == self._absent_type:
@@ -518,6 +541,15 @@ class Waiting(msgspec.Struct, tag_field="type", tag="waiting", gc=False):
 
     ts: int
     kept: dict[str, Any]
+
+
+class PackedWaits(msgspec.Struct, array_like=True):
+    """An absence's packed waits as a snapshot stores them: ``waits`` as they are (ints, or
+    ``Waiting`` for the few with their own view) and the ``views`` their low bits index."""
+
+    fields: tuple[str, ...]
+    views: list[tuple[Any, ...]]
+    waits: dict[str, Union[int, Waiting]]
 
 
 class _Layout:

@@ -34,8 +34,8 @@ from engine._snapshot_policy import POLICY_OWNER, PolicyState, capture_policy, r
 from plan import Scenario
 
 MAGIC = b"KAIROS-SNAPSHOT\n"
-#: 2: an absence that keeps only some fields of its first event stores its waits as
-#: ``Waiting`` (format 1 stored whole events), under a pattern key naming those fields
+#: 2: an absence that keeps only some fields of its first event stores its waits packed
+#: (``PackedWaits``; format 1 stored whole events), under a pattern key naming those fields
 FORMAT = 2
 
 
@@ -197,7 +197,7 @@ def _read_v1(body: bytes) -> Snapshot:
 
 #: format number → reader giving the current ``Snapshot``; a new format adds
 #: its reader here and turns the older ones' output into the new shape
-_READERS = {1: _read_v1, 2: _read_v1}  # 2 only adds ``Waiting`` to what pattern states may hold
+_READERS = {1: _read_v1, 2: _read_v1}  # 2 only adds ``PackedWaits`` to what pattern states may hold
 
 
 def decode(data: bytes) -> Snapshot:

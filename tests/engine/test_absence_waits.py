@@ -151,3 +151,19 @@ class CompactWaitsMachine(SnapshotRestoreMachine):
 
 CompactWaitsMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=50, deadline=None)
 test_packed_waits_survive_snapshots_and_reloads = CompactWaitsMachine.TestCase
+
+
+def test_a_snapshot_restored_where_the_shared_views_are_numbered_otherwise_maps_its_waits():
+    from engine._patterns import PackedWaits
+
+    layout = _layout(Location, ("cell",))
+    layout.share(("c-taken-first",))  # this process numbered another cell first
+    saved = PackedWaits(("cell",), [("c-other",), ("c-remapped",)], {"1": T0 << VIEW_BITS | 1})
+    sends: list = []
+    engine = Engine(compile_one(STAYS), Reference(), sink=sends.append)
+    engine.runtimes[0].restore(saved)
+    engine.schedule(T0 + D, engine.runtimes[0], "1")  # a snapshot restores the wait's deadline beside it
+    assert engine.runtimes[0].state_of("1") == Waiting(T0, {"cell": "c-remapped"})
+    engine.on_event(Location(ts=T0 + 1, msisdn="1", cell="c-remapped"))  # the same cell: no answer
+    engine.advance(T0 + 60_000)
+    assert [(s.ts, s.params) for s in sends] == [(T0 + D, {"cell": "c-remapped"})]
