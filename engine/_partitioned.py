@@ -29,6 +29,7 @@ from typing import IO, Any, Callable
 
 import msgspec
 
+from engine._events import event_union
 from engine._replay import InputProblem, ReplayReport, replay
 from engine._workers import Connection, EngineFactory, _check_partitionable, _discard, _merge
 
@@ -111,27 +112,29 @@ def _replay_one(engine_factory: EngineFactory, path: Path, part: Path, until: in
 
 
 def _last_ts(path: Path) -> int:
-    """The ts of a partition file's last line (its latest, the file being sorted); −1 if none."""
-    decode = msgspec.json.Decoder(_Ts).decode
+    """The ts of a partition file's last event (its latest, the file being sorted); −1 if none.
+
+    Lines the full decoder rejects are passed over, as a replay passes over them: a bad
+    last line must not hold back the time every partition moves to at the end.
+    """
+    decode = msgspec.json.Decoder(event_union()).decode
     with open(path, "rb") as f:
         end = f.seek(0, 2)
         back = 4096
         while True:
-            f.seek(max(0, end - back))
-            tail = f.read().rstrip()
-            cut = tail.rfind(b"\n")
-            if cut >= 0 or back >= end:
-                break
-            back *= 2
-    last = tail[cut + 1:]
-    try:
-        return decode(last).ts if last else -1
-    except msgspec.DecodeError:  # a ValidationError is one too
-        return -1  # a bad last line: reported by the replay; time stands at the partition's own end
-
-
-class _Ts(msgspec.Struct):
-    ts: int
+            start = max(0, end - back)
+            f.seek(start)
+            lines = f.read().splitlines()
+            if start > 0:
+                lines = lines[1:]  # cut by the seek
+            for line in reversed(lines):
+                try:
+                    return int(decode(line).ts)
+                except msgspec.DecodeError:  # a ValidationError is one too
+                    continue
+            if start == 0:
+                return -1
+            back *= 4
 
 
 def _in_processes(run: Callable[[int], _Share], workers: int) -> list[_Share]:

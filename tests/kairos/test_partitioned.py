@@ -100,3 +100,15 @@ def test_kairos_split_makes_the_log_replay_reads_and_refuses_a_folder_in_use(wor
     assert main(["split", "--events", str(workspace / "e.jsonl"), "--partitions", "4",
                  "--out", str(workspace / "log")]) == 2
     assert "is not an empty folder" in capsys.readouterr().err
+
+
+def test_bad_lines_at_a_partitions_end_do_not_hold_back_the_time_every_partition_moves_to(workspace):
+    lines = _mixed_stream(6_000, 60, seed=3)  # the last half hour: one subscriber's logins
+    (workspace / "e.jsonl").write_bytes(b"".join(lines))
+    _, whole = _replay(workspace, "e.jsonl")
+    split(lines, workspace / "log", 3)
+    for part in (workspace / "log").iterdir():  # every partition ends with lines no engine takes
+        with open(part, "ab") as f:
+            f.write(b'{"type":"teleport","ts":99999999999999,"msisdn":"1"}\nnot json\n')
+    code, out = _replay(workspace, "log", 2)
+    assert (code, out) == (0, whole)
