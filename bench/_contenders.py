@@ -120,7 +120,8 @@ def w2(events: Path, scenarios: list[str], reference: str, workers: int) -> Meas
         objects = round(sum(sizes.values()) / in_state, 1)
         breakdown = {k: round(v / in_state, 1) for k, v in sorted(sizes.items(), key=lambda kv: -kv[1])}
     return Measurement(
-        contender=f"w2-{workers}w" + ("-partitioned" if partitioned else ""), events=report.events, sends=report.sends, checksum=digest,
+        contender=f"w2-{workers}w" + ("-partitioned" if partitioned else ""), events=report.events,
+        sends=report.sends, checksum=digest,
         wall_s=round(wall, 3), cpu_s=round(cpu, 3), events_per_s=round(report.events / wall),
         peak_rss_mib=round(max(peak_rss_mib(), children_peak_rss_mib()), 1), workers=workers,
         subscribers_in_state=in_state, state_bytes_per_subscriber=per_sub,

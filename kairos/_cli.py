@@ -114,8 +114,9 @@ def _parser() -> argparse.ArgumentParser:
                    "format of a send (what would have been sent), so conversions can be joined by id")
     r.add_argument("--workers", type=int, default=1, metavar="N",
                    help="spread subscribers over N processes (one per core) by a stable hash of "
-                   "msisdn; the output is identical to one worker's (default 1; needs --events FILE; "
-                   "not with --stats, --report or --control-out)")
+                   "msisdn, or, with an --events FOLDER, give each whole partitions; the output is "
+                   "identical to one worker's (default 1; not with --events -, --stats, --report or "
+                   "--control-out)")
     _templates_option(r)
     r.set_defaults(handler=_replay)
 
