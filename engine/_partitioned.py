@@ -31,7 +31,7 @@ import msgspec
 
 from engine._events import event_union
 from engine._replay import InputProblem, ReplayReport, replay
-from engine._workers import Connection, EngineFactory, _check_partitionable, _discard, _merge
+from engine._workers import Connection, EngineFactory, _check_partitionable, _discard, _merge, raise_failed, stop_all
 
 _PARTITION = re.compile(r"p-(\d+)\.jsonl")
 
@@ -154,15 +154,11 @@ def _in_processes(run: Callable[[int], _Share], workers: int) -> list[_Share]:
         for p in procs:
             p.join()
     except BaseException:  # an error or Ctrl-C here: no worker may outlive the parent
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join()
+        stop_all(procs)
         raise
     failed = [p.name for p, s in zip(procs, shares) if s is None or p.exitcode != 0]
     if failed:
-        raise RuntimeError(f"replay worker(s) {', '.join(failed)} failed; see the error above")
+        raise_failed(failed)
     return [s for s in shares if s is not None]
 
 

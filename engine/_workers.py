@@ -158,16 +158,11 @@ def replay_workers(
             for p in procs:
                 p.join()
         except BaseException:  # an error or Ctrl-C here: no worker may outlive the parent
-            for p in procs:
-                if p.is_alive():
-                    p.terminate()
-            for p in procs:
-                p.join()
+            stop_all(procs)
             raise
         crashed = [p.name for p in procs if p.exitcode != 0]
         if crashed or None in reports:
-            failed = crashed or [p.name for p, r in zip(procs, reports) if r is None]
-            raise RuntimeError(f"replay worker(s) {', '.join(failed)} failed; see the error above")
+            raise_failed(crashed or [p.name for p, r in zip(procs, reports) if r is None])
         by_scenario = _merge(parts, out)
     done = [r for r in reports if r is not None]
     problems = sorted(itertools.chain(router.problems, *(r.problems for r in done)), key=_line_of)
@@ -207,6 +202,20 @@ def _start(engine_factory: EngineFactory, parts: list[Path], procs: list[Any],
         feeds.append(feed)
         results.append(result)
     return feeds, results
+
+
+def stop_all(procs: list[Any]) -> None:
+    """Terminate the workers still running and reap them all: none may outlive the parent."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join()
+
+
+def raise_failed(names: list[str]) -> typing.NoReturn:
+    """The error for workers that died or sent no report (their own traceback went to stderr)."""
+    raise RuntimeError(f"replay worker(s) {', '.join(names)} failed; see the error above")
 
 
 def _report(result: Connection) -> ReplayReport | None:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-import msgspec
+import multiprocessing
 
-from adapters._partitions import split, split_file
+import msgspec
+import pytest
+
+from adapters._partitions import partition_of, split, split_file
+from engine import replay_partitioned
 from kairos._cli import main
-from tests.kairos.test_workers import PER_SUBSCRIBER_POLICY, _mixed_stream, workspace  # noqa: F401 (fixture)
+from tests.kairos.test_workers import (  # noqa: F401 (workspace: a fixture)
+    PER_SUBSCRIBER_POLICY,
+    _DyingEngine,
+    _engine_factory,
+    _mixed_stream,
+    workspace,
+)
 
 
 def _replay(ws, events: str, workers: int = 1, *extra: str) -> tuple[int, bytes]:
@@ -112,3 +122,12 @@ def test_bad_lines_at_a_partitions_end_do_not_hold_back_the_time_every_partition
             f.write(b'{"type":"teleport","ts":99999999999999,"msisdn":"1"}\nnot json\n')
     code, out = _replay(workspace, "log", 2)
     assert (code, out) == (0, whole)
+
+
+def test_a_worker_dying_mid_partition_raises_and_leaves_no_process_behind(workspace):
+    split(_mixed_stream(4_000, 60, seed=4), workspace / "log", 2)
+    victim = partition_of(_DyingEngine.victim, 2)  # one worker a partition: the worker's number is it
+    with open(workspace / "o.jsonl", "wb") as out, pytest.raises(
+            RuntimeError, match=f"replay worker\\(s\\) kairos-partitions-{victim} failed"):
+        replay_partitioned(_engine_factory(workspace, _DyingEngine), workspace / "log", out, workers=2)
+    assert [] == multiprocessing.active_children()
