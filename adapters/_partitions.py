@@ -10,14 +10,14 @@ partitioned log — a folder of ``p-NNNN.jsonl`` files — from a recorded strea
 
 from __future__ import annotations
 
-import json
+import re
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterable
 
 import msgspec
 from aiokafka.partitioner import murmur2
 
-__all__ = ["partition_file", "partition_of", "split", "split_file"]
+__all__ = ["partition_file", "partition_files", "partition_of", "split", "split_file"]
 
 _cache: dict[tuple[str, int], int] = {}
 
@@ -38,45 +38,59 @@ def partition_file(folder: str | Path, partition: int) -> Path:
     return Path(folder) / f"p-{partition:04d}.jsonl"
 
 
-def split(lines: list[bytes], folder: str | Path, count: int) -> list[int]:
-    """Append JSON lines to the partition files of ``folder`` by their msisdn; returns lines per partition."""
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    parts: list[list[bytes]] = [[] for _ in range(count)]
-    for line in lines:
-        if line.strip():
-            parts[partition_of(str(json.loads(line)["msisdn"]), count)].append(line.rstrip(b"\n") + b"\n")
-    for p, chunk in enumerate(parts):
-        if chunk:
-            with open(partition_file(folder, p), "ab") as f:
-                f.write(b"".join(chunk))
-    return [len(c) for c in parts]
+_PARTITION_NAME = re.compile(r"p-(\d+)\.jsonl")  # partition_file's names
+
+
+def partition_files(folder: str | Path) -> dict[int, Path]:
+    """The partition files of a partitioned log, by partition number (``partition_file``'s names)."""
+    found = {}
+    for path in Path(folder).iterdir():
+        m = _PARTITION_NAME.fullmatch(path.name)
+        if m is not None:
+            found[int(m.group(1))] = path
+    if not found:
+        raise ValueError(f"{folder}: no partition files (p-NNNN.jsonl) in this folder")
+    return dict(sorted(found.items()))
+
+
+def split(lines: Iterable[bytes], folder: str | Path, count: int) -> list[int]:
+    """Append JSON lines to the partition files of ``folder`` by their msisdn; returns lines per partition.
+
+    A line without a readable msisdn goes to partition 0, where a replay reports it;
+    blank lines are dropped.
+    """
+    return _write(lines, folder, count, "ab", flush_lines=0)
+
+
+def split_file(source: str | Path, folder: str | Path, count: int, flush_lines: int = 65_536) -> list[int]:
+    """``split`` for a file of any size, streamed: a recorded log made into a partitioned one
+    (``kairos replay --events FOLDER``), its partition files written anew."""
+    with open(source, "rb") as f:
+        return _write(f, folder, count, "wb", flush_lines)
 
 
 class _Keyed(msgspec.Struct):
     msisdn: str
 
 
-def split_file(source: str | Path, folder: str | Path, count: int, flush_lines: int = 65_536) -> list[int]:
-    """``split`` for a file of any size, streamed: a recorded log made into a partitioned one
-    (``kairos replay --events FOLDER``). A line without a readable msisdn goes to partition 0,
-    where the replay reports it; blank lines are dropped. Returns lines per partition."""
+def _write(lines: Iterable[bytes], folder: str | Path, count: int, mode: str, flush_lines: int) -> list[int]:
+    """Lines to their partitions' files, buffered: written every ``flush_lines`` lines (0: at the end)."""
     Path(folder).mkdir(parents=True, exist_ok=True)
     decode = msgspec.json.Decoder(_Keyed).decode
-    outs = [open(partition_file(folder, p), "wb") for p in range(count)]
+    outs = [open(partition_file(folder, p), mode) for p in range(count)]
     parts: list[list[bytes]] = [[] for _ in range(count)]
     totals = [0] * count
     try:
-        with open(source, "rb") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    p = partition_of(decode(line).msisdn, count)
-                except msgspec.DecodeError:
-                    p = 0
-                parts[p].append(line if line.endswith(b"\n") else line + b"\n")
-                if n % flush_lines == 0:
-                    _flush(parts, outs, totals)
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                p = partition_of(decode(line).msisdn, count)
+            except msgspec.DecodeError:
+                p = 0
+            parts[p].append(line if line.endswith(b"\n") else line + b"\n")
+            if flush_lines and n % flush_lines == 0:
+                _flush(parts, outs, totals)
         _flush(parts, outs, totals)
     finally:
         for out in outs:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import re
 import signal
 import tempfile
 from pathlib import Path
@@ -29,29 +28,16 @@ from typing import IO, Any, Callable
 
 import msgspec
 
+from adapters._partitions import partition_files
 from engine._events import event_union
 from engine._replay import InputProblem, ReplayReport, replay
-from engine._workers import Connection, EngineFactory, _check_partitionable, _discard, _merge, raise_failed, stop_all
-
-_PARTITION = re.compile(r"p-(\d+)\.jsonl")
-
+from engine._workers import (Connection, EngineFactory, _check_partitionable, _discard, _merge, raise_failed,
+                             stop_all)
 
 class _Share(msgspec.Struct):
     """What a worker sends back: its partitions' reports, in partition order."""
 
     reports: list[ReplayReport]
-
-
-def partition_files(folder: str | Path) -> dict[int, Path]:
-    """The partition files of a partitioned log, by partition number."""
-    found = {}
-    for path in Path(folder).iterdir():
-        m = _PARTITION.fullmatch(path.name)
-        if m is not None:
-            found[int(m.group(1))] = path
-    if not found:
-        raise ValueError(f"{folder}: no partition files (p-NNNN.jsonl) in this folder")
-    return dict(sorted(found.items()))
 
 
 def replay_partitioned(
