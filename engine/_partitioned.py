@@ -55,11 +55,7 @@ def replay_partitioned(
         raise ValueError(f"workers must be at least 1, not {workers}")
     files = partition_files(folder)
     if len(files) > 1:
-        try:
-            _check_partitionable(engine_factory(_discard))
-        except ValueError:
-            raise ValueError("the policy limits a channel's capacity across all subscribers, which "
-                             "partitions replayed apart cannot share; replay the unsplit file") from None
+        _check_partitionable(engine_factory(_discard), "partitions replayed apart", "replay the unsplit file")
     until = max(_last_ts(path) for path in files.values())
     shares = [[p for p in files if p % workers == w] for w in range(workers)]
     with tempfile.TemporaryDirectory(prefix="kairos-partitions-") as tmp:

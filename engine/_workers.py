@@ -361,18 +361,19 @@ class Router:
                                              "the file must be sorted by ts"))
 
 
-def _check_partitionable(engine: Engine) -> None:
+def _check_partitionable(engine: Engine, apart: str = "workers",
+                         remedy: str = "run this plan with --workers 1") -> None:
     """Refuse a plan whose decisions depend on more than one subscriber's state.
 
     Every pattern and gate is per subscriber, and so are the policy's caps and
     arbitration; a channel capacity (so many calls a day for everybody) is not,
-    and split over workers it would be granted once per worker.
+    and split over workers (``apart``) it would be granted once per worker.
     """
     policy = engine.plan.policy
     if policy is not None and getattr(policy, "capacity", None):
         raise ValueError(
-            "the policy limits a channel's capacity across all subscribers, which workers "
-            "cannot share; run this plan with --workers 1"
+            f"the policy limits a channel's capacity across all subscribers, which {apart} "
+            f"cannot share; {remedy}"
         )
 
 
