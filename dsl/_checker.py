@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 import plan
 from dsl import _ast as ast
@@ -32,6 +32,10 @@ _RESERVED = frozenset(
     ("last", "msisdn", "tags", "and", "or", "not", "in", "contains", "matches", "true", "false",
      "null", "where", "within", "as")
 )
+#: what an exception inside the checker is reported as
+INTERNAL = "internal error of Kairos while checking this"
+_Item = TypeVar("_Item", ast.ScenarioNode, ast.PolicyNode)
+_Checked = TypeVar("_Checked")
 _NO_LAST_IN_WHERE = "`last` is the event that completed the pattern; it is not known inside a `where`"
 
 
@@ -62,18 +66,30 @@ class Checker:
                     if seen is not item:
                         self._report(item.source, item.name, f"duplicate scenario '{name}'; the first is at "
                                      f"{seen.source.name}:{seen.keyword.line}")
-                    scenarios.append(self.scenario(item))
+                    checked = self._internal(item, self.scenario)
+                    if checked is not None:
+                        scenarios.append(checked)
                 elif first_policy is None:
                     first_policy = item
-                    policy = self.policy(item)
+                    policy = self._internal(item, self.policy)
                 else:
                     self._report(item.source, item.keyword, "only one policy is allowed; the first is at "
                                  f"{first_policy.source.name}:{first_policy.keyword.line}")
-                    self.policy(item)
+                    self._internal(item, self.policy)
         for source, tok in self._scenario_refs:
             if tok.text not in first_scenario:
                 self._unknown(source, tok, "scenario", sorted(first_scenario))
         return scenarios, policy
+
+    def _internal(self, node: _Item, check: Callable[[_Item], _Checked]) -> _Checked | None:
+        """``check(node)``; an exception in it (a bug of the checker, never the author's) becomes
+        an error at the scenario's or policy's keyword, so no caller ever sees a traceback."""
+        try:
+            return check(node)
+        except Exception as e:
+            self._report(node.source, node.keyword, f"{INTERNAL} ({type(e).__name__}: {e}); please "
+                         "report it with this file")
+            return None
 
     # --- scenarios
 
@@ -335,7 +351,7 @@ class Checker:
             self._report(source, node.tok, f"bad duration '{node.text}': write a whole number followed by "
                          "ms, s, m, h or d")
             return None
-        ms = int(m[1]) * _UNIT_MS[m[2]]
+        ms = int(m[1]) * _UNIT_MS[m[2]] if len(m[1]) <= 20 else _MAX_DURATION_MS + 1  # no int of 5000 digits
         if ms > _MAX_DURATION_MS:
             self._report(source, node.tok, f"bad duration '{node.text}': at most 36500d (100 years); "
                          "for \"never again\" use `once`")

@@ -10,6 +10,7 @@ scenario's own line with a caret under the expression.
 from __future__ import annotations
 
 import ast as pyast
+import math
 import re
 from typing import Any
 
@@ -36,12 +37,11 @@ def compile_expr(
     _place(tree, source, first, last)
     namespace = dict(plan.NAMESPACE)
     namespace.update(emitter.constants)
-    exec(compile(tree, source.name, "exec"), namespace)
     return plan.Expr(
         text=source.text[first.start : last.end],
         python=python,
         origin=plan.Origin(source.name, first.line, first.col),
-        fn=namespace[name],
+        fn=plan.define(name, tree, namespace, source.name),
     )
 
 
@@ -64,6 +64,11 @@ def _may_be(t: ir.Type, kind: str) -> bool:
     return t.kind in (kind, "any")
 
 
+def _spellable(value: Any) -> bool:
+    """``repr(value)`` is Python text for ``value``: not a float beyond the finite ones."""
+    return not isinstance(value, float) or math.isfinite(value)
+
+
 class _Emitter:
     """Python source for IR nodes; constants that are not literals go to ``constants``."""
 
@@ -82,12 +87,17 @@ class _Emitter:
         code = self.value(node)
         return code if node.type.certain("bool") else f"({code} is True)"
 
+    def literal(self, value: Any) -> str:
+        """``value`` as Python text: its ``repr`` when that reads back as the value, else a constant
+        (a literal too large for a float is ``inf``, which Python source cannot spell)."""
+        return repr(value) if _spellable(value) else self.constant(value)
+
     def value(self, node: ir.Ir) -> str:
         match node:
             case ir.Const(value=re.Pattern() as rx):
                 return self.constant(rx)
             case ir.Const(value=value):
-                return repr(value)
+                return self.literal(value)
             case ir.ListOf(items=items):
                 return "[" + ", ".join(self.value(i) for i in items) + "]"
             case ir.Field(slot=None, name=name):
@@ -103,7 +113,7 @@ class _Emitter:
             case ir.Previous(function="changed", event_type=t, field=f):
                 return f"changed(c.prev({t!r}, {f!r}), e.{f})"
             case ir.Previous(function=fn, event_type=t, field=f, threshold=n):
-                return f"{fn}(c.prev({t!r}, {f!r}), e.{f}, {n!r})"
+                return f"{fn}(c.prev({t!r}, {f!r}), e.{f}, {self.literal(n)})"
             case ir.Clock(function=fn, arg=arg):
                 return f"c.{fn}({self.value(arg)})"
             case ir.Not(operand=operand):
@@ -165,6 +175,8 @@ class _Emitter:
             return f"c.in_list({right.name!r}, {a})"
         if isinstance(right, ir.ListOf) and all(isinstance(i, ir.Const) for i in right.items):
             values = [i.value for i in right.items]  # type: ignore[union-attr]
+            if not all(map(_spellable, values)):
+                return f"isin({a}, {self.constant(tuple(values))})"
             for kind, types in (("str", (str,)), ("num", (int, float))):
                 if values and all(type(v) in types for v in values):
                     if left.type.kind == kind:

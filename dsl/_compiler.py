@@ -89,6 +89,9 @@ def _compile(
             parsed.append(parse(source))
         except ParseError as e:
             diagnostics.append(e.diagnostic)
+        except Exception as e:  # a bug of the parser: an error to report, never a traceback
+            diagnostics.append(source.diagnostic(1, 1, f"internal error of Kairos while parsing this file "
+                                                 f"({type(e).__name__}: {e}); please report it with this file"))
     checker = Checker(schema, channels)
     scenarios, policy = checker.check(parsed)
     diagnostics += checker.diagnostics

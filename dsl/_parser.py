@@ -23,6 +23,8 @@ AGGREGATES = ("count", "sum", "distinct")
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 UNITS = ("ms", "s", "m", "h", "d")
 _MEMBERSHIP = ("in", "contains", "matches")
+#: the longest number literal: any longer is no value a scenario can mean (300 digits keep a float finite)
+MAX_DIGITS = 300
 #: Words that, first on a line, start the next clause or rule (or close the block):
 #: never a name or a value there, so a forgotten value is reported where it is missing.
 _LINE_STARTERS = frozenset(CLAUSES + POLICY_RULES + ("end",))
@@ -233,8 +235,15 @@ class _Parser:
         """number := ['-'] NUMBER"""
         minus = self.accept("-")
         tok = self.expect_kind(NUMBER, what)
-        value = float(tok.text) if "." in tok.text else int(tok.text)
+        value = self._number(tok)
         return ast.Number(minus or tok, -value if minus else value)
+
+    def _number(self, tok: Token) -> int | float:
+        """A NUMBER token's value; refused past ``MAX_DIGITS`` characters (beyond them a
+        float is infinite and an int too long for Python to read)."""
+        if len(tok.text) > MAX_DIGITS:
+            self.fail(tok, f"number too long: at most {MAX_DIGITS} digits")
+        return float(tok.text) if "." in tok.text else int(tok.text)
 
     def _parse_duration(self) -> ast.Duration:
         """duration := DURATION | NUMBER [UNIT]   (the checker accepts only DURATION)"""
@@ -516,7 +525,7 @@ class _Parser:
         tok = self.peek()
         if tok.kind == NUMBER:
             self.take()
-            return ast.Literal(tok, float(tok.text) if "." in tok.text else int(tok.text))
+            return ast.Literal(tok, self._number(tok))
         if tok.kind == STRING:
             self.take()
             return ast.Literal(tok, string_value(tok))

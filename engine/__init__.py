@@ -12,7 +12,7 @@ by subscriber (a folder of partition files) one partition per engine. The
 engine imports ``plan`` and ``adapters``, never ``dsl``.
 """
 
-from engine._engine import BindError, Engine, ScenarioStats, Send
+from engine._engine import BindError, BuildError, Engine, ScenarioStats, Send
 from engine._events import Event, event_schema, event_types, event_union, register_event_type
 from engine._localtime import DEFAULT_TZ, LocalTime
 from engine._policy import PolicyStage, in_control
@@ -28,6 +28,7 @@ from engine._workers import replay_workers, shard_of
 __all__ = [
     "DEFAULT_TZ",
     "BindError",
+    "BuildError",
     "Engine",
     "Event",
     "EventReader",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 from typing import Any, Callable
 
-from plan import NAMESPACE, Expr
+from plan import NAMESPACE, Expr, at, define, filename
 
 #: the names a compiled expression's parameters have
 _PARAMS = frozenset({"e", "a", "c"})
@@ -127,19 +127,24 @@ def audience_guard(expr: Expr, prefix: str, lists: dict[str, frozenset[str] | se
 
 
 def cheap_first(expr: Expr, lists: dict[str, frozenset[str] | set[str]] | None = None,
-                ) -> Callable[[Any, tuple[Any, ...], Any], Any]:
+                scenario: str = "") -> Callable[[Any, tuple[Any, ...], Any], Any]:
     """``expr.fn`` with its top-level ``and`` terms reordered, terms that read no tag first,
     and list tests on the subscriber's number made plain set tests.
 
     The result is the same truth value (the terms are pure booleans); only the
     order of work changes. Returns ``expr.fn`` itself when nothing applies.
+    ``scenario`` names the generated function's file (``<kairos scenario NAME audience>``).
     """
     guard = audience_guard(expr, "_q", lists or {})  # None when it reads the pattern's events
     if guard is None:
         return expr.fn
     ns = dict(NAMESPACE, **guard.ns)
-    exec(compile(f"def audience(e, a, c):\n    return {guard.python}\n", f"<kairos audience: {expr.text}>", "exec"), ns)
-    return ns["audience"]  # type: ignore[no-any-return]
+    source = f"def audience(e, a, c):\n    return {guard.python}  # audience at {at(expr.origin)}\n"
+    return define("audience", source, ns, _file(scenario, "audience"))
+
+
+def _file(scenario: str, clause: str) -> str:
+    return filename("scenario", scenario, clause) if scenario else filename(clause)
 
 
 class _Lists(ast.NodeTransformer):
@@ -199,19 +204,18 @@ def bound_filter(expr: Expr, prefix: str, lists: dict[str, Any], cells: dict[str
 _MSISDN = ast.dump(ast.Attribute(ast.Name("c", ast.Load()), "msisdn", ast.Load()))
 
 
-def answer_test(expr: Expr) -> Callable[[Any, Any, Any], Any] | None:
+def answer_test(expr: Expr, scenario: str = "") -> Callable[[Any, Any, Any], Any] | None:
     """An absence's second filter as ``fn(e, first, c)``: ``a[0]`` (the waiting event)
     and ``a[1]`` (the event itself) read directly, with no tuple built per event.
-    None when the text reads ``a`` in another way."""
+    None when the text reads ``a`` in another way. ``scenario`` names its file."""
     if not expr.python:
         return None
     tree = _Slots().visit(ast.parse(expr.python, mode="eval").body)
     if "a" in _names(tree):
         return None
     ns = dict(getattr(expr.fn, "__globals__", NAMESPACE))
-    exec(compile(f"def answers(e, _first, c):\n    return {ast.unparse(tree)}\n",
-                 f"<kairos absence: {expr.text}>", "exec"), ns)
-    return ns["answers"]  # type: ignore[no-any-return]
+    source = f"def answers(e, _first, c):\n    return {ast.unparse(tree)}  # answer at {at(expr.origin)}\n"
+    return define("answers", source, ns, _file(scenario, "answer"))
 
 
 class _Slots(ast.NodeTransformer):

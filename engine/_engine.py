@@ -13,7 +13,8 @@ from __future__ import annotations
 import heapq
 import sys
 from collections import deque
-from typing import Any, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 import msgspec
 
@@ -27,7 +28,7 @@ from engine._policy import Candidate, PolicyStage
 from engine._reference import Reference
 from engine._conjuncts import audience_guard, bound_filter, cheap_first
 from engine._routes import Entry, Guarded, build_feed, build_route
-from plan import Action, During, Plan, Scenario, eq_values
+from plan import Action, During, Origin, Plan, Scenario, eq_values
 
 #: triggers re-entering as events may chain (wave 1 → wave 2 …); past this
 #: depth a chain is a loop and its triggers are sent but not re-entered
@@ -70,7 +71,43 @@ class ScenarioStats(msgspec.Struct):
 
 
 class BindError(Exception):
-    """The plan needs reference data (a list, an area) that is not loaded."""
+    """The plan cannot run here: it needs reference data (a list, an area) that is not loaded,
+    or building it failed (``BuildError``)."""
+
+
+class BuildError(BindError):
+    """Building the engine for a checked plan failed: a Kairos bug, never the author's.
+
+    The message names each scenario involved by ``FILE:LINE:COL``, so a reload
+    refused with it says which file to hold back; the cause is chained.
+    """
+
+
+#: what every ``BuildError`` message ends with
+REPORT = ("the scenario passed `kairos check`, so this is an internal error of Kairos, not of the "
+          "scenario: please report it with the scenario file")
+
+
+@contextmanager
+def _building(what: str, places: Sequence[tuple[str, Origin | None]]) -> Iterator[None]:
+    """Turns any exception but a ``BindError`` raised while building ``what`` into a
+    ``BuildError`` naming ``places`` (``(who, origin)``: the scenarios, the policy involved)."""
+    try:
+        yield
+    except BindError:
+        raise
+    except Exception as e:  # a bug of ours: the caller refuses the plan instead of dying
+        lines = [f"{_where(origin)}: error: {who}: internal error while {what}: {type(e).__name__}: {e}"
+                 for who, origin in places] or [f"error: internal error while {what}: {type(e).__name__}: {e}"]
+        raise BuildError("\n".join([*lines, f"({REPORT})"])) from e
+
+
+def _where(origin: Origin | None) -> str:
+    return "<unknown>" if origin is None else f"{origin.file}:{origin.line}:{origin.col}"
+
+
+def _scenario(scn: Scenario) -> tuple[str, Origin]:
+    return f"scenario '{scn.name}'", scn.origin
 
 
 class _Gates:
@@ -159,48 +196,26 @@ class Engine:
         self.control_sink = control_sink
         self._gates: list[_Gates | None] = []
         #: each scenario's audience with its tag lookups last (None: everybody)
-        self._audiences = [None if s.audience is None else cheap_first(s.audience, self.reference.lists)
-                           for s in plan.scenarios]
+        self._audiences: list[Callable[..., Any] | None] = []
         classes = event_types()
-        handlers: dict[type[Event], list[Entry | Callable[[Any], None]]] = {}
+        handlers: dict[type[Event], list[Entry | Guarded]] = {}
+        #: the scenario of each handler (``handlers[cls][k]`` is scenario ``owners[cls][k]``'s)
+        self._owners: dict[type[Event], list[int]] = {}
         tracked: dict[type[Event], list[tuple[str, dict[str, Any]]]] = {}
         for i, scn in enumerate(plan.scenarios):
-            rt = build_runtime(i, self, scn.pattern, scn)
-            self.runtimes.append(rt)
-            needs_gates = scn.cooldown_ms is not None or scn.once != "never"
-            self._gates.append(_Gates(scn, self) if needs_gates else None)
-            entry = rt.entry()
-            if entry is not None:
-                type_name, filter_, on_match = entry
-                audience = None
-                if isinstance(rt, SingleRuntime) and scn.audience is not None and observer is None:
-                    audience = audience_guard(scn.audience, f"_a{i}_", self.reference.lists)
-                refused = None if audience is None else (lambda ev, i=i: self._refused(i, ev))
-                only_audience = audience is not None and scn.cooldown_ms is None and scn.during is None
-                condition = None if filter_.where is None else bound_filter(
-                    filter_.where, f"_f{i}_", self.reference.lists, self.reference.areas_of_cell)
-                fused = None if observer is not None else fused_count(
-                    rt, self.complete, self.watch, self._gates[i], self.stats[i])
-                handlers.setdefault(classes[type_name], []).append(Entry(
-                    filter_, on_match, audience, refused, condition, self.stats[i] if only_audience else None,
-                    fused))
-            else:
-                for type_name, handler in rt.handlers().items():
-                    handlers.setdefault(classes[type_name], []).append(Guarded(handler, rt.guard(type_name)))
-            for type_name, field in sorted(scn.tracked):
-                store = self._prev.setdefault((type_name, field), {})
-                entry = (field, store)
-                if entry not in tracked.setdefault(classes[type_name], []):
-                    tracked[classes[type_name]].append(entry)
+            with _building("building its runtime", [_scenario(scn)]):
+                self._bind(i, scn, classes, handlers, tracked, observer)
         #: the contact policy stage; None (the direct path) without policy and measurement
         self.policy: PolicyStage | None = None
         self._timed: list[Any] = list(self.runtimes)
         if plan.policy is not None or measure or observer is not None:
-            self.policy = PolicyStage(plan.policy, self, len(self._timed))
+            with _building("building the contact policy",
+                          [] if plan.policy is None else [("the policy", plan.policy.origin)]):
+                self.policy = PolicyStage(plan.policy, self, len(self._timed))
             self._timed.append(self.policy)
         self._handlers = handlers
         self._tracked = tracked
-        self._routes = {cls: self._route(cls) for cls in classes.values()}
+        self._routes = {cls: self._built_route(cls) for cls in classes.values()}
         self._deadlines = Deadlines()  # (when, seq, runtime, msisdn)
         self._seq = 0
         self._gc_granularity = gc_granularity_ms
@@ -218,7 +233,8 @@ class Engine:
         self.trigger_loops = 0
         dpi = self._routes.get(Dpi)
         if dpi is not None and FUSED_FEED and type(self).feed is Engine.feed:  # not a subclass's own feed
-            feed = build_feed(self, Dpi, dpi)
+            with _building("generating the feed loop for dpi events", self._readers(Dpi)):
+                feed = build_feed(self, Dpi, dpi)
             if feed is not None:
                 #: ``feed`` with the DPI route pasted into its loop (the bulk of any feed is DPI)
                 self.feed = feed
@@ -363,6 +379,66 @@ class Engine:
         if route is not None:
             self.ctx.msisdn = ev.msisdn
             route(ev)
+
+    def _bind(self, i: int, scn: Scenario, classes: dict[str, type[Event]],
+              handlers: dict[type[Event], list[Entry | Guarded]],
+              tracked: dict[type[Event], list[tuple[str, dict[str, Any]]]], observer: Any) -> None:
+        """Scenario ``i``'s runtime, gates and audience, its handlers added to ``handlers``."""
+        self._audiences.append(None if scn.audience is None
+                               else cheap_first(scn.audience, self.reference.lists, scn.name))
+        rt = build_runtime(i, self, scn.pattern, scn)
+        self.runtimes.append(rt)
+        needs_gates = scn.cooldown_ms is not None or scn.once != "never"
+        self._gates.append(_Gates(scn, self) if needs_gates else None)
+        entry = rt.entry()
+        if entry is not None:
+            type_name, filter_, on_match = entry
+            audience = None
+            if isinstance(rt, SingleRuntime) and scn.audience is not None and observer is None:
+                audience = audience_guard(scn.audience, f"_a{i}_", self.reference.lists)
+            refused = None if audience is None else (lambda ev, i=i: self._refused(i, ev))
+            only_audience = audience is not None and scn.cooldown_ms is None and scn.during is None
+            condition = None if filter_.where is None else bound_filter(
+                filter_.where, f"_f{i}_", self.reference.lists, self.reference.areas_of_cell)
+            fused = None if observer is not None else fused_count(
+                rt, self.complete, self.watch, self._gates[i], self.stats[i])
+            handlers.setdefault(classes[type_name], []).append(Entry(
+                filter_, on_match, audience, refused, condition, self.stats[i] if only_audience else None,
+                fused, scn))
+            self._owners.setdefault(classes[type_name], []).append(i)
+        else:
+            for type_name, handler in rt.handlers().items():
+                handlers.setdefault(classes[type_name], []).append(Guarded(handler, rt.guard(type_name)))
+                self._owners.setdefault(classes[type_name], []).append(i)
+        for type_name, field in sorted(scn.tracked):
+            store = self._prev.setdefault((type_name, field), {})
+            entry = (field, store)
+            if entry not in tracked.setdefault(classes[type_name], []):
+                tracked[classes[type_name]].append(entry)
+
+    def _readers(self, cls: type[Event]) -> list[tuple[str, Origin]]:
+        """The scenarios with a handler for ``cls``, for a ``BuildError``."""
+        return [_scenario(self.scenarios[i]) for i in dict.fromkeys(self._owners.get(cls, ()))]
+
+    def _built_route(self, cls: type[Event]) -> Callable[[Any], None] | None:
+        """``_route(cls)``; should it fail, a ``BuildError`` names the scenarios whose part of
+        the route fails on its own (every reader of the type if none does alone)."""
+        try:
+            return self._route(cls)
+        except BindError:
+            raise
+        except Exception as e:
+            tag = cls.__struct_config__.tag  # type: ignore[attr-defined]
+            owners = self._owners.get(cls, [])
+            culprits = []
+            for i in dict.fromkeys(owners):
+                alone = [h for h, o in zip(self._handlers.get(cls, ()), owners) if o == i]
+                try:
+                    build_route(f"{tag} alone", (), alone, (), self.ctx)
+                except Exception:
+                    culprits.append(_scenario(self.scenarios[i]))
+            with _building(f"generating the route for {tag} events", culprits or self._readers(cls)):
+                raise e
 
     def _route(self, cls: type[Event]) -> Callable[[Any], None] | None:
         """Everything one event of ``cls`` needs, as one generated function."""

@@ -19,7 +19,7 @@ import msgspec
 
 from engine._conjuncts import Guard, answer_test, event_guard, slot_fields
 from engine._events import event_types
-from plan import Absence, Aggregate, Dwell, Filter, Pattern, Scenario, Sequence, Single
+from plan import Absence, Aggregate, Dwell, Filter, Pattern, Scenario, Sequence, Single, define, filename
 
 Handler = Callable[[Any], None]
 
@@ -89,8 +89,7 @@ def _keeper(cls: type) -> Callable[[Any, str], Any]:
         ]
     body.append("    return ev")
     ns: dict[str, Any] = {"shared": _shared, "cap": MAX_SHARED_STRINGS}
-    exec("\n".join(body), ns)
-    return ns["keep"]  # type: ignore[no-any-return]
+    return define("keep", "\n".join(body) + "\n", ns, filename("keeper", cls.__struct_config__.tag))  # type: ignore[attr-defined]
 
 
 class Host(Protocol):
@@ -369,7 +368,8 @@ class AbsenceRuntime(PatternRuntime):
     __slots__ = ("_first_type", "_first", "_absent_type", "_absent", "_within", "_first_f", "_absent_f",
                  "_answers", "_layout", "_views", "_keep")
 
-    def __init__(self, index: int, host: Host, pattern: Absence, kept: tuple[str, ...] | None = None) -> None:
+    def __init__(self, index: int, host: Host, pattern: Absence, kept: tuple[str, ...] | None = None,
+                 name: str = "") -> None:
         super().__init__(index, host)
         self._first_type = pattern.first.event_type
         self._first_f = pattern.first
@@ -377,7 +377,7 @@ class AbsenceRuntime(PatternRuntime):
         self._first = _passes(pattern.first)
         self._absent_type = pattern.absent.event_type
         self._absent = _passes(pattern.absent)
-        self._answers = None if pattern.absent.where is None else answer_test(pattern.absent.where)
+        self._answers = None if pattern.absent.where is None else answer_test(pattern.absent.where, name)
         if self._answers is None and self._absent is not None:
             absent = self._absent
             self._answers = lambda e, first, c: absent(e, (first, e), c)
@@ -604,8 +604,7 @@ class _Layout:
             f"    return keep_values(t, ({''.join(r + ', ' for r in reads)}))",
         ]
         ns: dict[str, Any] = {"index": self.index, "keep_values": self.keep_values}
-        exec("\n".join(body), ns)
-        return ns["keep"]  # type: ignore[no-any-return]
+        return define("keep", "\n".join(body) + "\n", ns, filename("wait", self.view.__name__, *self.fields))
 
 
 _layouts: dict[tuple[type, tuple[str, ...]], _Layout] = {}
@@ -1063,7 +1062,8 @@ def build_runtime(index: int, host: Host, pattern: Pattern, scenario: Scenario |
     if isinstance(pattern, Sequence):
         return SequenceRuntime(index, host, pattern)
     if isinstance(pattern, Absence):
-        return AbsenceRuntime(index, host, pattern, None if scenario is None else kept_fields(scenario))
+        return AbsenceRuntime(index, host, pattern, None if scenario is None else kept_fields(scenario),
+                              "" if scenario is None else scenario.name)
     if isinstance(pattern, Aggregate):
         return AggregateRuntime(index, host, pattern)
     if isinstance(pattern, Dwell):

@@ -2,7 +2,9 @@
 
 A route does everything an event of its type needs: enrichment, each reading
 scenario's entry filter evaluated inline (its compiled Python text pasted into
-the route when it uses nothing but the event, literals and the plan's helpers),
+the route when it uses nothing but the event, literals and the plan's helpers;
+the generated text only, never the scenario's: a line made from a clause ends
+in a comment naming its ``FILE:LINE:COL``),
 the runtime called only on a match, and the previous-value bookkeeping. An
 event that matches nothing costs one Python call.
 """
@@ -11,13 +13,12 @@ from __future__ import annotations
 
 import ast
 import dis
-import linecache
 import sys
 from typing import Any, Callable, Sequence
 
 from engine._conjuncts import Guard
 from engine._fused import Fused
-from plan import NAMESPACE, Expr, Filter
+from plan import NAMESPACE, Expr, Filter, Scenario, at, define, filename
 
 Handler = Callable[[Any], None]
 
@@ -30,11 +31,11 @@ class Entry:
     counts it as ``complete`` would) instead of ``on_match``.
     """
 
-    __slots__ = ("filter", "on_match", "audience", "on_refused", "condition", "stats", "fused")
+    __slots__ = ("filter", "on_match", "audience", "on_refused", "condition", "stats", "fused", "scenario")
 
     def __init__(self, filter: Filter, on_match: Handler, audience: Guard | None = None,
                  on_refused: Handler | None = None, condition: Guard | None = None,
-                 stats: Any = None, fused: Fused | None = None) -> None:
+                 stats: Any = None, fused: Fused | None = None, scenario: Scenario | None = None) -> None:
         self.filter = filter
         self.on_match = on_match
         self.audience = audience
@@ -46,6 +47,13 @@ class Entry:
         self.condition = condition
         #: ``on_match`` as text the route runs in its place (``engine._fused``), when it has one
         self.fused = fused
+        #: whose entry it is: the route's lines name its clauses' places (None: unnamed, in tests)
+        self.scenario = scenario
+
+    def note(self, clause: str, expr: Expr | None) -> str:
+        """``  # scenario NAME CLAUSE at FILE:LINE:COL``: what ends a route line made from a clause."""
+        who = "" if self.scenario is None else f"scenario {self.scenario.name} "
+        return f"  # {who}{clause} at {at(None if expr is None else expr.origin)}"
 
 
 class Guarded:
@@ -116,27 +124,29 @@ def build_route(
         if item.fused is not None:
             ns.update(item.fused.ns)
             act = list(item.fused.lines)
-        elif item.audience is not None and item.stats is not None:
+        elif item.audience is not None:
             ns.update(item.audience.ns)
-            ns[f"_t{i}"] = item.stats
-            act = [f"if ({item.audience.python}):", f"    _m{i}(e)", "else:", f"    _t{i}.matched += 1",
-                   f"    _d = _t{i}.suppressed", "    _d['audience'] = _d.get('audience', 0) + 1"]
-        elif item.audience is not None and item.on_refused is not None:
-            ns.update(item.audience.ns)
-            ns[f"_x{i}"] = item.on_refused
-            act = [f"if ({item.audience.python}):", f"    _m{i}(e)", "else:", f"    _x{i}(e)"]
+            audience = f"if ({item.audience.python}):" + item.note(
+                "audience", None if item.scenario is None else item.scenario.audience)
+            if item.stats is not None:
+                ns[f"_t{i}"] = item.stats
+                act = [audience, f"    _m{i}(e)", "else:", f"    _t{i}.matched += 1",
+                       f"    _d = _t{i}.suppressed", "    _d['audience'] = _d.get('audience', 0) + 1"]
+            elif item.on_refused is not None:
+                ns[f"_x{i}"] = item.on_refused
+                act = [audience, f"    _m{i}(e)", "else:", f"    _x{i}(e)"]
         where = item.filter.where
         if where is None:
             body.extend(act)
             continue
         if inlinable(where):
-            body.append(f"if ({where.python}):  # {where.text}")
+            body.append(f"if ({where.python}):" + item.note("where", where))
         elif item.condition is not None:
             ns.update(item.condition.ns)
-            body.append(f"if ({item.condition.python}):  # {where.text}")
+            body.append(f"if ({item.condition.python}):" + item.note("where", where))
         else:
             ns[f"_w{i}"] = where.fn
-            body.append(f"if _w{i}(e, a, c):")
+            body.append(f"if _w{i}(e, a, c):" + item.note("where", where))
         body.extend(f"    {line}" for line in act)
     if tracked:
         ns["_intern"] = sys.intern  # kept for long: the one copy of the number
@@ -145,11 +155,7 @@ def build_route(
             ns[f"_s{j}"] = store
             body.append(f"_s{j}[_m] = e.{field}")
     source = "def route(e):\n" + "".join(f"    {line}\n" for line in body)
-    filename = f"<kairos route: {name}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), ns)
-    route = ns["route"]
-    route.source = source
+    route = define("route", source, ns, filename("route", name))
     route.body = body  # its statements, for a feed loop to paste (``build_feed``)
     return route
 
@@ -214,9 +220,4 @@ def build_feed(engine: Any, hot: type, route: Callable[[Any], None]) -> Callable
         "    engine.late_events += late\n"
         "    engine.events_in += len(events) - late\n"
     )
-    filename = f"<kairos feed: {hot.__name__}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), ns)
-    feed = ns["feed"]
-    feed.source = source
-    return feed  # type: ignore[no-any-return]
+    return define("feed", source, ns, filename("feed", hot.__struct_config__.tag))  # type: ignore[attr-defined]

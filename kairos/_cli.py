@@ -20,7 +20,7 @@ import msgspec
 import dsl
 from adapters import TemplateCatalog, TemplateError
 from adapters._partitions import split_file
-from engine import BindError, Engine, Reference, ReferenceError, event_schema, replay
+from engine import BindError, BuildError, Engine, Reference, ReferenceError, event_schema, replay
 from engine import Send
 from engine._engine import MAX_TRIGGER_DEPTH
 from engine._localtime import DEFAULT_TZ, LocalTime
@@ -220,13 +220,29 @@ def check_templates(plan: Plan, paths: Sequence[str | Path], templates: str | No
     return path
 
 
+def build_check(plan: Plan) -> None:
+    """Build an engine for ``plan`` over stand-in reference data holding every list and area it
+    names: what ``replay`` and the daemon generate is generated here too, so a plan that passes
+    ``check`` also builds. Raises ``BuildError`` (a Kairos bug) naming the scenario."""
+    lists = {name for s in plan.scenarios for name in s.lists}
+    lists.update(plan.policy.exclude if plan.policy is not None else ())
+    areas = frozenset(a for s in plan.scenarios for a in s.areas)
+    stand_in = Reference(areas_of_cell={"<check>": areas} if areas else {},
+                         lists={name: frozenset() for name in lists})
+    Engine(plan, stand_in, sink=_discard)
+
+
 def _check(args: argparse.Namespace) -> int:
     try:
         _refuse_empty_folders(args.paths)
         plan = compile_plan(args.paths)
         templates = check_templates(plan, args.paths, args.templates)
+        build_check(plan)
     except dsl.CheckError as e:
         print(str(e), file=sys.stderr)
+        return EXIT_INVALID
+    except BuildError as e:
+        print(f"kairos check: {e}", file=sys.stderr)
         return EXIT_INVALID
     except TemplateError as e:
         print(f"kairos check: {e}", file=sys.stderr)
@@ -252,6 +268,9 @@ def _replay(args: argparse.Namespace) -> int:
         Engine(plan, reference, sink=_discard, tz=args.tz)  # binding fails early on missing data
     except dsl.CheckError as e:
         print(str(e), file=sys.stderr)
+        return EXIT_INVALID
+    except BuildError as e:
+        print(f"kairos replay: {e}", file=sys.stderr)
         return EXIT_INVALID
     except TemplateError as e:
         print(f"kairos replay: {e}", file=sys.stderr)
@@ -408,6 +427,9 @@ def _explain(args: argparse.Namespace) -> int:
         Engine(plan, reference, sink=_discard, tz=args.tz)
     except dsl.CheckError as e:
         print(str(e), file=sys.stderr)
+        return EXIT_INVALID
+    except BuildError as e:
+        print(f"kairos explain: {e}", file=sys.stderr)
         return EXIT_INVALID
     except (BindError, ReferenceError, OSError) as e:
         print(f"kairos explain: {e}", file=sys.stderr)

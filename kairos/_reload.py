@@ -104,6 +104,12 @@ def folder_fingerprint(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _internal(folder: str | Path, doing: str, e: BaseException) -> str:
+    """The refusal of a reload that failed on a bug of ours (the traceback goes to the log)."""
+    return (f"{folder}: error: internal error of Kairos while {doing} the new scenarios: "
+            f"{type(e).__name__}: {e} (please report it with the scenario files)")
+
+
 class Reloader:
     """Swaps the daemon's plan; ``watch`` polls the folder."""
 
@@ -126,6 +132,8 @@ class Reloader:
             Engine(plan, d.reference, sink=d._on_send, tz=d.config.tz)  # binds, or says what is missing
         except (StartError, BindError) as e:
             return self._refuse(who, str(e))
+        except Exception as e:  # a bug of ours: refused like a bad file, the running scenarios go on
+            return self._refuse(who, _internal(d.config.scenarios, "compiling", e), exc_info=e)
         records = changes(versions(d.plan), versions(plan), who)
         if not records:
             if templates is not None:
@@ -134,9 +142,14 @@ class Reloader:
             return ReloadResult(True)
         engines = {}
         report = None
-        for name, unit in d.units.items():
-            engines[name] = d.new_engine(plan, unit.engine.reference)
-            report = transfer(unit.engine, engines[name])
+        try:
+            for name, unit in d.units.items():
+                engines[name] = d.new_engine(plan, unit.engine.reference)
+                report = transfer(unit.engine, engines[name])
+        except BindError as e:
+            return self._refuse(who, str(e))
+        except Exception as e:  # refused before ``swap``: the running engines go on
+            return self._refuse(who, _internal(d.config.scenarios, "handing the running state to", e), exc_info=e)
         d.swap(plan, engines, templates)
         self.audit.write(records)
         self.reloads += 1
@@ -151,9 +164,10 @@ class Reloader:
                  state_dropped=report.pattern_dropped if report else [])
         return result
 
-    def _refuse(self, who: str, error: str) -> ReloadResult:
+    def _refuse(self, who: str, error: str, exc_info: BaseException | None = None) -> ReloadResult:
         self.refused += 1
-        log.error("scenario reload refused; the running scenarios go on", who=who, error=error)
+        log.error("scenario reload refused; the running scenarios go on", who=who, error=error,
+                  exc_info=exc_info)
         self.audit.write([AuditRecord(wall_ms(), "refuse", "", "", who, detail=error)])
         return ReloadResult(False, error=error)
 

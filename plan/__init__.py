@@ -3,8 +3,9 @@
 ``dsl`` compiles scenario files into a ``Plan``; ``engine`` runs it. This package
 imports nothing else of the project (a test keeps it so): plain msgspec Structs
 for scenarios, patterns, actions and the policy, expressions already compiled to
-Python functions, the event schema the checker validates against, and the pure
-helpers compiled expressions call.
+Python functions, the event schema the checker validates against, the pure
+helpers compiled expressions call, and ``define``, the one way generated
+Python becomes a function.
 """
 
 from plan._model import (
@@ -36,6 +37,7 @@ from plan._model import (
     Single,
     TimeRange,
 )
+from plan._generated import at, define, filename
 from plan._runtime import NAMESPACE, NOPREV, Context
 from plan._runtime import eq as eq_values
 
@@ -70,5 +72,8 @@ __all__ = [
     "Sequence",
     "Single",
     "TimeRange",
+    "at",
+    "define",
     "eq_values",
+    "filename",
 ]
