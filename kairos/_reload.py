@@ -22,7 +22,7 @@ import msgspec
 import structlog
 
 from adapters import wall_ms
-from engine import BindError, Engine
+from engine import BindError, BuildError, Engine
 from engine._snapshot import transfer
 from plan import Plan
 
@@ -131,7 +131,7 @@ class Reloader:
             plan, templates = compile_with_templates(d.config)
             Engine(plan, d.reference, sink=d._on_send, tz=d.config.tz)  # binds, or says what is missing
         except (StartError, BindError) as e:
-            return self._refuse(who, str(e))
+            return self._refuse(who, str(e), exc_info=e if isinstance(e, BuildError) else None)
         except Exception as e:  # a bug of ours: refused like a bad file, the running scenarios go on
             return self._refuse(who, _internal(d.config.scenarios, "compiling", e), exc_info=e)
         records = changes(versions(d.plan), versions(plan), who)
@@ -147,7 +147,7 @@ class Reloader:
                 engines[name] = d.new_engine(plan, unit.engine.reference)
                 report = transfer(unit.engine, engines[name])
         except BindError as e:
-            return self._refuse(who, str(e))
+            return self._refuse(who, str(e), exc_info=e if isinstance(e, BuildError) else None)
         except Exception as e:  # refused before ``swap``: the running engines go on
             return self._refuse(who, _internal(d.config.scenarios, "handing the running state to", e), exc_info=e)
         d.swap(plan, engines, templates)

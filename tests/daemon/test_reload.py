@@ -100,3 +100,94 @@ def test_a_restart_with_changed_files_audits_the_difference_from_the_snapshot(tm
     assert [("publish", "review_shop"), ("publish", "news"), ("withdraw", "news")] == [
         (r["action"], r["scenario"]) for r in audit(tmp_path)]
     assert audit(tmp_path)[-1]["who"] == "start"
+
+
+# --- what `kairos check` accepts, a reload accepts; a plan that fails to build is refused ---------
+
+#: a line break inside the parentheses of a `where` (it once broke the generated route and the daemon)
+BROKEN_LINE = """scenario big
+  when dpi where (category
+      == "big")
+  then sms "offer.big"
+end
+"""
+VICTIM = """scenario victim
+  when dpi where category == "victim"
+  then sms "offer.victim"
+end
+"""
+#: loaded into the daemon process: the route line of scenario `victim` ends in something that is not
+#: Python, as pasted scenario text once did (a code-generator fault, injected)
+INJECTED = '''
+import engine._routes as routes
+
+_note = routes.Entry.note
+
+
+def _broken(self, clause, expr):
+    if self.scenario is not None and self.scenario.name == "victim":
+        return "\\n  )"
+    return _note(self, clause, expr)
+
+
+routes.Entry.note = _broken
+'''
+
+
+def inject_route_fault(folder, monkeypatch):
+    """Every daemon process started after this has the fault of ``INJECTED``."""
+    import os
+
+    (folder / "inject").mkdir()
+    (folder / "inject" / "sitecustomize.py").write_text(INJECTED)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(folder / "inject"),
+                                                                  os.environ.get("PYTHONPATH")])))
+
+
+def test_a_file_with_a_line_break_inside_parentheses_is_published_and_runs(tmp_path):
+    config = write_config(tmp_path, SEQ, channels=("sms",), extra="[reload]\nwatch = true\npoll_ms = 50\n")
+    events = tmp_path / "in" / "events.jsonl"
+    proc = start(config)
+    try:
+        wait_for(lambda: logged(tmp_path, "ready"), what="the daemon to start")
+        (tmp_path / "scenarios" / "big.kairos").write_text(BROKEN_LINE)
+        wait_for(lambda: logged(tmp_path, "scenarios reloaded"), what="the reload")
+        append(events, dpi(NOW, "1", "big"), dpi(NOW + 1, "2", "small"))
+        wait_for(lambda: sends(tmp_path, ("sms",)), what="the new scenario's send")
+    finally:
+        assert 0 == stop(proc)
+    assert [("big", "1")] == [(s["scenario"], s["msisdn"]) for s in sends(tmp_path, ("sms",))]
+    assert [("publish", "review_shop"), ("publish", "big")] == [(r["action"], r["scenario"]) for r in audit(tmp_path)]
+
+
+def test_a_scenario_whose_code_fails_to_build_is_refused_with_its_place_and_the_daemon_goes_on(
+        tmp_path, monkeypatch):
+    inject_route_fault(tmp_path, monkeypatch)
+    config = write_config(tmp_path, SEQ, channels=("sms",), extra="[reload]\nwatch = true\npoll_ms = 50\n")
+    events = tmp_path / "in" / "events.jsonl"
+    proc = start(config)
+    try:
+        wait_for(lambda: logged(tmp_path, "ready"), what="the daemon to start")
+        (tmp_path / "scenarios" / "victim.kairos").write_text(VICTIM)
+        (refused,) = wait_for(lambda: logged(tmp_path, "scenario reload refused; the running scenarios go on"),
+                              what="the refusal")
+        append(events, dpi(NOW, "1", "review"), dpi(NOW + 1, "1", "shop"), dpi(NOW + 2, "1", "victim"))
+        wait_for(lambda: sends(tmp_path, ("sms",)), what="the running scenario's send")
+    finally:
+        assert 0 == stop(proc)
+    assert refused["error"].startswith(f"{tmp_path}/scenarios/victim.kairos:1:1: error: scenario 'victim': "
+                                       "internal error while generating the route for dpi events: ")
+    assert ["review_shop"] == [s["scenario"] for s in sends(tmp_path, ("sms",))]
+    assert [("publish", "start"), ("refuse", "watch")] == [(r["action"], r["who"]) for r in audit(tmp_path)]
+
+
+def test_a_daemon_whose_scenarios_fail_to_build_does_not_start_and_says_where(tmp_path, monkeypatch):
+    from tests.daemon.test_run import run_briefly
+
+    inject_route_fault(tmp_path, monkeypatch)
+    config = write_config(tmp_path, SEQ + VICTIM, channels=("sms",))
+    result = run_briefly(config)
+    assert 1 == result.returncode
+    assert result.stderr.startswith(f"kairos run: {tmp_path}/scenarios/s.kairos:5:1: error: scenario 'victim': "
+                                    "internal error while generating the route for dpi events: ")
+    assert "Traceback" not in result.stderr
