@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 import dsl
 from dsl._diagnostics import Source
-from dsl._tokens import DURATION, EOF, NAME, NUMBER, OP, STRING, Token, tokenize
+from dsl._tokens import DURATION, EOF, ERROR, NAME, NUMBER, OP, STRING, Token, tokenize
 from engine import BindError, Engine, Reference, event_schema, replay
 from kairos._cli import CHANNELS, build_check, check_templates
 from tests.scenarios.support import EVENTS, REFERENCE, SCENARIOS, catalogue_files
@@ -58,12 +58,15 @@ _BREAKS = ["\n", "\n  ", "\n        ", "\n\t", f"  # {MARKER} ) \" ( \\ {{\n    
 
 
 def _tokens(text: str) -> list[Token]:
-    return [t for t in tokenize(Source("m.kairos", text)) if t.kind != EOF]
+    """The tokens up to the end or the first character that is none (a stray backslash)."""
+    return [t for t in tokenize(Source("m.kairos", text)) if t.kind not in (EOF, ERROR)]
 
 
 def _insert_break(text: str, data: st.DataObject) -> str:
     """A line break, indentation or a comment at a token boundary."""
     toks = _tokens(text)
+    if not toks:
+        return text
     at = toks[data.draw(st.integers(0, len(toks) - 1), label="before token")].start
     return text[:at] + data.draw(st.sampled_from(_BREAKS), label="break") + text[at:]
 
@@ -114,6 +117,8 @@ def _lines(op: str) -> Callable[[str, st.DataObject], str]:
 def _tokens_edit(op: str) -> Callable[[str, st.DataObject], str]:
     def mutate(text: str, data: st.DataObject) -> str:
         toks = _tokens(text)
+        if len(toks) < 2:
+            return text
         i = data.draw(st.integers(0, len(toks) - 2), label="token")
         a, b = toks[i], toks[i + 1]
         if op == "delete":
