@@ -441,9 +441,13 @@ def _explain(args: argparse.Namespace) -> int:
             print(f"kairos explain: {e}", file=sys.stderr)
             return EXIT_USAGE
         name = "<stdin>" if args.events == "-" else args.events
-        for line in explain(plan, reference, events, args.msisdn, tz=args.tz,
-                            on_problem=stderr_problem_printer(name)):
-            print(line)
+        try:
+            for line in explain(plan, reference, events, args.msisdn, tz=args.tz,
+                                on_problem=stderr_problem_printer(name)):
+                print(line)
+        except BuildError as e:  # its observing engine generates other code than the one built above
+            print(f"kairos explain: {e}", file=sys.stderr)
+            return EXIT_INVALID
     return EXIT_OK
 
 
