@@ -35,7 +35,31 @@ class Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
 
 Roaming = typing.Literal["none", "domestic", "international"]
 Direction = typing.Literal["mo", "mt"]
-Number = Union[int, float]
+
+
+def _number(low: int, high: int) -> Any:
+    """A JSON number (int or float) within ``low``..``high``: outside it the line is malformed.
+
+    Every bound is far beyond what a real feed sends and within what the snapshot
+    format (msgpack: 64-bit ints) and exact float arithmetic (2**53) hold, so one
+    corrupted value can neither drive sends nor make a snapshot unwritable.
+    """
+    return Union[typing.Annotated[int, msgspec.Meta(ge=low, le=high)],
+                 typing.Annotated[float, msgspec.Meta(ge=low, le=high)]]
+
+
+#: bytes of one DPI record: 10**15 is a petabyte, a 100 Gbit/s link for a day
+Bytes = _number(0, 10**15)
+#: seconds of one call or DPI session: 10**7 s is 115 days
+Seconds = _number(0, 10**7)
+#: percent of the allowance used: 0 to 10 000 (a plan used a hundred times over)
+Percent = _number(0, 10_000)
+#: megabytes used or in the allowance: 10**9 MB is a petabyte
+Megabytes = _number(0, 10**9)
+#: yuan of a balance or a payment, negative for a debt or a refund: a billion either way
+Yuan = _number(-10**9, 10**9)
+#: a number in a tag value: within ±2**53, where every int is exact as a float too
+TAG_NUMBER_LIMIT = 2**53
 
 
 class Location(Event, tag="location"):
@@ -50,7 +74,7 @@ class Power(Event, tag="power"):
 
 class Call(Event, tag="call"):
     direction: Direction
-    duration_s: Number = 0
+    duration_s: Seconds = 0
     peer: str | None = None
     dropped: bool = False
     roaming: Roaming = "none"
@@ -71,23 +95,23 @@ class Dpi(Event, tag="dpi"):
     host: str
     app: str | None = None
     category: str | None = None
-    bytes: Number = 0
-    duration_s: Number = 0
+    bytes: Bytes = 0
+    duration_s: Seconds = 0
 
 
 class Usage(Event, tag="usage"):
-    pct: Number
-    used_mb: Number | None = None
-    quota_mb: Number | None = None
+    pct: Percent
+    used_mb: Megabytes | None = None
+    quota_mb: Megabytes | None = None
     cycle: str | None = None
 
 
 class Balance(Event, tag="balance"):
-    amount: Number
+    amount: Yuan
 
 
 class Topup(Event, tag="topup"):
-    amount: Number
+    amount: Yuan
     channel: str | None = None
 
 
@@ -97,6 +121,36 @@ class Login(Event, tag="login"):
 
 class Profile(Event, tag="profile"):
     tags: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        check_tags(self.tags)
+
+
+def check_tags(tags: dict[str, Any]) -> None:
+    """Refuse a tag value holding a number beyond ±``TAG_NUMBER_LIMIT`` (at any depth of a list
+    or object): tags are snapshotted, and an int past 64 bits would make every snapshot fail.
+    Raises ``ValueError``, which a msgspec decoder reports as a ``ValidationError``."""
+    for name, value in tags.items():
+        where = _out_of_range(value)
+        if where is not None:
+            raise ValueError(f"Expected a tag number within ±2**53, got {where} - at `$.tags.{name}`")
+
+
+def _out_of_range(value: Any) -> str | None:
+    cls = value.__class__
+    if cls is int or cls is float:
+        return None if -TAG_NUMBER_LIMIT <= value <= TAG_NUMBER_LIMIT else repr(value)[:40]
+    if cls is list:
+        for v in value:
+            where = _out_of_range(v)
+            if where is not None:
+                return where
+    elif cls is dict:
+        for v in value.values():
+            where = _out_of_range(v)
+            if where is not None:
+                return where
+    return None
 
 
 class Feedback(Event, tag="feedback"):

@@ -15,6 +15,8 @@ from typing import Any
 
 import msgspec
 
+from engine._events import check_tags
+
 _EMPTY: frozenset[str] = frozenset()
 
 
@@ -25,6 +27,9 @@ class ReferenceError(Exception):
 class _TagLine(msgspec.Struct):
     msisdn: str
     tags: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        check_tags(self.tags)  # as a ``profile`` event's: tags are snapshotted
 
 
 class KnowledgeBase:

@@ -9,7 +9,7 @@ reference.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -26,6 +26,9 @@ class TimeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     allowed_lateness_ms: int = 0  #: events wait this long (in event time) to be put in ts order
     idle_advance: bool = True  #: when the sources are idle, time follows the wall clock
     idle_after_ms: int = 1_000  #: how long without events counts as idle
+    #: an event dated more than this ahead of the wall clock is refused (counted, logged): one wild
+    #: timestamp would otherwise move the stream's time ahead and make every later event late; 0: no check
+    max_ahead_ms: Annotated[int, msgspec.Meta(ge=0)] = 300_000
 
 
 class SnapshotConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -9,8 +9,11 @@ are read again, the same decisions are made with the same trigger ids, and
 the outbox drops the repeats: nothing is lost and nothing is sent twice.
 
 Snapshots are periodic and at shutdown; a snapshot is published only after
-every send its state implies is durable in the outbox. SIGTERM/SIGINT: stop
-reading, take the final snapshot, stop the outbox, exit 0.
+every send its state implies is durable in the outbox. A snapshot that fails
+(whatever the cause) is counted, logged and makes ``/ready`` answer 503 until
+one succeeds; the previous one stays and processing goes on. SIGTERM/SIGINT:
+stop reading, take the final snapshot, stop the outbox, exit 0 — or
+``EXIT_SNAPSHOT_FAILED`` if the final snapshot failed.
 
 State lives in units (``kairos._units``): one for an unpartitioned daemon,
 one per owned partition for a partitioned log or a Kafka consumer group.
@@ -58,13 +61,18 @@ from kairos._config import (
 )
 from kairos._http import HttpServer
 from kairos._reload import AuditLog, Reloader, changes, versions
-from kairos._snapfiles import SnapshotFiles
+from kairos._snapfiles import SnapshotFailed, SnapshotFiles
 from kairos._units import Unit, UnitLoadError
 from plan import Plan
 
 log = structlog.get_logger("kairos.daemon")
 
 EXIT_OK, EXIT_INVALID = 0, 1
+#: stopped on a signal, but the final snapshot failed: the previous one stays and a restart resumes from it
+EXIT_SNAPSHOT_FAILED = 3
+
+#: later than any event time (the ``max_ahead_ms`` check switched off)
+NEVER = 2**63
 
 #: late events and bad lines are logged one by one up to this many, then every ``LOG_EVERY``-th
 LOG_FIRST, LOG_EVERY = 20, 1000
@@ -91,12 +99,17 @@ class Daemon:
         self._decoder = msgspec.json.Decoder(event_union())
         self.decode_errors = 0
         self.late = 0
+        self.future = 0  #: events refused for a ts more than ``time.max_ahead_ms`` ahead of the wall clock
+        self._max_ahead = config.time.max_ahead_ms or None
         self.not_owned = 0
         self.events_by_type: dict[type, int] = {}
         self.sends_by: dict[tuple[str, str], int] = {}  # (scenario, channel) → sends accepted
         self.ready = False
         self.sends = 0
         self.duplicate_sends = 0
+        self.snapshot_failures = 0
+        #: why the last snapshot failed; None once one succeeds (``/ready`` answers 503 meanwhile)
+        self.snapshot_error: str | None = None
         self._last_input = time.monotonic()
         #: state that lived through SETTLE_EVENTS events leaves the collector's walk (engine.settle)
         self._settler = Settler()
@@ -199,9 +212,16 @@ class Daemon:
         except (msgspec.DecodeError, msgspec.ValidationError):
             events = self._one_by_one(source, data)
         counts = self.events_by_type
+        limit = NEVER if self._max_ahead is None else wall_ms() + self._max_ahead
+        ahead = 0
         for ev in events:
+            if ev.ts > limit:
+                ahead += 1
+                continue
             cls = ev.__class__
             counts[cls] = counts.get(cls, 0) + 1
+        if ahead:
+            events = self._refuse_ahead(source, events, limit)
         target = self.units.get(unit)
         if target is not None:
             target.clock.push(events)
@@ -242,6 +262,22 @@ class Daemon:
                                 decode_errors=n)
         return events
 
+    def _refuse_ahead(self, source: str, events: list[Any], limit: int) -> list[Any]:
+        """``events`` without those dated after ``limit`` (the wall clock plus ``max_ahead_ms``), which are
+        counted and logged — by type and ts, not msisdn — instead of moving the stream's time ahead."""
+        kept = []
+        for ev in events:
+            if ev.ts <= limit:
+                kept.append(ev)
+                continue
+            self.future += 1
+            n = self.future
+            if n <= LOG_FIRST or n % LOG_EVERY == 0:
+                log.warning("event too far ahead of the wall clock refused", source=source,
+                            type=ev.__struct_config__.tag, ts=ev.ts, ahead_ms=ev.ts - (limit - self._max_ahead),
+                            max_ahead_ms=self._max_ahead, future_events=n)
+        return kept
+
     def _on_late(self, ev: Any, now: int) -> None:
         self.late += 1
         n = self.late
@@ -260,6 +296,8 @@ class Daemon:
     def _on_feedback(self, fb: Feedback) -> None:
         """A channel's feedback re-enters as a ``feedback`` event."""
         ev = self._decoder.decode(msgspec.json.encode(fb))
+        if self._max_ahead is not None and not self._refuse_ahead("feedback", [ev], wall_ms() + self._max_ahead):
+            return
         self.events_by_type[ev.__class__] = self.events_by_type.get(ev.__class__, 0) + 1
         self._last_input = time.monotonic()
         unit = self.units.get(ALL)
@@ -271,7 +309,9 @@ class Daemon:
     # --- snapshots -------------------------------------------------------------
 
     async def snapshot(self, reason: str, *, fork: bool | None = None, units: list[str] | None = None) -> None:
-        """Capture the owned units' state now; publish it once the outbox holds every send it implies."""
+        """Capture the owned units' state now; publish it once the outbox holds every send it implies.
+
+        Raises ``SnapshotFailed`` (counted, logged, the previous snapshot untouched) if it cannot."""
         outbox = self.outbox
         chosen = [self.units[n] for n in (units if units is not None else list(self.units))]
 
@@ -281,7 +321,15 @@ class Daemon:
         def produce() -> list[bytes]:
             return [u.encode() for u in chosen]
 
-        info = await self.files.take([u.path for u in chosen], produce, durable, fork=fork)
+        try:
+            info = await self.files.take([u.path for u in chosen], produce, durable, fork=fork)
+        except SnapshotFailed as e:
+            self.snapshot_failures += 1
+            self.snapshot_error = str(e)
+            log.error("snapshot failed; the previous one stays", reason=reason, error=str(e),
+                      snapshot_failures=self.snapshot_failures)
+            raise
+        self.snapshot_error = None
         log.info("snapshot taken", reason=reason, pause_ms=round(info.pause_ms, 2),
                  duration_ms=round(info.duration_ms, 1), bytes=info.bytes, forked=info.forked,
                  units=len(chosen), stream_time=max((u.engine.now for u in chosen), default=None))
@@ -313,8 +361,8 @@ class Daemon:
             await anyio.sleep(interval)
             try:
                 await self.snapshot("periodic")
-            except OSError as e:
-                log.error("snapshot failed; the previous one stays", error=str(e))
+            except SnapshotFailed:
+                pass  # counted and logged; processing goes on and the next interval tries again
             gc.freeze()  # state that lived through a snapshot interval is long-lived: out of the collector's walk
 
     async def _signals(self, stopping: anyio.Event, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
@@ -395,12 +443,13 @@ class Daemon:
             with anyio.CancelScope(shield=True):
                 try:
                     await self.snapshot("shutdown", fork=False)
-                except OSError as e:
-                    status = EXIT_INVALID
+                except SnapshotFailed as e:
+                    status = EXIT_SNAPSHOT_FAILED
                     log.error("the final snapshot failed; the previous one stays and a restart resumes from it "
-                              "(the outbox drops repeated sends)", error=str(e))
+                              "(the outbox drops repeated sends)", error=str(e), exit_status=status)
             self.outbox.stop()
         log.info("stopped", events=sum(e.events_in for e in self.engines), late=self.late, decode_errors=self.decode_errors,
+                 future=self.future,
                  sends=self.sends, repeated_decisions_dropped=self.duplicate_sends)
         return status
 

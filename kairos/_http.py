@@ -4,7 +4,7 @@
 | --- | --- |
 | ``GET /metrics`` | Prometheus text format |
 | ``GET /health`` | 200 while the process serves |
-| ``GET /ready`` | 200 once sources, engine and outbox run; 503 while starting or stopping |
+| ``GET /ready`` | 200 once sources, engine and outbox run; 503 while starting or stopping, or while the last snapshot failed (``{"ready": false, "reason": …}``) |
 | ``POST /ingest`` | a body of JSON lines, processed like a source's (202 with counts) |
 | ``POST /admin/reload`` | reload the scenarios; ``X-Kairos-User`` says who (the audit log's ``who``) |
 | ``POST /admin/snapshot`` | take a snapshot now |
@@ -27,6 +27,7 @@ import structlog
 
 from adapters import serve_connection
 from kairos._metrics import CONTENT_TYPE, exposition, registry_for
+from kairos._snapfiles import SnapshotFailed
 
 if TYPE_CHECKING:
     from kairos._daemon import Daemon
@@ -67,16 +68,21 @@ class HttpServer:
             return _json(200, {"status": "ok"})
         if target == "/ready" and method == "GET":
             ready = self.d.ready
+            failed = self.d.snapshot_error
+            if ready and failed is not None:  # processing goes on, but nothing new is being checkpointed
+                return _json(503, {"ready": False, "reason": f"the last snapshot failed: {failed}"})
             return _json(200 if ready else 503, {"ready": ready})
         if target == "/ingest" and method == "POST":
             if self.ingest_token and not _bearer(headers, self.ingest_token):
                 return _json(401, {"error": "POST /ingest needs Authorization: Bearer INGEST_TOKEN"})
-            before = (self.d.decode_errors, self.d.not_owned)
+            before = (self.d.decode_errors, self.d.not_owned, self.d.future)
             taken = self.d.ingest("http", body if body.endswith(b"\n") or not body else body + b"\n", None,
                                   unit="" if self.d.partitioned else "all")
             errors = self.d.decode_errors - before[0]
             refused = self.d.not_owned - before[1]
-            return _json(202, {"accepted": taken - refused, "errors": errors, "not_owned": refused})
+            ahead = self.d.future - before[2]
+            return _json(202, {"accepted": taken - refused, "errors": errors, "not_owned": refused,
+                               "too_far_ahead": ahead})
         if target.startswith("/admin/"):
             if not self.admin_token:
                 return _json(403, {"error": "admin endpoints are off: set http.admin_token in the configuration"})
@@ -89,7 +95,10 @@ class HttpServer:
                 result = self.d.reloader.reload(who)
                 return _json(200 if result.ok else 422, msgspec.to_builtins(result))
             if target == "/admin/snapshot":
-                await self.d.snapshot(f"admin:{who}")
+                try:
+                    await self.d.snapshot(f"admin:{who}")
+                except SnapshotFailed as e:
+                    return _json(500, {"error": f"the snapshot failed; the previous one stays: {e}"})
                 info = self.d.files.last
                 return _json(200, msgspec.to_builtins(info))
         return _json(404, {"error": f"not found: {method} {target}"})

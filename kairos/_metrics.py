@@ -38,6 +38,9 @@ class DaemonCollector(Collector):
                                   value=d.decode_errors)
         yield CounterMetricFamily("kairos_late_events", "Events older than the stream's time (not processed, logged)",
                                   value=d.late)
+        yield CounterMetricFamily("kairos_future_events",
+                                  "Events dated more than time.max_ahead_ms ahead of the wall clock (refused, logged)",
+                                  value=d.future)
         yield CounterMetricFamily("kairos_not_owned_events", "Ingested events of partitions this instance does not own",
                                   value=d.not_owned)
         stream = GaugeMetricFamily("kairos_stream_time_seconds", "A unit's event time", labels=["unit"])
@@ -100,6 +103,10 @@ class DaemonCollector(Collector):
 
         snap = d.files.last
         yield CounterMetricFamily("kairos_snapshots", "Snapshots published", value=d.files.taken)
+        yield CounterMetricFamily("kairos_snapshot_failures", "Snapshots that failed (the previous one stayed)",
+                                  value=d.snapshot_failures)
+        yield GaugeMetricFamily("kairos_snapshot_failing", "1 while the last snapshot failed, else 0",
+                                value=int(d.snapshot_error is not None))
         if snap is not None:
             yield GaugeMetricFamily("kairos_snapshot_duration_seconds", "The last snapshot, from capture to published",
                                     value=snap.duration_ms / 1000)

@@ -7,6 +7,10 @@ state as it was), into a temporary file that is fsynced. The file is renamed
 into place only once the child succeeded *and* the caller's ``before_publish``
 (the outbox making every send decided so far durable) is done — so a snapshot
 on disk never runs ahead of the sends it implies.
+
+Whatever fails on the way (serialising the state, writing, the child process)
+raises ``SnapshotFailed`` naming the cause, and leaves the published files —
+the last good snapshot — as they were.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ class SnapshotInfo(msgspec.Struct, frozen=True):
     forked: bool
 
 
+class SnapshotFailed(Exception):
+    """No snapshot was published; the message says why. The previous files are untouched."""
+
+
 def _tmp(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
@@ -56,36 +64,69 @@ class SnapshotFiles:
         async with self._lock:
             started = time.perf_counter()
             use_fork = self.fork if fork is None else fork and hasattr(os, "fork")
-            if use_fork:
-                before_publish = prepare()
-                pid = os.fork()
-                if pid == 0:  # the child: serialise the state it inherited, write, leave without cleanup
-                    code = 1
-                    try:
-                        for path, data in zip(paths, produce()):
-                            _write_synced(_tmp(path), data)
-                        code = 0
-                    finally:
-                        os._exit(code)
-                pause = time.perf_counter() - started
-                _, status = await anyio.to_thread.run_sync(os.waitpid, pid, 0)
-                if os.waitstatus_to_exitcode(status) != 0:
-                    before_publish.close()  # type: ignore[attr-defined]
-                    raise OSError(f"the snapshot child process failed (status {status}); nothing published")
-            else:
-                contents = produce()
-                before_publish = prepare()
-                pause = time.perf_counter() - started
-                for path, data in zip(paths, contents):
-                    await anyio.to_thread.run_sync(_write_synced, _tmp(path), data)
-            await before_publish
-            size = sum(_tmp(p).stat().st_size for p in paths)
-            await anyio.to_thread.run_sync(self._publish, paths)
+            try:
+                if use_fork:
+                    pause = await self._forked(paths, produce, prepare, started)
+                else:
+                    pause = await self._inline(paths, produce, prepare, started)
+                size = sum(_tmp(p).stat().st_size for p in paths)
+                await anyio.to_thread.run_sync(self._publish, paths)
+            except SnapshotFailed:
+                _discard_tmp(paths)
+                raise
+            except Exception as e:  # an encoder's OverflowError, a full disk: the previous files stay
+                _discard_tmp(paths)
+                raise SnapshotFailed(f"{type(e).__name__}: {e}") from e
             where = "" if not paths else str(paths[0]) if len(paths) == 1 else str(paths[0].parent)
             info = SnapshotInfo(where, pause * 1000, (time.perf_counter() - started) * 1000, size, use_fork)
             self.taken += 1
             self.last = info
             return info
+
+    async def _forked(self, paths: list[Path], produce: Callable[[], list[bytes]],
+                      prepare: Callable[[], Awaitable[None]], started: float) -> float:
+        """Serialise and write in a child forked now; returns the pause. The child reports
+        why it failed through a pipe, so the error names the cause, not just a status."""
+        before_publish = prepare()
+        reason_r, reason_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: serialise the state it inherited, write, leave without cleanup
+            code = 1
+            try:
+                os.close(reason_r)
+                for path, data in zip(paths, produce()):
+                    _write_synced(_tmp(path), data)
+                code = 0
+            except BaseException as e:
+                os.write(reason_w, f"{type(e).__name__}: {e}".encode("utf-8", "replace")[:4000])
+            finally:
+                os._exit(code)
+        os.close(reason_w)
+        pause = time.perf_counter() - started
+        try:
+            _, status = await anyio.to_thread.run_sync(os.waitpid, pid, 0)
+            reason = await anyio.to_thread.run_sync(_read_all, reason_r)
+        finally:
+            os.close(reason_r)
+        if os.waitstatus_to_exitcode(status) != 0:
+            before_publish.close()  # type: ignore[attr-defined]
+            raise SnapshotFailed(reason or f"the snapshot child process failed (status {status})")
+        await before_publish
+        return pause
+
+    async def _inline(self, paths: list[Path], produce: Callable[[], list[bytes]],
+                      prepare: Callable[[], Awaitable[None]], started: float) -> float:
+        contents = produce()
+        before_publish = prepare()
+        pause = time.perf_counter() - started
+        try:
+            for path, data in zip(paths, contents):
+                await anyio.to_thread.run_sync(_write_synced, _tmp(path), data)
+        except BaseException:
+            before_publish.close()  # type: ignore[attr-defined]
+            raise
+        await before_publish
+        return pause
 
     def _publish(self, paths: list[Path]) -> None:
         for path in paths:
@@ -94,6 +135,22 @@ class SnapshotFiles:
             os.replace(_tmp(path), path)
         for folder in {p.parent for p in paths}:
             _fsync_dir(folder)
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def _discard_tmp(paths: list[Path]) -> None:
+    """A failed snapshot's partial temporary files go; the published ones are not touched."""
+    for path in paths:
+        try:
+            _tmp(path).unlink()
+        except OSError:
+            pass
 
 
 def _write_synced(path: Path, data: bytes) -> None:

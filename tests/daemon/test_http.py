@@ -49,7 +49,7 @@ def test_ingested_lines_are_processed_like_a_source_and_show_in_the_metrics(daem
     folder, url = daemon
     body = "\n".join([json.dumps(dpi(NOW, "1", "review")), "{bad", json.dumps(dpi(NOW + 1, "1", "shop"))])
     r = httpx.post(url + "/ingest", content=body)
-    assert (202, {"accepted": 2, "errors": 1, "not_owned": 0}) == (r.status_code, r.json())
+    assert (202, {"accepted": 2, "errors": 1, "not_owned": 0, "too_far_ahead": 0}) == (r.status_code, r.json())
     wait_for(lambda: sends(folder, ("sms",)), what="the send")
     def delivered() -> str | None:
         text = httpx.get(url + "/metrics").text

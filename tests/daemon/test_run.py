@@ -249,7 +249,7 @@ def test_a_final_snapshot_that_cannot_be_written_is_reported_and_the_exit_status
     proc = start(config)
     wait_for(lambda: logged(tmp_path, "ready"), what="the daemon to start")
     (tmp_path / "state" / "snapshot.bin.tmp").mkdir(parents=True)  # the temporary file cannot be created
-    assert 1 == stop(proc)
+    assert 3 == stop(proc)  # EXIT_SNAPSHOT_FAILED
     (failed,) = logged(tmp_path, "the final snapshot failed; the previous one stays and a restart resumes from it "
                                  "(the outbox drops repeated sends)")
     assert "snapshot.bin.tmp" in failed["error"]
