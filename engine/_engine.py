@@ -70,6 +70,16 @@ class ScenarioStats(msgspec.Struct):
     control_outcomes: dict[str, int] = msgspec.field(default_factory=dict)
 
 
+class TimeJump(Exception):
+    """``advance`` refused to move time more than the engine's ``max_jump`` ahead (see ``guard_jumps``):
+    nothing was changed; the event at ``t`` was not processed."""
+
+    def __init__(self, t: int, now: int) -> None:
+        super().__init__(f"time would jump from {now} to {t}")
+        self.t = t
+        self.now = now
+
+
 class BindError(Exception):
     """The plan cannot run here: it needs reference data (a list, an area) that is not loaded,
     or building it failed (``BuildError``)."""
@@ -231,6 +241,8 @@ class Engine:
         self.events_in = 0
         self.late_events = 0
         self.trigger_loops = 0
+        #: ``guard_jumps``: time may not move more than this ahead in one step (None: any step)
+        self.max_jump: int | None = None
         dpi = self._routes.get(Dpi)
         if dpi is not None and FUSED_FEED and type(self).feed is Engine.feed:  # not a subclass's own feed
             with _building("generating the feed loop for dpi events", self._readers(Dpi)):
@@ -242,7 +254,12 @@ class Engine:
     # --- time ------------------------------------------------------------
 
     def advance(self, t: int) -> None:
-        """Time moves to ``t``: every deadline before ``t`` fires, in order."""
+        """Time moves to ``t``: every deadline before ``t`` fires, in order.
+
+        Raises ``TimeJump`` (before changing anything) if ``t`` is more than ``max_jump`` ahead."""
+        jump = self.max_jump
+        if jump is not None and t - self.now > jump:
+            raise TimeJump(t, self.now)
         pop = self._deadlines.pop_before
         runtimes = self._timed
         while (entry := pop(t)) is not None:
@@ -266,6 +283,22 @@ class Engine:
         self.now -= 1
         if self.policy is not None:
             self.policy.finish()
+
+    def guard_jumps(self, max_jump: int | None) -> None:
+        """From now on an event more than ``max_jump`` ms ahead of the engine's time makes ``feed``
+        raise ``TimeJump`` before it is processed (None: no limit). A replay uses it to stop at a
+        wild timestamp at no cost per event: the garbage-collection due time, which ``feed`` compares
+        every advancing event with anyway, is held at most ``max_jump`` ahead of the time of the last
+        ``advance``, so a jump always reaches ``advance``, which checks it exactly."""
+        self.max_jump = max_jump
+        if max_jump is not None and self.now + max_jump < self._gc_due:
+            self._gc_due = self.now + max_jump
+
+    def interrupted(self, processed: int, late: int) -> None:
+        """Count the events a feed handled before a ``TimeJump`` stopped it: ``processed`` of them
+        (``late`` of which were late, each already reported through ``on_late``)."""
+        self.late_events += late
+        self.events_in += processed - late
 
     def schedule(self, when: int, rt: PatternRuntime, msisdn: str) -> None:
         """A pattern deadline; runtimes ignore the ones that went stale."""
@@ -317,6 +350,8 @@ class Engine:
             for owner, m in zip(owners, numbers):
                 owner.collect(m, now)
         self._gc_due = (keys[0] + 1) * g if keys else NEVER
+        if self.max_jump is not None and now + self.max_jump < self._gc_due:
+            self._gc_due = now + self.max_jump  # the next jump must reach ``advance`` (guard_jumps)
 
     # --- events ----------------------------------------------------------
 

@@ -31,6 +31,7 @@ import msgspec
 from adapters._partitions import partition_files
 from engine._events import event_union
 from engine._replay import InputProblem, ReplayReport, replay
+from engine._screen import DEFAULT_MAX_JUMP_MS, confirmed_end
 from engine._workers import (Connection, EngineFactory, _check_partitionable, _discard, _merge, raise_failed,
                              stop_all)
 
@@ -48,21 +49,24 @@ def replay_partitioned(
     workers: int,
     on_problem: Callable[[InputProblem], None] | None = None,
     keep_problems: int = 100,
+    max_jump: int | None = DEFAULT_MAX_JUMP_MS,
+    lateness: int = 0,
 ) -> ReplayReport:
     """Replay a partitioned log over ``workers`` processes (``1``: this one); sends go to ``out``
-    in (ts, id) order. Problems name their partition file and reach ``on_problem`` at the end."""
+    in (ts, id) order. Problems name their partition file and reach ``on_problem`` at the end.
+    ``max_jump`` and ``lateness`` as in ``replay``, per partition."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
     files = partition_files(folder)
     if len(files) > 1:
         _check_partitionable(engine_factory(_discard), "partitions replayed apart", "replay the unsplit file")
-    until = max(_last_ts(path) for path in files.values())
+    until = _log_end([_tail_times(path, max_jump) for path in files.values()])
     shares = [[p for p in files if p % workers == w] for w in range(workers)]
     with tempfile.TemporaryDirectory(prefix="kairos-partitions-") as tmp:
         parts = {p: Path(tmp) / f"sends-{p}.jsonl" for p in files}
 
         def run(w: int) -> _Share:
-            return _Share([_replay_one(engine_factory, files[p], parts[p], until, keep_problems)
+            return _Share([_replay_one(engine_factory, files[p], parts[p], until, keep_problems, max_jump, lateness)
                            for p in shares[w]])
 
         done = [run(0)] if workers == 1 else _in_processes(run, workers)
@@ -81,20 +85,36 @@ def replay_partitioned(
         sends_by_scenario=by_scenario,
         problems=problems[:keep_problems],
         trigger_loops=sum(r.trigger_loops for r in reports),
+        wild=sum(r.wild for r in reports),
     )
 
 
-def _replay_one(engine_factory: EngineFactory, path: Path, part: Path, until: int, keep: int) -> ReplayReport:
+def _replay_one(engine_factory: EngineFactory, path: Path, part: Path, until: int, keep: int,
+                max_jump: int | None, lateness: int) -> ReplayReport:
     """One partition through its own engine, its time moved to ``until`` at the end."""
     name = str(path)
     with open(path, "rb") as events, open(part, "wb") as out:
-        report = replay(engine_factory, events, out, keep_problems=keep, until=until)
+        report = replay(engine_factory, events, out, keep_problems=keep, until=until, max_jump=max_jump,
+                        lateness=lateness)
     report.problems = [InputProblem(p.line, p.reason, name) for p in report.problems]
     return report
 
 
-def _last_ts(path: Path) -> int:
-    """The ts of a partition file's last event (its latest, the file being sorted); −1 if none.
+#: lines of a partition's tail screened to find where its time ends (``_tail_times``)
+TAIL_LINES = 64
+
+
+def _log_end(tails: list[tuple[int | None, int]]) -> int:
+    """The time every partition moves to at the end: the latest a partition's lines confirm (a wild
+    last line must not drag every partition's deadlines to the year 2100), or, when no partition
+    holds enough lines to confirm anything, the latest ts of all."""
+    confirmed = [c for c, _ in tails if c is not None]
+    return max(confirmed) if confirmed else max(last for _, last in tails)
+
+
+def _tail_times(path: Path, max_jump: int | None) -> tuple[int | None, int]:
+    """A partition file's end: (the last time the jump screen confirms over its last ``TAIL_LINES``
+    events, its last ts); −1 for a file without events.
 
     Lines the full decoder rejects are passed over, as a replay passes over them: a bad
     last line must not hold back the time every partition moves to at the end.
@@ -109,14 +129,21 @@ def _last_ts(path: Path) -> int:
             lines = f.read().splitlines()
             if start > 0:
                 lines = lines[1:]  # cut by the seek
-            for line in reversed(lines):
+            stamps = []
+            for line in lines:
                 try:
-                    return int(decode(line).ts)
+                    stamps.append(int(decode(line).ts))
                 except msgspec.DecodeError:  # a ValidationError is one too
                     continue
-            if start == 0:
-                return -1
+            if start == 0 or len(stamps) >= TAIL_LINES:
+                break
             back *= 4
+    if not stamps:
+        return None, -1
+    stamps = stamps[-TAIL_LINES:]
+    if max_jump is None:
+        return stamps[-1], stamps[-1]
+    return confirmed_end(stamps, max_jump), stamps[-1]
 
 
 def _in_processes(run: Callable[[int], _Share], workers: int) -> list[_Share]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from engine._engine import Engine, Send
 from engine._events import Event, event_union
+from engine._screen import DEFAULT_MAX_JUMP_MS, Feeder
 
 BLOCK_BYTES = 64 * 1024  # small enough that a decoded block is still in cache when it is processed
 
@@ -263,6 +264,12 @@ class ReplayReport(msgspec.Struct):
     sends_by_scenario: dict[str, int]
     problems: list[InputProblem]
     trigger_loops: int = 0  # trigger chains cut at the engine's depth limit (a scenario re-triggering itself)
+    wild: int = 0  # events rejected as wild timestamps (engine._screen): a jump the lines after it deny
+
+    @property
+    def skipped(self) -> int:
+        """Lines not processed: malformed, wild timestamps and late events."""
+        return self.malformed + self.wild + self.late
 
 
 def replay(
@@ -273,11 +280,15 @@ def replay(
     on_problem: Callable[[InputProblem], None] | None = None,
     keep_problems: int = 100,
     until: int | None = None,
+    max_jump: int | None = DEFAULT_MAX_JUMP_MS,
+    lateness: int = 0,
 ) -> ReplayReport:
     """Run every event of ``events`` through a new engine; write sends to ``out``.
 
     ``until``: a ts the engine's time moves to at the end, when later than its last
-    event's (a partition of a larger log, whose deadlines fire up to the log's end)."""
+    event's (a partition of a larger log, whose deadlines fire up to the log's end).
+    ``max_jump``: a jump in time larger than this is screened (``engine._screen``; None:
+    never). ``lateness``: events within this many ms behind the newest are sorted into place."""
     kept: list[InputProblem] = []
     found: list[InputProblem] = []  # a block's problems: decoding finds some, feeding others
 
@@ -299,25 +310,19 @@ def replay(
     if engine.holds_sends:
         writer.reorder()
     reader = EventReader(events, problem)
+    feeder = Feeder(engine, lambda n, reason: problem(InputProblem(n, reason)), max_jump=max_jump, lateness=lateness)
     settle()
     settler = Settler()
     for events, lines in reader.blocks():
         settler.tick(len(events))
-
-        def late(i: int, ev: Event, lines: list[int] | int = lines) -> None:
-            n = lines + i if isinstance(lines, int) else lines[i]
-            problem(
-                InputProblem(
-                    n,
-                    f"event at ts {ev.ts} is older than the stream's time {engine.now}; "
-                    "the file must be sorted by ts",
-                )
-            )
-
-        engine.feed(events, on_late=late)
+        feeder.block(events, lines)
         if engine.holds_sends:
             writer.release(engine.send_watermark())
-        report_found()
+        if not feeder.holding:  # a held jump's lines are judged later: their problems come in line order then
+            report_found()
+    feeder.end(until)
+    if engine.holds_sends:
+        writer.release(engine.send_watermark())
     report_found()
     if until is not None and until > engine.now:
         engine.advance(until)
@@ -328,11 +333,12 @@ def replay(
         lines=reader.lines,
         events=engine.events_in,
         malformed=reader.malformed,
-        late=engine.late_events,
+        late=engine.late_events + feeder.late,
         sends=writer.written,
         sends_by_scenario=dict(writer.by_scenario),
         problems=kept,
         trigger_loops=engine.trigger_loops,
+        wild=feeder.wild,
     )
 
 

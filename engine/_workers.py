@@ -52,6 +52,7 @@ import msgspec
 from engine._engine import Engine, Send
 from engine._events import Event, Msisdn, Timestamp, event_union
 from engine._replay import InputProblem, OrderedWriter, ReplayReport, Settler, _explain, line_blocks, replay, settle
+from engine._screen import DEFAULT_MAX_JUMP_MS, JumpScreen, wild_reason
 
 EngineFactory = Callable[[Callable[[Send], None]], Engine]
 Connection = multiprocessing.connection.Connection
@@ -115,8 +116,13 @@ def replay_workers(
     workers: int,
     on_problem: Callable[[InputProblem], None] | None = None,
     keep_problems: int = 100,
+    max_jump: int | None = DEFAULT_MAX_JUMP_MS,
+    lateness: int = 0,
 ) -> ReplayReport:
     """``replay`` over ``workers`` processes; the output equals one worker's, byte for byte.
+
+    ``max_jump`` as in ``replay`` (the parent screens); ``lateness`` needs one worker (the
+    parent routes lines in file order, it does not sort them).
 
     ``events`` must be a file. With ``workers == 1`` this is plain ``replay`` in this
     process. Input problems are kept until the end, then given to ``on_problem`` in
@@ -127,10 +133,14 @@ def replay_workers(
         raise ValueError(f"workers must be at least 1, not {workers}")
     if workers > 1:
         _check_partitionable(engine_factory(_discard))
+        if lateness:
+            raise ValueError("an allowed lateness sorts events in one process: use --workers 1, or a log "
+                             "partitioned by subscriber (kairos split), whose partitions are sorted apart")
     if workers == 1:
         with open(events, "rb") as stream:
-            return replay(engine_factory, stream, out, on_problem=on_problem, keep_problems=keep_problems)
-    router = Router(workers)
+            return replay(engine_factory, stream, out, on_problem=on_problem, keep_problems=keep_problems,
+                          max_jump=max_jump, lateness=lateness)
+    router = Router(workers, max_jump)
     with tempfile.TemporaryDirectory(prefix="kairos-workers-") as tmp, open(events, "rb") as stream:
         parts = [Path(tmp) / f"part-{w}.jsonl" for w in range(workers)]
         procs: list[Any] = []
@@ -178,6 +188,7 @@ def replay_workers(
         sends_by_scenario=by_scenario,
         problems=problems[:keep_problems],
         trigger_loops=sum(r.trigger_loops for r in done),
+        wild=router.wild,
     )
 
 
@@ -243,19 +254,26 @@ class Router:
     """The parent's share of the work: splits JSON lines among ``workers`` by subscriber.
 
     Decodes of each line only its ts and msisdn, judges lateness against the
-    stream's time over all lines, and keeps the problems it finds (late lines and
-    lines without a valid ts and msisdn), in the full decoder's wording.
+    stream's time over all lines, screens time jumps as one replay does
+    (``engine._screen``: a block whose lines are in order and within ``max_jump``
+    of the stream's time costs one comparison), and keeps the problems it finds
+    (late lines, wild timestamps and lines without a valid ts and msisdn), in the
+    full decoder's wording. A jump the end of a block leaves undecided is carried,
+    with the lines after it, into the next block.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, max_jump: int | None = DEFAULT_MAX_JUMP_MS) -> None:
         if not 1 <= workers < NOBODY:
             raise ValueError(f"workers must be from 1 to {NOBODY - 1}, not {workers}")
         self.workers = workers
-        self.now = -(2**62)  # the stream's time: the largest ts so far, as in Engine
+        self.now = _START  # the stream's time: the largest ts so far, as in Engine
         self.lines = 0
         self.malformed = 0
         self.late = 0
+        self.wild = 0
         self.problems: list[InputProblem] = []
+        self.max_jump = max_jump
+        self._screen = None if max_jump is None else JumpScreen(max_jump)
         self._route = msgspec.json.Decoder(_Route)
         self._full = msgspec.json.Decoder(event_union())
 
@@ -269,7 +287,16 @@ class Router:
         crc32 = zlib.crc32
         n = self.workers
         pack = _HEAD.pack
-        for block in line_blocks(stream, block_bytes or BATCH_BYTES * n):
+        jump = self.max_jump if self.max_jump is not None else 2**63
+        blocks = line_blocks(stream, block_bytes or BATCH_BYTES * n)
+        block = next(blocks, None)
+        carry = b""
+        while block is not None:
+            following = next(blocks, None)
+            if carry:
+                block = carry + block
+                carry = b""
+            final = following is None
             lines = block.split(b"\n")
             if not lines[-1]:
                 lines.pop()  # after the block's last newline; else the input's last line, without one
@@ -282,14 +309,21 @@ class Router:
                 routes = None
             if routes is not None and len(routes) == count:
                 stamps = [r.ts for r in routes]
-                if stamps[0] >= self.now and sorted(stamps) == stamps:
+                if stamps[0] >= self.now and stamps[-1] - self.now <= jump and sorted(stamps) == stamps:
                     self.now = stamps[-1]
                     shards = [crc32(r.msisdn.encode()) % n for r in routes]  # shard_of, inlined
                 else:
-                    shards = self._late_ones(routes, lines, first)
+                    shards = self._slow(lines, routes, first, final)
             else:
                 lines = block.splitlines()  # numbered as EventReader numbers them
-                shards = self._one_by_one(lines, first)
+                shards = self._slow(lines, None, first, final)
+            if len(shards) < len(lines):  # a jump still undecided: its lines go round again with the next block
+                carry = b"\n".join(lines[len(shards):]) + b"\n"
+                self.lines = first + len(shards) - 1
+                lines = lines[:len(shards)]
+            block = following
+            if not lines:
+                continue
             mine: list[list[bytes]] = [[] for _ in range(n)]
             add = [m.append for m in mine]
             for line, w in zip(lines, shards):
@@ -300,42 +334,57 @@ class Router:
             yield [b"".join((pack(now, first, len(m), len(vector)), vector, b"\n".join(m))) if m else None
                    for m in mine]
 
-    def _late_ones(self, routes: list[Any], lines: list[bytes], first: int) -> list[int]:
-        """A block whose lines all route but not all in ts order: late lines go to nobody."""
-        shards: list[int] = []
-        n = self.workers
-        now = self.now
-        for i, (r, line) in enumerate(zip(routes, lines)):
-            if r.ts < now:
-                self._judge_late(first + i, line, now)
-                shards.append(NOBODY)
+    def _slow(self, lines: list[bytes], routes: list[Any] | None, first: int, final: bool) -> list[int]:
+        """A block out of order, holding a jump, or a blank or bad line, routed line by line as one
+        replay would take it: blank lines skipped, bad ones reported with their line number, jumps
+        screened. Returns the shards of the lines decided; fewer than the block's when a jump is
+        still undecided at its end (not ``final``): those lines are the next block's."""
+        shards = [NOBODY] * len(lines)
+        screen = self._screen
+        if screen is not None:
+            screen.now = None if self.now == _START else self.now
+        decode = self._route.decode
+        for i, line in enumerate(lines):
+            if routes is not None:
+                r = routes[i]
+            else:
+                if not line.strip():
+                    continue
+                try:
+                    r = decode(line)
+                except _DECODE_ERRORS as e:
+                    self._malformed(first + i, line, e)
+                    continue
+            if screen is None:
+                self._take(i, r, lines, shards, first)
                 continue
-            now = r.ts
-            shards.append(shard_of(r.msisdn, n))
-        self.now = now
+            through, wild = screen.screen(r.ts, (i, r))
+            for j, _ in wild:
+                self._wild(first + j, lines[j])
+            for j, rj in through:
+                self._take(j, rj, lines, shards, first)
+        if screen is not None and screen.held:
+            if not final:
+                cut = screen.held[0][1][0]
+                screen.held.clear()
+                while self.problems and self.problems[-1].line >= first + cut:  # found again next time
+                    self.problems.pop()
+                    self.malformed -= 1
+                return shards[:cut]
+            through, wild = screen.end()
+            for j, _ in wild:  # pragma: no cover - without ``until`` the end lets a held jump through
+                self._wild(first + j, lines[j])
+            for j, rj in through:
+                self._take(j, rj, lines, shards, first)
         return shards
 
-    def _one_by_one(self, lines: list[bytes], first: int) -> list[int]:
-        """A block holding a blank or bad line, routed line by line as ``EventReader`` would
-        decode it: blank lines are skipped, bad ones reported with their line number."""
-        decode = self._route.decode
-        shards: list[int] = []
-        n = self.workers
-        for i, line in enumerate(lines, first):
-            shards.append(NOBODY)
-            if not line.strip():
-                continue
-            try:
-                r = decode(line)
-            except _DECODE_ERRORS as e:
-                self._malformed(i, line, e)
-                continue
-            if r.ts < self.now:
-                self._judge_late(i, line, self.now)
-                continue
-            self.now = r.ts
-            shards[-1] = shard_of(r.msisdn, n)
-        return shards
+    def _take(self, i: int, r: Any, lines: list[bytes], shards: list[int], first: int) -> None:
+        """A line the screen let through: late, or its worker's."""
+        if r.ts < self.now:
+            self._judge_late(first + i, lines[i], self.now)
+            return
+        self.now = r.ts
+        shards[i] = shard_of(r.msisdn, self.workers)
 
     def _malformed(self, n: int, line: bytes, e: Exception) -> None:
         """A line without a valid ts and msisdn: reported with the full decoder's message,
@@ -346,6 +395,17 @@ class Router:
             e = full
         self.malformed += 1
         self.problems.append(InputProblem(n, _explain(e)))
+
+    def _wild(self, n: int, line: bytes) -> None:
+        """A wild timestamp — unless the full decode rejects the line (one replay reports it as malformed)."""
+        try:
+            ev = self._full.decode(line)
+        except _DECODE_ERRORS as e:
+            self.malformed += 1
+            self.problems.append(InputProblem(n, _explain(e)))
+            return
+        self.wild += 1
+        self.problems.append(InputProblem(n, wild_reason(ev.ts, self.max_jump)))  # type: ignore[arg-type]
 
     def _judge_late(self, n: int, line: bytes, now: int) -> None:
         """An event older than the stream's time: late, unless the full decode rejects it
@@ -359,6 +419,10 @@ class Router:
         self.late += 1
         self.problems.append(InputProblem(n, f"event at ts {ev.ts} is older than the stream's time {now}; "
                                              "the file must be sorted by ts"))
+
+
+#: the stream's time before its first event (as ``Engine.now`` starts)
+_START = -(2**62)
 
 
 def _check_partitionable(engine: Engine, apart: str = "workers",
@@ -439,7 +503,7 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
     decode_lines = decoder.decode_lines
     now = engine.now
     lines = malformed = 0
-    settle()
+    settle()  # the parent screened jumps: this engine takes what it is sent
     settler = Settler()
     for batch in batches:
         settler.tick(batch.count)

@@ -24,7 +24,8 @@ from engine import BindError, BuildError, Engine, Reference, ReferenceError, eve
 from engine import Send
 from engine._engine import MAX_TRIGGER_DEPTH
 from engine._localtime import DEFAULT_TZ, LocalTime
-from engine._replay import stderr_problem_printer
+from engine._replay import ReplayReport, stderr_problem_printer
+from engine._screen import DEFAULT_MAX_JUMP_MS, JUMP_CONFIRM
 from engine._partitioned import replay_partitioned
 from engine._workers import replay_workers
 from kairos._measure import measure, table, unmatched_text
@@ -35,6 +36,8 @@ from plan import Plan
 CHANNELS = frozenset({"sms", "popup", "call"})
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+#: ``kairos replay`` finished, but skipped lines (malformed, wild timestamps, out of order): see standard error
+EXIT_SKIPPED = 3
 
 _EPILOG = """\
 examples:
@@ -90,7 +93,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Run scenarios over a recorded event file (JSON lines sorted by ts) in event "
         "time and write one JSON line per send: id, scenario, msisdn, ts, send_at, channel, "
         "template, params. The same input always gives the same output, byte for byte. "
-        "Malformed lines are reported with their line number on standard error, counted and skipped.",
+        "Malformed lines, wild timestamps and out-of-order events are reported with their line number "
+        "on standard error, counted and skipped. Exit status: 0 all lines processed; 1 a scenario "
+        "error; 2 a usage or file error; 3 finished, but lines were skipped (the last line of "
+        "standard error counts them by reason).",
     )
     r.add_argument("--scenarios", nargs="+", required=True, metavar="PATH",
                    help=".kairos files or folders of them")
@@ -117,6 +123,15 @@ def _parser() -> argparse.ArgumentParser:
                    "msisdn, or, with an --events FOLDER, give each whole partitions; the output is "
                    "identical to one worker's (default 1; not with --events -, --stats, --report or "
                    "--control-out)")
+    r.add_argument("--max-jump", type=_duration, default=DEFAULT_MAX_JUMP_MS, metavar="D",
+                   help="an event more than D ahead of the stream's time is held until the lines after it "
+                   f"show a real gap in the recording (the next {JUMP_CONFIRM} events go on from it: they are "
+                   "processed) or a wild timestamp (an event after it goes back: it is skipped as malformed); "
+                   "D is milliseconds or a number with ms, s, m, h, d (default 1h; 0: no screening)")
+    r.add_argument("--allowed-lateness", type=_duration, default=0, metavar="D",
+                   help="events up to D behind the newest are sorted into place, as the daemon's "
+                   "time.allowed_lateness_ms does; older ones are late (default 0: the file must be sorted "
+                   "by ts; not with --workers N on one file)")
     _templates_option(r)
     r.set_defaults(handler=_replay)
 
@@ -196,6 +211,18 @@ def _time_zone(name: str) -> str:
             f"unknown time zone '{name}': use an IANA name such as {DEFAULT_TZ}"
         ) from None
     return name
+
+
+_UNITS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def _duration(text: str) -> int:
+    """``--max-jump`` and ``--allowed-lateness``: milliseconds, or a whole number with a unit (90s, 1h)."""
+    number = text.rstrip("smhd")
+    unit = text[len(number):] or "ms"
+    if not number.isdigit() or unit not in _UNITS:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a duration: write milliseconds or e.g. 500ms, 90s, 10m, 1h, 1d")
+    return int(number) * _UNITS[unit]
 
 
 def _templates_option(p: argparse.ArgumentParser) -> None:
@@ -321,22 +348,24 @@ def _replay(args: argparse.Namespace) -> int:
             control = None
         started = time.perf_counter()
         printer = stderr_problem_printer("<stdin>" if args.events == "-" else args.events)
+        screening = dict(max_jump=args.max_jump or None, lateness=args.allowed_lateness)
         if args.workers > 1 or partitioned:
             run = replay_partitioned if partitioned else replay_workers
             try:
-                report = run(make_engine, args.events, out, workers=args.workers, on_problem=printer)
+                report = run(make_engine, args.events, out, workers=args.workers, on_problem=printer, **screening)
             except (ValueError, RuntimeError) as e:
                 print(f"kairos replay: {e}", file=sys.stderr)
                 return EXIT_USAGE
         else:
             assert events is not None
-            report = replay(make_engine, events, out, on_problem=printer)
+            report = replay(make_engine, events, out, on_problem=printer, **screening)
         out.flush()
         elapsed = time.perf_counter() - started
     if not args.quiet:
         rate = report.events / elapsed if elapsed > 0 else 0.0
+        wild = f", {report.wild} wild timestamp{'s' * (report.wild != 1)}" if report.wild else ""
         print(
-            f"kairos replay: {report.events} events, {report.malformed} malformed and "
+            f"kairos replay: {report.events} events, {report.malformed} malformed{wild} and "
             f"{report.late} out-of-order lines skipped, {report.sends} sends{_loops(report.trigger_loops)} "
             f"({elapsed:.2f} s, {rate:,.0f} events/s)",
             file=sys.stderr,
@@ -365,7 +394,18 @@ def _replay(args: argparse.Namespace) -> int:
             except OSError as e:
                 print(f"kairos replay: cannot write the report: {e}", file=sys.stderr)
                 return EXIT_USAGE
+    if report.skipped:
+        print(_skipped(report), file=sys.stderr)
+        return EXIT_SKIPPED
     return EXIT_OK
+
+
+def _skipped(report: ReplayReport) -> str:
+    """The last line of a replay that skipped lines: how many, by reason, and the exit status."""
+    reasons = [(report.malformed, "malformed"), (report.wild, "wild timestamp"), (report.late, "out of order")]
+    counts = ", ".join(f"{n} {what}" for n, what in reasons if n)
+    lines = "line was" if report.skipped == 1 else "lines were"
+    return f"kairos replay: finished, but {report.skipped} {lines} skipped ({counts}); exit status {EXIT_SKIPPED}"
 
 
 def _loops(cut: int) -> str:

@@ -139,13 +139,14 @@ def test_replay_reports_bad_lines_with_their_numbers_and_processes_the_rest(tmp_
     status, sends, _ = _replay(tmp_path, events)
     err = capsys.readouterr().err
     name = tmp_path / "e.jsonl"
-    assert 0 == status
+    assert 3 == status  # EXIT_SKIPPED: finished, but lines were skipped
     assert [
         f"{name}:2: error: JSON is malformed: invalid character (byte 4) (line skipped)",
         f"{name}:3: error: Object missing required field `amount` (line skipped)",
         f"{name}:4: error: Expected `object`, got `array` (line skipped)",
     ] == err.splitlines()[:3]
     assert "2 events, 3 malformed and 0 out-of-order lines skipped, 2 sends" in err
+    assert "kairos replay: finished, but 3 lines were skipped (3 malformed); exit status 3" == err.splitlines()[-1]
     assert ["1", "3"] == [json.loads(line)["msisdn"] for line in sends.splitlines()]
 
 

@@ -58,7 +58,7 @@ def test_bad_lines_are_reported_with_their_partition_file_and_line(workspace, ca
     code = main(["replay", "--scenarios", str(workspace / "s.kairos"), "--events", str(log),
                  "--reference", str(workspace / "ref"), "--out", str(workspace / "o.jsonl"), "--workers", "2"])
     err = capfd.readouterr().err.splitlines()
-    assert code == 0
+    assert code == 3  # EXIT_SKIPPED
     assert err[0] == f"{part}:5: error: JSON is malformed: invalid character (byte 4) (line skipped)"
     assert "1 malformed" in err[1]
 
@@ -121,7 +121,7 @@ def test_bad_lines_at_a_partitions_end_do_not_hold_back_the_time_every_partition
         with open(part, "ab") as f:
             f.write(b'{"type":"teleport","ts":99999999999999,"msisdn":"1"}\nnot json\n')
     code, out = _replay(workspace, "log", 2)
-    assert (code, out) == (0, whole)
+    assert (code, out) == (3, whole)  # EXIT_SKIPPED: the bad lines
 
 
 def test_a_worker_dying_mid_partition_raises_and_leaves_no_process_behind(workspace):

@@ -1,0 +1,288 @@
+"""What a replay lets through to its engine: wild timestamps out, mild disorder sorted into place.
+
+A recorded stream's time only moves forward, so one event dated far ahead
+(a corrupted ts, a year 2100) would make every later event late. A jump is
+not always a fault, though: a recording may have a real gap (a day without
+data) after which it goes on from the later time. ``JumpScreen`` tells the
+two apart by the events that follow:
+
+- an event more than ``max_jump`` ahead of the stream's time (or the first
+  event of all: nothing precedes it) is *held*, with the events after it;
+- an event that is more than ``max_jump`` *before* the first held one
+  ("back near the old time") shows the held events were wild: they are
+  rejected as malformed, and that event is judged afresh;
+- ``confirm`` events after the first held one that are not back confirm
+  the jump: the held events go through, in their order, and the stream goes
+  on from there;
+- at the end of the input, held events go through unless ``until`` (the
+  whole log's end, for a partition of it) shows the log never reached them.
+
+The decision depends only on the events, in order, so it is the same in one
+process, in ``--workers`` (the router screens the whole stream) and — for
+every outlier a later line of its partition contradicts — in a partitioned
+replay.
+
+``Reorder`` is the daemon's lateness buffer for a recording: events wait
+until the newest is ``lateness`` past them, then go on in (ts, line) order;
+an event older than what was already let go is late.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any, Callable
+
+from engine._engine import Engine, TimeJump
+from engine._events import Event
+
+#: ``--max-jump`` by default: an hour, beyond any feed's jitter and within a time-zone error
+DEFAULT_MAX_JUMP_MS = 3_600_000
+#: events after a jump that confirm it (a run of wild lines longer than this passes as a gap)
+JUMP_CONFIRM = 4
+
+_NONE: tuple[Any, ...] = ()
+
+
+def wild_reason(ts: int, max_jump: int) -> str:
+    """The problem text of a rejected wild timestamp (the same in every form of replay)."""
+    return (f"event at ts {ts} jumps more than {max_jump} ms ahead of the stream and the events after it "
+            "go back: a wild timestamp, not a gap in the recording")
+
+
+class JumpScreen:
+    """Holds the events of a time jump until what follows shows it real (let through) or wild (rejected)."""
+
+    __slots__ = ("max_jump", "confirm", "now", "held")
+
+    def __init__(self, max_jump: int, confirm: int = JUMP_CONFIRM) -> None:
+        self.max_jump = max_jump
+        self.confirm = confirm
+        self.now: int | None = None  #: the largest ts let through (None: nothing yet)
+        self.held: list[tuple[int, Any]] = []
+
+    def screen(self, ts: int, item: Any) -> tuple[tuple[Any, ...] | list[Any], tuple[Any, ...] | list[Any]]:
+        """Judge the next event: (items let through now, in order; items found wild)."""
+        held = self.held
+        if held:
+            if ts < held[0][0] - self.max_jump:  # back near the old time: the held ones were wild
+                wild = [it for _, it in held]
+                held.clear()
+                through, more = self.screen(ts, item)
+                return through, wild + list(more)
+            held.append((ts, item))
+            if len(held) > self.confirm:
+                return self._release(), _NONE
+            return _NONE, _NONE
+        now = self.now
+        if now is None or ts - now > self.max_jump:
+            held.append((ts, item))
+            return _NONE, _NONE
+        if ts > now:
+            self.now = ts
+        return (item,), _NONE
+
+    def end(self, until: int | None = None) -> tuple[list[Any], list[Any]]:
+        """End of input: (held items let through, held items rejected)."""
+        held = self.held
+        if not held:
+            return [], []
+        if until is None or held[0][0] <= until + self.max_jump:
+            return self._release(), []
+        wild = [it for _, it in held]
+        held.clear()
+        return [], wild
+
+    def _release(self) -> list[Any]:
+        held = self.held
+        top = max(ts for ts, _ in held)
+        if self.now is None or top > self.now:
+            self.now = top
+        items = [it for _, it in held]
+        held.clear()
+        return items
+
+
+def confirmed_end(stamps: list[int], max_jump: int) -> int | None:
+    """The last time of ``stamps`` (a log's tail, in order) that the screen lets through before the end,
+    where a jump nothing after it confirms does not count; None if nothing was confirmed."""
+    screen = JumpScreen(max_jump)
+    for ts in stamps:
+        screen.screen(ts, None)
+    return screen.now
+
+
+class Reorder:
+    """Events wait until the newest seen is ``lateness`` past them, then leave in (ts, line) order."""
+
+    __slots__ = ("lateness", "heap", "top", "horizon")
+
+    def __init__(self, lateness: int) -> None:
+        self.lateness = lateness
+        self.heap: list[tuple[int, int, Event]] = []
+        self.top: int | None = None  #: the newest ts seen
+        self.horizon: int | None = None  #: everything up to here left: older events are late
+
+    def push(self, ev: Event, line: int) -> bool:
+        """Take an event; False if it is late (older than what already left)."""
+        ts = ev.ts
+        if self.horizon is not None and ts < self.horizon:
+            return False
+        heapq.heappush(self.heap, (ts, line, ev))
+        if self.top is None or ts > self.top:
+            self.top = ts
+        return True
+
+    def ready(self, final: bool = False) -> list[tuple[int, int, Event]]:
+        """What may leave now (everything, ``final``), in order."""
+        heap = self.heap
+        if self.top is None:
+            return []
+        upto = None if final else self.top - self.lateness
+        out = []
+        while heap and (upto is None or heap[0][0] <= upto):
+            out.append(heapq.heappop(heap))
+        if upto is not None and (self.horizon is None or upto > self.horizon):
+            self.horizon = upto
+        return out
+
+
+Problem = Callable[[int, str], None]  #: (line, reason)
+
+
+class Feeder:
+    """Feeds a replay's engine block by block through the screen and the reorder buffer.
+
+    With neither, a block goes to ``engine.feed`` as it is. With the screen alone
+    (the default) the engine itself stops at a jump (``Engine.guard_jumps``), so a
+    block without one costs nothing more; the events from the jump on are screened
+    one by one until the screen holds nothing. With ``lateness`` every event passes
+    the screen and the buffer.
+    """
+
+    def __init__(self, engine: Engine, on_problem: Problem, *, max_jump: int | None, lateness: int = 0) -> None:
+        self.engine = engine
+        self.on_problem = on_problem
+        self.screen = None if max_jump is None else JumpScreen(max_jump)
+        self.reorder = Reorder(lateness) if lateness > 0 else None
+        self.wild = 0
+        self.late = 0  #: late in the reorder buffer (the engine counts its own)
+        if self.screen is not None and self.reorder is None:
+            engine.guard_jumps(max_jump)
+
+    @property
+    def holding(self) -> bool:
+        """The screen holds events whose fate later lines decide."""
+        return self.screen is not None and bool(self.screen.held)
+
+    def block(self, events: list[Event], lines: list[int] | int) -> None:
+        if self.reorder is not None:
+            for i, ev in enumerate(events):
+                self._offer(ev, _line(lines, i))
+            self._release(False)
+            return
+        if self.screen is None:
+            self.engine.feed(events, on_late=self._late_hook(lines, 0))
+            return
+        engine = self.engine
+        screen = self.screen
+        pos, n = 0, len(events)
+        while pos < n:
+            if screen.held:
+                while pos < n and screen.held:
+                    self._offer(events[pos], _line(lines, pos))
+                    pos += 1
+                continue
+            chunk = events[pos:] if pos else events
+            late = [0]
+            try:
+                engine.feed(chunk, on_late=self._late_hook(lines, pos, late))
+                return
+            except TimeJump as jump:
+                i = _jump_at(chunk, jump.now, screen.max_jump)
+                engine.interrupted(i, late[0])
+                screen.now = jump.now if jump.now > _START else None  # None: the engine has no time yet
+                pos += i
+                self._offer(events[pos], _line(lines, pos))
+                pos += 1
+
+    def end(self, until: int | None) -> None:
+        """End of input: decide what the screen still holds, empty the buffer; the guard comes off."""
+        if self.screen is not None:
+            through, wild = self.screen.end(until)
+            self._rejected(wild)
+            self._through(through)
+        if self.reorder is not None:
+            self._release(True)
+        self.engine.guard_jumps(None)
+
+    def _offer(self, ev: Event, line: int) -> None:
+        if self.screen is None:
+            through: Any = ((ev, line),)
+        else:
+            through, wild = self.screen.screen(ev.ts, (ev, line))
+            if wild:
+                self._rejected(wild)
+        if through:
+            self._through(through)
+
+    def _through(self, items: Any) -> None:
+        reorder = self.reorder
+        if reorder is None:
+            self._feed_unguarded([ev for ev, _ in items], [n for _, n in items])
+            return
+        for ev, n in items:
+            if not reorder.push(ev, n):
+                self.late += 1
+                self.on_problem(n, f"event at ts {ev.ts} is older than the stream's time {reorder.horizon} "
+                                   f"(the newest event {reorder.top} less the allowed lateness {reorder.lateness} ms)")
+
+    def _release(self, final: bool) -> None:
+        out = self.reorder.ready(final)  # type: ignore[union-attr]
+        if out:
+            self.engine.feed([ev for _, _, ev in out], on_late=self._late_hook([n for _, n, _ in out], 0))
+
+    def _rejected(self, items: Any) -> None:
+        for ev, n in items:
+            self.wild += 1
+            self.on_problem(n, wild_reason(ev.ts, self.screen.max_jump))  # type: ignore[union-attr]
+
+    def _feed_unguarded(self, events: list[Event], lines: list[int]) -> None:
+        """Events the screen let through: a confirmed jump must not stop the engine again."""
+        engine = self.engine
+        guard = engine.max_jump
+        engine.guard_jumps(None)
+        engine.feed(events, on_late=self._late_hook(lines, 0))
+        engine.guard_jumps(guard)
+
+    def _late_hook(self, lines: list[int] | int, offset: int,
+                   count: list[int] | None = None) -> Callable[[int, Event], None]:
+        engine = self.engine
+        problem = self.on_problem
+
+        def late(i: int, ev: Event) -> None:
+            if count is not None:
+                count[0] += 1
+            problem(_line(lines, offset + i),
+                    f"event at ts {ev.ts} is older than the stream's time {engine.now}; the file must be sorted by ts")
+
+        return late
+
+
+#: an engine's time before its first event (``Engine.now`` starts far below any ts)
+_START = -(2**61)
+
+
+def _line(lines: list[int] | int, i: int) -> int:
+    return lines + i if isinstance(lines, int) else lines[i]
+
+
+def _jump_at(events: list[Event], now: int, max_jump: int) -> int:
+    """The index of the event the engine's guard stopped at: the first more than ``max_jump``
+    ahead of the time before it, exactly as ``Engine.advance`` judged it."""
+    for i, ev in enumerate(events):
+        t = ev.ts
+        if t > now:
+            if t - now > max_jump:
+                return i
+            now = t
+    raise AssertionError("a TimeJump without a jump")  # pragma: no cover - the engine raised for one of them
