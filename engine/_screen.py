@@ -112,37 +112,48 @@ def confirmed_end(stamps: list[int], max_jump: int) -> int | None:
 
 
 class Reorder:
-    """Events wait until the newest seen is ``lateness`` past them, then leave in (ts, line) order."""
+    """Events wait until the newest seen is ``lateness`` past them, then leave in (ts, line) order.
 
-    __slots__ = ("lateness", "heap", "top", "horizon")
+    Judged event by event (an event is late when it is more than ``lateness`` older than the
+    newest before it), so the outcome does not depend on how the input was cut into blocks."""
+
+    __slots__ = ("lateness", "heap", "top", "out")
 
     def __init__(self, lateness: int) -> None:
         self.lateness = lateness
         self.heap: list[tuple[int, int, Event]] = []
         self.top: int | None = None  #: the newest ts seen
-        self.horizon: int | None = None  #: everything up to here left: older events are late
+        self.out: list[tuple[int, int, Event]] = []  #: left the buffer, not yet taken by ``ready``
+
+    @property
+    def horizon(self) -> int | None:
+        """Everything up to here left the buffer: an older event is late."""
+        return None if self.top is None else self.top - self.lateness
 
     def push(self, ev: Event, line: int) -> bool:
-        """Take an event; False if it is late (older than what already left)."""
+        """Take an event; False if it is late."""
         ts = ev.ts
-        if self.horizon is not None and ts < self.horizon:
+        top = self.top
+        if top is not None and ts < top - self.lateness:
             return False
-        heapq.heappush(self.heap, (ts, line, ev))
-        if self.top is None or ts > self.top:
-            self.top = ts
+        heap = self.heap
+        heapq.heappush(heap, (ts, line, ev))
+        if top is None or ts > top:
+            self.top = top = ts
+            upto = top - self.lateness
+            out = self.out
+            while heap and heap[0][0] <= upto:
+                out.append(heapq.heappop(heap))
         return True
 
     def ready(self, final: bool = False) -> list[tuple[int, int, Event]]:
-        """What may leave now (everything, ``final``), in order."""
-        heap = self.heap
-        if self.top is None:
-            return []
-        upto = None if final else self.top - self.lateness
-        out = []
-        while heap and (upto is None or heap[0][0] <= upto):
-            out.append(heapq.heappop(heap))
-        if upto is not None and (self.horizon is None or upto > self.horizon):
-            self.horizon = upto
+        """What left the buffer (everything, ``final``), in order."""
+        out = self.out
+        self.out = []
+        if final:
+            heap = self.heap
+            while heap:
+                out.append(heapq.heappop(heap))
         return out
 
 

@@ -1,0 +1,138 @@
+"""Replay and time that jumps: a wild timestamp is skipped, a real gap is not, mild disorder is sorted.
+
+      stream time ─────────────────────────────────────────▶
+      … 10:00 10:00 10:01 [2100-01-01] 10:01 10:02 …      one wild line: skipped, the rest processed
+      … day 1 23:59 │ (no data for a day) │ day 3 00:00 …   a real gap: the stream goes on from day 3
+"""
+
+from __future__ import annotations
+
+import random
+
+import msgspec
+import pytest
+
+from adapters._partitions import split
+from kairos._cli import main
+from tests.kairos.test_workers import _mixed_stream, workspace  # noqa: F401 (workspace: a fixture)
+
+YEAR_2100 = 4_102_444_800_000
+DAY = 86_400_000
+
+
+def _replay(ws, events: str, *extra: str) -> tuple[int, bytes, list[str]]:
+    """(exit status, sends, standard error's lines) of ``kairos replay``."""
+    out = ws / f"out-{events}-{'-'.join(extra)}.jsonl"
+    code = main(["replay", "--scenarios", str(ws / "s.kairos"), "--events", str(ws / events),
+                 "--reference", str(ws / "ref"), "--out", str(out), *extra])
+    return code, out.read_bytes() if out.exists() else b"", []
+
+
+def _write(ws, name: str, lines: list[bytes]) -> str:
+    (ws / name).write_bytes(b"".join(lines))
+    return name
+
+
+def _wild(line: bytes, ts: int) -> bytes:
+    ev = msgspec.json.decode(line)
+    return msgspec.json.encode({**ev, "ts": ts}) + b"\n"
+
+
+@pytest.mark.parametrize("form", ["one process", "--workers 3", "partitioned"])
+def test_one_line_dated_2100_amid_a_stream_is_skipped_and_everything_else_is_processed(workspace, form, capfd):
+    lines = _mixed_stream(3_000, 40, seed=11)
+    _, clean, _ = _replay(workspace, _write(workspace, "clean.jsonl", lines))
+    bad = list(lines)
+    bad.insert(1_500, _wild(lines[1_500], YEAR_2100))  # line 1501
+    name = _write(workspace, "bad.jsonl", bad)
+    extra: list[str] = []
+    where = f"{workspace / name}:1501"
+    if form == "--workers 3":
+        extra = ["--workers", "3"]
+    elif form == "partitioned":
+        split(bad, workspace / "log", 4)
+        name, extra = "log", ["--workers", "2"]
+        where = ""
+    capfd.readouterr()
+    code, sends, _ = _replay(workspace, name, *extra)
+    err = capfd.readouterr().err.splitlines()
+    assert (3, clean) == (code, sends)  # the sends of the stream without it; exit 3: a line was skipped
+    (problem,) = [e for e in err if "error:" in e]
+    assert problem.endswith(f": error: event at ts {YEAR_2100} jumps more than 3600000 ms ahead of the stream and "
+                            "the events after it go back: a wild timestamp, not a gap in the recording (line skipped)")
+    assert problem.startswith(where)
+    assert "3030 events, 0 malformed, 1 wild timestamp and 0 out-of-order lines skipped" in err[-2]
+    assert "kairos replay: finished, but 1 line was skipped (1 wild timestamp); exit status 3" == err[-1]
+
+
+def test_a_wild_first_line_is_skipped_too(workspace, capfd):
+    lines = _mixed_stream(500, 20, seed=2)
+    _, clean, _ = _replay(workspace, _write(workspace, "clean.jsonl", lines))
+    capfd.readouterr()
+    code, sends, _ = _replay(workspace, _write(workspace, "bad.jsonl", [_wild(lines[0], YEAR_2100)] + lines))
+    err = capfd.readouterr().err.splitlines()
+    assert (3, clean) == (code, sends)
+    assert err[0].startswith(f"{workspace / 'bad.jsonl'}:1: error: event at ts {YEAR_2100} jumps")
+
+
+@pytest.mark.parametrize("form", ["one process", "--workers 3", "partitioned"])
+def test_a_real_one_day_gap_in_a_recording_is_not_rejected(workspace, form, capfd):
+    day1 = _mixed_stream(1_500, 30, seed=4)
+    day3 = [_wild(line, msgspec.json.decode(line)["ts"] + 2 * DAY) for line in _mixed_stream(1_500, 30, seed=5)]
+    name = _write(workspace, "gap.jsonl", day1 + day3)
+    _, unscreened, _ = _replay(workspace, name, "--max-jump", "0")
+    extra = {"one process": [], "--workers 3": ["--workers", "3"], "partitioned": ["--workers", "2"]}[form]
+    if form == "partitioned":
+        split(day1 + day3, workspace / "log", 4)
+        name = "log"
+    capfd.readouterr()
+    code, sends, _ = _replay(workspace, name, *extra)
+    err = capfd.readouterr().err.splitlines()
+    assert (0, unscreened) == (code, sends)
+    assert "3060 events, 0 malformed and 0 out-of-order lines skipped" in err[-1]
+    day3_sends = [s for s in sends.splitlines() if msgspec.json.decode(s)["ts"] >= msgspec.json.decode(day3[0])["ts"]]
+    assert day3_sends  # the day after the gap decided its own sends
+
+
+@pytest.mark.parametrize("form", ["one process", "partitioned"])
+def test_a_mildly_shuffled_recording_with_allowed_lateness_gives_the_sorted_ones_sends(workspace, form, capfd):
+    lines = _mixed_stream(3_000, 40, seed=7)
+    rng = random.Random(7)
+    shuffled = list(lines)
+    for i in range(0, len(shuffled) - 8, 8):  # each run of 8 lines (at most minutes apart) shuffled
+        run = shuffled[i:i + 8]
+        rng.shuffle(run)
+        shuffled[i:i + 8] = run
+    resorted = sorted(shuffled, key=lambda line: msgspec.json.decode(line)["ts"])  # stable: ties as they came
+    _, expected, _ = _replay(workspace, _write(workspace, "sorted.jsonl", resorted))
+    name = _write(workspace, "shuffled.jsonl", shuffled)
+    extra = ["--allowed-lateness", "10m"]
+    if form == "partitioned":
+        split(shuffled, workspace / "log", 3)
+        name, extra = "log", extra + ["--workers", "2"]
+    code, unsorted, _ = _replay(workspace, name)
+    assert (3, True) == (code, unsorted != expected)  # without the option: lines are late
+    capfd.readouterr()
+    code, sends, _ = _replay(workspace, name, *extra)
+    assert (0, expected) == (code, sends)
+    assert "0 out-of-order lines skipped" in capfd.readouterr().err
+
+
+def test_an_event_later_than_the_allowed_lateness_is_late_with_its_line(workspace, capfd):
+    lines = _mixed_stream(200, 10, seed=3)
+    late = _wild(lines[100], msgspec.json.decode(lines[100])["ts"] - 3_600_000)  # an hour behind
+    name = _write(workspace, "late.jsonl", lines[:150] + [late] + lines[150:])
+    capfd.readouterr()
+    code, _, _ = _replay(workspace, name, "--allowed-lateness", "1m")
+    err = capfd.readouterr().err.splitlines()
+    assert 3 == code
+    assert err[0].startswith(f"{workspace / name}:151: error: event at ts ")
+    assert "(the newest event" in err[0] and "less the allowed lateness 60000 ms)" in err[0]
+    assert err[-1] == "kairos replay: finished, but 1 line was skipped (1 out of order); exit status 3"
+
+
+def test_allowed_lateness_with_workers_on_one_file_is_refused(workspace, capfd):
+    name = _write(workspace, "e.jsonl", _mixed_stream(100, 10, seed=1))
+    code, _, _ = _replay(workspace, name, "--allowed-lateness", "1m", "--workers", "2")
+    assert 2 == code
+    assert "an allowed lateness sorts events in one process" in capfd.readouterr().err
