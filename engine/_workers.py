@@ -24,7 +24,9 @@ that far behind, so memory stays flat on any input size. Problems reach
 One difference from a single engine remains, by design: a line with a valid
 ts and msisdn that the full decode rejects (an unknown type, a bad field)
 still moves the stream's time in the parent, so a later line older than it
-is judged late, where one engine (which never saw its ts) would process it.
+is judged late, where one engine (which never saw its ts) would process it;
+likewise such a line can confirm or deny a time jump the parent screens
+(``engine._screen``), which one engine decides without it.
 
 Workers are forked: they inherit the compiled plan (its functions are not
 picklable) and the reference data, shared copy-on-write.
