@@ -116,7 +116,7 @@ def test_ingest_into_a_partitioned_instance_takes_its_partitions_and_a_reload_re
         body = "\n".join(json.dumps({"type": "dpi", "ts": now, "msisdn": m, "host": "h", "category": "news"})
                          for m in [*mine, theirs])
         r = httpx.post(url + "/ingest", content=body)
-        assert (202, {"accepted": 2, "errors": 0, "not_owned": 1}) == (r.status_code, r.json())
+        assert (202, {"accepted": 2, "errors": 0, "not_owned": 1, "too_far_ahead": 0}) == (r.status_code, r.json())
         wait_for(lambda: len(sends(a)) == 2, what="a send in each owned partition")
     finally:
         assert 0 == stop(proc)
