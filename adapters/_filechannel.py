@@ -4,7 +4,10 @@ Each send is one ``write`` of a whole line on an append-only descriptor, so a
 crash never leaves half a line; the ids already in the file are read at start
 and a repeated id is answered "delivered" without writing, which makes the
 channel idempotent: the outbox may retry a send whose outcome a crash left
-unknown, and the file still holds it once.
+unknown, and the file still holds it once. ``dedupe = false`` (for fault
+tests) writes every send it is given, repeats included, so the file counts the
+outbox's deliveries by id; the channel still declares itself idempotent, so
+the outbox retries a send a crash left in doubt — and such a retry shows.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class FileChannelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
 
     path: str
     fsync: bool = True  #: fsync after every line (survives a power loss, not only a crash)
+    dedupe: bool = True  #: answer a repeated id from the file; false (fault tests): write every delivery
 
 
 class _Line(msgspec.Struct, frozen=True):
@@ -47,7 +51,7 @@ class FileChannel(Channel):
         path.parent.mkdir(parents=True, exist_ok=True)
         self._seen: set[str] = set()
         self.repeats = 0  #: sends answered from the file: only those a crash left in doubt should come back
-        if path.exists():
+        if path.exists() and self.config.dedupe:
             decode = msgspec.json.Decoder(_Line).decode
             data = path.read_bytes()
             for line in data[: data.rfind(b"\n") + 1].splitlines():
@@ -57,7 +61,7 @@ class FileChannel(Channel):
         self._encode = msgspec.json.Encoder().encode
 
     async def send(self, ctx: SendContext) -> Outcome:
-        if ctx.id in self._seen:
+        if self.config.dedupe and ctx.id in self._seen:
             self.repeats += 1
             log.info("repeated send absorbed: the id is already in the file", channel=self.name, id=ctx.id)
             return Outcome.delivered("already in the file")

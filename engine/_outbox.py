@@ -11,16 +11,24 @@ all in one directory:
   journal ("spilled") and are read back as memory frees up, and after a restart.
 - ``ledger.log`` — per trigger id: ``A`` an attempt is starting (made durable
   *before* the channel is called), ``R`` it did not deliver, ``D`` delivered,
-  ``F`` dead-lettered. Delivered and dead-lettered ids are never sent again,
-  across restarts, for ``retention_ms`` after the trigger time. An ``A`` with no
-  outcome after a crash means "outcome unknown": retried only for a channel
-  whose peer drops repeated ids (``Channel.idempotent``), else dead-lettered —
-  never sent twice.
+  ``F`` dead-lettered; and ``H`` the floor. Delivered and dead-lettered ids are
+  never sent again, across restarts. An ``A`` with no outcome after a crash
+  means "outcome unknown": retried only for a channel whose peer drops
+  repeated ids (``Channel.idempotent``), else dead-lettered — never sent twice.
 - ``dead_letter.jsonl`` — one JSON line per send that failed for good.
 
+Forgetting is in event time, never against the wall clock. Left alone, the
+outbox remembers every id. Its owner (the daemon, after each published
+snapshot) may say with ``advance_horizon`` that nothing kept can decide a
+trigger before a stream time again; at the next compaction, ids whose trigger
+time lies more than ``retention_ms`` before that horizon are forgotten, the
+journal having been rewritten without them first, and the ledger records the
+new floor (``H``). A later submit of an id below the floor that is not pending
+is refused (``expired``): the outbox can no longer prove it was not sent.
+
 Appends are fsynced in batches (group commit: whatever accumulated during the previous fsync);
-both files are compacted at start-up and when they grow past
-``compact_bytes``.
+both files are compacted at start-up and whenever one has grown by
+``compact_bytes`` since the last compaction.
 """
 
 from __future__ import annotations
@@ -64,8 +72,10 @@ class OutboxConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     backoff_base_ms: int = 500  #: first retry delay; doubled per attempt
     backoff_max_ms: int = 300_000
     fsync_interval_ms: int = 0  #: extra wait to gather a group commit; 0: flush as soon as the last one is done
-    retention_ms: int = 7 * _DAY_MS  #: how long after its trigger time a sent id is remembered
-    compact_bytes: int = 64 << 20  #: rewrite the journal / ledger when it grows past this
+    #: margin below the safe horizon (``advance_horizon``): a delivered id is forgotten only once its
+    #: trigger time is this far before the earliest trigger time any kept snapshot could decide again
+    retention_ms: int = 7 * _DAY_MS
+    compact_bytes: int = 64 << 20  #: rewrite the journal and ledger when one has grown by this since the last time
     close_timeout_s: float = 5.0  #: how long closing waits for sends in flight and channels
     channels: dict[str, ChannelLimits] = msgspec.field(default_factory=dict)
     default_limits: ChannelLimits = msgspec.field(default_factory=ChannelLimits)
@@ -97,6 +107,7 @@ class OutboxStats(msgspec.Struct):
 
     submitted: int = 0
     duplicates: int = 0  #: submits of an id already pending, delivered or dead-lettered
+    expired: int = 0  #: submits refused: trigger time below the floor, so whether it was sent is forgotten
     delivered: int = 0
     retried: int = 0
     dead_lettered: int = 0
@@ -160,6 +171,10 @@ class Outbox:
             name: _Lane(name, ch, config.channels.get(name, config.default_limits)) for name, ch in channels.items()
         }
         self._done: dict[str, int] = {}  # id -> trigger ts (delivered or dead-lettered)
+        self._floor = 0  # ids with a trigger ts below it are forgotten (persisted as an ``H`` record)
+        self._horizon: int | None = None  # nothing kept can decide a trigger before it (None: not told)
+        self._journal_base = 0  # sizes right after the last compaction
+        self._ledger_base = 0
         self._pending: set[str] = set()
         self._in_flight: dict[str, _Entry] = {}
         self._in_memory = 0
@@ -194,6 +209,9 @@ class Outbox:
         if ctx.id in self._pending or ctx.id in self._done:
             self._stats.duplicates += 1
             return False
+        if ctx.ts < self._floor:
+            self._expire(ctx)
+            return False
         self._stats.submitted += 1
         self._pending.add(ctx.id)
         self._journal.write(_ENCODE(ctx) + b"\n")
@@ -208,6 +226,33 @@ class Outbox:
             self._spilled += 1
         self._notify()
         return True
+
+    def _expire(self, ctx: SendContext) -> None:
+        """Refuse a send below the floor: it may have been sent before its id was forgotten."""
+        self._stats.expired += 1
+        if self._stats.expired == 1:
+            log.warning("sends refused: their trigger time is below the outbox floor, so whether they were "
+                        "already sent is no longer known (counted as expired; a summary follows at stop)",
+                        floor=self._floor, ts=ctx.ts, scenario=ctx.scenario, channel=ctx.channel)
+
+    @property
+    def expired(self) -> int:
+        """Submits refused so far because their trigger time was below the floor (cheap: no statistics copy)."""
+        return self._stats.expired
+
+    @property
+    def floor(self) -> int:
+        """Ids with a trigger time below this are no longer remembered; such submits are refused."""
+        return self._floor
+
+    def advance_horizon(self, horizon: int) -> None:
+        """Nothing kept (snapshots, journal) can decide a trigger with a time before ``horizon`` again.
+
+        Called by the owner of the state that re-submits after a restart (the daemon, after each
+        published snapshot). From the next compaction on, ids more than ``retention_ms`` before it
+        may be forgotten. Without a call the outbox never forgets an id.
+        """
+        self._horizon = horizon
 
     def statistics(self) -> OutboxStats:
         """A snapshot of the counts."""
@@ -499,11 +544,13 @@ class Outbox:
                 attempted.add(trigger_id)
             elif kind == "R":
                 attempted.discard(trigger_id)
+            elif kind == "H":
+                self._floor = max(self._floor, int(ts))
             else:
                 self._done[trigger_id] = int(ts)
                 attempted.discard(trigger_id)
-        horizon = self.clock() - self.config.retention_ms
-        self._done = {k: ts for k, ts in self._done.items() if ts >= horizon}
+        # nothing is forgotten here: an id leaves memory only at a compaction that also leaves it out of the
+        # journal (a journal line below the floor is therefore a send still pending, never a forgotten one)
         pending: list[SendContext] = []
         for line in _complete_lines(self._journal_path):
             try:
@@ -525,10 +572,12 @@ class Outbox:
         for ctx in interrupted:
             self._dead_letter(_Entry(ctx, 1), "outcome unknown: the outbox stopped while this send was in flight")
         pending = [ctx for ctx in pending if ctx.id in self._pending]
-        self._rewrite_ledger()
+        self._rewrite_ledger()  # first: the outcomes decided just now are durable before the journal drops them
         self._rewrite_journal(pending)
         self._spilled = len(pending)
         self._cursor = 0
+        if self._floor:
+            log.info("outbox opened", floor=self._floor, remembered=len(self._done), pending=len(pending))
 
     def _rewrite_journal(self, sends: list[SendContext]) -> None:
         """Replace the journal with just these sends (atomic rename), and reopen it for appending."""
@@ -536,34 +585,55 @@ class Outbox:
             self._journal.close()
         _atomic_write(self._journal_path, b"".join(_ENCODE(c) + b"\n" for c in sends))
         self._journal = open(self._journal_path, "ab", buffering=1 << 20)  # noqa: SIM115
+        self._journal_base = self._journal.tell()
 
     def _rewrite_ledger(self) -> None:
         """Replace the ledger with the remembered outcomes (and attempts in flight), and reopen it."""
         if getattr(self, "_ledger_file", None) is not None:
             self._ledger_file.close()
-        lines = [b"D\t%d\t%s\n" % (ts, k.encode()) for k, ts in self._done.items()]
+        lines = [b"H\t%d\t\n" % self._floor] if self._floor else []
+        lines += [b"D\t%d\t%s\n" % (ts, k.encode()) for k, ts in self._done.items()]
         lines += [b"A\t0\t%s\n" % k.encode() for k in self._in_flight]
         _atomic_write(self._ledger_path, b"".join(lines) + b"".join(self._ledger_buf))
         self._ledger_buf.clear()
         self._ledger_file = open(self._ledger_path, "ab")  # noqa: SIM115
+        self._ledger_base = self._ledger_file.tell()
 
     def _maybe_compact(self) -> None:
-        """Rewrite a journal or ledger that grew past ``compact_bytes`` (only when nothing is spilled)."""
+        """Compact once the journal or the ledger has grown by ``compact_bytes`` since the last time."""
         limit = self.config.compact_bytes
-        if self._spilled == 0 and self._journal.tell() > limit:
-            sends = [e.ctx for lane in self._lanes.values() for (_, _, _, e) in lane.heap]
-            sends += [e.ctx for e in self._in_flight.values()]
-            self._rewrite_journal(sends)
-            self._cursor = self._journal.tell()
-        if self._ledger_file.tell() > limit:
-            horizon = self.clock() - self.config.retention_ms
-            self._done = {k: ts for k, ts in self._done.items() if ts >= horizon}
-            self._rewrite_ledger()
+        if self._journal.tell() - self._journal_base > limit or self._ledger_file.tell() - self._ledger_base > limit:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Rewrite the journal with just the pending sends, then the ledger, forgetting what the horizon allows.
+
+        The journal can be rewritten only while nothing is spilled (the pending sends are all in
+        memory), and ids are forgotten only together with that rewrite: the new journal holds none of
+        them, and the ledger is rewritten after it (a crash in between leaves the old ledger: safe).
+        """
+        if self._spilled:
+            self._rewrite_ledger()  # the outcomes stay; the attempts and retries are dropped
+            return
+        sends = [e.ctx for lane in self._lanes.values() for (_, _, _, e) in lane.heap if e.ctx.id in self._pending]
+        sends += [e.ctx for e in self._in_flight.values() if e.ctx.id in self._pending]
+        self._rewrite_journal(sends)
+        self._cursor = self._journal.tell()
+        if self._horizon is not None and self._horizon - self.config.retention_ms > self._floor:
+            self._floor = floor = self._horizon - self.config.retention_ms
+            before = len(self._done)
+            self._done = {k: ts for k, ts in self._done.items() if ts >= floor}
+            log.info("outbox forgot old ids", floor=floor, forgotten=before - len(self._done),
+                     remembered=len(self._done))
+        self._rewrite_ledger()
 
     def _close_files(self) -> None:
         """Write what is buffered, fsync, close."""
         if not hasattr(self, "_ledger_file"):
             return
+        if self._stats.expired:
+            log.warning("sends refused as expired: trigger time below the outbox floor", expired=self._stats.expired,
+                        floor=self._floor)
         try:
             self._journal.flush()
             self._write_and_sync(b"".join(self._ledger_buf), b"".join(self._dead_buf))

@@ -115,6 +115,8 @@ class Daemon:
         self._settler = Settler()
         self.partitioned = config.partitioned
         self.after_snapshot: list[Any] = []  #: async hooks given {unit: positions} once a snapshot is published
+        #: unit → send watermarks of its kept snapshot files (current, previous): what a restart could decide again
+        self.kept_watermarks: dict[str, tuple[int, int]] = {}
         self.units: dict[str, Unit] = {}
         before: dict[str, str] | None = None
         for name in self._initial_units():
@@ -163,11 +165,14 @@ class Daemon:
         except UnitLoadError as e:
             raise StartError(str(e)) from None
         self.units[name] = unit
+        loaded = engine.send_watermark()  # a fresh engine's is far in the past: nothing is forgotten yet
+        self.kept_watermarks[name] = (loaded, loaded)
         return versions_then
 
     def close_unit(self, name: str) -> None:
         """Stop owning a unit (after its state is in a snapshot): its subscribers' state leaves this process."""
         self.units.pop(name, None)
+        self.kept_watermarks.pop(name, None)
 
     def swap(self, plan: Plan, engines: dict[str, Engine], templates: TemplateCatalog | None = None) -> None:
         """A reload's new plan, engines and templates take over (between two events)."""
@@ -286,11 +291,13 @@ class Daemon:
                         stream_time=now, late_events=n)
 
     def _on_send(self, send: Send) -> None:
-        if self.outbox.submit(send):
+        outbox = self.outbox
+        expired = outbox.expired
+        if outbox.submit(send):
             self.sends += 1
             key = (send.scenario, send.channel)
             self.sends_by[key] = self.sends_by.get(key, 0) + 1
-        else:
+        elif outbox.expired == expired:
             self.duplicate_sends += 1  # decided again after a restart: already in the outbox
 
     def _on_feedback(self, fb: Feedback) -> None:
@@ -314,8 +321,10 @@ class Daemon:
         Raises ``SnapshotFailed`` (counted, logged, the previous snapshot untouched) if it cannot."""
         outbox = self.outbox
         chosen = [self.units[n] for n in (units if units is not None else list(self.units))]
+        marks: dict[str, int] = {}
 
-        def durable() -> Any:
+        def durable() -> Any:  # called at the instant the state is captured
+            marks.update((u.name, u.engine.send_watermark()) for u in chosen)
             return outbox.durable(outbox.mark())
 
         def produce() -> list[bytes]:
@@ -330,11 +339,26 @@ class Daemon:
                       snapshot_failures=self.snapshot_failures)
             raise
         self.snapshot_error = None
+        self._advance_horizon(marks)
         log.info("snapshot taken", reason=reason, pause_ms=round(info.pause_ms, 2),
                  duration_ms=round(info.duration_ms, 1), bytes=info.bytes, forked=info.forked,
-                 units=len(chosen), stream_time=max((u.engine.now for u in chosen), default=None))
+                 units=len(chosen), stream_time=max((u.engine.now for u in chosen), default=None),
+                 snapshots=self.files.taken, events=sum(self.events_by_type.values()),
+                 pending_sends=outbox.statistics().pending)
         for hook in self.after_snapshot:
             await hook({u.name: dict(u.positions) for u in chosen})
+
+    def _advance_horizon(self, published: dict[str, int]) -> None:
+        """Tell the outbox the earliest trigger time a restart from any kept snapshot could decide again.
+
+        A unit's file replaced its previous one, which is kept as ``.prev`` and could be loaded too; the
+        send watermark (``Engine.send_watermark``: the stream time, or the earliest trigger the contact
+        policy still holds in an arbitration window or a capacity queue) bounds what each could re-decide."""
+        for name, mark in published.items():
+            current = self.kept_watermarks.get(name, (mark, mark))[0]
+            self.kept_watermarks[name] = (mark, current)
+        if self.kept_watermarks:
+            self.outbox.advance_horizon(min(min(pair) for pair in self.kept_watermarks.values()))
 
     # --- tasks ---------------------------------------------------------------
 
@@ -450,7 +474,7 @@ class Daemon:
             self.outbox.stop()
         log.info("stopped", events=sum(e.events_in for e in self.engines), late=self.late, decode_errors=self.decode_errors,
                  future=self.future,
-                 sends=self.sends, repeated_decisions_dropped=self.duplicate_sends)
+                 sends=self.sends, repeated_decisions_dropped=self.duplicate_sends, expired=self.outbox.expired)
         return status
 
 

@@ -90,6 +90,8 @@ class DaemonCollector(Collector):
         yield GaugeMetricFamily("kairos_outbox_pending", "Sends accepted, not yet delivered or dead-lettered", value=ob.pending)
         yield GaugeMetricFamily("kairos_outbox_in_flight", "Sends being attempted", value=ob.in_flight)
         yield GaugeMetricFamily("kairos_outbox_spilled", "Pending sends waiting on disk", value=ob.spilled)
+        yield CounterMetricFamily("kairos_outbox_expired", "Sends refused: trigger time below the outbox floor, "
+                                  "so whether they were sent is no longer known", value=ob.expired)
         delivered = CounterMetricFamily("kairos_outbox_delivered", "Sends delivered", labels=["channel"])
         retried = CounterMetricFamily("kairos_outbox_retried", "Attempts that will be retried", labels=["channel"])
         dead = CounterMetricFamily("kairos_outbox_dead_lettered", "Sends given up", labels=["channel"])

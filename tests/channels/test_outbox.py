@@ -52,9 +52,11 @@ class Recorder(Channel):
         return [c.id for c in self.sent]
 
 
-#: the sends' trigger time: an hour ago, so delivered ids are inside the outbox's retention
-#: (which counts from the wall clock) whatever the day the suite runs
+#: the sends' trigger time: an hour ago (the outbox's memory does not depend on it: see the tests
+#: of old trigger times below)
 T0 = wall_ms() - 3_600_000
+#: eleven days ago: older than the default ``retention_ms`` (7 d), as a backlog or a re-read topic is
+OLD = wall_ms() - 11 * 86_400_000
 
 
 def ctx(n: int, *, channel: str = "rec", send_at: int = 0, template: str = "t", **params: object) -> SendContext:
@@ -372,3 +374,122 @@ async def test_the_engine_send_struct_is_accepted_with_a_priority(tmp_path: Path
 
     await run_until(Outbox(config(tmp_path), {"rec": channel}), body)
     assert [("s:13800000001:1", 80, {"x": 1})] == [(c.id, c.priority, c.params) for c in channel.sent]
+
+
+# --- memory in event time: the horizon, the floor --------------------------------------------------
+
+
+def old(n: int, ts: int, *, send_at: int = 0) -> SendContext:
+    """A send with trigger time ``ts`` (an old one, typically)."""
+    return SendContext(id=f"s:1380000{n:04d}:{ts}", scenario="s", msisdn=f"1380000{n:04d}", ts=ts, send_at=send_at,
+                       channel="rec", template="t", params={}, text="hello")
+
+
+def ledger(tmp_path: Path) -> list[list[str]]:
+    return [line.split("\t") for line in (tmp_path / "outbox" / "ledger.log").read_text().splitlines()]
+
+
+async def _deliver(ob: Outbox, sends: list[SendContext]) -> None:
+    for c in sends:
+        ob.submit(c)
+    await ob.wait_idle()
+
+
+async def test_ids_delivered_with_trigger_times_older_than_retention_are_never_sent_again_after_a_restart(
+        tmp_path: Path) -> None:
+    """Trigger times 11 days old (a backlog): the restart neither re-queues them from the journal nor takes them
+    again from a re-decision, even compacting at every flush, because nothing told the outbox it may forget."""
+    sends = [old(i, OLD + i) for i in range(20)]
+    first = Recorder()
+    await run_until(Outbox(config(tmp_path, compact_bytes=1), {"rec": first}), lambda ob: _deliver(ob, sends))
+    assert 20 == len(first.ids())
+    restarted = Recorder()
+    outbox = Outbox(config(tmp_path, compact_bytes=1), {"rec": restarted})
+
+    async def restart(ob: Outbox) -> None:
+        await ob.wait_idle()
+        assert [False] * 20 == [ob.submit(c) for c in sends]  # decided again after a restart
+        await ob.wait_idle()
+
+    await run_until(outbox, restart)
+    assert [] == restarted.ids()
+    assert (0, 20, 0) == (outbox.statistics().submitted, outbox.statistics().duplicates, outbox.statistics().expired)
+
+
+async def test_a_clean_restart_sends_nothing_again(tmp_path: Path) -> None:
+    sends = [old(i, OLD + i) for i in range(50)]
+    await run_until(Outbox(config(tmp_path), {"rec": Recorder()}), lambda ob: _deliver(ob, sends))
+    for _ in range(2):
+        again = Recorder()
+        await run_until(Outbox(config(tmp_path), {"rec": again}), lambda ob: ob.wait_idle())
+        assert [] == again.ids()
+
+
+async def test_delivered_ids_are_forgotten_only_below_the_horizon_minus_retention(tmp_path: Path) -> None:
+    """::
+
+        trigger ts   0    1000   2000   3000         (+ OLD)
+                     D     D      D      D
+        horizon                      2500
+        floor (horizon - 1000)  1500
+        forgotten    x     x
+    """
+    sends = [old(i, OLD + 1000 * i) for i in range(4)]
+    outbox = Outbox(config(tmp_path, compact_bytes=1, retention_ms=1000), {"rec": Recorder()})
+
+    async def body(ob: Outbox) -> None:
+        await _deliver(ob, sends)
+        ob.advance_horizon(OLD + 2500)
+        await _deliver(ob, [old(9, OLD + 9000)])  # one more flush: a compaction after the horizon came
+
+    await run_until(outbox, body)
+    assert OLD + 1500 == outbox.floor
+    records = ledger(tmp_path)
+    assert ["H", str(OLD + 1500), ""] == records[0]
+    assert sorted([sends[2].id, sends[3].id, old(9, OLD + 9000).id]) == sorted(r[2] for r in records if r[0] == "D")
+
+
+async def test_the_floor_is_persisted_and_a_submit_below_it_is_refused_and_counted_as_expired(tmp_path: Path) -> None:
+    sends = [old(i, OLD + 1000 * i) for i in range(4)]
+
+    async def forget(ob: Outbox) -> None:
+        await _deliver(ob, sends)
+        ob.advance_horizon(OLD + 2500)
+        await _deliver(ob, [old(9, OLD + 9000)])
+
+    await run_until(Outbox(config(tmp_path, compact_bytes=1, retention_ms=1000), {"rec": Recorder()}), forget)
+    later = Recorder()
+    outbox = Outbox(config(tmp_path, retention_ms=1000), {"rec": later})
+    accepted: list[bool] = []
+
+    async def resubmit(ob: Outbox) -> None:
+        assert OLD + 1500 == ob.floor
+        accepted.extend(ob.submit(c) for c in [*sends, old(5, OLD + 1499), old(6, OLD + 1500)])
+        await ob.wait_idle()
+
+    await run_until(outbox, resubmit)
+    # forgotten: refused as expired; remembered: duplicates; new below the floor: expired; new at it: sent
+    assert [False, False, False, False, False, True] == accepted
+    stats = outbox.statistics()
+    assert (3, 2, 1) == (stats.expired, stats.duplicates, stats.submitted)
+    assert [old(6, OLD + 1500).id] == later.ids()
+
+
+async def test_a_pending_send_below_the_floor_is_kept_and_delivered(tmp_path: Path) -> None:
+    """Forgetting drops only outcomes: a send still waiting (``send_at`` later) stays in the journal."""
+    waiting = old(7, OLD, send_at=2**50)
+
+    async def body(ob: Outbox) -> None:
+        for c in [waiting, *(old(i, OLD + 1000 * i) for i in range(1, 4))]:
+            ob.submit(c)
+        await ob.wait_for(lambda s: s.delivered == 3)
+        ob.advance_horizon(OLD + 5000)
+        ob.submit(old(9, OLD + 9000))  # delivered after a flush, hence after a compaction under the horizon
+        await ob.wait_for(lambda s: s.delivered == 4)
+
+    first = Outbox(config(tmp_path, compact_bytes=1, retention_ms=1000), {"rec": Recorder()})
+    await run_until(first, body)
+    assert OLD + 4000 == first.floor
+    later = Recorder()
+    await run_until(Outbox(config(tmp_path), {"rec": later}, clock=lambda: 2**51), lambda ob: ob.wait_idle())
+    assert [waiting.id] == later.ids()
