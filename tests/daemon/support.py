@@ -75,12 +75,21 @@ def lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
-def log_records(folder: Path) -> list[dict[str, Any]]:
-    """The daemon's JSON log records so far (non-JSON lines are ignored)."""
+def log_offset(folder: Path) -> int:
+    """Where the daemon log ends now: ``since=`` this reads only what a process started next writes."""
+    path = folder / "daemon.log"
+    return path.stat().st_size if path.exists() else 0
+
+
+def log_records(folder: Path, since: int = 0) -> list[dict[str, Any]]:
+    """The daemon's JSON log records so far, from byte ``since`` on (non-JSON lines are ignored)."""
     out = []
     path = folder / "daemon.log"
     if path.exists():
-        for x in path.read_text().splitlines():
+        with open(path, "rb") as f:
+            f.seek(since)
+            data = f.read()
+        for x in data.decode("utf-8", "replace").splitlines():
             try:
                 out.append(json.loads(x))
             except ValueError:
@@ -88,8 +97,8 @@ def log_records(folder: Path) -> list[dict[str, Any]]:
     return out
 
 
-def logged(folder: Path, event: str) -> list[dict[str, Any]]:
-    return [r for r in log_records(folder) if r.get("event") == event]
+def logged(folder: Path, event: str, since: int = 0) -> list[dict[str, Any]]:
+    return [r for r in log_records(folder, since) if r.get("event") == event]
 
 
 def sends(folder: Path, channels: tuple[str, ...] = ("sms", "popup", "call")) -> list[dict[str, Any]]:
@@ -98,3 +107,42 @@ def sends(folder: Path, channels: tuple[str, ...] = ("sms", "popup", "call")) ->
     for c in channels:
         out += lines(folder / "out" / f"{c}.jsonl")
     return out
+
+
+def wait_for_progress(folder: Path, proc: subprocess.Popen, since: int, *, snapshots: int, events: int,
+                      input_done: Callable[[], bool], timeout: float = 180, what: str = "progress") -> dict[str, Any]:
+    """Wait until the process whose log starts at byte ``since`` reported, in a ``snapshot taken`` line, at
+    least ``snapshots`` snapshots and ``events`` events since its start — or, once ``input_done()``, two
+    snapshots in a row with the same count (it has read everything there is). Returns that line.
+
+    Fault points chosen this way depend on what the daemon did, never on how fast the machine is."""
+
+    def reached() -> dict[str, Any] | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"the daemon exited with {proc.returncode} while waiting for {what}")
+        taken = logged(folder, "snapshot taken", since)
+        if not taken or taken[-1]["snapshots"] < snapshots:
+            return None
+        last = taken[-1]
+        if last["events"] >= events or (input_done() and len(taken) >= 2 and taken[-2]["events"] == last["events"]):
+            return last
+        return None
+
+    return wait_for(reached, timeout, what)
+
+
+def wait_until_settled(folder: Path, proc: subprocess.Popen, since: int, *, timeout: float = 180,
+                       what: str = "the daemon to settle") -> dict[str, Any]:
+    """Wait until the daemon has read all its input and delivered every send it accepted: two ``snapshot taken``
+    lines after byte ``since`` (an offset taken once all input was written) with the same event count, the
+    second with no send pending. Returns that line."""
+
+    def settled() -> dict[str, Any] | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"the daemon exited with {proc.returncode} while waiting for {what}")
+        taken = logged(folder, "snapshot taken", since)
+        if len(taken) >= 2 and taken[-2]["events"] == taken[-1]["events"] and taken[-1]["pending_sends"] == 0:
+            return taken[-1]
+        return None
+
+    return wait_for(settled, timeout, what)
