@@ -1,0 +1,127 @@
+"""Never twice, for a backlog older than the outbox's retention: SIGKILLs, then a clean restart, then another.
+
+The daemon reads events eleven days old (a backlog after an outage, a re-read
+topic) through file channels that write every delivery they are given, repeats
+included (``dedupe = false``), while still declaring themselves idempotent so
+the outbox retries a send a kill left in doubt. Against an uninterrupted
+``kairos replay`` of the same stream: nothing lost, nothing spurious, a repeat
+only for a send that was in a channel's hands at a kill (an ``A`` ledger record
+with no outcome on disk when the process died), and nothing at all after a
+clean restart. The old outbox forgot delivered ids older than a week of wall
+clock at every start and sent them again; this test fails on it.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.daemon.support import kill, log_offset, sends, start, stop, wait_for_progress, wait_until_settled, write_config
+from tests.daemon.test_crash import SCENARIOS, Feeder, _content, appender, recorded_stream, reference, replayed
+
+DAY_MS = 86_400_000
+CHANNELS = ("sms", "popup", "call")
+
+
+def in_doubt(ledger: Path) -> set[str]:
+    """Ids whose last durable ledger record is an attempt: the channel may or may not have taken them."""
+    data = ledger.read_bytes() if ledger.exists() else b""
+    open_attempts: set[str] = set()
+    for line in data[: data.rfind(b"\n") + 1].decode().splitlines():
+        kind, _, trigger_id = line.split("\t", 2)
+        if kind == "A":
+            open_attempts.add(trigger_id)
+        elif kind in ("R", "D", "F"):
+            open_attempts.discard(trigger_id)
+    return open_attempts
+
+
+@pytest.mark.parametrize("retention", ["default", "zero"])
+def test_old_events_through_kills_and_a_clean_restart_lose_nothing_and_repeat_only_sends_in_doubt(tmp_path, retention):
+    """``default``: 7 days of margin, nothing is ever forgotten here; ``zero``: no margin and a compaction at every
+    group commit, so ids are forgotten right at the horizon the snapshots give — which must still be enough."""
+    seed = int(os.environ.get("KAIROS_CRASH_SEED", random.randrange(1 << 30)))
+    print(f"KAIROS_CRASH_SEED={seed}")  # shown with every failure: the same seed draws the same kill points
+    rnd = random.Random(seed)
+    reference(tmp_path)
+    outbox = "[outbox]\nretention_ms = 0\ncompact_bytes = 1\n" if retention == "zero" else ""
+    limits = "".join(f"[outbox.channels.{c}]\nrate = 400\n" for c in CHANNELS)
+    config = write_config(tmp_path, SCENARIOS, interval_s=0.15, reference="ref", extra=outbox + limits)
+    config.write_text(config.read_text().replace("fsync = false\n", "fsync = false\ndedupe = false\n"))
+    events = tmp_path / "in" / "events.jsonl"
+    eleven_days_ago = time.time_ns() // 1_000_000 - 11 * DAY_MS
+    stream = recorded_stream(events, seed=seed, events=40_000, subscribers=300, start_ms=eleven_days_ago)
+    expected = sorted(map(_content, replayed(tmp_path)))
+    assert len(expected) > 300, f"the stream must decide enough sends for kills to land among them (seed {seed})"
+    events.write_text("")
+    feeder = Feeder(appender(events), stream, block=250, every_s=0.05)  # about 8 s of input while a daemon runs
+    feeder.start()
+
+    kills, doubtful = 5, 0
+    for i in range(kills):
+        since = log_offset(tmp_path)
+        proc = start(config)
+        feeder.gate.set()
+        try:
+            snapshots, count = rnd.randint(1, 3), rnd.randrange(5000)
+            wait_for_progress(tmp_path, proc, since, snapshots=snapshots, events=count, input_done=feeder.done.is_set,
+                              what=f"kill point {i}: {snapshots} snapshots, {count} events (seed {seed})")
+        finally:
+            kill(proc)
+            feeder.gate.clear()
+        doubtful += len(in_doubt(tmp_path / "state" / "outbox" / "ledger.log"))
+
+    since = log_offset(tmp_path)
+    proc = start(config)
+    feeder.gate.set()
+    try:
+        feeder.join(timeout=300)
+        assert feeder.done.is_set(), f"the feeder did not finish (seed {seed})"
+        wait_until_settled(tmp_path, proc, max(since, log_offset(tmp_path)), what=f"the last run to settle (seed {seed})")
+    finally:
+        assert 0 == stop(proc), f"seed {seed}"
+    delivered = sends(tmp_path, CHANNELS)
+    per_id = collections.Counter(s["id"] for s in delivered)
+    repeats = len(delivered) - len(per_id)
+    print(f"{len(per_id)} sends, {repeats} repeats, {doubtful} in doubt at {kills} kills")
+    assert expected == sorted(set(map(_content, delivered))), f"lost or spurious sends (seed {seed})"
+    assert len(per_id) == len(expected), f"one id delivered with different contents (seed {seed})"
+    assert repeats <= doubtful, f"{repeats} repeats, only {doubtful} sends were in doubt at a kill (seed {seed})"
+
+    since = log_offset(tmp_path)
+    proc = start(config)
+    try:
+        wait_until_settled(tmp_path, proc, since, what=f"the clean restart to settle (seed {seed})")
+    finally:
+        assert 0 == stop(proc), f"seed {seed}"
+    again = sends(tmp_path, CHANNELS)
+    assert len(delivered) == len(again), f"{len(again) - len(delivered)} sends again after a clean restart (seed {seed})"
+    assert [] == [json.dumps(s) for s in again[len(delivered):]]
+
+
+class _Outbox:
+    horizon: int | None = None
+
+    def advance_horizon(self, horizon: int) -> None:
+        self.horizon = horizon
+
+
+def test_the_horizon_is_the_oldest_send_watermark_of_every_kept_snapshot() -> None:
+    """A restart may load the current snapshot or the ``.prev`` one, of any unit: the outbox is told the oldest."""
+    from types import SimpleNamespace
+
+    from kairos._daemon import Daemon
+
+    daemon = SimpleNamespace(kept_watermarks={"p-0000": (100, 100), "p-0001": (150, 150)}, outbox=_Outbox())
+    Daemon._advance_horizon(daemon, {"p-0000": 200})  # type: ignore[arg-type]
+    assert (100, {"p-0000": (200, 100), "p-0001": (150, 150)}) == (daemon.outbox.horizon, daemon.kept_watermarks)
+    Daemon._advance_horizon(daemon, {"p-0000": 300, "p-0001": 250})  # type: ignore[arg-type]
+    assert 150 == daemon.outbox.horizon
+    Daemon._advance_horizon(daemon, {"p-0000": 400, "p-0001": 260})  # type: ignore[arg-type]
+    assert 250 == daemon.outbox.horizon
