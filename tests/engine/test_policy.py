@@ -428,3 +428,23 @@ def test_the_policy_keeps_no_state_for_a_subscriber_once_nothing_can_count_any_m
     _, engine, _ = run([on_host("a", "h")], events, arbitrate_ms=10 * S)
     assert engine.policy is not None and engine.policy.states == {"3": engine.policy.states["3"]}
     assert engine.policy.states["3"].window is not None  # the last window is still open at the end
+
+
+# --- the send watermark (what a restart could still decide; the daemon gives it to the outbox) ------------
+
+
+def test_the_send_watermark_stays_at_a_trigger_held_for_arbitration_until_it_is_decided():
+    """::
+
+        dpi x (trigger) ---- dpi z ------------- dpi z
+        0                    5s                  20s
+        |<---- arbitration window 10s ---->|
+        watermark 0          0                   20s (decided, sent)
+    """
+    sends: list[Send] = []
+    engine = Engine(Plan((on_host("a", "x"),), Policy(origin=HERE, arbitrate_ms=10 * S)), None, sink=sends.append)
+    engine.on_event(at(0, host="x"))
+    engine.on_event(at(5 * S, host="z"))
+    assert (T0, T0 + 5 * S, []) == (engine.send_watermark(), engine.now, sends)
+    engine.on_event(at(20 * S, host="z"))
+    assert (T0 + 20 * S, ["a"]) == (engine.send_watermark(), [s.scenario for s in sends])
