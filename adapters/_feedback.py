@@ -181,7 +181,9 @@ class FeedbackFile:
             return 0
         accepted = 0
         fields = next(csv.reader([header.decode("utf-8-sig")])) if self.csv else []
-        for number, raw in enumerate(chunk[:end].splitlines()):
+        at = self._offset
+        for raw in chunk[:end].split(b"\n"):  # only \n ends a line
+            line_at, at = at, at + len(raw) + 1
             if not raw.strip():
                 continue
             try:
@@ -193,7 +195,7 @@ class FeedbackFile:
                 event = parse_feedback(obj, channel=self.channel, now=self.clock)
             except (ValueError, msgspec.DecodeError) as exc:
                 self._stats.rejected += 1
-                log.warning("feedback line rejected", file=str(self.path), offset=self._offset, line=number, error=str(exc))
+                log.warning("feedback line rejected", file=str(self.path), offset=line_at, error=str(exc))
                 continue
             self.sink(event)
             accepted += 1

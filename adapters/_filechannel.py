@@ -54,7 +54,7 @@ class FileChannel(Channel):
         if path.exists() and self.config.dedupe:
             decode = msgspec.json.Decoder(_Line).decode
             data = path.read_bytes()
-            for line in data[: data.rfind(b"\n") + 1].splitlines():
+            for line in data[: data.rfind(b"\n") + 1].split(b"\n"):
                 if line.strip():
                     self._seen.add(decode(line).id)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

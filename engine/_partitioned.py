@@ -126,7 +126,7 @@ def _tail_times(path: Path, max_jump: int | None) -> tuple[int | None, int]:
         while True:
             start = max(0, end - back)
             f.seek(start)
-            lines = f.read().splitlines()
+            lines = f.read().split(b"\n")
             if start > 0:
                 lines = lines[1:]  # cut by the seek
             stamps = []

@@ -161,7 +161,7 @@ class EventReader:
             if events is not None and len(events) == count:
                 yield events, first
             else:
-                yield self._one_by_one(bytes(block).splitlines(keepends=True), first)
+                yield self._one_by_one(bytes(block).split(b"\n"), first)  # only \n ends a line
 
     def __iter__(self) -> Iterator[Event]:
         for events, _ in self.blocks():

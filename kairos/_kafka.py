@@ -64,9 +64,11 @@ class KafkaPump:
                     name = unit_name(tp.partition)
                     if not records or name not in self.d.units:
                         continue
-                    data = b"\n".join(r.value for r in records) + b"\n"
+                    # a record is one line: a \n inside one (pretty-printed JSON) becomes \r, which
+                    # JSON reads alike (whitespace between tokens, invalid inside a string)
+                    data = b"\n".join(r.value.replace(b"\n", b"\r") for r in records) + b"\n"
                     position = FilePosition(tp.topic, tp.partition, 0, records[-1].offset + 1)
-                    self.d.ingest(SOURCE, data, position, name)
+                    self.d.ingest(SOURCE, data, position, name, record_offsets=[r.offset for r in records])
                     await anyio.lowlevel.checkpoint()
         finally:
             with anyio.CancelScope(shield=True):
