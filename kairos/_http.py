@@ -10,13 +10,16 @@
 | ``POST /admin/snapshot`` | take a snapshot now |
 
 ``/admin/*`` needs ``Authorization: Bearer TOKEN`` with the configured
-``admin_token`` (no token configured: admin endpoints answer 403);
-``/ingest`` needs the ``ingest_token`` if one is configured.
+``admin_token`` (no token configured: admin endpoints answer 403).
+``/ingest`` needs the ``ingest_token`` if one is configured; without one it is
+open only on a loopback address, and off (403) on any other, since anyone who
+reaches the port could otherwise inject events. The start log says which.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -47,11 +50,22 @@ class HttpServer:
         self.admin_token, self.ingest_token = admin_token, ingest_token
         self.registry = registry_for(daemon)
 
+    @property
+    def ingest_mode(self) -> str:
+        """``token``: the ingest token is needed; ``open``: no token, loopback only; ``off``: neither."""
+        if self.ingest_token:
+            return "token"
+        return "open" if is_loopback(self.host) else "off"
+
     async def run(self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
         listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
         self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
         async with listener:
-            log.info("http listening", host=self.host, port=self.port)
+            log.info("http listening", host=self.host, port=self.port, ingest=self.ingest_mode)
+            if self.ingest_mode == "off":
+                log.warning("POST /ingest is off: http.listen is not a loopback address and no http.ingest_token "
+                            "is set; set http.ingest_token (clients send Authorization: Bearer TOKEN) or listen "
+                            "on 127.0.0.1 to use it", host=self.host)
             task_status.started(self.port)
             await listener.serve(self._connection)
 
@@ -73,7 +87,11 @@ class HttpServer:
                 return _json(503, {"ready": False, "reason": f"the last snapshot failed: {failed}"})
             return _json(200 if ready else 503, {"ready": ready})
         if target == "/ingest" and method == "POST":
-            if self.ingest_token and not _bearer(headers, self.ingest_token):
+            mode = self.ingest_mode
+            if mode == "off":
+                return _json(403, {"error": "POST /ingest is off: this server listens beyond loopback and no "
+                                            "http.ingest_token is configured; set one"})
+            if mode == "token" and not _bearer(headers, self.ingest_token):
                 return _json(401, {"error": "POST /ingest needs Authorization: Bearer INGEST_TOKEN"})
             before = (self.d.decode_errors, self.d.not_owned, self.d.future)
             taken = self.d.ingest("http", body if body.endswith(b"\n") or not body else body + b"\n", None,
@@ -102,6 +120,16 @@ class HttpServer:
                 info = self.d.files.last
                 return _json(200, msgspec.to_builtins(info))
         return _json(404, {"error": f"not found: {method} {target}"})
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can reach ``host`` (127.0.0.0/8, ::1, localhost); the wildcard and names are not."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _bearer(headers: dict[str, str], token: str) -> bool:
