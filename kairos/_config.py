@@ -98,7 +98,7 @@ class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     listen: str = ""  #: HOST:PORT (port 0: any free one, logged); empty: no HTTP server
     admin_token: str = ""  #: bearer token for /admin/reload and /admin/snapshot; empty: admin endpoints off
-    ingest_token: str = ""  #: bearer token for POST /ingest; empty: open
+    ingest_token: str = ""  #: bearer token for POST /ingest; empty: open on a loopback listen, off on any other
 
     @property
     def address(self) -> tuple[str, int]:
@@ -114,8 +114,19 @@ class FeedbackConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     files: list[str] = []  #: callback files to follow (.jsonl or .csv), each remembering its offset beside it
 
 
+class DedupConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Duplicate input (an at-least-once feed): an event identical to one seen within the window is skipped."""
+
+    enabled: bool = True
+    window_ms: int = 60_000  #: event time an event's identity is remembered; at least time.allowed_lateness_ms
+
+
 class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The daemon's JSON log on standard error."""
+
     level: Literal["debug", "info", "warning", "error"] = "info"
+    pseudonymise: bool = True  #: subscribers' numbers (in fields, ids and raw lines) as keyed hashes
+    pseudonym_key: str = ""  #: the hash key; KAIROS_PSEUDONYM_KEY wins; neither: a random key per process
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -132,6 +143,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     snapshot: SnapshotConfig = msgspec.field(default_factory=SnapshotConfig)
     outbox: dict[str, Any] = msgspec.field(default_factory=dict)  #: engine.OutboxConfig keys but ``directory``
     log: LogConfig = msgspec.field(default_factory=LogConfig)
+    dedup: DedupConfig = msgspec.field(default_factory=DedupConfig)
     reload: ReloadConfig = msgspec.field(default_factory=ReloadConfig)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     feedback: FeedbackConfig = msgspec.field(default_factory=FeedbackConfig)
@@ -145,6 +157,13 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def partition_count(self) -> int:
         s = self.sources[0]
         return s.partitions if isinstance(s, (PartitionedSourceConfig, KafkaSourceConfig)) else 1
+
+    @property
+    def dedup_window_ms(self) -> int | None:
+        """The duplicate window in force (never shorter than the allowed lateness); None: off."""
+        if not self.dedup.enabled:
+            return None
+        return max(self.dedup.window_ms, self.time.allowed_lateness_ms)
 
     @property
     def snapshot_path(self) -> Path:
@@ -205,6 +224,8 @@ def load_config(path: str | Path) -> Config:
             host, _, port = listen.rpartition(":")
             if not host or not port.isdigit() or int(port) > 65535:
                 raise ConfigError(f"{p}: `{key}` is {listen!r}: write HOST:PORT, e.g. \"127.0.0.1:8787\"")
+    if cfg.dedup.window_ms < 0:
+        raise ConfigError(f"{p}: `dedup.window_ms` is {cfg.dedup.window_ms}: write 0 or more milliseconds")
     names = [getattr(s, "name", s.__struct_config__.tag) for s in sources]
     if len(set(names)) != len(names):
         raise ConfigError(f"{p}: two sources have the same name; give each [[sources]] a distinct `name`")

@@ -50,6 +50,7 @@ from adapters._partitions import partition_file, partition_of
 from adapters._sources import FilePosition, FileTail, StdinSource
 from engine import BindError, Engine, Reference, ReferenceError, Send, Settler, event_schema, event_union
 from engine._outbox import Outbox, OutboxConfig
+from engine._replay import _newlines
 from kairos._config import (
     Config,
     ConfigError,
@@ -102,6 +103,7 @@ class Daemon:
         self.future = 0  #: events refused for a ts more than ``time.max_ahead_ms`` ahead of the wall clock
         self._max_ahead = config.time.max_ahead_ms or None
         self.not_owned = 0
+        self._read: dict[str, int] = {}  #: bytes read so far from each source without a position (stdin)
         self.events_by_type: dict[type, int] = {}
         self.sends_by: dict[tuple[str, str], int] = {}  # (scenario, channel) → sends accepted
         self.ready = False
@@ -159,7 +161,8 @@ class Daemon:
             engine = self.new_engine(self.plan, self._unit_reference(name))
         except BindError as e:
             raise StartError(str(e)) from None
-        unit = Unit(name, self._unit_path(name), engine, self.config.time.allowed_lateness_ms, self._on_late)
+        unit = Unit(name, self._unit_path(name), engine, self.config.time.allowed_lateness_ms, self._on_late,
+                    self.config.dedup_window_ms)
         try:
             versions_then = unit.load()
         except UnitLoadError as e:
@@ -181,6 +184,11 @@ class Daemon:
             self.templates = self.outbox.templates = templates
         for name, engine in engines.items():
             self.units[name].swap(engine)
+
+    @property
+    def duplicates(self) -> int:
+        """Events skipped as duplicates by the units owned now."""
+        return sum(u.dedup.duplicates for u in self.units.values() if u.dedup is not None)
 
     @property
     def engines(self) -> list[Engine]:
@@ -208,14 +216,23 @@ class Daemon:
 
     # --- the hot side: synchronous, between awaits --------------------------
 
-    def ingest(self, source: str, data: bytes, position: FilePosition | None, unit: str = ALL) -> int:
+    def ingest(self, source: str, data: bytes, position: FilePosition | None, unit: str = ALL, *,
+               record_offsets: list[int] | None = None) -> int:
         """A block of whole JSON lines from ``source`` for ``unit``, then its position after them; returns
         the number of events taken. Blocks for an unpartitioned daemon from a partitioned feed (HTTP
-        ingest into a partitioned daemon) are routed by msisdn; events of partitions not owned are refused."""
+        ingest into a partitioned daemon) are routed by msisdn; events of partitions not owned are refused.
+
+        Only ``\\n`` ends a line: a block whose events do not match its lines one to one (a bad or
+        blank line, two values on one line) is decoded again line by line, and each bad line is
+        logged with where it is (``record_offsets``: a Kafka record's offset for each line)."""
         try:
             events = self._decoder.decode_lines(data)
         except (msgspec.DecodeError, msgspec.ValidationError):
-            events = self._one_by_one(source, data)
+            events = None
+        if events is None or len(events) != _lines_in(data):
+            events = self._one_by_one(source, data, position, record_offsets)
+        if position is None:
+            self._read[source] = self._read.get(source, 0) + len(data)
         counts = self.events_by_type
         limit = NEVER if self._max_ahead is None else wall_ms() + self._max_ahead
         ahead = 0
@@ -229,7 +246,7 @@ class Daemon:
             events = self._refuse_ahead(source, events, limit)
         target = self.units.get(unit)
         if target is not None:
-            target.clock.push(events)
+            target.push(events)
             if position is not None:
                 target.positions[source] = position
         else:
@@ -249,12 +266,15 @@ class Daemon:
                 self.not_owned += len(part)
                 log.warning("events of a partition this instance does not own were refused", unit=name, events=len(part))
             else:
-                target.clock.push(part)
+                target.push(part)
 
-    def _one_by_one(self, source: str, data: bytes) -> list[Any]:
+    def _one_by_one(self, source: str, data: bytes, position: FilePosition | None,
+                    record_offsets: list[int] | None) -> list[Any]:
         decode = self._decoder.decode
         events = []
-        for line in data.splitlines():
+        start = 0
+        for k, line in enumerate(data.split(b"\n")):
+            at, start = start, start + len(line) + 1
             if not line.strip():
                 continue
             try:
@@ -263,8 +283,9 @@ class Daemon:
                 self.decode_errors += 1
                 n = self.decode_errors
                 if n <= LOG_FIRST or n % LOG_EVERY == 0:
-                    log.warning("bad input line skipped", source=source, error=str(e), line=line[:200].decode("utf-8", "replace"),
-                                decode_errors=n)
+                    log.warning("bad input line skipped", source=source, **self._where(source, data, position, at, k,
+                                                                                       record_offsets),
+                                error=str(e), line=line[:200].decode("utf-8", "replace"), decode_errors=n)
         return events
 
     def _refuse_ahead(self, source: str, events: list[Any], limit: int) -> list[Any]:
@@ -282,6 +303,17 @@ class Daemon:
                             type=ev.__struct_config__.tag, ts=ev.ts, ahead_ms=ev.ts - (limit - self._max_ahead),
                             max_ahead_ms=self._max_ahead, future_events=n)
         return kept
+
+    def _where(self, source: str, data: bytes, position: FilePosition | None, at: int, k: int,
+               record_offsets: list[int] | None) -> dict[str, Any]:
+        """Where the line at byte ``at`` (the ``k``-th) of a block stands in its source, for the log."""
+        if record_offsets is not None and position is not None:
+            return {"topic": position.name, "partition": position.dev, "record_offset": record_offsets[k]}
+        if position is not None:  # a file: the position is just after the block
+            return {"file": position.name, "offset": position.offset - len(data) + at}
+        if source == "http":  # one request's body
+            return {"request_line": k + 1, "request_offset": at}
+        return {"offset": self._read.get(source, 0) + at}  # standard input: bytes read before it
 
     def _on_late(self, ev: Any, now: int) -> None:
         self.late += 1
@@ -309,7 +341,7 @@ class Daemon:
         self._last_input = time.monotonic()
         unit = self.units.get(ALL)
         if unit is not None:
-            unit.clock.push([ev])
+            unit.push([ev])
         else:
             self._route([ev])
 
@@ -474,8 +506,14 @@ class Daemon:
             self.outbox.stop()
         log.info("stopped", events=sum(e.events_in for e in self.engines), late=self.late, decode_errors=self.decode_errors,
                  future=self.future,
+                 duplicates=self.duplicates,
                  sends=self.sends, repeated_decisions_dropped=self.duplicate_sends, expired=self.outbox.expired)
         return status
+
+
+def _lines_in(data: bytes) -> int:
+    """Lines in a block: its ``\\n`` (counted at memory speed), and a last line without one."""
+    return _newlines(memoryview(data)) + (bool(data) and data[-1] != 10)
 
 
 def unit_name(partition: int) -> str:
@@ -514,13 +552,18 @@ def _outbox_config(config: Config) -> OutboxConfig:
         raise StartError(f"outbox: {e}") from None
 
 
-def configure_logging(level: str) -> None:
-    """structlog JSON lines on standard error."""
+def configure_logging(level: str, pseudonymise: bool = False, key: str = "") -> None:
+    """structlog JSON lines on standard error; ``pseudonymise``: every record's subscriber numbers as keyed
+    hashes (``kairos._pseudonym``), the key from KAIROS_PSEUDONYM_KEY, else ``key``, else random."""
     import logging
 
+    from kairos._pseudonym import ENV_KEY, Pseudonymiser, pseudonym_key
+
+    secret, origin = pseudonym_key(key)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            *([Pseudonymiser(secret)] if pseudonymise else []),
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -530,6 +573,14 @@ def configure_logging(level: str) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    if not pseudonymise:
+        log.warning("log.pseudonymise is off: subscribers' numbers are written to the log as they are")
+    elif origin == "random":
+        log.warning(f"no pseudonym key configured: a random one for this process, so the log's pseudonyms "
+                    f"cannot be linked across restarts; set {ENV_KEY} (or log.pseudonym_key) to keep them stable",
+                    pseudonyms="keyed, random key")
+    else:
+        log.info("log pseudonymised", pseudonyms=f"keyed, key from the {origin}")
 
 
 def run_daemon(config_path: str | Path) -> int:
@@ -539,7 +590,7 @@ def run_daemon(config_path: str | Path) -> int:
     except ConfigError as e:
         print(f"kairos run: {e}", file=sys.stderr)
         return EXIT_INVALID
-    configure_logging(config.log.level)
+    configure_logging(config.log.level, config.log.pseudonymise, config.log.pseudonym_key)
     try:
         daemon = Daemon(config)
     except StartError as e:

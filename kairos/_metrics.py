@@ -36,6 +36,8 @@ class DaemonCollector(Collector):
         yield events
         yield CounterMetricFamily("kairos_decode_errors", "Input lines that were not valid events (skipped, logged)",
                                   value=d.decode_errors)
+        yield CounterMetricFamily("kairos_duplicate_events",
+                                  "Events identical to one seen within the duplicate window (skipped)", value=d.duplicates)
         yield CounterMetricFamily("kairos_late_events", "Events older than the stream's time (not processed, logged)",
                                   value=d.late)
         yield CounterMetricFamily("kairos_future_events",

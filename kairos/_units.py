@@ -18,6 +18,7 @@ import structlog
 
 from adapters import FilePosition, wall_ms
 from engine import Engine, SnapshotError, decode_snapshot, encode_snapshot, event_union, restore_snapshot
+from engine._dedup import Dedup, DedupState
 from engine._eventtime import EventTime
 
 log = structlog.get_logger("kairos.units")
@@ -29,6 +30,7 @@ class UnitState(msgspec.Struct):
     positions: dict[str, FilePosition]  #: source → position (a Kafka offset is ``name=topic, dev=partition``)
     buffered: msgspec.Raw  #: events waiting in the lateness buffer, a msgpack list of the event union
     max_ts: int
+    dedup: DedupState | None = None  #: identities of the events seen within the duplicate window
 
 
 class UnitLoadError(Exception):
@@ -42,15 +44,23 @@ _events = msgspec.msgpack.Decoder(list[event_union()])  # type: ignore[misc]
 class Unit:
     """One engine, its event time, its positions and where it is snapshotted."""
 
-    __slots__ = ("name", "path", "engine", "clock", "positions")
+    __slots__ = ("name", "path", "engine", "clock", "positions", "dedup")
 
     def __init__(self, name: str, path: Path, engine: Engine, lateness_ms: int,
-                 on_late: Callable[[Any, int], None]) -> None:
+                 on_late: Callable[[Any, int], None], dedup_window_ms: int | None = None) -> None:
         self.name = name
         self.path = path
         self.engine = engine
         self.clock = EventTime(engine, lateness_ms, on_late=on_late)
         self.positions: dict[str, FilePosition] = {}
+        #: duplicates are skipped before the lateness buffer; None: off
+        self.dedup = None if dedup_window_ms is None else Dedup(dedup_window_ms)
+
+    def push(self, events: list[Any]) -> None:
+        """Decoded events in: duplicates skipped, the rest to event time."""
+        if self.dedup is not None:
+            events = self.dedup.fresh(events)
+        self.clock.push(events)
 
     def swap(self, engine: Engine) -> None:
         """A reload's engine takes over."""
@@ -59,7 +69,8 @@ class Unit:
 
     def encode(self) -> bytes:
         """The unit's snapshot file content."""
-        extra = UnitState(dict(self.positions), msgspec.Raw(_encoder.encode(self.clock.buffered())), self.clock.max_ts)
+        extra = UnitState(dict(self.positions), msgspec.Raw(_encoder.encode(self.clock.buffered())), self.clock.max_ts,
+                          None if self.dedup is None else self.dedup.state())
         return encode_snapshot(self.engine, taken_at=wall_ms(), extra=_encoder.encode(extra))
 
     def load(self) -> dict[str, str] | None:
@@ -79,6 +90,8 @@ class Unit:
             report = restore_snapshot(self.engine, snap.engine)
             extra = msgspec.msgpack.decode(snap.extra, type=UnitState)
             self.clock.restore(_events.decode(extra.buffered), extra.max_ts)
+            if self.dedup is not None and extra.dedup is not None:
+                self.dedup.restore(extra.dedup)
         except (SnapshotError, msgspec.DecodeError, msgspec.ValidationError) as e:
             raise UnitLoadError(
                 f"{path}: {e}. Move the file away to start with empty state (sends already made are "
@@ -88,5 +101,6 @@ class Unit:
         log.info("snapshot loaded", unit=self.name, path=str(path), taken_at=snap.taken_at,
                  stream_time=self.engine.now, kept=report.kept, dropped_changed=report.pattern_dropped,
                  gates_dropped=report.gates_dropped, withdrawn=report.withdrawn,
-                 buffered=len(self.clock._heap), positions={k: v.offset for k, v in self.positions.items()})
+                 buffered=len(self.clock._heap), remembered=None if self.dedup is None else len(self.dedup),
+                 positions={k: v.offset for k, v in self.positions.items()})
         return report.versions

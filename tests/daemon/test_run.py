@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from kairos._pseudonym import Pseudonymiser
 from tests.daemon.support import KAIROS, lines, logged, sends, start, stop, wait_for, write_config
 
 NOW = time.time_ns() // 1_000_000
@@ -142,7 +143,8 @@ def test_idle_sources_let_wall_clock_time_fire_a_not_within_deadline(tmp_path):
 
 
 def test_events_out_of_order_within_the_lateness_are_ordered_and_later_ones_are_counted_and_logged(tmp_path):
-    config = write_config(tmp_path, SEQ, channels=("sms",), lateness_ms=5_000)
+    config = write_config(tmp_path, SEQ, channels=("sms",), lateness_ms=5_000,
+                          extra='[log]\npseudonym_key = "k"\n')
     events = tmp_path / "in" / "events.jsonl"
     # the shop visit is recorded before the review it follows (2 s apart, inside the lateness)
     append(events, dpi(NOW + 2_000, "1", "shop"), dpi(NOW, "1", "review"),
@@ -155,7 +157,8 @@ def test_events_out_of_order_within_the_lateness_are_ordered_and_later_ones_are_
     finally:
         assert 0 == stop(proc)
     (late,) = logged(tmp_path, "late event not processed")
-    assert (late["msisdn"], late["ts"], late["late_events"]) == ("1", NOW + 1_000, 1)
+    # the subscriber is named by the keyed pseudonym of the number, never the number
+    assert (late["msisdn"], late["ts"], late["late_events"]) == (Pseudonymiser(b"k").of("1"), NOW + 1_000, 1)
     assert [NOW + 2_000] == [s["ts"] for s in sends(tmp_path, ("sms",))]
     assert logged(tmp_path, "stopped")[-1]["late"] == 1
 
