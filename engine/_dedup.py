@@ -60,8 +60,12 @@ class Dedup:
         """``events`` without the duplicates (the same list when there are none)."""
         return self.split(events)[0]
 
-    def split(self, events: list[Event]) -> tuple[list[Event], list[int]]:
-        """(the events that are not duplicates, the indices of those that are)."""
+    def split(self, events: list[Event], late_from: int | None = None) -> tuple[list[Event], list[int]]:
+        """(the events that are not duplicates, the indices of those that are).
+
+        ``late_from``: the stream's time, for a caller whose lateness is judged first (an engine in
+        ts order): an event older than it, or than an earlier event of the block, is passed on
+        unjudged, so it is counted late (as every way of splitting a replay counts it), not duplicate."""
         buckets = self._buckets
         size = self.bucket_ms
         top = self.top
@@ -69,8 +73,16 @@ class Dedup:
         encode = _encode
         skipped: list[int] = []
         kept: list[Event] | None = None
+        late = late_from is not None
+        now = -(2**62) if late_from is None else late_from
         for i, ev in enumerate(events):
             t = ev.ts
+            if late:
+                if t < now:
+                    if kept is not None:
+                        kept.append(ev)
+                    continue
+                now = t
             if t > top:
                 top = t
                 if t - self.window_ms > floor + size:

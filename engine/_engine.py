@@ -20,6 +20,7 @@ import msgspec
 
 from engine._context import Context
 from engine._deadlines import NEVER, Deadlines
+from engine._dedup import Dedup
 from engine._fused import fused_count
 from engine._events import Dpi, Event, Feedback, Profile, Trigger, event_types
 from engine._localtime import DEFAULT_TZ, LocalTime
@@ -187,10 +188,12 @@ class Engine:
         measure: bool = False,
         observer: Any = None,
         control_sink: Callable[[Send], None] | None = None,
+        dedup_window_ms: int | None = None,
     ) -> None:
         """``measure``: join feedback to sends even without a policy (for stats);
         ``observer``: hears every completion and decision (``kairos explain``);
-        ``control_sink``: receives the sends held out for the control group."""
+        ``control_sink``: receives the sends held out for the control group;
+        ``dedup_window_ms``: skip an event identical to one fed within this window (``engine._dedup``)."""
         self.plan = plan
         self.reference = reference or Reference()
         _check_reference(plan, self.reference)
@@ -250,6 +253,34 @@ class Engine:
             if feed is not None:
                 #: ``feed`` with the DPI route pasted into its loop (the bulk of any feed is DPI)
                 self.feed = feed
+        self.dedup: Dedup | None = None
+        if dedup_window_ms is not None:
+            self.dedup = Dedup(dedup_window_ms)
+            self.feed = self._deduplicating(self.feed)
+
+    def _deduplicating(self, inner: Callable[..., None]) -> Callable[..., None]:
+        """``feed`` that first skips duplicates (lateness is judged first: a late copy stays late)."""
+        dedup = self.dedup
+        assert dedup is not None
+
+        def feed(events: list[Event], on_late: Callable[[int, Event], None] | None = None) -> None:
+            kept, skipped = dedup.split(events, late_from=self.now)
+            if skipped and on_late is not None:  # the caller's indices are into ``events``
+                gone = set(skipped)
+                index = [i for i in range(len(events)) if i not in gone]
+                report = on_late
+
+                def on_late(i: int, ev: Event) -> None:
+                    report(index[i], ev)
+
+            inner(kept, on_late)
+
+        return feed
+
+    @property
+    def duplicates(self) -> int:
+        """Events skipped as duplicates (``dedup_window_ms``)."""
+        return 0 if self.dedup is None else self.dedup.duplicates
 
     # --- time ------------------------------------------------------------
 

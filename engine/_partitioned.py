@@ -86,6 +86,7 @@ def replay_partitioned(
         problems=problems[:keep_problems],
         trigger_loops=sum(r.trigger_loops for r in reports),
         wild=sum(r.wild for r in reports),
+        duplicates=sum(r.duplicates for r in reports),
     )
 
 

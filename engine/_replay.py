@@ -265,6 +265,7 @@ class ReplayReport(msgspec.Struct):
     problems: list[InputProblem]
     trigger_loops: int = 0  # trigger chains cut at the engine's depth limit (a scenario re-triggering itself)
     wild: int = 0  # events rejected as wild timestamps (engine._screen): a jump the lines after it deny
+    duplicates: int = 0  # events skipped as identical to one already taken (the engine's dedup_window_ms)
 
     @property
     def skipped(self) -> int:
@@ -339,6 +340,7 @@ def replay(
         problems=kept,
         trigger_loops=engine.trigger_loops,
         wild=feeder.wild,
+        duplicates=engine.duplicates,
     )
 
 

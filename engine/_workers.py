@@ -191,6 +191,7 @@ def replay_workers(
         problems=problems[:keep_problems],
         trigger_loops=sum(r.trigger_loops for r in done),
         wild=router.wild,
+        duplicates=sum(r.duplicates for r in done),
     )
 
 
@@ -317,7 +318,7 @@ class Router:
                 else:
                     shards = self._slow(lines, routes, first, final)
             else:
-                lines = block.splitlines()  # numbered as EventReader numbers them
+                # lines split on \n only, numbered as EventReader numbers them
                 shards = self._slow(lines, None, first, final)
             if len(shards) < len(lines):  # a jump still undecided: its lines go round again with the next block
                 carry = b"\n".join(lines[len(shards):]) + b"\n"
@@ -544,6 +545,7 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
         sends_by_scenario=dict(writer.by_scenario),
         problems=problems,
         trigger_loops=engine.trigger_loops,
+        duplicates=engine.duplicates,
     )
 
 

@@ -132,6 +132,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="events up to D behind the newest are sorted into place, as the daemon's "
                    "time.allowed_lateness_ms does; older ones are late (default 0: the file must be sorted "
                    "by ts; not with --workers N on one file)")
+    r.add_argument("--dedup-window", type=_duration, metavar="D",
+                   help="skip an event identical to one already taken (an at-least-once feed's repeat), "
+                   "remembering identities for D of event time (e.g. 10m; 0: only the current ms); a "
+                   "line older than the stream's time stays late. Default: off")
     _templates_option(r)
     r.set_defaults(handler=_replay)
 
@@ -327,7 +331,8 @@ def _replay(args: argparse.Namespace) -> int:
                 series.add(send.scenario, send.send_at)
                 inner(send)
 
-        engine = Engine(plan, reference, sink=sink, tz=args.tz, measure=measuring, control_sink=control)
+        engine = Engine(plan, reference, sink=sink, tz=args.tz, measure=measuring, control_sink=control,
+                        dedup_window_ms=args.dedup_window)
         engines.append(engine)
         return engine
 
@@ -366,7 +371,8 @@ def _replay(args: argparse.Namespace) -> int:
         wild = f", {report.wild} wild timestamp{'s' * (report.wild != 1)}" if report.wild else ""
         print(
             f"kairos replay: {report.events} events, {report.malformed} malformed{wild} and "
-            f"{report.late} out-of-order lines skipped, {report.sends} sends{_loops(report.trigger_loops)} "
+            f"{report.late} out-of-order lines skipped, {_dups(report.duplicates)}{report.sends} "
+            f"sends{_loops(report.trigger_loops)} "
             f"({elapsed:.2f} s, {rate:,.0f} events/s)",
             file=sys.stderr,
         )
@@ -406,6 +412,10 @@ def _skipped(report: ReplayReport) -> str:
     counts = ", ".join(f"{n} {what}" for n, what in reasons if n)
     lines = "line was" if report.skipped == 1 else "lines were"
     return f"kairos replay: finished, but {report.skipped} {lines} skipped ({counts}); exit status {EXIT_SKIPPED}"
+
+
+def _dups(n: int) -> str:
+    return f"{n} duplicate{'s' * (n != 1)} skipped, " if n else ""
 
 
 def _loops(cut: int) -> str:

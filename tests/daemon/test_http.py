@@ -95,3 +95,47 @@ def test_an_admin_snapshot_is_taken_and_measured(daemon):
     text = httpx.get(url + "/metrics").text
     assert metric(text, "kairos_snapshots_total") >= 1
     assert metric(text, "kairos_snapshot_bytes") == r.json()["bytes"]
+
+
+def test_loopback_addresses_are_told_from_the_wildcard_and_other_hosts():
+    from kairos._http import is_loopback
+
+    assert [True, True, True, True] == [is_loopback(h) for h in ("127.0.0.1", "127.8.0.1", "::1", "localhost")]
+    assert [False, False, False, False] == [is_loopback(h) for h in ("0.0.0.0", "::", "10.0.0.5", "kairos.lan")]
+
+
+def _ingest_server(tmp_path, listen: str, token: str = ""):
+    config = write_config(tmp_path, SEQ, channels=("sms",), interval_s=0, extra=(
+        f'[reload]\nwatch = false\n[http]\nlisten = "{listen}"\n' + (f'ingest_token = "{token}"\n' if token else "")))
+    proc = start(config)
+    (listening,) = wait_for(lambda: logged(tmp_path, "http listening"), what="the HTTP server")
+    wait_for(lambda: logged(tmp_path, "ready"), what="the daemon to be ready")
+    return proc, listening, f"http://127.0.0.1:{listening['port']}/ingest"
+
+
+def test_ingest_beyond_loopback_without_a_token_is_off_and_the_start_says_so(tmp_path):
+    proc, listening, url = _ingest_server(tmp_path, "0.0.0.0:0")
+    try:
+        r = httpx.post(url, content=json.dumps(dpi(NOW, "1", "review")) + "\n")
+        assert 403 == r.status_code and "ingest_token" in r.json()["error"]
+        assert 200 == httpx.get(url.replace("/ingest", "/metrics")).status_code  # the rest still serves
+    finally:
+        assert 0 == stop(proc)
+    assert "off" == listening["ingest"]
+    assert logged(tmp_path, "POST /ingest is off: http.listen is not a loopback address and no http.ingest_token is "
+                            "set; set http.ingest_token (clients send Authorization: Bearer TOKEN) or listen on "
+                            "127.0.0.1 to use it")
+    assert 0 == logged(tmp_path, "stopped")[-1]["events"]
+
+
+def test_ingest_with_a_token_refuses_a_request_without_it_even_on_loopback(tmp_path):
+    proc, listening, url = _ingest_server(tmp_path, "127.0.0.1:0", token=TOKEN)
+    body = json.dumps(dpi(NOW, "1", "review")) + "\n"
+    try:
+        assert 401 == httpx.post(url, content=body).status_code
+        assert 401 == httpx.post(url, content=body, headers={"Authorization": "Bearer wrong"}).status_code
+        r = httpx.post(url, content=body, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert (202, 1) == (r.status_code, r.json()["accepted"])
+    finally:
+        assert 0 == stop(proc)
+    assert "token" == listening["ingest"]
