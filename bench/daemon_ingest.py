@@ -1,6 +1,6 @@
 """The daemon's ingest path against the bare engine: decode, count by type, event time, engine, outbox submit.
 
-    python -m bench.daemon_ingest [EVENTS]      (default 1000000)
+    python -m bench.daemon_ingest [EVENTS] [--no-dedup]     (default 1000000; duplicate skipping on, as by default)
 
 Same input, same machine, both in this process: blocks of 1 000 JSON lines
 (W1-like DPI, 200 k subscribers, a count-with-cooldown scenario) through
@@ -39,13 +39,14 @@ def blocks(n: int) -> list[bytes]:
     return [b"".join(lines[i:i + 1000]) for i in range(0, n, 1000)]
 
 
-def main(n: int) -> None:
+def main(n: int, dedup: bool = True) -> None:
     data = blocks(n)
     folder = Path(tempfile.mkdtemp())
     (folder / "s").mkdir()
     (folder / "s" / "a.kairos").write_text(SCENARIO)
     (folder / "kairos.toml").write_text('scenarios = "s"\nstate_dir = "st"\n[[sources]]\nkind = "stdin"\n'
-                                        '[channels.sms]\nplugin = "file"\npath = "out.jsonl"\n')
+                                        '[channels.sms]\nplugin = "file"\npath = "out.jsonl"\n'
+                                        f'[dedup]\nenabled = {str(dedup).lower()}\n')
     daemon = Daemon(load_config(folder / "kairos.toml"))
     daemon.outbox.submit = lambda send: True  # the outbox runs in its own task; here only the hot path counts
     started = time.perf_counter()
@@ -59,8 +60,9 @@ def main(n: int) -> None:
         engine.feed(decoder.decode_lines(block))
     bare = n / (time.perf_counter() - started)
     print(f"daemon ingest {ingest:,.0f} events/s; decode + engine alone {bare:,.0f} events/s; "
-          f"ratio {ingest / bare:.2f}; sends {daemon.sends}")
+          f"ratio {ingest / bare:.2f}; sends {daemon.sends}; duplicate skipping {'on' if dedup else 'off'}")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)
+    numbers = [a for a in sys.argv[1:] if a.isdigit()]
+    main(int(numbers[0]) if numbers else 1_000_000, dedup="--no-dedup" not in sys.argv[1:])

@@ -75,6 +75,8 @@ class Dedup:
         kept: list[Event] | None = None
         late = late_from is not None
         now = -(2**62) if late_from is None else late_from
+        lo = hi = 0  # the bucket of the previous event: a block mostly stays in one
+        seen: set[bytes] | None = None
         for i, ev in enumerate(events):
             t = ev.ts
             if late:
@@ -87,22 +89,25 @@ class Dedup:
                 top = t
                 if t - self.window_ms > floor + size:
                     floor = self._prune(t)
-            b = t // size
-            seen = buckets.get(b)
-            if seen is None:
-                if t < floor:  # too old to remember (and a duplicate of nothing remembered)
-                    if kept is not None:
-                        kept.append(ev)
-                    continue
-                seen = buckets[b] = set()
-            key = blake2b(encode(ev), digest_size=8).digest()
-            if key in seen:
+                    hi = lo  # the cached bucket may be gone
+            if not lo <= t < hi:
+                b = t // size
+                lo, hi = b * size, b * size + size
+                seen = buckets.get(b)
+                if seen is None:
+                    if t < floor:  # too old to remember (and a duplicate of nothing remembered)
+                        hi = lo
+                        if kept is not None:
+                            kept.append(ev)
+                        continue
+                    seen = buckets[b] = set()
+            n = len(seen)  # type: ignore[arg-type]
+            seen.add(blake2b(encode(ev), digest_size=8).digest())  # type: ignore[union-attr]
+            if len(seen) == n:  # type: ignore[arg-type]
                 if kept is None:
                     kept = events[:i]
                 skipped.append(i)
-                continue
-            seen.add(key)
-            if kept is not None:
+            elif kept is not None:
                 kept.append(ev)
         self.top = top
         self.duplicates += len(skipped)

@@ -46,10 +46,11 @@ _NO_TIME = -(2**62)
 
 
 def in_control(msisdn: str, scenario: str, percent: float) -> bool:
-    """Stable control-group membership: a keyed hash of scenario and msisdn, not ``hash()``.
+    """Stable control-group membership: an unkeyed BLAKE2b hash of scenario and msisdn, not ``hash()``.
 
     The same subscriber is in or out of a scenario's control group in every run,
-    on every machine; across scenarios memberships are independent.
+    on every machine (the daemon and replay agree); across scenarios memberships
+    are independent. Not secret by design (README, "What exactly happens").
     """
     if percent <= 0:
         return False
