@@ -170,11 +170,13 @@ def reference(folder: Path) -> Path:
 
 
 def replayed(folder: Path) -> list[dict]:
-    """What an uninterrupted run decides: ``kairos replay`` over the same stream."""
+    """What an uninterrupted run decides: ``kairos replay`` over the same stream, skipping repeated
+    events as the daemon does by default (the stream has some: one subscriber, one ts, the same fields)."""
     out = folder / "replay.jsonl"
     subprocess.run(
         [sys.executable, "-m", "kairos", "replay", "--scenarios", str(folder / "scenarios"), "--events",
-         str(folder / "in" / "events.jsonl"), "--reference", str(folder / "ref"), "--out", str(out), "--quiet"],
+         str(folder / "in" / "events.jsonl"), "--reference", str(folder / "ref"), "--out", str(out), "--quiet",
+         "--dedup-window", "1m"],
         check=True,
     )
     return [json.loads(x) for x in out.read_text().splitlines()]
