@@ -552,12 +552,13 @@ def _outbox_config(config: Config) -> OutboxConfig:
         raise StartError(f"outbox: {e}") from None
 
 
-def configure_logging(level: str, pseudonymise: bool = False, key: str = "") -> None:
+def configure_logging(level: str, pseudonymise: bool = False, key: str = "") -> str:
     """structlog JSON lines on standard error; ``pseudonymise``: every record's subscriber numbers as keyed
-    hashes (``kairos._pseudonym``), the key from KAIROS_PSEUDONYM_KEY, else ``key``, else random."""
+    hashes (``kairos._pseudonym``), the key from KAIROS_PSEUDONYM_KEY, else ``key``, else random.
+    Returns where the key came from ("off" without pseudonyms), for ``announce_pseudonyms``."""
     import logging
 
-    from kairos._pseudonym import ENV_KEY, Pseudonymiser, pseudonym_key
+    from kairos._pseudonym import Pseudonymiser, pseudonym_key
 
     secret, origin = pseudonym_key(key)
     structlog.configure(
@@ -573,7 +574,14 @@ def configure_logging(level: str, pseudonymise: bool = False, key: str = "") -> 
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-    if not pseudonymise:
+    return origin if pseudonymise else "off"
+
+
+def announce_pseudonyms(origin: str) -> None:
+    """Say at start whether and how the log is pseudonymised (once the daemon could be built)."""
+    from kairos._pseudonym import ENV_KEY
+
+    if origin == "off":
         log.warning("log.pseudonymise is off: subscribers' numbers are written to the log as they are")
     elif origin == "random":
         log.warning(f"no pseudonym key configured: a random one for this process, so the log's pseudonyms "
@@ -590,10 +598,11 @@ def run_daemon(config_path: str | Path) -> int:
     except ConfigError as e:
         print(f"kairos run: {e}", file=sys.stderr)
         return EXIT_INVALID
-    configure_logging(config.log.level, config.log.pseudonymise, config.log.pseudonym_key)
+    origin = configure_logging(config.log.level, config.log.pseudonymise, config.log.pseudonym_key)
     try:
         daemon = Daemon(config)
     except StartError as e:
         print(f"kairos run: {e}", file=sys.stderr)
         return EXIT_INVALID
+    announce_pseudonyms(origin)
     return anyio.run(daemon.run, backend="asyncio", backend_options={"use_uvloop": True})
