@@ -11,7 +11,8 @@ forget it:
 | ``msisdn``, ``peer`` | the pseudonym |
 | ``id``, ``trigger_id``, ``ids`` | the id with its number replaced: ``SCENARIO:~…:TS[:N]`` |
 | ``line`` (a raw input line) | JSON: the same object with those fields replaced; anything else: also every run of 7 or more digits replaced |
-| ``error`` | ids and ``"msisdn": "…"`` pairs replaced, and every run of 7 or more digits |
+| ``error`` | ids and ``"msisdn": "…"`` pairs replaced, and every run of 7 or more digits inside quotes (a
+  decoder's limits, like ``<= 1000000000000000``, stay readable) |
 | any other text | ids and ``"msisdn": "…"`` pairs replaced |
 
 The key comes from ``KAIROS_PSEUDONYM_KEY`` or else ``log.pseudonym_key``;
@@ -33,13 +34,14 @@ ENV_KEY = "KAIROS_PSEUDONYM_KEY"
 
 _NUMBER_KEYS = frozenset({"msisdn", "peer"})
 _ID_KEYS = frozenset({"id", "trigger_id", "ids", "trigger_ids"})
-_DIGITS_KEYS = frozenset({"line", "error"})  #: free text that may hold a number with nothing to mark it
 
 #: ``SCENARIO:MSISDN:TS[:N]`` inside text (a trigger id)
 _ID_IN_TEXT = re.compile(r"(?<![\w:~/.-])([A-Za-z_]\w*):([^:\s\"',{}\[\]/]+):(\d+)(?=\b)")
 #: ``"msisdn": "…"`` (or a number) inside text that is not valid JSON
 _PAIR_IN_TEXT = re.compile(r'("(?:msisdn|peer)"\s*:\s*)("[^"]*"?|[^,}\s]+)')
 _DIGIT_RUN = re.compile(r"(?<![~\w])\d{7,}")
+#: a quoted value inside an error text (``trigger_id 'x:7916…'``, a repr): where a number in an error would be
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
 class Pseudonymiser:
@@ -75,7 +77,7 @@ class Pseudonymiser:
             if key == "line":
                 return self.line(v)
             text = self.text(v)
-            return _DIGIT_RUN.sub(self._digits, text) if key in _DIGITS_KEYS else text
+            return _QUOTED.sub(self._quoted, text) if key == "error" else text
         if isinstance(v, int) and key in _NUMBER_KEYS:
             return self.of(str(v))
         if isinstance(v, (list, tuple)):
@@ -115,6 +117,9 @@ class Pseudonymiser:
     def _pair_match(self, m: re.Match[str]) -> str:
         value = m[2].strip('"')
         return f'{m[1]}"{self.of(value)}"'
+
+    def _quoted(self, m: re.Match[str]) -> str:
+        return _DIGIT_RUN.sub(self._digits, m[0])
 
     def _digits(self, m: re.Match[str]) -> str:
         return self.of(m[0])

@@ -37,9 +37,12 @@ def test_a_line_that_is_not_json_loses_the_number_pairs_and_every_long_digit_run
     assert record(line=f"{M},dpi,42")["line"] == f"{P.of(M)},dpi,42"
 
 
-def test_an_error_text_loses_trigger_ids_and_long_digit_runs_but_not_places_in_files():
-    error = f"trigger_id 'x:{M}' is wrong; s.kairos:2:18: error; see review:{M}:17"
-    assert record(error=error)["error"] == f"trigger_id 'x:{P.of(M)}' is wrong; s.kairos:2:18: error; see review:{P.of(M)}:17"
+def test_an_error_text_loses_trigger_ids_and_quoted_numbers_but_not_limits_or_places_in_files():
+    error = f"trigger_id 'x:{M}' is wrong; s.kairos:2:18: error; see review:{M}:17; got \"{M}\""
+    assert record(error=error)["error"] == (f"trigger_id 'x:{P.of(M)}' is wrong; s.kairos:2:18: error; "
+                                            f"see review:{P.of(M)}:17; got \"{P.of(M)}\"")
+    limit = "Expected `int` <= 1000000000000000 - at `$.bytes`"
+    assert limit == record(error=limit)["error"]
 
 
 def test_the_key_comes_from_the_environment_before_the_configuration_else_it_is_random(monkeypatch):
