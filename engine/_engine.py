@@ -71,6 +71,17 @@ class ScenarioStats(msgspec.Struct):
     control_outcomes: dict[str, int] = msgspec.field(default_factory=dict)
 
 
+def _before_jump(events: list[Event], now: int, max_jump: int) -> int:
+    """How many of ``events`` come before the first that ``advance`` would refuse as a jump."""
+    for i, ev in enumerate(events):
+        t = ev.ts
+        if t > now:
+            if t - now > max_jump:
+                return i
+            now = t
+    return len(events)
+
+
 class TimeJump(Exception):
     """``advance`` refused to move time more than the engine's ``max_jump`` ahead (see ``guard_jumps``):
     nothing was changed; the event at ``t`` was not processed."""
@@ -259,13 +270,25 @@ class Engine:
             self.feed = self._deduplicating(self.feed)
 
     def _deduplicating(self, inner: Callable[..., None]) -> Callable[..., None]:
-        """``feed`` that first skips duplicates (lateness is judged first: a late copy stays late)."""
+        """``feed`` that first skips duplicates (lateness is judged first: a late copy stays late).
+
+        Under ``guard_jumps`` only the events before a jump are judged: the engine stops there
+        (``TimeJump``) and the caller feeds the rest again once the jump is decided, so they must
+        not be remembered yet, nor move the memory's time."""
         dedup = self.dedup
         assert dedup is not None
 
         def feed(events: list[Event], on_late: Callable[[int, Event], None] | None = None) -> None:
-            kept, skipped = dedup.split(events, late_from=self.now)
-            if skipped and on_late is not None:  # the caller's indices are into ``events``
+            guard = self.max_jump
+            j = len(events) if guard is None else _before_jump(events, self.now, guard)
+            head = events if j == len(events) else events[:j]
+            kept, skipped = dedup.split(head, late_from=self.now)
+            if not skipped:
+                inner(events, on_late)
+                return
+            if j < len(events):
+                kept = kept + events[j:]
+            if on_late is not None:  # the caller's indices are into ``events``
                 gone = set(skipped)
                 index = [i for i in range(len(events)) if i not in gone]
                 report = on_late
@@ -273,7 +296,11 @@ class Engine:
                 def on_late(i: int, ev: Event) -> None:
                     report(index[i], ev)
 
-            inner(kept, on_late)
+            try:
+                inner(kept, on_late)
+            except TimeJump:
+                self.events_in -= len(skipped)  # the caller's ``interrupted`` counts them as processed
+                raise
 
         return feed
 

@@ -60,3 +60,19 @@ def test_a_duration_the_option_cannot_read_is_refused(workspace, capsys):
     except SystemExit as e:
         assert e.code == 2
     assert "'ten minutes' is not a duration" in capsys.readouterr().err
+
+
+def test_a_real_gap_in_the_recording_does_not_make_the_lines_after_it_duplicates(workspace, capfd):
+    # the replay stops at a jump past --max-jump and feeds the lines after it again once the gap
+    # is confirmed: they must be judged then, not remembered from the first attempt
+    lines = _mixed_stream(2_000, 30, seed=7)
+    half = len(lines) // 2
+    gap = [msgspec.json.encode({**msgspec.json.decode(x), "ts": msgspec.json.decode(x)["ts"] + 3 * 3_600_000}) + b"\n"
+           for x in lines[half:]]
+    clean = lines[:half] + gap
+    (workspace / "clean.jsonl").write_bytes(b"".join(clean))
+    (workspace / "dup.jsonl").write_bytes(b"".join(_with_repeats(clean)))
+    expected, _ = _replay(workspace, "clean.jsonl", "--dedup-window", "1m")
+    own = int(re.search(r"(\d+) duplicates? skipped", capfd.readouterr().err)[1])
+    assert expected == _replay(workspace, "dup.jsonl", "--dedup-window", "1m")[0]
+    assert f"{own + len(_with_repeats(clean)) - len(clean)} duplicates skipped" in capfd.readouterr().err
