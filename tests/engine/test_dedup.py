@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hashlib import blake2b
+
 import msgspec
 
 from engine import event_union
@@ -57,3 +59,29 @@ def test_the_memory_survives_a_snapshot_round_trip_even_under_another_window():
         again = Dedup(window)
         again.restore(state)
         assert [0] == again.split([dpi(T0 + 20_000), dpi(T0 + 20_001)])[1]
+
+
+def test_a_copy_arriving_right_after_a_restore_is_skipped_and_a_new_event_is_not():
+    d = Dedup(60_000)
+    d.split([dpi(T0)])
+    restored = Dedup(60_000)
+    restored.restore(msgspec.msgpack.decode(msgspec.msgpack.encode(d.state()), type=DedupState))
+    assert [0] == restored.split([dpi(T0)])[1]
+    assert ([], [0]) == (restored.split([dpi(T0, category="news")])[1], restored.split([dpi(T0, category="news")])[1])
+    again = Dedup(60_000)  # a second snapshot keeps what was restored and what came since
+    again.restore(msgspec.msgpack.decode(msgspec.msgpack.encode(restored.state()), type=DedupState))
+    assert [0, 1] == again.split([dpi(T0), dpi(T0, category="news"), dpi(T0, category="music")])[1]
+    again.split([dpi(T0 + 200_000, m="13800000002")])  # the window moves past T0: the restored memory goes too
+    assert ([], 1) == (again.split([dpi(T0)])[1], len(again))  # only the newest event is remembered
+
+
+def test_a_snapshot_keeps_each_identity_as_the_blake2b_digest_of_the_events_msgpack_encoding():
+    # what snapshots written before (and by other processes) hold: their identities must keep matching
+    event = dpi(T0)
+    digest = blake2b(msgspec.msgpack.encode(event), digest_size=8).digest()
+    d = Dedup(60_000)
+    d.split([event])
+    assert [[digest]] == list(d.state().buckets.values())
+    restored = Dedup(60_000)
+    restored.restore(DedupState(60_000, 7_500, T0, {T0 // 7_500: [digest]}))
+    assert [0] == restored.split([dpi(T0), dpi(T0 + 1)])[1]
