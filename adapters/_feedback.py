@@ -130,7 +130,7 @@ class FeedbackServer:
             data = msgspec.json.decode(body)
             items = data if isinstance(data, list) else [data]
             events = [parse_feedback(item, channel=self.channel, now=self.clock) for item in items]
-        except (msgspec.DecodeError, ValueError) as exc:
+        except (msgspec.DecodeError, ValueError, RecursionError) as exc:
             self._stats.rejected += 1
             return 400, {"error": str(exc)}
         for event in events:
@@ -193,7 +193,7 @@ class FeedbackFile:
                 else:
                     obj = msgspec.json.decode(raw)
                 event = parse_feedback(obj, channel=self.channel, now=self.clock)
-            except (ValueError, msgspec.DecodeError) as exc:
+            except (ValueError, msgspec.DecodeError, RecursionError) as exc:
                 self._stats.rejected += 1
                 log.warning("feedback line rejected", file=str(self.path), offset=line_at, error=str(exc))
                 continue

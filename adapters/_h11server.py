@@ -14,6 +14,9 @@ import anyio
 import anyio.abc
 import h11
 import msgspec
+import structlog
+
+log = structlog.get_logger("kairos.http")
 
 #: ``answer(request, body) -> (status, content type, payload)``
 Answer = Callable[[h11.Request, bytes], Awaitable[tuple[int, str, bytes]]]
@@ -33,7 +36,14 @@ async def serve_connection(stream: anyio.abc.SocketStream, answer: Answer, *, ma
                     status, ctype, payload = 413, "application/json", msgspec.json.encode(
                         {"error": f"body over {max_body} bytes"})
                 else:
-                    status, ctype, payload = await answer(request, body)
+                    try:
+                        status, ctype, payload = await answer(request, body)
+                    except Exception as exc:  # a bug answering one request must not end the server
+                        log.exception("request failed; answered 500", method=request.method.decode("latin-1"),
+                                      target=request.target.decode("latin-1").split("?", 1)[0][:200],
+                                      error=type(exc).__name__)
+                        status, ctype, payload = 500, "application/json", msgspec.json.encode(
+                            {"error": f"internal error ({type(exc).__name__}); the server goes on, see its log"})
                 headers = [("Content-Type", ctype), ("Content-Length", str(len(payload)))]
                 out = conn.send(h11.Response(status_code=status, headers=headers))
                 out += conn.send(h11.Data(data=payload)) + conn.send(h11.EndOfMessage())

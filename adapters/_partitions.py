@@ -86,7 +86,7 @@ def _write(lines: Iterable[bytes], folder: str | Path, count: int, mode: str, fl
                 continue
             try:
                 p = partition_of(decode(line).msisdn, count)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):
                 p = 0
             parts[p].append(line if line.endswith(b"\n") else line + b"\n")
             if flush_lines and n % flush_lines == 0:

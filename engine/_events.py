@@ -60,6 +60,8 @@ Megabytes = _number(0, 10**9)
 Yuan = _number(-10**9, 10**9)
 #: a number in a tag value: within ±2**53, where every int is exact as a float too
 TAG_NUMBER_LIMIT = 2**53
+#: lists and objects in a tag value nest at most this deep (white-lists, small records; never a recursion limit)
+TAG_DEPTH_LIMIT = 8
 
 
 class Location(Event, tag="location"):
@@ -127,27 +129,28 @@ class Profile(Event, tag="profile"):
 
 
 def check_tags(tags: dict[str, Any]) -> None:
-    """Refuse a tag value holding a number beyond ±``TAG_NUMBER_LIMIT`` (at any depth of a list
-    or object): tags are snapshotted, and an int past 64 bits would make every snapshot fail.
+    """Refuse a tag value holding a number beyond ±``TAG_NUMBER_LIMIT``, or lists and objects nested
+    deeper than ``TAG_DEPTH_LIMIT``: tags are snapshotted, and an int past 64 bits, or a value nested
+    past the encoder's recursion limit, would make every snapshot fail.
     Raises ``ValueError``, which a msgspec decoder reports as a ``ValidationError``."""
     for name, value in tags.items():
-        where = _out_of_range(value)
+        where = _out_of_range(value, TAG_DEPTH_LIMIT)
         if where is not None:
-            raise ValueError(f"Expected a tag number within ±2**53, got {where} - at `$.tags.{name}`")
+            raise ValueError(f"Expected {where} - at `$.tags.{name}`")
 
 
-def _out_of_range(value: Any) -> str | None:
+def _out_of_range(value: Any, depth: int) -> str | None:
+    """What is wrong with ``value`` (None: nothing), looking at most ``depth`` levels down."""
     cls = value.__class__
     if cls is int or cls is float:
-        return None if -TAG_NUMBER_LIMIT <= value <= TAG_NUMBER_LIMIT else repr(value)[:40]
-    if cls is list:
-        for v in value:
-            where = _out_of_range(v)
-            if where is not None:
-                return where
-    elif cls is dict:
-        for v in value.values():
-            where = _out_of_range(v)
+        if -TAG_NUMBER_LIMIT <= value <= TAG_NUMBER_LIMIT:
+            return None
+        return f"a tag number within ±2**53, got {repr(value)[:40]}"
+    if cls is list or cls is dict:
+        if depth == 0:
+            return f"a tag value nested at most {TAG_DEPTH_LIMIT} lists or objects deep"
+        for v in value if cls is list else value.values():
+            where = _out_of_range(v, depth - 1)
             if where is not None:
                 return where
     return None

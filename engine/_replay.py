@@ -156,9 +156,10 @@ class EventReader:
             self.lines += count
             try:
                 events = decode_lines(block)
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
                 events = None
-            if events is not None and len(events) == count:
+            # a \r can make two values of one line while a blank line hides the extra one from the count
+            if events is not None and len(events) == count and block.obj.find(b"\r", 0, size) < 0:
                 yield events, first
             else:
                 yield self._one_by_one(bytes(block).split(b"\n"), first)  # only \n ends a line
@@ -176,7 +177,7 @@ class EventReader:
                 continue
             try:
                 events.append(decode(line))
-            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as e:  # JSON nested ~1000 deep
                 self.malformed += 1
                 self._on_problem(InputProblem(n, _explain(e)))
                 continue

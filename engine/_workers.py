@@ -70,7 +70,7 @@ PIPE_BYTES = 1024 * 1024
 _HEAD = struct.Struct("<qqqq")
 #: In a block's shard vector: a line that goes to no worker (blank, malformed or late).
 NOBODY = 255
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)  # RecursionError: JSON nested ~1000 deep
 
 
 class _Route(msgspec.Struct, gc=False):
@@ -310,7 +310,7 @@ class Router:
                 routes = decode_lines(block)
             except _DECODE_ERRORS:
                 routes = None
-            if routes is not None and len(routes) == count:
+            if routes is not None and len(routes) == count and b"\r" not in block:  # \r: see EventReader
                 stamps = [r.ts for r in routes]
                 if stamps[0] >= self.now and stamps[-1] - self.now <= jump and sorted(stamps) == stamps:
                     self.now = stamps[-1]
@@ -519,7 +519,7 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
             events: list[Event] | None = decode_lines(batch.lines)
         except _DECODE_ERRORS:
             events = None
-        if events is None or len(events) != count:
+        if events is None or len(events) != count or b"\r" in batch.lines:
             events = []
             decode = decoder.decode
             for n, line in zip(batch.numbers(w), batch.lines.split(b"\n")):

@@ -227,9 +227,10 @@ class Daemon:
         logged with where it is (``record_offsets``: a Kafka record's offset for each line)."""
         try:
             events = self._decoder.decode_lines(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):  # RecursionError: nested ~1000 deep
             events = None
-        if events is None or len(events) != _lines_in(data):
+        # a \r can make two values of one line while a blank line hides the extra one from the count
+        if events is None or len(events) != _lines_in(data) or b"\r" in data:
             events = self._one_by_one(source, data, position, record_offsets)
         if position is None:
             self._read[source] = self._read.get(source, 0) + len(data)
@@ -279,7 +280,7 @@ class Daemon:
                 continue
             try:
                 events.append(decode(line))
-            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as e:
                 self.decode_errors += 1
                 n = self.decode_errors
                 if n <= LOG_FIRST or n % LOG_EVERY == 0:

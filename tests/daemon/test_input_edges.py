@@ -121,3 +121,25 @@ def test_no_subscriber_number_appears_in_the_log_of_late_events_bad_lines_dead_l
     (dead,) = logged(tmp_path, "send dead-lettered")
     assert f"broken:{Pseudonymiser(b'test-key').of(numbers[1])}:{NOW + 2}" == dead["id"]
     assert logged(tmp_path, "log pseudonymised")[0]["pseudonyms"] == "keyed, key from the configuration"
+
+
+def test_a_line_nested_past_the_recursion_limit_is_one_bad_line_from_a_file_and_from_ingest(tmp_path):
+    """msgspec raises RecursionError, not a decode error, for JSON nested ~1000 deep: it was a dead daemon
+    that died again at every restart (the snapshot's position is before the line)."""
+    config = write_config(tmp_path, SEQ, channels=("sms",), interval_s=0,
+                          extra='[reload]\nwatch = false\n[http]\nlisten = "127.0.0.1:0"\n')
+    deep = b'{"type":"login","ts":%d,"msisdn":"1","channel":"app","x":%s%s}\n' % (NOW, b"[" * 3000, b"]" * 3000)
+    path = tmp_path / "in" / "events.jsonl"
+    path.write_bytes(deep)
+    append(path, dpi(NOW + 1, "1", "review"))
+    proc = start(config)
+    try:
+        (listening,) = wait_for(lambda: logged(tmp_path, "http listening"), what="the HTTP server")
+        r = httpx.post(f"http://127.0.0.1:{listening['port']}/ingest", content=deep)
+        assert (202, 1) == (r.status_code, r.json()["errors"])
+        append(path, dpi(NOW + 2, "1", "shop"))
+        got = wait_for(lambda: sends(tmp_path, ("sms",)), what="the send the lines after the nested ones complete")
+    finally:
+        assert 0 == stop(proc)
+    assert [NOW + 2] == [s["ts"] for s in got]
+    assert 2 == logged(tmp_path, "stopped")[-1]["decode_errors"]
