@@ -613,7 +613,10 @@ class Outbox:
         them, and the ledger is rewritten after it (a crash in between leaves the old ledger: safe).
         """
         if self._spilled:
-            self._rewrite_ledger()  # the outcomes stay; the attempts and retries are dropped
+            # the journal cannot be rewritten while sends wait in it: compact the ledger alone (the outcomes
+            # stay; attempts and retries are dropped), and look again once either file grew by compact_bytes
+            self._journal_base = self._journal.tell()
+            self._rewrite_ledger()
             return
         sends = [e.ctx for lane in self._lanes.values() for (_, _, _, e) in lane.heap if e.ctx.id in self._pending]
         sends += [e.ctx for e in self._in_flight.values() if e.ctx.id in self._pending]

@@ -84,6 +84,9 @@ class StartError(Exception):
 
 
 ALL = "all"  #: the one unit of an unpartitioned daemon
+#: the send watermark of a kept snapshot this run has not written (the ``.prev`` file it found): unknown, so
+#: nothing below the present may be forgotten on its account
+UNKNOWN_WATERMARK = -(2**62)
 
 
 class Daemon:
@@ -168,8 +171,9 @@ class Daemon:
         except UnitLoadError as e:
             raise StartError(str(e)) from None
         self.units[name] = unit
-        loaded = engine.send_watermark()  # a fresh engine's is far in the past: nothing is forgotten yet
-        self.kept_watermarks[name] = (loaded, loaded)
+        # the loaded file's watermark (a fresh engine's is far in the past), and the .prev file's: older, and
+        # unknown until this run's first snapshot of the unit replaces it
+        self.kept_watermarks[name] = (engine.send_watermark(), UNKNOWN_WATERMARK)
         return versions_then
 
     def close_unit(self, name: str) -> None:
@@ -388,10 +392,16 @@ class Daemon:
         send watermark (``Engine.send_watermark``: the stream time, or the earliest trigger the contact
         policy still holds in an arbitration window or a capacity queue) bounds what each could re-decide."""
         for name, mark in published.items():
-            current = self.kept_watermarks.get(name, (mark, mark))[0]
+            current = self.kept_watermarks.get(name, (mark, UNKNOWN_WATERMARK))[0]
             self.kept_watermarks[name] = (mark, current)
-        if self.kept_watermarks:
-            self.outbox.advance_horizon(min(min(pair) for pair in self.kept_watermarks.values()))
+        if self.partitioned:
+            # partitions move (a consumer group's rebalance, another ``owned`` list): one that arrives with
+            # older state would find its sends below this outbox's one floor and have them refused, so a
+            # partitioned daemon's outbox forgets nothing until its ledger is kept per partition
+            return
+        horizon = min(min(pair) for pair in self.kept_watermarks.values()) if self.kept_watermarks else None
+        if horizon is not None and horizon > UNKNOWN_WATERMARK:
+            self.outbox.advance_horizon(horizon)
 
     # --- tasks ---------------------------------------------------------------
 

@@ -493,3 +493,29 @@ async def test_a_pending_send_below_the_floor_is_kept_and_delivered(tmp_path: Pa
     later = Recorder()
     await run_until(Outbox(config(tmp_path), {"rec": later}, clock=lambda: 2**51), lambda ob: ob.wait_idle())
     assert [waiting.id] == later.ids()
+
+
+async def test_while_sends_are_spilled_the_ledger_is_compacted_once_per_growth_not_at_every_flush(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quiet-hours night or a channel outage spills sends; the journal cannot be compacted then, and the
+    ledger was rewritten (and fsynced) at every group commit once the journal had grown by compact_bytes."""
+    rewrites = 0
+    rewrite = Outbox._rewrite_ledger
+
+    def counted(self: Outbox) -> None:
+        nonlocal rewrites
+        rewrites += 1
+        rewrite(self)
+
+    monkeypatch.setattr(Outbox, "_rewrite_ledger", counted)
+    outbox = Outbox(config(tmp_path, memory_limit=10, compact_bytes=4_000), {"rec": Recorder()})
+
+    async def body(ob: Outbox) -> None:
+        for i in range(200):  # deferred far: they stay pending, 190 of them spilled
+            ob.submit(ctx(i, send_at=2**50))
+            await ob.durable(ob.mark())  # one group commit per submit
+        assert 190 == ob.statistics().spilled
+
+    await run_until(outbox, body)
+    journal = (tmp_path / "outbox" / "journal.jsonl").stat().st_size
+    assert rewrites <= 2 + journal // 4_000, f"{rewrites} ledger rewrites for a {journal}-byte journal"

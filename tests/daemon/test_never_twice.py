@@ -113,15 +113,30 @@ class _Outbox:
 
 
 def test_the_horizon_is_the_oldest_send_watermark_of_every_kept_snapshot() -> None:
-    """A restart may load the current snapshot or the ``.prev`` one, of any unit: the outbox is told the oldest."""
+    """A restart may load the current snapshot or the ``.prev`` one: the outbox is told the older. The
+    ``.prev`` a run found at start has an unknown watermark, so nothing is told until the run replaced it."""
+    from types import SimpleNamespace
+
+    from kairos._daemon import UNKNOWN_WATERMARK, Daemon
+
+    daemon = SimpleNamespace(kept_watermarks={"all": (100, UNKNOWN_WATERMARK)}, outbox=_Outbox(), partitioned=False)
+    Daemon._advance_horizon(daemon, {"all": 200})  # type: ignore[arg-type]
+    assert (100, {"all": (200, 100)}) == (daemon.outbox.horizon, daemon.kept_watermarks)
+    Daemon._advance_horizon(daemon, {"all": 300})  # type: ignore[arg-type]
+    assert 200 == daemon.outbox.horizon
+    daemon = SimpleNamespace(kept_watermarks={"all": (100, UNKNOWN_WATERMARK)}, outbox=_Outbox(), partitioned=False)
+    Daemon._advance_horizon(daemon, {})  # type: ignore[arg-type]
+    assert daemon.outbox.horizon is None  # the found .prev still counts: nothing may be forgotten yet
+
+
+def test_a_partitioned_daemon_never_lets_its_outbox_forget() -> None:
+    """Partitions move between instances and configurations; one arriving with older state must not find
+    its sends below a floor its new outbox raised for other partitions (they would be refused: lost)."""
     from types import SimpleNamespace
 
     from kairos._daemon import Daemon
 
-    daemon = SimpleNamespace(kept_watermarks={"p-0000": (100, 100), "p-0001": (150, 150)}, outbox=_Outbox())
-    Daemon._advance_horizon(daemon, {"p-0000": 200})  # type: ignore[arg-type]
-    assert (100, {"p-0000": (200, 100), "p-0001": (150, 150)}) == (daemon.outbox.horizon, daemon.kept_watermarks)
-    Daemon._advance_horizon(daemon, {"p-0000": 300, "p-0001": 250})  # type: ignore[arg-type]
-    assert 150 == daemon.outbox.horizon
-    Daemon._advance_horizon(daemon, {"p-0000": 400, "p-0001": 260})  # type: ignore[arg-type]
-    assert 250 == daemon.outbox.horizon
+    daemon = SimpleNamespace(kept_watermarks={"p-0000": (100, 90), "p-0001": (150, 140)}, outbox=_Outbox(),
+                             partitioned=True)
+    Daemon._advance_horizon(daemon, {"p-0000": 200, "p-0001": 250})  # type: ignore[arg-type]
+    assert (None, {"p-0000": (200, 100), "p-0001": (250, 150)}) == (daemon.outbox.horizon, daemon.kept_watermarks)
