@@ -65,8 +65,9 @@ class KafkaPump:
                     if not records or name not in self.d.units:
                         continue
                     # a record is one line: a \n inside one (pretty-printed JSON) becomes \r, which
-                    # JSON reads alike (whitespace between tokens, invalid inside a string)
-                    data = b"\n".join(r.value.replace(b"\n", b"\r") for r in records) + b"\n"
+                    # JSON reads alike (whitespace between tokens, invalid inside a string); a record
+                    # without a value (a tombstone) is a blank line, skipped
+                    data = b"\n".join((r.value or b"").replace(b"\n", b"\r") for r in records) + b"\n"
                     position = FilePosition(tp.topic, tp.partition, 0, records[-1].offset + 1)
                     self.d.ingest(SOURCE, data, position, name, record_offsets=[r.offset for r in records])
                     await anyio.lowlevel.checkpoint()
@@ -110,8 +111,10 @@ class _Rebalance(_listener_base()):  # type: ignore[misc]
 
         try:
             await d.snapshot("revoked", fork=False, units=names)
-        except SnapshotFailed:
-            pass  # counted and logged: the next owner resumes from the previous snapshot and its offsets
+        except SnapshotFailed:  # counted and logged by ``snapshot``; what it means for the handover is said here
+            log.error("partitions handed over without their final snapshot: the next owner resumes from the "
+                      "previous one and decides the events after it again; sends this instance made since then "
+                      "may repeat on channels that do not drop repeated ids", units=names)
         for name in names:
             d.close_unit(name)
         log.info("partitions revoked", units=names)

@@ -126,8 +126,8 @@ class Reloader:
         from kairos._daemon import StartError, compile_with_templates
 
         d = self.daemon
-        self._seen = folder_fingerprint(d.config.scenarios)
         try:
+            self._seen = folder_fingerprint(d.config.scenarios)
             plan, templates = compile_with_templates(d.config)
             Engine(plan, d.reference, sink=d._on_send, tz=d.config.tz)  # binds, or says what is missing
         except (StartError, BindError) as e:
@@ -151,7 +151,11 @@ class Reloader:
         except Exception as e:  # refused before ``swap``: the running engines go on
             return self._refuse(who, _internal(d.config.scenarios, "handing the running state to", e), exc_info=e)
         d.swap(plan, engines, templates)
-        self.audit.write(records)
+        try:
+            self.audit.write(records)
+        except OSError as e:  # the new scenarios run; a full disk must not stop the daemon over its audit trail
+            log.error("scenario reload done, but the audit log could not be written", error=str(e),
+                      path=str(self.audit.path))
         self.reloads += 1
         result = ReloadResult(
             True,
@@ -175,5 +179,10 @@ class Reloader:
         """Reload when the folder's content changes (polling)."""
         while True:
             await anyio.sleep(self.poll_s)
-            if folder_fingerprint(self.daemon.config.scenarios) != self._seen:
+            try:
+                seen = folder_fingerprint(self.daemon.config.scenarios)
+            except OSError as e:  # the folder is being replaced, or gone: the running scenarios go on
+                log.warning("scenarios folder unreadable; the running scenarios go on", error=str(e))
+                continue
+            if seen != self._seen:
                 self.reload("watch")

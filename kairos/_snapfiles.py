@@ -89,7 +89,14 @@ class SnapshotFiles:
         why it failed through a pipe, so the error names the cause, not just a status."""
         before_publish = prepare()
         reason_r, reason_w = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # ENOMEM / EAGAIN under memory pressure: nothing forked, nothing to leak
+            os.close(reason_r)
+            os.close(reason_w)
+            if hasattr(before_publish, "close"):
+                before_publish.close()  # the durability wait that was never awaited
+            raise
         if pid == 0:  # the child: serialise the state it inherited, write, leave without cleanup
             code = 1
             try:
