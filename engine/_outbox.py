@@ -571,6 +571,11 @@ class Outbox:
                     interrupted.append(ctx)
         for ctx in interrupted:
             self._dead_letter(_Entry(ctx, 1), "outcome unknown: the outbox stopped while this send was in flight")
+        if self._dead_buf:  # on disk before the ledger and journal drop these sends: a crash now loses no letter
+            self._dead_file.write(b"".join(self._dead_buf))
+            self._dead_file.flush()
+            os.fsync(self._dead_file.fileno())
+            self._dead_buf.clear()
         pending = [ctx for ctx in pending if ctx.id in self._pending]
         self._rewrite_ledger()  # first: the outcomes decided just now are durable before the journal drops them
         self._rewrite_journal(pending)
