@@ -21,6 +21,7 @@ import msgspec
 from engine._context import Context
 from engine._deadlines import NEVER, Deadlines
 from engine._dedup import Dedup
+from engine._faults import describe_fault
 from engine._fused import fused_count
 from engine._events import Dpi, Event, Feedback, Profile, Trigger, event_types
 from engine._localtime import DEFAULT_TZ, LocalTime
@@ -255,12 +256,21 @@ class Engine:
         self.events_in = 0
         self.late_events = 0
         self.trigger_loops = 0
+        #: events and deadlines whose processing raised (caught, skipped: ``_fault``); of them deadlines
+        self.faults = 0
+        self.deadline_faults = 0
+        #: ``on_fault(index in the block fed or None, event or None, exception)``, set by the owner: hears of
+        #: each event (index into the list given to ``feed``) or deadline (None, None) whose processing raised
+        self.on_fault: Callable[[int | None, Event | None, BaseException], None] | None = None
+        #: the files a traceback's frames are matched against to name a fault's scenario (``describe_fault``)
+        self.scenario_files = frozenset(s.origin.file for s in plan.scenarios) | (
+            frozenset() if plan.policy is None else {plan.policy.origin.file})
         #: ``guard_jumps``: time may not move more than this ahead in one step (None: any step)
         self.max_jump: int | None = None
         dpi = self._routes.get(Dpi)
         if dpi is not None and FUSED_FEED and type(self).feed is Engine.feed:  # not a subclass's own feed
             with _building("generating the feed loop for dpi events", self._readers(Dpi)):
-                feed = build_feed(self, Dpi, dpi)
+                feed = build_feed(self, Dpi, dpi, TimeJump)
             if feed is not None:
                 #: ``feed`` with the DPI route pasted into its loop (the bulk of any feed is DPI)
                 self.feed = feed
@@ -288,19 +298,27 @@ class Engine:
                 return
             if j < len(events):
                 kept = kept + events[j:]
-            if on_late is not None:  # the caller's indices are into ``events``
-                gone = set(skipped)
-                index = [i for i in range(len(events)) if i not in gone]
+            gone = set(skipped)
+            index = [i for i in range(len(events)) if i not in gone]  # the caller's indices are into ``events``
+            if on_late is not None:
                 report = on_late
 
                 def on_late(i: int, ev: Event) -> None:
                     report(index[i], ev)
 
+            fault = self.on_fault
+            if fault is not None:
+                def on_fault(i: int | None, ev: Event | None, exc: BaseException) -> None:
+                    fault(None if i is None else index[i], ev, exc)
+
+                self.on_fault = on_fault
             try:
                 inner(kept, on_late)
             except TimeJump:
                 self.events_in -= len(skipped)  # the caller's ``interrupted`` counts them as processed
                 raise
+            finally:
+                self.on_fault = fault
 
         return feed
 
@@ -324,9 +342,13 @@ class Engine:
             when, _, i, m = entry
             self.now = when
             self.ctx.msisdn = m
-            runtimes[i].on_deadline(m, when)
-            if self._pending:
-                self._drain()
+            try:  # free in CPython 3.11 while nothing raises
+                runtimes[i].on_deadline(m, when)
+                if self._pending:
+                    self._drain()
+            except Exception as exc:  # one deadline's failure must not stop the others (issue 12)
+                self.deadline_faults += 1
+                self._fault(None, None, exc)
         self.now = t
         if self._gc_due <= t:
             self._sweep(t)
@@ -428,9 +450,12 @@ class Engine:
         route = self._routes.get(ev.__class__)
         if route is not None:
             self.ctx.msisdn = ev.msisdn
-            route(ev)
-            if self._pending:
-                self._drain()
+            try:
+                route(ev)
+                if self._pending:
+                    self._drain()
+            except Exception as exc:
+                self._fault(0, ev, exc)
         return True
 
     def feed(self, events: list[Event], on_late: Callable[[int, Event], None] | None = None) -> None:
@@ -446,26 +471,51 @@ class Engine:
         late = 0
         cls = route = None  # the route of the previous event's type: a run of one type looks it up once
         for i, ev in enumerate(events):
-            t = ev.ts
-            if t > now:
-                if deadlines.floor < t or self._gc_due <= t:
-                    self.advance(t)
-                now = self.now = t
-            elif t < now:
-                late += 1
-                if on_late is not None:
-                    on_late(i, ev)
-                continue
-            if ev.__class__ is not cls:
-                cls = ev.__class__
-                route = routes.get(cls)
-            if route is not None:
-                ctx.msisdn = ev.msisdn
-                route(ev)
-                if pending:
-                    self._drain()
+            try:  # free in CPython 3.11 while nothing raises
+                t = ev.ts
+                if t > now:
+                    if deadlines.floor < t or self._gc_due <= t:
+                        self.advance(t)
+                    now = self.now = t
+                elif t < now:
+                    late += 1
+                    if on_late is not None:
+                        on_late(i, ev)
+                    continue
+                if ev.__class__ is not cls:
+                    cls = ev.__class__
+                    route = routes.get(cls)
+                if route is not None:
+                    ctx.msisdn = ev.msisdn
+                    route(ev)
+                    if pending:
+                        self._drain()
+            except TimeJump:
+                raise
+            except Exception as exc:  # one event's failure must not stop the stream (issue 12)
+                self._fault(i, ev, exc)
+                now = self.now
         self.late_events += late
         self.events_in += len(events) - late
+
+    def _fault(self, i: int | None, ev: Event | None, exc: Exception) -> None:
+        """Processing event ``ev`` (``i``-th of the block fed) or a deadline (None) raised ``exc``:
+        counted and handed to ``on_fault``; what it left to do is dropped, the triggers already sent
+        still re-enter (each failing one is part of this fault)."""
+        self.faults += 1
+        hook = self.on_fault
+        if hook is not None:
+            hook(i, ev, exc)
+        while self._pending:
+            try:
+                self._drain()
+            except Exception:
+                continue
+        self._depth = 0
+
+    def describe_fault(self, exc: BaseException) -> str:
+        """``processing failed in FILE:LINE: Type: message`` (``engine._faults``)."""
+        return describe_fault(exc, self.scenario_files)
 
     def _dispatch(self, ev: Any) -> None:
         route = self._routes.get(ev.__class__)

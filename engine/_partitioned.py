@@ -30,7 +30,7 @@ import msgspec
 
 from adapters._partitions import partition_files
 from engine._events import event_union
-from engine._replay import InputProblem, ReplayReport, replay
+from engine._replay import InputProblem, ReplayReport, problem_order, replay
 from engine._screen import DEFAULT_MAX_JUMP_MS, confirmed_end
 from engine._workers import (Connection, EngineFactory, _check_partitionable, _discard, _merge, raise_failed,
                              stop_all)
@@ -72,13 +72,15 @@ def replay_partitioned(
         done = [run(0)] if workers == 1 else _in_processes(run, workers)
         by_scenario = _merge(list(parts.values()), out)
     reports = [r for share in done for r in share.reports]
-    problems = sorted(itertools.chain(*(r.problems for r in reports)), key=lambda p: (p.file, p.line))
+    problems = sorted(itertools.chain(*(r.problems for r in reports)), key=problem_order)
     if on_problem is not None:
         for p in problems:
             on_problem(p)
     return ReplayReport(
         lines=sum(r.lines for r in reports),
         events=sum(r.events for r in reports),
+        failed=sum(r.failed for r in reports),
+        failed_deadlines=sum(r.failed_deadlines for r in reports),
         malformed=sum(r.malformed for r in reports),
         late=sum(r.late for r in reports),
         sends=sum(r.sends for r in reports),
@@ -97,7 +99,7 @@ def _replay_one(engine_factory: EngineFactory, path: Path, part: Path, until: in
     with open(path, "rb") as events, open(part, "wb") as out:
         report = replay(engine_factory, events, out, keep_problems=keep, until=until, max_jump=max_jump,
                         lateness=lateness)
-    report.problems = [InputProblem(p.line, p.reason, name) for p in report.problems]
+    report.problems = [InputProblem(p.line, p.reason, name, p.what, p.ts) for p in report.problems]
     return report
 
 

@@ -63,6 +63,17 @@ class InputProblem(msgspec.Struct, frozen=True):
     line: int
     reason: str
     file: str = ""  # set when the input is several files (a partitioned log): the line's own file
+    #: what was skipped: a "line" (not an event, or not let in), an "event" whose processing failed,
+    #: or a "deadline" (``line`` 0, at ``ts``) whose firing failed
+    what: str = "line"
+    ts: int = 0
+
+
+def problem_order(p: InputProblem) -> tuple[bool, int, str, int, str]:
+    """The order problems are reported in, the same in every form of replay: lines in file order,
+    then failed deadlines in time order (a deadline belongs to no line)."""
+    deadline = p.what == "deadline"
+    return deadline, p.ts if deadline else 0, p.file, p.line, p.reason
 
 
 def line_blocks(stream: IO[bytes], size: int) -> Iterator[bytes]:
@@ -268,10 +279,13 @@ class ReplayReport(msgspec.Struct):
     wild: int = 0  # events rejected as wild timestamps (engine._screen): a jump the lines after it deny
     duplicates: int = 0  # events skipped as identical to one already taken (the engine's dedup_window_ms)
 
+    failed: int = 0  # events whose processing raised (engine.faults): skipped, reported with their line
+    failed_deadlines: int = 0  # deadlines whose firing raised (skipped, reported)
+
     @property
     def skipped(self) -> int:
-        """Lines not processed: malformed, wild timestamps and late events."""
-        return self.malformed + self.wild + self.late
+        """Lines not processed: malformed, wild timestamps, late events and events whose processing failed."""
+        return self.malformed + self.wild + self.late + self.failed
 
 
 def replay(
@@ -299,7 +313,7 @@ def replay(
 
     def report_found() -> None:
         """The block's problems in line order, so standard error reads like the file."""
-        found.sort(key=_line_of)
+        found.sort(key=problem_order)
         for p in found:
             if len(kept) < keep_problems:
                 kept.append(p)
@@ -307,12 +321,23 @@ def replay(
                 on_problem(p)
         found.clear()
 
+    deadlines: list[InputProblem] = []  # failed deadlines: reported after the lines, in time order
+
     writer = OrderedWriter(out)
     engine = engine_factory(writer)
     if engine.holds_sends:
         writer.reorder()
+
+    def failed(n: int | None, exc: BaseException) -> None:
+        reason = engine.describe_fault(exc)
+        if n is None:
+            deadlines.append(InputProblem(0, reason, what="deadline", ts=engine.now))
+        else:
+            found.append(InputProblem(n, reason, what="event"))
+
     reader = EventReader(events, problem)
-    feeder = Feeder(engine, lambda n, reason: problem(InputProblem(n, reason)), max_jump=max_jump, lateness=lateness)
+    feeder = Feeder(engine, lambda n, reason: problem(InputProblem(n, reason)), max_jump=max_jump, lateness=lateness,
+                    on_failed=failed)
     settle()
     settler = Settler()
     for events, lines in reader.blocks():
@@ -331,9 +356,12 @@ def replay(
     engine.finish()
     writer.release(2**63)
     writer.flush()
+    found.extend(sorted(deadlines, key=problem_order))
+    report_found()
+    failed_events = engine.faults - engine.deadline_faults
     return ReplayReport(
         lines=reader.lines,
-        events=engine.events_in,
+        events=engine.events_in - failed_events,
         malformed=reader.malformed,
         late=engine.late_events + feeder.late,
         sends=writer.written,
@@ -342,6 +370,8 @@ def replay(
         trigger_loops=engine.trigger_loops,
         wild=feeder.wild,
         duplicates=engine.duplicates,
+        failed=failed_events,
+        failed_deadlines=engine.deadline_faults,
     )
 
 
@@ -357,7 +387,9 @@ def stderr_problem_printer(name: str, limit: int = 20) -> Callable[[InputProblem
         nonlocal count
         count += 1
         if count <= limit:
-            print(f"{p.file or name}:{p.line}: error: {p.reason} (line skipped)", file=sys.stderr)
+            where = f"{p.file or name}:{p.line}" if p.what != "deadline" else f"{p.file or name}"
+            at = f" at ts {p.ts}" if p.what == "deadline" else ""
+            print(f"{where}: error: {p.reason} ({p.what}{at} skipped)", file=sys.stderr)
         elif count == limit + 1:
             print(f"{name}: further skipped lines are counted but not shown", file=sys.stderr)
 

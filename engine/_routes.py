@@ -162,16 +162,18 @@ def build_route(
 
 #: the names ``build_feed``'s loop binds, which a pasted route must not use
 _FEED_LOCALS = frozenset({"events", "on_late", "engine", "deadlines", "routes", "pending", "now", "late",
-                          "cls", "route", "i", "t"})
+                          "cls", "route", "i", "t", "_feed_exc"})
 
 
-def build_feed(engine: Any, hot: type, route: Callable[[Any], None]) -> Callable[..., None] | None:
+def build_feed(engine: Any, hot: type, route: Callable[[Any], None],
+               time_jump: type[Exception]) -> Callable[..., None] | None:
     """``engine.feed`` generated with ``route``, the route of type ``hot``, pasted into its loop.
 
     The bulk of an operator's feed is one type (DPI records); its events then cost
     no call to their route. The loop is ``Engine.feed`` otherwise, word for word:
     events of other types go through their routes as there. None when the route's
-    text uses a name the loop binds (it stays a call then).
+    text uses a name the loop binds (it stays a call then). An exception one event raises,
+    but ``time_jump`` (``TimeJump``), goes to ``engine._fault`` and the loop goes on, as there.
     """
     lines = route.body  # type: ignore[attr-defined]
     used = {n.id for n in ast.walk(ast.parse("\n".join(lines))) if isinstance(n, ast.Name)}
@@ -179,11 +181,11 @@ def build_feed(engine: Any, hot: type, route: Callable[[Any], None]) -> Callable
         return None
     ns: dict[str, Any] = dict(route.__globals__)  # the route's names: its filters, handlers, ``c``
     own = {"_feed_engine": engine, "_feed_deadlines": engine._deadlines, "_feed_routes": engine._routes,
-           "_feed_pending": engine._pending, "_feed_hot": hot}
+           "_feed_pending": engine._pending, "_feed_hot": hot, "_feed_TimeJump": time_jump}
     if own.keys() & ns.keys():
         return None
     ns.update(own)
-    body = "".join(f"            {line}\n" for line in lines)
+    body = "".join(f"                {line}\n" for line in lines)
     source = (
         "def feed(events, on_late=None):\n"
         "    engine = _feed_engine\n"
@@ -194,29 +196,35 @@ def build_feed(engine: Any, hot: type, route: Callable[[Any], None]) -> Callable
         "    late = 0\n"
         "    cls = route = None\n"
         "    for i, e in enumerate(events):\n"
-        "        t = e.ts\n"
-        "        if t > now:\n"
-        "            if deadlines.floor < t or engine._gc_due <= t:\n"
-        "                engine.advance(t)\n"
-        "            now = engine.now = t\n"
-        "        elif t < now:\n"
-        "            late += 1\n"
-        "            if on_late is not None:\n"
-        "                on_late(i, e)\n"
-        "            continue\n"
-        "        if e.__class__ is _feed_hot:\n"
-        "            c.msisdn = e.msisdn\n"
-        f"{body}"
-        "        else:\n"
-        "            if e.__class__ is not cls:\n"
-        "                cls = e.__class__\n"
-        "                route = routes.get(cls)\n"
-        "            if route is None:\n"
+        "        try:\n"
+        "            t = e.ts\n"
+        "            if t > now:\n"
+        "                if deadlines.floor < t or engine._gc_due <= t:\n"
+        "                    engine.advance(t)\n"
+        "                now = engine.now = t\n"
+        "            elif t < now:\n"
+        "                late += 1\n"
+        "                if on_late is not None:\n"
+        "                    on_late(i, e)\n"
         "                continue\n"
-        "            c.msisdn = e.msisdn\n"
-        "            route(e)\n"
-        "        if pending:\n"
-        "            engine._drain()\n"
+        "            if e.__class__ is _feed_hot:\n"
+        "                c.msisdn = e.msisdn\n"
+        f"{body}"
+        "            else:\n"
+        "                if e.__class__ is not cls:\n"
+        "                    cls = e.__class__\n"
+        "                    route = routes.get(cls)\n"
+        "                if route is None:\n"
+        "                    continue\n"
+        "                c.msisdn = e.msisdn\n"
+        "                route(e)\n"
+        "            if pending:\n"
+        "                engine._drain()\n"
+        "        except _feed_TimeJump:\n"
+        "            raise\n"
+        "        except Exception as _feed_exc:\n"
+        "            engine._fault(i, e, _feed_exc)\n"
+        "            now = engine.now\n"
         "    engine.late_events += late\n"
         "    engine.events_in += len(events) - late\n"
     )

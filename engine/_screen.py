@@ -170,9 +170,13 @@ class Feeder:
     the screen and the buffer.
     """
 
-    def __init__(self, engine: Engine, on_problem: Problem, *, max_jump: int | None, lateness: int = 0) -> None:
+    def __init__(self, engine: Engine, on_problem: Problem, *, max_jump: int | None, lateness: int = 0,
+                 on_failed: Callable[[int | None, BaseException], None] | None = None) -> None:
+        """``on_failed(line, exception)``: an event whose processing raised, by its line
+        (None: a deadline; ``Engine.on_fault``)."""
         self.engine = engine
         self.on_problem = on_problem
+        self.on_failed = on_failed
         self.screen = None if max_jump is None else JumpScreen(max_jump)
         self.reorder = Reorder(lateness) if lateness > 0 else None
         self.wild = 0
@@ -192,7 +196,7 @@ class Feeder:
             self._release(False)
             return
         if self.screen is None:
-            self.engine.feed(events, on_late=self._late_hook(lines, 0))
+            self._feed(events, lines)
             return
         engine = self.engine
         screen = self.screen
@@ -206,7 +210,7 @@ class Feeder:
             chunk = events[pos:] if pos else events
             late = [0]
             try:
-                engine.feed(chunk, on_late=self._late_hook(lines, pos, late))
+                self._feed(chunk, lines, pos, late)
                 return
             except TimeJump as jump:
                 i = _jump_at(chunk, jump.now, screen.max_jump)
@@ -250,7 +254,7 @@ class Feeder:
     def _release(self, final: bool) -> None:
         out = self.reorder.ready(final)  # type: ignore[union-attr]
         if out:
-            self.engine.feed([ev for _, _, ev in out], on_late=self._late_hook([n for _, n, _ in out], 0))
+            self._feed([ev for _, _, ev in out], [n for _, n, _ in out])
 
     def _rejected(self, items: Any) -> None:
         for ev, n in items:
@@ -262,8 +266,21 @@ class Feeder:
         engine = self.engine
         guard = engine.max_jump
         engine.guard_jumps(None)
-        engine.feed(events, on_late=self._late_hook(lines, 0))
+        self._feed(events, lines)
         engine.guard_jumps(guard)
+
+    def _feed(self, events: list[Event], lines: list[int] | int, offset: int = 0,
+              count: list[int] | None = None) -> None:
+        """``engine.feed`` of ``events``, the ``offset``-th on of the lines ``lines``: late and
+        failed events are reported by their line."""
+        engine = self.engine
+        failed = self.on_failed
+        if failed is not None:
+            def fault(i: int | None, ev: Event | None, exc: BaseException) -> None:
+                failed(None if i is None else _line(lines, offset + i), exc)
+
+            engine.on_fault = fault
+        engine.feed(events, on_late=self._late_hook(lines, offset, count))
 
     def _late_hook(self, lines: list[int] | int, offset: int,
                    count: list[int] | None = None) -> Callable[[int, Event], None]:

@@ -53,7 +53,8 @@ import msgspec
 
 from engine._engine import Engine, Send
 from engine._events import Event, Msisdn, Timestamp, event_union
-from engine._replay import InputProblem, OrderedWriter, ReplayReport, Settler, _explain, line_blocks, replay, settle
+from engine._replay import (InputProblem, OrderedWriter, ReplayReport, Settler, _explain, line_blocks, problem_order,
+                            replay, settle)
 from engine._screen import DEFAULT_MAX_JUMP_MS, JumpScreen, wild_reason
 
 EngineFactory = Callable[[Callable[[Send], None]], Engine]
@@ -177,13 +178,15 @@ def replay_workers(
             raise_failed(crashed or [p.name for p, r in zip(procs, reports) if r is None])
         by_scenario = _merge(parts, out)
     done = [r for r in reports if r is not None]
-    problems = sorted(itertools.chain(router.problems, *(r.problems for r in done)), key=_line_of)
+    problems = sorted(itertools.chain(router.problems, *(r.problems for r in done)), key=problem_order)
     if on_problem is not None:
         for p in problems:
             on_problem(p)
     return ReplayReport(
         lines=router.lines,
         events=sum(r.events for r in done),
+        failed=sum(r.failed for r in done),
+        failed_deadlines=sum(r.failed_deadlines for r in done),
         malformed=router.malformed + sum(r.malformed for r in done),
         late=router.late,
         sends=sum(r.sends for r in done),
@@ -247,10 +250,6 @@ def _enlarge(conn: Connection) -> None:
     if setsize is not None:
         with contextlib.suppress(OSError):
             fcntl.fcntl(conn.fileno(), setsize, PIPE_BYTES)
-
-
-def _line_of(p: InputProblem) -> int:
-    return p.line
 
 
 class Router:
@@ -506,9 +505,24 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
     decode_lines = decoder.decode_lines
     now = engine.now
     lines = malformed = 0
+    numbers: list[int] | None = None  # the global line numbers of the events fed (found when one fails)
+    batch = Batch(now, 0, 0, b"", b"")
+
+    def failed(i: int | None, ev: Event | None, exc: BaseException) -> None:
+        nonlocal numbers
+        reason = engine.describe_fault(exc)
+        if i is None:
+            problems.append(InputProblem(0, reason, what="deadline", ts=engine.now))
+            return
+        if numbers is None:
+            numbers = batch.numbers(w)
+        problems.append(InputProblem(numbers[i], reason, what="event"))
+
+    engine.on_fault = failed
     settle()  # the parent screened jumps: this engine takes what it is sent
     settler = Settler()
     for batch in batches:
+        numbers = None
         settler.tick(batch.count)
         now = batch.now
         count = batch.count
@@ -521,6 +535,7 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
             events = None
         if events is None or len(events) != count or b"\r" in batch.lines:
             events = []
+            numbers = []
             decode = decoder.decode
             for n, line in zip(batch.numbers(w), batch.lines.split(b"\n")):
                 try:
@@ -528,6 +543,8 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
                 except _DECODE_ERRORS as e:
                     malformed += 1
                     problems.append(InputProblem(n, _explain(e)))
+                    continue
+                numbers.append(n)
         engine.feed(events)
         if holds:
             writer.release(engine.send_watermark())
@@ -536,9 +553,12 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
     engine.finish()
     writer.release(2**63)
     writer.flush()
+    failed_events = engine.faults - engine.deadline_faults
     return ReplayReport(
         lines=lines,
-        events=engine.events_in,
+        events=engine.events_in - failed_events,
+        failed=failed_events,
+        failed_deadlines=engine.deadline_faults,
         malformed=malformed,
         late=engine.late_events,
         sends=writer.written,

@@ -93,10 +93,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Run scenarios over a recorded event file (JSON lines sorted by ts) in event "
         "time and write one JSON line per send: id, scenario, msisdn, ts, send_at, channel, "
         "template, params. The same input always gives the same output, byte for byte. "
-        "Malformed lines, wild timestamps and out-of-order events are reported with their line number "
-        "on standard error, counted and skipped. Exit status: 0 all lines processed; 1 a scenario "
-        "error; 2 a usage or file error; 3 finished, but lines were skipped (the last line of "
-        "standard error counts them by reason).",
+        "Malformed lines, wild timestamps, out-of-order events and events whose processing failed "
+        "(the scenario's FILE:LINE named) are reported with their line number on standard error, counted "
+        "and skipped. Exit status: 0 all lines processed; 1 a scenario error; 2 a usage or file error; "
+        "3 finished, but lines (or deadlines) were skipped (the last line of standard error counts them "
+        "by reason).",
     )
     r.add_argument("--scenarios", nargs="+", required=True, metavar="PATH",
                    help=".kairos files or folders of them")
@@ -371,7 +372,7 @@ def _replay(args: argparse.Namespace) -> int:
         wild = f", {report.wild} wild timestamp{'s' * (report.wild != 1)}" if report.wild else ""
         print(
             f"kairos replay: {report.events} events, {report.malformed} malformed{wild} and "
-            f"{report.late} out-of-order lines skipped, {_dups(report.duplicates)}{report.sends} "
+            f"{report.late} out-of-order lines skipped, {_failed(report.failed)}{_dups(report.duplicates)}{report.sends} "
             f"sends{_loops(report.trigger_loops)} "
             f"({elapsed:.2f} s, {rate:,.0f} events/s)",
             file=sys.stderr,
@@ -400,18 +401,27 @@ def _replay(args: argparse.Namespace) -> int:
             except OSError as e:
                 print(f"kairos replay: cannot write the report: {e}", file=sys.stderr)
                 return EXIT_USAGE
-    if report.skipped:
+    if report.skipped or report.failed_deadlines:
         print(_skipped(report), file=sys.stderr)
         return EXIT_SKIPPED
     return EXIT_OK
 
 
 def _skipped(report: ReplayReport) -> str:
-    """The last line of a replay that skipped lines: how many, by reason, and the exit status."""
-    reasons = [(report.malformed, "malformed"), (report.wild, "wild timestamp"), (report.late, "out of order")]
+    """The last line of a replay that skipped lines or deadlines: how many, by reason, and the exit status."""
+    reasons = [(report.malformed, "malformed"), (report.wild, "wild timestamp"), (report.late, "out of order"),
+               (report.failed, "processing failed")]
     counts = ", ".join(f"{n} {what}" for n, what in reasons if n)
     lines = "line was" if report.skipped == 1 else "lines were"
-    return f"kairos replay: finished, but {report.skipped} {lines} skipped ({counts}); exit status {EXIT_SKIPPED}"
+    skipped = f"{report.skipped} {lines} skipped ({counts})" if report.skipped else ""
+    d = report.failed_deadlines
+    deadlines = f"{d} deadline{' was' if d == 1 else 's were'} skipped (processing failed)" if d else ""
+    both = " and ".join(part for part in (skipped, deadlines) if part)
+    return f"kairos replay: finished, but {both}; exit status {EXIT_SKIPPED}"
+
+
+def _failed(n: int) -> str:
+    return f"{n} event{'s' * (n != 1)} failed, " if n else ""
 
 
 def _dups(n: int) -> str:

@@ -49,6 +49,7 @@ from adapters._filechannel import FileChannel
 from adapters._partitions import partition_file, partition_of
 from adapters._sources import FilePosition, FileTail, StdinSource
 from engine import BindError, Engine, Reference, ReferenceError, Send, Settler, event_schema, event_union
+from engine._faults import fault_place
 from engine._outbox import Outbox, OutboxConfig
 from engine._replay import _newlines
 from kairos._config import (
@@ -103,6 +104,8 @@ class Daemon:
         self._decoder = msgspec.json.Decoder(event_union())
         self.decode_errors = 0
         self.late = 0
+        #: events and deadlines whose processing raised: skipped, logged (``Engine.on_fault``)
+        self.event_errors = 0
         self.future = 0  #: events refused for a ts more than ``time.max_ahead_ms`` ahead of the wall clock
         self._max_ahead = config.time.max_ahead_ms or None
         self.not_owned = 0
@@ -165,7 +168,7 @@ class Daemon:
         except BindError as e:
             raise StartError(str(e)) from None
         unit = Unit(name, self._unit_path(name), engine, self.config.time.allowed_lateness_ms, self._on_late,
-                    self.config.dedup_window_ms)
+                    self.config.dedup_window_ms, self._on_fault)
         try:
             versions_then = unit.load()
         except UnitLoadError as e:
@@ -326,6 +329,22 @@ class Daemon:
         if n <= LOG_FIRST or n % LOG_EVERY == 0:
             log.warning("late event not processed", msisdn=ev.msisdn, type=type(ev).__name__.lower(), ts=ev.ts,
                         stream_time=now, late_events=n)
+
+    def _on_fault(self, unit: Unit, ev: Any, exc: BaseException) -> None:
+        """An event (or, ``ev`` None, a deadline) whose processing raised: the engine skipped it and went
+        on. Logged with the scenario's place and the exception, never the number nor the event's values."""
+        self.event_errors += 1
+        n = self.event_errors
+        if n <= LOG_FIRST or n % LOG_EVERY == 0:
+            engine = unit.engine
+            where = fault_place(exc, engine.scenario_files)
+            error = f"{type(exc).__name__}: {exc}"
+            if ev is None:
+                log.error("deadline processing failed; deadline skipped", unit=unit.name, ts=engine.now,
+                          scenario_at=where, error=error, event_errors=n)
+            else:
+                log.error("event processing failed; event skipped", unit=unit.name, type=ev.__struct_config__.tag,
+                          ts=ev.ts, scenario_at=where, error=error, event_errors=n)
 
     def _on_send(self, send: Send) -> None:
         outbox = self.outbox
@@ -516,6 +535,7 @@ class Daemon:
                               "(the outbox drops repeated sends)", error=str(e), exit_status=status)
             self.outbox.stop()
         log.info("stopped", events=sum(e.events_in for e in self.engines), late=self.late, decode_errors=self.decode_errors,
+                 event_errors=self.event_errors,
                  future=self.future,
                  duplicates=self.duplicates,
                  sends=self.sends, repeated_decisions_dropped=self.duplicate_sends, expired=self.outbox.expired)

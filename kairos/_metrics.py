@@ -38,6 +38,9 @@ class DaemonCollector(Collector):
                                   value=d.decode_errors)
         yield CounterMetricFamily("kairos_duplicate_events",
                                   "Events identical to one seen within the duplicate window (skipped)", value=d.duplicates)
+        yield CounterMetricFamily("kairos_event_errors",
+                                  "Events and deadlines whose processing raised an error (skipped, logged)",
+                                  value=d.event_errors)
         yield CounterMetricFamily("kairos_late_events", "Events older than the stream's time (not processed, logged)",
                                   value=d.late)
         yield CounterMetricFamily("kairos_future_events",

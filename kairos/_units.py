@@ -44,10 +44,13 @@ _events = msgspec.msgpack.Decoder(list[event_union()])  # type: ignore[misc]
 class Unit:
     """One engine, its event time, its positions and where it is snapshotted."""
 
-    __slots__ = ("name", "path", "engine", "clock", "positions", "dedup")
+    __slots__ = ("name", "path", "engine", "clock", "positions", "dedup", "on_fault")
 
     def __init__(self, name: str, path: Path, engine: Engine, lateness_ms: int,
-                 on_late: Callable[[Any, int], None], dedup_window_ms: int | None = None) -> None:
+                 on_late: Callable[[Any, int], None], dedup_window_ms: int | None = None,
+                 on_fault: Callable[["Unit", Any, BaseException], None] | None = None) -> None:
+        """``on_fault(unit, event or None for a deadline, exception)``: processing raised (``Engine.on_fault``);
+        the engine skipped the event or deadline and goes on."""
         self.name = name
         self.path = path
         self.engine = engine
@@ -55,6 +58,13 @@ class Unit:
         self.positions: dict[str, FilePosition] = {}
         #: duplicates are skipped before the lateness buffer; None: off
         self.dedup = None if dedup_window_ms is None else Dedup(dedup_window_ms)
+        self.on_fault = on_fault
+        self._hear_faults(engine)
+
+    def _hear_faults(self, engine: Engine) -> None:
+        report = self.on_fault
+        if report is not None:
+            engine.on_fault = lambda _i, ev, exc: report(self, ev, exc)
 
     def push(self, events: list[Any]) -> None:
         """Decoded events in: duplicates skipped, the rest to event time."""
@@ -66,6 +76,7 @@ class Unit:
         """A reload's engine takes over."""
         self.engine = engine
         self.clock.engine = engine
+        self._hear_faults(engine)
 
     def encode(self) -> bytes:
         """The unit's snapshot file content."""
