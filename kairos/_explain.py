@@ -94,6 +94,15 @@ class Timeline:
         return None
 
 
+def _numbered(reader: EventReader) -> Iterator[tuple[Any, int]]:
+    """Each event with its line number."""
+    for events, lines in reader.blocks():
+        if isinstance(lines, int):
+            yield from zip(events, range(lines, lines + len(events)))
+        else:
+            yield from zip(events, lines)
+
+
 def explain(plan: Plan, reference: Reference, events: IO[bytes], msisdn: str, *, tz: str = DEFAULT_TZ,
             on_problem: Callable[[InputProblem], None] | None = None) -> Iterator[str]:
     """The timeline of ``msisdn`` over a replay of ``events``, as printable lines."""
@@ -101,12 +110,21 @@ def explain(plan: Plan, reference: Reference, events: IO[bytes], msisdn: str, *,
     timeline = Timeline(plan, msisdn, clock)
     sends: list[Send] = []
     engine = timeline.engine = Engine(plan, reference, sink=sends.append, tz=tz, observer=timeline)
-    reader = EventReader(events, on_problem or (lambda p: None))
+    problem = on_problem or (lambda p: None)
+    reader = EventReader(events, problem)
     described: dict[int, str] = {}
     seen = 0
+    line = 0
+
+    def failed(_: int | None, ev: Any, exc: BaseException) -> None:  # reported as a replay reports it
+        reason = engine.describe_fault(exc)
+        problem(InputProblem(line, reason, what="event") if ev is not None
+                else InputProblem(0, reason, what="deadline", ts=engine.now))
+
+    engine.on_fault = failed
     yield f"Timeline of {msisdn} ({tz}); {len(plan.scenarios)} scenarios, " \
           f"{'a' if plan.policy else 'no'} contact policy"
-    for ev in reader:
+    for ev, line in _numbered(reader):
         engine.on_event(ev)
         if ev.msisdn != msisdn:
             continue
