@@ -104,3 +104,14 @@ def test_a_deadline_whose_firing_raises_is_counted_and_later_deadlines_still_fir
             e for e in err if "error:" in e]
         assert ("kairos replay: finished, but 1 deadline was skipped (processing failed); exit status 3"
                 == err[-1])
+
+
+def test_explain_reports_the_failing_event_with_its_line_and_goes_on(ws, capfd):
+    assert 0 == main(["explain", "--scenarios", str(ws / "s.kairos"), "--events", str(ws / "e.jsonl"),
+                      "--msisdn", "13800000002"])
+    captured = capfd.readouterr()
+    assert [f"{ws / 'e.jsonl'}:{BAD_LINE}: error: processing failed in {ws / 's.kairos'}:2: OverflowError: "
+            "integer division result too large for a float (event skipped)"] == captured.err.splitlines()
+    videos = [n for n, line in enumerate(_stream(), 1) if b'"13800000002"' in line and b'"video"' in line]
+    assert BAD_LINE in videos and videos[-1] > BAD_LINE
+    assert len(videos) - 1 == captured.out.count("big_video: the pattern completed")  # all but the failed one
