@@ -120,18 +120,32 @@ class Feeder(threading.Thread):
         self.done.set()
 
 
-def kill_at_progress(folder: Path, config: Path, feeder: Feeder, rnd: random.Random, seed: int, i: int) -> None:
+def kill_at_progress(folder: Path, config: Path, feeder: Feeder, rnd: random.Random, seed: int, i: int,
+                     events_below: int = 6000) -> None:
     """Start the daemon, kill it (SIGKILL) once it reported a seeded number of snapshots and events."""
     since = log_offset(folder)
     proc = start(config)
     feeder.gate.set()
     try:
-        snapshots, events = rnd.randint(1, 3), rnd.randrange(6000)
+        snapshots, events = rnd.randint(1, 3), rnd.randrange(events_below)
         wait_for_progress(folder, proc, since, snapshots=snapshots, events=events, input_done=feeder.done.is_set,
                           what=f"kill point {i}: {snapshots} snapshots, {events} events (seed {seed})")
     finally:
         kill(proc)
         feeder.gate.clear()
+
+
+def run_to_the_end(folder: Path, config: Path, feeder: Feeder, seed: int) -> None:
+    """Start the daemon, let the feeder finish, wait until it read everything and sent what it had, stop it."""
+    since = log_offset(folder)
+    proc = start(config)
+    feeder.gate.set()
+    try:
+        feeder.join(timeout=300)
+        assert feeder.done.is_set(), f"the feeder did not finish (seed {seed})"
+        wait_until_settled(folder, proc, max(since, log_offset(folder)), what=f"the last run to settle (seed {seed})")
+    finally:
+        assert 0 == stop(proc), f"seed {seed}"
 
 
 def appender(path: Path) -> Callable[[list[str]], None]:
@@ -219,15 +233,7 @@ def test_sigkill_at_random_points_loses_no_send_and_sends_none_twice(tmp_path, m
     for i in range(kills):
         kill_at_progress(tmp_path, config, feeder, rnd, seed, i)
 
-    since = log_offset(tmp_path)
-    proc = start(config)
-    feeder.gate.set()
-    try:
-        feeder.join(timeout=300)
-        assert feeder.done.is_set(), f"the feeder did not finish (seed {seed})"
-        wait_until_settled(tmp_path, proc, max(since, log_offset(tmp_path)), what=f"the last run to settle (seed {seed})")
-    finally:
-        assert stop(proc) == 0, f"seed {seed}"
+    run_to_the_end(tmp_path, config, feeder, seed)
     actual = sorted(map(_content, sends(tmp_path)))
     assert len(actual) == len(set(actual)), f"a send was delivered twice (seed {seed})"
     assert expected == actual, f"seed {seed}"

@@ -22,8 +22,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon.support import kill, log_offset, sends, start, stop, wait_for_progress, wait_until_settled, write_config
-from tests.daemon.test_crash import SCENARIOS, Feeder, _content, appender, recorded_stream, reference, replayed
+from tests.daemon.support import log_offset, sends, start, stop, wait_until_settled, write_config
+from tests.daemon.test_crash import (
+    SCENARIOS,
+    Feeder,
+    _content,
+    appender,
+    kill_at_progress,
+    recorded_stream,
+    reference,
+    replayed,
+    run_to_the_end,
+)
 
 DAY_MS = 86_400_000
 CHANNELS = ("sms", "popup", "call")
@@ -65,27 +75,10 @@ def test_old_events_through_kills_and_a_clean_restart_lose_nothing_and_repeat_on
 
     kills, doubtful = 5, 0
     for i in range(kills):
-        since = log_offset(tmp_path)
-        proc = start(config)
-        feeder.gate.set()
-        try:
-            snapshots, count = rnd.randint(1, 3), rnd.randrange(5000)
-            wait_for_progress(tmp_path, proc, since, snapshots=snapshots, events=count, input_done=feeder.done.is_set,
-                              what=f"kill point {i}: {snapshots} snapshots, {count} events (seed {seed})")
-        finally:
-            kill(proc)
-            feeder.gate.clear()
+        kill_at_progress(tmp_path, config, feeder, rnd, seed, i, events_below=5000)
         doubtful += len(in_doubt(tmp_path / "state" / "outbox" / "ledger.log"))
 
-    since = log_offset(tmp_path)
-    proc = start(config)
-    feeder.gate.set()
-    try:
-        feeder.join(timeout=300)
-        assert feeder.done.is_set(), f"the feeder did not finish (seed {seed})"
-        wait_until_settled(tmp_path, proc, max(since, log_offset(tmp_path)), what=f"the last run to settle (seed {seed})")
-    finally:
-        assert 0 == stop(proc), f"seed {seed}"
+    run_to_the_end(tmp_path, config, feeder, seed)
     delivered = sends(tmp_path, CHANNELS)
     per_id = collections.Counter(s["id"] for s in delivered)
     repeats = len(delivered) - len(per_id)
