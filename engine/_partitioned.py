@@ -19,6 +19,7 @@ log, so deadlines fire as they would in one engine, and the output equals one
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import multiprocessing
 import signal
@@ -60,7 +61,7 @@ def replay_partitioned(
     files = partition_files(folder)
     if len(files) > 1:
         _check_partitionable(engine_factory(_discard), "partitions replayed apart", "replay the unsplit file")
-    until = _log_end([_tail_times(path, max_jump) for path in files.values()])
+    until = _log_end([_tail_times(path) for path in files.values()], max_jump)
     shares = [[p for p in files if p % workers == w] for w in range(workers)]
     with tempfile.TemporaryDirectory(prefix="kairos-partitions-") as tmp:
         parts = {p: Path(tmp) / f"sends-{p}.jsonl" for p in files}
@@ -107,17 +108,21 @@ def _replay_one(engine_factory: EngineFactory, path: Path, part: Path, until: in
 TAIL_LINES = 64
 
 
-def _log_end(tails: list[tuple[int | None, int]]) -> int:
-    """The time every partition moves to at the end: the latest a partition's lines confirm (a wild
-    last line must not drag every partition's deadlines to the year 2100), or, when no partition
-    holds enough lines to confirm anything, the latest ts of all."""
-    confirmed = [c for c, _ in tails if c is not None]
-    return max(confirmed) if confirmed else max(last for _, last in tails)
+def _log_end(tails: list[list[int]], max_jump: int | None) -> int:
+    """The time every partition moves to at the end: the latest the partitions' tails, merged as one
+    stream (each in its own order, together in ts order), confirm — as one replay of the file the log
+    was split from would (a real gap is confirmed by the events after it in every partition together;
+    a wild line that a later line of its partition contradicts must not drag every partition's
+    deadlines to the year 2100) — or, when they confirm nothing, the latest ts of all (−1: no events)."""
+    last = max((t[-1] for t in tails if t), default=-1)
+    if max_jump is None:
+        return last
+    confirmed = confirmed_end(list(heapq.merge(*tails)), max_jump)
+    return last if confirmed is None else confirmed
 
 
-def _tail_times(path: Path, max_jump: int | None) -> tuple[int | None, int]:
-    """A partition file's end: (the last time the jump screen confirms over its last ``TAIL_LINES``
-    events, its last ts); −1 for a file without events.
+def _tail_times(path: Path) -> list[int]:
+    """The ts of a partition file's last ``TAIL_LINES`` events, in file order (empty: no events).
 
     Lines the full decoder rejects are passed over, as a replay passes over them: a bad
     last line must not hold back the time every partition moves to at the end.
@@ -141,12 +146,7 @@ def _tail_times(path: Path, max_jump: int | None) -> tuple[int | None, int]:
             if start == 0 or len(stamps) >= TAIL_LINES:
                 break
             back *= 4
-    if not stamps:
-        return None, -1
-    stamps = stamps[-TAIL_LINES:]
-    if max_jump is None:
-        return stamps[-1], stamps[-1]
-    return confirmed_end(stamps, max_jump), stamps[-1]
+    return stamps[-TAIL_LINES:]
 
 
 def _in_processes(run: Callable[[int], _Share], workers: int) -> list[_Share]:

@@ -52,29 +52,44 @@ def wild_reason(ts: int, max_jump: int) -> str:
 class JumpScreen:
     """Holds the events of a time jump until what follows shows it real (let through) or wild (rejected)."""
 
-    __slots__ = ("max_jump", "confirm", "now", "held")
+    __slots__ = ("max_jump", "confirm", "now", "held", "_jumps")
 
     def __init__(self, max_jump: int, confirm: int = JUMP_CONFIRM) -> None:
         self.max_jump = max_jump
         self.confirm = confirm
         self.now: int | None = None  #: the largest ts let through (None: nothing yet)
-        self.held: list[tuple[int, Any]] = []
+        self.held: list[tuple[int, Any]] = []  #: (ts, item) of every held event, in order
+        #: where in ``held`` each held jump begins, outermost first (only while ``held`` is not
+        #: empty: a caller that clears ``held`` forgets its jumps with it)
+        self._jumps: list[int] = []
 
     def screen(self, ts: int, item: Any) -> tuple[tuple[Any, ...] | list[Any], tuple[Any, ...] | list[Any]]:
         """Judge the next event: (items let through now, in order; items found wild)."""
         held = self.held
         if held:
-            if ts < held[0][0] - self.max_jump:  # back near the old time: the held ones were wild
-                wild = [it for _, it in held]
-                held.clear()
-                through, more = self.screen(ts, item)
-                return through, wild + list(more)
-            held.append((ts, item))
-            if len(held) > self.confirm:
-                return self._release(), _NONE
-            return _NONE, _NONE
+            jumps = self._jumps
+            wild: list[Any] = []
+            while jumps:
+                k = jumps[-1]
+                jump = held[k][0]
+                if ts < jump - self.max_jump:  # back near the time before it: this jump was wild
+                    wild[:0] = [it for _, it in held[k:]]
+                    del held[k:]
+                    jumps.pop()
+                    continue
+                if ts - jump > self.max_jump:  # a jump beyond the held one: held, judged on its own
+                    jumps.append(len(held))
+                    held.append((ts, item))
+                    return _NONE, wild or _NONE
+                held.append((ts, item))
+                if len(held) - k > self.confirm:  # confirmed, and with it the jumps it is held in
+                    return self._release(len(held)), wild or _NONE
+                return _NONE, wild or _NONE
+            through, more = self.screen(ts, item)  # every held jump was wild: judged afresh
+            return through, wild + list(more)
         now = self.now
         if now is None or ts - now > self.max_jump:
+            self._jumps[:] = (0,)
             held.append((ts, item))
             return _NONE, _NONE
         if ts > now:
@@ -82,23 +97,27 @@ class JumpScreen:
         return (item,), _NONE
 
     def end(self, until: int | None = None) -> tuple[list[Any], list[Any]]:
-        """End of input: (held items let through, held items rejected)."""
+        """End of input: (held items let through, held items rejected). Nothing contradicts the held
+        jumps, so they go through — unless ``until`` (the whole log's end, for a partition of it) shows
+        the log never reached one: that jump and the ones held in it are rejected."""
         held = self.held
         if not held:
             return [], []
-        if until is None or held[0][0] <= until + self.max_jump:
-            return self._release(), []
-        wild = [it for _, it in held]
-        held.clear()
-        return [], wild
+        cut = len(held)
+        if until is not None:
+            cut = next((k for k in self._jumps if held[k][0] > until + self.max_jump), cut)
+        wild = [it for _, it in held[cut:]]
+        return self._release(cut), wild
 
-    def _release(self) -> list[Any]:
+    def _release(self, n: int) -> list[Any]:
+        """The first ``n`` held items go through (the stream's time moves to the latest); all are let go."""
         held = self.held
-        top = max(ts for ts, _ in held)
-        if self.now is None or top > self.now:
+        top = max((ts for ts, _ in held[:n]), default=None)
+        if top is not None and (self.now is None or top > self.now):
             self.now = top
-        items = [it for _, it in held]
+        items = [it for _, it in held[:n]]
         held.clear()
+        self._jumps.clear()
         return items
 
 

@@ -136,3 +136,72 @@ def test_allowed_lateness_with_workers_on_one_file_is_refused(workspace, capfd):
     code, _, _ = _replay(workspace, name, "--allowed-lateness", "1m", "--workers", "2")
     assert 2 == code
     assert "an allowed lateness sorts events in one process" in capfd.readouterr().err
+
+
+def _form(ws, name: str, lines: list[bytes], form: str) -> tuple[str, list[str]]:
+    """(events argument, extra options) that replay ``lines`` (written as ``name``) in ``form``."""
+    if form == "partitioned":
+        split(lines, ws / f"log-{name}", 4)
+        return f"log-{name}", ["--workers", "2"]
+    return name, {"one process": [], "--workers 3": ["--workers", "3"]}[form]
+
+
+@pytest.mark.parametrize("form", ["one process", "--workers 3", "partitioned"])
+@pytest.mark.parametrize("line", [2, 4])
+def test_a_2100_line_near_the_start_of_the_file_is_skipped(workspace, form, line, capfd):
+    lines = _mixed_stream(3_000, 40, seed=11)
+    _, clean, _ = _replay(workspace, _write(workspace, "clean.jsonl", lines))
+    bad = list(lines)
+    bad.insert(line - 1, _wild(lines[line - 1], YEAR_2100))  # the first line is held too: nothing precedes it
+    name, extra = _form(workspace, _write(workspace, f"bad{line}.jsonl", bad), bad, form)
+    capfd.readouterr()
+    code, sends, _ = _replay(workspace, name, *extra)
+    err = capfd.readouterr().err.splitlines()
+    assert (3, clean) == (code, sends)
+    assert "3030 events, 0 malformed, 1 wild timestamp and 0 out-of-order lines skipped" in err[-2]
+
+
+@pytest.mark.parametrize("form", ["one process", "--workers 3", "partitioned"])
+@pytest.mark.parametrize("after", [1, 3])
+def test_a_2100_line_just_after_a_real_gap_is_skipped_and_the_gap_kept(workspace, form, after, capfd):
+    day1 = _mixed_stream(1_500, 30, seed=4)
+    day3 = [_wild(line, msgspec.json.decode(line)["ts"] + 2 * DAY) for line in _mixed_stream(1_500, 30, seed=5)]
+    _, clean, _ = _replay(workspace, _write(workspace, "gap.jsonl", day1 + day3), "--max-jump", "0")
+    bad = day1 + day3[:after] + [_wild(day3[after], YEAR_2100)] + day3[after:]  # within 4 events of the gap
+    name, extra = _form(workspace, _write(workspace, f"bad{after}.jsonl", bad), bad, form)
+    capfd.readouterr()
+    code, sends, _ = _replay(workspace, name, *extra)
+    err = capfd.readouterr().err.splitlines()
+    assert (3, clean) == (code, sends)
+    assert "3060 events, 0 malformed, 1 wild timestamp and 0 out-of-order lines skipped" in err[-2]
+
+
+def test_a_2100_line_early_in_a_partitions_tail_does_not_move_every_partition_to_2100(workspace, capfd):
+    lines = _mixed_stream(3_000, 40, seed=11)[:3_000]  # without the quiet tail: deadlines are pending at the end
+    _, clean, _ = _replay(workspace, _write(workspace, "clean.jsonl", lines))
+    split(lines, workspace / "clean-log", 4)
+    part = sorted((workspace / "clean-log").iterdir())[0].read_bytes().splitlines(keepends=True)
+    at = lines.index(part[-62])  # the partition's tail of 64 lines: part[-63], the wild line, part[-62], …
+    bad = lines[:at] + [_wild(lines[at], YEAR_2100)] + lines[at:]
+    split(bad, workspace / "log", 4)
+    capfd.readouterr()
+    code, sends, _ = _replay(workspace, "log", "--workers", "2")
+    assert (3, clean) == (code, sends)
+    assert "1 wild timestamp" in capfd.readouterr().err.splitlines()[-2]
+
+
+@pytest.mark.parametrize("form", ["one process", "--workers 2", "partitioned"])
+def test_a_real_gap_followed_by_fewer_events_than_partitions_confirm_apart_is_kept_alike(workspace, form, capfd):
+    before = _mixed_stream(400, 20, seed=8)[:400]
+    after = [_wild(line, msgspec.json.decode(line)["ts"] + DAY) for line in _mixed_stream(400, 20, seed=9)[:8]]
+    name = _write(workspace, "gap8.jsonl", before + after)
+    _, unscreened, _ = _replay(workspace, name, "--max-jump", "0")
+    if form == "partitioned":
+        split(before + after, workspace / "log", 4)
+        name = "log"
+    extra = [] if form == "one process" else ["--workers", "2"]
+    capfd.readouterr()
+    code, sends, _ = _replay(workspace, name, *extra)
+    err = capfd.readouterr().err.splitlines()
+    assert (0, unscreened) == (code, sends)
+    assert "408 events, 0 malformed and 0 out-of-order lines skipped" in err[-1]
