@@ -19,7 +19,6 @@ log, so deadlines fire as they would in one engine, and the output equals one
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import multiprocessing
 import signal
@@ -32,7 +31,7 @@ import msgspec
 from adapters._partitions import partition_files
 from engine._events import event_union
 from engine._replay import InputProblem, ReplayReport, problem_order, replay
-from engine._screen import DEFAULT_MAX_JUMP_MS, confirmed_end
+from engine._screen import DEFAULT_MAX_JUMP_MS, confirmed_end, unrejected
 from engine._workers import (Connection, EngineFactory, _check_partitionable, _discard, _merge, raise_failed,
                              stop_all)
 
@@ -109,15 +108,19 @@ TAIL_LINES = 64
 
 
 def _log_end(tails: list[list[int]], max_jump: int | None) -> int:
-    """The time every partition moves to at the end: the latest the partitions' tails, merged as one
-    stream (each in its own order, together in ts order), confirm — as one replay of the file the log
-    was split from would (a real gap is confirmed by the events after it in every partition together;
-    a wild line that a later line of its partition contradicts must not drag every partition's
-    deadlines to the year 2100) — or, when they confirm nothing, the latest ts of all (−1: no events)."""
+    """The time every partition moves to at the end: the latest that the partitions' tails confirm
+    together, as one replay of the file the log was split from would — or, when they confirm nothing,
+    the latest ts of all (−1: no events).
+
+    Each tail first loses the lines a later line of its own partition shows wild (they must not drag
+    every partition's deadlines to the year 2100); what is left of all tails is screened as one
+    stream, in ts order, so a real gap is confirmed by the events after it in all partitions together.
+    """
     last = max((t[-1] for t in tails if t), default=-1)
     if max_jump is None:
         return last
-    confirmed = confirmed_end(list(heapq.merge(*tails)), max_jump)
+    merged = sorted(itertools.chain.from_iterable(unrejected(t, max_jump) for t in tails))
+    confirmed = confirmed_end(merged, max_jump)
     return last if confirmed is None else confirmed
 
 

@@ -109,6 +109,10 @@ class JumpScreen:
         wild = [it for _, it in held[cut:]]
         return self._release(cut), wild
 
+    def held_items(self) -> list[Any]:
+        """The items held, in order (left held)."""
+        return [it for _, it in self.held]
+
     def _release(self, n: int) -> list[Any]:
         """The first ``n`` held items go through (the stream's time moves to the latest); all are let go."""
         held = self.held
@@ -119,6 +123,16 @@ class JumpScreen:
         held.clear()
         self._jumps.clear()
         return items
+
+
+def unrejected(stamps: list[int], max_jump: int) -> list[int]:
+    """``stamps`` less those the later ones show wild: what a screen lets through, or still holds at the end."""
+    screen = JumpScreen(max_jump)
+    kept: list[int] = []
+    for ts in stamps:
+        kept.extend(screen.screen(ts, ts)[0])
+    kept.extend(screen.held_items())
+    return kept
 
 
 def confirmed_end(stamps: list[int], max_jump: int) -> int | None:

@@ -8,13 +8,17 @@
 from __future__ import annotations
 
 import random
+import tempfile
+from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters._partitions import split
 from kairos._cli import main
-from tests.kairos.test_workers import _mixed_stream, workspace  # noqa: F401 (workspace: a fixture)
+from tests.kairos.test_workers import SCENARIOS, _mixed_stream, workspace  # noqa: F401 (workspace: a fixture)
 
 YEAR_2100 = 4_102_444_800_000
 DAY = 86_400_000
@@ -205,3 +209,38 @@ def test_a_real_gap_followed_by_fewer_events_than_partitions_confirm_apart_is_ke
     err = capfd.readouterr().err.splitlines()
     assert (0, unscreened) == (code, sends)
     assert "408 events, 0 malformed and 0 out-of-order lines skipped" in err[-1]
+
+
+HOUR = 3_600_000
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(20, 250), seed=st.integers(0, 10**6),
+       gaps=st.lists(st.tuples(st.floats(0, 1), st.integers(2 * HOUR, 3 * DAY)), max_size=3),
+       outliers=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 100 * DAY)), max_size=4))
+def test_lone_outliers_are_skipped_and_real_gaps_kept_alike_in_one_process_and_a_partitioned_log(
+        n, seed, gaps, outliers):
+    """Outliers dated far ahead of everything around them, each followed by a line of its subscriber,
+    and real gaps with at least 5 events after the last one: one process and a partitioned log give
+    the sends of the stream without the outliers (unscreened), and skip exactly the outliers."""
+    base = _mixed_stream(n, 8, seed=seed)[:n]  # no quiet tail: deadlines are pending at the end
+    shifts = sorted((1 + int(f * (n - 6)), d) for f, d in gaps)  # gaps before line 1 … n-5
+    stamps = [msgspec.json.decode(line)["ts"] for line in base]
+    for p, d in shifts:
+        stamps[p:] = [t + d for t in stamps[p:]]
+    real = [_wild(line, t) for line, t in zip(base, stamps)]
+    bad = list(real)
+    for f, ahead in sorted(outliers, reverse=True):  # a copy of the line it stands before, far ahead
+        q = int(f * (n - 1))
+        bad.insert(q, _wild(real[q], stamps[-1] + 2 * DAY + ahead))
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Path(tmp)
+        (ws / "s.kairos").write_text(SCENARIOS)
+        (ws / "ref").mkdir()
+        (ws / "ref" / "cells.csv").write_text("cell,area\nCBD-1,cbd\nCBD-2,cbd\n")
+        _, expected, _ = _replay(ws, _write(ws, "real.jsonl", real), "--max-jump", "0", "--quiet")
+        one = _replay(ws, _write(ws, "bad.jsonl", bad), "--quiet")
+        split(bad, ws / "log", 4)
+        partitioned = _replay(ws, "log", "--quiet")
+    status = 3 if outliers else 0
+    assert (status, expected) == one[:2] == partitioned[:2]
