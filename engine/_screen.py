@@ -43,10 +43,13 @@ JUMP_CONFIRM = 4
 _NONE: tuple[Any, ...] = ()
 
 
+#: how the problem text of a rejected wild timestamp ends (``wild_reason``)
+WILD_END = "go back: a wild timestamp, not a gap in the recording"
+
+
 def wild_reason(ts: int, max_jump: int) -> str:
     """The problem text of a rejected wild timestamp (the same in every form of replay)."""
-    return (f"event at ts {ts} jumps more than {max_jump} ms ahead of the stream and the events after it "
-            "go back: a wild timestamp, not a gap in the recording")
+    return f"event at ts {ts} jumps more than {max_jump} ms ahead of the stream and the events after it {WILD_END}"
 
 
 class JumpScreen:

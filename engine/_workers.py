@@ -55,7 +55,7 @@ from engine._engine import Engine, Send
 from engine._events import Event, Msisdn, Timestamp, event_union
 from engine._replay import (InputProblem, OrderedWriter, ReplayReport, Settler, _explain, line_blocks, problem_order,
                             replay, settle)
-from engine._screen import DEFAULT_MAX_JUMP_MS, JumpScreen, wild_reason
+from engine._screen import DEFAULT_MAX_JUMP_MS, WILD_END, JumpScreen, wild_reason
 
 EngineFactory = Callable[[Callable[[Send], None]], Engine]
 Connection = multiprocessing.connection.Connection
@@ -370,8 +370,10 @@ class Router:
                 cut = screen.held[0][1][0]
                 screen.held.clear()
                 while self.problems and self.problems[-1].line >= first + cut:  # found again next time
-                    self.problems.pop()
-                    self.malformed -= 1
+                    if self.problems.pop().reason.endswith(WILD_END):  # a jump held inside the first one
+                        self.wild -= 1
+                    else:
+                        self.malformed -= 1
                 return shards[:cut]
             through, wild = screen.end()
             for j, _ in wild:  # pragma: no cover - without ``until`` the end lets a held jump through

@@ -244,3 +244,20 @@ def test_lone_outliers_are_skipped_and_real_gaps_kept_alike_in_one_process_and_a
         partitioned = _replay(ws, "log", "--quiet")
     status = 3 if outliers else 0
     assert (status, expected) == one[:2] == partitioned[:2]
+
+
+def test_the_worker_router_reports_a_wild_line_after_a_held_gap_once_wherever_its_blocks_end():
+    import io
+
+    from engine._workers import Router
+
+    def login(ts: int, i: int) -> bytes:
+        return b'{"type":"login","ts":%d,"msisdn":"1380000%04d","channel":"app"}' % (ts, i)
+
+    lines = [login(1_000 + i, i) for i in range(10)] + [login(DAY + i, i) for i in range(2)]
+    lines += [login(YEAR_2100, 99)] + [login(DAY + i, i) for i in range(2, 12)]  # the gap held: 2100 is line 13
+    for block in range(60, 900, 23):  # a block may end while the gap is still undecided
+        router = Router(2)
+        routed = sum(f.count(b'"login"') for frames in router.route(io.BytesIO(b"\n".join(lines) + b"\n"), block)
+                     for f in frames if f is not None)
+        assert (22, 1, 0, [13]) == (routed, router.wild, router.malformed, [p.line for p in router.problems])
