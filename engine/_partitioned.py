@@ -13,7 +13,8 @@ workers each do half of one worker's work.
 A partition's event time is its own: a line is late when it is older than
 its partition's time, as in the daemon — on a log split from one sorted file,
 never. At the end every partition's time moves to the last ts of the whole
-log, so deadlines fire as they would in one engine, and the output equals one
+log (the last the jump screen confirms over all partitions' tails: ``_log_end``),
+so deadlines fire as they would in one engine, and the output equals one
 ``replay`` of the file the log was split from, byte for byte.
 """
 
@@ -103,7 +104,7 @@ def _replay_one(engine_factory: EngineFactory, path: Path, part: Path, until: in
     return report
 
 
-#: lines of a partition's tail screened to find where its time ends (``_tail_times``)
+#: lines of each partition's tail screened to find where the log's time ends (``_log_end``)
 TAIL_LINES = 64
 
 

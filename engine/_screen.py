@@ -8,19 +8,28 @@ two apart by the events that follow:
 
 - an event more than ``max_jump`` ahead of the stream's time (or the first
   event of all: nothing precedes it) is *held*, with the events after it;
-- an event that is more than ``max_jump`` *before* the first held one
-  ("back near the old time") shows the held events were wild: they are
-  rejected as malformed, and that event is judged afresh;
-- ``confirm`` events after the first held one that are not back confirm
-  the jump: the held events go through, in their order, and the stream goes
-  on from there;
-- at the end of the input, held events go through unless ``until`` (the
-  whole log's end, for a partition of it) shows the log never reached them.
+- each held jump is judged on its own: an event more than ``max_jump``
+  ahead of the latest held jump is a jump of its own, held inside it (so a
+  2100 line among the few events after the first line, or after a real gap,
+  cannot pass as one of the events that confirm them);
+- an event more than ``max_jump`` *before* the latest held jump ("back near
+  the old time") shows that jump wild: it and the events held after it are
+  rejected as malformed, and that event is judged afresh against the jump
+  before (or the stream's time);
+- ``confirm`` events after the latest held jump that are neither back nor a
+  further jump confirm it, and with it the jumps it is held in: every held
+  event goes through, in order, and the stream goes on from the latest;
+- at the end of the input, held events go through — except a jump that
+  ``until`` (the whole log's end, for a partition of it) shows the log never
+  reached, with the jumps held in it.
 
-The decision depends only on the events, in order, so it is the same in one
-process, in ``--workers`` (the router screens the whole stream) and — for
-every outlier a later line of its partition contradicts — in a partitioned
-replay.
+One process never rejects an event of a stream in ts order. The decision depends only on
+the events, in order, so it is the same in one process and in ``--workers``
+(the router screens the whole stream). A partitioned replay screens each
+partition: an outlier a later line of its partition contradicts is rejected
+there, and the log's end (``until``) is what all partitions' tails confirm
+together (``engine._partitioned._log_end``), so a real gap is confirmed by
+the events after it in all partitions, as in one process.
 
 ``Reorder`` is the daemon's lateness buffer for a recording: events wait
 until the newest is ``lateness`` past them, then go on in (ts, line) order;
