@@ -72,8 +72,9 @@ class ScenarioStats(msgspec.Struct):
     control_outcomes: dict[str, int] = msgspec.field(default_factory=dict)
 
 
-def _before_jump(events: list[Event], now: int, max_jump: int) -> int:
-    """How many of ``events`` come before the first that ``advance`` would refuse as a jump."""
+def events_before_jump(events: list[Event], now: int, max_jump: int) -> int:
+    """How many of ``events`` come before the first that ``advance`` would refuse as a jump (from ``now``):
+    the index of the event a ``TimeJump`` stopped at, judged exactly as ``Engine.advance`` judges it."""
     for i, ev in enumerate(events):
         t = ev.ts
         if t > now:
@@ -290,7 +291,7 @@ class Engine:
 
         def feed(events: list[Event], on_late: Callable[[int, Event], None] | None = None) -> None:
             guard = self.max_jump
-            j = len(events) if guard is None else _before_jump(events, self.now, guard)
+            j = len(events) if guard is None else events_before_jump(events, self.now, guard)
             head = events if j == len(events) else events[:j]
             kept, skipped = dedup.split(head, late_from=self.now)
             if not skipped:

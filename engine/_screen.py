@@ -41,7 +41,7 @@ from __future__ import annotations
 import heapq
 from typing import Any, Callable
 
-from engine._engine import Engine, TimeJump
+from engine._engine import Engine, TimeJump, events_before_jump
 from engine._events import Event
 
 #: ``--max-jump`` by default: an hour, beyond any feed's jitter and within a time-zone error
@@ -258,7 +258,7 @@ class Feeder:
                 self._feed(chunk, lines, pos, late)
                 return
             except TimeJump as jump:
-                i = _jump_at(chunk, jump.now, screen.max_jump)
+                i = events_before_jump(chunk, jump.now, screen.max_jump)
                 engine.interrupted(i, late[0])
                 screen.now = jump.now if jump.now > _START else None  # None: the engine has no time yet
                 pos += i
@@ -347,15 +347,3 @@ _START = -(2**61)
 
 def _line(lines: list[int] | int, i: int) -> int:
     return lines + i if isinstance(lines, int) else lines[i]
-
-
-def _jump_at(events: list[Event], now: int, max_jump: int) -> int:
-    """The index of the event the engine's guard stopped at: the first more than ``max_jump``
-    ahead of the time before it, exactly as ``Engine.advance`` judged it."""
-    for i, ev in enumerate(events):
-        t = ev.ts
-        if t > now:
-            if t - now > max_jump:
-                return i
-            now = t
-    raise AssertionError("a TimeJump without a jump")  # pragma: no cover - the engine raised for one of them
