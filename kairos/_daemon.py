@@ -585,20 +585,23 @@ def _outbox_config(config: Config) -> OutboxConfig:
 
 def configure_logging(level: str, pseudonymise: bool = False, key: str = "") -> str:
     """structlog JSON lines on standard error; ``pseudonymise``: every record's subscriber numbers as keyed
-    hashes (``kairos._pseudonym``), the key from KAIROS_PSEUDONYM_KEY, else ``key``, else random.
+    hashes (``kairos._pseudonym``), tracebacks and the standard logging of libraries included, the key from
+    KAIROS_PSEUDONYM_KEY, else ``key``, else random.
     Returns where the key came from ("off" without pseudonyms), for ``announce_pseudonyms``."""
     import logging
 
-    from kairos._pseudonym import Pseudonymiser, pseudonym_key
+    from kairos._pseudonym import Pseudonymiser, pseudonym_key, pseudonymise_stdlib
 
     secret, origin = pseudonym_key(key)
+    pseudonymiser = Pseudonymiser(secret) if pseudonymise else None
+    pseudonymise_stdlib(pseudonymiser)  # libraries' own logging (aiosmpplib's PDUs) too
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
-            *([Pseudonymiser(secret)] if pseudonymise else []),
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            *([pseudonymiser] if pseudonymiser else []),  # after format_exc_info: tracebacks are text by then
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),

@@ -103,18 +103,20 @@ def test_no_subscriber_number_appears_in_the_log_of_late_events_bad_lines_dead_l
         f.write('{"type":"dpi","ts":%d,"msisdn":"%s","host":"h","bytes":"many"}\n' % (NOW + 6, numbers[3]))
         f.write('{"type":"sms","ts":%d,"msisdn":"%s","direction":"up","peer":"%s"}\n' % (NOW + 6, numbers[4], numbers[5]))
         f.write(f"{numbers[6]},dpi,{NOW + 6}\n")  # not JSON at all
+        f.write('{"type":"dpi","ts":%d,"MSISDN":"%s","host":"h","category":"news"}\n' % (NOW + 7, numbers[8]))  # no `msisdn`
     (tmp_path / "in" / "callbacks.jsonl").write_text(json.dumps({"trigger_id": f"x:{numbers[7]}", "outcome": "clicked"})
                                                      + "\n")
     proc = start(config)
     try:
         wait_for(lambda: logged(tmp_path, "send dead-lettered"), what="the dead letter")
         wait_for(lambda: sends(tmp_path, ("sms",)), what="the send")
-        wait_for(lambda: len(logged(tmp_path, "bad input line skipped")) == 3, what="the bad lines")
+        wait_for(lambda: len(logged(tmp_path, "bad input line skipped")) == 4, what="the bad lines")
         wait_for(lambda: logged(tmp_path, "feedback line rejected"), what="the rejected callback")
     finally:
         assert 0 == stop(proc)
     log = (tmp_path / "daemon.log").read_text()
-    assert [] == [m for m in numbers[:-2] + [numbers[9]] if m in log]  # numbers[8] is never used
+    assert [] == [m for m in numbers if m in log]
+    assert NOW + 7 == json.loads(logged(tmp_path, "bad input line skipped")[-1]["line"])["ts"]  # found by its ts
     assert numbers[0] in lines(tmp_path / "out" / "sms.jsonl")[0]["id"]  # the send itself names them
     (late,) = logged(tmp_path, "late event not processed")
     assert Pseudonymiser(b"test-key").of(numbers[2]) == late["msisdn"]
