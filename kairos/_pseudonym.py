@@ -217,7 +217,7 @@ class Pseudonymiser:
     def foreign(self, text: str) -> str:
         """A library's log text: as a traceback, and hex dumps of PDUs (which hold the numbers they carry) removed."""
         text = _PDU.sub(_redact_pdu, text)
-        return self.traceback(_HEX_DIGITS.sub("<redacted hex>", text))
+        return self.traceback(_HEX_DIGITS.sub("<redacted>", text))
 
     def stdlib(self, record: logging.LogRecord) -> None:
         """Rewrite a ``logging`` record in place: its message, traceback and stack (never raises)."""
