@@ -84,7 +84,17 @@ def events_before_jump(events: list[Event], now: int, max_jump: int) -> int:
     return len(events)
 
 
-class TimeJump(Exception):
+class LetOut(Exception):
+    """An exception the per-event fault handling lets out: it concerns the run, not one event."""
+
+
+class SinkError(LetOut):
+    """The sink (the daemon's outbox, replay's output) could not take a decided send — a full disk, an
+    outbox not running. Not one event's fault: skipping the event would lose the send while the state
+    counts it sent, so the run stops, and a restart from the last snapshot decides it again."""
+
+
+class TimeJump(LetOut):
     """``advance`` refused to move time more than the engine's ``max_jump`` ahead (see ``guard_jumps``):
     nothing was changed; the event at ``t`` was not processed."""
 
@@ -271,7 +281,7 @@ class Engine:
         dpi = self._routes.get(Dpi)
         if dpi is not None and FUSED_FEED and type(self).feed is Engine.feed:  # not a subclass's own feed
             with _building("generating the feed loop for dpi events", self._readers(Dpi)):
-                feed = build_feed(self, Dpi, dpi, TimeJump)
+                feed = build_feed(self, Dpi, dpi, LetOut)
             if feed is not None:
                 #: ``feed`` with the DPI route pasted into its loop (the bulk of any feed is DPI)
                 self.feed = feed
@@ -347,6 +357,8 @@ class Engine:
                 runtimes[i].on_deadline(m, when)
                 if self._pending:
                     self._drain()
+            except LetOut:
+                raise
             except Exception as exc:  # one deadline's failure must not stop the others (issue 12)
                 self.deadline_faults += 1
                 self._fault(None, None, exc)
@@ -455,6 +467,8 @@ class Engine:
                 route(ev)
                 if self._pending:
                     self._drain()
+            except LetOut:
+                raise
             except Exception as exc:
                 self._fault(0, ev, exc)
         return True
@@ -491,7 +505,7 @@ class Engine:
                     route(ev)
                     if pending:
                         self._drain()
-            except TimeJump:
+            except LetOut:  # a time jump, a sink that failed: not this event's fault
                 raise
             except Exception as exc:  # one event's failure must not stop the stream (issue 12)
                 self._fault(i, ev, exc)
@@ -680,7 +694,10 @@ class Engine:
         scn = self.scenarios[i]
         sent = self.stats[i].sent
         sent[action.channel] = sent.get(action.channel, 0) + 1
-        self.sink(Send(trigger_id, scn.name, m, t, send_at, action.channel, action.template, params))
+        try:
+            self.sink(Send(trigger_id, scn.name, m, t, send_at, action.channel, action.template, params))
+        except Exception as e:
+            raise SinkError(f"the send sink failed: {e!r}") from e
         if depth > MAX_TRIGGER_DEPTH:
             self.trigger_loops += 1
             return None

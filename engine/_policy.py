@@ -324,8 +324,11 @@ class PolicyStage:
             self.feedback.add(c.id, Record(c.index, action.channel, action.template, c.msisdn, True), send_at)
             record = self.engine.control_sink
             if record is not None:
-                from engine._engine import Send  # the engine module imports this one
-                record(Send(c.id, c.scenario.name, c.msisdn, c.ts, send_at, action.channel, action.template, params))
+                from engine._engine import Send, SinkError  # the engine module imports this one
+                try:
+                    record(Send(c.id, c.scenario.name, c.msisdn, c.ts, send_at, action.channel, action.template, params))
+                except Exception as e:
+                    raise SinkError(f"the control-group sink failed: {e!r}") from e
             return self._stop(c, "control", f"in the control group ({self.control[c.index]:g}%) "
                               f"for {c.scenario.name}; would have sent {action.channel} at {self._t(send_at)}")
         cap = self.capacity.get(action.channel)

@@ -166,14 +166,15 @@ _FEED_LOCALS = frozenset({"events", "on_late", "engine", "deadlines", "routes", 
 
 
 def build_feed(engine: Any, hot: type, route: Callable[[Any], None],
-               time_jump: type[Exception]) -> Callable[..., None] | None:
+               let_out: type[Exception]) -> Callable[..., None] | None:
     """``engine.feed`` generated with ``route``, the route of type ``hot``, pasted into its loop.
 
     The bulk of an operator's feed is one type (DPI records); its events then cost
     no call to their route. The loop is ``Engine.feed`` otherwise, word for word:
     events of other types go through their routes as there. None when the route's
     text uses a name the loop binds (it stays a call then). An exception one event raises,
-    but ``time_jump`` (``TimeJump``), goes to ``engine._fault`` and the loop goes on, as there.
+    but ``let_out`` (``LetOut``: a time jump, a failed sink), goes to ``engine._fault`` and the
+    loop goes on, as there.
     """
     lines = route.body  # type: ignore[attr-defined]
     used = {n.id for n in ast.walk(ast.parse("\n".join(lines))) if isinstance(n, ast.Name)}
@@ -181,7 +182,7 @@ def build_feed(engine: Any, hot: type, route: Callable[[Any], None],
         return None
     ns: dict[str, Any] = dict(route.__globals__)  # the route's names: its filters, handlers, ``c``
     own = {"_feed_engine": engine, "_feed_deadlines": engine._deadlines, "_feed_routes": engine._routes,
-           "_feed_pending": engine._pending, "_feed_hot": hot, "_feed_TimeJump": time_jump}
+           "_feed_pending": engine._pending, "_feed_hot": hot, "_feed_LetOut": let_out}
     if own.keys() & ns.keys():
         return None
     ns.update(own)
@@ -220,7 +221,7 @@ def build_feed(engine: Any, hot: type, route: Callable[[Any], None],
         "                route(e)\n"
         "            if pending:\n"
         "                engine._drain()\n"
-        "        except _feed_TimeJump:\n"
+        "        except _feed_LetOut:\n"
         "            raise\n"
         "        except Exception as _feed_exc:\n"
         "            engine._fault(i, e, _feed_exc)\n"

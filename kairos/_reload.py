@@ -128,6 +128,9 @@ class Reloader:
         d = self.daemon
         try:
             self._seen = folder_fingerprint(d.config.scenarios)
+        except OSError as e:
+            return self._refuse(who, f"scenarios: {e}")
+        try:
             plan, templates = compile_with_templates(d.config)
             Engine(plan, d.reference, sink=d._on_send, tz=d.config.tz)  # binds, or says what is missing
         except (StartError, BindError) as e:
@@ -151,11 +154,7 @@ class Reloader:
         except Exception as e:  # refused before ``swap``: the running engines go on
             return self._refuse(who, _internal(d.config.scenarios, "handing the running state to", e), exc_info=e)
         d.swap(plan, engines, templates)
-        try:
-            self.audit.write(records)
-        except OSError as e:  # the new scenarios run; a full disk must not stop the daemon over its audit trail
-            log.error("scenario reload done, but the audit log could not be written", error=str(e),
-                      path=str(self.audit.path))
+        self._audit(records)  # the new scenarios run; a full disk must not stop the daemon over its audit trail
         self.reloads += 1
         result = ReloadResult(
             True,
@@ -172,8 +171,16 @@ class Reloader:
         self.refused += 1
         log.error("scenario reload refused; the running scenarios go on", who=who, error=error,
                   exc_info=exc_info)
-        self.audit.write([AuditRecord(wall_ms(), "refuse", "", "", who, detail=error)])
+        self._audit([AuditRecord(wall_ms(), "refuse", "", "", who, detail=error)])
         return ReloadResult(False, error=error)
+
+    def _audit(self, records: list[AuditRecord]) -> None:
+        """Append to the audit log; a full or broken disk is logged, never the end of the daemon."""
+        try:
+            self.audit.write(records)
+        except OSError as e:
+            log.error("the audit log could not be written; the scenarios in force are as logged above",
+                      error=str(e), path=str(self.audit.path))
 
     async def watch(self) -> None:
         """Reload when the folder's content changes (polling)."""

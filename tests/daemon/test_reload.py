@@ -191,3 +191,20 @@ def test_a_daemon_whose_scenarios_fail_to_build_does_not_start_and_says_where(tm
     assert result.stderr.startswith(f"kairos run: {tmp_path}/scenarios/s.kairos:5:1: error: scenario 'victim': "
                                     "internal error while generating the route for dpi events: ")
     assert "Traceback" not in result.stderr
+
+
+def test_a_refused_reload_whose_audit_log_cannot_be_written_is_still_just_a_refusal(tmp_path):
+    """A full or broken disk under the audit log must not turn a refused reload into a dead daemon."""
+    from types import SimpleNamespace
+
+    from kairos._config import load_config
+    from kairos._reload import AuditLog, Reloader
+
+    config = load_config(write_config(tmp_path, SEQ, channels=("sms",)))
+    (tmp_path / "scenarios" / "s.kairos").write_text("scenario broken\n  when dpi where\nend\n")
+    unwritable = tmp_path / "audit-is-a-folder"
+    unwritable.mkdir()
+    reloader = Reloader(SimpleNamespace(config=config), AuditLog(unwritable), poll_s=1)  # type: ignore[arg-type]
+    result = reloader.reload("test")
+    assert (False, 1) == (result.ok, reloader.refused)
+    assert "s.kairos:" in (result.error or "")

@@ -83,3 +83,28 @@ def test_a_deadline_that_raises_is_counted_and_later_deadlines_still_fire():
     assert [(None, None, f"processing failed in t.kairos:3: {OVERFLOW}")] == faults
     assert [("2", T0 + 61_000), ("3", T0 + 62_000)] == [(s.msisdn, s.ts) for s in sends]
     assert (1, 1) == (engine.faults, engine.deadline_faults)
+
+
+SIMPLE = 'scenario big\n  when dpi where category == "video"\n  then sms "t"\nend\n'
+
+
+@pytest.mark.parametrize("general", [False, True], ids=["generated feed", "Engine.feed"])
+def test_a_sink_that_fails_stops_the_feed_instead_of_losing_the_send_as_an_event_fault(general):
+    """A full disk under the outbox's journal is not one event's fault: skipping the event would lose its
+    send while the state counts it sent. The run stops (a restart from the snapshot decides it again)."""
+    from engine._engine import SinkError
+
+    sends: list = []
+
+    def sink(send) -> None:
+        if send.msisdn == "2":
+            raise OSError(28, "No space left on device")
+        sends.append(send)
+
+    engine = Engine(compile_one(SIMPLE), sink=sink)
+    faults: list = []
+    engine.on_fault = lambda i, ev, exc: faults.append(exc)
+    feed = (lambda evs: Engine.feed(engine, evs)) if general else engine.feed
+    with pytest.raises(SinkError, match="No space left on device"):
+        feed([_video(0, "1"), _video(1, "2"), _video(2, "3")])
+    assert (["1"], [], 0) == ([s.msisdn for s in sends], faults, engine.faults)
