@@ -12,7 +12,7 @@ by subscriber (a folder of partition files) one partition per engine. The
 engine imports ``plan`` and ``adapters``, never ``dsl``.
 """
 
-from engine._engine import BindError, BuildError, Engine, ScenarioStats, Send
+from engine._engine import BindError, BuildError, Engine, ScenarioStats, Send, SinkError
 from engine._events import Event, event_schema, event_types, event_union, register_event_type
 from engine._localtime import DEFAULT_TZ, LocalTime
 from engine._policy import PolicyStage, in_control
@@ -42,6 +42,7 @@ __all__ = [
     "RestoreReport",
     "ScenarioStats",
     "Send",
+    "SinkError",
     "Snapshot",
     "SnapshotError",
     "decode_snapshot",

@@ -48,7 +48,17 @@ from adapters import (
 from adapters._filechannel import FileChannel
 from adapters._partitions import partition_file, partition_of
 from adapters._sources import FilePosition, FileTail, StdinSource
-from engine import BindError, Engine, Reference, ReferenceError, Send, Settler, event_schema, event_union
+from engine import (
+    BindError,
+    Engine,
+    Reference,
+    ReferenceError,
+    Send,
+    Settler,
+    SinkError,
+    event_schema,
+    event_union,
+)
 from engine._faults import fault_place
 from engine._outbox import Outbox, OutboxConfig
 from engine._replay import _newlines
@@ -72,6 +82,8 @@ log = structlog.get_logger("kairos.daemon")
 EXIT_OK, EXIT_INVALID = 0, 1
 #: stopped on a signal, but the final snapshot failed: the previous one stays and a restart resumes from it
 EXIT_SNAPSHOT_FAILED = 3
+#: the outbox could not take a decided send (a full disk): stopped without a final snapshot
+EXIT_SINK_FAILED = 4
 
 #: later than any event time (the ``max_ahead_ms`` check switched off)
 NEVER = 2**63
@@ -639,4 +651,15 @@ def run_daemon(config_path: str | Path) -> int:
         print(f"kairos run: {e}", file=sys.stderr)
         return EXIT_INVALID
     announce_pseudonyms(origin)
-    return anyio.run(daemon.run, backend="asyncio", backend_options={"use_uvloop": True})
+    try:
+        return anyio.run(daemon.run, backend="asyncio", backend_options={"use_uvloop": True})
+    except* SinkError as group:
+        # no final snapshot: the state counts the refused send as made; the last published snapshot and the
+        # outbox's journal stay, and a restart decides it again (the ledger drops what was already sent)
+        cause: BaseException = group
+        while isinstance(cause, BaseExceptionGroup):  # task groups nest: the first leaf is the SinkError
+            cause = cause.exceptions[0]
+        log.error("the outbox refused a decided send; stopped without a final snapshot", error=str(cause),
+                  exit_status=EXIT_SINK_FAILED, what_to_do="fix what the error says (often a full disk under "
+                  "state_dir) and start again: the restart decides the send again from the last snapshot")
+    return EXIT_SINK_FAILED  # reached only through the handler above (``return`` is not allowed inside it)

@@ -49,3 +49,51 @@ def test_an_event_whose_processing_raises_is_counted_logged_with_the_scenario_an
         k: failed[k] for k in ("unit", "type", "ts", "scenario_at", "error", "event_errors")}
     assert bad_number not in (tmp_path / "daemon.log").read_text()  # nor any of the event's values
     assert 1 == logged(tmp_path, "stopped")[-1]["event_errors"]
+
+
+#: in a daemon process: the outbox's journal refuses the second send, as a full disk would
+FULL_DISK = '''
+import engine._outbox as outbox
+
+_submit = outbox.Outbox.submit
+_calls = [0]
+
+
+def submit(self, send, **kw):
+    _calls[0] += 1
+    if _calls[0] == 2:
+        raise OSError(28, "No space left on device")
+    return _submit(self, send, **kw)
+
+
+outbox.Outbox.submit = submit
+'''
+
+
+def test_an_outbox_that_cannot_take_a_send_stops_the_daemon_without_a_final_snapshot_and_a_restart_sends_it(
+        tmp_path, monkeypatch):
+    """The send is not skipped as one event's fault (its state would count it made): the daemon stops with
+    status 4 and no final snapshot, and the next start decides it again from the last published one."""
+    import os
+
+    (tmp_path / "inject").mkdir()
+    (tmp_path / "inject" / "sitecustomize.py").write_text(FULL_DISK)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path / "inject"),
+                                                                  os.environ.get("PYTHONPATH")])))
+    config = write_config(tmp_path, SEQ, channels=("sms",), interval_s=0)
+    events = tmp_path / "in" / "events.jsonl"
+    append(events, dpi(NOW, "1", "review"), dpi(NOW + 1, "1", "shop"), dpi(NOW + 2, "2", "review"),
+           dpi(NOW + 3, "2", "shop"))
+    proc = start(config)
+    assert 4 == proc.wait(60)
+    (stopped,) = logged(tmp_path, "the outbox refused a decided send; stopped without a final snapshot")
+    assert "No space left on device" in stopped["error"]
+    assert not logged(tmp_path, "snapshot taken")
+    monkeypatch.delenv("PYTHONPATH")
+    proc = start(config)
+    try:
+        got = wait_for(lambda: len(sends(tmp_path, ("sms",))) == 2 and sends(tmp_path, ("sms",)),
+                       what="both sends after the restart")
+    finally:
+        assert 0 == stop(proc)
+    assert ["1", "2"] == sorted(s["msisdn"] for s in got)
