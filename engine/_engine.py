@@ -441,7 +441,10 @@ class Engine:
         while keys and (keys[0] + 1) * g <= now:
             owners, numbers = self._gc_buckets.pop(heapq.heappop(keys))
             for owner, m in zip(owners, numbers):
-                owner.collect(m, now)
+                try:  # free in CPython 3.11 while nothing raises
+                    owner.collect(m, now)
+                except Exception as exc:  # one subscriber's state that cannot be swept must not stop the others
+                    self._fault(None, None, exc)
         self._gc_due = (keys[0] + 1) * g if keys else NEVER
         if self.max_jump is not None and now + self.max_jump < self._gc_due:
             self._gc_due = now + self.max_jump  # the next jump must reach ``advance`` (guard_jumps)
