@@ -15,10 +15,22 @@ rendered, so no call site can forget it:
   of 7 or more digits replaced, and if the line is as long as the call sites cut lines (``LINE_CUT`` bytes) the
   digits at its end, however few, become ``<cut>`` (they may be a cut number) |
 | ``error`` | ids and ``"msisdn": "…"`` pairs replaced, and every run of 7 or more digits inside quotes (a
-  decoder's limits, like ``<= 1000000000000000``, stay readable) |
+  decoder's limits, like ``<= 1000000000000000``, stay readable), except in a quoted file path |
 | ``exception``, ``stack`` (tracebacks) | ids, pairs and every run of 7 or more digits replaced, except the
-  ``File "…", line N`` places |
+  ``File "…", line N`` places and quoted file paths |
 | any other text | ids and ``"msisdn": "…"`` / ``msisdn='…'`` pairs replaced |
+
+A quoted file path (no whitespace, ``:`` or ``@``, and a ``/`` or a ``.`` and 1 to 5
+letters at its end: ``'/data/snap/unit-20261204.snap'``) stays readable in an
+error or a traceback, digits and all: the numbers in the paths the daemon
+meets are dates and counters, not subscribers' numbers, and an error that
+cannot say which file it could not open cannot be acted on. This is a choice:
+a number put into a file name would be written as it is.
+
+Every text is first cut to ``TEXT_CAP`` bytes (64 KiB) and, if cut, treated
+as a cut line: the digits at its edge are dropped and it ends in ``<cut>``.
+With the cap and patterns that scan each character a bounded number of times,
+a record costs time linear in its size, however it was made.
 
 Bytes are read as UTF-8 text (bad bytes replaced) under the same rules, and
 any other object as its ``repr``, which is what the JSON renderer would write.
@@ -50,6 +62,9 @@ ENV_KEY = "KAIROS_PSEUDONYM_KEY"
 #: how many bytes of a raw line the call sites log (``line[:200]``): a line this long may end in a cut number
 LINE_CUT = 200
 UNLOGGABLE = "<unloggable>"
+#: the most of any one text the processor reads and writes (UTF-8 bytes); a longer one is cut
+TEXT_CAP = 64 * 1024
+CUT = "<cut>"
 
 _NUMBER_KEYS = frozenset({"msisdn", "peer"})
 _ID_KEYS = frozenset({"id", "trigger_id", "ids", "trigger_ids"})
@@ -62,17 +77,24 @@ _ID_IN_TEXT = re.compile(r"(?<![\w:~/.-])([A-Za-z_]\w*):([^:\s\"',{}\[\]/]+):(\d
 #: ``"msisdn": "…"`` (or a number) inside text that is not valid JSON, and ``msisdn='…'`` in a repr
 _PAIR_IN_TEXT = re.compile(r"""(["'](?:msisdn|peer)["']\s*:\s*)("[^"]*"?|'[^']*'?|[^,}\s]+)"""
                            r"""|(\b(?:msisdn|peer)=)("[^"]*"|'[^']*'|\d+)""")
-#: a run of 7 or more digits; a pseudonym, and an id already pseudonymised (its ts), are matched to be kept
-_RUN = re.compile(r"[A-Za-z_]\w*:~[0-9a-f]{16}:\d+(?::\d+)?|~[0-9a-f]{16}|\d{7,}")
+#: a run of 7 or more digits (glued to letters or not); a pseudonym, and an id already pseudonymised (its ts), are
+#: matched to be kept. The id starts only where a word starts: tried inside a long word it would be quadratic
+_RUN = re.compile(r"(?<!\w)[A-Za-z_]\w*:~[0-9a-f]{16}:\d+(?::\d+)?|~[0-9a-f]{16}|\d{7,}")
 #: a quoted value inside an error text (``trigger_id 'x:7916…'``, a repr): where a number in an error would be
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-#: a place in a traceback, kept readable
-_PLACE = re.compile(r'File "[^"\n]*", line \d+')
+#: a place in a traceback, or a quoted string on one line (kept readable if it is a file path)
+_PLACE = re.compile(r'File "[^"\n]*", line \d+' r"|(?<!\w)'[^'\n]*'" r'|(?<!\w)"[^"\n]*"')
+#: a file path inside quotes: no whitespace, ``:`` or ``@`` (not an id, a URL or an address), and a ``/`` or an
+#: extension of 1 to 5 letters
+_PATH = re.compile(r"""(['"])(?=[^\s'":@]*/|[^\s'":@]*\.[A-Za-z]{1,5}\1)[^\s'":@]+\1""")
 #: a hex dump of a PDU: ``pdu=…`` or ``"pdu": "…"``
 _PDU = re.compile(r"""(["']?pdu["']?\s*[:=]\s*)(["'][0-9A-Fa-f]*["']|[0-9A-Fa-f]+)""")
-#: any other hex dump holding 7 or more ASCII digits (``3`` and a digit each) or UCS-2 digits (``003`` and a digit)
-_HEX_DIGITS = re.compile(r"(?<![0-9A-Za-z])[0-9A-Fa-f]*(?:(?:3[0-9]){7,}|(?:003[0-9]){7,})[0-9A-Fa-f]*(?![0-9A-Za-z])")
-_CUT_EDGE = re.compile(r"\d+\Z")
+#: a hex token, redacted if it holds 7 or more ASCII digits (``3`` and a digit each) or UCS-2 digits (``003`` and a
+#: digit): one pattern for both would be cubic, backtracking over where the digits start and end
+_HEX_TOKEN = re.compile(r"(?<![0-9A-Za-z])[0-9A-Fa-f]+(?![0-9A-Za-z])")
+_HEX_DIGITS = re.compile(r"(?:3[0-9]){7,}|(?:003[0-9]){7,}")
+#: the digits at a text's end (from where their run starts, so a long run is scanned once)
+_CUT_EDGE = re.compile(r"(?<!\d)\d+\Z")
 _TS_MIN, _TS_MAX = 10**12, 10**13  # an epoch-ms ts of 13 digits: 2001 to 2286
 _LONG_INT = 10**6  # a whole number of 7 or more digits
 
@@ -110,8 +132,9 @@ class Pseudonymiser:
 
     def _value(self, key: str, v: Any) -> Any:
         if isinstance(v, (bytes, bytearray, memoryview)):
-            v = bytes(v).decode("utf-8", "replace")
+            v = bytes(v[:TEXT_CAP + 1]).decode("utf-8", "replace")
         if isinstance(v, str):
+            v = capped(v)
             if key in _NUMBER_KEYS:
                 return self.of(v)
             if key in _ID_KEYS:
@@ -154,9 +177,12 @@ class Pseudonymiser:
         return _RUN.sub(self._run, self.text(text))
 
     def traceback(self, text: str) -> str:
-        """A traceback (or a library's message): as ``digits``, but its ``File "…", line N`` places kept."""
+        """A traceback (or a library's message): as ``digits``, but its ``File "…", line N`` places and quoted
+        file paths kept."""
         out, at = [], 0
         for m in _PLACE.finditer(text):
+            if m[0][0] in "'\"" and not _PATH.fullmatch(m[0]):
+                continue  # a quoted string that is no path: read with the text around it
             out += (self.digits(text[at:m.start()]), m[0])
             at = m.end()
         out.append(self.digits(text[at:]))
@@ -171,7 +197,7 @@ class Pseudonymiser:
         if isinstance(obj, dict):
             return msgspec.json.encode(self._json("", obj)).decode()
         if len(raw) >= LINE_CUT or len(raw.encode("utf-8", "replace")) >= LINE_CUT:
-            raw = _CUT_EDGE.sub("<cut>", raw)  # perhaps cut inside a number: its digits at the edge say nothing
+            raw = _CUT_EDGE.sub(CUT, raw)  # perhaps cut inside a number: its digits at the edge say nothing
         return self.digits(raw)
 
     def _json(self, key: str, v: Any) -> Any:
@@ -206,7 +232,7 @@ class Pseudonymiser:
         return f'{m[1]}"{self.of(value)}"'
 
     def _quoted(self, m: re.Match[str]) -> str:
-        return _RUN.sub(self._run, m[0])
+        return m[0] if _PATH.fullmatch(m[0]) else _RUN.sub(self._run, m[0])
 
     def _run(self, m: re.Match[str]) -> str:
         s = m[0]
@@ -216,8 +242,8 @@ class Pseudonymiser:
 
     def foreign(self, text: str) -> str:
         """A library's log text: as a traceback, and hex dumps of PDUs (which hold the numbers they carry) removed."""
-        text = _PDU.sub(_redact_pdu, text)
-        return self.traceback(_HEX_DIGITS.sub("<redacted>", text))
+        text = _PDU.sub(_redact_pdu, capped(text))
+        return self.traceback(_HEX_TOKEN.sub(_redact_hex, text))
 
     def stdlib(self, record: logging.LogRecord) -> None:
         """Rewrite a ``logging`` record in place: its message, traceback and stack (never raises)."""
@@ -232,6 +258,21 @@ class Pseudonymiser:
                 record.stack_info = self.foreign(record.stack_info)
         except Exception:  # noqa: BLE001 - a record that cannot be read is not written, and the daemon goes on
             record.msg, record.args, record.exc_info, record.exc_text, record.stack_info = UNLOGGABLE, (), None, None, None
+
+
+def capped(text: str) -> str:
+    """A text of at most ``TEXT_CAP`` UTF-8 bytes; a longer one cut, as a cut line: edge digits dropped, ``<cut>``."""
+    if len(text) <= TEXT_CAP // 4:  # 4 bytes at most a character: short enough without encoding it
+        return text
+    raw = text[:TEXT_CAP + 1].encode("utf-8", "surrogatepass")
+    if len(raw) <= TEXT_CAP and len(text) <= TEXT_CAP:
+        return text
+    cut = raw[:TEXT_CAP - len(CUT)].decode("utf-8", "ignore")  # a character cut in two is dropped whole
+    return _CUT_EDGE.sub("", cut) + CUT
+
+
+def _redact_hex(m: re.Match[str]) -> str:
+    return "<redacted>" if _HEX_DIGITS.search(m[0]) else m[0]
 
 
 def _redact_pdu(m: re.Match[str]) -> str:

@@ -10,7 +10,7 @@ import pytest
 import structlog
 
 from kairos._daemon import configure_logging
-from kairos._pseudonym import ENV_KEY, Pseudonymiser, pseudonym_key
+from kairos._pseudonym import ENV_KEY, TEXT_CAP, Pseudonymiser, pseudonym_key
 
 M = "79161234567"
 P = Pseudonymiser(b"k")
@@ -177,3 +177,44 @@ def test_third_party_stdlib_logging_loses_numbers_and_pdus(daemon_logging):
     assert f"peer {P.of(M)} went away" in written and "Traceback" in written
     configure_logging("info", pseudonymise=False)
     assert logging.getLogRecordFactory() is logging.LogRecord
+
+
+# --- hostile texts: linear time, bounded size, readable paths ---------------------------------------------------------
+# Sizes where the former patterns took minutes to hours (cubic hex dumps, quadratic long words); the figures are
+# measured by hand, not asserted: finishing with the right result is what these tests prove.
+
+def test_a_long_hex_dump_of_digits_is_redacted_and_other_hex_kept():
+    dump = "31" * 30_000  # 30 000 ASCII digits as hex, under the cap
+    assert "data <redacted> end" == P.foreign(f"data {dump} end")
+    assert f"data {P.of(dump)}z" == P.foreign(f"data {dump}z")  # glued to a letter: no hex token, but a digit run
+    assert "ucs <redacted>" == P.foreign("ucs " + "".join(f"003{d}" for d in M))
+    assert "ok deadbeef 313233 cafe" == P.foreign("ok deadbeef 313233 cafe")  # 3 digits, or none: kept
+
+
+def test_a_long_word_is_read_in_one_pass_and_digits_glued_to_it_are_still_replaced():
+    word = "a" * 30_000  # two of them under the cap
+    assert f"KeyError: '{word}'" == record(error=f"KeyError: '{word}'")["error"]
+    assert f"{word}{P.of(M)} and {word}" == record(exception=f"{word}{M} and {word}")["exception"]
+    assert f"x review:{P.of(M)}:1700000000000 and {word}{P.of(M)}" == P.traceback(  # an id's ts stays readable
+        f"x review:{M}:1700000000000 and {word}{M}")
+
+
+def test_every_text_is_cut_to_the_cap_as_a_cut_line_so_a_number_cut_in_two_is_dropped():
+    head = "x" * (TEXT_CAP - len("<cut>") - 5)
+    out = record(exception=head + M + "y" * 1000, error=head + M, line=(head + M).encode(), note="y" * 10**6)
+    assert {"exception": head + "<cut>", "error": head + "<cut>", "line": head + "<cut>"} == {
+        k: out[k] for k in ("exception", "error", "line")}
+    assert out["note"] == "y" * (TEXT_CAP - len("<cut>")) + "<cut>"
+    wide = record(error="ж" * TEXT_CAP)["error"]  # 2 bytes a character: cut at a whole character
+    assert wide.endswith("ж<cut>") and len(wide.encode()) <= TEXT_CAP
+    assert P.foreign("z" * 10**6).endswith("z<cut>") and len(P.foreign("z" * 10**6)) == TEXT_CAP
+    assert "short " + M[:5] == record(note="short " + M[:5])["note"]  # a whole text keeps its short numbers
+
+
+def test_a_quoted_file_path_stays_readable_in_errors_and_tracebacks_and_quoted_numbers_do_not():
+    missing = "[Errno 2] No such file or directory: '/data/snap/unit-20261204.snap'"
+    assert missing == record(error=missing)["error"] == record(exception=f"Traceback\n{missing}")["exception"][10:]
+    assert "bad 'unit-20261204.snap'" == record(error="bad 'unit-20261204.snap'")["error"]
+    assert f"can't read {P.of(M)} in \"{P.of(M)}\"" == P.traceback(f"can't read {M} in \"{M}\"")
+    assert f"got '{P.of(M)}'" == record(error=f"got '{M}'")["error"]
+    assert f"to '{P.of(M)}@sms.ru', 'tel:{P.of(M)}.x'" == record(error=f"to '{M}@sms.ru', 'tel:{M}.x'")["error"]
