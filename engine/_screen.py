@@ -9,9 +9,10 @@ two apart by the events that follow:
 - an event more than ``max_jump`` ahead of the stream's time (or the first
   event of all: nothing precedes it) is *held*, with the events after it;
 - each held jump is judged on its own: an event more than ``max_jump``
-  ahead of the latest held jump is a jump of its own, held inside it (so a
-  2100 line among the few events after the first line, or after a real gap,
-  cannot pass as one of the events that confirm them);
+  ahead of the latest ts held since the latest held jump is a jump of its
+  own, held inside it (so a 2100 line among the few events after the first
+  line, or after a real gap, cannot pass as one of the events that confirm
+  them, while events after a gap up to ``max_jump`` apart do confirm it);
 - an event more than ``max_jump`` *before* the latest held jump ("back near
   the old time") shows that jump wild: it and the events held after it are
   rejected as malformed, and that event is judged afresh against the jump
@@ -64,7 +65,7 @@ def wild_reason(ts: int, max_jump: int) -> str:
 class JumpScreen:
     """Holds the events of a time jump until what follows shows it real (let through) or wild (rejected)."""
 
-    __slots__ = ("max_jump", "confirm", "now", "held", "_jumps")
+    __slots__ = ("max_jump", "confirm", "now", "held", "_jumps", "_tops")
 
     def __init__(self, max_jump: int, confirm: int = JUMP_CONFIRM) -> None:
         self.max_jump = max_jump
@@ -74,12 +75,15 @@ class JumpScreen:
         #: where in ``held`` each held jump begins, outermost first (only while ``held`` is not
         #: empty: a caller that clears ``held`` forgets its jumps with it)
         self._jumps: list[int] = []
+        #: the latest ts held since each held jump and before the next (a new jump is measured from it)
+        self._tops: list[int] = []
 
     def screen(self, ts: int, item: Any) -> tuple[tuple[Any, ...] | list[Any], tuple[Any, ...] | list[Any]]:
         """Judge the next event: (items let through now, in order; items found wild)."""
         held = self.held
         if held:
             jumps = self._jumps
+            tops = self._tops
             wild: list[Any] = []
             while jumps:
                 k = jumps[-1]
@@ -88,12 +92,16 @@ class JumpScreen:
                     wild[:0] = [it for _, it in held[k:]]
                     del held[k:]
                     jumps.pop()
+                    tops.pop()
                     continue
-                if ts - jump > self.max_jump:  # a jump beyond the held one: held, judged on its own
+                if ts - tops[-1] > self.max_jump:  # a jump beyond what is held: held, judged on its own
                     jumps.append(len(held))
+                    tops.append(ts)
                     held.append((ts, item))
                     return _NONE, wild or _NONE
                 held.append((ts, item))
+                if ts > tops[-1]:
+                    tops[-1] = ts
                 if len(held) - k > self.confirm:  # confirmed, and with it the jumps it is held in
                     return self._release(len(held)), wild or _NONE
                 return _NONE, wild or _NONE
@@ -102,6 +110,7 @@ class JumpScreen:
         now = self.now
         if now is None or ts - now > self.max_jump:
             self._jumps[:] = (0,)
+            self._tops[:] = (ts,)
             held.append((ts, item))
             return _NONE, _NONE
         if ts > now:
@@ -134,6 +143,7 @@ class JumpScreen:
         items = [it for _, it in held[:n]]
         held.clear()
         self._jumps.clear()
+        self._tops.clear()
         return items
 
 

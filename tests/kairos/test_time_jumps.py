@@ -211,23 +211,79 @@ def test_a_real_gap_followed_by_fewer_events_than_partitions_confirm_apart_is_ke
     assert "408 events, 0 malformed and 0 out-of-order lines skipped" in err[-1]
 
 
+def _screened(stamps: list[int], max_jump: int) -> tuple[list[int], list[int], list[int]]:
+    """(let through while the stream went on, rejected, held at the end) by one screen."""
+    from engine._screen import JumpScreen
+
+    screen = JumpScreen(max_jump)
+    through: list[int] = []
+    wild: list[int] = []
+    for ts in stamps:
+        now, bad = screen.screen(ts, ts)
+        through.extend(now)
+        wild.extend(bad)
+    return through, wild, screen.held_items()
+
+
+def test_events_after_a_gap_more_than_a_quarter_of_max_jump_apart_confirm_the_gap():
+    stream = list(range(11)) + [200 + 20 * i for i in range(30)]  # each 20 ms after the last; max_jump 60
+    assert (stream, [], []) == _screened(stream, 60)
+
+
+def test_a_2100_line_amid_sparse_events_after_a_gap_is_still_rejected():
+    after = [200 + 50 * i for i in range(30)]
+    stream = list(range(11)) + after[:2] + [YEAR_2100] + after[2:]
+    assert (list(range(11)) + after, [YEAR_2100], []) == _screened(stream, 60)
+
+
+def test_a_partitioned_log_ends_after_sparse_events_past_a_gap():
+    from engine._partitioned import _log_end
+
+    stream = list(range(11)) + [200 + 20 * i for i in range(30)]
+    assert stream[-1] == _log_end([stream[0::2], stream[1::2]], 60)
+
+
+@pytest.mark.parametrize("form", ["one process", "--workers 2", "partitioned"])
+def test_a_real_gap_followed_by_events_half_an_hour_apart_is_kept_alike(workspace, form, capfd):
+    before = _mixed_stream(400, 20, seed=8)[:400]
+    start = msgspec.json.decode(before[-1])["ts"] + DAY
+    after = [_wild(line, start + i * 30 * 60_000) for i, line in enumerate(_mixed_stream(400, 20, seed=9)[:30])]
+    name = _write(workspace, "sparse.jsonl", before + after)
+    _, unscreened, _ = _replay(workspace, name, "--max-jump", "0")
+    if form == "partitioned":
+        split(before + after, workspace / "log", 4)
+        name = "log"
+    extra = [] if form == "one process" else ["--workers", "2"]
+    capfd.readouterr()
+    code, sends, _ = _replay(workspace, name, *extra)
+    err = capfd.readouterr().err.splitlines()
+    assert (0, unscreened) == (code, sends)
+    assert "430 events, 0 malformed and 0 out-of-order lines skipped" in err[-1]
+    assert any(msgspec.json.decode(s)["ts"] >= start for s in sends.splitlines())  # the sparse day decided sends
+
+
 HOUR = 3_600_000
 
 
 @settings(max_examples=80, deadline=None)
 @given(n=st.integers(20, 250), seed=st.integers(0, 10**6),
-       gaps=st.lists(st.tuples(st.floats(0, 1), st.integers(2 * HOUR, 3 * DAY)), max_size=3),
+       gaps=st.lists(st.tuples(st.floats(0, 1), st.integers(2 * HOUR, 3 * DAY),
+                               st.integers(0, 9 * HOUR // 10), st.integers(0, 250)), max_size=3),
        outliers=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 100 * DAY)), max_size=4))
 def test_lone_outliers_are_skipped_and_real_gaps_kept_alike_in_one_process_and_a_partitioned_log(
         n, seed, gaps, outliers):
     """Outliers dated far ahead of everything around them, each followed by a line of its subscriber,
-    and real gaps with at least 5 events after the last one: one process and a partitioned log give
-    the sends of the stream without the outliers (unscreened), and skip exactly the outliers."""
+    and real gaps with at least 5 events after the last one, the first few of them possibly sparse
+    (up to 0.9 max_jump apart): one process and a partitioned log give the sends of the stream
+    without the outliers (unscreened), and skip exactly the outliers."""
     base = _mixed_stream(n, 8, seed=seed)[:n]  # no quiet tail: deadlines are pending at the end
-    shifts = sorted((1 + int(f * (n - 6)), d) for f, d in gaps)  # gaps before line 1 … n-5
+    shifts = sorted((1 + int(f * (n - 6)), d, s, m) for f, d, s, m in gaps)  # gaps before line 1 … n-5
     stamps = [msgspec.json.decode(line)["ts"] for line in base]
-    for p, d in shifts:
+    ends = [p for p, *_ in shifts[1:]] + [n]
+    for (p, d, spacing, sparse), end in zip(shifts, ends):
         stamps[p:] = [t + d for t in stamps[p:]]
+        for i in range(p + 1, min(p + sparse, end)):  # the first events after it up to 0.9 max_jump apart
+            stamps[i:] = [t + spacing for t in stamps[i:]]
     real = [_wild(line, t) for line, t in zip(base, stamps)]
     bad = list(real)
     for f, ahead in sorted(outliers, reverse=True):  # a copy of the line it stands before, far ahead
