@@ -69,10 +69,12 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "con
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
-    """The JSON lines of a file (none if it does not exist yet)."""
+    """The complete JSON lines of a file (none if it does not exist yet). A line a running daemon is
+    writing may be read half-written: only what ends in ``\n`` counts, as every reader of a live file does."""
     if not path.exists():
         return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    text = path.read_text()
+    return [json.loads(x) for x in text[: text.rfind("\n") + 1].split("\n") if x.strip()]
 
 
 def log_offset(folder: Path) -> int:
