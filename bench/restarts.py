@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import traffic
+from engine._outbox import read_ledger
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 CHANNELS = ("sms", "popup", "call")
@@ -95,18 +96,6 @@ def _settled(taken: list[dict[str, Any]]) -> bool:
     return len(taken) >= 2 and taken[-2]["events"] == taken[-1]["events"] and taken[-1]["pending_sends"] == 0
 
 
-def _in_doubt(ledger: Path) -> int:
-    data = ledger.read_bytes() if ledger.exists() else b""
-    attempts: set[str] = set()
-    for line in data[: data.rfind(b"\n") + 1].decode().splitlines():
-        kind, _, trigger_id = line.split("\t", 2)
-        if kind == "A":
-            attempts.add(trigger_id)
-        elif kind in ("R", "D", "F"):
-            attempts.discard(trigger_id)
-    return len(attempts)
-
-
 def _delivered(folder: Path) -> list[dict[str, Any]]:
     out = []
     for c in CHANNELS:
@@ -138,7 +127,7 @@ def measure(folder: Path, *, kills: int, subscribers: int, days_ago: int, seed: 
         _wait(folder, proc, since, lambda t: t and (t[-1]["events"] >= target or _settled(t)), f"kill point {i}")
         proc.kill()
         proc.wait()
-        doubtful += _in_doubt(folder / "state" / "outbox" / "ledger.log")
+        doubtful += len(read_ledger(folder / "state" / "outbox" / "ledger.log").in_doubt)
     since = _offset(folder)
     proc = _start(config)
     _wait(folder, proc, since, _settled, "the end of the input")

@@ -48,7 +48,7 @@ import structlog
 
 from adapters import Channel, Outcome, SendContext, TemplateCatalog, TemplateError, wall_ms
 
-__all__ = ["ChannelLimits", "DeadLetter", "LaneStats", "Outbox", "OutboxConfig", "OutboxStats"]
+__all__ = ["ChannelLimits", "DeadLetter", "LaneStats", "Ledger", "Outbox", "OutboxConfig", "OutboxStats", "read_ledger"]
 
 log = structlog.get_logger("kairos.outbox")
 
@@ -537,18 +537,9 @@ class Outbox:
         self._dir.mkdir(parents=True, exist_ok=True)
         self._journal_path = self._dir / "journal.jsonl"
         self._ledger_path = self._dir / "ledger.log"
-        attempted: set[str] = set()
-        for line in _complete_lines(self._ledger_path):
-            kind, ts, trigger_id = line.decode().split("\t", 2)
-            if kind == "A":
-                attempted.add(trigger_id)
-            elif kind == "R":
-                attempted.discard(trigger_id)
-            elif kind == "H":
-                self._floor = max(self._floor, int(ts))
-            else:
-                self._done[trigger_id] = int(ts)
-                attempted.discard(trigger_id)
+        ledger = read_ledger(self._ledger_path)
+        attempted = ledger.in_doubt
+        self._done, self._floor = ledger.done, ledger.floor
         # nothing is forgotten here: an id leaves memory only at a compaction that also leaves it out of the
         # journal (a journal line below the floor is therefore a send still pending, never a forgotten one)
         pending: list[SendContext] = []
@@ -665,6 +656,36 @@ def _context(send: Any, priority: int | None) -> SendContext:
         params=dict(send.params),
         priority=priority if priority is not None else getattr(send, "priority", 50),
     )
+
+
+class Ledger(msgspec.Struct):
+    """What ``ledger.log`` says: settled ids (delivered or dead-lettered) with their trigger time, ids whose
+    last record is an attempt with no outcome (in doubt: the channel may or may not have taken them),
+    and the floor below which ids are forgotten."""
+
+    done: dict[str, int]
+    in_doubt: set[str]
+    floor: int
+
+
+def read_ledger(path: str | Path) -> Ledger:
+    """Read a ledger file; a torn last line (a crash mid-write) is ignored. Also for tests and the bench,
+    which count the sends a kill left in doubt."""
+    done: dict[str, int] = {}
+    attempted: set[str] = set()
+    floor = 0
+    for line in _complete_lines(Path(path)):
+        kind, ts, trigger_id = line.decode().split("\t", 2)
+        if kind == "A":
+            attempted.add(trigger_id)
+        elif kind == "R":
+            attempted.discard(trigger_id)
+        elif kind == "H":
+            floor = max(floor, int(ts))
+        else:
+            done[trigger_id] = int(ts)
+            attempted.discard(trigger_id)
+    return Ledger(done, attempted, floor)
 
 
 def _complete_lines(path: Path) -> list[bytes]:

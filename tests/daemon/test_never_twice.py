@@ -18,10 +18,10 @@ import json
 import os
 import random
 import time
-from pathlib import Path
 
 import pytest
 
+from engine._outbox import read_ledger
 from tests.daemon.support import log_offset, sends, start, stop, wait_until_settled, write_config
 from tests.daemon.test_crash import (
     SCENARIOS,
@@ -37,19 +37,6 @@ from tests.daemon.test_crash import (
 
 DAY_MS = 86_400_000
 CHANNELS = ("sms", "popup", "call")
-
-
-def in_doubt(ledger: Path) -> set[str]:
-    """Ids whose last durable ledger record is an attempt: the channel may or may not have taken them."""
-    data = ledger.read_bytes() if ledger.exists() else b""
-    open_attempts: set[str] = set()
-    for line in data[: data.rfind(b"\n") + 1].decode().splitlines():
-        kind, _, trigger_id = line.split("\t", 2)
-        if kind == "A":
-            open_attempts.add(trigger_id)
-        elif kind in ("R", "D", "F"):
-            open_attempts.discard(trigger_id)
-    return open_attempts
 
 
 @pytest.mark.parametrize("retention", ["default", "zero"])
@@ -76,7 +63,7 @@ def test_old_events_through_kills_and_a_clean_restart_lose_nothing_and_repeat_on
     kills, doubtful = 5, 0
     for i in range(kills):
         kill_at_progress(tmp_path, config, feeder, rnd, seed, i, events_below=5000)
-        doubtful += len(in_doubt(tmp_path / "state" / "outbox" / "ledger.log"))
+        doubtful += len(read_ledger(tmp_path / "state" / "outbox" / "ledger.log").in_doubt)
 
     run_to_the_end(tmp_path, config, feeder, seed)
     delivered = sends(tmp_path, CHANNELS)
