@@ -400,29 +400,30 @@ class Router:
         self.malformed += 1
         self.problems.append(InputProblem(n, _explain(e)))
 
-    def _wild(self, n: int, line: bytes) -> None:
-        """A wild timestamp — unless the full decode rejects the line (one replay reports it as malformed)."""
+    def _decoded(self, n: int, line: bytes) -> Event | None:
+        """The line fully decoded, or None after reporting it malformed (one replay never sees the ts of
+        a line its full decoder rejects, so such a line is malformed before it can be wild or late)."""
         try:
-            ev = self._full.decode(line)
+            return self._full.decode(line)  # type: ignore[no-any-return]
         except _DECODE_ERRORS as e:
             self.malformed += 1
             self.problems.append(InputProblem(n, _explain(e)))
-            return
-        self.wild += 1
-        self.problems.append(InputProblem(n, wild_reason(ev.ts, self.max_jump)))  # type: ignore[arg-type]
+            return None
+
+    def _wild(self, n: int, line: bytes) -> None:
+        """A wild timestamp — unless the full decode rejects the line."""
+        ev = self._decoded(n, line)
+        if ev is not None:
+            self.wild += 1
+            self.problems.append(InputProblem(n, wild_reason(ev.ts, self.max_jump)))  # type: ignore[arg-type]
 
     def _judge_late(self, n: int, line: bytes, now: int) -> None:
-        """An event older than the stream's time: late, unless the full decode rejects it
-        (one engine never sees a malformed line's ts, so it reports it as malformed)."""
-        try:
-            ev = self._full.decode(line)
-        except _DECODE_ERRORS as e:
-            self.malformed += 1
-            self.problems.append(InputProblem(n, _explain(e)))
-            return
-        self.late += 1
-        self.problems.append(InputProblem(n, f"event at ts {ev.ts} is older than the stream's time {now}; "
-                                             "the file must be sorted by ts"))
+        """An event older than the stream's time: late, unless the full decode rejects it."""
+        ev = self._decoded(n, line)
+        if ev is not None:
+            self.late += 1
+            self.problems.append(InputProblem(n, f"event at ts {ev.ts} is older than the stream's time {now}; "
+                                                 "the file must be sorted by ts"))
 
 
 #: the stream's time before its first event (as ``Engine.now`` starts)
