@@ -198,17 +198,24 @@ def test_a_2100_line_early_in_a_partitions_tail_does_not_move_every_partition_to
 def test_a_real_gap_followed_by_fewer_events_than_partitions_confirm_apart_is_kept_alike(workspace, form, capfd):
     before = _mixed_stream(400, 20, seed=8)[:400]
     after = [_wild(line, msgspec.json.decode(line)["ts"] + DAY) for line in _mixed_stream(400, 20, seed=9)[:8]]
-    name = _write(workspace, "gap8.jsonl", before + after)
+    _kept_as_unscreened(workspace, form, capfd, "gap8.jsonl", before + after, events=408)
+
+
+def _kept_as_unscreened(workspace, form: str, capfd, name: str, lines: list[bytes], *, events: int) -> bytes:
+    """Replay ``lines`` in ``form``: it must exit 0 with the sends of a run with the screen off, every event
+    taken; returns the sends."""
+    name = _write(workspace, name, lines)
     _, unscreened, _ = _replay(workspace, name, "--max-jump", "0")
     if form == "partitioned":
-        split(before + after, workspace / "log", 4)
+        split(lines, workspace / "log", 4)
         name = "log"
     extra = [] if form == "one process" else ["--workers", "2"]
     capfd.readouterr()
     code, sends, _ = _replay(workspace, name, *extra)
     err = capfd.readouterr().err.splitlines()
     assert (0, unscreened) == (code, sends)
-    assert "408 events, 0 malformed and 0 out-of-order lines skipped" in err[-1]
+    assert f"{events} events, 0 malformed and 0 out-of-order lines skipped" in err[-1]
+    return sends
 
 
 def _screened(stamps: list[int], max_jump: int) -> tuple[list[int], list[int], list[int]]:
@@ -248,17 +255,7 @@ def test_a_real_gap_followed_by_events_half_an_hour_apart_is_kept_alike(workspac
     before = _mixed_stream(400, 20, seed=8)[:400]
     start = msgspec.json.decode(before[-1])["ts"] + DAY
     after = [_wild(line, start + i * 30 * 60_000) for i, line in enumerate(_mixed_stream(400, 20, seed=9)[:30])]
-    name = _write(workspace, "sparse.jsonl", before + after)
-    _, unscreened, _ = _replay(workspace, name, "--max-jump", "0")
-    if form == "partitioned":
-        split(before + after, workspace / "log", 4)
-        name = "log"
-    extra = [] if form == "one process" else ["--workers", "2"]
-    capfd.readouterr()
-    code, sends, _ = _replay(workspace, name, *extra)
-    err = capfd.readouterr().err.splitlines()
-    assert (0, unscreened) == (code, sends)
-    assert "430 events, 0 malformed and 0 out-of-order lines skipped" in err[-1]
+    sends = _kept_as_unscreened(workspace, form, capfd, "sparse.jsonl", before + after, events=430)
     assert any(msgspec.json.decode(s)["ts"] >= start for s in sends.splitlines())  # the sparse day decided sends
 
 
