@@ -51,8 +51,8 @@ def w1_msgspec(events: Path) -> Measurement:
 
 
 def w1_kairos(events: Path) -> Measurement:
-    import dsl
-    from engine import Engine, event_schema, replay
+    from kairos import dsl
+    from kairos.engine import Engine, event_schema, replay
 
     plan = dsl.compile_sources([("w1.kairos", baseline.W1_SCENARIO)], event_schema())
     pairs: list[tuple[str, int]] = []
@@ -89,7 +89,7 @@ def _count_lines(path: Path) -> int:
 def w2(events: Path, scenarios: list[str], reference: str, workers: int) -> Measurement:
     """The catalogue over ``events``: a file (``replay_workers``) or a partitioned log's folder
     (``replay_partitioned``: each worker replays whole partitions, nothing routed)."""
-    from engine import Engine, Reference, replay_partitioned, replay_workers
+    from kairos.engine import Engine, Reference, replay_partitioned, replay_workers
     from kairos._cli import compile_plan
 
     partitioned = events.is_dir()
@@ -132,7 +132,7 @@ def w2(events: Path, scenarios: list[str], reference: str, workers: int) -> Meas
 def live(events: Path, scenarios: list[str], reference: str, rate: float, seconds: float,
          gc_mode: str = "auto") -> Measurement:
     from bench._live import run_paced
-    from engine import Engine, Reference, Settler, event_union
+    from kairos.engine import Engine, Reference, Settler, event_union
     from kairos._cli import compile_plan
 
     plan = compile_plan(scenarios)

@@ -252,7 +252,7 @@ def _partitioned(source: Path, count: int) -> Path:
     as a producer keyed by msisdn writes a topic), made once next to the file."""
     folder = source.with_name(f"{source.stem}-p{count}")
     if not folder.exists():
-        from adapters._partitions import split_file
+        from kairos.adapters._partitions import split_file
 
         print(f"bench: splitting W2 into {count} partitions ...", file=sys.stderr)
         tmp = folder.with_name(folder.name + ".partial")

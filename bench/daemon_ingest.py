@@ -19,7 +19,7 @@ from pathlib import Path
 
 import msgspec
 
-from engine import Engine, Reference, event_union
+from kairos.engine import Engine, Reference, event_union
 from kairos._config import load_config
 from kairos._daemon import Daemon
 

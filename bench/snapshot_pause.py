@@ -19,8 +19,8 @@ from pathlib import Path
 
 import anyio
 
-from engine import Engine, Reference, decode_snapshot, encode_snapshot, restore_snapshot
-from engine._events import Dpi
+from kairos.engine import Engine, Reference, decode_snapshot, encode_snapshot, restore_snapshot
+from kairos.engine._events import Dpi
 from kairos._snapfiles import SnapshotFiles
 
 T0 = 1_795_363_200_000
@@ -32,8 +32,8 @@ scenario one when dpi where category == "first" then sms "f" end
 
 
 def build(n: int) -> Engine:
-    import dsl
-    from engine import event_schema
+    from kairos import dsl
+    from kairos.engine import event_schema
 
     plan = dsl.compile_sources([("bench.kairos", SCENARIOS)], event_schema())
     engine = Engine(plan, Reference(), sink=lambda s: None)

@@ -1,13 +1,25 @@
-"""The application: the ``kairos`` command line, the daemon and the demo.
+"""Kairos: the application and, beneath it, the libraries it is built from.
 
-Libraries live in ``plan`` (the compiled contract), ``dsl`` (the language),
-``engine`` (the runtime) and ``adapters`` (sources and channels); this package
-wires them together for people: ``kairos check``, ``replay``, ``run``, ``demo``.
-The daemon (``kairos run``) is here too because it recompiles scenarios while
-it runs: configuration, units of state, snapshot files, hot reload with its
-audit log, the HTTP endpoints and metrics, and the Kafka consumer group.
+The libraries are subpackages with one direction of dependency,
+``kairos.dsl → kairos.plan ← kairos.engine → kairos.adapters``: ``plan`` is the
+compiled contract, ``dsl`` the language, ``engine`` the runtime and ``adapters``
+the sources, channels and delivery (a channel plugin writes
+``from kairos.adapters import Channel``). The modules of this package itself
+are the application that wires them together for people: ``kairos check``,
+``replay``, ``run``, ``demo``. Importing a library does not import the
+application: ``main`` is loaded when it is first called.
 """
 
-from kairos._cli import main
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``kairos`` command line (``kairos._cli.main``), imported only when run."""
+    from kairos._cli import main as cli_main
+
+    return cli_main(argv)
+
 
 __all__ = ["main"]

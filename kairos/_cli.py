@@ -17,21 +17,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-import dsl
-from adapters import TemplateCatalog, TemplateError
-from adapters._partitions import split_file
-from engine import BindError, BuildError, Engine, Reference, ReferenceError, event_schema, replay
-from engine import Send
-from engine._engine import MAX_TRIGGER_DEPTH
-from engine._localtime import DEFAULT_TZ, LocalTime
-from engine._replay import ReplayReport, stderr_problem_printer
-from engine._screen import DEFAULT_MAX_JUMP_MS, JUMP_CONFIRM
-from engine._partitioned import replay_partitioned
-from engine._workers import replay_workers
+from kairos import dsl
+from kairos.adapters import TemplateCatalog, TemplateError
+from kairos.adapters._partitions import split_file
+from kairos.engine import BindError, BuildError, Engine, Reference, ReferenceError, event_schema, replay
+from kairos.engine import Send
+from kairos.engine._engine import MAX_TRIGGER_DEPTH
+from kairos.engine._localtime import DEFAULT_TZ, LocalTime
+from kairos.engine._replay import ReplayReport, stderr_problem_printer
+from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, JUMP_CONFIRM
+from kairos.engine._partitioned import replay_partitioned
+from kairos.engine._workers import replay_workers
 from kairos._measure import measure, table, unmatched_text
 from kairos._report import Series, render
 from kairos._template_check import TEMPLATES_FILE, find_templates, template_diagnostics
-from plan import Plan
+from kairos.plan import Plan
 
 CHANNELS = frozenset({"sms", "popup", "call"})
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from engine._localtime import DEFAULT_TZ
+from kairos.engine._localtime import DEFAULT_TZ
 
 
 class ConfigError(Exception):

@@ -34,8 +34,8 @@ import anyio.lowlevel
 import msgspec
 import structlog
 
-import dsl
-from adapters import (
+from kairos import dsl
+from kairos.adapters import (
     Channel,
     ChannelConfigError,
     ChannelLoadError,
@@ -45,10 +45,10 @@ from adapters import (
     discover_channels,
     wall_ms,
 )
-from adapters._filechannel import FileChannel
-from adapters._partitions import partition_file, partition_of
-from adapters._sources import FilePosition, FileTail, StdinSource
-from engine import (
+from kairos.adapters._filechannel import FileChannel
+from kairos.adapters._partitions import partition_file, partition_of
+from kairos.adapters._sources import FilePosition, FileTail, StdinSource
+from kairos.engine import (
     BindError,
     Engine,
     Reference,
@@ -59,9 +59,9 @@ from engine import (
     event_schema,
     event_union,
 )
-from engine._faults import fault_place
-from engine._outbox import Outbox, OutboxConfig
-from engine._replay import _newlines
+from kairos.engine._faults import fault_place
+from kairos.engine._outbox import Outbox, OutboxConfig
+from kairos.engine._replay import _newlines
 from kairos._config import (
     Config,
     ConfigError,
@@ -75,7 +75,7 @@ from kairos._http import HttpServer
 from kairos._reload import AuditLog, Reloader, changes, versions
 from kairos._snapfiles import SnapshotFailed, SnapshotFiles
 from kairos._units import Unit, UnitLoadError
-from plan import Plan
+from kairos.plan import Plan
 
 log = structlog.get_logger("kairos.daemon")
 
@@ -492,7 +492,7 @@ class Daemon:
 
     async def _start_feedback(self, work: Any) -> None:
         """Channel callbacks (HTTP and files) re-enter as ``feedback`` events."""
-        from adapters import FeedbackFile, FeedbackServer
+        from kairos.adapters import FeedbackFile, FeedbackServer
 
         fb = self.config.feedback
         if fb.listen:

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import dsl
-from adapters import TemplateCatalog, TemplateError
-from engine import Engine, Reference, Send, replay
-from engine._localtime import DEFAULT_TZ, LocalTime
+from kairos import dsl
+from kairos.adapters import TemplateCatalog, TemplateError
+from kairos.engine import Engine, Reference, Send, replay
+from kairos.engine._localtime import DEFAULT_TZ, LocalTime
 from kairos._demo_report import print_examples, print_table
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"

@@ -17,10 +17,10 @@ from typing import Any
 
 import msgspec
 
-from adapters import TemplateCatalog
-from engine import Engine, Reference, Send, event_union
-from engine._localtime import LocalTime
-from plan import Absence, Aggregate, Dwell, Plan, Scenario, Sequence, Single
+from kairos.adapters import TemplateCatalog
+from kairos.engine import Engine, Reference, Send, event_union
+from kairos.engine._localtime import LocalTime
+from kairos.plan import Absence, Aggregate, Dwell, Plan, Scenario, Sequence, Single
 
 #: pattern kinds in the order examples are picked, so a few examples show different kinds
 KIND_ORDER = (Dwell, Aggregate, Sequence, Single, Absence)

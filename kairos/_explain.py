@@ -13,11 +13,11 @@ from typing import IO, Any, Callable, Iterator
 
 import msgspec
 
-from engine import Engine, EventReader, InputProblem, Reference, Send
-from engine._calendar import duration_text, local_text
+from kairos.engine import Engine, EventReader, InputProblem, Reference, Send
+from kairos.engine._calendar import duration_text, local_text
 from kairos._measure import reasons_text
-from engine._localtime import DEFAULT_TZ, LocalTime
-from plan import Absence, Aggregate, Dwell, Plan, Scenario, Sequence
+from kairos.engine._localtime import DEFAULT_TZ, LocalTime
+from kairos.plan import Absence, Aggregate, Dwell, Plan, Scenario, Sequence
 
 PAD = " " * 26
 HELD = "held at the end of input"  # a reason in the summary: the policy had not decided yet

@@ -28,7 +28,7 @@ import h11
 import msgspec
 import structlog
 
-from adapters import serve_connection
+from kairos.adapters import serve_connection
 from kairos._metrics import CONTENT_TYPE, exposition, registry_for
 from kairos._snapfiles import SnapshotFailed
 

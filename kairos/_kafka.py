@@ -19,7 +19,7 @@ import anyio.abc
 import anyio.lowlevel
 import structlog
 
-from adapters import FilePosition
+from kairos.adapters import FilePosition
 from kairos._config import KafkaSourceConfig
 
 if TYPE_CHECKING:

@@ -24,9 +24,9 @@ from typing import Sequence
 
 import msgspec
 
-from engine import ScenarioStats
-from engine._calendar import duration_text
-from plan import Plan
+from kairos.engine import ScenarioStats
+from kairos.engine._calendar import duration_text
+from kairos.plan import Plan
 
 GATES = ("cooldown", "once", "audience", "during")
 POLICY = ("exclude", "arbitration", "no_repeat", "exclusive", "quiet", "cap", "control")

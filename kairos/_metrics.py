@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from adapters import wall_ms
+from kairos.adapters import wall_ms
 
 if TYPE_CHECKING:
     from kairos._daemon import Daemon

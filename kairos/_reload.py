@@ -21,10 +21,10 @@ import anyio
 import msgspec
 import structlog
 
-from adapters import wall_ms
-from engine import BindError, BuildError, Engine
-from engine._snapshot import transfer
-from plan import Plan
+from kairos.adapters import wall_ms
+from kairos.engine import BindError, BuildError, Engine
+from kairos.engine._snapshot import transfer
+from kairos.plan import Plan
 
 if TYPE_CHECKING:
     from kairos._daemon import Daemon

@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from adapters import TemplateCatalog, TemplateUse
-from dsl import Diagnostic
-from plan import Plan
+from kairos.adapters import TemplateCatalog, TemplateUse
+from kairos.dsl import Diagnostic
+from kairos.plan import Plan
 
 TEMPLATES_FILE = "templates.toml"
 

@@ -16,10 +16,10 @@ from typing import Any
 import msgspec
 import structlog
 
-from adapters import FilePosition, wall_ms
-from engine import Engine, SnapshotError, decode_snapshot, encode_snapshot, event_union, restore_snapshot
-from engine._dedup import Dedup, DedupState
-from engine._eventtime import EventTime
+from kairos.adapters import FilePosition, wall_ms
+from kairos.engine import Engine, SnapshotError, decode_snapshot, encode_snapshot, event_union, restore_snapshot
+from kairos.engine._dedup import Dedup, DedupState
+from kairos.engine._eventtime import EventTime
 
 log = structlog.get_logger("kairos.units")
 

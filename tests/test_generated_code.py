@@ -17,9 +17,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-import dsl
-from engine import BuildError, Engine, Reference, event_schema
-from engine._events import Usage
+from kairos import dsl
+from kairos.engine import BuildError, Engine, Reference, event_schema
+from kairos.engine._events import Usage
 from kairos import main
 
 T0 = 1_795_363_200_000  # Monday 2026-11-23 00:00 Asia/Shanghai
@@ -97,7 +97,7 @@ def test_no_generated_function_holds_the_scenarios_text():
 
 
 def engine_type(tag: str) -> type:
-    from engine import event_types
+    from kairos.engine import event_types
 
     return event_types()[tag]
 
@@ -172,7 +172,7 @@ def test_a_plan_that_fails_to_build_names_the_scenario_at_fault():
 
 def test_a_route_that_fails_to_compile_names_only_the_scenario_whose_lines_break_it(monkeypatch):
     """The old fault, injected: a route line of one scenario's clause ends in something that is not Python."""
-    from engine._routes import Entry
+    from kairos.engine._routes import Entry
 
     note = Entry.note
     monkeypatch.setattr(Entry, "note", lambda self, clause, expr: (
@@ -204,7 +204,7 @@ def test_check_and_replay_refuse_a_plan_that_fails_to_build_with_exit_1_and_no_t
 
 
 def test_a_checker_bug_is_an_error_at_the_scenario_not_a_traceback(monkeypatch):
-    from dsl._checker import Checker
+    from kairos.dsl._checker import Checker
 
     def broken(self, node):
         raise KeyError("oops")
@@ -227,8 +227,8 @@ def test_a_number_too_long_to_mean_anything_is_an_error_not_a_crash():
 
 
 def test_a_literal_python_cannot_spell_is_compiled_as_a_constant():
-    from dsl import _ir as ir
-    from dsl._codegen import _Emitter
+    from kairos.dsl import _ir as ir
+    from kairos.dsl._codegen import _Emitter
 
     emitter = _Emitter()
     inf = ir.Const(float("inf"), ir.NUM)

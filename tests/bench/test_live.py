@@ -13,7 +13,7 @@ import pytest
 
 from bench import traffic
 from bench._live import run_paced
-from engine import Engine, Reference, event_union, replay
+from kairos.engine import Engine, Reference, event_union, replay
 from kairos._cli import compile_plan
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from bench import traffic
-from engine import Engine, Reference, event_types, event_union, replay
+from kairos.engine import Engine, Reference, event_types, event_union, replay
 from kairos._cli import compile_plan
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from adapters import CallChannel, ChannelConfigError, Outcome, SendContext
-from engine._outbox import Outbox, OutboxConfig
+from kairos.adapters import CallChannel, ChannelConfigError, Outcome, SendContext
+from kairos.engine._outbox import Outbox, OutboxConfig
 
 from .conftest import HttpPeer
 

@@ -8,7 +8,7 @@ import anyio
 import httpx
 import pytest
 
-from adapters import Feedback, FeedbackFile, FeedbackServer, parse_feedback, sign
+from kairos.adapters import Feedback, FeedbackFile, FeedbackServer, parse_feedback, sign
 
 pytestmark = pytest.mark.anyio
 

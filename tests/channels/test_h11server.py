@@ -9,7 +9,7 @@ import h11
 import httpx
 import pytest
 
-from adapters._h11server import serve_connection
+from kairos.adapters._h11server import serve_connection
 
 
 @pytest.mark.anyio

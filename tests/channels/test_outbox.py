@@ -12,12 +12,12 @@ import anyio
 import msgspec
 import pytest
 
-from adapters import Channel, Outcome, SendContext, TemplateCatalog, wall_ms
-from engine._outbox import ChannelLimits, Outbox, OutboxConfig
+from kairos.adapters import Channel, Outcome, SendContext, TemplateCatalog, wall_ms
+from kairos.engine._outbox import ChannelLimits, Outbox, OutboxConfig
 
 pytestmark = pytest.mark.anyio
 
-EXAMPLE_TEMPLATES = Path(__file__).resolve().parents[2] / "adapters" / "templates.example.toml"
+EXAMPLE_TEMPLATES = Path(__file__).resolve().parents[2] / "kairos" / "adapters" / "templates.example.toml"
 
 
 class Recorder(Channel):
@@ -362,7 +362,7 @@ async def _submit_far(ob: Outbox, n: int) -> None:
 
 
 async def test_the_engine_send_struct_is_accepted_with_a_priority(tmp_path: Path) -> None:
-    from engine import Send
+    from kairos.engine import Send
 
     channel = Recorder()
     send = Send("s", "s:1:1", "13800000001", 1, 0, "rec", "t", {"x": 1})

@@ -10,8 +10,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from adapters import Outcome, PopupChannel, SendContext, sign
-from engine._outbox import ChannelLimits, Outbox, OutboxConfig
+from kairos.adapters import Outcome, PopupChannel, SendContext, sign
+from kairos.engine._outbox import ChannelLimits, Outbox, OutboxConfig
 
 from .conftest import HttpPeer
 

@@ -13,8 +13,8 @@ import anyio
 import msgspec
 import pytest
 
-import dsl
-from adapters import (
+from kairos import dsl
+from kairos.adapters import (
     CallChannel,
     Channel,
     ChannelConfigError,
@@ -26,8 +26,8 @@ from adapters import (
     create_channel,
     discover_channels,
 )
-from engine import Engine, Send, event_schema, event_union
-from engine._outbox import Outbox, OutboxConfig
+from kairos.engine import Engine, Send, event_schema, event_union
+from kairos.engine._outbox import Outbox, OutboxConfig
 
 HERE = Path(__file__).resolve().parent
 

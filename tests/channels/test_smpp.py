@@ -16,8 +16,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from adapters import ChannelConfigError, Feedback, Outcome, SendContext, SmsChannel
-from engine._outbox import Outbox, OutboxConfig
+from kairos.adapters import ChannelConfigError, Feedback, Outcome, SendContext, SmsChannel
+from kairos.engine._outbox import Outbox, OutboxConfig
 
 from .conftest import Smsc
 

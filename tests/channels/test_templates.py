@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters import TemplateCatalog, TemplateError, TemplateUse
+from kairos.adapters import TemplateCatalog, TemplateError, TemplateUse
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "adapters" / "templates.example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "kairos" / "adapters" / "templates.example.toml"
 
 
 @pytest.fixture

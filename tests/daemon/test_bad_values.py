@@ -9,8 +9,8 @@ import time
 
 import anyio
 import httpx
-from adapters import wall_ms
-from engine import decode_snapshot
+from kairos.adapters import wall_ms
+from kairos.engine import decode_snapshot
 from kairos._config import load_config
 from kairos._daemon import EXIT_SNAPSHOT_FAILED, Daemon
 from kairos._http import HttpServer

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters._partitions import partition_of, split
+from kairos.adapters._partitions import partition_of, split
 
 from tests.daemon.support import (
     kill,

@@ -53,7 +53,7 @@ def test_an_event_whose_processing_raises_is_counted_logged_with_the_scenario_an
 
 #: in a daemon process: the outbox's journal refuses the second send, as a full disk would
 FULL_DISK = '''
-import engine._outbox as outbox
+import kairos.engine._outbox as outbox
 
 _submit = outbox.Outbox.submit
 _calls = [0]

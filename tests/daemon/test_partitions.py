@@ -12,7 +12,7 @@ import random
 import time
 from pathlib import Path
 
-from adapters._partitions import partition_file, partition_of, split
+from kairos.adapters._partitions import partition_file, partition_of, split
 from tests.daemon.support import logged, sends, start, stop, wait_for, write_config
 from tests.daemon.test_crash import SCENARIOS, _content, recorded_stream, reference, replayed
 from tests.daemon.test_crash import sentinels as crash_sentinels

@@ -119,7 +119,7 @@ end
 #: loaded into the daemon process: the route line of scenario `victim` ends in something that is not
 #: Python, as pasted scenario text once did (a code-generator fault, injected)
 INJECTED = '''
-import engine._routes as routes
+import kairos.engine._routes as routes
 
 _note = routes.Entry.note
 

@@ -42,7 +42,7 @@ def buffered_in_snapshot(folder: Path) -> int | None:
     """How many events wait in the lateness buffer of the published snapshot (None: no snapshot yet)."""
     import msgspec
 
-    from engine import decode_snapshot
+    from kairos.engine import decode_snapshot
     from kairos._units import UnitState
 
     path = folder / "state" / "snapshot.bin"

@@ -36,7 +36,7 @@ def test_demo_prints_a_table_row_for_every_catalogue_scenario(demo_output):
 
 
 def test_demo_says_why_a_scenario_cannot_send_in_a_day(demo_output):
-    from plan import Absence
+    from kairos.plan import Absence
 
     _, text = demo_output
     plan = compile_plan([p for p in CATALOGUE if p.name != "policy.kairos"])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import dsl
-import plan
-from engine._events import event_schema
-from plan import NOPREV
+from kairos import dsl
+from kairos import plan
+from kairos.engine._events import event_schema
+from kairos.plan import NOPREV
 
 SCHEMA = event_schema()
 T0 = 1_795_363_200_000  # Monday 2026-11-23 00:00 Asia/Shanghai

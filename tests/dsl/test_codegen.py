@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import dsl
-from dsl import _ast as ast
-from dsl._diagnostics import Source
-from dsl._parser import parse
-from engine._events import Dpi
-from engine._routes import inlinable
-from plan import _runtime as rt
+from kairos import dsl
+from kairos.dsl import _ast as ast
+from kairos.dsl._diagnostics import Source
+from kairos.dsl._parser import parse
+from kairos.engine._events import Dpi
+from kairos.engine._routes import inlinable
+from kairos.plan import _runtime as rt
 from tests.dsl.support import SCHEMA, T0, FakeContext, compile_one, scenario
 
 

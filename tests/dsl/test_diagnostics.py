@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import dsl
-from dsl import Diagnostic
+from kairos import dsl
+from kairos.dsl import Diagnostic
 from tests.dsl.support import SCHEMA, errors
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine import Engine, Reference
-from engine._events import Dpi, Usage
+from kairos.engine import Engine, Reference
+from kairos.engine._events import Dpi, Usage
 from tests.dsl.support import T0, compile_one
 
 M = 60_000

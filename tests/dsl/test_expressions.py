@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from engine._events import Attach, Balance, Call, Dpi, Feedback, Location, Login, Trigger, Usage
-from plan import NOPREV
+from kairos.engine._events import Attach, Balance, Call, Dpi, Feedback, Location, Login, Trigger, Usage
+from kairos.plan import NOPREV
 from tests.dsl.support import T0, FakeContext, scenario
 
 LOGIN = Login(ts=T0, msisdn="8613800000001", channel="app")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import dsl
+from kairos import dsl
 from tests.dsl.support import SCHEMA
 
 GOLDEN = Path(__file__).parent / "golden"

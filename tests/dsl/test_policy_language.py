@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import plan
-from plan import Cap, Capacity, Control, Exclusive, Hours, NoRepeat, Quiet, TimeRange
+from kairos import plan
+from kairos.plan import Cap, Capacity, Control, Exclusive, Hours, NoRepeat, Quiet, TimeRange
 
 from tests.dsl.support import compile_one, errors
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import dsl
-import plan
+from kairos import dsl
+from kairos import plan
 from tests.dsl.support import SCHEMA, compile_one, scenario
 
 EXAMPLES = Path(__file__).parent / "examples"  # the examples of LANGUAGE.md §1, §5 and §6, verbatim

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import plan
+from kairos import plan
 from tests.dsl.support import errors, scenario
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from engine import Engine, Reference, Send
-from engine._events import Event
-from plan import Action, Expr, Filter, Origin, Plan, Scenario
+from kairos.engine import Engine, Reference, Send
+from kairos.engine._events import Event
+from kairos.plan import Action, Expr, Filter, Origin, Plan, Scenario
 
 HERE = Origin("<test>", 1, 1)
 

@@ -7,7 +7,7 @@ import heapq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine._deadlines import NEVER, Deadlines
+from kairos.engine._deadlines import NEVER, Deadlines
 
 # (when, pops before time t) steps: pushes interleaved with draining up to a time
 steps = st.lists(

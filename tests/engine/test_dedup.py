@@ -6,8 +6,8 @@ from hashlib import blake2b
 
 import msgspec
 
-from engine import event_union
-from engine._dedup import Dedup, DedupState
+from kairos.engine import event_union
+from kairos.engine._dedup import Dedup, DedupState
 
 T0 = 1_795_363_200_000
 _decode = msgspec.json.Decoder(event_union()).decode

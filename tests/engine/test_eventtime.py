@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine import Engine, Reference
-from engine._events import Dpi, Usage
-from engine._eventtime import EventTime
+from kairos.engine import Engine, Reference
+from kairos.engine._events import Dpi, Usage
+from kairos.engine._eventtime import EventTime
 from tests.dsl.support import T0, compile_one
 
 SEQ = compile_one('scenario s when dpi where category == "a" -> dpi where category == "b" within 10s then sms "s" end')

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine import Engine
-from engine._engine import TimeJump
-from engine._events import Dpi, Topup, Usage
+from kairos.engine import Engine
+from kairos.engine._engine import TimeJump
+from kairos.engine._events import Dpi, Topup, Usage
 
 from tests.dsl.support import T0, compile_one
 
@@ -92,7 +92,7 @@ SIMPLE = 'scenario big\n  when dpi where category == "video"\n  then sms "t"\nen
 def test_a_sink_that_fails_stops_the_feed_instead_of_losing_the_send_as_an_event_fault(general):
     """A full disk under the outbox's journal is not one event's fault: skipping the event would lose its
     send while the state counts it sent. The run stops (a restart from the snapshot decides it again)."""
-    from engine._engine import SinkError
+    from kairos.engine._engine import SinkError
 
     sends: list = []
 

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import Engine, Reference
-from engine import _fused
-from engine._events import Dpi, Location
-from plan import Aggregate
+from kairos.engine import Engine, Reference
+from kairos.engine import _fused
+from kairos.engine._events import Dpi, Location
+from kairos.plan import Aggregate
 
 from tests.dsl.support import T0, compile_one
 from tests.engine.builders import flt, fn, run, scenario

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from engine._replay import EventReader
-from engine._workers import Router
+from kairos.engine._replay import EventReader
+from kairos.engine._workers import Router
 
 T0 = 1_795_363_200_000
 GOOD = b'{"type":"dpi","ts":%d,"msisdn":"13800000001","host":"h.cn","category":"video"}\n' % T0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine._localtime import LocalTime
+from kairos.engine._localtime import LocalTime
 
 MONDAY = 1_795_363_200_000  # 2026-11-23 00:00 Asia/Shanghai = 2026-11-22 16:00 UTC
 HOUR = 3_600_000

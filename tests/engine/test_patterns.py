@@ -5,9 +5,9 @@ Time axis in the timelines: minutes after T0 (Monday 2026-11-23 00:00, Asia/Shan
 
 from __future__ import annotations
 
-from engine import Reference
-from engine._events import Call, Dpi, Feedback, Location, Power, Sms, Trigger
-from plan import Absence, Aggregate, Dwell, Sequence, Single
+from kairos.engine import Reference
+from kairos.engine._events import Call, Dpi, Feedback, Location, Power, Sms, Trigger
+from kairos.plan import Absence, Aggregate, Dwell, Sequence, Single
 
 from tests.engine.builders import flt, run, scenario, times
 

@@ -12,10 +12,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from engine import Engine, Reference, Send, replay
-from engine._events import Dpi, Feedback, Trigger
-from engine._policy import in_control
-from plan import (
+from kairos.engine import Engine, Reference, Send, replay
+from kairos.engine._events import Dpi, Feedback, Trigger
+from kairos.engine._policy import in_control
+from kairos.plan import (
     Action, Cap, Capacity, Control, Exclusive, Hours, NoRepeat, Plan, Policy, Quiet, Single, TimeRange,
 )
 from tests.engine.builders import HERE, flt, fn, scenario

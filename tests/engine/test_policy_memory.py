@@ -9,9 +9,9 @@ are offsets from T0 (see ``test_policy``).
 
 from __future__ import annotations
 
-from engine._events import Feedback
-from engine._feedback import DEFAULT_FEEDBACK_MS, feedback_retention
-from plan import (
+from kairos.engine._events import Feedback
+from kairos.engine._feedback import DEFAULT_FEEDBACK_MS, feedback_retention
+from kairos.plan import (
     Absence, Action, Cap, Capacity, Control, Exclusive, NoRepeat, Origin, Policy, Quiet,
 )
 from tests.engine.builders import flt, scenario

@@ -11,9 +11,9 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import Reference
-from engine._events import Dpi, Location, Power
-from plan import Aggregate, Dwell, Sequence
+from kairos.engine import Reference
+from kairos.engine._events import Dpi, Location, Power
+from kairos.plan import Aggregate, Dwell, Sequence
 
 from tests.engine.builders import flt, fn, run, scenario, times
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import Reference, ReferenceError
-from engine._reference import KnowledgeBase
+from kairos.engine import Reference, ReferenceError
+from kairos.engine._reference import KnowledgeBase
 
 BOM = "\ufeff"
 

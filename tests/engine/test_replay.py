@@ -6,9 +6,9 @@ import io
 
 import msgspec
 
-from engine import Engine, replay
-from engine._replay import BLOCK_BYTES
-from plan import Plan, Single
+from kairos.engine import Engine, replay
+from kairos.engine._replay import BLOCK_BYTES
+from kairos.plan import Plan, Single
 
 from tests.engine.builders import flt, scenario
 
@@ -102,7 +102,7 @@ def test_problems_are_reported_in_line_order_whatever_their_kind():
 def test_a_settler_takes_what_lives_out_of_the_collectors_walk_every_n_events():
     import gc
 
-    from engine import Settler
+    from kairos.engine import Settler
 
     settler = Settler(every=10)
     gc.collect()
@@ -127,7 +127,7 @@ class _ReadOnly:
 
 
 def _blocks_of(stream, size: int) -> list[bytes]:
-    from engine._replay import line_views
+    from kairos.engine._replay import line_views
     return [bytes(v) for v in line_views(stream, size)]
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from engine._events import Dpi
-from engine._routes import inlinable
-from plan import NAMESPACE, Expr, Filter, Origin, Single
+from kairos.engine._events import Dpi
+from kairos.engine._routes import inlinable
+from kairos.plan import NAMESPACE, Expr, Filter, Origin, Single
 
 from tests.engine.builders import run, scenario
 

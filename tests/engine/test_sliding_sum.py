@@ -7,7 +7,7 @@ import operator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plan import Aggregate
+from kairos.plan import Aggregate
 
 from tests.engine.builders import flt, fn, run, scenario
 from tests.engine.test_properties import D, dpi_streams
@@ -35,7 +35,7 @@ def test_a_sliding_sum_equals_brute_force_over_mixed_values(events, cmp, n):
 
 
 def test_the_running_total_of_an_expired_window_is_dropped_with_it():
-    from engine._events import Dpi
+    from kairos.engine._events import Dpi
 
     # a float keeps the window in its list form, whose running total is a side table
     pattern = Aggregate("sum", flt("dpi"), fn(lambda e, a, c: e.bytes + 0.5), ">=", 100, D)
@@ -48,7 +48,7 @@ def test_the_running_total_of_an_expired_window_is_dropped_with_it():
 def test_a_window_of_whole_numbers_is_packed_and_reads_back_as_pairs():
     from array import array
 
-    from engine._events import Dpi
+    from kairos.engine._events import Dpi
 
     pattern = Aggregate("sum", flt("dpi"), fn(lambda e, a, c: e.bytes), ">=", 10**9, D)
     events = [Dpi(ts=t, msisdn="a", host="h", bytes=b) for t, b in ((0, 7), (1, 8), (D + 1, 9))]
@@ -60,7 +60,7 @@ def test_a_window_of_whole_numbers_is_packed_and_reads_back_as_pairs():
 
 
 def test_a_float_turns_a_packed_window_into_a_list_with_the_same_sum():
-    from engine._events import Dpi
+    from kairos.engine._events import Dpi
 
     values = {1: 60, 2: 30.5, 3: 10}
     pattern = Aggregate("sum", flt("dpi"), fn(lambda e, a, c: values[e.bytes]), ">=", 100, D)
@@ -80,7 +80,7 @@ def long_streams(draw):
     steps = draw(st.lists(st.sampled_from([0, 1, DAY // 2, DAY, 10 * DAY, 2**32 - 1, 2**32]), max_size=40))
     values = st.sampled_from([0, 1, 2**32 - 1, 2**32, -1, 2**40, 2**62])
     out, t = [], 0
-    from engine._events import Dpi
+    from kairos.engine._events import Dpi
 
     for step in steps:
         t += step
@@ -103,7 +103,7 @@ def test_a_sum_over_long_spans_and_large_values_equals_brute_force(events, withi
 
 
 def test_a_window_alive_past_49_days_moves_its_base_and_stays_8_bytes_an_entry():
-    from engine._events import Dpi
+    from kairos.engine._events import Dpi
 
     pattern = Aggregate("sum", flt("dpi"), fn(lambda e, a, c: e.bytes), ">=", 10**12, DAY)
     events = [Dpi(ts=k * DAY // 2, msisdn="a", host="h", bytes=k) for k in range(120)]  # 60 days
@@ -114,7 +114,7 @@ def test_a_window_alive_past_49_days_moves_its_base_and_stays_8_bytes_an_entry()
 
 
 def test_values_outside_32_bits_widen_the_window_to_16_bytes_an_entry_with_the_same_sum():
-    from engine._events import Dpi
+    from kairos.engine._events import Dpi
 
     pattern = Aggregate("sum", flt("dpi"), fn(lambda e, a, c: e.bytes), ">=", 2**33, D)
     events = [Dpi(ts=1, msisdn="a", host="h", bytes=5), Dpi(ts=2, msisdn="a", host="h", bytes=2**33 - 6),
@@ -126,10 +126,10 @@ def test_values_outside_32_bits_widen_the_window_to_16_bytes_an_entry_with_the_s
 
 
 def test_a_packed_window_survives_a_snapshot_in_its_packed_form():
-    from engine import Engine
-    from engine._events import Dpi
-    from engine._snapshot import decode, encode, restore
-    from plan import Plan
+    from kairos.engine import Engine
+    from kairos.engine._events import Dpi
+    from kairos.engine._snapshot import decode, encode, restore
+    from kairos.plan import Plan
 
     pattern = Aggregate("sum", flt("dpi"), fn(lambda e, a, c: e.bytes), ">=", 100, D)
     _, engine = run(scenario("s", pattern), [Dpi(ts=t, msisdn="a", host="h", bytes=40) for t in (1, 2)],
@@ -144,7 +144,7 @@ def test_a_packed_window_survives_a_snapshot_in_its_packed_form():
 
 
 def test_a_window_of_one_entry_is_an_int_and_becomes_one_again_when_the_others_leave():
-    from engine._events import Dpi
+    from kairos.engine._events import Dpi
 
     pattern = Aggregate("sum", flt("dpi"), fn(lambda e, a, c: e.bytes), ">=", 15, D)
     _, engine = run(scenario("s", pattern), [Dpi(ts=1, msisdn="a", host="h", bytes=7)], finish=False)

@@ -18,9 +18,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from engine import Engine, Reference
-from engine._events import Call, Dpi, Feedback, Location, Power, Profile, Sms, Topup, Usage
-from engine._snapshot import FORMAT, SnapshotError, decode, encode, restore, transfer
+from kairos.engine import Engine, Reference
+from kairos.engine._events import Call, Dpi, Feedback, Location, Power, Profile, Sms, Topup, Usage
+from kairos.engine._snapshot import FORMAT, SnapshotError, decode, encode, restore, transfer
 from tests.dsl.support import T0, compile_one
 
 FIXTURES = Path(__file__).parent / "fixtures"

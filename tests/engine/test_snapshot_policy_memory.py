@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine import Engine, Reference
-from engine._events import Dpi, Feedback
-from engine._snapshot import decode, encode, restore
+from kairos.engine import Engine, Reference
+from kairos.engine._events import Dpi, Feedback
+from kairos.engine._snapshot import decode, encode, restore
 from tests.dsl.support import T0, compile_one
 
 S = 1_000

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine import BindError, Reference
-from engine._events import Attach, Balance, Dpi, Profile, Usage
-from engine._reference import KnowledgeBase
-from plan import Action, During, Single, TimeRange, NOPREV
-from plan._runtime import changed, crosses_below
+from kairos.engine import BindError, Reference
+from kairos.engine._events import Attach, Balance, Dpi, Profile, Usage
+from kairos.engine._reference import KnowledgeBase
+from kairos.plan import Action, During, Single, TimeRange, NOPREV
+from kairos.plan._runtime import changed, crosses_below
 
 from tests.engine.builders import flt, fn, run, scenario, times
 

@@ -6,7 +6,7 @@ import re
 
 import msgspec
 
-from adapters._partitions import split
+from kairos.adapters._partitions import split
 from kairos._cli import main
 from tests.kairos.test_workers import _mixed_stream, workspace  # noqa: F401 (workspace: a fixture)
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from adapters._partitions import split
+from kairos.adapters._partitions import split
 from kairos._cli import main
 
 T0 = 1_795_363_200_000

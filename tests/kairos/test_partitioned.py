@@ -7,8 +7,8 @@ import multiprocessing
 import msgspec
 import pytest
 
-from adapters._partitions import partition_of, split, split_file
-from engine import replay_partitioned
+from kairos.adapters._partitions import partition_of, split, split_file
+from kairos.engine import replay_partitioned
 from kairos._cli import main
 from tests.kairos.test_workers import (  # noqa: F401 (workspace: a fixture)
     PER_SUBSCRIBER_POLICY,

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters._partitions import split
+from kairos.adapters._partitions import split
 from kairos._cli import main
 from tests.kairos.test_workers import SCENARIOS, _mixed_stream, workspace  # noqa: F401 (workspace: a fixture)
 
@@ -220,7 +220,7 @@ def _kept_as_unscreened(workspace, form: str, capfd, name: str, lines: list[byte
 
 def _screened(stamps: list[int], max_jump: int) -> tuple[list[int], list[int], list[int]]:
     """(let through while the stream went on, rejected, held at the end) by one screen."""
-    from engine._screen import JumpScreen
+    from kairos.engine._screen import JumpScreen
 
     screen = JumpScreen(max_jump)
     through: list[int] = []
@@ -244,7 +244,7 @@ def test_a_2100_line_amid_sparse_events_after_a_gap_is_still_rejected():
 
 
 def test_a_partitioned_log_ends_after_sparse_events_past_a_gap():
-    from engine._partitioned import _log_end
+    from kairos.engine._partitioned import _log_end
 
     stream = list(range(11)) + [200 + 20 * i for i in range(30)]
     assert stream[-1] == _log_end([stream[0::2], stream[1::2]], 60)
@@ -302,7 +302,7 @@ def test_lone_outliers_are_skipped_and_real_gaps_kept_alike_in_one_process_and_a
 def test_the_worker_router_reports_a_wild_line_after_a_held_gap_once_wherever_its_blocks_end():
     import io
 
-    from engine._workers import Router
+    from kairos.engine._workers import Router
 
     def login(ts: int, i: int) -> bytes:
         return b'{"type":"login","ts":%d,"msisdn":"1380000%04d","channel":"app"}' % (ts, i)

@@ -12,7 +12,7 @@ import zlib
 import msgspec
 import pytest
 
-from engine import shard_of
+from kairos.engine import shard_of
 from kairos._cli import main
 
 T0 = 1_795_363_200_000  # Monday 2026-11-23 00:00 Asia/Shanghai
@@ -108,9 +108,9 @@ def _has_bad_lines(path) -> bool:
     """Whether a one-process replay of ``path`` skips any line (what exit status 3 says)."""
     import io
 
-    from engine import replay
-    from engine._engine import Engine
-    from plan import Plan
+    from kairos.engine import replay
+    from kairos.engine._engine import Engine
+    from kairos.plan import Plan
 
     with open(path, "rb") as f:
         report = replay(lambda sink: Engine(Plan(()), sink=sink), f, io.BytesIO())
@@ -205,7 +205,7 @@ def test_workers_refuse_measurement_which_one_process_must_see_whole(workspace, 
 
 def _engine_factory(ws, engine_class=None):
     """What ``kairos replay`` builds: the workspace's scenarios and reference data."""
-    from engine import Engine, Reference
+    from kairos.engine import Engine, Reference
     from kairos._cli import compile_plan
 
     plan = compile_plan([ws / "s.kairos"])
@@ -220,7 +220,7 @@ def _engine_factory(ws, engine_class=None):
 
 def _run(ws, events_name: str, workers: int, engine_class=None):
     """``replay_workers`` through the engine API: (output, report, problems heard)."""
-    from engine import replay_workers
+    from kairos.engine import replay_workers
 
     heard = []
     out = ws / f"api-{events_name}-{workers}.jsonl"
@@ -265,7 +265,7 @@ def test_every_kind_of_bad_line_gives_one_workers_output_and_report_on_many_work
 
 
 def test_report_keeps_only_the_first_problems_but_every_problem_is_heard(workspace):
-    from engine import replay_workers
+    from kairos.engine import replay_workers
 
     lines = _mixed_stream(1_000, 20, seed=2)
     for i in range(0, 1_000, 10):
@@ -287,7 +287,7 @@ class _DyingEngine:
     victim = "13800000007"
 
     def __new__(cls, *args, **kwargs):
-        from engine import Engine
+        from kairos.engine import Engine
 
         class Dying(Engine):
             def feed(self, events, on_late=None):
@@ -322,7 +322,7 @@ def test_a_worker_dying_mid_run_raises_instead_of_hanging(workspace):
 
 def test_an_error_in_the_parent_stops_every_worker(workspace, monkeypatch):
     """No worker outlives a parent that fails (or is interrupted) while it routes the input."""
-    from engine import _workers
+    from kairos.engine import _workers
 
     (workspace / "e.jsonl").write_bytes(b"".join(_mixed_stream(20_000, 60, seed=4)))
     route = _workers.Router.route
@@ -346,7 +346,7 @@ def test_an_error_in_the_parent_stops_every_worker(workspace, monkeypatch):
 def test_the_parent_sends_each_line_to_the_worker_shard_of_names():
     import io
 
-    from engine._workers import _HEAD, NOBODY, Router
+    from kairos.engine._workers import _HEAD, NOBODY, Router
 
     numbers = [f"1380000{i:04d}" for i in range(200)]
     lines = [b'{"type":"login","ts":%d,"msisdn":"%s","channel":"app"}' % (1000 + i, m.encode())

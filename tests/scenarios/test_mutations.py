@@ -26,10 +26,10 @@ from typing import Callable
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-import dsl
-from dsl._diagnostics import Source
-from dsl._tokens import DURATION, EOF, ERROR, NAME, NUMBER, OP, STRING, Token, tokenize
-from engine import BindError, Engine, Reference, event_schema, replay
+from kairos import dsl
+from kairos.dsl._diagnostics import Source
+from kairos.dsl._tokens import DURATION, EOF, ERROR, NAME, NUMBER, OP, STRING, Token, tokenize
+from kairos.engine import BindError, Engine, Reference, event_schema, replay
 from kairos._cli import CHANNELS, build_check, check_templates
 from tests.scenarios.support import EVENTS, REFERENCE, SCENARIOS, catalogue_files
 

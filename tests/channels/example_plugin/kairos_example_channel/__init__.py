@@ -7,7 +7,7 @@ import os
 import anyio
 import msgspec
 
-from adapters import Channel, Outcome, SendContext
+from kairos.adapters import Channel, Outcome, SendContext
 
 
 class JsonlConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

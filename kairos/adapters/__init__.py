@@ -1,0 +1,61 @@
+"""Channels and their plugin interface: how a decided send leaves Kairos and how its feedback comes back.
+
+A channel is a ``Channel`` subclass registered under the ``kairos.channels``
+entry-point group (``discover_channels``); Kairos's own ``sms`` (SMPP 3.4),
+``popup`` (signed HTTP to the app's push gateway) and ``call`` (call-centre
+HTTP endpoint or daily CSV task file) register exactly the way a channel
+team's plugin does. A channel gets one ``SendContext`` and answers one
+``Outcome``; retries, rate limits and the never-twice guarantee live in the
+engine's outbox. Beside them: the ``TemplateCatalog`` that renders message
+text at send time and answers ``kairos check``'s questions, and the feedback
+sources (an HTTP endpoint and a file) that turn channel callbacks into
+``feedback`` events, and the daemon's event sources (a rotation-safe file or
+directory tail, standard input) that hand out whole JSON lines with their
+position. This package imports nothing else of the project; the engine
+imports it. The channel-team guide is the README section "Channels: the guide
+for channel teams".
+"""
+
+from kairos.adapters._calltask import CallChannel, CallConfig
+from kairos.adapters._channel import Channel, ChannelConfigError, Feedback, FeedbackSink, Outcome, SendContext, wall_ms
+from kairos.adapters._feedback import FeedbackFile, FeedbackServer, parse_feedback
+from kairos.adapters._filechannel import FileChannel, FileChannelConfig
+from kairos.adapters._h11server import serve_connection
+from kairos.adapters._popup import PopupChannel, PopupConfig, sign
+from kairos.adapters._registry import GROUP, ChannelLoadError, create_channel, discover_channels
+from kairos.adapters._smpp import SmsChannel, SmsConfig
+from kairos.adapters._sources import FilePosition, FileTail, StdinSource
+from kairos.adapters._templates import TemplateCatalog, TemplateError, TemplateUse
+
+__all__ = [
+    "CallChannel",
+    "CallConfig",
+    "Channel",
+    "ChannelConfigError",
+    "ChannelLoadError",
+    "Feedback",
+    "FeedbackFile",
+    "FeedbackServer",
+    "FeedbackSink",
+    "FileChannel",
+    "FileChannelConfig",
+    "FilePosition",
+    "FileTail",
+    "GROUP",
+    "Outcome",
+    "PopupChannel",
+    "PopupConfig",
+    "SendContext",
+    "SmsChannel",
+    "SmsConfig",
+    "StdinSource",
+    "TemplateCatalog",
+    "TemplateError",
+    "TemplateUse",
+    "create_channel",
+    "discover_channels",
+    "parse_feedback",
+    "serve_connection",
+    "sign",
+    "wall_ms",
+]

@@ -1,0 +1,62 @@
+"""The runtime: events, per-subscriber state machines, time, the trigger pipeline, replay.
+
+``Engine`` runs a compiled ``plan.Plan`` over events in event time — synchronous,
+no I/O, one handler call per scenario that reads the event's type. Around it:
+the event family (msgspec Structs decoded from JSON lines), reference data,
+local-time arithmetic, the contact policy stage every trigger passes when a
+policy is loaded, snapshots of all per-subscriber state, ``replay`` which
+feeds a recorded file through an engine and writes its sends, and
+``replay_workers`` which spreads that over one process per core by a stable
+hash of msisdn, and ``replay_partitioned`` which replays a log already split
+by subscriber (a folder of partition files) one partition per engine. The
+engine imports ``plan`` and ``adapters``, never ``dsl``.
+"""
+
+from kairos.engine._engine import BindError, BuildError, Engine, ScenarioStats, Send, SinkError
+from kairos.engine._events import Event, event_schema, event_types, event_union, register_event_type
+from kairos.engine._localtime import DEFAULT_TZ, LocalTime
+from kairos.engine._policy import PolicyStage, in_control
+from kairos.engine._partitioned import replay_partitioned
+from kairos.engine._reference import Reference, ReferenceError
+from kairos.engine._replay import EventReader, InputProblem, OrderedWriter, ReplayReport, Settler, replay, settle
+from kairos.engine._snapshot import RestoreReport, Snapshot, SnapshotError
+from kairos.engine._snapshot import decode as decode_snapshot
+from kairos.engine._snapshot import encode as encode_snapshot
+from kairos.engine._snapshot import restore as restore_snapshot
+from kairos.engine._workers import replay_workers, shard_of
+
+__all__ = [
+    "DEFAULT_TZ",
+    "BindError",
+    "BuildError",
+    "Engine",
+    "Event",
+    "EventReader",
+    "InputProblem",
+    "LocalTime",
+    "OrderedWriter",
+    "PolicyStage",
+    "Reference",
+    "ReferenceError",
+    "ReplayReport",
+    "RestoreReport",
+    "ScenarioStats",
+    "Send",
+    "SinkError",
+    "Snapshot",
+    "SnapshotError",
+    "decode_snapshot",
+    "encode_snapshot",
+    "event_schema",
+    "event_types",
+    "event_union",
+    "in_control",
+    "register_event_type",
+    "replay",
+    "settle",
+    "Settler",
+    "replay_partitioned",
+    "replay_workers",
+    "restore_snapshot",
+    "shard_of",
+]

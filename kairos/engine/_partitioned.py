@@ -1,0 +1,192 @@
+"""Replay of a partitioned log on several cores: each worker replays whole partitions, nothing is routed.
+
+A partitioned log is a folder of ``p-NNNN.jsonl`` files, each holding, in ts
+order, the events of the subscribers its partition owns — what a Kafka topic
+keyed by msisdn holds (``adapters._partitions.split`` writes one with Kafka's
+partitioner). Worker ``w`` replays the partitions ``p`` with ``p % workers == w``,
+one engine per partition, as the daemon keeps state and event time per
+partition; the parent merges the sends in (ts, id) order. No line crosses a
+process and nothing is decoded twice, so unlike ``replay_workers`` (which must
+route one file line by line in a parent that does not split over cores) two
+workers each do half of one worker's work.
+
+A partition's event time is its own: a line is late when it is older than
+its partition's time, as in the daemon — on a log split from one sorted file,
+never. At the end every partition's time moves to the last ts of the whole
+log (the last the jump screen confirms over all partitions' tails: ``_log_end``),
+so deadlines fire as they would in one engine, and the output equals one
+``replay`` of the file the log was split from, byte for byte.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import signal
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Callable
+
+import msgspec
+
+from kairos.adapters._partitions import partition_files
+from kairos.engine._events import event_union
+from kairos.engine._replay import InputProblem, ReplayReport, problem_order, replay
+from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, confirmed_end, unrejected
+from kairos.engine._workers import (Connection, EngineFactory, _check_partitionable, _discard, _merge, raise_failed,
+                             stop_all)
+
+class _Share(msgspec.Struct):
+    """What a worker sends back: its partitions' reports, in partition order."""
+
+    reports: list[ReplayReport]
+
+
+def replay_partitioned(
+    engine_factory: EngineFactory,
+    folder: str | Path,
+    out: IO[bytes],
+    *,
+    workers: int,
+    on_problem: Callable[[InputProblem], None] | None = None,
+    keep_problems: int = 100,
+    max_jump: int | None = DEFAULT_MAX_JUMP_MS,
+    lateness: int = 0,
+) -> ReplayReport:
+    """Replay a partitioned log over ``workers`` processes (``1``: this one); sends go to ``out``
+    in (ts, id) order. Problems name their partition file and reach ``on_problem`` at the end.
+    ``max_jump`` and ``lateness`` as in ``replay``, per partition."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    files = partition_files(folder)
+    if len(files) > 1:
+        _check_partitionable(engine_factory(_discard), "partitions replayed apart", "replay the unsplit file")
+    until = _log_end([_tail_times(path) for path in files.values()], max_jump)
+    shares = [[p for p in files if p % workers == w] for w in range(workers)]
+    with tempfile.TemporaryDirectory(prefix="kairos-partitions-") as tmp:
+        parts = {p: Path(tmp) / f"sends-{p}.jsonl" for p in files}
+
+        def run(w: int) -> _Share:
+            return _Share([_replay_one(engine_factory, files[p], parts[p], until, keep_problems, max_jump, lateness)
+                           for p in shares[w]])
+
+        done = [run(0)] if workers == 1 else _in_processes(run, workers)
+        by_scenario = _merge(list(parts.values()), out)
+    reports = [r for share in done for r in share.reports]
+    problems = sorted(itertools.chain(*(r.problems for r in reports)), key=problem_order)
+    if on_problem is not None:
+        for p in problems:
+            on_problem(p)
+    return ReplayReport(
+        lines=sum(r.lines for r in reports),
+        events=sum(r.events for r in reports),
+        failed=sum(r.failed for r in reports),
+        failed_deadlines=sum(r.failed_deadlines for r in reports),
+        malformed=sum(r.malformed for r in reports),
+        late=sum(r.late for r in reports),
+        sends=sum(r.sends for r in reports),
+        sends_by_scenario=by_scenario,
+        problems=problems[:keep_problems],
+        trigger_loops=sum(r.trigger_loops for r in reports),
+        wild=sum(r.wild for r in reports),
+        duplicates=sum(r.duplicates for r in reports),
+    )
+
+
+def _replay_one(engine_factory: EngineFactory, path: Path, part: Path, until: int, keep: int,
+                max_jump: int | None, lateness: int) -> ReplayReport:
+    """One partition through its own engine, its time moved to ``until`` at the end."""
+    name = str(path)
+    with open(path, "rb") as events, open(part, "wb") as out:
+        report = replay(engine_factory, events, out, keep_problems=keep, until=until, max_jump=max_jump,
+                        lateness=lateness)
+    report.problems = [InputProblem(p.line, p.reason, name, p.what, p.ts) for p in report.problems]
+    return report
+
+
+#: lines of each partition's tail screened to find where the log's time ends (``_log_end``)
+TAIL_LINES = 64
+
+
+def _log_end(tails: list[list[int]], max_jump: int | None) -> int:
+    """The time every partition moves to at the end: the latest that the partitions' tails confirm
+    together, as one replay of the file the log was split from would — or, when they confirm nothing,
+    the latest ts of all (−1: no events).
+
+    Each tail first loses the lines a later line of its own partition shows wild (they must not drag
+    every partition's deadlines to the year 2100); what is left of all tails is screened as one
+    stream, in ts order, so a real gap is confirmed by the events after it in all partitions together.
+    """
+    last = max((t[-1] for t in tails if t), default=-1)
+    if max_jump is None:
+        return last
+    merged = sorted(itertools.chain.from_iterable(unrejected(t, max_jump) for t in tails))
+    confirmed = confirmed_end(merged, max_jump)
+    return last if confirmed is None else confirmed
+
+
+def _tail_times(path: Path) -> list[int]:
+    """The ts of a partition file's last ``TAIL_LINES`` events, in file order (empty: no events).
+
+    Lines the full decoder rejects are passed over, as a replay passes over them: a bad
+    last line must not hold back the time every partition moves to at the end.
+    """
+    decode = msgspec.json.Decoder(event_union()).decode
+    with open(path, "rb") as f:
+        end = f.seek(0, 2)
+        back = 4096
+        while True:
+            start = max(0, end - back)
+            f.seek(start)
+            lines = f.read().split(b"\n")
+            if start > 0:
+                lines = lines[1:]  # cut by the seek
+            stamps = []
+            for line in lines:
+                try:
+                    stamps.append(int(decode(line).ts))
+                except msgspec.DecodeError:  # a ValidationError is one too
+                    continue
+            if start == 0 or len(stamps) >= TAIL_LINES:
+                break
+            back *= 4
+    return stamps[-TAIL_LINES:]
+
+
+def _in_processes(run: Callable[[int], _Share], workers: int) -> list[_Share]:
+    """``run(w)`` for every worker in forked processes (they inherit the plan and reference)."""
+    ctx = multiprocessing.get_context("fork")
+    procs: list[Any] = []
+    results: list[Connection] = []
+    try:
+        for w in range(workers):
+            result, report = ctx.Pipe(duplex=False)
+            p = ctx.Process(target=_worker, args=(run, w, report), name=f"kairos-partitions-{w}")
+            p.start()
+            procs.append(p)
+            report.close()
+            results.append(result)
+        shares = [_receive(result) for result in results]
+        for p in procs:
+            p.join()
+    except BaseException:  # an error or Ctrl-C here: no worker may outlive the parent
+        stop_all(procs)
+        raise
+    failed = [p.name for p, s in zip(procs, shares) if s is None or p.exitcode != 0]
+    if failed:
+        raise_failed(failed)
+    return [s for s in shares if s is not None]
+
+
+def _worker(run: Callable[[int], _Share], w: int, report: Connection) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
+    report.send_bytes(msgspec.msgpack.encode(run(w)))
+    report.close()
+
+
+def _receive(result: Connection) -> _Share | None:
+    with result:
+        try:
+            return msgspec.msgpack.decode(result.recv_bytes(), type=_Share)
+        except EOFError:
+            return None

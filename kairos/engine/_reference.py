@@ -1,0 +1,189 @@
+"""Reference data (LANGUAGE.md §7): cells → areas, tags, lists, the DPI knowledge base.
+
+Loaded once; every lookup on the hot path is a dict or set probe. Errors name
+the file and line so an operator can fix the data.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from kairos.engine._events import check_tags
+
+_EMPTY: frozenset[str] = frozenset()
+
+
+class ReferenceError(Exception):
+    """A reference file is missing a column or holds a line that cannot be read."""
+
+
+class _TagLine(msgspec.Struct):
+    msisdn: str
+    tags: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        check_tags(self.tags)  # as a ``profile`` event's: tags are snapshotted
+
+
+class KnowledgeBase:
+    """Host suffix → (app, category); the first pattern in file order wins."""
+
+    __slots__ = ("_patterns", "_cache", "_max_cache")
+
+    def __init__(self, rows: list[tuple[str, str, str]], max_cache: int = 200_000) -> None:
+        self._patterns: dict[str, tuple[int, str, str]] = {}
+        for rank, (pattern, app, category) in enumerate(rows):
+            self._patterns.setdefault(pattern, (rank, app, category))
+        self._cache: dict[str, tuple[str, str] | None] = {}
+        self._max_cache = max_cache
+
+    def __len__(self) -> int:
+        return len(self._patterns)
+
+    def label(self, host: str) -> tuple[str, str] | None:
+        """The (app, category) of the first pattern ``host`` ends with, if any."""
+        hit = self._cache.get(host, False)
+        if hit is not False:
+            return hit  # type: ignore[return-value]
+        best: tuple[int, str, str] | None = None
+        patterns = self._patterns
+        for i in range(len(host)):
+            found = patterns.get(host[i:])
+            if found is not None and (best is None or found[0] < best[0]):
+                best = found
+        result = None if best is None else (best[1], best[2])
+        if len(self._cache) >= self._max_cache:
+            self._cache.clear()
+        self._cache[host] = result
+        return result
+
+
+class Reference:
+    """All reference data of one folder, shaped for O(1) lookups."""
+
+    __slots__ = ("areas_of_cell", "area_names", "tags", "lists", "kb")
+
+    def __init__(
+        self,
+        areas_of_cell: dict[str, frozenset[str]] | None = None,
+        tags: dict[str, dict[str, Any]] | None = None,
+        lists: dict[str, frozenset[str]] | None = None,
+        kb: KnowledgeBase | None = None,
+    ) -> None:
+        self.areas_of_cell = areas_of_cell or {}
+        self.area_names: frozenset[str] = frozenset().union(*self.areas_of_cell.values())
+        self.tags = tags if tags is not None else {}
+        self.lists = lists or {}
+        self.kb = kb or KnowledgeBase([])
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Reference":
+        """Read a reference folder; every file is optional."""
+        root = Path(folder)
+        if not root.is_dir():
+            raise ReferenceError(f"{root}: reference folder does not exist")
+        return cls(
+            areas_of_cell=_load_cells(root / "cells.csv"),
+            tags=_load_tags(root / "tags.jsonl"),
+            lists=_load_lists(root / "lists"),
+            kb=KnowledgeBase(_load_kb(root / "kb.csv")),
+        )
+
+    def areas(self, cell: Any) -> frozenset[str]:
+        return self.areas_of_cell.get(cell, _EMPTY)
+
+    def update_tags(self, msisdn: str, changes: dict[str, Any]) -> None:
+        """Apply a ``profile`` event: merge the tags; a null value removes the tag."""
+        current = self.tags.get(msisdn)
+        if current is None:
+            current = self.tags[msisdn] = {}
+        for name, value in changes.items():
+            if value is None:
+                current.pop(name, None)
+            else:
+                current[name] = value
+
+
+def _read_text(path: Path) -> str:
+    """The text of a reference file, without the byte-order mark Excel or Notepad may write.
+
+    Left in, the mark would hide the header of a CSV file or silently change
+    the first number of a list, so that subscriber would not be matched. A file
+    that is not UTF-8 (a GBK export) is refused with the line of its first bad byte.
+    """
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        start = e.start + (3 if raw.startswith(codecs.BOM_UTF8) else 0)
+        line = raw.count(b"\n", 0, start) + 1
+        raise ReferenceError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[start]:02x}); save the file as UTF-8"
+        ) from None
+
+
+def _csv_rows(path: Path, header: tuple[str, ...]) -> list[tuple[int, list[str]]]:
+    with io.StringIO(_read_text(path), newline="") as f:
+        reader = csv.reader(f)
+        first = next(reader, None)
+        if first is None or tuple(c.strip() for c in first[: len(header)]) != header:
+            raise ReferenceError(f"{path}:1: expected the header {','.join(header)}")
+        rows = []
+        for row in reader:
+            if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+                continue
+            if len(row) < len(header):
+                raise ReferenceError(
+                    f"{path}:{reader.line_num}: expected {len(header)} columns "
+                    f"({','.join(header)}), got {len(row)}"
+                )
+            rows.append((reader.line_num, [c.strip() for c in row]))
+        return rows
+
+
+def _load_cells(path: Path) -> dict[str, frozenset[str]]:
+    if not path.exists():
+        return {}
+    grouped: dict[str, set[str]] = {}
+    for _, (cell, area, *_) in _csv_rows(path, ("cell", "area")):
+        grouped.setdefault(cell, set()).add(area)
+    return {cell: frozenset(areas) for cell, areas in grouped.items()}
+
+
+def _load_tags(path: Path) -> dict[str, dict[str, Any]]:
+    if not path.exists():
+        return {}
+    decoder = msgspec.json.Decoder(_TagLine)
+    out: dict[str, dict[str, Any]] = {}
+    for n, line in enumerate(_read_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = decoder.decode(line)
+        except msgspec.DecodeError as e:
+            raise ReferenceError(f"{path}:{n}: {e}") from None
+        out.setdefault(sys.intern(row.msisdn), {}).update(row.tags)
+    return out
+
+
+def _load_lists(folder: Path) -> dict[str, frozenset[str]]:
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for path in sorted(folder.glob("*.txt")):
+        lines = _read_text(path).split("\n")
+        out[path.stem] = frozenset(s for s in (line.strip() for line in lines) if s and not s.startswith("#"))
+    return out
+
+
+def _load_kb(path: Path) -> list[tuple[str, str, str]]:
+    if not path.exists():
+        return []
+    return [(p, app, cat) for _, (p, app, cat, *_) in _csv_rows(path, ("pattern", "app", "category"))]

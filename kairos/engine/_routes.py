@@ -1,0 +1,232 @@
+"""Fused per-type routes: one generated function per event type.
+
+A route does everything an event of its type needs: enrichment, each reading
+scenario's entry filter evaluated inline (its compiled Python text pasted into
+the route when it uses nothing but the event, literals and the plan's helpers;
+the generated text only, never the scenario's: a line made from a clause ends
+in a comment naming its ``FILE:LINE:COL``),
+the runtime called only on a match, and the previous-value bookkeeping. An
+event that matches nothing costs one Python call.
+"""
+
+from __future__ import annotations
+
+import ast
+import dis
+import sys
+from typing import Any, Callable, Sequence
+
+from kairos.engine._conjuncts import Guard
+from kairos.engine._fused import Fused
+from kairos.plan import NAMESPACE, Expr, Filter, Scenario, at, define, filename
+
+Handler = Callable[[Any], None]
+
+
+class Entry:
+    """A scenario's entry on one type: a filter and what to call when it passes.
+
+    ``audience``/``on_refused``: a single-event scenario's audience checked in the
+    route itself; a passing event that fails it goes to ``on_refused`` (which
+    counts it as ``complete`` would) instead of ``on_match``.
+    """
+
+    __slots__ = ("filter", "on_match", "audience", "on_refused", "condition", "stats", "fused", "scenario")
+
+    def __init__(self, filter: Filter, on_match: Handler, audience: Guard | None = None,
+                 on_refused: Handler | None = None, condition: Guard | None = None,
+                 stats: Any = None, fused: Fused | None = None, scenario: Scenario | None = None) -> None:
+        self.filter = filter
+        self.on_match = on_match
+        self.audience = audience
+        #: ``on_refused``, or with ``stats`` (a scenario without cool-down and ``during``,
+        #: whose only refusal is "audience") the refusal is counted in the route itself
+        self.on_refused = on_refused
+        self.stats = stats
+        #: the filter bound to the reference data (``bound_filter``), when it could not be inlined
+        self.condition = condition
+        #: ``on_match`` as text the route runs in its place (``engine._fused``), when it has one
+        self.fused = fused
+        #: whose entry it is: the route's lines name its clauses' places (None: unnamed, in tests)
+        self.scenario = scenario
+
+    def note(self, clause: str, expr: Expr | None) -> str:
+        """``  # scenario NAME CLAUSE at FILE:LINE:COL``: what ends a route line made from a clause."""
+        who = "" if self.scenario is None else f"scenario {self.scenario.name} "
+        return f"  # {who}{clause} at {at(None if expr is None else expr.origin)}"
+
+
+class Guarded:
+    """A runtime's handler for one type, called only when ``guard`` passes (None: always).
+
+    The guard is a necessary condition for the handler to do anything — the
+    terms of its filters that read only the event, or that the subscriber is
+    in the runtime's state — so skipping the call changes nothing but its cost.
+    """
+
+    __slots__ = ("handler", "guard")
+
+    def __init__(self, handler: Handler, guard: Guard | None) -> None:
+        self.handler = handler
+        self.guard = guard
+
+
+def inlinable(expr: Expr) -> bool:
+    """True if ``expr.python`` can be pasted into a route: it reads only e, a, c,
+    literals and the plan's helpers (no constants of its own, no nested code)."""
+    code = getattr(expr.fn, "__code__", None)
+    if code is None or not expr.python:
+        return False
+    if any(hasattr(k, "co_code") for k in code.co_consts):
+        return False
+    ns = getattr(expr.fn, "__globals__", {})
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+            name = ins.argval
+            if name not in NAMESPACE or ns.get(name) is not NAMESPACE[name]:
+                return False
+    return True
+
+
+def build_route(
+    name: str,
+    before: Sequence[Handler],
+    items: Sequence[Entry | Guarded | Handler],
+    tracked: Sequence[tuple[str, dict[str, Any]]],
+    ctx: Any,
+) -> Callable[[Any], None] | None:
+    """Generate the route for one event type; None when nothing reads the type."""
+    if not before and not items and not tracked:
+        return None
+    ns: dict[str, Any] = dict(NAMESPACE)
+    ns["c"] = ctx
+    ns["a"] = ()
+    body: list[str] = []
+    for i, step in enumerate(before):
+        ns[f"_b{i}"] = step
+        body.append(f"_b{i}(e)")
+    for i, item in enumerate(items):
+        if isinstance(item, Guarded):
+            ns[f"_h{i}"] = item.handler
+            if item.guard is None:
+                body.append(f"_h{i}(e)")
+            else:
+                ns.update(item.guard.ns)
+                body.append(f"if ({item.guard.python}):")
+                body.append(f"    _h{i}(e)")
+            continue
+        if not isinstance(item, Entry):
+            ns[f"_h{i}"] = item
+            body.append(f"_h{i}(e)")
+            continue
+        ns[f"_m{i}"] = item.on_match
+        act = [f"_m{i}(e)"]
+        if item.fused is not None:
+            ns.update(item.fused.ns)
+            act = list(item.fused.lines)
+        elif item.audience is not None:
+            ns.update(item.audience.ns)
+            audience = f"if ({item.audience.python}):" + item.note(
+                "audience", None if item.scenario is None else item.scenario.audience)
+            if item.stats is not None:
+                ns[f"_t{i}"] = item.stats
+                act = [audience, f"    _m{i}(e)", "else:", f"    _t{i}.matched += 1",
+                       f"    _d = _t{i}.suppressed", "    _d['audience'] = _d.get('audience', 0) + 1"]
+            elif item.on_refused is not None:
+                ns[f"_x{i}"] = item.on_refused
+                act = [audience, f"    _m{i}(e)", "else:", f"    _x{i}(e)"]
+        where = item.filter.where
+        if where is None:
+            body.extend(act)
+            continue
+        if inlinable(where):
+            body.append(f"if ({where.python}):" + item.note("where", where))
+        elif item.condition is not None:
+            ns.update(item.condition.ns)
+            body.append(f"if ({item.condition.python}):" + item.note("where", where))
+        else:
+            ns[f"_w{i}"] = where.fn
+            body.append(f"if _w{i}(e, a, c):" + item.note("where", where))
+        body.extend(f"    {line}" for line in act)
+    if tracked:
+        ns["_intern"] = sys.intern  # kept for long: the one copy of the number
+        body.append("_m = _intern(e.msisdn)")
+        for j, (field, store) in enumerate(tracked):
+            ns[f"_s{j}"] = store
+            body.append(f"_s{j}[_m] = e.{field}")
+    source = "def route(e):\n" + "".join(f"    {line}\n" for line in body)
+    route = define("route", source, ns, filename("route", name))
+    route.body = body  # its statements, for a feed loop to paste (``build_feed``)
+    return route
+
+
+#: the names ``build_feed``'s loop binds, which a pasted route must not use
+_FEED_LOCALS = frozenset({"events", "on_late", "engine", "deadlines", "routes", "pending", "now", "late",
+                          "cls", "route", "i", "t", "_feed_exc"})
+
+
+def build_feed(engine: Any, hot: type, route: Callable[[Any], None],
+               let_out: type[Exception]) -> Callable[..., None] | None:
+    """``engine.feed`` generated with ``route``, the route of type ``hot``, pasted into its loop.
+
+    The bulk of an operator's feed is one type (DPI records); its events then cost
+    no call to their route. The loop is ``Engine.feed`` otherwise, word for word:
+    events of other types go through their routes as there. None when the route's
+    text uses a name the loop binds (it stays a call then). An exception one event raises,
+    but ``let_out`` (``LetOut``: a time jump, a failed sink), goes to ``engine._fault`` and the
+    loop goes on, as there.
+    """
+    lines = route.body  # type: ignore[attr-defined]
+    used = {n.id for n in ast.walk(ast.parse("\n".join(lines))) if isinstance(n, ast.Name)}
+    if used & _FEED_LOCALS:
+        return None
+    ns: dict[str, Any] = dict(route.__globals__)  # the route's names: its filters, handlers, ``c``
+    own = {"_feed_engine": engine, "_feed_deadlines": engine._deadlines, "_feed_routes": engine._routes,
+           "_feed_pending": engine._pending, "_feed_hot": hot, "_feed_LetOut": let_out}
+    if own.keys() & ns.keys():
+        return None
+    ns.update(own)
+    body = "".join(f"                {line}\n" for line in lines)
+    source = (
+        "def feed(events, on_late=None):\n"
+        "    engine = _feed_engine\n"
+        "    deadlines = _feed_deadlines\n"
+        "    routes = _feed_routes\n"
+        "    pending = _feed_pending\n"
+        "    now = engine.now\n"
+        "    late = 0\n"
+        "    cls = route = None\n"
+        "    for i, e in enumerate(events):\n"
+        "        try:\n"
+        "            t = e.ts\n"
+        "            if t > now:\n"
+        "                if deadlines.floor < t or engine._gc_due <= t:\n"
+        "                    engine.advance(t)\n"
+        "                now = engine.now = t\n"
+        "            elif t < now:\n"
+        "                late += 1\n"
+        "                if on_late is not None:\n"
+        "                    on_late(i, e)\n"
+        "                continue\n"
+        "            if e.__class__ is _feed_hot:\n"
+        "                c.msisdn = e.msisdn\n"
+        f"{body}"
+        "            else:\n"
+        "                if e.__class__ is not cls:\n"
+        "                    cls = e.__class__\n"
+        "                    route = routes.get(cls)\n"
+        "                if route is None:\n"
+        "                    continue\n"
+        "                c.msisdn = e.msisdn\n"
+        "                route(e)\n"
+        "            if pending:\n"
+        "                engine._drain()\n"
+        "        except _feed_LetOut:\n"
+        "            raise\n"
+        "        except Exception as _feed_exc:\n"
+        "            engine._fault(i, e, _feed_exc)\n"
+        "            now = engine.now\n"
+        "    engine.late_events += late\n"
+        "    engine.events_in += len(events) - late\n"
+    )
+    return define("feed", source, ns, filename("feed", hot.__struct_config__.tag))  # type: ignore[attr-defined]
