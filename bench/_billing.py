@@ -37,7 +37,7 @@ class Billing:
 
     def day(self, d: Day) -> None:
         rng, n = d.rng, d.n
-        local = dt.datetime.fromtimestamp(d.day0 / 1000 + 8 * 3600, dt.timezone.utc)
+        local = dt.datetime.fromtimestamp(d.day0 / 1000 + 8 * 3600, dt.UTC)
         cycle = f"{local.year}-{local.month:02d}"
         if self.cycle and cycle != self.cycle:
             self.pct = rng.uniform(0, 3, n)

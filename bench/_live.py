@@ -12,7 +12,7 @@ slow block counts, as it would in the daemon.
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 import numpy as np

@@ -19,8 +19,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import msgspec
 
@@ -143,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
 def run(sizes: Sizes, a: argparse.Namespace) -> Results:
     """Prepare the inputs, run every contender, check they agree, compute ratios and targets."""
     t0 = time.perf_counter()
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     inputs: dict[str, str] = {}
     w1: dict[str, Measurement] = {}
     w1_rounds: list[Measurement] = []

@@ -20,7 +20,7 @@ def state_bytes(engine: Any) -> dict[str, int]:
     """Bytes of state per holder: each scenario's pattern state and gates, and ``previous values``."""
     seen: set[int] = set()
     out: dict[str, int] = {}
-    for scn, rt, gates in zip(engine.scenarios, engine.runtimes, engine._gates):
+    for scn, rt, gates in zip(engine.scenarios, engine.runtimes, engine._gates, strict=True):
         n = _size(rt.states, seen)
         sums = getattr(rt, "_sums", None)
         if sums:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import deque
-from typing import IO, Iterable
+from collections.abc import Iterable
+from typing import IO
 
 import msgspec
 

@@ -124,7 +124,7 @@ def measure(folder: Path, *, kills: int, subscribers: int, days_ago: int, seed: 
         since = _offset(folder)
         proc = _start(config)
         target = rnd.randrange(2 * total // kills)
-        _wait(folder, proc, since, lambda t: t and (t[-1]["events"] >= target or _settled(t)), f"kill point {i}")
+        _wait(folder, proc, since, lambda t: t and (t[-1]["events"] >= target or _settled(t)), f"kill point {i}")  # noqa: B023 (waited on in this iteration)
         proc.kill()
         proc.wait()
         doubtful += len(read_ledger(folder / "state" / "outbox" / "ledger.log").in_doubt)

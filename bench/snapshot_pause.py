@@ -61,7 +61,8 @@ async def forked(engine: Engine, folder: Path) -> tuple[float, float, int]:
 
 
 def main(sizes: list[int]) -> None:
-    print(f"{'subscribers':>12} {'inline ms':>10} {'fork pause ms':>14} {'forked total ms':>16} {'MB':>7} {'restore ms':>11}")
+    print(f"{'subscribers':>12} {'inline ms':>10} {'fork pause ms':>14} {'forked total ms':>16} "
+          f"{'MB':>7} {'restore ms':>11}")
     for n in sizes:
         engine = build(n)
         assert engine.subscribers_in_state() == n

@@ -56,7 +56,10 @@ class CallTask(msgspec.Struct, frozen=True):
 
 
 class CallChannel(Channel):
-    """Call-centre tasks; a task id already handed off (HTTP idempotency key or present in the day's file) is not repeated."""
+    """Call-centre tasks; a task id already handed off is not repeated.
+
+    Handed off means sent with its HTTP idempotency key, or present in the day's file.
+    """
 
     Config = CallConfig
     idempotent = True

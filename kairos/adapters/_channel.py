@@ -76,7 +76,10 @@ class Outcome(msgspec.Struct, frozen=True):
 
 
 class Feedback(msgspec.Struct, frozen=True, kw_only=True, tag="feedback", tag_field="type"):
-    """A ``feedback`` event (DOMAIN.md): what happened to a sent message; ``msgspec.json.encode`` gives its JSON line."""
+    """A ``feedback`` event (DOMAIN.md): what happened to a sent message.
+
+    ``msgspec.json.encode`` gives its JSON line.
+    """
 
     ts: int
     msisdn: str

@@ -139,7 +139,10 @@ class FeedbackServer:
         return 202, {"accepted": len(events)}
 
 class FeedbackFile:
-    """Follows a callback file (``.jsonl``: one JSON object a line; ``.csv``: a header row first), resuming at a saved offset."""
+    """Follows a callback file, resuming at a saved offset.
+
+    ``.jsonl``: one JSON object a line; ``.csv``: a header row first.
+    """
 
     def __init__(
         self,

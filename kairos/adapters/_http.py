@@ -26,7 +26,10 @@ def verify(secret: str | bytes, body: bytes, signature: str) -> bool:
 
 
 async def post_signed(client: httpx.AsyncClient, url: str, body: bytes, ctx: SendContext, secret: str) -> Outcome:
-    """POST a JSON body with signature and idempotency key; 2xx delivered, 5xx/408/429/timeouts retry, other 4xx failed."""
+    """POST a JSON body with signature and idempotency key.
+
+    2xx is delivered; 5xx, 408, 429 and timeouts retry; any other 4xx failed.
+    """
     headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: ctx.id}
     if secret:
         headers[SIGNATURE_HEADER] = sign(secret, body)

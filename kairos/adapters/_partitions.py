@@ -11,8 +11,9 @@ partitioned log — a folder of ``p-NNNN.jsonl`` files — from a recorded strea
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
 
 import msgspec
 from aiokafka.partitioner import murmur2

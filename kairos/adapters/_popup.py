@@ -53,7 +53,9 @@ class PopupChannel(Channel):
     async def send(self, ctx: SendContext) -> Outcome:
         """POST the pop-up; 2xx delivered, 5xx and timeouts retry, 4xx failed."""
         body = _ENCODE(
-            PopupMessage(ctx.id, ctx.msisdn, ctx.scenario, ctx.template, ctx.text, ctx.params, ctx.priority, ctx.ts, ctx.send_at)
+            PopupMessage(
+                ctx.id, ctx.msisdn, ctx.scenario, ctx.template, ctx.text, ctx.params, ctx.priority, ctx.ts, ctx.send_at
+            )
         )
         return await post_signed(self._client, self.config.url, body, ctx, self.config.secret)
 

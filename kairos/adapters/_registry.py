@@ -32,7 +32,9 @@ def discover_channels() -> dict[str, type[Channel]]:
         except Exception as exc:  # a plugin's import error must name the plugin
             raise ChannelLoadError(f"channel {ep.name!r} ({ep.value}, from {where}) failed to load: {exc!r}") from exc
         if not (isinstance(cls, type) and issubclass(cls, Channel)):
-            raise ChannelLoadError(f"channel {ep.name!r} ({ep.value}, from {where}) is not a subclass of adapters.Channel")
+            raise ChannelLoadError(
+                f"channel {ep.name!r} ({ep.value}, from {where}) is not a subclass of adapters.Channel"
+            )
         found[ep.name] = cls
         origin[ep.name] = where
     return found
@@ -50,7 +52,8 @@ def create_channel(
     try:
         cls = classes[name]
     except KeyError:
-        raise ChannelLoadError(f"no channel named {name!r}; registered: {', '.join(sorted(classes)) or 'none'}") from None
+        registered = ", ".join(sorted(classes)) or "none"
+        raise ChannelLoadError(f"no channel named {name!r}; registered: {registered}") from None
     return cls.from_config(config, name=name, feedback=feedback)
 
 

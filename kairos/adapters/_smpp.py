@@ -263,7 +263,9 @@ class SmsChannel(Channel):
             correlator=SimpleCorrelator(
                 f"kairos-{c.system_id}", directory=c.state_dir, max_ttl_response=max(1.0, float(c.response_timeout_s))
             ),
-            retry_timer=SimpleExponentialBackoff(min_delay=max(1, c.reconnect_min_ms), max_increases=c.reconnect_doublings),
+            retry_timer=SimpleExponentialBackoff(
+                min_delay=max(1, c.reconnect_min_ms), max_increases=c.reconnect_doublings
+            ),
             log_level=c.log_level,
         )
         self._scope = anyio.CancelScope()

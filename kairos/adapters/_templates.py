@@ -70,8 +70,11 @@ class TemplateCatalog:
             texts: dict[str, _Text] = {}
             for channel, text in per_channel.items():
                 if not isinstance(text, str):
-                    raise TemplateError(f"{origin}: template {template_id!r}, channel {channel!r}: text must be a string")
-                texts[channel] = _Text(text, _placeholders(text, f"{origin}: template {template_id!r}, channel {channel!r}"))
+                    raise TemplateError(
+                        f"{origin}: template {template_id!r}, channel {channel!r}: text must be a string"
+                    )
+                where = f"{origin}: template {template_id!r}, channel {channel!r}"
+                texts[channel] = _Text(text, _placeholders(text, where))
             self._texts[template_id] = texts
 
     @classmethod
@@ -133,7 +136,8 @@ class TemplateCatalog:
                 )
                 continue
             for name in sorted(text.names - use.params):
-                found.append(f"template {use.template!r} for {use.channel} needs parameter {name!r}, which the action does not give")
+                found.append(f"template {use.template!r} for {use.channel} needs parameter {name!r}, "
+                             "which the action does not give")
         return found
 
     def _shown(self, param: str, value: Any) -> Any:

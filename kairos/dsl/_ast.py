@@ -7,7 +7,7 @@ every bad one with its position instead of the parser stopping at the first.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from kairos.dsl._diagnostics import Source
 from kairos.dsl._tokens import Token
@@ -100,7 +100,7 @@ class Binary:
         return self.left.first
 
 
-Node = Union[Literal, ListLit, Name, Dotted, Call, Unary, Binary]
+Node = Literal | ListLit | Name | Dotted | Call | Unary | Binary
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +198,7 @@ class DwellNode:
     duration: Duration
 
 
-PatternNode = Union[Chain, AggregateNode, DwellNode]
+PatternNode = Chain | AggregateNode | DwellNode
 
 
 # --- scenario clauses and actions
@@ -334,8 +334,8 @@ class Arbitrate:
     window: Duration
 
 
-Rule = Union[Exclude, CapRule, QuietRule, Arbitrate, HoursRule, CapacityRule, NoRepeatRule, ExclusiveRule,
-             ControlRule, FeedbackRule]
+Rule = (Exclude | CapRule | QuietRule | Arbitrate | HoursRule | CapacityRule | NoRepeatRule | ExclusiveRule
+        | ControlRule | FeedbackRule)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from kairos import plan
 from kairos.dsl import _ast as ast
@@ -132,9 +133,9 @@ class Checker:
             title=string_value(value["title"]) if "title" in value else "",
             priority=self._priority(value["priority"], source) if "priority" in value else 50,
             audience=audience,
-            during=self._during(*value["during"], source) if "during" in value else None,
+            during=self._during(value["during"], source) if "during" in value else None,
             cooldown_ms=self._duration(value["cooldown"], source) if "cooldown" in value else None,
-            once=once,  # type: ignore[arg-type]
+            once=once,  # type: ignore[arg-type]  # one of the three literals, seen as str
             once_per=once_per,
             version=hashlib.sha256(text.encode()).hexdigest()[:16],
             lists=frozenset(uses.lists),
@@ -164,7 +165,7 @@ class Checker:
         return plan.Action(
             channel=channel,
             template=string_value(node.template),
-            params=tuple(params),  # type: ignore[arg-type]
+            params=tuple(params),  # type: ignore[arg-type]  # None only after a reported error
             after_ms=(self._duration(node.after, source, zero_ok=True) or 0) if node.after else 0,
             origin=_origin(source, node.channel),
         )
@@ -178,7 +179,7 @@ class Checker:
             uses.areas.update(areas)
             done = Scope(source, uses, pattern_types=("location",),
                          no_last="`last` is not defined for dwell: it completes at a deadline, not at an event")
-            return plan.Dwell(areas, self._duration(node.duration, source)), done  # type: ignore[arg-type]
+            return plan.Dwell(areas, self._duration(node.duration, source)), done  # type: ignore[arg-type]  # see params
         if isinstance(node, ast.AggregateNode):
             return self._aggregate(node, source, uses)
         return self._chain(node, source, uses)
@@ -191,7 +192,7 @@ class Checker:
         checked = [self._filter(f, i, types, aliases, source, uses) for i, f in enumerate(filters)]
         within = self._duration(node.within, source) if node.within else None
         done = Scope(source, uses, pattern_types=tuple(t for t in types if t))
-        for i, (step, alias) in enumerate(zip(steps, aliases)):
+        for i, (step, alias) in enumerate(zip(steps, aliases, strict=True)):
             if alias is not None and step.negated:
                 done.hidden[alias] = f"'{alias}' names the event that did not happen"
             elif alias is not None:
@@ -212,7 +213,7 @@ class Checker:
             elif last and node.within is None:
                 self._report(source, last, "`A -> not B` needs a time limit: write `A -> not B within D`")
             elif last and not malformed:
-                pattern = plan.Absence(checked[0], checked[1], within)  # type: ignore[arg-type]
+                pattern = plan.Absence(checked[0], checked[1], within)  # type: ignore[arg-type]  # None only after an error
         elif len(steps) == 1:
             if node.within_tok:
                 self._report(source, node.within_tok,
@@ -220,9 +221,9 @@ class Checker:
             pattern = plan.Single(checked[0])
         else:
             if node.within is None:
-                self._report(source, steps[1].arrow,  # type: ignore[arg-type]
+                self._report(source, steps[1].arrow,  # type: ignore[arg-type]  # a second step has an arrow
                              "a sequence needs a time limit: write `A -> B within D`")
-            pattern = plan.Sequence(tuple(checked), within)  # type: ignore[arg-type]
+            pattern = plan.Sequence(tuple(checked), within)  # type: ignore[arg-type]  # None only after an error
         return pattern, done
 
     def _aggregate(self, node: ast.AggregateNode, source: Source, uses: Uses) -> tuple[plan.Pattern, Scope]:
@@ -254,7 +255,7 @@ class Checker:
         if alias is not None:
             done.aliases[alias] = (0, event_type)
         return plan.Aggregate(
-            kind, flt, value, node.cmp.text, float(node.threshold.value), within  # type: ignore[arg-type]
+            kind, flt, value, node.cmp.text, float(node.threshold.value), within  # type: ignore[arg-type]  # None only after an error
         ), done
 
     def _event_type(self, tok: Token, source: Source) -> str | None:
@@ -269,10 +270,10 @@ class Checker:
         for f in filters:
             alias = None if f.alias is None else f.alias.text
             if alias in _RESERVED:
-                self._report(source, f.alias, f"'{alias}' cannot be an alias: it is reserved")  # type: ignore[arg-type]
+                self._report(source, f.alias, f"'{alias}' cannot be an alias: it is reserved")  # type: ignore[arg-type]  # alias set: f.alias is a Token
                 alias = None
             elif alias is not None and alias in out:
-                self._report(source, f.alias, f"alias '{alias}' is already bound by an earlier step")  # type: ignore[arg-type]
+                self._report(source, f.alias, f"alias '{alias}' is already bound by an earlier step")  # type: ignore[arg-type]  # as above
                 alias = None
             out.append(alias)
         return out
@@ -313,7 +314,8 @@ class Checker:
         try:
             node = self.exprs.condition(top, scope, what)
         except RecursionError:
-            return self._too_deep(top, scope.source)
+            self._too_deep(top, scope.source)
+            return None
         return self._compile(node, top, scope.source, name, True, before)
 
     def _value(self, top: ast.TopExpr, scope: Scope, name: str) -> plan.Expr | None:
@@ -321,7 +323,8 @@ class Checker:
         try:
             node = self.exprs.value(top, scope)
         except RecursionError:
-            return self._too_deep(top, scope.source)
+            self._too_deep(top, scope.source)
+            return None
         return self._compile(node, top, scope.source, name, False, before)
 
     def _compile(
@@ -334,11 +337,13 @@ class Checker:
             return compile_expr(node, condition=condition, name=name, source=source, first=top.first,
                                 last=top.last)
         except RecursionError:
-            return self._too_deep(top, source)
+            self._too_deep(top, source)
+            return None
         except SyntaxError as e:  # Python's own limit on nesting in the generated code
             if "too many nested" not in str(e):
                 raise
-            return self._too_deep(top, source)
+            self._too_deep(top, source)
+            return None
 
     def _too_deep(self, top: ast.TopExpr, source: Source) -> None:
         self._report(source, top.first, TOO_DEEP)
@@ -383,10 +388,11 @@ class Checker:
         return None
 
     def _during(
-        self, ranges: tuple[ast.Range, ...], days: tuple[ast.Days, ...] | None, source: Source
+        self, during: tuple[tuple[ast.Range, ...], tuple[ast.Days, ...] | None], source: Source
     ) -> plan.During:
+        ranges, days = during
         checked = tuple(self._range(r, source) for r in ranges)
-        return plan.During(checked, None if days is None else self._days(days, source))  # type: ignore[arg-type]
+        return plan.During(checked, None if days is None else self._days(days, source))  # type: ignore[arg-type]  # None only after an error
 
     def _days(self, items: tuple[ast.Days, ...], source: Source) -> frozenset[int]:
         out: set[int] = set()
@@ -433,16 +439,17 @@ class Checker:
                     self._channel(channel, source, allow_any=True)
                     if isinstance(limit.value, float) or limit.value < 0:
                         self._report(source, limit.tok, f"cap needs a whole number of sends, got {limit.value}")
-                    caps.append(plan.Cap(channel.text, int(limit.value), self._duration(per, source)))  # type: ignore[arg-type]
+                    caps.append(plan.Cap(channel.text, int(limit.value), self._duration(per, source)))  # type: ignore[arg-type]  # None only after an error
                 case ast.QuietRule(range=rng, channels=channels, mode=mode, days=days):
                     for channel in channels:
                         self._channel(channel, source, allow_any=False)
-                    quiet.append(plan.Quiet(self._range(rng, source), tuple(c.text for c in channels),  # type: ignore[arg-type]
-                                            mode.text,  # type: ignore[arg-type]
+                    quiet.append(plan.Quiet(self._range(rng, source), tuple(c.text for c in channels),  # type: ignore[arg-type]  # None only after an error
+                                            mode.text,  # type: ignore[arg-type]  # the parser lets only defer or drop through
                                             None if days is None else self._days(days, source)))
                 case ast.Arbitrate(keyword=kw, window=window):
                     if arbitrate is not None:
-                        self._report(source, kw, f"duplicate `arbitrate` rule; the first is at line {arbitrate.keyword.line}")
+                        self._report(source, kw, "duplicate `arbitrate` rule; the first is at line "
+                                     f"{arbitrate.keyword.line}")
                     else:
                         arbitrate = rule
                         arbitrate_ms = self._duration(window, source)
@@ -450,12 +457,12 @@ class Checker:
                            tuple(ext.hours), tuple(ext.capacity), ext.no_repeat, tuple(ext.exclusive),
                            tuple(ext.control), ext.feedback_ms)
 
-    def _extension(self, rule: ast.Rule, source: Source, ext: "_Extensions") -> bool:
+    def _extension(self, rule: ast.Rule, source: Source, ext: _Extensions) -> bool:
         """The policy rules beyond LANGUAGE.md §6; False for a §6 rule."""
         match rule:
             case ast.HoursRule(keyword=kw, channel=channel, ranges=ranges, days=days):
                 self._channel(channel, source, allow_any=False)
-                ext.hours.append(plan.Hours(channel.text, tuple(self._range(r, source) for r in ranges),  # type: ignore[misc]
+                ext.hours.append(plan.Hours(channel.text, tuple(self._range(r, source) for r in ranges),  # type: ignore[misc]  # None only after an error
                                             None if days is None else self._days(days, source)))
             case ast.CapacityRule(channel=channel, limit=limit, per=per):
                 self._channel(channel, source, allow_any=False)
@@ -465,8 +472,8 @@ class Checker:
                 if ms is not None and ms % 86_400_000:
                     self._report(source, per.tok, f"capacity counts calendar days: write the period in whole "
                                  f"days, e.g. `per 1d`, got '{per.text}'")
-                days = (ms or 86_400_000) // 86_400_000 or 1
-                ext.capacity.append(plan.Capacity(channel.text, int(limit.value), days))
+                period_days = (ms or 86_400_000) // 86_400_000 or 1
+                ext.capacity.append(plan.Capacity(channel.text, int(limit.value), period_days))
             case ast.NoRepeatRule(keyword=kw, outcomes=outcomes, duration=duration):
                 if ext.no_repeat_line is not None:
                     self._report(source, kw, f"duplicate `no_repeat` rule; the first is at line {ext.no_repeat_line}")

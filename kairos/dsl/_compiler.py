@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import codecs
 import linecache
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from kairos import plan
 from kairos.dsl import _ast as ast

@@ -7,8 +7,8 @@ passes every check (``POISON``), so one mistake gives one message.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from kairos import plan
 from kairos.dsl import _ast as ast
@@ -197,7 +197,7 @@ class ExprChecker:
             if arg.type.kind not in ("num", "any", "null"):
                 return self._error(scope, node.args[0].first,
                                    f"{name}() needs a time in ms such as ts, got {arg.type.describe()}")
-            kind = "str" if name == "day" else "num"
+            kind: ir.Kind = "str" if name == "day" else "num"
             return ir.Clock(name, arg, ir.Type(kind, not arg.type.certain("num")))
         return self._error(scope, node.name, f"unknown function '{name}'{did_you_mean(name, FUNCTIONS)}")
 
@@ -212,7 +212,7 @@ class ExprChecker:
         """``list("NAME")`` on the right of ``in``."""
         if len(node.args) != 1 or not _is_string(node.args[0]):
             return self._error(scope, node.name, 'list() takes the name of a list in quotes, e.g. list("dnd")')
-        name = node.args[0].value  # type: ignore[union-attr]
+        name = node.args[0].value  # type: ignore[union-attr]  # _is_string checked it is a Literal
         scope.uses.lists.add(name)
         return ir.InList(name)
 
@@ -221,7 +221,7 @@ class ExprChecker:
             return self._error(scope, node.name, "in_area() can only be used in the `where` of a location filter")
         if not node.args or not all(_is_string(a) for a in node.args):
             return self._error(scope, node.name, 'in_area() takes area names in quotes, e.g. in_area("airport")')
-        areas = frozenset(a.value for a in node.args)  # type: ignore[union-attr]
+        areas = frozenset(a.value for a in node.args)  # type: ignore[union-attr]  # all _is_string
         scope.uses.areas |= areas
         return ir.InArea(areas)
 
@@ -306,7 +306,7 @@ class ExprChecker:
         right = self.check(node.right, scope)
         rt = right.type
         if isinstance(right, ir.ListOf) and isinstance(node.right, ast.ListLit):
-            for item, syntax in zip(right.items, node.right.items):
+            for item, syntax in zip(right.items, node.right.items, strict=True):
                 if not _comparable(lt, item.type):
                     self._error(scope, node.op_tok, f"cannot compare {lt.describe()} with {item.type.describe()}")
                     break
@@ -325,7 +325,7 @@ class ExprChecker:
             return self._error(scope, node.right.first,
                                '`matches` takes a regular expression in quotes, e.g. host matches "video$"')
         try:
-            rx = re.compile(node.right.value)  # type: ignore[union-attr]
+            rx = re.compile(node.right.value)  # type: ignore[union-attr]  # _is_string checked it
         except re.error as e:
             return self._error(scope, node.right.first, f"bad regular expression: {e}")
         return ir.Op("matches", left, ir.Const(rx, ir.STR), ir.BOOL)
@@ -339,12 +339,12 @@ class ExprChecker:
         kind = lt.kind if lt.known else rt.kind if rt.known else "any"
         divisor_safe = op != "/" or (isinstance(right, ir.Const) and right.type == ir.NUM and right.value != 0)
         native = kind in ("num", "str") and lt.certain(kind) and rt.certain(kind) and divisor_safe
-        return ir.Op(op, left, right, ir.Type(kind, not native))  # type: ignore[arg-type]
+        return ir.Op(op, left, right, ir.Type(kind, not native))
 
     def _choices(self, target: ir.Ir, other: ast.Node, scope: Scope) -> None:
         """A literal compared with a field whose values are fixed must be one of them."""
         if isinstance(target, ir.Field) and target.choices and _is_string(other):
-            value = other.value  # type: ignore[union-attr]
+            value = other.value  # type: ignore[union-attr]  # _is_string checked it
             if value not in target.choices:
                 allowed = ", ".join(repr(c) for c in target.choices)
                 self._error(scope, other.first,

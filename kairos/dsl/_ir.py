@@ -8,7 +8,7 @@ which is what lets the code generator use native operators safely.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 Kind = Literal["str", "num", "bool", "dict", "list", "any", "null"]
 
@@ -150,7 +150,7 @@ class Neg:
     type: Type
 
 
-Ir = Union[Const, ListOf, Field, Subscriber, Tag, InList, InArea, Previous, Clock, Op, Not, Neg]
+Ir = Const | ListOf | Field | Subscriber | Tag | InList | InArea | Previous | Clock | Op | Not | Neg
 
 #: what a node that failed to check becomes, so checking goes on without cascading errors
 POISON = Const(None, ANY)

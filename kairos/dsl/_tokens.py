@@ -64,7 +64,7 @@ def tokenize(source: Source) -> list[Token]:
             line += 1
             line_start = m.end()
         elif kind != "skip":
-            tokens.append(Token(kind, m.group(), line, pos - line_start + 1, pos, m.end()))  # type: ignore[arg-type]
+            tokens.append(Token(kind, m.group(), line, pos - line_start + 1, pos, m.end()))  # type: ignore[arg-type]  # a group name
         pos = m.end()
     if tokens:
         last = tokens[-1]

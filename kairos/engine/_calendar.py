@@ -69,7 +69,7 @@ def period_start(clock: LocalTime, period: int, days: int) -> int:
 def local_text(clock: LocalTime, ts: int) -> str:
     """``2026-11-23 Mon 08:00:00`` in local time (``.250`` appended for milliseconds)."""
     local = clock.local_ms(ts)
-    when = _dt.datetime.fromtimestamp(local // 1000, _dt.timezone.utc)
+    when = _dt.datetime.fromtimestamp(local // 1000, _dt.UTC)
     text = when.strftime("%Y-%m-%d %a %H:%M:%S")
     return text if local % 1000 == 0 else f"{text}.{local % 1000:03d}"
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import heapq
 from array import array
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 Entry = tuple[int, int, int, str]
 
@@ -99,7 +100,7 @@ class Deadlines:
     def _entries(self, key: int, bucket: _Bucket) -> Iterator[Entry]:
         """A bucket's entries as (when, seq, owner, msisdn)."""
         start = key * self.width
-        return zip([start + offset for offset in bucket[0]], bucket[1], bucket[2], bucket[3])
+        return zip([start + offset for offset in bucket[0]], bucket[1], bucket[2], bucket[3])  # noqa: B905 (hot path; columns of one bucket)
 
     def clear(self) -> None:
         self._buckets.clear()

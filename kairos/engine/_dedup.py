@@ -114,12 +114,12 @@ class Dedup:
                         continue
                     seen = buckets[b] = set()
             key = encode(ev)
-            if key in seen or (old is not None and _digest(key) in old):  # type: ignore[operator]
+            if key in seen or (old is not None and _digest(key) in old):  # type: ignore[operator]  # seen is set while lo <= t < hi
                 if kept is None:
                     kept = events[:i]
                 skipped.append(i)
             else:
-                seen.add(key)  # type: ignore[union-attr]
+                seen.add(key)  # type: ignore[union-attr]  # as above
                 if kept is not None:
                     kept.append(ev)
         self.top = top

@@ -4,15 +4,16 @@ Live feeds arrive slightly out of order. Events wait here until the newest
 event seen is ``lateness_ms`` past them, then reach the engine in ts order
 (ties in arrival order). An event older than what was already released (the
 newest ts seen minus the lateness, or the time idle advance reached) is late:
-it is counted and reported through ``on_late`` — never dropped in silence. ``advance_to`` moves time without events (the daemon calls
-it with the wall clock when the sources are idle) so that ``not … within`` and
-``dwell`` deadlines fire. Synchronous, no clock of its own.
+it is counted and reported through ``on_late`` — never dropped in silence.
+``advance_to`` moves time without events (the daemon calls it with the wall
+clock when the sources are idle) so that ``not … within`` and ``dwell``
+deadlines fire. Synchronous, no clock of its own.
 """
 
 from __future__ import annotations
 
 import heapq
-from typing import Callable
+from collections.abc import Callable
 
 from kairos.engine._engine import Engine
 from kairos.engine._events import Event

@@ -14,7 +14,8 @@ not joined; the stage counts it as ``unmatched_feedback``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 

@@ -31,7 +31,7 @@ class LocalTime:
         off = self._offsets.get(bucket)
         if off is None:
             when = _dt.datetime.fromtimestamp(bucket * (_BUCKET_MS // 1000), self.zone)
-            off = self._offsets[bucket] = int(when.utcoffset().total_seconds()) * 1000  # type: ignore[union-attr]
+            off = self._offsets[bucket] = int(when.utcoffset().total_seconds()) * 1000  # type: ignore[union-attr]  # aware: has an offset
         return off
 
     def local_ms(self, ts: int) -> int:

@@ -51,7 +51,7 @@ class KnowledgeBase:
         """The (app, category) of the first pattern ``host`` ends with, if any."""
         hit = self._cache.get(host, False)
         if hit is not False:
-            return hit  # type: ignore[return-value]
+            return hit  # type: ignore[return-value]  # False marks a miss; all else is an answer
         best: tuple[int, str, str] | None = None
         patterns = self._patterns
         for i in range(len(host)):
@@ -84,7 +84,7 @@ class Reference:
         self.kb = kb or KnowledgeBase([])
 
     @classmethod
-    def load(cls, folder: str | Path) -> "Reference":
+    def load(cls, folder: str | Path) -> Reference:
         """Read a reference folder; every file is optional."""
         root = Path(folder)
         if not root.is_dir():

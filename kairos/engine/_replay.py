@@ -12,7 +12,8 @@ from __future__ import annotations
 import gc
 import heapq
 import sys
-from typing import IO, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import IO
 
 import msgspec
 import numpy as np
@@ -93,7 +94,7 @@ def line_views(stream: IO[bytes], size: int) -> Iterator[memoryview]:
     """
     readinto = getattr(stream, "readinto1", None) or getattr(stream, "readinto", None)
     if readinto is None:  # a stream that only reads: copy as it does
-        yield from map(memoryview, _read_blocks(stream, size))
+        yield from map(memoryview, _read_blocks(stream, size))  # type: ignore[arg-type]  # mypy cannot infer memoryview[int] through map
         return
     buf = bytearray(size)
     have = 0  # bytes at the buffer's front: the start of a line the last block cut
@@ -170,7 +171,7 @@ class EventReader:
             except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
                 events = None
             # a \r can make two values of one line while a blank line hides the extra one from the count
-            if events is not None and len(events) == count and block.obj.find(b"\r", 0, size) < 0:
+            if events is not None and len(events) == count and block.obj.find(b"\r", 0, size) < 0:  # type: ignore[attr-defined]  # .obj is our bytearray
                 yield events, first
             else:
                 yield self._one_by_one(bytes(block).split(b"\n"), first)  # only \n ends a line
@@ -340,9 +341,9 @@ def replay(
                     on_failed=failed)
     settle()
     settler = Settler()
-    for events, lines in reader.blocks():
-        settler.tick(len(events))
-        feeder.block(events, lines)
+    for block, lines in reader.blocks():
+        settler.tick(len(block))
+        feeder.block(block, lines)
         if engine.holds_sends:
             writer.release(engine.send_watermark())
         if not feeder.holding:  # a held jump's lines are judged later: their problems come in line order then

@@ -40,7 +40,8 @@ an event older than what was already let go is late.
 from __future__ import annotations
 
 import heapq
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from kairos.engine._engine import Engine, TimeJump, events_before_jump
 from kairos.engine._events import Event
@@ -307,14 +308,14 @@ class Feeder:
                                    f"(the newest event {reorder.top} less the allowed lateness {reorder.lateness} ms)")
 
     def _release(self, final: bool) -> None:
-        out = self.reorder.ready(final)  # type: ignore[union-attr]
+        out = self.reorder.ready(final)  # type: ignore[union-attr]  # called only with a reorder
         if out:
             self._feed([ev for _, _, ev in out], [n for _, n, _ in out])
 
     def _rejected(self, items: Any) -> None:
         for ev, n in items:
             self.wild += 1
-            self.on_problem(n, wild_reason(ev.ts, self.screen.max_jump))  # type: ignore[union-attr]
+            self.on_problem(n, wild_reason(ev.ts, self.screen.max_jump))  # type: ignore[union-attr]  # only a screen rejects
 
     def _feed_unguarded(self, events: list[Event], lines: list[int]) -> None:
         """Events the screen let through: a confirmed jump must not stop the engine again."""

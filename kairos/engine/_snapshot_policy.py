@@ -131,10 +131,10 @@ def restore_policy(stage: PolicyStage, state: PolicyState) -> None:
         stage.used[(ch, p)] = n
     for ch, queue in state.waiting.items():
         for w in queue:
-            c = candidate(w.candidate)
-            if c is None or w.action >= len(c.scenario.actions):
+            held = candidate(w.candidate)
+            if held is None or w.action >= len(held.scenario.actions):
                 continue
-            stage.waiting.setdefault(ch, []).append((c.rank(), c, c.scenario.actions[w.action], w.params))
+            stage.waiting.setdefault(ch, []).append((held.rank(), held, held.scenario.actions[w.action], w.params))
             stage._waiting_ids.add(c.id)
             low = stage._queue_low.get(ch)
             if low is None or c.ts < low:

@@ -47,14 +47,15 @@ import tempfile
 import typing
 import zlib
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import IO, Any
+from collections.abc import Callable, Iterable, Iterator
 
 import msgspec
 
 from kairos.engine._engine import Engine, Send
 from kairos.engine._events import Event, Msisdn, Timestamp, event_union
-from kairos.engine._replay import (InputProblem, OrderedWriter, ReplayReport, Settler, _explain, line_blocks, problem_order,
-                            replay, settle)
+from kairos.engine._replay import (InputProblem, OrderedWriter, ReplayReport, Settler, _explain, line_blocks,
+                                   problem_order, replay, settle)
 from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, WILD_END, JumpScreen, wild_reason
 
 EngineFactory = Callable[[Callable[[Send], None]], Engine]
@@ -71,7 +72,8 @@ PIPE_BYTES = 1024 * 1024
 _HEAD = struct.Struct("<qqqq")
 #: In a block's shard vector: a line that goes to no worker (blank, malformed or late).
 NOBODY = 255
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)  # RecursionError: JSON nested ~1000 deep
+# RecursionError: JSON nested ~1000 deep
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 
 
 class _Route(msgspec.Struct, gc=False):
@@ -92,7 +94,7 @@ class Batch(typing.NamedTuple):
 
     now: int  # the stream's time (the last ts over all events) after the block
     first: int
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count, which nothing calls on a Batch
     shards: bytes
     lines: bytes
 
@@ -157,7 +159,7 @@ def replay_workers(
                 gc.unfreeze()
             try:
                 for frames in router.route(stream):
-                    for feed, frame in zip(feeds, frames):
+                    for feed, frame in zip(feeds, frames):  # noqa: B905 (one frame per feed)
                         if frame is not None:
                             feed.send_bytes(frame)
                 end = _HEAD.pack(router.now, router.lines + 1, -1, 0)
@@ -175,7 +177,7 @@ def replay_workers(
             raise
         crashed = [p.name for p in procs if p.exitcode != 0]
         if crashed or None in reports:
-            raise_failed(crashed or [p.name for p, r in zip(procs, reports) if r is None])
+            raise_failed(crashed or [p.name for p, r in zip(procs, reports) if r is None])  # noqa: B905 (one report per process)
         by_scenario = _merge(parts, out)
     done = [r for r in reports if r is not None]
     problems = sorted(itertools.chain(router.problems, *(r.problems for r in done)), key=problem_order)
@@ -328,7 +330,7 @@ class Router:
                 continue
             mine: list[list[bytes]] = [[] for _ in range(n)]
             add = [m.append for m in mine]
-            for line, w in zip(lines, shards):
+            for line, w in zip(lines, shards):  # noqa: B905 (hot path; one shard per line)
                 if w != NOBODY:
                     add[w](line)
             vector = bytes(shards)
@@ -404,7 +406,7 @@ class Router:
         """The line fully decoded, or None after reporting it malformed (one replay never sees the ts of
         a line its full decoder rejects, so such a line is malformed before it can be wild or late)."""
         try:
-            return self._full.decode(line)  # type: ignore[no-any-return]
+            return self._full.decode(line)  # type: ignore[no-any-return]  # a union built at run time
         except _DECODE_ERRORS as e:
             self.malformed += 1
             self.problems.append(InputProblem(n, _explain(e)))
@@ -415,7 +417,7 @@ class Router:
         ev = self._decoded(n, line)
         if ev is not None:
             self.wild += 1
-            self.problems.append(InputProblem(n, wild_reason(ev.ts, self.max_jump)))  # type: ignore[arg-type]
+            self.problems.append(InputProblem(n, wild_reason(ev.ts, self.max_jump)))  # type: ignore[arg-type]  # only a max_jump makes a line wild
 
     def _judge_late(self, n: int, line: bytes, now: int) -> None:
         """An event older than the stream's time: late, unless the full decode rejects it."""
@@ -540,7 +542,7 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
             events = []
             numbers = []
             decode = decoder.decode
-            for n, line in zip(batch.numbers(w), batch.lines.split(b"\n")):
+            for n, line in zip(batch.numbers(w), batch.lines.split(b"\n")):  # noqa: B905 (hot path; one number per line)
                 try:
                     events.append(decode(line))
                 except _DECODE_ERRORS as e:

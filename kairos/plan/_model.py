@@ -7,7 +7,8 @@ functions with the signature ``fn(e, a, c)`` (see ``plan._runtime``).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import msgspec
 

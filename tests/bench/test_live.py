@@ -4,7 +4,6 @@ the engine's hot path makes no reference cycles, so a daemon may turn the cyclic
 from __future__ import annotations
 
 import gc
-import io
 import os
 from pathlib import Path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from itertools import pairwise
 from pathlib import Path
 
 import msgspec
@@ -270,7 +271,7 @@ def test_usage_crosses_90_for_some_and_stops_just_short_for_others(day_by_subscr
     crossed = short = 0
     for events in by_sub.values():
         pct = [e.pct for e in events if _tag(e) == "usage"]
-        if any(a < 90 <= b for a, b in zip(pct, pct[1:])):
+        if any(a < 90 <= b for a, b in pairwise(pct)):
             crossed += 1
         elif pct and 85 <= max(pct) < 90:
             short += 1
@@ -282,7 +283,7 @@ def test_prepaid_balances_fall_under_10_for_some_and_stop_just_above_for_others(
     under = above = 0
     for events in by_sub.values():
         amounts = [e.amount for e in events if _tag(e) == "balance"]
-        if any(a >= 10 > b for a, b in zip(amounts, amounts[1:])):
+        if any(a >= 10 > b for a, b in pairwise(amounts)):
             under += 1
         elif amounts and 10 <= min(amounts) < 11:
             above += 1
@@ -294,7 +295,7 @@ def test_handset_review_pages_two_within_5_minutes_for_some_one_page_for_others(
     twice = once = 0
     for events in by_sub.values():
         reviews = [(e.ts, e.app) for e in events if _tag(e) == "dpi" and e.category == "handset_review"]
-        if any(b[0] - a[0] <= 5 * 60_000 and a[1] == b[1] for a, b in zip(reviews, reviews[1:])):
+        if any(b[0] - a[0] <= 5 * 60_000 and a[1] == b[1] for a, b in pairwise(reviews)):
             twice += 1
         elif len(reviews) == 1:
             once += 1

@@ -108,7 +108,8 @@ class HttpPeer:
     def delivered_ids(self) -> list[str]:
         """Idempotency keys of requests answered 2xx, in order (repeats included)."""
         with self.lock:
-            return [r.headers["idempotency-key"] for r in self.requests if r.headers.get("x-answer", "").startswith("2")]
+            return [r.headers["idempotency-key"] for r in self.requests
+                    if r.headers.get("x-answer", "").startswith("2")]
 
     def stall(self) -> None:
         self.released.clear()
@@ -186,8 +187,10 @@ class Smsc:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *extra: str) -> None:
-        cmd = [sys.executable, str(HERE / "smsc_server.py"), "--port", str(self.port), "--log", str(self.log), *self.args, *extra]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "RUST_BACKTRACE": "0"})
+        cmd = [sys.executable, str(HERE / "smsc_server.py"), "--port", str(self.port), "--log", str(self.log),
+               *self.args, *extra]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     env={**os.environ, "RUST_BACKTRACE": "0"})
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # blocks until READY (or the process died)
         if line.strip() != b"READY":

@@ -45,11 +45,14 @@ def rows(path: Path) -> list[dict[str, str]]:
 
 async def test_tasks_go_to_the_csv_file_of_their_local_day_with_offer_reason_and_priority(tmp_path: Path) -> None:
     channel = CallChannel.from_config({"mode": "csv", "directory": str(tmp_path)})
-    outcomes = await send_all(channel, [ctx(1, LATE_EVENING, count=3, reason="3 dropped calls in an hour"), ctx(2, AFTER_MIDNIGHT)])
+    outcomes = await send_all(
+        channel, [ctx(1, LATE_EVENING, count=3, reason="3 dropped calls in an hour"), ctx(2, AFTER_MIDNIGHT)]
+    )
     assert ["delivered", "delivered"] == [o.status for o in outcomes]
     assert ["calltasks-2026-11-23.csv", "calltasks-2026-11-24.csv"] == sorted(p.name for p in tmp_path.iterdir())
     expected = {
-        "id": ctx(1, LATE_EVENING).id, "msisdn": "13800000001", "scenario": "care_dropped", "template": "care.dropped_calls",
+        "id": ctx(1, LATE_EVENING).id, "msisdn": "13800000001", "scenario": "care_dropped",
+        "template": "care.dropped_calls",
         "offer": "客户一小时内掉话3次，请致电致歉并确认补偿", "reason": "3 dropped calls in an hour", "priority": "70",
         "due": "2026-11-23 23:30:00",
     }
@@ -64,7 +67,8 @@ async def test_a_task_already_in_the_file_is_not_appended_again_even_by_a_new_pr
     await send_all(CallChannel.from_config(config), [ctx(1, LATE_EVENING)])
     outcomes = await send_all(CallChannel.from_config(config), [ctx(1, LATE_EVENING), ctx(2, LATE_EVENING)])
     assert ["already in the task file", "calltasks-2026-11-23.csv"] == [o.reason for o in outcomes]
-    assert [ctx(1, LATE_EVENING).id, ctx(2, LATE_EVENING).id] == [r["id"] for r in rows(tmp_path / "calltasks-2026-11-23.csv")]
+    written = rows(tmp_path / "calltasks-2026-11-23.csv")
+    assert [ctx(1, LATE_EVENING).id, ctx(2, LATE_EVENING).id] == [r["id"] for r in written]
 
 
 async def test_tasks_are_posted_signed_to_the_call_centre_endpoint(http_peer: HttpPeer) -> None:
@@ -73,8 +77,10 @@ async def test_tasks_are_posted_signed_to_the_call_centre_endpoint(http_peer: Ht
     [request] = http_peer.requests
     assert ("delivered", True) == (outcomes[0].status, request.signature_ok)
     assert {
-        "id": ctx(3, LATE_EVENING).id, "msisdn": "13800000003", "scenario": "care_dropped", "template": "care.dropped_calls",
-        "offer": "客户一小时内掉话3次，请致电致歉并确认补偿", "reason": "care", "priority": 70, "due": "2026-11-23 23:30:00",
+        "id": ctx(3, LATE_EVENING).id, "msisdn": "13800000003", "scenario": "care_dropped",
+        "template": "care.dropped_calls",
+        "offer": "客户一小时内掉话3次，请致电致歉并确认补偿", "reason": "care", "priority": 70,
+        "due": "2026-11-23 23:30:00",
     } == request.json()
 
 
@@ -84,10 +90,14 @@ def test_http_mode_without_a_url_is_a_configuration_error() -> None:
     assert "channel call: mode 'http' needs url" == str(err.value)
 
 
-async def test_a_call_centre_endpoint_down_for_a_while_loses_no_task_and_gets_none_twice(http_peer: HttpPeer, tmp_path: Path) -> None:
+async def test_a_call_centre_endpoint_down_for_a_while_loses_no_task_and_gets_none_twice(
+    http_peer: HttpPeer, tmp_path: Path
+) -> None:
     """Tasks made while the endpoint is down wait in the outbox; when it is back each arrives exactly once."""
     cfg = OutboxConfig(directory=str(tmp_path / "ob"), backoff_base_ms=50, backoff_max_ms=200, max_attempts=1000)
-    channel = CallChannel.from_config({"mode": "http", "url": http_peer.url, "secret": "s3cret", "timeout_s": 2.0}, name="call")
+    channel = CallChannel.from_config(
+        {"mode": "http", "url": http_peer.url, "secret": "s3cret", "timeout_s": 2.0}, name="call"
+    )
     outbox = Outbox(cfg, {"call": channel})
     tasks = [ctx(i, LATE_EVENING + i) for i in range(12)]
     async with anyio.create_task_group() as tg:

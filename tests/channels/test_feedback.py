@@ -21,7 +21,8 @@ def now() -> int:
 
 def test_a_callback_with_only_id_and_outcome_takes_scenario_and_subscriber_from_the_id() -> None:
     event = parse_feedback({"trigger_id": TRIGGER, "outcome": "clicked"}, channel="popup", now=now)
-    assert Feedback(ts=now(), msisdn="13800000001", trigger_id=TRIGGER, scenario="video_heavy_no_pack", channel="popup", outcome="clicked") == event
+    assert Feedback(ts=now(), msisdn="13800000001", trigger_id=TRIGGER, scenario="video_heavy_no_pack",
+                    channel="popup", outcome="clicked") == event
 
 
 def test_a_feedback_event_encodes_as_the_domain_json_line() -> None:
@@ -37,7 +38,8 @@ def test_a_feedback_event_encodes_as_the_domain_json_line() -> None:
 @pytest.mark.parametrize(
     ("callback", "message"),
     [
-        ({"trigger_id": TRIGGER, "outcome": "liked"}, "outcome 'liked' is not one of accepted, clicked, delivered, failed, rejected"),
+        ({"trigger_id": TRIGGER, "outcome": "liked"},
+         "outcome 'liked' is not one of accepted, clicked, delivered, failed, rejected"),
         ({"trigger_id": "nonsense", "outcome": "clicked"}, "trigger_id 'nonsense' is not SCENARIO:MSISDN:TS[:N]"),
         ({"outcome": "clicked"}, "Object missing required field `trigger_id`"),
     ],
@@ -55,7 +57,8 @@ async def test_the_http_endpoint_turns_signed_callbacks_into_feedback_events() -
         port = await tg.start(server.run)
         url = f"http://127.0.0.1:{port}/feedback"
         one = f'{{"trigger_id": "{TRIGGER}", "outcome": "clicked"}}'.encode()
-        many = f'[{{"trigger_id": "{TRIGGER}", "outcome": "accepted", "channel": "call", "ts": 7}}, {{"trigger_id": "{TRIGGER}:2", "outcome": "rejected"}}]'.encode()
+        many = (f'[{{"trigger_id": "{TRIGGER}", "outcome": "accepted", "channel": "call", "ts": 7}}, '
+                f'{{"trigger_id": "{TRIGGER}:2", "outcome": "rejected"}}]').encode()
         async with httpx.AsyncClient() as client:  # one keep-alive connection for all three
             answers = [
                 await client.post(url, content=one, headers={"X-Kairos-Signature": sign("k", one)}),
@@ -93,7 +96,8 @@ async def test_the_http_endpoint_answers_400_404_and_405_without_feeding_anythin
 def test_the_file_source_reads_complete_lines_and_resumes_at_its_offset(tmp_path: Path) -> None:
     path = tmp_path / "app_clicks.jsonl"
     got: list[Feedback] = []
-    path.write_text(f'{{"trigger_id": "{TRIGGER}", "outcome": "clicked"}}\n{{"trigger_id": "{TRIGGER}:2", "outc', encoding="utf-8")
+    path.write_text(f'{{"trigger_id": "{TRIGGER}", "outcome": "clicked"}}\n{{"trigger_id": "{TRIGGER}:2", "outc',
+                    encoding="utf-8")
     source = FeedbackFile(path, got.append, channel="popup", clock=now)
     assert 1 == source.read_new()  # the half-written second line waits
     with open(path, "a", encoding="utf-8") as f:
@@ -107,7 +111,10 @@ def test_the_file_source_reads_complete_lines_and_resumes_at_its_offset(tmp_path
 
 def test_the_file_source_reads_call_centre_results_as_csv(tmp_path: Path) -> None:
     path = tmp_path / "call_results.csv"
-    path.write_text(f"trigger_id,outcome,ts\n{TRIGGER},accepted,1795400000123\n{TRIGGER}:2,rejected,\n", encoding="utf-8")
+    path.write_text(f"trigger_id,outcome,ts\n{TRIGGER},accepted,1795400000123\n{TRIGGER}:2,rejected,\n",
+                    encoding="utf-8")
     got: list[Feedback] = []
     FeedbackFile(path, got.append, channel="call", clock=now).read_new()
-    assert [("accepted", 1795400000123, "call"), ("rejected", now(), "call")] == [(f.outcome, f.ts, f.channel) for f in got]
+    assert [("accepted", 1795400000123, "call"), ("rejected", now(), "call")] == [
+        (f.outcome, f.ts, f.channel) for f in got
+    ]

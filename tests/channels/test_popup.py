@@ -91,9 +91,12 @@ async def test_a_refused_connection_is_retried(http_peer: HttpPeer) -> None:
     assert "retry" == outcome.status
 
 
-async def test_through_the_outbox_5xx_and_timeouts_end_delivered_and_4xx_dead_lettered(http_peer: HttpPeer, tmp_path: Path) -> None:
+async def test_through_the_outbox_5xx_and_timeouts_end_delivered_and_4xx_dead_lettered(
+    http_peer: HttpPeer, tmp_path: Path
+) -> None:
     http_peer.script = [500, 502, 400]
-    cfg = OutboxConfig(directory=str(tmp_path / "ob"), backoff_base_ms=10, backoff_max_ms=20, channels={"popup": ChannelLimits(concurrency=1)})
+    cfg = OutboxConfig(directory=str(tmp_path / "ob"), backoff_base_ms=10, backoff_max_ms=20,
+                       channels={"popup": ChannelLimits(concurrency=1)})
     outbox = Outbox(cfg, {"popup": popup(http_peer)})
     async with anyio.create_task_group() as tg:
         await tg.start(outbox.run)
@@ -108,9 +111,13 @@ async def test_through_the_outbox_5xx_and_timeouts_end_delivered_and_4xx_dead_le
 
 
 async def test_a_stalled_gateway_does_not_slow_the_engine(http_peer: HttpPeer, tmp_path: Path) -> None:
-    """While the gateway holds its first request, the engine's synchronous submits all return: none waits for the channel."""
+    """While the gateway holds its first request, the engine's synchronous submits all return.
+
+    None waits for the channel.
+    """
     http_peer.stall()
-    cfg = OutboxConfig(directory=str(tmp_path / "ob"), memory_limit=500, channels={"popup": ChannelLimits(concurrency=16)})
+    cfg = OutboxConfig(directory=str(tmp_path / "ob"), memory_limit=500,
+                       channels={"popup": ChannelLimits(concurrency=16)})
     outbox = Outbox(cfg, {"popup": popup(http_peer, timeout_s=30.0)})
     n = 2_000
     async with anyio.create_task_group() as tg:
@@ -130,7 +137,9 @@ async def test_a_stalled_gateway_does_not_slow_the_engine(http_peer: HttpPeer, t
     assert {ctx(i).id: 1 for i in range(n)} == dict(Counter(http_peer.delivered_ids()))
 
 
-async def test_a_gateway_down_for_a_while_loses_nothing_and_receives_nothing_twice(http_peer: HttpPeer, tmp_path: Path) -> None:
+async def test_a_gateway_down_for_a_while_loses_nothing_and_receives_nothing_twice(
+    http_peer: HttpPeer, tmp_path: Path
+) -> None:
     cfg = OutboxConfig(directory=str(tmp_path / "ob"), backoff_base_ms=50, backoff_max_ms=200, max_attempts=1000)
     outbox = Outbox(cfg, {"popup": popup(http_peer)})
     async with anyio.create_task_group() as tg:

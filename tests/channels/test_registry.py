@@ -1,4 +1,7 @@
-"""Channels are found by entry point: Kairos's own, and a third party's plugin installed with pip and used from a scenario."""
+"""Channels are found by entry point: Kairos's own, and a third party's plugin.
+
+The plugin is installed with pip and used from a scenario.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +37,9 @@ HERE = Path(__file__).resolve().parent
 
 def test_kairos_own_channels_are_registered_by_entry_point() -> None:
     found = discover_channels()
-    assert {"sms": SmsChannel, "popup": PopupChannel, "call": CallChannel} == {k: found[k] for k in ("sms", "popup", "call")}
+    assert {"sms": SmsChannel, "popup": PopupChannel, "call": CallChannel} == {
+        k: found[k] for k in ("sms", "popup", "call")
+    }
 
 
 def test_a_channel_is_created_from_its_configuration_mapping() -> None:
@@ -60,7 +65,8 @@ def _install(tmp_path: Path, source: Path, name: str) -> Path:
     shutil.copytree(source, build)
     site = tmp_path / f"{name}-site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--no-build-isolation", "--target", str(site), str(build)],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--no-build-isolation",
+         "--target", str(site), str(build)],
         check=True,
         capture_output=True,
     )
@@ -107,7 +113,8 @@ def test_a_plugin_whose_entry_point_is_not_a_channel_is_refused(tmp_path: Path, 
     importlib.invalidate_caches()
     with pytest.raises(ChannelLoadError) as err:
         discover_channels()
-    assert "channel 'bad' (bad_channel:NotAChannel, from bad-channel 1.0) is not a subclass of adapters.Channel" == str(err.value)
+    expected = "channel 'bad' (bad_channel:NotAChannel, from bad-channel 1.0) is not a subclass of adapters.Channel"
+    assert expected == str(err.value)
 
 
 SCENARIO = """
@@ -121,19 +128,26 @@ end
 """
 
 EVENTS = [
-    {"type": "dpi", "ts": 1795399200000 + i * 60_000, "msisdn": m, "host": "v.douyin.com", "app": "抖音", "category": "video", "bytes": 10, "duration_s": 5}
+    {"type": "dpi", "ts": 1795399200000 + i * 60_000, "msisdn": m, "host": "v.douyin.com", "app": "抖音",
+     "category": "video", "bytes": 10, "duration_s": 5}
     for i in range(3)
     for m in ("13800000001", "13800000002")
 ]
 
 
 @pytest.mark.anyio
-async def test_a_plugin_channel_is_used_from_a_scenario_end_to_end(example_plugin: type[Channel], tmp_path: Path) -> None:
-    """A scenario names the plugin's channel; kairos's checker knows it, the engine decides, the outbox delivers through it."""
+async def test_a_plugin_channel_is_used_from_a_scenario_end_to_end(
+    example_plugin: type[Channel], tmp_path: Path
+) -> None:
+    """A scenario names the plugin's channel.
+
+    Kairos's checker knows it, the engine decides, the outbox delivers through it.
+    """
     channels = discover_channels()
     plan = dsl.compile_sources([("video.kairos", SCENARIO)], event_schema(), frozenset(channels))
     templates = TemplateCatalog({"offer.video_pack": {"default": "看{app}太费流量？视频流量包9元30GB"}})
-    uses = [TemplateUse(a.template, a.channel, frozenset(k for k, _ in a.params)) for s in plan.scenarios for a in s.actions]
+    uses = [TemplateUse(a.template, a.channel, frozenset(k for k, _ in a.params))
+            for s in plan.scenarios for a in s.actions]
     assert [] == templates.problems(uses)
 
     sends: list[Send] = []
@@ -156,7 +170,8 @@ async def test_a_plugin_channel_is_used_from_a_scenario_end_to_end(example_plugi
 
     written = [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
     assert [
-        {"id": "video_heavy_no_pack:13800000001:1795399320000", "msisdn": "13800000001", "scenario": "video_heavy_no_pack",
+        {"id": "video_heavy_no_pack:13800000001:1795399320000", "msisdn": "13800000001",
+         "scenario": "video_heavy_no_pack",
          "text": "看抖音太费流量？视频流量包9元30GB", "params": {"app": "抖音"}}
     ] == written
     assert (1, 1) == (stats.delivered, stats.dead_lettered)

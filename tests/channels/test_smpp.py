@@ -97,7 +97,9 @@ async def test_short_latin_text_is_one_gsm_part_without_a_udh(smsc: Smsc) -> Non
     async with running(sms(smsc)) as channel:
         outcome = await channel.send(ctx(2, "Data pack 1GB: reply KT1"))
     records = smsc.submits()
-    assert ("delivered", [(0, 0, None)]) == (outcome.status, [(r["data_coding"], r["esm_class"], r["udh"]) for r in records])
+    assert ("delivered", [(0, 0, None)]) == (
+        outcome.status, [(r["data_coding"], r["esm_class"], r["udh"]) for r in records]
+    )
     assert "Data pack 1GB: reply KT1" == reassembled(records, ctx(2).id)
 
 
@@ -115,7 +117,8 @@ async def test_a_delivery_receipt_becomes_a_feedback_event(smsc: Smsc) -> None:
         await channel.send(ctx(4, LONG_CHINESE))
         with anyio.fail_after(5):
             await channel.wait_for(lambda s: len(feedback) == 1)
-    expected = Feedback(ts=feedback[0].ts, msisdn="8613800000004", trigger_id=ctx(4).id, scenario="data_90", channel="sms", outcome="delivered")
+    expected = Feedback(ts=feedback[0].ts, msisdn="8613800000004", trigger_id=ctx(4).id, scenario="data_90",
+                        channel="sms", outcome="delivered")
     assert [expected] == feedback
 
 
@@ -139,7 +142,8 @@ async def test_a_throttled_submit_answers_retry_with_the_configured_pause(smsc: 
 async def test_throttling_is_honoured_by_the_outbox_and_the_message_arrives_once(smsc: Smsc, tmp_path: Path) -> None:
     smsc.start("--throttle", "2")
     channel = sms(smsc)
-    outbox = Outbox(OutboxConfig(directory=str(tmp_path / "ob"), backoff_base_ms=10, backoff_max_ms=50), {"sms": channel})
+    outbox = Outbox(OutboxConfig(directory=str(tmp_path / "ob"), backoff_base_ms=10, backoff_max_ms=50),
+                    {"sms": channel})
     async with anyio.create_task_group() as tg:
         await tg.start(outbox.run)
         with anyio.fail_after(10):
@@ -194,7 +198,9 @@ async def test_a_transmitter_bind_sends_too(smsc: Smsc) -> None:
 
 def test_a_password_longer_than_smpp_allows_is_a_configuration_error() -> None:
     with pytest.raises(ChannelConfigError) as err:
-        SmsChannel.from_config({"host": "127.0.0.1", "port": 2775, "system_id": "kairos", "password": "much-too-long"}, name="sms")
+        SmsChannel.from_config(
+            {"host": "127.0.0.1", "port": 2775, "system_id": "kairos", "password": "much-too-long"}, name="sms"
+        )
     assert "channel sms: password is longer than SMPP 3.4 allows (8)" == str(err.value)
 
 

@@ -17,7 +17,9 @@ def catalog() -> TemplateCatalog:
 
 
 def test_the_example_catalogue_loads_with_its_template_ids(catalog: TemplateCatalog) -> None:
-    assert ["care.dropped_calls", "offer.data_addon", "offer.roaming", "offer.topup_bonus", "offer.video_pack"] == catalog.ids()
+    assert [
+        "care.dropped_calls", "offer.data_addon", "offer.roaming", "offer.topup_bonus", "offer.video_pack"
+    ] == catalog.ids()
 
 
 def test_a_template_renders_per_channel_with_its_parameters(catalog: TemplateCatalog) -> None:

@@ -28,7 +28,8 @@ def write_config(folder: Path, scenarios: str, *, extra: str = "", sources: str 
         'scenarios = "scenarios"\nstate_dir = "state"\n'
         + (f'reference = "{reference}"\n' if reference else "")
         +
-        f"[time]\nidle_advance = {str(idle_advance).lower()}\nidle_after_ms = 200\nallowed_lateness_ms = {lateness_ms}\n"
+        f"[time]\nidle_advance = {str(idle_advance).lower()}\nidle_after_ms = 200\n"
+        f"allowed_lateness_ms = {lateness_ms}\n"
         f"[snapshot]\ninterval_s = {interval_s}\nfork = {str(fork).lower()}\n"
         + src + chans + extra
     )

@@ -216,7 +216,8 @@ def test_sigkill_at_random_points_loses_no_send_and_sends_none_twice(tmp_path, m
         sources = f'[[sources]]\nkind = "partitioned"\npath = "log"\npartitions = {PARTITIONS}\npoll_ms = 20\n'
     config = write_config(
         tmp_path, SCENARIOS, interval_s=0.15, reference="ref", sources=sources,
-        extra="[outbox.channels.sms]\nrate = 400\n[outbox.channels.popup]\nrate = 400\n[outbox.channels.call]\nrate = 400\n",
+        extra="[outbox.channels.sms]\nrate = 400\n[outbox.channels.popup]\nrate = 400\n"
+              "[outbox.channels.call]\nrate = 400\n",
     )
     events = tmp_path / "in" / "events.jsonl"
     stream = recorded_stream(events, seed=seed, events=60_000, subscribers=400)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.daemon.support import lines, logged, sends, start, stop, wait_for, write_config
-from tests.daemon.test_run import SEQ, append, dpi
+from tests.daemon.test_run import SEQ, dpi
 
 NOW = time.time_ns() // 1_000_000
 TOKEN = "s3cret-token"
@@ -72,7 +72,8 @@ def test_admin_endpoints_need_the_bearer_token(daemon):
 
 def test_an_admin_reload_is_audited_with_the_requesting_user(daemon):
     folder, url = daemon
-    (folder / "scenarios" / "news.kairos").write_text('scenario news when dpi where category == "news" then sms "n" end\n')
+    news = 'scenario news when dpi where category == "news" then sms "n" end\n'
+    (folder / "scenarios" / "news.kairos").write_text(news)
     r = httpx.post(url + "/admin/reload", headers={"Authorization": f"Bearer {TOKEN}", "X-Kairos-User": "alice"})
     assert (200, ["news"]) == (r.status_code, r.json()["published"])
     assert ("publish", "news", "alice") == tuple(lines(folder / "state" / "audit.jsonl")[-1][k]

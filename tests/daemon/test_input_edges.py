@@ -101,9 +101,11 @@ def test_no_subscriber_number_appears_in_the_log_of_late_events_bad_lines_dead_l
            dpi(NOW + 5, numbers[9], "news"), dpi(NOW + 3, numbers[2], "news"))  # a late event
     with open(path, "a") as f:
         f.write('{"type":"dpi","ts":%d,"msisdn":"%s","host":"h","bytes":"many"}\n' % (NOW + 6, numbers[3]))
-        f.write('{"type":"sms","ts":%d,"msisdn":"%s","direction":"up","peer":"%s"}\n' % (NOW + 6, numbers[4], numbers[5]))
+        f.write('{"type":"sms","ts":%d,"msisdn":"%s","direction":"up","peer":"%s"}\n'
+                % (NOW + 6, numbers[4], numbers[5]))
         f.write(f"{numbers[6]},dpi,{NOW + 6}\n")  # not JSON at all
-        f.write('{"type":"dpi","ts":%d,"MSISDN":"%s","host":"h","category":"news"}\n' % (NOW + 7, numbers[8]))  # no `msisdn`
+        # no `msisdn`
+        f.write('{"type":"dpi","ts":%d,"MSISDN":"%s","host":"h","category":"news"}\n' % (NOW + 7, numbers[8]))
     (tmp_path / "in" / "callbacks.jsonl").write_text(json.dumps({"trigger_id": f"x:{numbers[7]}", "outcome": "clicked"})
                                                      + "\n")
     proc = start(config)

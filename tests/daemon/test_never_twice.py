@@ -81,7 +81,9 @@ def test_old_events_through_kills_and_a_clean_restart_lose_nothing_and_repeat_on
     finally:
         assert 0 == stop(proc), f"seed {seed}"
     again = sends(tmp_path, CHANNELS)
-    assert len(delivered) == len(again), f"{len(again) - len(delivered)} sends again after a clean restart (seed {seed})"
+    assert len(delivered) == len(again), (
+        f"{len(again) - len(delivered)} sends again after a clean restart (seed {seed})"
+    )
     assert [] == [json.dumps(s) for s in again[len(delivered):]]
 
 

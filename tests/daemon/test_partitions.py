@@ -8,7 +8,6 @@ as the Kafka source, so it is tested here with real processes and no broker.
 from __future__ import annotations
 
 import json
-import random
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ def partitioned_config(folder: Path, shared: Path, owned: list[int]) -> Path:
     src = (f'[[sources]]\nkind = "partitioned"\npath = "../log"\npartitions = {COUNT}\nowned = {owned}\n'
            "poll_ms = 20\n")
     config = write_config(folder, SCENARIOS, sources=src, interval_s=0.2, reference="../ref",
-                          extra=f'[reload]\nwatch = false\n')
+                          extra='[reload]\nwatch = false\n')
     text = config.read_text().replace("[snapshot]\n", f'[snapshot]\npartitions_dir = "{shared}"\n')
     config.write_text(text)
     return config
@@ -36,7 +35,9 @@ def sentinels(t: int) -> list[bytes]:
 
 def test_the_partition_of_a_subscriber_is_kafkas_default_partitioner_over_the_msisdn():
     # murmur2 reference values from Kafka's own tests, made positive, modulo the partition count
-    assert [(-973932308 & 0x7FFFFFFF) % 7, (479470107 & 0x7FFFFFFF) % 7] == [partition_of("21", 7), partition_of("abc", 7)]
+    assert [(-973932308 & 0x7FFFFFFF) % 7, (479470107 & 0x7FFFFFFF) % 7] == [
+        partition_of("21", 7), partition_of("abc", 7)
+    ]
 
 
 def test_two_instances_owning_half_the_partitions_each_together_send_what_one_replay_sends(tmp_path):

@@ -56,7 +56,8 @@ def test_a_bad_file_is_refused_with_its_place_and_the_running_scenarios_go_on(tm
     proc = start(config)
     try:
         wait_for(lambda: logged(tmp_path, "ready"), what="the daemon to start")
-        (tmp_path / "scenarios" / "bad.kairos").write_text('scenario bad\n  when dpi where catgory == "x"\n  then sms "x"\nend\n')
+        bad = 'scenario bad\n  when dpi where catgory == "x"\n  then sms "x"\nend\n'
+        (tmp_path / "scenarios" / "bad.kairos").write_text(bad)
         (refused,) = wait_for(lambda: logged(tmp_path, "scenario reload refused; the running scenarios go on"),
                               what="the refusal")
         append(events, dpi(NOW, "1", "review"), dpi(NOW + 1, "1", "shop"))

@@ -139,7 +139,7 @@ def test_idle_sources_let_wall_clock_time_fire_a_not_within_deadline(tmp_path):
         got = wait_for(lambda: sends(tmp_path, ("sms",)), timeout=30, what="the deadline's send")
     finally:
         assert 0 == stop(proc)
-    assert [("no_topup:7:%d" % (now + 1000), now + 1000)] == [(s["id"], s["ts"]) for s in got]
+    assert [(f"no_topup:7:{now + 1000}", now + 1000)] == [(s["id"], s["ts"]) for s in got]
 
 
 def test_events_out_of_order_within_the_lateness_are_ordered_and_later_ones_are_counted_and_logged(tmp_path):

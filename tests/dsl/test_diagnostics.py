@@ -130,7 +130,8 @@ def test_type_errors_name_both_sides(text, message):
 
 @pytest.mark.parametrize("where, message", [
     ("crosses_above(pct)", "crosses_above() takes 2 arguments, got 1"),
-    ("crosses_above(1, 2)", "the first argument of crosses_above() is a field of usage events, e.g. crosses_above(pct, 90)"),
+    ("crosses_above(1, 2)",
+     "the first argument of crosses_above() is a field of usage events, e.g. crosses_above(pct, 90)"),
     ("crosses_below(pct, used_mb)", "the second argument of crosses_below() is a number, e.g. crosses_below(pct, 90)"),
     ("crosses_below(pct, -5) and changed(cycle)", None),
     ("changed(cycle, 1)", "changed() takes 1 argument, got 2"),

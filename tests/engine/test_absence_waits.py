@@ -15,12 +15,12 @@ import msgspec
 from hypothesis import settings
 
 from kairos.engine import Engine, Reference
-from kairos.engine._events import Call, Location, Sms
+from kairos.engine._events import Call, Location
 from kairos.engine._patterns import VIEW_BITS, Waiting, _layout, kept_fields
 from kairos.engine._snapshot import decode, encode, restore, transfer
 from kairos._explain import explain
 from tests.dsl.support import T0, compile_one, scenario
-from tests.engine.test_snapshot import SCENARIOS, SnapshotRestoreMachine, reference
+from tests.engine.test_snapshot import SCENARIOS, SnapshotRestoreMachine
 
 D = 10_000
 

@@ -16,7 +16,7 @@ from kairos.engine import Engine, Reference
 from kairos.engine._conjuncts import cheap_first
 from kairos.engine._events import Dpi, Location
 
-from tests.dsl.support import SCHEMA, T0, compile_one
+from tests.dsl.support import T0, compile_one
 
 MIN = 60_000
 

@@ -72,7 +72,7 @@ def test_a_fused_count_sends_and_counts_what_the_general_path_does(events, first
         (fused_sends, fused), (general_sends, general) = _both([first, second], events, monkeypatch)
     assert fused_sends == general_sends
     assert fused.stats == general.stats
-    for a, b in zip(fused.runtimes, general.runtimes):
+    for a, b in zip(fused.runtimes, general.runtimes, strict=True):
         assert a.states == b.states
 
 
@@ -190,9 +190,9 @@ def test_the_feed_with_the_dpi_route_pasted_in_decides_what_the_general_feed_doe
     for general in (False, True):
         sends, late = [], []
         engine = Engine(plan, ref, sink=sends.append)
-        feed = (lambda evs, on_late: Engine.feed(engine, evs, on_late)) if general else engine.feed
+        feed = (lambda evs, on_late: Engine.feed(engine, evs, on_late)) if general else engine.feed  # noqa: B023 (used in this iteration only)
         for k in range(0, len(events), block):
-            feed(events[k:k + block], on_late=lambda i, ev, k=k: late.append(k + i))
+            feed(events[k:k + block], on_late=lambda i, ev, k=k: late.append(k + i))  # noqa: B023 (used in this iteration only)
         engine.finish()
         runs.append((sends, late, engine.stats, engine.events_in, engine.late_events,
                      [rt.states for rt in engine.runtimes]))

@@ -92,7 +92,7 @@ def test_sequences_equal_brute_force_search(events, cats):
         return (lambda e: True) if cat is None else (lambda e: e.category == cat)
 
     filters = [make(c) for c in cats]
-    steps = tuple(flt("dpi", (lambda f: lambda e, a, c: f(e))(f)) for f in filters)
+    steps = tuple(flt("dpi", (lambda f: lambda e, a, c: f(e))(f)) for f in filters)  # noqa: B023 (f is bound by the outer lambda)
     sends, _ = run(scenario("q", Sequence(steps, within_ms=D)), events)
     assert [(s.msisdn, s.ts) for s in sends] == _oracle_sequence(events, filters)
 

@@ -11,13 +11,13 @@ from kairos.plan import NAMESPACE, Expr, Filter, Origin, Single
 from tests.engine.builders import run, scenario
 
 T0 = 1_795_363_200_000
-O = Origin("<test>", 1, 1)
+ORIGIN = Origin("<test>", 1, 1)
 
 
 def _compiled(python: str, **constants) -> Expr:
     ns = dict(NAMESPACE, **constants)
     exec(f"def f(e, a, c): return {python}", ns)
-    return Expr(text=python, python=python, origin=O, fn=ns["f"])
+    return Expr(text=python, python=python, origin=ORIGIN, fn=ns["f"])
 
 
 def test_an_expression_of_the_event_literals_and_helpers_is_inlined():
@@ -36,7 +36,7 @@ def test_inlined_and_called_filters_give_the_same_sends():
     events = [Dpi(ts=T0 + i, msisdn=str(i % 3), host="h", category=c, bytes=i)
               for i, c in enumerate(["video", "news", "video", None, "video"])]
     inline = _compiled("e.category == 'video' and ge(e.bytes, 2)")
-    called = Expr(text="", python="", origin=O, fn=inline.fn)
+    called = Expr(text="", python="", origin=ORIGIN, fn=inline.fn)
     a = scenario("s", Single(Filter("dpi", None, inline)))
     b = scenario("s", Single(Filter("dpi", None, called)))
     sends_a, engine = run(a, events)

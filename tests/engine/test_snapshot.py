@@ -200,8 +200,8 @@ class SnapshotRestoreMachine(RuleBasedStateMachine):
 
 def _held(engine: Engine) -> dict[str, list[str]]:
     """Who each part of the engine holds state for (what a snapshot must neither lose nor keep too long)."""
-    out = {scn.name: sorted(rt.states) for scn, rt in zip(engine.scenarios, engine.runtimes)}
-    for scn, g in zip(engine.scenarios, engine._gates):
+    out = {scn.name: sorted(rt.states) for scn, rt in zip(engine.scenarios, engine.runtimes, strict=True)}
+    for scn, g in zip(engine.scenarios, engine._gates, strict=True):
         if g is not None:
             out[scn.name + " gates"] = sorted(set(g.last) | set(g.values))
     if engine.policy is not None:

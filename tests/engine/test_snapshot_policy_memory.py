@@ -1,4 +1,7 @@
-"""The contact policy's newer memory survives a snapshot: feedback parked for a held trigger, send records' retention."""
+"""The contact policy's newer memory survives a snapshot.
+
+Feedback parked for a held trigger, and send records' retention.
+"""
 
 from __future__ import annotations
 

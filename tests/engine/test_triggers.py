@@ -104,17 +104,20 @@ def test_a_scenario_triggering_on_its_own_triggers_stops_at_the_depth_limit():
     assert len(sends) == 9  # start + 8 re-entries of loop, each still sent
 
 
+def _below_10(e, a, c):
+    """The balance crossed below 10 since the previous balance event."""
+    return crosses_below(c.prev("balance", "amount"), e.amount, 10)
+
+
 def test_crosses_below_reads_the_previous_event_of_the_type_not_only_matching_ones():
-    low = scenario("low", Single(flt("balance", lambda e, a, c: crosses_below(c.prev("balance", "amount"), e.amount, 10))),
-                   tracked=frozenset({("balance", "amount")}))
+    low = scenario("low", Single(flt("balance", _below_10)), tracked=frozenset({("balance", "amount")}))
     amounts = [12, 9, 8, 15, 5, 4]
     sends, _ = run(low, [Balance(ts=T0 + i, msisdn="1", amount=a) for i, a in enumerate(amounts)])
     assert times(sends) == [T0 + 1, T0 + 4]
 
 
 def test_crosses_with_no_previous_event_counts_as_crossing():
-    low = scenario("low", Single(flt("balance", lambda e, a, c: crosses_below(c.prev("balance", "amount"), e.amount, 10))),
-                   tracked=frozenset({("balance", "amount")}))
+    low = scenario("low", Single(flt("balance", _below_10)), tracked=frozenset({("balance", "amount")}))
     assert times(run(low, [Balance(ts=T0, msisdn="1", amount=3)])[0]) == [T0]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from kairos._cli import main
-from tests.kairos.test_workers import _mixed_stream, workspace  # noqa: F401 (workspace: a fixture)
+from tests.kairos.test_workers import _mixed_stream
 
 
 def test_a_dpi_with_bytes_1e40_is_a_counted_malformed_line_and_the_sends_are_unaffected(workspace, capfd):

@@ -8,7 +8,7 @@ import msgspec
 
 from kairos.adapters._partitions import split
 from kairos._cli import main
-from tests.kairos.test_workers import _mixed_stream, workspace  # noqa: F401 (workspace: a fixture)
+from tests.kairos.test_workers import _mixed_stream
 
 
 def _with_repeats(lines: list[bytes]) -> list[bytes]:

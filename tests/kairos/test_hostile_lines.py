@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kairos._cli import main
-from tests.kairos.test_workers import _mixed_stream, workspace  # noqa: F401 (workspace: a fixture)
+from tests.kairos.test_workers import _mixed_stream
 
 
 def _replay(workspace: Path, name: str, workers: str) -> tuple[int, bytes]:

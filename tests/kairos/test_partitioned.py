@@ -10,12 +10,11 @@ import pytest
 from kairos.adapters._partitions import partition_of, split, split_file
 from kairos.engine import replay_partitioned
 from kairos._cli import main
-from tests.kairos.test_workers import (  # noqa: F401 (workspace: a fixture)
+from tests.kairos.test_workers import (
     PER_SUBSCRIBER_POLICY,
     _DyingEngine,
     _engine_factory,
     _mixed_stream,
-    workspace,
 )
 
 

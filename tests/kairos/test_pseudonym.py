@@ -82,7 +82,8 @@ def test_a_bad_json_line_loses_a_number_under_any_key_at_any_depth_and_keeps_its
 
 
 def test_only_an_epoch_ms_under_ts_stays_readable_in_a_json_line():
-    out = json.loads(record(line=json.dumps({"ts": int(M), "sent": 1700000000000, "x": {"ts": "1700000000000"}}))["line"])
+    line = json.dumps({"ts": int(M), "sent": 1700000000000, "x": {"ts": "1700000000000"}})
+    out = json.loads(record(line=line)["line"])
     assert {"ts": P.of(M), "sent": P.of("1700000000000"), "x": {"ts": "1700000000000"}} == out
 
 
@@ -117,7 +118,8 @@ def test_the_processor_never_raises_and_what_it_cannot_read_is_written_unloggabl
     cyclic: list = []
     cyclic.append(cyclic)
     out = record(msisdn=10**5000, peer=None, id=b"r:" + M.encode() + b":17", line=b"\xff\xfe" + M.encode(),
-                 ratio=1.5, nested={"a": [{"msisdn": M, "b": (f"r:{M}:1", {f"msisdn={M}"})}]}, obj=Odd(), hostile=Hostile(), cyclic=cyclic,
+                 ratio=1.5, nested={"a": [{"msisdn": M, "b": (f"r:{M}:1", {f"msisdn={M}"})}]}, obj=Odd(),
+                 hostile=Hostile(), cyclic=cyclic,
                  flag=True, nothing=None, big=10**40, neg=-3)
     assert M not in unlinked(out)
     assert ("<unloggable>", None, 1.5, True, None, 10**40, -3) == (

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from kairos.adapters._partitions import split
 from kairos._cli import main
-from tests.kairos.test_workers import SCENARIOS, _mixed_stream, workspace  # noqa: F401 (workspace: a fixture)
+from tests.kairos.test_workers import SCENARIOS, _mixed_stream
 
 YEAR_2100 = 4_102_444_800_000
 DAY = 86_400_000
@@ -277,11 +277,11 @@ def test_lone_outliers_are_skipped_and_real_gaps_kept_alike_in_one_process_and_a
     shifts = sorted((1 + int(f * (n - 6)), d, s, m) for f, d, s, m in gaps)  # gaps before line 1 … n-5
     stamps = [msgspec.json.decode(line)["ts"] for line in base]
     ends = [p for p, *_ in shifts[1:]] + [n]
-    for (p, d, spacing, sparse), end in zip(shifts, ends):
+    for (p, d, spacing, sparse), end in zip(shifts, ends, strict=False):  # no gap: ends is [n]
         stamps[p:] = [t + d for t in stamps[p:]]
         for i in range(p + 1, min(p + sparse, end)):  # the first events after it up to 0.9 max_jump apart
             stamps[i:] = [t + spacing for t in stamps[i:]]
-    real = [_wild(line, t) for line, t in zip(base, stamps)]
+    real = [_wild(line, t) for line, t in zip(base, stamps, strict=True)]
     bad = list(real)
     for f, ahead in sorted(outliers, reverse=True):  # a copy of the line it stands before, far ahead
         q = int(f * (n - 1))

@@ -85,15 +85,6 @@ def _mixed_stream(n: int, subscribers: int, seed: int) -> list[bytes]:
     return lines
 
 
-@pytest.fixture
-def workspace(tmp_path):
-    (tmp_path / "s.kairos").write_text(SCENARIOS)
-    ref = tmp_path / "ref"
-    ref.mkdir()
-    (ref / "cells.csv").write_text("cell,area\nCBD-1,cbd\nCBD-2,cbd\n")
-    return tmp_path
-
-
 def _replay(ws, events_name: str, workers: int, policy: bool = True) -> bytes:
     """Replay with the workspace's scenarios (and its policy.kairos, if there is one and ``policy``)."""
     out = ws / f"out-{events_name}-{workers}-{policy}.jsonl"
@@ -362,4 +353,4 @@ def test_the_parent_sends_each_line_to_the_worker_shard_of_names():
                 got[w].extend(mine)
     assert NOBODY not in got
     for w, mine in got.items():
-        assert mine == [line for line, m in zip(lines, numbers) if shard_of(m, 3) == w]
+        assert mine == [line for line, m in zip(lines, numbers, strict=True) if shard_of(m, 3) == w]

@@ -57,7 +57,8 @@ def week(folder: Path, copies: int = 40, seed: int = 7) -> tuple[Path, Path]:
                             members.add(renamed[old])
                 copy = dict(ev, msisdn=renamed[old], ts=ev["ts"] + shift)
                 if "trigger_id" in copy:  # a story's own feedback names its own trigger
-                    sc, m, ts = copy["trigger_id"].rsplit(":", 2)[0:3] if copy["trigger_id"].count(":") >= 2 else ("", "", "0")
+                    tid = copy["trigger_id"]
+                    sc, m, ts = tid.rsplit(":", 2)[0:3] if tid.count(":") >= 2 else ("", "", "0")
                     copy["trigger_id"] = f"{sc}:{renamed.get(m, m)}:{int(ts) + shift}"
                 events.append(copy)
     with open(ref / "tags.jsonl", "a", encoding="utf-8") as f:
@@ -80,7 +81,7 @@ def feedback(sends: Path, controls: Path, seed: int = 11) -> list[dict[str, Any]
         # answers come after the decision (which an arbitration window may delay)
         t = max(s["send_at"], s["ts"] + 300_000) + rnd.randrange(5_000, 120_000)
 
-        def answer(outcome: str, t: int) -> None:
+        def answer(outcome: str, t: int, s: dict[str, Any] = s) -> None:  # s: this send
             out.append({"type": "feedback", "ts": t, "msisdn": s["msisdn"], "trigger_id": s["id"],
                         "scenario": s["scenario"], "channel": s["channel"], "outcome": outcome})
 

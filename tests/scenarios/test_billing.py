@@ -1,4 +1,7 @@
-"""scenarios/billing.kairos: data allowance 90 % / 100 %, low balance 10 / 5, first data use without a plan, over plan again."""
+"""scenarios/billing.kairos: data allowance 90 % / 100 %, low balance 10 / 5.
+
+Also: first data use without a plan, and over plan again.
+"""
 
 from __future__ import annotations
 

@@ -67,7 +67,8 @@ def test_a_video_pack_accepted_and_never_used_for_14_days_gets_usage_tips(tmp_pa
 
 def test_watching_video_after_buying_the_pack_means_no_tips(tmp_path):
     events = inserted(story("silent_after_video_pack"),
-                      {"type": "dpi", "ts": at("20:00", day=5), "msisdn": WANG, "host": "bilibili.com", "bytes": 80_000_000})
+                      {"type": "dpi", "ts": at("20:00", day=5), "msisdn": WANG, "host": "bilibili.com",
+                       "bytes": 80_000_000})
     assert [s["scenario"] for s in replay(events, tmp_path)] == ["video_heavy_no_pack"]
 
 

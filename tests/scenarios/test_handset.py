@@ -1,4 +1,7 @@
-"""scenarios/handset.kairos: handset reviews → contract offer, a new IMEI → the app for its OS, silent after the change."""
+"""scenarios/handset.kairos: handset reviews → contract offer, a new IMEI → the app for its OS.
+
+And silent after the change.
+"""
 
 from __future__ import annotations
 
@@ -70,7 +73,8 @@ def test_an_app_login_after_the_phone_change_means_no_reinstall_tips(tmp_path):
 
 
 def test_a_login_on_the_last_day_of_the_fortnight_still_counts(tmp_path):
-    events = inserted(story("new_handset"), {"type": "login", "ts": at("10:00", day=17), "msisdn": WANG, "channel": "app"})
+    events = inserted(story("new_handset"),
+                      {"type": "login", "ts": at("10:00", day=17), "msisdn": WANG, "channel": "app"})
     assert [s["scenario"] for s in replay(events, tmp_path)] == ["new_handset_app"]
 
 

@@ -21,7 +21,7 @@ import io
 import json
 import linecache
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st

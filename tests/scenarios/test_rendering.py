@@ -40,7 +40,8 @@ def test_every_app_whose_category_reaches_a_template_has_a_display_name():
     catalog = TemplateCatalog.load(SCENARIOS / "templates.toml")
     with open(SCENARIOS / "reference" / "kb.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    shown = {"video": "app", "short_video": "app", "music": "app", "handset_review": "model", "competitor": "competitor"}
+    shown = {"video": "app", "short_video": "app", "music": "app", "handset_review": "model",
+             "competitor": "competitor"}
     missing = [(r["app"], shown[r["category"]]) for r in rows
                if r["category"] in shown and r["app"] not in catalog.display[shown[r["category"]]]]
     assert [] == missing

@@ -39,7 +39,9 @@ class JsonlChannel(Channel):
         async with self._lock:
             if ctx.id in self._seen:
                 return Outcome.delivered("already written")
-            line = msgspec.json.encode({"id": ctx.id, "msisdn": ctx.msisdn, "scenario": ctx.scenario, "text": ctx.text, "params": ctx.params})
+            line = msgspec.json.encode(
+                {"id": ctx.id, "msisdn": ctx.msisdn, "scenario": ctx.scenario, "text": ctx.text, "params": ctx.params}
+            )
             await anyio.to_thread.run_sync(_append, self.config.path, line + b"\n")
             self._seen.add(ctx.id)
         return Outcome.delivered()
