@@ -91,7 +91,7 @@ def w2(events: Path, scenarios: list[str], reference: str, workers: int) -> Meas
     """The catalogue over ``events``: a file (``replay_workers``) or a partitioned log's folder
     (``replay_partitioned``: each worker replays whole partitions, nothing routed)."""
     from kairos.engine import Engine, Reference, replay_partitioned, replay_workers
-    from kairos._cli import compile_plan
+    from kairos._compile import compile_plan
 
     partitioned = events.is_dir()
     plan = compile_plan(scenarios)
@@ -134,7 +134,7 @@ def live(events: Path, scenarios: list[str], reference: str, rate: float, second
          gc_mode: str = "auto") -> Measurement:
     from bench._live import run_paced
     from kairos.engine import Engine, Reference, Settler, event_union
-    from kairos._cli import compile_plan
+    from kairos._compile import compile_plan
 
     plan = compile_plan(scenarios)
     ref = Reference.load(reference)

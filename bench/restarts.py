@@ -2,7 +2,7 @@
 
     python -m bench.restarts [--kills 20] [--subscribers 3000] [--days-ago 11] [--seed 7] [--keep DIR]
 
-A generated province day (``bench.traffic``) whose events are ``--days-ago``
+A generated province day (``kairos.traffic``) whose events are ``--days-ago``
 days old — older than the outbox's ``retention_ms`` margin, like a backlog
 after an outage or a re-read topic — is written whole into a file the daemon
 tails, with the bundled catalogue and file channels that write every delivery
@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import traffic
+from kairos import traffic
 from kairos.engine._outbox import read_ledger
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"

@@ -1,8 +1,10 @@
-"""The ``kairos`` command: check, replay, run, demo (LANGUAGE.md §8).
+"""The ``kairos`` command: check, replay, explain, split, run, demo (LANGUAGE.md §8).
 
-This is the one place that wires the scenario language (``dsl``) to the
-runtime (``engine``): it compiles files against the engine's event schema and
-hands the plan to an engine.
+It parses the command line, compiles the scenarios (``kairos._compile``: the
+language meets the runtime there) and hands the plan to an engine or to the
+command's own module. The heavier commands' modules (``run``: the daemon,
+``demo``: the traffic generator) are imported only when their command runs,
+so ``kairos check`` starts without loading them.
 """
 
 from __future__ import annotations
@@ -18,22 +20,30 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from kairos import dsl
-from kairos.adapters import TemplateCatalog, TemplateError
-from kairos.adapters._partitions import split_file
-from kairos.engine import BindError, BuildError, Engine, Reference, ReferenceError, event_schema, replay
-from kairos.engine import Send
-from kairos.engine._engine import MAX_TRIGGER_DEPTH
-from kairos.engine._localtime import DEFAULT_TZ, LocalTime
-from kairos.engine._replay import ReplayReport, stderr_problem_printer
-from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, JUMP_CONFIRM
-from kairos.engine._partitioned import replay_partitioned
-from kairos.engine._workers import replay_workers
+from kairos._compile import build_check, compile_plan
+from kairos._explain import explain
 from kairos._measure import measure, table, unmatched_text
 from kairos._report import Series, render
-from kairos._template_check import TEMPLATES_FILE, find_templates, template_diagnostics
-from kairos.plan import Plan
-
-CHANNELS = frozenset({"sms", "popup", "call"})
+from kairos._template_check import TEMPLATES_FILE, check_templates
+from kairos.adapters import TemplateError, split_file
+from kairos.engine import (
+    DEFAULT_MAX_JUMP_MS,
+    DEFAULT_TZ,
+    JUMP_CONFIRM,
+    MAX_TRIGGER_DEPTH,
+    BindError,
+    BuildError,
+    Engine,
+    LocalTime,
+    Reference,
+    ReferenceError,
+    ReplayReport,
+    Send,
+    replay,
+    replay_partitioned,
+    replay_workers,
+    stderr_problem_printer,
+)
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 #: ``kairos replay`` finished, but skipped lines (malformed, wild timestamps, out of order): see standard error
@@ -194,11 +204,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def compile_plan(paths: Sequence[str | Path]) -> Plan:
-    """Compile scenario (and policy) files against the engine's event schema."""
-    return dsl.compile_paths(list(paths), event_schema(), CHANNELS)
-
-
 def _refuse_empty_folders(paths: Sequence[str | Path]) -> None:
     """A scenario folder without ``*.kairos`` files is an error: a mistyped folder must not
     pass as a clean check (or an empty replay) of nothing."""
@@ -236,32 +241,6 @@ def _templates_option(p: argparse.ArgumentParser) -> None:
         help=f"the template catalogue every action is checked against (default: a {TEMPLATES_FILE} "
         "in the first scenario folder passed, or beside the first scenario file, that has one)",
     )
-
-
-def check_templates(plan: Plan, paths: Sequence[str | Path], templates: str | None) -> Path | None:
-    """Check every action against the template catalogue; returns the catalogue used (None: none found).
-
-    Raises ``dsl.CheckError`` (the actions at fault) or ``TemplateError`` (an unreadable catalogue).
-    """
-    path = Path(templates) if templates is not None else find_templates(paths)
-    if path is None:
-        return None
-    problems = template_diagnostics(plan, TemplateCatalog.load(path))
-    if problems:
-        raise dsl.CheckError(problems)
-    return path
-
-
-def build_check(plan: Plan) -> None:
-    """Build an engine for ``plan`` over stand-in reference data holding every list and area it
-    names: what ``replay`` and the daemon generate is generated here too, so a plan that passes
-    ``check`` also builds. Raises ``BuildError`` (a Kairos bug) naming the scenario."""
-    lists = {name for s in plan.scenarios for name in s.lists}
-    lists.update(plan.policy.exclude if plan.policy is not None else ())
-    areas = frozenset(a for s in plan.scenarios for a in s.areas)
-    stand_in = Reference(areas_of_cell={"<check>": areas} if areas else {},
-                         lists={name: frozenset() for name in lists})
-    Engine(plan, stand_in, sink=_discard)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -472,14 +451,12 @@ def _split(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from kairos._demo import run_demo
+    from kairos._demo import run_demo  # lazy: the demo and its traffic generator (~0.1 s) load only for it
 
     return run_demo(subscribers=args.subscribers, hours=args.hours, seed=args.seed, examples=args.examples)
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from kairos._explain import explain
-
     paths = list(args.scenarios) + ([args.policy] if args.policy else [])
     try:
         plan = compile_plan(paths)
@@ -512,6 +489,6 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from kairos._daemon import run_daemon
+    from kairos._daemon import run_daemon  # lazy: the daemon (anyio, channels, HTTP, Kafka: ~0.1 s) only for run
 
     return run_daemon(args.config)

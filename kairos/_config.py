@@ -13,11 +13,16 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from kairos.engine._localtime import DEFAULT_TZ
+from kairos.engine import DEFAULT_TZ
 
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the key and says what to do."""
+
+
+class StartError(Exception):
+    """The daemon cannot start (or a reload cannot be applied) with what the configuration names: the
+    scenarios, templates, reference data, channels or a unit's snapshot; the message says what to fix."""
 
 
 class TimeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -17,11 +17,18 @@ stop reading, take the final snapshot, stop the outbox, exit 0 — or
 
 State lives in units (``kairos._units``): one for an unpartitioned daemon,
 one per owned partition for a partitioned log or a Kafka consumer group.
+
+This module is the composition root: ``Daemon`` builds the parts — units,
+snapshot files, outbox, reloader (``kairos._reload``), HTTP endpoints
+(``kairos._http``), metrics (``kairos._metrics``), the Kafka consumer
+(``kairos._kafka``) — and hands each itself as the narrow interface the part
+declares (a ``typing.Protocol``); no part imports this module.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import signal
 import sys
@@ -34,20 +41,41 @@ import anyio.lowlevel
 import msgspec
 import structlog
 
-from kairos import dsl
+from kairos._compile import compile_configured
+from kairos._config import (
+    Config,
+    ConfigError,
+    FileSourceConfig,
+    KafkaSourceConfig,
+    PartitionedSourceConfig,
+    StartError,
+    StdinSourceConfig,
+    load_config,
+)
+from kairos._http import HttpServer
+from kairos._kafka import KafkaPump
+from kairos._metrics import exposition, registry_for
+from kairos._pseudonym import ENV_KEY, Pseudonymiser, pseudonym_key, pseudonymise_stdlib
+from kairos._reload import AuditLog, Reloader, changes, versions
+from kairos._snapfiles import SnapshotFailed, SnapshotFiles
+from kairos._units import ALL, Unit, UnitLoadError, partition_number, unit_name
 from kairos.adapters import (
     Channel,
     ChannelConfigError,
     ChannelLoadError,
     Feedback,
+    FeedbackFile,
+    FeedbackServer,
+    FileChannel,
+    FilePosition,
+    FileTail,
+    StdinSource,
     TemplateCatalog,
-    TemplateError,
     discover_channels,
+    partition_file,
+    partition_of,
     wall_ms,
 )
-from kairos.adapters._filechannel import FileChannel
-from kairos.adapters._partitions import partition_file, partition_of
-from kairos.adapters._sources import FilePosition, FileTail, StdinSource
 from kairos.engine import (
     BindError,
     Engine,
@@ -56,25 +84,11 @@ from kairos.engine import (
     Send,
     Settler,
     SinkError,
-    event_schema,
+    count_newlines,
     event_union,
+    fault_place,
 )
-from kairos.engine._faults import fault_place
 from kairos.engine._outbox import Outbox, OutboxConfig
-from kairos.engine._replay import _newlines
-from kairos._config import (
-    Config,
-    ConfigError,
-    FileSourceConfig,
-    KafkaSourceConfig,
-    PartitionedSourceConfig,
-    StdinSourceConfig,
-    load_config,
-)
-from kairos._http import HttpServer
-from kairos._reload import AuditLog, Reloader, changes, versions
-from kairos._snapfiles import SnapshotFailed, SnapshotFiles
-from kairos._units import Unit, UnitLoadError
 from kairos.plan import Plan
 
 log = structlog.get_logger("kairos.daemon")
@@ -92,11 +106,6 @@ NEVER = 2**63
 LOG_FIRST, LOG_EVERY = 20, 1000
 
 
-class StartError(Exception):
-    """The daemon cannot start; the message says what to fix."""
-
-
-ALL = "all"  #: the one unit of an unpartitioned daemon
 #: the send watermark of a kept snapshot this run has not written (the ``.prev`` file it found): unknown, so
 #: nothing below the present may be forgotten on its account
 UNKNOWN_WATERMARK = -(2**62)
@@ -107,7 +116,7 @@ class Daemon:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.plan, self.templates = compile_with_templates(config)
+        self.plan, self.templates = compile_configured(config)
         try:
             self.reference = Reference.load(config.reference) if config.reference else Reference()
         except ReferenceError as e:
@@ -145,6 +154,11 @@ class Daemon:
         self.outbox = Outbox(_outbox_config(config), self._channels(), templates=self.templates)
         self.reloader = Reloader(self, AuditLog(config.audit_path), poll_s=config.reload.poll_ms / 1000)
         self.reloader.audit.write(changes(before or {}, versions(self.plan), "start"))
+        self._metrics = registry_for(self)
+
+    def metrics(self) -> bytes:
+        """The Prometheus text of the daemon's metrics, read from its counters now (``GET /metrics``)."""
+        return exposition(self._metrics)
 
     # --- units ---------------------------------------------------------------
 
@@ -492,8 +506,6 @@ class Daemon:
 
     async def _start_feedback(self, work: Any) -> None:
         """Channel callbacks (HTTP and files) re-enter as ``feedback`` events."""
-        from kairos.adapters import FeedbackFile, FeedbackServer
-
         fb = self.config.feedback
         if fb.listen:
             host, _, port = fb.listen.rpartition(":")
@@ -514,8 +526,6 @@ class Daemon:
                     work.start_soon(self._pump, name, source, unit)
                 kafka = self.config.sources[0]
                 if isinstance(kafka, KafkaSourceConfig):
-                    from kairos._kafka import KafkaPump
-
                     await work.start(KafkaPump(self, kafka).run)
                 if self.config.time.idle_advance:
                     work.start_soon(self._idle)
@@ -556,36 +566,7 @@ class Daemon:
 
 def _lines_in(data: bytes) -> int:
     """Lines in a block: its ``\\n`` (counted at memory speed), and a last line without one."""
-    return _newlines(memoryview(data)) + (bool(data) and data[-1] != 10)
-
-
-def unit_name(partition: int) -> str:
-    return f"p-{partition:04d}"
-
-
-def partition_number(name: str) -> int:
-    return int(name[2:])
-
-
-def compile_scenarios(config: Config) -> Plan:
-    """The configured scenarios, checked against the configured channels."""
-    return compile_with_templates(config)[0]
-
-
-def compile_with_templates(config: Config) -> tuple[Plan, TemplateCatalog | None]:
-    """The configured scenarios, checked against the configured channels and the template catalogue."""
-    from kairos._cli import check_templates
-
-    try:
-        plan = dsl.compile_paths([config.scenarios], event_schema(), frozenset(config.channels))
-        path = check_templates(plan, [config.scenarios], config.templates or None)
-        return plan, None if path is None else TemplateCatalog.load(path)
-    except dsl.CheckError as e:
-        raise StartError(str(e)) from None
-    except TemplateError as e:
-        raise StartError(f"templates: {e}") from None
-    except OSError as e:
-        raise StartError(f"scenarios: {e}") from None
+    return count_newlines(memoryview(data)) + (bool(data) and data[-1] != 10)
 
 
 def _outbox_config(config: Config) -> OutboxConfig:
@@ -600,10 +581,6 @@ def configure_logging(level: str, pseudonymise: bool = False, key: str = "") -> 
     hashes (``kairos._pseudonym``), tracebacks and the standard logging of libraries included, the key from
     KAIROS_PSEUDONYM_KEY, else ``key``, else random.
     Returns where the key came from ("off" without pseudonyms), for ``announce_pseudonyms``."""
-    import logging
-
-    from kairos._pseudonym import Pseudonymiser, pseudonym_key, pseudonymise_stdlib
-
     secret, origin = pseudonym_key(key)
     pseudonymiser = Pseudonymiser(secret) if pseudonymise else None
     pseudonymise_stdlib(pseudonymiser)  # libraries' own logging (aiosmpplib's PDUs) too
@@ -625,8 +602,6 @@ def configure_logging(level: str, pseudonymise: bool = False, key: str = "") -> 
 
 def announce_pseudonyms(origin: str) -> None:
     """Say at start whether and how the log is pseudonymised (once the daemon could be built)."""
-    from kairos._pseudonym import ENV_KEY
-
     if origin == "off":
         log.warning("log.pseudonymise is off: subscribers' numbers are written to the log as they are")
     elif origin == "random":

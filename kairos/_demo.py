@@ -1,6 +1,6 @@
 """``kairos demo``: a generated day, the bundled catalogue, what was sent and why.
 
-Everything is embedded: the traffic generator (``bench.traffic``) writes a
+Everything is embedded: the traffic generator (``kairos.traffic``) writes a
 synthetic day and its reference data into a temporary folder, the catalogue in
 ``scenarios/`` runs over it, and the result is printed as a per-scenario table
 plus a few example sends — rendered from ``scenarios/templates.toml`` — with
@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kairos import dsl
-from kairos.adapters import TemplateCatalog, TemplateError
-from kairos.engine import Engine, Reference, Send, replay
-from kairos.engine._localtime import DEFAULT_TZ, LocalTime
+from kairos import dsl, traffic
+from kairos._compile import compile_plan
 from kairos._demo_report import print_examples, print_table
+from kairos.adapters import TemplateCatalog, TemplateError
+from kairos.engine import DEFAULT_TZ, Engine, LocalTime, Reference, Send, replay
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 DEMO_DAY = "2026-11-23"
@@ -28,14 +28,6 @@ DEMO_DAY = "2026-11-23"
 
 def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
     """Generate, replay, summarise; returns the exit status."""
-    from kairos._cli import compile_plan
-
-    try:
-        from bench import traffic
-    except ImportError as e:  # numpy is in the "bench" extra
-        print(f"kairos demo: the traffic generator needs {e.name}: pip install -e '.[bench]' "
-              "(make demo does it)", file=sys.stderr)
-        return 2
     if not SCENARIOS.is_dir():
         print(f"kairos demo: the scenario catalogue is not at {SCENARIOS}; run it from a checkout", file=sys.stderr)
         return 2
@@ -92,7 +84,7 @@ def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
         print_examples(plan, sends, root / "events.jsonl", Reference.load(root / "reference"), clock,
                        examples, catalog)
     print("The same traffic, to replay yourself (a changed scenario, another seed):")
-    print(f"  python -m bench.traffic --mix province --subscribers {subscribers} --hours {hours:g} --seed {seed} "
+    print(f"  python -m kairos.traffic --mix province --subscribers {subscribers} --hours {hours:g} --seed {seed} "
           "--out day.jsonl --reference ref/")
     print("  kairos replay --scenarios scenarios --events day.jsonl --reference ref/ --out sends.jsonl")
     return 0

@@ -18,8 +18,7 @@ from typing import Any
 import msgspec
 
 from kairos.adapters import TemplateCatalog
-from kairos.engine import Engine, Reference, Send, event_union
-from kairos.engine._localtime import LocalTime
+from kairos.engine import Engine, LocalTime, Reference, Send, event_union
 from kairos.plan import Absence, Aggregate, Dwell, Plan, Scenario, Sequence, Single
 
 #: pattern kinds in the order examples are picked, so a few examples show different kinds

@@ -13,10 +13,18 @@ from typing import IO, Any, Callable, Iterator
 
 import msgspec
 
-from kairos.engine import Engine, EventReader, InputProblem, Reference, Send
-from kairos.engine._calendar import duration_text, local_text
 from kairos._measure import reasons_text
-from kairos.engine._localtime import DEFAULT_TZ, LocalTime
+from kairos.engine import (
+    DEFAULT_TZ,
+    Engine,
+    EventReader,
+    InputProblem,
+    LocalTime,
+    Reference,
+    Send,
+    duration_text,
+    local_text,
+)
 from kairos.plan import Absence, Aggregate, Dwell, Plan, Scenario, Sequence
 
 PAD = " " * 26

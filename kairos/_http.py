@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
@@ -28,12 +28,10 @@ import h11
 import msgspec
 import structlog
 
-from kairos.adapters import serve_connection
-from kairos._metrics import CONTENT_TYPE, exposition, registry_for
-from kairos._snapfiles import SnapshotFailed
-
-if TYPE_CHECKING:
-    from kairos._daemon import Daemon
+from kairos._metrics import CONTENT_TYPE
+from kairos._reload import ReloadResult
+from kairos._snapfiles import SnapshotFailed, SnapshotFiles
+from kairos.adapters import FilePosition, serve_connection
 
 log = structlog.get_logger("kairos.http")
 
@@ -41,14 +39,51 @@ MAX_BODY = 16 << 20
 IDLE_TIMEOUT_S = 30.0
 
 
+class _Reloader(Protocol):
+    def reload(self, who: str) -> ReloadResult: ...
+
+
+class Served(Protocol):
+    """What the endpoints use of the daemon (``kairos._daemon.Daemon`` hands itself)."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def snapshot_error(self) -> str | None: ...  # why the last snapshot failed; None once one succeeds
+
+    @property
+    def partitioned(self) -> bool: ...
+
+    @property
+    def decode_errors(self) -> int: ...
+
+    @property
+    def not_owned(self) -> int: ...
+
+    @property
+    def future(self) -> int: ...
+
+    @property
+    def files(self) -> SnapshotFiles: ...
+
+    @property
+    def reloader(self) -> _Reloader: ...
+
+    def ingest(self, source: str, data: bytes, position: FilePosition | None, unit: str = ...) -> int: ...
+
+    async def snapshot(self, reason: str) -> None: ...
+
+    def metrics(self) -> bytes: ...  # the Prometheus text format
+
+
 class HttpServer:
     """Serves the daemon's endpoints until cancelled."""
 
-    def __init__(self, daemon: Daemon, host: str, port: int, *, admin_token: str = "", ingest_token: str = "") -> None:
+    def __init__(self, daemon: Served, host: str, port: int, *, admin_token: str = "", ingest_token: str = "") -> None:
         self.d = daemon
         self.host, self.port = host, port
         self.admin_token, self.ingest_token = admin_token, ingest_token
-        self.registry = registry_for(daemon)
 
     @property
     def ingest_mode(self) -> str:
@@ -77,7 +112,7 @@ class HttpServer:
         method = request.method.decode()
         headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
         if target == "/metrics" and method == "GET":
-            return 200, CONTENT_TYPE, exposition(self.registry)
+            return 200, CONTENT_TYPE, self.d.metrics()
         if target == "/health" and method == "GET":
             return _json(200, {"status": "ok"})
         if target == "/ready" and method == "GET":

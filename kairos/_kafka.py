@@ -12,37 +12,59 @@ partitioned log, where it is tested without a broker.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 
+from kairos._config import KafkaSourceConfig, StartError
+from kairos._snapfiles import SnapshotFailed
+from kairos._units import Unit, unit_name
 from kairos.adapters import FilePosition
-from kairos._config import KafkaSourceConfig
-
-if TYPE_CHECKING:
-    from kairos._daemon import Daemon
 
 log = structlog.get_logger("kairos.kafka")
 
 SOURCE = "kafka"  #: the source name of a unit's Kafka position: ``FilePosition(topic, partition, 0, next offset)``
 
 
+#: a hook given {unit: {source: position}} once a snapshot of those units is published
+AfterSnapshot = Callable[[dict[str, dict[str, FilePosition]]], Awaitable[None]]
+
+
+class Owner(Protocol):
+    """What the consumer uses of the daemon: the units it owns, ingest and snapshots
+    (``kairos._daemon.Daemon`` hands itself)."""
+
+    @property
+    def units(self) -> Mapping[str, Unit]: ...
+
+    @property
+    def after_snapshot(self) -> list[AfterSnapshot]: ...
+
+    def ingest(self, source: str, data: bytes, position: FilePosition | None, unit: str = ..., *,
+               record_offsets: list[int] | None = None) -> int: ...
+
+    async def snapshot(self, reason: str, *, fork: bool | None = None, units: list[str] | None = None) -> None: ...
+
+    def open_unit(self, name: str) -> object: ...  # raises ``StartError`` if its snapshot cannot be loaded
+
+    def close_unit(self, name: str) -> None: ...
+
+
 class KafkaPump:
     """Consumes the topic in the group and feeds each record batch to its partition's unit."""
 
-    def __init__(self, daemon: Daemon, config: KafkaSourceConfig) -> None:
+    def __init__(self, daemon: Owner, config: KafkaSourceConfig) -> None:
         self.d = daemon
         self.config = config
         self.consumer: Any = None
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        from aiokafka import AIOKafkaConsumer
-
-        from kairos._daemon import unit_name
-
         cfg = self.config
         self.consumer = consumer = AIOKafkaConsumer(
             bootstrap_servers=cfg.bootstrap_servers, group_id=cfg.group_id, client_id=cfg.client_id,
@@ -77,8 +99,6 @@ class KafkaPump:
 
     async def commit(self, positions: dict[str, dict[str, FilePosition]]) -> None:
         """After a snapshot is published: commit the offsets it holds."""
-        from aiokafka import TopicPartition
-
         offsets = {TopicPartition(p.name, p.dev): p.offset for unit in positions.values()
                    for source, p in unit.items() if source == SOURCE}
         if offsets and self.consumer is not None:
@@ -88,27 +108,17 @@ class KafkaPump:
                 log.warning("offset commit failed; the snapshot still holds the offsets", error=repr(e))
 
 
-def _listener_base() -> type:
-    from aiokafka.abc import ConsumerRebalanceListener
-
-    return ConsumerRebalanceListener
-
-
-class _Rebalance(_listener_base()):  # type: ignore[misc]
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     """Partitions assigned: open their units and seek; revoked: snapshot, commit and drop them."""
 
     def __init__(self, pump: KafkaPump) -> None:
         self.pump = pump
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        from kairos._daemon import unit_name
-
         d = self.pump.d
         names = [unit_name(tp.partition) for tp in revoked if unit_name(tp.partition) in d.units]
         if not names:
             return
-        from kairos._snapfiles import SnapshotFailed
-
         try:
             await d.snapshot("revoked", fork=False, units=names)
         except SnapshotFailed:  # counted and logged by ``snapshot``; what it means for the handover is said here
@@ -120,8 +130,6 @@ class _Rebalance(_listener_base()):  # type: ignore[misc]
         log.info("partitions revoked", units=names)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        from kairos._daemon import StartError, unit_name
-
         d = self.pump.d
         for tp in assigned:
             name = unit_name(tp.partition)

@@ -24,8 +24,7 @@ from typing import Sequence
 
 import msgspec
 
-from kairos.engine import ScenarioStats
-from kairos.engine._calendar import duration_text
+from kairos.engine import ScenarioStats, duration_text
 from kairos.plan import Plan
 
 GATES = ("cooldown", "once", "audience", "during")

@@ -7,24 +7,85 @@ this collector turns them into metric families when ``/metrics`` is scraped.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from kairos._snapfiles import SnapshotFiles
+from kairos._units import Unit
 from kairos.adapters import wall_ms
 
-if TYPE_CHECKING:
-    from kairos._daemon import Daemon
-
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _Outbox(Protocol):
+    def statistics(self) -> Any: ...  # the outbox's ``OutboxStats``: pending, in flight, per-channel lanes
+
+
+class _Reloads(Protocol):
+    @property
+    def reloads(self) -> int: ...
+
+    @property
+    def refused(self) -> int: ...
+
+
+class Observed(Protocol):
+    """What the collector reads of the daemon at scrape time (``kairos._daemon.Daemon`` hands itself)."""
+
+    @property
+    def units(self) -> Mapping[str, Unit]: ...
+
+    @property
+    def events_by_type(self) -> Mapping[type, int]: ...
+
+    @property
+    def sends_by(self) -> Mapping[tuple[str, str], int]: ...  # (scenario, channel) → sends accepted
+
+    @property
+    def decode_errors(self) -> int: ...
+
+    @property
+    def duplicates(self) -> int: ...
+
+    @property
+    def event_errors(self) -> int: ...
+
+    @property
+    def late(self) -> int: ...
+
+    @property
+    def future(self) -> int: ...
+
+    @property
+    def not_owned(self) -> int: ...
+
+    @property
+    def duplicate_sends(self) -> int: ...
+
+    @property
+    def snapshot_failures(self) -> int: ...
+
+    @property
+    def snapshot_error(self) -> str | None: ...
+
+    @property
+    def outbox(self) -> _Outbox: ...
+
+    @property
+    def files(self) -> SnapshotFiles: ...
+
+    @property
+    def reloader(self) -> _Reloads: ...
 
 
 class DaemonCollector(Collector):
     """Every metric the ops guide lists (README, "Operating the daemon")."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Observed) -> None:
         self.d = daemon
 
     def collect(self) -> Iterator[Metric]:
@@ -124,7 +185,8 @@ class DaemonCollector(Collector):
         yield CounterMetricFamily("kairos_reloads_refused", "Scenario reloads refused", value=d.reloader.refused)
 
 
-def registry_for(daemon: Daemon) -> CollectorRegistry:
+def registry_for(daemon: Observed) -> CollectorRegistry:
+    """A registry whose one collector reads ``daemon``'s counters at each scrape."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DaemonCollector(daemon))
     return registry

@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 import anyio
 import msgspec
 import structlog
 
-from kairos.adapters import wall_ms
-from kairos.engine import BindError, BuildError, Engine
-from kairos.engine._snapshot import transfer
+from kairos._compile import compile_configured
+from kairos._config import Config, StartError
+from kairos._units import Unit
+from kairos.adapters import TemplateCatalog, wall_ms
+from kairos.engine import BindError, BuildError, Engine, Reference, transfer_state
 from kairos.plan import Plan
-
-if TYPE_CHECKING:
-    from kairos._daemon import Daemon
 
 log = structlog.get_logger("kairos.reload")
 
@@ -110,10 +110,31 @@ def _internal(folder: str | Path, doing: str, e: BaseException) -> str:
             f"{type(e).__name__}: {e} (please report it with the scenario files)")
 
 
+class Reloadable(Protocol):
+    """What a reload uses of the daemon: its configuration, the plan and units running, a way to build
+    an engine like theirs, and the swap (``kairos._daemon.Daemon`` hands itself)."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def reference(self) -> Reference: ...
+
+    @property
+    def plan(self) -> Plan: ...
+
+    @property
+    def units(self) -> Mapping[str, Unit]: ...
+
+    def new_engine(self, plan: Plan, reference: Reference) -> Engine: ...
+
+    def swap(self, plan: Plan, engines: dict[str, Engine], templates: TemplateCatalog | None = None) -> None: ...
+
+
 class Reloader:
     """Swaps the daemon's plan; ``watch`` polls the folder."""
 
-    def __init__(self, daemon: Daemon, audit: AuditLog, *, poll_s: float) -> None:
+    def __init__(self, daemon: Reloadable, audit: AuditLog, *, poll_s: float) -> None:
         self.daemon = daemon
         self.audit = audit
         self.poll_s = poll_s
@@ -123,24 +144,21 @@ class Reloader:
 
     def reload(self, who: str) -> ReloadResult:
         """Compile the folder again and swap to it if it checks; refuse and report otherwise."""
-        from kairos._daemon import StartError, compile_with_templates
-
         d = self.daemon
         try:
             self._seen = folder_fingerprint(d.config.scenarios)
         except OSError as e:
             return self._refuse(who, f"scenarios: {e}")
         try:
-            plan, templates = compile_with_templates(d.config)
-            Engine(plan, d.reference, sink=d._on_send, tz=d.config.tz)  # binds, or says what is missing
+            plan, templates = compile_configured(d.config)
+            d.new_engine(plan, d.reference)  # binds, or says what is missing
         except (StartError, BindError) as e:
             return self._refuse(who, str(e), exc_info=e if isinstance(e, BuildError) else None)
         except Exception as e:  # a bug of ours: refused like a bad file, the running scenarios go on
             return self._refuse(who, _internal(d.config.scenarios, "compiling", e), exc_info=e)
         records = changes(versions(d.plan), versions(plan), who)
         if not records:
-            if templates is not None:
-                d.templates = d.outbox.templates = templates
+            d.swap(d.plan, {}, templates)  # the same scenarios; a changed template catalogue takes over
             log.info("scenarios reloaded: nothing changed", who=who)
             return ReloadResult(True)
         engines = {}
@@ -148,7 +166,7 @@ class Reloader:
         try:
             for name, unit in d.units.items():
                 engines[name] = d.new_engine(plan, unit.engine.reference)
-                report = transfer(unit.engine, engines[name])
+                report = transfer_state(unit.engine, engines[name])
         except BindError as e:
             return self._refuse(who, str(e), exc_info=e if isinstance(e, BuildError) else None)
         except Exception as e:  # refused before ``swap``: the running engines go on

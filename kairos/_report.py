@@ -11,9 +11,8 @@ import datetime as dt
 from html import escape
 from typing import Sequence
 
-from kairos.engine import LocalTime
-from kairos.engine._calendar import duration_text
 from kairos._measure import GATES, POLICY, Row, reasons_text
+from kairos.engine import LocalTime, duration_text
 
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777",
            "#4b5563", "#65a30d", "#7c3aed", "#0d9488")

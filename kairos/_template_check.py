@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from kairos.adapters import TemplateCatalog, TemplateUse
-from kairos.dsl import Diagnostic
+from kairos.dsl import CheckError, Diagnostic
 from kairos.plan import Plan
 
 TEMPLATES_FILE = "templates.toml"
@@ -29,6 +29,21 @@ def find_templates(paths: Sequence[str | Path]) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def check_templates(plan: Plan, paths: Sequence[str | Path], templates: str | None) -> Path | None:
+    """Check every action against the template catalogue (``templates``, else the one ``find_templates``
+    finds beside ``paths``); returns the catalogue used (None: none found).
+
+    Raises ``dsl.CheckError`` (the actions at fault) or ``TemplateError`` (an unreadable catalogue).
+    """
+    path = Path(templates) if templates is not None else find_templates(paths)
+    if path is None:
+        return None
+    problems = template_diagnostics(plan, TemplateCatalog.load(path))
+    if problems:
+        raise CheckError(problems)
+    return path
 
 
 def template_diagnostics(plan: Plan, catalog: TemplateCatalog) -> list[Diagnostic]:

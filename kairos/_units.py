@@ -17,11 +17,31 @@ import msgspec
 import structlog
 
 from kairos.adapters import FilePosition, wall_ms
-from kairos.engine import Engine, SnapshotError, decode_snapshot, encode_snapshot, event_union, restore_snapshot
-from kairos.engine._dedup import Dedup, DedupState
-from kairos.engine._eventtime import EventTime
+from kairos.engine import (
+    Dedup,
+    DedupState,
+    Engine,
+    EventTime,
+    SnapshotError,
+    decode_snapshot,
+    encode_snapshot,
+    event_union,
+    restore_snapshot,
+)
 
 log = structlog.get_logger("kairos.units")
+
+ALL = "all"  #: the one unit of an unpartitioned daemon
+
+
+def unit_name(partition: int) -> str:
+    """The unit that holds a partition's state (and names its snapshot file)."""
+    return f"p-{partition:04d}"
+
+
+def partition_number(name: str) -> int:
+    """The partition a unit named by ``unit_name`` holds."""
+    return int(name[2:])
 
 
 class UnitState(msgspec.Struct):

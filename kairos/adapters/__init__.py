@@ -21,6 +21,7 @@ from kairos.adapters._channel import Channel, ChannelConfigError, Feedback, Feed
 from kairos.adapters._feedback import FeedbackFile, FeedbackServer, parse_feedback
 from kairos.adapters._filechannel import FileChannel, FileChannelConfig
 from kairos.adapters._h11server import serve_connection
+from kairos.adapters._partitions import partition_file, partition_of, split_file
 from kairos.adapters._popup import PopupChannel, PopupConfig, sign
 from kairos.adapters._registry import GROUP, ChannelLoadError, create_channel, discover_channels
 from kairos.adapters._smpp import SmsChannel, SmsConfig
@@ -55,7 +56,10 @@ __all__ = [
     "create_channel",
     "discover_channels",
     "parse_feedback",
+    "partition_file",
+    "partition_of",
     "serve_connection",
     "sign",
+    "split_file",
     "wall_ms",
 ]

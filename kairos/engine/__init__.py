@@ -12,26 +12,48 @@ by subscriber (a folder of partition files) one partition per engine. The
 engine imports ``plan`` and ``adapters``, never ``dsl``.
 """
 
-from kairos.engine._engine import BindError, BuildError, Engine, ScenarioStats, Send, SinkError
+from kairos.engine._calendar import duration_text, local_text
+from kairos.engine._dedup import Dedup, DedupState
+from kairos.engine._engine import MAX_TRIGGER_DEPTH, BindError, BuildError, Engine, ScenarioStats, Send, SinkError
 from kairos.engine._events import Event, event_schema, event_types, event_union, register_event_type
+from kairos.engine._eventtime import EventTime
+from kairos.engine._faults import fault_place
 from kairos.engine._localtime import DEFAULT_TZ, LocalTime
 from kairos.engine._policy import PolicyStage, in_control
 from kairos.engine._partitioned import replay_partitioned
 from kairos.engine._reference import Reference, ReferenceError
-from kairos.engine._replay import EventReader, InputProblem, OrderedWriter, ReplayReport, Settler, replay, settle
+from kairos.engine._replay import (
+    EventReader,
+    InputProblem,
+    OrderedWriter,
+    ReplayReport,
+    Settler,
+    count_newlines,
+    replay,
+    settle,
+    stderr_problem_printer,
+)
+from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, JUMP_CONFIRM
 from kairos.engine._snapshot import RestoreReport, Snapshot, SnapshotError
 from kairos.engine._snapshot import decode as decode_snapshot
 from kairos.engine._snapshot import encode as encode_snapshot
 from kairos.engine._snapshot import restore as restore_snapshot
+from kairos.engine._snapshot import transfer as transfer_state
 from kairos.engine._workers import replay_workers, shard_of
 
 __all__ = [
+    "DEFAULT_MAX_JUMP_MS",
     "DEFAULT_TZ",
+    "JUMP_CONFIRM",
+    "MAX_TRIGGER_DEPTH",
     "BindError",
     "BuildError",
+    "Dedup",
+    "DedupState",
     "Engine",
     "Event",
     "EventReader",
+    "EventTime",
     "InputProblem",
     "LocalTime",
     "OrderedWriter",
@@ -45,12 +67,16 @@ __all__ = [
     "SinkError",
     "Snapshot",
     "SnapshotError",
+    "count_newlines",
     "decode_snapshot",
+    "duration_text",
     "encode_snapshot",
     "event_schema",
     "event_types",
     "event_union",
+    "fault_place",
     "in_control",
+    "local_text",
     "register_event_type",
     "replay",
     "settle",
@@ -59,4 +85,6 @@ __all__ = [
     "replay_workers",
     "restore_snapshot",
     "shard_of",
+    "stderr_problem_printer",
+    "transfer_state",
 ]

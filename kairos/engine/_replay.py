@@ -138,7 +138,7 @@ def _read_blocks(stream: IO[bytes], size: int) -> Iterator[bytes]:
             return
 
 
-def _newlines(block: memoryview) -> int:
+def count_newlines(block: memoryview) -> int:
     """How many ``\n`` a block holds: numpy compares and counts at memory speed, where
     ``bytes.count`` of one byte walks it a byte at a time (70 ns a JSON line, 7 % of W1)."""
     return int(np.count_nonzero(np.frombuffer(block, np.uint8) == 10))
@@ -158,7 +158,7 @@ class EventReader:
         """Decoded blocks: (events, line numbers) — or (events, first line) when
         the block decoded whole and line n is simply first + index."""
         decode_lines = self._decoder.decode_lines
-        newlines = _newlines
+        newlines = count_newlines
         for block in line_views(self._stream, BLOCK_BYTES):
             size = len(block)
             count = newlines(block) + (block[size - 1] != 10)  # the last line may have no newline

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from bench import baseline, traffic
+from bench import baseline
 from bench._contenders import w1_json, w1_kairos, w1_msgspec
+from kairos import traffic
 
 T0 = 1_795_363_200_000
 M = 60_000

@@ -10,10 +10,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from bench import traffic
+from kairos import traffic
 from bench._live import run_paced
 from kairos.engine import Engine, Reference, event_union, replay
-from kairos._cli import compile_plan
+from kairos._compile import compile_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 

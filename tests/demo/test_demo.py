@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kairos._cli import compile_plan, main
+from kairos._cli import main
+from kairos._compile import compile_plan
 
 CATALOGUE = sorted((Path(__file__).resolve().parents[2] / "scenarios").glob("*.kairos"))
 
@@ -62,11 +63,11 @@ def test_demo_refuses_a_non_positive_span(capsys):
 
 
 def test_the_printed_commands_reproduce_the_demo_sends(demo_output, tmp_path, monkeypatch):
-    from bench import traffic
+    from kairos import traffic
 
     _, text = demo_output
     sends = int(re.search(r"; ([\d,]+) sends$", text, re.M).group(1).replace(",", ""))
-    generate = re.search(r"^  python -m bench\.traffic (.*)$", text, re.M).group(1).split()
+    generate = re.search(r"^  python -m kairos\.traffic (.*)$", text, re.M).group(1).split()
     replay = re.search(r"^  kairos replay (.*)$", text, re.M).group(1).split()
     monkeypatch.chdir(tmp_path)
     (tmp_path / "scenarios").symlink_to(CATALOGUE[0].parent)

@@ -197,7 +197,7 @@ def test_workers_refuse_measurement_which_one_process_must_see_whole(workspace, 
 def _engine_factory(ws, engine_class=None):
     """What ``kairos replay`` builds: the workspace's scenarios and reference data."""
     from kairos.engine import Engine, Reference
-    from kairos._cli import compile_plan
+    from kairos._compile import compile_plan
 
     plan = compile_plan([ws / "s.kairos"])
     reference = Reference.load(ws / "ref")

@@ -30,7 +30,8 @@ from kairos import dsl
 from kairos.dsl._diagnostics import Source
 from kairos.dsl._tokens import DURATION, EOF, ERROR, NAME, NUMBER, OP, STRING, Token, tokenize
 from kairos.engine import BindError, Engine, Reference, event_schema, replay
-from kairos._cli import CHANNELS, build_check, check_templates
+from kairos._compile import CHANNELS, build_check
+from kairos._template_check import check_templates
 from tests.scenarios.support import EVENTS, REFERENCE, SCENARIOS, catalogue_files
 
 EXAMPLES = int(os.environ.get("KAIROS_FUZZ_EXAMPLES", "500"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kairos.adapters import TemplateCatalog
-from kairos._cli import compile_plan
+from kairos._compile import compile_plan
 from tests.scenarios.support import EVENTS, SCENARIOS, catalogue_files, replay_story
 
 

@@ -7,7 +7,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench._jsonl import Fixed, Int, Table, Text, render
+from kairos.traffic._jsonl import Fixed, Int, Table, Text, render
 
 words = st.text(alphabet="abcxyz_.-0123456789", min_size=0, max_size=12)
 

@@ -17,8 +17,8 @@ from typing import IO, Sequence
 
 import numpy as np
 
-from bench._jsonl import Fixed, Int, Table, Text, render
-from bench._population import MSISDN_BASE
+from kairos.traffic._jsonl import Fixed, Int, Table, Text, render
+from kairos.traffic._population import MSISDN_BASE
 
 TEXTS = 5
 NUMS = 4

@@ -1,6 +1,6 @@
 """The JSON texts of the province mix — field names, enumerations, hosts — interned once.
 
-Every event line is texts and numbers (``bench._columns``); this module holds
+Every event line is texts and numbers (``kairos.traffic._columns``); this module holds
 the texts: DPI hosts per knowledge-base category, with and without app and
 category, call/SMS/attach/usage/balance fragments, tag changes.
 """
@@ -11,9 +11,9 @@ import csv
 
 import numpy as np
 
-from bench._jsonl import Table
-from bench._places import ROAMING
-from bench._population import OS_NAMES, REFERENCE
+from kairos.traffic._jsonl import Table
+from kairos.traffic._places import ROAMING
+from kairos.traffic._population import OS_NAMES, REFERENCE
 
 #: host prefixes a DPI probe reports in front of the knowledge base's suffixes
 HOST_PREFIXES = ("", "www.", "m.", "api.", "cdn.")

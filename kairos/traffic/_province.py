@@ -18,11 +18,11 @@ import math
 
 import numpy as np
 
-from bench._billing import Billing
-from bench._columns import EventBuilder
-from bench._places import DAY_S, HOUR, MIN, Cells, Movement
-from bench._population import MSISDN_BASE, Population
-from bench._texts import Texts
+from kairos.traffic._billing import Billing
+from kairos.traffic._columns import EventBuilder
+from kairos.traffic._places import DAY_S, HOUR, MIN, Cells, Movement
+from kairos.traffic._population import MSISDN_BASE, Population
+from kairos.traffic._texts import Texts
 
 #: relative DPI / call activity per local hour
 DIURNAL = np.array([

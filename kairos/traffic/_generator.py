@@ -10,9 +10,9 @@ quarter video. ``make_reference`` writes the matching reference folder.
 Everything is numpy columns written by a vectorised JSON-lines formatter, so
 10 M events take seconds, not minutes. Usage::
 
-    python -m bench.traffic --mix province --subscribers 3000 --hours 24 --seed 7 \\
+    python -m kairos.traffic --mix province --subscribers 3000 --hours 24 --seed 7 \\
         --out day.jsonl --reference ref/
-    python -m bench.traffic --mix w1 --subscribers 1000000 --events 10000000 --out w1.jsonl
+    python -m kairos.traffic --mix w1 --subscribers 1000000 --events 10000000 --out w1.jsonl
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from typing import Iterator, Sequence
 import numpy as np
 import orjson
 
-from bench._columns import NUMS, TEXTS, Columns, EventBuilder
-from bench._jsonl import Table
-from bench._population import LISTS, REFERENCE, Population, check_subscribers, msisdn
-from bench._texts import HOST_PREFIXES, kb_rows
+from kairos.traffic._columns import NUMS, TEXTS, Columns, EventBuilder
+from kairos.traffic._jsonl import Table
+from kairos.traffic._population import LISTS, REFERENCE, Population, check_subscribers, msisdn
+from kairos.traffic._province import generate
+from kairos.traffic._texts import HOST_PREFIXES, kb_rows
 
 __all__ = ["DEFAULT_START_MS", "MIXES", "make_reference", "write", "main"]
 
@@ -141,11 +142,6 @@ def _w1_chunks(
 
 
 def _province(subscribers: int, hours: float, seed: int, start_ms: int, from_hour: float) -> Columns:
-    try:
-        from bench._province import generate
-    except ImportError:  # pragma: no cover - the first commit ships w1 only
-        raise ValueError("the province mix is not in this version yet; use --mix w1") from None
-
     table = Table()
     lo = start_ms + int(from_hour * HOUR_MS)
     builder = EventBuilder(table, lo, lo + int(hours * HOUR_MS))
@@ -213,9 +209,9 @@ def _start(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bench.traffic``: write a mix (and its reference folder)."""
+    """``python -m kairos.traffic``: write a mix (and its reference folder)."""
     p = argparse.ArgumentParser(
-        prog="python -m bench.traffic",
+        prog="python -m kairos.traffic",
         description="Write synthetic operator events as JSON lines, deterministic from --seed.",
     )
     p.add_argument("--mix", choices=MIXES, default="province")
@@ -250,6 +246,3 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"in {took:.1f} s ({n / max(took, 1e-9):,.0f} events/s)", file=sys.stderr)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 MSISDN_BASE = 13_800_000_000
-REFERENCE = Path(__file__).resolve().parents[1] / "scenarios" / "reference"
+REFERENCE = Path(__file__).resolve().parents[2] / "scenarios" / "reference"
 
 DATA_PLANS = ("5GB", "10GB", "20GB", "40GB")
 QUOTA_MB = np.array([5120, 10240, 20480, 40960], dtype=np.int64)

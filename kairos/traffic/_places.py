@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench._columns import EventBuilder
-from bench._population import OFFICE, STUDENT, _cells
+from kairos.traffic._columns import EventBuilder
+from kairos.traffic._population import OFFICE, STUDENT, _cells
 
 DAY_S = 86_400
 MIN = 60.0

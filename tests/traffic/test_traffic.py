@@ -11,9 +11,9 @@ import numpy as np
 import orjson
 import pytest
 
-from bench import traffic
+from kairos import traffic
 from kairos.engine import Engine, Reference, event_types, event_union, replay
-from kairos._cli import compile_plan
+from kairos._compile import compile_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = sorted((ROOT / "scenarios").glob("*.kairos"))

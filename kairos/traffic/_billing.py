@@ -10,15 +10,29 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-from bench._places import HOUR, MIN
-from bench._population import QUOTA_MB, Population
+from kairos.traffic._columns import EventBuilder
+from kairos.traffic._places import HOUR, MIN
+from kairos.traffic._population import QUOTA_MB, Population
+from kairos.traffic._texts import Texts
 
-if TYPE_CHECKING:
-    from bench._province import Day
+
+class Day(Protocol):
+    """What billing reads of the province's day (``kairos.traffic._province.Day``), which calls it."""
+
+    rng: np.random.Generator
+    n: int
+    day0: int
+    kb: Texts
+    b: EventBuilder
+    pop: Population
+
+    def ms(self, seconds: np.ndarray) -> np.ndarray: ...
+
+    def some(self, share: float | np.ndarray, among: np.ndarray | None = None) -> np.ndarray: ...
 
 
 class Billing:

@@ -1,0 +1,60 @@
+"""From scenario files to a checked plan: where the language (``dsl``) meets the runtime's event schema.
+
+Every command that runs scenarios compiles them here — ``kairos check``,
+``replay`` and ``explain``, the demo, the daemon at start and at each reload —
+so they all accept and refuse the same files: compiled against the engine's
+event schema and the known channels, checked against the template catalogue
+(``kairos._template_check``), and, for ``check``, built once over stand-in
+reference data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from kairos import dsl
+from kairos._config import Config, StartError
+from kairos._template_check import check_templates
+from kairos.adapters import TemplateCatalog, TemplateError
+from kairos.engine import Engine, Reference, event_schema
+from kairos.plan import Plan
+
+#: the channels a scenario may name outside the daemon (which knows its configured ones)
+CHANNELS = frozenset({"sms", "popup", "call"})
+
+
+def compile_plan(paths: Sequence[str | Path]) -> Plan:
+    """Compile scenario (and policy) files against the engine's event schema."""
+    return dsl.compile_paths(list(paths), event_schema(), CHANNELS)
+
+
+def build_check(plan: Plan) -> None:
+    """Build an engine for ``plan`` over stand-in reference data holding every list and area it
+    names: what ``replay`` and the daemon generate is generated here too, so a plan that passes
+    ``check`` also builds. Raises ``BuildError`` (a Kairos bug) naming the scenario."""
+    lists = {name for s in plan.scenarios for name in s.lists}
+    lists.update(plan.policy.exclude if plan.policy is not None else ())
+    areas = frozenset(a for s in plan.scenarios for a in s.areas)
+    stand_in = Reference(areas_of_cell={"<check>": areas} if areas else {},
+                         lists={name: frozenset() for name in lists})
+    Engine(plan, stand_in, sink=_discard)
+
+
+def compile_configured(config: Config) -> tuple[Plan, TemplateCatalog | None]:
+    """The daemon's configured scenarios, checked against its configured channels and the template
+    catalogue; raises ``StartError`` saying what to fix."""
+    try:
+        plan = dsl.compile_paths([config.scenarios], event_schema(), frozenset(config.channels))
+        path = check_templates(plan, [config.scenarios], config.templates or None)
+        return plan, None if path is None else TemplateCatalog.load(path)
+    except dsl.CheckError as e:
+        raise StartError(str(e)) from None
+    except TemplateError as e:
+        raise StartError(f"templates: {e}") from None
+    except OSError as e:
+        raise StartError(f"scenarios: {e}") from None
+
+
+def _discard(_: object) -> None:
+    return None
