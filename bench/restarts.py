@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from kairos import traffic
-from kairos.engine._outbox import read_ledger
+from kairos.adapters import read_ledger
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 CHANNELS = ("sms", "popup", "call")

@@ -88,7 +88,7 @@ from kairos.engine import (
     event_union,
     fault_place,
 )
-from kairos.engine._outbox import Outbox, OutboxConfig
+from kairos.adapters import Outbox, OutboxConfig
 from kairos.plan import Plan
 
 log = structlog.get_logger("kairos.daemon")

@@ -5,15 +5,19 @@ entry-point group (``discover_channels``); Kairos's own ``sms`` (SMPP 3.4),
 ``popup`` (signed HTTP to the app's push gateway) and ``call`` (call-centre
 HTTP endpoint or daily CSV task file) register exactly the way a channel
 team's plugin does. A channel gets one ``SendContext`` and answers one
-``Outcome``; retries, rate limits and the never-twice guarantee live in the
-engine's outbox. Beside them: the ``TemplateCatalog`` that renders message
+``Outcome``. The ``Outbox`` drives them: it takes each send the engine decides
+(``submit``, synchronous) and owns delivery — per-channel rate and concurrency
+limits, retries with backoff, the journal and ledger that make a send go out
+once across restarts (``read_ledger`` reads the ledger back), and the
+dead-letter file. Beside them: the ``TemplateCatalog`` that renders message
 text at send time and answers ``kairos check``'s questions, and the feedback
 sources (an HTTP endpoint and a file) that turn channel callbacks into
 ``feedback`` events, and the daemon's event sources (a rotation-safe file or
 directory tail, standard input) that hand out whole JSON lines with their
-position. This package imports nothing else of the project; the engine
-imports it. The channel-team guide is the README section "Channels: the guide
-for channel teams".
+position. This package imports nothing else of the project, and the engine
+does not import it: the application hands the engine's sends to the outbox.
+The channel-team guide is the README section "Channels: the guide for channel
+teams".
 """
 
 from kairos.adapters._calltask import CallChannel, CallConfig
@@ -22,6 +26,10 @@ from kairos.adapters._feedback import FeedbackFile, FeedbackServer, parse_feedba
 from kairos.adapters._filechannel import FileChannel, FileChannelConfig
 from kairos.adapters._h11server import serve_connection
 from kairos.adapters._partitions import partition_file, partition_of, split_file
+from kairos.adapters._ledger import Ledger, read_ledger
+from kairos.adapters._outbox import (
+    ChannelLimits, DeadLetter, DecidedSend, LaneStats, Outbox, OutboxConfig, OutboxStats,
+)
 from kairos.adapters._popup import PopupChannel, PopupConfig, sign
 from kairos.adapters._registry import GROUP, ChannelLoadError, create_channel, discover_channels
 from kairos.adapters._smpp import SmsChannel, SmsConfig
@@ -33,7 +41,10 @@ __all__ = [
     "CallConfig",
     "Channel",
     "ChannelConfigError",
+    "ChannelLimits",
     "ChannelLoadError",
+    "DeadLetter",
+    "DecidedSend",
     "Feedback",
     "FeedbackFile",
     "FeedbackServer",
@@ -43,6 +54,11 @@ __all__ = [
     "FilePosition",
     "FileTail",
     "GROUP",
+    "LaneStats",
+    "Ledger",
+    "Outbox",
+    "OutboxConfig",
+    "OutboxStats",
     "Outcome",
     "PopupChannel",
     "PopupConfig",
@@ -58,6 +74,7 @@ __all__ = [
     "parse_feedback",
     "partition_file",
     "partition_of",
+    "read_ledger",
     "serve_connection",
     "sign",
     "split_file",

@@ -2,7 +2,7 @@
 
 A channel is a class: ``Config`` (a msgspec Struct) says what it is configured
 with, ``start`` opens its connections, ``send`` delivers one message and says
-what happened, ``close`` lets go. The outbox (``engine._outbox``) calls it; it
+what happened, ``close`` lets go. The outbox (``adapters._outbox``) calls it; it
 owns retries, rate limits, de-duplication and the dead-letter file, so a
 channel only has to answer one question per send: delivered, retry, or failed.
 """

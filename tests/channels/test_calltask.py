@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from kairos.adapters import CallChannel, ChannelConfigError, Outcome, SendContext
-from kairos.engine._outbox import Outbox, OutboxConfig
+from kairos.adapters import Outbox, OutboxConfig
 
 from .conftest import HttpPeer
 

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from kairos.adapters import Channel, Outcome, SendContext, TemplateCatalog, wall_ms
-from kairos.engine._outbox import ChannelLimits, Outbox, OutboxConfig
+from kairos.adapters import ChannelLimits, Outbox, OutboxConfig
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from kairos.adapters import Outcome, PopupChannel, SendContext, sign
-from kairos.engine._outbox import ChannelLimits, Outbox, OutboxConfig
+from kairos.adapters import ChannelLimits, Outbox, OutboxConfig
 
 from .conftest import HttpPeer
 

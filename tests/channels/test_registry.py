@@ -30,7 +30,7 @@ from kairos.adapters import (
     discover_channels,
 )
 from kairos.engine import Engine, Send, event_schema, event_union
-from kairos.engine._outbox import Outbox, OutboxConfig
+from kairos.adapters import Outbox, OutboxConfig
 
 HERE = Path(__file__).resolve().parent
 

@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from kairos.adapters import ChannelConfigError, Feedback, Outcome, SendContext, SmsChannel
-from kairos.engine._outbox import Outbox, OutboxConfig
+from kairos.adapters import Outbox, OutboxConfig
 
 from .conftest import Smsc
 

@@ -53,9 +53,9 @@ def test_an_event_whose_processing_raises_is_counted_logged_with_the_scenario_an
 
 #: in a daemon process: the outbox's journal refuses the second send, as a full disk would
 FULL_DISK = '''
-import kairos.engine._outbox as outbox
+from kairos.adapters import Outbox
 
-_submit = outbox.Outbox.submit
+_submit = Outbox.submit
 _calls = [0]
 
 
@@ -66,7 +66,7 @@ def submit(self, send, **kw):
     return _submit(self, send, **kw)
 
 
-outbox.Outbox.submit = submit
+Outbox.submit = submit
 '''
 
 

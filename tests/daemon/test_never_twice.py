@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from kairos.engine._outbox import read_ledger
+from kairos.adapters import read_ledger
 from tests.daemon.support import log_offset, sends, start, stop, wait_until_settled, write_config
 from tests.daemon.test_crash import (
     SCENARIOS,

@@ -1,17 +1,18 @@
 """The delivery outbox: every decided send reaches its channel once, or the dead-letter file with a reason.
 
-The engine calls ``submit`` — synchronous, never waits on a channel — and the
-outbox does the rest in its own tasks: per-channel lanes with a rate limit
-(messages/s) and a concurrency limit, retries with exponential backoff and
-jitter, and a dead-letter file for sends that failed for good. Durable state,
-all in one directory:
+Each send the engine decides is handed to ``submit`` (by the daemon, the
+engine's sink) — synchronous, never waits on a channel — and the outbox does
+the rest in its own tasks: per-channel lanes with a rate limit (messages/s)
+and a concurrency limit, retries with exponential backoff and jitter, and a
+dead-letter file for sends that failed for good. Durable state, all in one
+directory:
 
 - ``journal.jsonl`` — every accepted send, appended at ``submit``. Only
   ``memory_limit`` pending sends are held in memory; the rest wait in the
   journal ("spilled") and are read back as memory frees up, and after a restart.
-- ``ledger.log`` — per trigger id: ``A`` an attempt is starting (made durable
-  *before* the channel is called), ``R`` it did not deliver, ``D`` delivered,
-  ``F`` dead-lettered; and ``H`` the floor. Delivered and dead-lettered ids are
+- ``ledger.log`` (its lines: ``_ledger``) — per trigger id: ``A`` an attempt
+  is starting (made durable *before* the channel is called), ``R`` it did not
+  deliver, ``D`` delivered, ``F`` dead-lettered; and ``H`` the floor. Delivered and dead-lettered ids are
   never sent again, across restarts. An ``A`` with no outcome after a crash
   means "outcome unknown": retried only for a channel whose peer drops
   repeated ids (``Channel.idempotent``), else dead-lettered — never sent twice.
@@ -39,16 +40,18 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Protocol
 
 import anyio
 import anyio.abc
 import msgspec
 import structlog
 
-from kairos.adapters import Channel, Outcome, SendContext, TemplateCatalog, TemplateError, wall_ms
+from kairos.adapters._channel import Channel, Outcome, SendContext, wall_ms
+from kairos.adapters._ledger import atomic_write, complete_lines, read_ledger, record
+from kairos.adapters._templates import TemplateCatalog, TemplateError
 
-__all__ = ["ChannelLimits", "DeadLetter", "LaneStats", "Ledger", "Outbox", "OutboxConfig", "OutboxStats", "read_ledger"]
+__all__ = ["ChannelLimits", "DeadLetter", "DecidedSend", "LaneStats", "Outbox", "OutboxConfig", "OutboxStats"]
 
 log = structlog.get_logger("kairos.outbox")
 
@@ -150,8 +153,36 @@ _SEND_DECODER = msgspec.json.Decoder(SendContext)
 _ENCODE = msgspec.json.Encoder().encode
 
 
+class DecidedSend(Protocol):
+    """What ``submit`` reads of a send that is not a ``SendContext`` yet: the fields of the engine's
+    ``Send``, which fits by shape (this package imports nothing of the engine)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def scenario(self) -> str: ...
+    @property
+    def msisdn(self) -> str: ...
+    @property
+    def ts(self) -> int: ...
+    @property
+    def send_at(self) -> int: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def template(self) -> str: ...
+    @property
+    def params(self) -> Mapping[str, Any]: ...
+
+
 class Outbox:
     """Takes decided sends from the engine and delivers them through channels, exactly once or dead-lettered."""
+
+    # made by ``run`` (``_open``, the task group): declared here, so that "not opened yet" stays "not set"
+    _journal: BinaryIO
+    _ledger_file: BinaryIO
+    _dead_file: BinaryIO
+    _tg: anyio.abc.TaskGroup
 
     def __init__(
         self,
@@ -199,10 +230,12 @@ class Outbox:
         for lane in self._lanes.values():
             lane.wake = anyio.Event()
 
-    # ------------------------------------------------------------------ the engine's side
+    # ------------------------------------------------------------------ the sender's side
 
-    def submit(self, send: Any, *, priority: int | None = None) -> bool:
-        """Accept one send (a ``SendContext`` or the engine's ``Send``); False if its id was already accepted."""
+    def submit(self, send: SendContext | DecidedSend, *, priority: int | None = None) -> bool:
+        """Accept one send (a ``SendContext`` or the engine's ``Send``); False if its id was already accepted.
+
+        ``priority`` orders a ``Send``'s lane (default 50); a ``SendContext`` carries its own."""
         if self._state not in ("running", "stopping"):
             raise RuntimeError(f"outbox is {self._state}: submit only while it runs")
         ctx = send if isinstance(send, SendContext) else _context(send, priority)
@@ -314,7 +347,8 @@ class Outbox:
                 await self._stop.wait()
                 self._state = "stopping"
                 for lane in self._lanes.values():
-                    lane.wake.set()
+                    if lane.wake is not None:  # made by ``_make_events``, above
+                        lane.wake.set()
                 with anyio.move_on_after(self.config.close_timeout_s):
                     await self.wait_for(lambda s: s.in_flight == 0)
                 await self._close_channels()  # while their background tasks still run: a clean unbind
@@ -345,7 +379,8 @@ class Outbox:
             if not lane.heap or lane.heap[0][0] > self.clock():
                 wait_s = None if not lane.heap else (lane.heap[0][0] - self.clock()) / 1000
                 with anyio.move_on_after(wait_s if wait_s is not None else float("inf")):
-                    await lane.wake.wait()
+                    if lane.wake is not None:  # made by ``_make_events``, before any lane loop starts
+                        await lane.wake.wait()
                 lane.wake = anyio.Event()
                 continue
             await lane.slots.acquire()  # released by the attempt
@@ -426,7 +461,7 @@ class Outbox:
 
     def _backoff_ms(self, attempts: int) -> int:
         """Exponential backoff with equal jitter: half the doubled delay, plus a random share of the other half."""
-        ceiling = min(self.config.backoff_max_ms, self.config.backoff_base_ms * 2 ** (attempts - 1))
+        ceiling = min(self.config.backoff_max_ms, self.config.backoff_base_ms << (attempts - 1))
         return ceiling // 2 + int(self._rng.random() * (ceiling - ceiling // 2))
 
     def _dead_letter(self, entry: _Entry, reason: str) -> None:
@@ -480,7 +515,7 @@ class Outbox:
 
     def _ledger(self, kind: bytes, trigger_id: str, ts: int = 0) -> int:
         """Queue one ledger record for the next group commit; returns its generation."""
-        self._ledger_buf.append(b"%s\t%d\t%s\n" % (kind, ts, trigger_id.encode()))
+        self._ledger_buf.append(record(kind, trigger_id, ts))
         return self._request_flush()
 
     def _request_flush(self) -> int:
@@ -543,7 +578,7 @@ class Outbox:
         # nothing is forgotten here: an id leaves memory only at a compaction that also leaves it out of the
         # journal (a journal line below the floor is therefore a send still pending, never a forgotten one)
         pending: list[SendContext] = []
-        for line in _complete_lines(self._journal_path):
+        for line in complete_lines(self._journal_path):
             try:
                 ctx = _SEND_DECODER.decode(line)
             except msgspec.DecodeError:
@@ -579,7 +614,7 @@ class Outbox:
         """Replace the journal with just these sends (atomic rename), and reopen it for appending."""
         if getattr(self, "_journal", None) is not None:
             self._journal.close()
-        _atomic_write(self._journal_path, b"".join(_ENCODE(c) + b"\n" for c in sends))
+        atomic_write(self._journal_path, b"".join(_ENCODE(c) + b"\n" for c in sends))
         self._journal = open(self._journal_path, "ab", buffering=1 << 20)  # noqa: SIM115
         self._journal_base = self._journal.tell()
 
@@ -587,10 +622,10 @@ class Outbox:
         """Replace the ledger with the remembered outcomes (and attempts in flight), and reopen it."""
         if getattr(self, "_ledger_file", None) is not None:
             self._ledger_file.close()
-        lines = [b"H\t%d\t\n" % self._floor] if self._floor else []
-        lines += [b"D\t%d\t%s\n" % (ts, k.encode()) for k, ts in self._done.items()]
-        lines += [b"A\t0\t%s\n" % k.encode() for k in self._in_flight]
-        _atomic_write(self._ledger_path, b"".join(lines) + b"".join(self._ledger_buf))
+        lines = [record(b"H", "", self._floor)] if self._floor else []
+        lines += [record(b"D", k, ts) for k, ts in self._done.items()]
+        lines += [record(b"A", k) for k in self._in_flight]
+        atomic_write(self._ledger_path, b"".join(lines) + b"".join(self._ledger_buf))
         self._ledger_buf.clear()
         self._ledger_file = open(self._ledger_path, "ab")  # noqa: SIM115
         self._ledger_base = self._ledger_file.tell()
@@ -643,7 +678,7 @@ class Outbox:
                 f.close()
 
 
-def _context(send: Any, priority: int | None) -> SendContext:
+def _context(send: DecidedSend, priority: int | None) -> SendContext:
     """A ``SendContext`` from the engine's ``Send`` (any object with its fields)."""
     return SendContext(
         id=send.id,
@@ -656,58 +691,3 @@ def _context(send: Any, priority: int | None) -> SendContext:
         params=dict(send.params),
         priority=priority if priority is not None else getattr(send, "priority", 50),
     )
-
-
-class Ledger(msgspec.Struct):
-    """What ``ledger.log`` says: settled ids (delivered or dead-lettered) with their trigger time, ids whose
-    last record is an attempt with no outcome (in doubt: the channel may or may not have taken them),
-    and the floor below which ids are forgotten."""
-
-    done: dict[str, int]
-    in_doubt: set[str]
-    floor: int
-
-
-def read_ledger(path: str | Path) -> Ledger:
-    """Read a ledger file; a torn last line (a crash mid-write) is ignored. Also for tests and the bench,
-    which count the sends a kill left in doubt."""
-    done: dict[str, int] = {}
-    attempted: set[str] = set()
-    floor = 0
-    for line in _complete_lines(Path(path)):
-        kind, ts, trigger_id = line.decode().split("\t", 2)
-        if kind == "A":
-            attempted.add(trigger_id)
-        elif kind == "R":
-            attempted.discard(trigger_id)
-        elif kind == "H":
-            floor = max(floor, int(ts))
-        else:
-            done[trigger_id] = int(ts)
-            attempted.discard(trigger_id)
-    return Ledger(done, attempted, floor)
-
-
-def _complete_lines(path: Path) -> list[bytes]:
-    """The file's newline-terminated lines; a torn last line (a crash mid-write) is dropped."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    end = data.rfind(b"\n") + 1
-    return [line for line in data[:end].split(b"\n") if line]
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write a file so that a crash leaves either the old or the new content."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
