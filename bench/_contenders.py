@@ -90,6 +90,7 @@ def _count_lines(path: Path) -> int:
 def w2(events: Path, scenarios: list[str], reference: str, workers: int) -> Measurement:
     """The catalogue over ``events``: a file (``replay_workers``) or a partitioned log's folder
     (``replay_partitioned``: each worker replays whole partitions, nothing routed)."""
+    from kairos.adapters._partitions import partition_files
     from kairos.engine import Engine, Reference, replay_partitioned, replay_workers
     from kairos._compile import compile_plan
 
@@ -109,8 +110,11 @@ def w2(events: Path, scenarios: list[str], reference: str, workers: int) -> Meas
     with tempfile.TemporaryDirectory(prefix="kairos-bench-") as tmp:
         out_path = Path(tmp) / "sends.jsonl"
         with open(out_path, "wb") as out:
-            run = replay_partitioned if partitioned else replay_workers
-            report, wall, cpu = timed(lambda: run(factory, events, out, workers=workers))
+            if partitioned:
+                files = partition_files(events)
+                report, wall, cpu = timed(lambda: replay_partitioned(factory, files, out, workers=workers))
+            else:
+                report, wall, cpu = timed(lambda: replay_workers(factory, events, out, workers=workers))
         after = current_rss_bytes()
         digest = hashlib.blake2b(out_path.read_bytes(), digest_size=12).hexdigest()
     in_state = per_sub = objects = breakdown = None

@@ -25,7 +25,7 @@ from kairos._explain import explain
 from kairos._measure import measure, table, unmatched_text
 from kairos._report import Series, render
 from kairos._template_check import TEMPLATES_FILE, check_templates
-from kairos.adapters import TemplateError, split_file
+from kairos.adapters import TemplateError, partition_files, split_file
 from kairos.engine import (
     DEFAULT_MAX_JUMP_MS,
     DEFAULT_TZ,
@@ -335,9 +335,13 @@ def _replay(args: argparse.Namespace) -> int:
         printer = stderr_problem_printer("<stdin>" if args.events == "-" else args.events)
         screening = dict(max_jump=args.max_jump or None, lateness=args.allowed_lateness)
         if args.workers > 1 or partitioned:
-            run = replay_partitioned if partitioned else replay_workers
             try:
-                report = run(make_engine, args.events, out, workers=args.workers, on_problem=printer, **screening)
+                if partitioned:
+                    report = replay_partitioned(make_engine, partition_files(args.events), out, workers=args.workers,
+                                                on_problem=printer, **screening)
+                else:
+                    report = replay_workers(make_engine, args.events, out, workers=args.workers, on_problem=printer,
+                                            **screening)
             except (ValueError, RuntimeError) as e:
                 print(f"kairos replay: {e}", file=sys.stderr)
                 return EXIT_USAGE

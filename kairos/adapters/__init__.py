@@ -25,7 +25,7 @@ from kairos.adapters._channel import Channel, ChannelConfigError, Feedback, Feed
 from kairos.adapters._feedback import FeedbackFile, FeedbackServer, parse_feedback
 from kairos.adapters._filechannel import FileChannel, FileChannelConfig
 from kairos.adapters._h11server import serve_connection
-from kairos.adapters._partitions import partition_file, partition_of, split_file
+from kairos.adapters._partitions import partition_file, partition_files, partition_of, split_file
 from kairos.adapters._ledger import Ledger, read_ledger
 from kairos.adapters._outbox import (
     ChannelLimits, DeadLetter, DecidedSend, LaneStats, Outbox, OutboxConfig, OutboxStats,
@@ -73,6 +73,7 @@ __all__ = [
     "discover_channels",
     "parse_feedback",
     "partition_file",
+    "partition_files",
     "partition_of",
     "read_ledger",
     "serve_connection",

@@ -8,8 +8,10 @@ policy is loaded, snapshots of all per-subscriber state, ``replay`` which
 feeds a recorded file through an engine and writes its sends, and
 ``replay_workers`` which spreads that over one process per core by a stable
 hash of msisdn, and ``replay_partitioned`` which replays a log already split
-by subscriber (a folder of partition files) one partition per engine. The
-engine imports ``plan`` and ``adapters``, never ``dsl``.
+by subscriber (its partition files) one partition per engine. The engine
+imports only ``plan``: delivery (the outbox, its journal and ledger, retries)
+lives with the channels in ``adapters``, and the application hands the
+engine's sends to it.
 """
 
 from kairos.engine._calendar import duration_text, local_text

@@ -1,14 +1,16 @@
 """Replay of a partitioned log on several cores: each worker replays whole partitions, nothing is routed.
 
-A partitioned log is a folder of ``p-NNNN.jsonl`` files, each holding, in ts
+A partitioned log is a set of files by partition number, each holding, in ts
 order, the events of the subscribers its partition owns — what a Kafka topic
-keyed by msisdn holds (``adapters._partitions.split`` writes one with Kafka's
-partitioner). Worker ``w`` replays the partitions ``p`` with ``p % workers == w``,
-one engine per partition, as the daemon keeps state and event time per
-partition; the parent merges the sends in (ts, id) order. No line crosses a
-process and nothing is decoded twice, so unlike ``replay_workers`` (which must
-route one file line by line in a parent that does not split over cores) two
-workers each do half of one worker's work.
+keyed by msisdn holds (``kairos.adapters._partitions`` writes one as a folder
+of ``p-NNNN.jsonl`` files with Kafka's partitioner and finds them again; the
+caller hands the files over, so the engine knows no folder layout). Worker
+``w`` replays the partitions ``p`` with ``p % workers == w``, one engine per
+partition, as the daemon keeps state and event time per partition; the parent
+merges the sends in (ts, id) order. No line crosses a process and nothing is
+decoded twice, so unlike ``replay_workers`` (which must route one file line by
+line in a parent that does not split over cores) two workers each do half of
+one worker's work.
 
 A partition's event time is its own: a line is late when it is older than
 its partition's time, as in the daemon — on a log split from one sorted file,
@@ -25,11 +27,10 @@ import multiprocessing
 import signal
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Mapping
 
 import msgspec
 
-from kairos.adapters._partitions import partition_files
 from kairos.engine._events import event_union
 from kairos.engine._replay import InputProblem, ReplayReport, problem_order, replay
 from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, confirmed_end, unrejected
@@ -44,7 +45,7 @@ class _Share(msgspec.Struct):
 
 def replay_partitioned(
     engine_factory: EngineFactory,
-    folder: str | Path,
+    partitions: Mapping[int, str | Path],
     out: IO[bytes],
     *,
     workers: int,
@@ -53,12 +54,15 @@ def replay_partitioned(
     max_jump: int | None = DEFAULT_MAX_JUMP_MS,
     lateness: int = 0,
 ) -> ReplayReport:
-    """Replay a partitioned log over ``workers`` processes (``1``: this one); sends go to ``out``
-    in (ts, id) order. Problems name their partition file and reach ``on_problem`` at the end.
-    ``max_jump`` and ``lateness`` as in ``replay``, per partition."""
+    """Replay a partitioned log — its files by partition number (``partition_files`` of a folder) —
+    over ``workers`` processes (``1``: this one); sends go to ``out`` in (ts, id) order. Problems
+    name their partition file and reach ``on_problem`` at the end. ``max_jump`` and ``lateness``
+    as in ``replay``, per partition."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
-    files = partition_files(folder)
+    if not partitions:
+        raise ValueError("no partition files to replay")
+    files = {p: Path(partitions[p]) for p in sorted(partitions)}
     if len(files) > 1:
         _check_partitionable(engine_factory(_discard), "partitions replayed apart", "replay the unsplit file")
     until = _log_end([_tail_times(path) for path in files.values()], max_jump)

@@ -7,7 +7,7 @@ import multiprocessing
 import msgspec
 import pytest
 
-from kairos.adapters._partitions import partition_of, split, split_file
+from kairos.adapters._partitions import partition_files, partition_of, split, split_file
 from kairos.engine import replay_partitioned
 from kairos._cli import main
 from tests.kairos.test_workers import (
@@ -128,5 +128,6 @@ def test_a_worker_dying_mid_partition_raises_and_leaves_no_process_behind(worksp
     victim = partition_of(_DyingEngine.victim, 2)  # one worker a partition: the worker's number is it
     with open(workspace / "o.jsonl", "wb") as out, pytest.raises(
             RuntimeError, match=f"replay worker\\(s\\) kairos-partitions-{victim} failed"):
-        replay_partitioned(_engine_factory(workspace, _DyingEngine), workspace / "log", out, workers=2)
+        replay_partitioned(_engine_factory(workspace, _DyingEngine), partition_files(workspace / "log"), out,
+                           workers=2)
     assert [] == multiprocessing.active_children()
