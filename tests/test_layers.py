@@ -167,3 +167,11 @@ def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
         if v not in index:
             visit(v)
     return out
+
+
+def test_no_module_of_the_engine_is_part_of_an_import_cycle():
+    """The engine reads top-down: ``_engine`` hands triggers to ``_policy`` through a narrow interface,
+    never the other way round (module-level, ``TYPE_CHECKING`` and in-function imports all count)."""
+    engine = [m for m in MODULES if m.startswith("kairos.engine.")]
+    graph = {m: sorted(n for n in _imports(m) if n in engine and n != m) for m in engine}
+    assert [] == _cycles(graph)

@@ -710,6 +710,17 @@ class Engine:
         )
         return None
 
+    def hold_out(self, i: int, m: str, t: int, trigger_id: str, action: Action, params: dict[str, Any],
+                 send_at: int) -> None:
+        """A trigger the policy held out for the control group: to ``control_sink`` (if any), never sent."""
+        record = self.control_sink
+        if record is None:
+            return
+        try:
+            record(Send(trigger_id, self.scenarios[i].name, m, t, send_at, action.channel, action.template, params))
+        except Exception as e:
+            raise SinkError(f"the control-group sink failed: {e!r}") from e
+
     def _suppress(self, stats: ScenarioStats, reason: str, i: int, m: str, t: int) -> None:
         stats.suppressed[reason] = stats.suppressed.get(reason, 0) + 1
         if self.observer is not None:

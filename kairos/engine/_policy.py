@@ -3,18 +3,32 @@
 ``Engine.complete`` hands every trigger that passed the scenario's own gates
 to ``PolicyStage.offer``. The stage decides, in event time and without I/O,
 whether, when and on which channel of the ``or`` chain the subscriber is
-contacted, and calls back ``Engine.emit`` for each send. Per subscriber it
-keeps only a small ``_Sub``: recent and scheduled sends (for caps and
-exclusion groups), templates blocked by ``no_repeat``, and an open
-arbitration window — each forgotten, through ``Engine.watch``, once no rule
-can read it. What was decided per trigger id is kept in ``_feedback.Records``
-for the ``feedback within`` retention only. Decisions that must wait (an
-arbitration window, a call-centre capacity queue) are driven by the engine's
-deadlines, so a replay is deterministic; at the end of input, time stands at
-the last event and what is still waiting stays unsent and is counted as
-``held``. A feedback naming a trigger still waiting is parked and dispatched
-right after the trigger is decided (after its ``trigger`` event), so waves see
-it as they would without the wait.
+contacted, and hands each decision back through a ``PolicyHost`` — the narrow
+part of the engine it is given, so this module does not import ``_engine``
+(the flow below is the whole conversation). Per subscriber it keeps only a small ``_Sub``: recent and scheduled
+sends (for caps and exclusion groups), templates blocked by ``no_repeat``, and
+an open arbitration window — each forgotten, through ``host.watch``, once no
+rule can read it. What was decided per trigger id is kept in
+``_feedback.Records`` for the ``feedback within`` retention only. Decisions
+that must wait (an arbitration window, a call-centre capacity queue) are
+driven by the engine's deadlines, so a replay is deterministic; at the end of
+input, time stands at the last event and what is still waiting stays unsent
+and is counted as ``held``. A feedback naming a trigger still waiting is
+parked and dispatched right after the trigger is decided (after its
+``trigger`` event), so waves see it as they would without the wait.
+
+A trigger's way through the stage, with every call it makes on the host::
+
+    offer ── excluded list ─────────────────────────────────────► _stop
+      ├─ arbitration: window ── host.schedule_last ─► on_deadline ─► _close ─► losers _stop, winner _decide
+      └─ else ──────────────────────────────────────────────────► _decide
+    _decide ── each action of the chain: _allow (no_repeat, exclusive, hours/quiet, cap)
+      ├─ none passes ───────────────────────────────────────────► _stop
+      ├─ control group ── host.hold_out ────────────────────────► _stop
+      ├─ capacity used up ── _wait ── host.schedule_last ─► on_deadline("") ─► _release ─► _allow again
+      └─ _send ── host.watch (forget the send later) ── host.emit (sent; re-enters as a trigger event)
+    _stop ── counted on host.stats[i].suppressed (and told to host.observer)
+    feedback ── feedback_route: joined (on_feedback), or parked while its trigger waits ─► host.requeue
 
 Order of the checks for one trigger: ``exclude`` (subscriber), arbitration
 (the window's winner goes on, the others are ``arbitration``), then for each
@@ -29,16 +43,16 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Sequence
+from typing import Any, Callable, Protocol
 
 from kairos.engine._calendar import (
     duration_text, local_text, next_opening, occurrence_end, period_of, period_start, range_text,
 )
 from kairos.engine._feedback import Record, Records, feedback_retention
+from kairos.engine._localtime import LocalTime
+from kairos.engine._reference import Reference
 from kairos.plan import Action, Capacity, Hours, Origin, Policy, Scenario
-
-if TYPE_CHECKING:
-    from kairos.engine._engine import Engine
 
 OUTCOMES = ("delivered", "clicked", "accepted", "rejected", "failed")
 _BIT = {o: 1 << i for i, o in enumerate(OUTCOMES)}
@@ -56,6 +70,50 @@ def in_control(msisdn: str, scenario: str, percent: float) -> bool:
         return False
     digest = hashlib.blake2b(f"{scenario}\x00{msisdn}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") * 100.0 < percent * 18446744073709551616.0
+
+
+class Counts(Protocol):
+    """The counts of one scenario the stage adds to (the engine's ``ScenarioStats``)."""
+
+    suppressed: dict[str, int]  #: stopped triggers by reason
+    held: int  #: still waiting when the input ended
+    outcomes: dict[str, dict[str, int]]  #: feedback per channel and outcome
+    control_outcomes: dict[str, int]  #: feedback joined to held-out control triggers
+
+
+class PolicyHost(Protocol):
+    """What the stage needs of the engine it runs in (``Engine`` is one): its time, its deadlines
+    and watches, its counts, and where a decided trigger goes."""
+
+    @property
+    def clock(self) -> LocalTime: ...
+    @property
+    def now(self) -> int: ...
+    @property
+    def scenarios(self) -> Sequence[Scenario]: ...
+    @property
+    def stats(self) -> Sequence[Counts]: ...
+    @property
+    def reference(self) -> Reference: ...
+    @property
+    def observer(self) -> Any: ...  # ``kairos explain``'s, hears every decision (None: nobody listens)
+
+    def schedule_last(self, when: int, owner: Any, msisdn: str) -> None:
+        """``owner.on_deadline(msisdn, when)`` once time reaches ``when``, after every other deadline then."""
+
+    def watch(self, when: int, owner: Any, msisdn: str) -> None:
+        """``owner.collect(msisdn, now)`` once time has passed ``when``."""
+
+    def emit(self, i: int, m: str, t: int, trigger_id: str, action: Action, params: dict[str, Any],
+             send_at: int, depth: int) -> None:
+        """Send a decided trigger of scenario ``i`` and re-enter it as a ``trigger`` event."""
+
+    def hold_out(self, i: int, m: str, t: int, trigger_id: str, action: Action, params: dict[str, Any],
+                 send_at: int) -> None:
+        """Record a trigger held out for the control group: decided, never sent."""
+
+    def requeue(self, ev: Any) -> None:
+        """Dispatch ``ev`` after the events already pending (a parked feedback)."""
 
 
 class Candidate:
@@ -94,13 +152,13 @@ class _Sub:
 class PolicyStage:
     """Enforces one ``plan.Policy`` for an engine; also joins feedback for measurement."""
 
-    def __init__(self, policy: Policy | None, engine: "Engine", index: int) -> None:
+    def __init__(self, policy: Policy | None, host: PolicyHost, index: int) -> None:
         self.policy = policy = policy or Policy(origin=Origin("<no policy>", 0, 0))
-        self.engine = engine
+        self.host = host
         self.index = index  # the engine's deadline heap addresses us like a pattern runtime
         self.states: dict[str, _Sub] = {}
-        self.clock = engine.clock
-        scenarios = engine.plan.scenarios
+        self.clock = host.clock
+        scenarios = host.scenarios
         self.names = {s.name: i for i, s in enumerate(scenarios)}
         self.exclude = tuple(policy.exclude)
         self.caps: dict[str, list[tuple[int, int, bool]]] = {}  # channel → (limit, per_ms, counts any)
@@ -133,7 +191,7 @@ class PolicyStage:
         self.no_repeat = policy.no_repeat
         self.no_repeat_bits = 0 if policy.no_repeat is None else sum(_BIT[o] for o in policy.no_repeat.outcomes)
         #: trigger id → what was decided, while a feedback can still be joined to it
-        self.feedback = Records(feedback_retention(policy), engine.watch)
+        self.feedback = Records(feedback_retention(policy), host.watch)
         self.records: dict[str, Record] = self.feedback.by_id
         self.holds = self.arbitrate_ms is not None or bool(self.capacity)
         self._held: list[tuple[int, str]] = []  # (ts, id) of triggers in arbitration windows
@@ -163,15 +221,15 @@ class PolicyStage:
             if c.ts <= st.first + self.arbitrate_ms:
                 st.window.append(c)
                 self._hold_window(c)
-                if self.engine.observer is not None:
+                if self.host.observer is not None:
                     self._tell_wait(c, st.first + self.arbitrate_ms)
                 return None
             self._close(m, st)
         st.window = [c]
         st.first = c.ts
         self._hold_window(c)
-        self.engine.schedule_last(c.ts + self.arbitrate_ms, self, m)
-        if self.engine.observer is not None:
+        self.host.schedule_last(c.ts + self.arbitrate_ms, self, m)
+        if self.host.observer is not None:
             self._tell_wait(c, st.first + self.arbitrate_ms)
         return None
 
@@ -216,7 +274,7 @@ class PolicyStage:
         if rec.seen & bit:
             return
         rec.seen |= bit
-        stats = self.engine.stats[rec.index]
+        stats = self.host.stats[rec.index]
         if rec.control:
             stats.control_outcomes[ev.outcome] = stats.control_outcomes.get(ev.outcome, 0) + 1
             return
@@ -229,7 +287,7 @@ class PolicyStage:
             until = ev.ts + self.no_repeat.for_ms  # type: ignore[union-attr]
             if st.blocked.get(rec.template, _NO_TIME) < until:
                 st.blocked[rec.template] = until
-            self.engine.watch(until, self, rec.msisdn)
+            self.host.watch(until, self, rec.msisdn)
 
     def collect(self, msisdn: str, now: int) -> None:
         """Forget what can no longer stop a send (``""``: capacity periods no decision can count in)."""
@@ -256,16 +314,16 @@ class PolicyStage:
     def finish(self) -> None:
         """End of input: count what still waits as ``held`` on its scenario, and the
         feedback parked for it as unmatched (its trigger was never sent)."""
-        obs = self.engine.observer
+        obs = self.host.observer
         for st in self.states.values():
             for c in st.window or ():
-                self.engine.stats[c.index].held += 1
+                self.host.stats[c.index].held += 1
                 if obs is not None:
                     obs.policy(c.index, c.msisdn, c.ts, c.id, "held", "still waiting for arbitration (until "
                                f"{self._t(st.first + self.arbitrate_ms)}) when the input ended")  # type: ignore[operator]
         for channel, queue in self.waiting.items():
             for _, c, _, _ in queue:
-                self.engine.stats[c.index].held += 1
+                self.host.stats[c.index].held += 1
                 if obs is not None:
                     obs.policy(c.index, c.msisdn, c.ts, c.id, "held",
                                f"still waiting for {channel} capacity when the input ended")
@@ -275,7 +333,7 @@ class PolicyStage:
     # --- decisions ---------------------------------------------------------
 
     def _tell_wait(self, c: Candidate, until: int) -> None:
-        self.engine.observer.policy(c.index, c.msisdn, c.ts, c.id, "wait",
+        self.host.observer.policy(c.index, c.msisdn, c.ts, c.id, "wait",
                                     f"waits for arbitration until {self._t(until)} — of the subscriber's "
                                     "triggers until then only the highest priority is sent")
 
@@ -322,13 +380,7 @@ class PolicyStage:
         params = c.params[k]
         if in_control(c.msisdn, c.scenario.name, self.control[c.index]):
             self.feedback.add(c.id, Record(c.index, action.channel, action.template, c.msisdn, True), send_at)
-            record = self.engine.control_sink
-            if record is not None:
-                from kairos.engine._engine import Send, SinkError  # the engine module imports this one
-                try:
-                    record(Send(c.id, c.scenario.name, c.msisdn, c.ts, send_at, action.channel, action.template, params))
-                except Exception as e:
-                    raise SinkError(f"the control-group sink failed: {e!r}") from e
+            self.host.hold_out(c.index, c.msisdn, c.ts, c.id, action, params, send_at)
             return self._stop(c, "control", f"in the control group ({self.control[c.index]:g}%) "
                               f"for {c.scenario.name}; would have sent {action.channel} at {self._t(send_at)}")
         cap = self.capacity.get(action.channel)
@@ -345,7 +397,7 @@ class PolicyStage:
         for per, members, group in self.groups[c.index]:
             for t, _, i in st.sends:
                 if i != c.index and i in members and abs(t - send_at) <= per:
-                    other = self.engine.scenarios[i].name
+                    other = self.host.scenarios[i].name
                     when = "before" if t <= send_at else "after"
                     return "exclusive", (f"{other} of the exclusion group \"{group}\" was sent at {self._t(t)}, "
                                          f"less than {duration_text(per)} {when}"), send_at
@@ -385,7 +437,7 @@ class PolicyStage:
                     if rule not in why:
                         why.append(rule)
             if moved == send_at:
-                if moved == planned or self.engine.observer is None:
+                if moved == planned or self.host.observer is None:
                     return send_at, None, ""
                 return send_at, None, (f"deferred from {self._t(planned)} by {' and '.join(why)} "
                                        f"for {channel}")
@@ -400,7 +452,7 @@ class PolicyStage:
             # forgotten once no decision can fall in it: a trigger is decided at most an
             # arbitration window after its time
             end = period_start(self.clock, period + 1, cap.per_days)
-            self.engine.watch(end + (self.arbitrate_ms or 0), self, "")
+            self.host.watch(end + (self.arbitrate_ms or 0), self, "")
             used = 0
         if used >= cap.limit:
             return False
@@ -418,13 +470,13 @@ class PolicyStage:
         queue = self.waiting.setdefault(cap.channel, [])
         if not queue:
             nxt = period_start(self.clock, period_of(self.clock, send_at, cap.per_days) + 1, cap.per_days)
-            self.engine.schedule_last(max(nxt, self.engine.now), self, "")
+            self.host.schedule_last(max(nxt, self.host.now), self, "")
         queue.append((c.rank(), c, action, params))
         self._waiting_ids.add(c.id)
         low = self._queue_low.get(cap.channel)
         if low is None or c.ts < low:
             self._queue_low[cap.channel] = c.ts
-        obs = self.engine.observer
+        obs = self.host.observer
         if obs is not None:
             obs.policy(c.index, c.msisdn, c.ts, c.id, "wait",
                        f"waits for the next period: the {cap.channel} capacity ({cap.limit} per {cap.per_days}d) "
@@ -454,22 +506,22 @@ class PolicyStage:
               notes: str) -> None:
         if self.keep_ms:
             st = self.states.setdefault(c.msisdn, st)
-            self._prune(st, self.engine.now)
+            self._prune(st, self.host.now)
             st.sends.append((send_at, action.channel, c.index))
-            self.engine.watch(max(send_at, self.engine.now) + self.keep_ms, self, c.msisdn)
+            self.host.watch(max(send_at, self.host.now) + self.keep_ms, self, c.msisdn)
         self.feedback.add(c.id, Record(c.index, action.channel, action.template, c.msisdn, False), send_at)
-        obs = self.engine.observer
+        obs = self.host.observer
         if obs is not None:
             detail = f"sent {action.channel} \"{action.template}\", send time {self._t(send_at)}"
             obs.policy(c.index, c.msisdn, c.ts, c.id, "sent", detail + (f" ({notes})" if notes else ""))
-        self.engine.emit(c.index, c.msisdn, c.ts, c.id, action, params, send_at, c.depth)
+        self.host.emit(c.index, c.msisdn, c.ts, c.id, action, params, send_at, c.depth)
         if self._parked:
             self._unpark(c.id)
 
     def _stop(self, c: Candidate, reason: str, detail: str) -> None:
-        stats = self.engine.stats[c.index]
+        stats = self.host.stats[c.index]
         stats.suppressed[reason] = stats.suppressed.get(reason, 0) + 1
-        obs = self.engine.observer
+        obs = self.host.observer
         if obs is not None:
             obs.policy(c.index, c.msisdn, c.ts, c.id, reason, detail)
         if self._parked:
@@ -478,14 +530,14 @@ class PolicyStage:
     def _unpark(self, trigger_id: str) -> None:
         """The trigger is decided: its parked feedback follows its ``trigger`` event (if sent)."""
         for ev in self._parked.pop(trigger_id, ()):
-            self.engine.requeue(ev)
+            self.host.requeue(ev)
 
     def _t(self, ts: int) -> str:
         return local_text(self.clock, ts)
 
     def _excluded(self, m: str) -> str | None:
         """The first excluded list the subscriber is on, or None."""
-        lists = self.engine.reference.lists
+        lists = self.host.reference.lists
         return next((name for name in self.exclude if m in lists.get(name, ())), None)
 
     def _prune(self, st: _Sub, now: int) -> None:

@@ -179,7 +179,7 @@ def capture(engine: Engine, *, encode_states: bool = True) -> EngineState:
         prev=[(t, f, store) for (t, f), store in engine._prev.items() if store],
         tags=engine.reference.tags,
         scenarios=scenarios,
-        policy=None if policy is None else capture_policy(policy),
+        policy=None if policy is None else capture_policy(policy, engine),
     )
 
 
@@ -306,7 +306,7 @@ def _restore(engine: Engine, state: EngineState, live: dict[str, dict[str, Any]]
         elif name == POLICY_OWNER and policy is not None:
             deadlines.push(when, seq, policy.index, m)
     if policy is not None and state.policy is not None:
-        restore_policy(policy, state.policy)
+        restore_policy(policy, state.policy, engine)
     for event_type, field, values in state.prev:
         store = engine._prev.get((event_type, field))
         if store is not None:

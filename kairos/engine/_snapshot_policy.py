@@ -9,13 +9,16 @@ dropped.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from kairos.engine._events import Feedback
 from kairos.engine._feedback import Record
 from kairos.engine._policy import Candidate, PolicyStage, _Sub
+
+if TYPE_CHECKING:
+    from kairos.engine._engine import Engine
 
 #: the name deadlines of the policy stage carry in a snapshot (no scenario can be called that)
 POLICY_OWNER = "@policy"
@@ -75,8 +78,9 @@ def _candidate(c: Candidate) -> CandidateState:
     return CandidateState(c.id, c.scenario.name, c.msisdn, c.ts, list(c.params), c.depth)
 
 
-def capture_policy(stage: PolicyStage) -> PolicyState:
-    names = [s.name for s in stage.engine.scenarios]
+def capture_policy(stage: PolicyStage, engine: Engine) -> PolicyState:
+    """The state of ``engine``'s policy stage ``stage``."""
+    names = [s.name for s in engine.scenarios]
     subs = {
         m: SubState(
             [(t, ch, names[i] if 0 <= i < len(names) else "") for t, ch, i in st.sends],
@@ -94,15 +98,14 @@ def capture_policy(stage: PolicyStage) -> PolicyState:
         k: RecordState(names[r.index], r.channel, r.template, r.msisdn, r.control, r.seen, r.until)
         for k, r in stage.records.items()
     }
-    watches = [(key, m) for key, owner, m in stage.engine.watches() if owner is stage]
+    watches = [(key, m) for key, owner, m in engine.watches() if owner is stage]
     parked = {k: list(evs) for k, evs in stage._parked.items()}
     return PolicyState(subs, [(ch, p, n) for (ch, p), n in stage.used.items()], waiting, records,
                        stage.unmatched_feedback, watches, parked)
 
 
-def restore_policy(stage: PolicyStage, state: PolicyState) -> None:
-    """Load ``state`` into a fresh stage of an engine whose scenarios may have changed."""
-    engine = stage.engine
+def restore_policy(stage: PolicyStage, state: PolicyState, engine: Engine) -> None:
+    """Load ``state`` into ``stage``, fresh, of an ``engine`` whose scenarios may have changed."""
     index = {s.name: i for i, s in enumerate(engine.scenarios)}
 
     def candidate(cs: CandidateState) -> Candidate | None:
@@ -122,8 +125,8 @@ def restore_policy(stage: PolicyStage, state: PolicyState) -> None:
         if ss.window is not None:
             window = [c for c in map(candidate, ss.window) if c is not None]
             st.window = window or None
-            for c in window:
-                stage._hold_window(c)
+            for waiting in window:
+                stage._hold_window(waiting)
         stage.states[m] = st
     for key, m in state.watches:
         engine.watch_bucket(key, stage, m)
