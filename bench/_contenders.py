@@ -90,7 +90,7 @@ def _count_lines(path: Path) -> int:
 def w2(events: Path, scenarios: list[str], reference: str, workers: int) -> Measurement:
     """The catalogue over ``events``: a file (``replay_workers``) or a partitioned log's folder
     (``replay_partitioned``: each worker replays whole partitions, nothing routed)."""
-    from kairos.adapters._partitions import partition_files
+    from kairos.adapters import partition_files
     from kairos.engine import Engine, Reference, replay_partitioned, replay_workers
     from kairos._compile import compile_plan
 

@@ -28,12 +28,6 @@ DAEMON_PARTS = ("kairos._http", "kairos._kafka", "kairos._metrics", "kairos._rel
 
 #: (importing module, private module of another package) that stay for now, each with its reason
 PRIVATE_IMPORTS_ALLOWED = {
-    ("kairos._daemon", "kairos.engine._outbox"):
-        "delivery moves from the engine to kairos.adapters (issue 15 item 3), which gives it a public name",
-    ("bench.restarts", "kairos.engine._outbox"):
-        "read_ledger moves with the outbox to kairos.adapters (issue 15 item 3)",
-    ("kairos.engine._partitioned", "kairos.adapters._partitions"):
-        "engine internals: what the engine imports of adapters is reworked with delivery (issue 15 item 3)",
     ("bench.snapshot_pause", "kairos.engine._events"):
         "the bench builds Dpi events directly; the engine exports the event family only as a union",
     ("bench._contenders", "kairos._compile"):
@@ -54,7 +48,9 @@ def _module_name(path: Path) -> str:
 
 
 MODULES = {_module_name(p): p for folder in ("kairos", "bench") for p in sorted((ROOT / folder).rglob("*.py"))}
-APPLICATION = sorted(m for m in MODULES if m == "kairos" or (m.startswith("kairos.") and m.split(".")[1] not in LIBRARIES))
+APPLICATION = sorted(
+    m for m in MODULES if m == "kairos" or (m.startswith("kairos.") and m.split(".")[1] not in LIBRARIES)
+)
 
 
 def _package_of(module: str) -> str:

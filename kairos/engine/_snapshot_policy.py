@@ -138,10 +138,10 @@ def restore_policy(stage: PolicyStage, state: PolicyState, engine: Engine) -> No
             if held is None or w.action >= len(held.scenario.actions):
                 continue
             stage.waiting.setdefault(ch, []).append((held.rank(), held, held.scenario.actions[w.action], w.params))
-            stage._waiting_ids.add(c.id)
+            stage._waiting_ids.add(held.id)
             low = stage._queue_low.get(ch)
-            if low is None or c.ts < low:
-                stage._queue_low[ch] = c.ts
+            if low is None or held.ts < low:
+                stage._queue_low[ch] = held.ts
     retention = stage.feedback.retention_ms
     for k, r in state.records.items():
         i = index.get(r.scenario)
