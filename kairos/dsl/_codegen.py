@@ -4,7 +4,8 @@ The engine calls these per event, so each expression is compiled once to a
 single ``return`` with native operators wherever the types prove them
 equivalent to the null-safe helpers of ``plan._runtime``. Code positions are
 mapped onto the expression in the scenario file, so a traceback shows the
-scenario's own line with a caret under the expression.
+scenario's own line with a caret under the expression, and its lines are
+mapped to the expression's place (``plan.places``).
 """
 
 from __future__ import annotations
@@ -37,11 +38,13 @@ def compile_expr(
     _place(tree, source, first, last)
     namespace = dict(plan.NAMESPACE)
     namespace.update(emitter.constants)
+    origin = plan.Origin(source.name, first.line, first.col)
+    lines = {line: origin for line in range(first.line, last.line + 1)}  # where its code runs: its own lines
     return plan.Expr(
         text=source.text[first.start : last.end],
         python=python,
-        origin=plan.Origin(source.name, first.line, first.col),
-        fn=plan.define(name, tree, namespace, source.name),
+        origin=origin,
+        fn=plan.define(name, tree, namespace, source.name, lines),
     )
 
 

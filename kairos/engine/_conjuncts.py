@@ -14,7 +14,10 @@ from __future__ import annotations
 import ast
 from typing import Any, Callable
 
-from kairos.plan import NAMESPACE, Expr, at, define, filename
+from kairos.plan import NAMESPACE, Expr, Origin, at, define, filename
+
+#: a guard as physical lines, each with the clause it was made from (None: made from none)
+Pieces = tuple[tuple[str, Origin | None], ...]
 
 #: the names a compiled expression's parameters have
 _PARAMS = frozenset({"e", "a", "c"})
@@ -25,20 +28,44 @@ class Guard:
 
     ``ns`` holds the names the text uses beyond ``e``, ``c`` and the plan's
     helpers; they are unique to their owner (``prefix``), so guards of many
-    runtimes share one route's namespace.
+    runtimes share one route's namespace. ``origin``: the clause it was made
+    from. ``pieces``: ``python`` cut into lines where its parts come from
+    different clauses (a route writes one line per piece, so a traceback's line
+    names the clause): ``python`` but for line breaks.
     """
 
-    __slots__ = ("python", "ns")
+    __slots__ = ("python", "ns", "pieces")
 
-    def __init__(self, python: str, ns: dict[str, Any] | None = None) -> None:
+    def __init__(self, python: str, ns: dict[str, Any] | None = None, origin: Origin | None = None,
+                 pieces: Pieces | None = None) -> None:
         self.python = python
         self.ns = ns or {}
+        self.pieces: Pieces = ((python, origin),) if pieces is None else pieces
 
     def __or__(self, other: "Guard") -> "Guard":
-        return Guard(f"({self.python}) or ({other.python})", {**self.ns, **other.ns})
+        return Guard(f"({self.python}) or ({other.python})", {**self.ns, **other.ns},
+                     pieces=_join(self.pieces, "or", other.pieces))
 
     def __and__(self, other: "Guard") -> "Guard":
-        return Guard(f"({self.python}) and ({other.python})", {**self.ns, **other.ns})
+        return Guard(f"({self.python}) and ({other.python})", {**self.ns, **other.ns},
+                     pieces=_join(self.pieces, "and", other.pieces))
+
+
+def _join(left: Pieces, op: str, right: Pieces) -> Pieces:
+    """``(left) op (right)`` as pieces: on one line where the clauses allow (the same, or one side none)."""
+    a, b = _parenthesized(left), _parenthesized(right)
+    (last, was), (first, comes) = a[-1], b[0]
+    if was is None or comes is None or was == comes:
+        return (*a[:-1], (f"{last} {op} {first}", was if was is not None else comes), *b[1:])
+    return (*a, (f"{op} {first}", comes), *b[1:])
+
+
+def _parenthesized(pieces: Pieces) -> Pieces:
+    if len(pieces) == 1:
+        ((text, origin),) = pieces
+        return ((f"({text})", origin),)
+    (first, was), *middle, (last, comes) = pieces
+    return ((f"({first}", was), *middle, (f"{last})", comes))
 
 
 def terms(python: str) -> list[ast.expr]:
@@ -102,7 +129,7 @@ def event_guard(expr: Expr | None, prefix: str) -> Guard | None:
             kept.append(portable)
     if not kept:
         return None
-    return Guard(" and ".join(f"({ast.unparse(t)})" for t in kept), ns)
+    return Guard(" and ".join(f"({ast.unparse(t)})" for t in kept), ns, expr.origin)
 
 
 def audience_guard(expr: Expr, prefix: str, lists: dict[str, frozenset[str] | set[str]]) -> Guard | None:
@@ -123,7 +150,7 @@ def audience_guard(expr: Expr, prefix: str, lists: dict[str, frozenset[str] | se
             return None
         parts.append(portable)
     parts.sort(key=_reads_tags)  # stable: the written order otherwise
-    return Guard(" and ".join(f"({ast.unparse(t)})" for t in parts), ns)
+    return Guard(" and ".join(f"({ast.unparse(t)})" for t in parts), ns, expr.origin)
 
 
 def cheap_first(expr: Expr, lists: dict[str, frozenset[str] | set[str]] | None = None,
@@ -140,7 +167,7 @@ def cheap_first(expr: Expr, lists: dict[str, frozenset[str] | set[str]] | None =
         return expr.fn
     ns = dict(NAMESPACE, **guard.ns)
     source = f"def audience(e, a, c):\n    return {guard.python}  # audience at {at(expr.origin)}\n"
-    return define("audience", source, ns, _file(scenario, "audience"))
+    return define("audience", source, ns, _file(scenario, "audience"), {2: expr.origin})
 
 
 def _file(scenario: str, clause: str) -> str:
@@ -198,7 +225,7 @@ def bound_filter(expr: Expr, prefix: str, lists: dict[str, Any], cells: dict[str
     own = getattr(expr.fn, "__globals__", {})
     ns: dict[str, Any] = {}
     portable = _portable(_Lists(lists, prefix, ns, cells, own).visit(tree), own, prefix, ns)
-    return None if portable is None else Guard(ast.unparse(portable), ns)
+    return None if portable is None else Guard(ast.unparse(portable), ns, expr.origin)
 
 
 _MSISDN = ast.dump(ast.Attribute(ast.Name("c", ast.Load()), "msisdn", ast.Load()))
@@ -215,7 +242,7 @@ def answer_test(expr: Expr, scenario: str = "") -> Callable[[Any, Any, Any], Any
         return None
     ns = dict(getattr(expr.fn, "__globals__", NAMESPACE))
     source = f"def answers(e, _first, c):\n    return {ast.unparse(tree)}  # answer at {at(expr.origin)}\n"
-    return define("answers", source, ns, _file(scenario, "answer"))
+    return define("answers", source, ns, _file(scenario, "answer"), {2: expr.origin})
 
 
 class _Slots(ast.NodeTransformer):

@@ -569,7 +569,7 @@ class Engine:
             self._owners.setdefault(classes[type_name], []).append(i)
         else:
             for type_name, handler in rt.handlers().items():
-                handlers.setdefault(classes[type_name], []).append(Guarded(handler, rt.guard(type_name)))
+                handlers.setdefault(classes[type_name], []).append(Guarded(handler, rt.guard(type_name), scn))
                 self._owners.setdefault(classes[type_name], []).append(i)
         for type_name, field in sorted(scn.tracked):
             store = self._prev.setdefault((type_name, field), {})

@@ -1,37 +1,32 @@
 """Where an exception raised while processing one event came from: the scenario's own place.
 
 The engine catches such an exception (``Engine.faults``, ``on_fault``) and goes
-on; its owner reports it. The place is read off the traceback: the innermost
-frame in a scenario file (a compiled expression carries the file's name and
-line, ``dsl._codegen``) or else in generated code (``<kairos route dpi>``:
-``plan._generated``), whose line, when made from a clause, ends in a comment
-naming the clause's ``FILE:LINE:COL`` — that place is reported then.
+on; its owner reports it. The place is read off the traceback through the line
+maps ``plan.define`` keeps (``plan.places``): the innermost frame of generated
+code — a compiled expression, a route, the feed loop, an audience — whose line
+was made from a scenario's clause. Failing that (a failure in no clause's
+line), the innermost frame in a scenario file or in generated code is named.
 """
 
 from __future__ import annotations
 
-import linecache
-import re
-from typing import Collection
+from collections.abc import Collection
 
-#: the end of a generated line made from a clause (``plan._generated.at``)
-_CLAUSE_AT = re.compile(r"#.* at (.+):(\d+):\d+\s*$")
+from kairos.plan import places
 
 
 def fault_place(exc: BaseException, scenario_files: Collection[str]) -> str | None:
-    """``FILE:LINE`` of the innermost frame of ``exc``'s traceback in a scenario file or generated
-    code (resolved to the clause a generated line names); None if no frame is either."""
+    """``FILE:LINE`` of the innermost scenario clause ``exc``'s traceback passed through, else of its
+    innermost frame in a scenario file or generated code; None if no frame is either."""
+    found = places(exc)
+    if found:
+        return f"{found[0].file}:{found[0].line}"
     place = None
     tb = exc.__traceback__
     while tb is not None:
-        code = tb.tb_frame.f_code
-        name = code.co_filename
-        line = tb.tb_lineno
-        if name in scenario_files:
-            place = f"{name}:{line}"
-        elif name.startswith("<kairos ") and name.endswith(">"):
-            clause = _CLAUSE_AT.search(linecache.getline(name, line))
-            place = f"{clause[1]}:{clause[2]}" if clause else f"{name}:{line}"
+        name = tb.tb_frame.f_code.co_filename
+        if name in scenario_files or (name.startswith("<kairos ") and name.endswith(">")):
+            place = f"{name}:{tb.tb_lineno}"
         tb = tb.tb_next
     return place
 

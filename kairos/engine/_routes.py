@@ -3,8 +3,8 @@
 A route does everything an event of its type needs: enrichment, each reading
 scenario's entry filter evaluated inline (its compiled Python text pasted into
 the route when it uses nothing but the event, literals and the plan's helpers;
-the generated text only, never the scenario's: a line made from a clause ends
-in a comment naming its ``FILE:LINE:COL``),
+the generated text only, never the scenario's: a line made from a clause is
+mapped to its ``FILE:LINE:COL`` (``plan.places``) and ends in a comment naming it),
 the runtime called only on a match, and the previous-value bookkeeping. An
 event that matches nothing costs one Python call.
 """
@@ -16,9 +16,9 @@ import dis
 import sys
 from typing import Any, Callable, Sequence
 
-from kairos.engine._conjuncts import Guard
+from kairos.engine._conjuncts import Guard, Pieces
 from kairos.engine._fused import Fused
-from kairos.plan import NAMESPACE, Expr, Filter, Scenario, at, define, filename
+from kairos.plan import NAMESPACE, Expr, Filter, Origin, Scenario, at, define, filename, lines_from
 
 Handler = Callable[[Any], None]
 
@@ -52,8 +52,12 @@ class Entry:
 
     def note(self, clause: str, expr: Expr | None) -> str:
         """``  # scenario NAME CLAUSE at FILE:LINE:COL``: what ends a route line made from a clause."""
-        who = "" if self.scenario is None else f"scenario {self.scenario.name} "
-        return f"  # {who}{clause} at {at(None if expr is None else expr.origin)}"
+        return _note(self.scenario, clause, None if expr is None else expr.origin)
+
+
+def _note(scenario: Scenario | None, clause: str, origin: Origin | None) -> str:
+    who = "" if scenario is None else f"scenario {scenario.name} "
+    return f"  # {who}{clause} at {at(origin)}"
 
 
 class Guarded:
@@ -64,11 +68,22 @@ class Guarded:
     in the runtime's state — so skipping the call changes nothing but its cost.
     """
 
-    __slots__ = ("handler", "guard")
+    __slots__ = ("handler", "guard", "scenario")
 
-    def __init__(self, handler: Handler, guard: Guard | None) -> None:
+    def __init__(self, handler: Handler, guard: Guard | None, scenario: Scenario | None = None) -> None:
         self.handler = handler
         self.guard = guard
+        #: whose handler it is: names the guard's clauses in the route's comments (None: unnamed)
+        self.scenario = scenario
+
+
+def _if(pieces: Pieces, scenario: Scenario | None, clause: str) -> list[tuple[str, Origin | None]]:
+    """``if (CONDITION):`` as route lines, one per piece, each with its clause's place."""
+    lines: list[tuple[str, Origin | None]] = []
+    for k, (text, origin) in enumerate(pieces):
+        line = ("if (" if k == 0 else "        ") + text + ("):" if k == len(pieces) - 1 else "")
+        lines.append((line if origin is None else line + _note(scenario, clause, origin), origin))
+    return lines
 
 
 def inlinable(expr: Expr) -> bool:
@@ -101,62 +116,65 @@ def build_route(
     ns: dict[str, Any] = dict(NAMESPACE)
     ns["c"] = ctx
     ns["a"] = ()
-    body: list[str] = []
+    #: the route's statements, each with the clause it was made from (None: none)
+    body: list[tuple[str, Origin | None]] = []
     for i, step in enumerate(before):
         ns[f"_b{i}"] = step
-        body.append(f"_b{i}(e)")
+        body.append((f"_b{i}(e)", None))
     for i, item in enumerate(items):
         if isinstance(item, Guarded):
             ns[f"_h{i}"] = item.handler
             if item.guard is None:
-                body.append(f"_h{i}(e)")
+                body.append((f"_h{i}(e)", None))
             else:
                 ns.update(item.guard.ns)
-                body.append(f"if ({item.guard.python}):")
-                body.append(f"    _h{i}(e)")
+                body.extend(_if(item.guard.pieces, item.scenario, "where"))
+                body.append((f"    _h{i}(e)", None))
             continue
         if not isinstance(item, Entry):
             ns[f"_h{i}"] = item
-            body.append(f"_h{i}(e)")
+            body.append((f"_h{i}(e)", None))
             continue
         ns[f"_m{i}"] = item.on_match
-        act = [f"_m{i}(e)"]
+        act: list[tuple[str, Origin | None]] = [(f"_m{i}(e)", None)]
         if item.fused is not None:
             ns.update(item.fused.ns)
-            act = list(item.fused.lines)
+            act = [(line, None) for line in item.fused.lines]
         elif item.audience is not None:
             ns.update(item.audience.ns)
-            audience = f"if ({item.audience.python}):" + item.note(
-                "audience", None if item.scenario is None else item.scenario.audience)
+            audience = _if(item.audience.pieces, item.scenario, "audience")
             if item.stats is not None:
                 ns[f"_t{i}"] = item.stats
-                act = [audience, f"    _m{i}(e)", "else:", f"    _t{i}.matched += 1",
-                       f"    _d = _t{i}.suppressed", "    _d['audience'] = _d.get('audience', 0) + 1"]
+                act = [*audience, *((line, None) for line in (
+                    f"    _m{i}(e)", "else:", f"    _t{i}.matched += 1",
+                    f"    _d = _t{i}.suppressed", "    _d['audience'] = _d.get('audience', 0) + 1"))]
             elif item.on_refused is not None:
                 ns[f"_x{i}"] = item.on_refused
-                act = [audience, f"    _m{i}(e)", "else:", f"    _x{i}(e)"]
+                act = [*audience, *((line, None) for line in (f"    _m{i}(e)", "else:", f"    _x{i}(e)"))]
         where = item.filter.where
         if where is None:
             body.extend(act)
             continue
         if inlinable(where):
-            body.append(f"if ({where.python}):" + item.note("where", where))
+            body.append((f"if ({where.python}):" + item.note("where", where), where.origin))
         elif item.condition is not None:
             ns.update(item.condition.ns)
-            body.append(f"if ({item.condition.python}):" + item.note("where", where))
+            body.extend(_if(item.condition.pieces, item.scenario, "where"))
         else:
             ns[f"_w{i}"] = where.fn
-            body.append(f"if _w{i}(e, a, c):" + item.note("where", where))
-        body.extend(f"    {line}" for line in act)
+            body.append((f"if _w{i}(e, a, c):" + item.note("where", where), where.origin))
+        body.extend((f"    {line}", origin) for line, origin in act)
     if tracked:
         ns["_intern"] = sys.intern  # kept for long: the one copy of the number
-        body.append("_m = _intern(e.msisdn)")
+        body.append(("_m = _intern(e.msisdn)", None))
         for j, (field, store) in enumerate(tracked):
             ns[f"_s{j}"] = store
-            body.append(f"_s{j}[_m] = e.{field}")
-    source = "def route(e):\n" + "".join(f"    {line}\n" for line in body)
-    route = define("route", source, ns, filename("route", name))
-    route.body = body  # its statements, for a feed loop to paste (``build_feed``)
+            body.append((f"_s{j}[_m] = e.{field}", None))
+    source = "def route(e):\n" + "".join(f"    {line}\n" for line, _ in body)
+    origins = [origin for _, origin in body]
+    route = define("route", source, ns, filename("route", name), lines_from(2, origins))
+    route.body = [line for line, _ in body]  # type: ignore[attr-defined]  # its statements, for a feed loop to paste
+    route.origins = origins  # type: ignore[attr-defined]  # the clause each was made from, for the feed's line map
     return route
 
 
@@ -229,4 +247,6 @@ def build_feed(engine: Any, hot: type, route: Callable[[Any], None],
         "    engine.late_events += late\n"
         "    engine.events_in += len(events) - late\n"
     )
-    return define("feed", source, ns, filename("feed", hot.__struct_config__.tag))  # type: ignore[attr-defined]
+    first = source.count("\n", 0, source.index(body)) + 1  # the feed's line of the route's first statement
+    return define("feed", source, ns, filename("feed", hot.__struct_config__.tag),  # type: ignore[attr-defined]
+                  lines_from(first, route.origins))  # type: ignore[attr-defined]

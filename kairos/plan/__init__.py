@@ -5,7 +5,8 @@ imports nothing else of the project (a test keeps it so): plain msgspec Structs
 for scenarios, patterns, actions and the policy, expressions already compiled to
 Python functions, the event schema the checker validates against, the pure
 helpers compiled expressions call, and ``define``, the one way generated
-Python becomes a function.
+Python becomes a function (``places`` maps a traceback through it back to the
+scenario's lines).
 """
 
 from kairos.plan._model import (
@@ -37,7 +38,7 @@ from kairos.plan._model import (
     Single,
     TimeRange,
 )
-from kairos.plan._generated import at, define, filename
+from kairos.plan._generated import at, define, filename, lines_from, place, places
 from kairos.plan._runtime import NAMESPACE, NOPREV, Context
 from kairos.plan._runtime import eq as eq_values
 
@@ -76,4 +77,7 @@ __all__ = [
     "define",
     "eq_values",
     "filename",
+    "lines_from",
+    "place",
+    "places",
 ]
