@@ -12,7 +12,8 @@ millions — only after its cheaper terms passed.
 from __future__ import annotations
 
 import ast
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from kairos.plan import NAMESPACE, Expr, Origin, at, define, filename
 
@@ -42,11 +43,11 @@ class Guard:
         self.ns = ns or {}
         self.pieces: Pieces = ((python, origin),) if pieces is None else pieces
 
-    def __or__(self, other: "Guard") -> "Guard":
+    def __or__(self, other: Guard) -> Guard:
         return Guard(f"({self.python}) or ({other.python})", {**self.ns, **other.ns},
                      pieces=_join(self.pieces, "or", other.pieces))
 
-    def __and__(self, other: "Guard") -> "Guard":
+    def __and__(self, other: Guard) -> Guard:
         return Guard(f"({self.python}) and ({other.python})", {**self.ns, **other.ns},
                      pieces=_join(self.pieces, "and", other.pieces))
 
