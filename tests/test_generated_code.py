@@ -115,7 +115,7 @@ def test_a_traceback_through_a_route_names_the_scenarios_clause_and_place():
     engine.on_fault = lambda i, ev, exc: caught.append(exc)  # the engine skips the event and goes on
     engine.feed([Usage(ts=T0, msisdn="1", pct=50)])
     (exc,) = caught
-    (frame,) = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<kairos")]
+    *_, frame = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<kairos")]  # feed, route
     assert ("<kairos route usage>", "route") == (frame.filename, frame.name)
     assert frame.line == "if ((c.hour(e.ts) < 9)):  # scenario early where at scenarios/early.kairos:3:11"
     assert "processing failed in scenarios/early.kairos:3: RuntimeError: clock down" == engine.describe_fault(exc)

@@ -22,21 +22,21 @@ from kairos.engine._context import Context
 from kairos.engine._deadlines import NEVER, Deadlines
 from kairos.engine._dedup import Dedup
 from kairos.engine._faults import describe_fault
-from kairos.engine._fused import fused_count
+from kairos.engine._feed import build_feed
 from kairos.engine._events import Dpi, Event, Feedback, Profile, Trigger, event_types
 from kairos.engine._localtime import DEFAULT_TZ, LocalTime
-from kairos.engine._patterns import PatternRuntime, SingleRuntime, build_runtime
 from kairos.engine._policy import Candidate, PolicyStage
 from kairos.engine._reference import Reference
 from kairos.engine._conjuncts import audience_guard, bound_filter, cheap_first
-from kairos.engine._routes import Entry, Guarded, build_feed, build_route
+from kairos.engine._routes import Entry, Guarded, build_route
+from kairos.engine.forms import PatternRuntime, build_runtime
 from kairos.plan import Action, During, Origin, Plan, Scenario, eq_values
 
 #: triggers re-entering as events may chain (wave 1 → wave 2 …); past this
 #: depth a chain is a loop and its triggers are sent but not re-entered
 MAX_TRIGGER_DEPTH = 8
 
-#: False: ``feed`` is the method below for every engine (tests compare it with the generated one)
+#: False: the feed loop calls the DPI route instead of pasting it (tests compare both: one template)
 FUSED_FEED = True
 
 
@@ -171,7 +171,7 @@ class _Gates:
         The cool-down is checked first, by ``cooling``, as the cheapest gate.
         """
         cd = self.cooldown_ms
-        m = sys.intern(m)  # kept for long: the one copy of the number (engine._patterns)
+        m = sys.intern(m)  # kept for long: the one copy of the number (engine.forms.base)
         if self.once == "once":
             if m in self.values:
                 return "once"
@@ -278,13 +278,12 @@ class Engine:
             frozenset() if plan.policy is None else {plan.policy.origin.file})
         #: ``guard_jumps``: time may not move more than this ahead in one step (None: any step)
         self.max_jump: int | None = None
-        dpi = self._routes.get(Dpi)
-        if dpi is not None and FUSED_FEED and type(self).feed is Engine.feed:  # not a subclass's own feed
-            with _building("generating the feed loop for dpi events", self._readers(Dpi)):
-                feed = build_feed(self, Dpi, dpi, LetOut)
-            if feed is not None:
-                #: ``feed`` with the DPI route pasted into its loop (the bulk of any feed is DPI)
-                self.feed = feed
+        dpi = self._routes.get(Dpi) if FUSED_FEED else None
+        with _building("generating the feed loop for dpi events", self._readers(Dpi)):
+            #: the feed loop (``engine._feed``), with the DPI route pasted in (the bulk of any feed is DPI)
+            self._loop = build_feed(self, LetOut, Dpi, dpi)
+        if type(self).feed is Engine.feed:  # not a subclass's own feed: the loop itself, without a call
+            self.feed = self._loop
         self.dedup: Dedup | None = None
         if dedup_window_ms is not None:
             self.dedup = Dedup(dedup_window_ms)
@@ -477,44 +476,12 @@ class Engine:
         return True
 
     def feed(self, events: list[Event], on_late: Callable[[int, Event], None] | None = None) -> None:
-        """``on_event`` for a block of events, with the per-event work inlined.
+        """``on_event`` for a block of events, with the per-event work inlined: the loop
+        ``engine._feed`` generates (an engine's ``feed`` is that loop; a subclass's own reaches it here).
 
         ``on_late(index, event)`` hears of each event older than the stream's time.
         """
-        routes = self._routes
-        ctx = self.ctx
-        deadlines = self._deadlines
-        pending = self._pending
-        now = self.now
-        late = 0
-        cls = route = None  # the route of the previous event's type: a run of one type looks it up once
-        for i, ev in enumerate(events):
-            try:  # free in CPython 3.11 while nothing raises
-                t = ev.ts
-                if t > now:
-                    if deadlines.floor < t or self._gc_due <= t:
-                        self.advance(t)
-                    now = self.now = t
-                elif t < now:
-                    late += 1
-                    if on_late is not None:
-                        on_late(i, ev)
-                    continue
-                if ev.__class__ is not cls:
-                    cls = ev.__class__
-                    route = routes.get(cls)
-                if route is not None:
-                    ctx.msisdn = ev.msisdn
-                    route(ev)
-                    if pending:
-                        self._drain()
-            except LetOut:  # a time jump, a sink that failed: not this event's fault
-                raise
-            except Exception as exc:  # one event's failure must not stop the stream (issue 12)
-                self._fault(i, ev, exc)
-                now = self.now
-        self.late_events += late
-        self.events_in += len(events) - late
+        self._loop(events, on_late)
 
     def _fault(self, i: int | None, ev: Event | None, exc: Exception) -> None:
         """Processing event ``ev`` (``i``-th of the block fed) or a deadline (None) raised ``exc``:
@@ -555,14 +522,14 @@ class Engine:
         if entry is not None:
             type_name, filter_, on_match = entry
             audience = None
-            if isinstance(rt, SingleRuntime) and scn.audience is not None and observer is None:
+            if rt.AUDIENCE_IN_ROUTE and scn.audience is not None and observer is None:
                 audience = audience_guard(scn.audience, f"_a{i}_", self.reference.lists)
             refused = None if audience is None else (lambda ev, i=i: self._refused(i, ev))
             only_audience = audience is not None and scn.cooldown_ms is None and scn.during is None
             condition = None if filter_.where is None else bound_filter(
                 filter_.where, f"_f{i}_", self.reference.lists, self.reference.areas_of_cell)
-            fused = None if observer is not None else fused_count(
-                rt, self.complete, self.watch, self._gates[i], self.stats[i])
+            fused = None if observer is not None else rt.fused(self.complete, self.watch, self._gates[i],
+                                                               self.stats[i])
             handlers.setdefault(classes[type_name], []).append(Entry(
                 filter_, on_match, audience, refused, condition, self.stats[i] if only_audience else None,
                 fused, scn))

@@ -11,13 +11,12 @@ event that matches nothing costs one Python call.
 
 from __future__ import annotations
 
-import ast
 import dis
 import sys
 from typing import Any, Callable, Sequence
 
 from kairos.engine._conjuncts import Guard, Pieces
-from kairos.engine._fused import Fused
+from kairos.engine.forms.base import Fused
 from kairos.plan import NAMESPACE, Expr, Filter, Origin, Scenario, at, define, filename, lines_from
 
 Handler = Callable[[Any], None]
@@ -45,7 +44,7 @@ class Entry:
         self.stats = stats
         #: the filter bound to the reference data (``bound_filter``), when it could not be inlined
         self.condition = condition
-        #: ``on_match`` as text the route runs in its place (``engine._fused``), when it has one
+        #: ``on_match`` as text the route runs in its place (the form's ``fused``), when it has one
         self.fused = fused
         #: whose entry it is: the route's lines name its clauses' places (None: unnamed, in tests)
         self.scenario = scenario
@@ -173,80 +172,6 @@ def build_route(
     source = "def route(e):\n" + "".join(f"    {line}\n" for line, _ in body)
     origins = [origin for _, origin in body]
     route = define("route", source, ns, filename("route", name), lines_from(2, origins))
-    route.body = [line for line, _ in body]  # type: ignore[attr-defined]  # its statements, for a feed loop to paste
+    route.body = [line for line, _ in body]  # type: ignore[attr-defined]  # its statements, for a feed loop to paste (``engine._feed``)
     route.origins = origins  # type: ignore[attr-defined]  # the clause each was made from, for the feed's line map
     return route
-
-
-#: the names ``build_feed``'s loop binds, which a pasted route must not use
-_FEED_LOCALS = frozenset({"events", "on_late", "engine", "deadlines", "routes", "pending", "now", "late",
-                          "cls", "route", "i", "t", "_feed_exc"})
-
-
-def build_feed(engine: Any, hot: type, route: Callable[[Any], None],
-               let_out: type[Exception]) -> Callable[..., None] | None:
-    """``engine.feed`` generated with ``route``, the route of type ``hot``, pasted into its loop.
-
-    The bulk of an operator's feed is one type (DPI records); its events then cost
-    no call to their route. The loop is ``Engine.feed`` otherwise, word for word:
-    events of other types go through their routes as there. None when the route's
-    text uses a name the loop binds (it stays a call then). An exception one event raises,
-    but ``let_out`` (``LetOut``: a time jump, a failed sink), goes to ``engine._fault`` and the
-    loop goes on, as there.
-    """
-    lines = route.body  # type: ignore[attr-defined]
-    used = {n.id for n in ast.walk(ast.parse("\n".join(lines))) if isinstance(n, ast.Name)}
-    if used & _FEED_LOCALS:
-        return None
-    ns: dict[str, Any] = dict(route.__globals__)  # the route's names: its filters, handlers, ``c``
-    own = {"_feed_engine": engine, "_feed_deadlines": engine._deadlines, "_feed_routes": engine._routes,
-           "_feed_pending": engine._pending, "_feed_hot": hot, "_feed_LetOut": let_out}
-    if own.keys() & ns.keys():
-        return None
-    ns.update(own)
-    body = "".join(f"                {line}\n" for line in lines)
-    source = (
-        "def feed(events, on_late=None):\n"
-        "    engine = _feed_engine\n"
-        "    deadlines = _feed_deadlines\n"
-        "    routes = _feed_routes\n"
-        "    pending = _feed_pending\n"
-        "    now = engine.now\n"
-        "    late = 0\n"
-        "    cls = route = None\n"
-        "    for i, e in enumerate(events):\n"
-        "        try:\n"
-        "            t = e.ts\n"
-        "            if t > now:\n"
-        "                if deadlines.floor < t or engine._gc_due <= t:\n"
-        "                    engine.advance(t)\n"
-        "                now = engine.now = t\n"
-        "            elif t < now:\n"
-        "                late += 1\n"
-        "                if on_late is not None:\n"
-        "                    on_late(i, e)\n"
-        "                continue\n"
-        "            if e.__class__ is _feed_hot:\n"
-        "                c.msisdn = e.msisdn\n"
-        f"{body}"
-        "            else:\n"
-        "                if e.__class__ is not cls:\n"
-        "                    cls = e.__class__\n"
-        "                    route = routes.get(cls)\n"
-        "                if route is None:\n"
-        "                    continue\n"
-        "                c.msisdn = e.msisdn\n"
-        "                route(e)\n"
-        "            if pending:\n"
-        "                engine._drain()\n"
-        "        except _feed_LetOut:\n"
-        "            raise\n"
-        "        except Exception as _feed_exc:\n"
-        "            engine._fault(i, e, _feed_exc)\n"
-        "            now = engine.now\n"
-        "    engine.late_events += late\n"
-        "    engine.events_in += len(events) - late\n"
-    )
-    first = source.count("\n", 0, source.index(body)) + 1  # the feed's line of the route's first statement
-    return define("feed", source, ns, filename("feed", hot.__struct_config__.tag),  # type: ignore[attr-defined]
-                  lines_from(first, route.origins))  # type: ignore[attr-defined]

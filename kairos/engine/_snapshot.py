@@ -29,8 +29,8 @@ import msgspec
 
 from kairos.engine._engine import Engine, ScenarioStats
 from kairos.engine._events import event_union
-from kairos.engine._patterns import kept_fields
 from kairos.engine._snapshot_policy import POLICY_OWNER, PolicyState, capture_policy, restore_policy
+from kairos.engine.forms import kept_fields
 from kairos.plan import Scenario
 
 MAGIC = b"KAIROS-SNAPSHOT\n"

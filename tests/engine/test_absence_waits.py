@@ -15,8 +15,8 @@ import msgspec
 from hypothesis import settings
 
 from kairos.engine import Engine, Reference
-from kairos.engine._events import Call, Location
-from kairos.engine._patterns import VIEW_BITS, Waiting, _layout, kept_fields
+from kairos.engine._events import Call, Location, Sms
+from kairos.engine.forms.absence import VIEW_BITS, Waiting, _layout, kept_fields
 from kairos.engine._snapshot import decode, encode, restore, transfer
 from kairos._explain import explain
 from tests.dsl.support import T0, compile_one, scenario
@@ -154,7 +154,7 @@ test_packed_waits_survive_snapshots_and_reloads = CompactWaitsMachine.TestCase
 
 
 def test_a_snapshot_restored_where_the_shared_views_are_numbered_otherwise_maps_its_waits():
-    from kairos.engine._patterns import PackedWaits
+    from kairos.engine.forms.absence import PackedWaits
 
     layout = _layout(Location, ("cell",))
     layout.share(("c-taken-first",))  # this process numbered another cell first

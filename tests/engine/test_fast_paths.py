@@ -89,7 +89,7 @@ def test_a_wait_restarted_at_every_event_keeps_one_deadline_and_completes_after_
 
 @pytest.mark.parametrize("category, calls", [("handset_review", 1), ("video", 0)])
 def test_a_sequence_handler_is_called_only_for_events_a_step_can_take(category, calls, monkeypatch):
-    from kairos.engine._patterns import SequenceRuntime
+    from kairos.engine.forms.sequence import SequenceRuntime
 
     seen = []
     original = SequenceRuntime._on_correlated

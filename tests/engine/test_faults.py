@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kairos.engine import Engine
+from kairos.engine import _engine as _engine_module
 from kairos.engine._engine import TimeJump
 from kairos.engine._events import Dpi, Topup, Usage
 
@@ -25,20 +26,27 @@ def _video(i: int, m: str, size: int = 10) -> Dpi:
     return Dpi(ts=T0 + i * 1_000, msisdn=m, host="h", category="video", bytes=size)
 
 
-def _engine(text: str, **kw) -> tuple[Engine, list, list]:
+def _built(text: str, pasted: bool = True, **kw) -> Engine:
+    """An engine whose feed loop pastes the DPI route (``pasted``) or calls it: one template, both ways."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(_engine_module, "FUSED_FEED", pasted)
+        return Engine(compile_one(text), **kw)
+
+
+def _engine(text: str, pasted: bool = True, **kw) -> tuple[Engine, list, list]:
     sends: list = []
     faults: list = []
-    engine = Engine(compile_one(text), sink=sends.append, **kw)
+    engine = _built(text, pasted, sink=sends.append, **kw)
     engine.on_fault = lambda i, ev, exc: faults.append((i, ev, engine.describe_fault(exc)))
     return engine, sends, faults
 
 
-@pytest.mark.parametrize("general", [False, True], ids=["generated feed", "Engine.feed"])
+@pytest.mark.parametrize("pasted", [True, False], ids=["dpi route pasted", "dpi route called"])
 @pytest.mark.parametrize("text, line", [(WHERE, 2), (WITH, 3)], ids=["where", "with"])
 def test_an_event_that_raises_is_counted_reported_with_its_place_and_the_next_events_are_processed(
-        general, text, line):
-    engine, sends, faults = _engine(text)
-    feed = (lambda evs: Engine.feed(engine, evs)) if general else engine.feed
+        pasted, text, line):
+    engine, sends, faults = _engine(text, pasted)
+    feed = engine.feed
     events = [_video(0, "1"), _video(1, "2", 10**12), _video(2, "3")]
     feed(events)
     feed([_video(3, "4")])
@@ -88,8 +96,8 @@ def test_a_deadline_that_raises_is_counted_and_later_deadlines_still_fire():
 SIMPLE = 'scenario big\n  when dpi where category == "video"\n  then sms "t"\nend\n'
 
 
-@pytest.mark.parametrize("general", [False, True], ids=["generated feed", "Engine.feed"])
-def test_a_sink_that_fails_stops_the_feed_instead_of_losing_the_send_as_an_event_fault(general):
+@pytest.mark.parametrize("pasted", [True, False], ids=["dpi route pasted", "dpi route called"])
+def test_a_sink_that_fails_stops_the_feed_instead_of_losing_the_send_as_an_event_fault(pasted):
     """A full disk under the outbox's journal is not one event's fault: skipping the event would lose its
     send while the state counts it sent. The run stops (a restart from the snapshot decides it again)."""
     from kairos.engine._engine import SinkError
@@ -101,10 +109,10 @@ def test_a_sink_that_fails_stops_the_feed_instead_of_losing_the_send_as_an_event
             raise OSError(28, "No space left on device")
         sends.append(send)
 
-    engine = Engine(compile_one(SIMPLE), sink=sink)
+    engine = _built(SIMPLE, pasted, sink=sink)
     faults: list = []
     engine.on_fault = lambda i, ev, exc: faults.append(exc)
-    feed = (lambda evs: Engine.feed(engine, evs)) if general else engine.feed
+    feed = engine.feed
     with pytest.raises(SinkError, match="No space left on device"):
         feed([_video(0, "1"), _video(1, "2"), _video(2, "3")])
     assert (["1"], [], 0) == ([s.msisdn for s in sends], faults, engine.faults)

@@ -1,7 +1,8 @@
-"""A count window pasted into its route (engine._fused) decides what the general path decides.
+"""A count window pasted into its route (``engine.forms.aggregate``) decides what the general path decides.
 
-The general path is the same engine with the fusion switched off: ``_count`` called
-from the route, every completion through ``Engine.complete``. Streams step around
+The general path is the same engine with the pasting switched off: the count handler,
+compiled from the same text, called from the route, every completion through
+``Engine.complete``. Streams step around
 the window length and the cool-down so that evictions at the window's edge and
 completions at the cool-down's end are common.
 """
@@ -15,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kairos.engine import Engine, Reference
-from kairos.engine import _fused
+from kairos.engine import _engine
+from kairos.engine.forms import aggregate
 from kairos.engine._events import Dpi, Location
 from kairos.plan import Aggregate
 
@@ -58,7 +60,7 @@ def _both(scenarios, events, monkeypatch):
     ref = Reference(tags=TAGS)
     fused_sends, fused = run(scenarios, events, ref)
     with monkeypatch.context() as m:
-        m.setattr(_fused, "ENABLED", False)
+        m.setattr(aggregate, "FUSED", False)
         general_sends, general = run(scenarios, events, ref)
     assert "_r0_states" in fused._routes[Dpi].source
     assert "_r0_states" not in general._routes[Dpi].source
@@ -104,7 +106,7 @@ def test_a_window_is_kept_while_fresh_and_dropped_once_its_newest_event_is_older
     scn = scenario("gc", Aggregate("count", flt("dpi"), None, ">=", 5, minute))
     seen = []
     for enabled in (True, False):
-        monkeypatch.setattr(_fused, "ENABLED", enabled)
+        monkeypatch.setattr(aggregate, "FUSED", enabled)
         _, engine = run(scn, [], finish=False)
         states = engine.runtimes[0].states
         kept = []
@@ -187,16 +189,19 @@ def test_the_feed_with_the_dpi_route_pasted_in_decides_what_the_general_feed_doe
     plan = compile_one(CATALOGUE)
     ref = Reference(tags=TAGS)
     runs = []
-    for general in (False, True):
+    loops = []
+    for pasted in (True, False):
         sends, late = [], []
-        engine = Engine(plan, ref, sink=sends.append)
-        feed = (lambda evs, on_late: Engine.feed(engine, evs, on_late)) if general else engine.feed  # noqa: B023 (used in this iteration only)
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(_engine, "FUSED_FEED", pasted)  # the same loop's text, calling the DPI route
+            engine = Engine(plan, ref, sink=sends.append)
         for k in range(0, len(events), block):
-            feed(events[k:k + block], on_late=lambda i, ev, k=k: late.append(k + i))  # noqa: B023 (used in this iteration only)
+            engine.feed(events[k:k + block], on_late=lambda i, ev, k=k: late.append(k + i))  # noqa: B023 (used in this iteration only)
         engine.finish()
         runs.append((sends, late, engine.stats, engine.events_in, engine.late_events,
                      [rt.states for rt in engine.runtimes]))
-    assert "_feed_hot" in engine.feed.source  # the generated loop ran in the first run
+        loops.append("_feed_hot" in engine.feed.source)
+    assert loops == [True, False]
     assert runs[0] == runs[1]
 
 
