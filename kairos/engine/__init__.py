@@ -1,7 +1,8 @@
 """The runtime: events, per-subscriber state machines, time, the trigger pipeline, replay.
 
 ``Engine`` runs a compiled ``plan.Plan`` over events in event time — synchronous,
-no I/O, one handler call per scenario that reads the event's type. Around it:
+no I/O, one handler call per scenario that reads the event's type; each pattern
+form's state machine is a module of ``engine.forms``. Around it:
 the event family (msgspec Structs decoded from JSON lines), reference data,
 local-time arithmetic, the contact policy stage every trigger passes when a
 policy is loaded, snapshots of all per-subscriber state, ``replay`` which

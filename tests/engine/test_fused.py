@@ -217,3 +217,14 @@ def test_a_subclass_that_overrides_feed_keeps_its_own():
     engine = Counting(compile_one(CATALOGUE), Reference(tags=TAGS), sink=sends.append)
     engine.feed([Dpi(ts=T0, msisdn="a", host="h", bytes=5)])
     assert calls == [1] and [s.scenario for s in sends] == ["big", "rising"]
+
+
+def test_the_count_handler_is_the_text_its_route_pastes_compiled_under_the_scenarios_name():
+    engine = Engine(compile_one(CATALOGUE), Reference(tags=TAGS), sink=lambda s: None)
+    handler = engine.runtimes[0].entry()[2]
+    assert handler.__code__.co_filename == "<kairos scenario burst count>"
+    step = [line.strip() for line in handler.source.splitlines()[1:-1]]  # all but ``complete``: the window
+    route = [line.strip() for line in engine._routes[Dpi].source.splitlines()]
+    start = route.index(step[0])
+    assert route[start:start + len(step)] == step  # pasted as it is
+    assert " # scenario burst count at " in step[-1]  # the threshold test names its clause's place

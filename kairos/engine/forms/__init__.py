@@ -12,12 +12,7 @@ is a module here and a line in ``build_runtime``.
 
 from __future__ import annotations
 
-from kairos.engine.forms.absence import (
-    AbsenceRuntime,
-    PackedWaits,
-    Waiting,
-    kept_fields,
-)
+from kairos.engine.forms.absence import AbsenceRuntime, PackedWaits, Waiting, kept_fields
 from kairos.engine.forms.aggregate import AggregateRuntime
 from kairos.engine.forms.base import Host, PatternRuntime
 from kairos.engine.forms.dwell import DwellRuntime

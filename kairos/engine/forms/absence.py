@@ -16,15 +16,7 @@ import msgspec
 
 from kairos.engine._conjuncts import Guard, answer_test, slot_fields
 from kairos.engine._events import event_types
-from kairos.engine.forms.base import (
-    Handler,
-    Host,
-    PatternRuntime,
-    any_guard,
-    kept_event,
-    key_for,
-    passes,
-)
+from kairos.engine.forms.base import Handler, Host, PatternRuntime, any_guard, kept_event, key_for, passes
 from kairos.plan import Absence, Scenario, define, filename
 
 

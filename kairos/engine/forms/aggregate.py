@@ -17,15 +17,7 @@ from __future__ import annotations
 from array import array
 from typing import Any, Callable
 
-from kairos.engine.forms.base import (
-    COMPARE,
-    NO_ALIASES,
-    Fused,
-    Handler,
-    Host,
-    PatternRuntime,
-    key_for,
-)
+from kairos.engine.forms.base import COMPARE, NO_ALIASES, Fused, Handler, Host, PatternRuntime, key_for
 from kairos.plan import Aggregate, Filter, at, define, filename
 
 #: False: routes call the count handler instead of pasting its text (tests compare both: the

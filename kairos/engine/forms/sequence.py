@@ -10,14 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from kairos.engine._conjuncts import Guard
-from kairos.engine.forms.base import (
-    Handler,
-    Host,
-    PatternRuntime,
-    any_guard,
-    key_for,
-    passes,
-)
+from kairos.engine.forms.base import Handler, Host, PatternRuntime, any_guard, key_for, passes
 from kairos.plan import Sequence
 
 #: most partial matches kept per step of a correlated sequence (oldest dropped)
