@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import ast
 from typing import Any
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 
 from kairos.plan import NAMESPACE, Expr, Origin, at, define, filename
 
@@ -133,7 +134,7 @@ def event_guard(expr: Expr | None, prefix: str) -> Guard | None:
     return Guard(" and ".join(f"({ast.unparse(t)})" for t in kept), ns, expr.origin)
 
 
-def audience_guard(expr: Expr, prefix: str, lists: dict[str, frozenset[str] | set[str]]) -> Guard | None:
+def audience_guard(expr: Expr, prefix: str, lists: Mapping[str, AbstractSet[str]]) -> Guard | None:
     """The whole audience as one condition for a route: its terms reordered so the
     ones that read no tag come first, and ``msisdn in list("x")`` as a plain set
     test on the loaded list. None if it reads the pattern's events (``a``) or a
@@ -154,7 +155,7 @@ def audience_guard(expr: Expr, prefix: str, lists: dict[str, frozenset[str] | se
     return Guard(" and ".join(f"({ast.unparse(t)})" for t in parts), ns, expr.origin)
 
 
-def cheap_first(expr: Expr, lists: dict[str, frozenset[str] | set[str]] | None = None,
+def cheap_first(expr: Expr, lists: Mapping[str, AbstractSet[str]] | None = None,
                 scenario: str = "") -> Callable[[Any, tuple[Any, ...], Any], Any]:
     """``expr.fn`` with its top-level ``and`` terms reordered, terms that read no tag first,
     and list tests on the subscriber's number made plain set tests.
@@ -182,7 +183,7 @@ class _Lists(ast.NodeTransformer):
     and ``c.in_area(e.cell, K)`` with the compiler's constant K →
     ``(e.cell in PREFIXcells_N)``, the cells of those areas."""
 
-    def __init__(self, lists: dict[str, Any], prefix: str, ns: dict[str, Any],
+    def __init__(self, lists: Mapping[str, Any], prefix: str, ns: dict[str, Any],
                  cells: dict[str, frozenset[str]] | None = None, own: dict[str, Any] | None = None) -> None:
         self.lists = lists
         self.prefix = prefix
@@ -197,7 +198,8 @@ class _Lists(ast.NodeTransformer):
                 and len(node.args) == 2 and not node.keywords):
             return node
         first, second = node.args
-        if (f.attr == "in_list" and isinstance(first, ast.Constant) and first.value in self.lists
+        if (f.attr == "in_list" and isinstance(first, ast.Constant) and isinstance(first.value, str)
+                and first.value in self.lists
                 and ast.dump(second) == _MSISDN):
             name = f"{self.prefix}list_{len(self.ns)}"
             self.ns[name] = self.lists[first.value]

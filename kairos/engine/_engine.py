@@ -14,7 +14,8 @@ import heapq
 import sys
 from collections import deque
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
+from collections.abc import Callable, Iterator, Sequence
 
 import msgspec
 
@@ -149,7 +150,7 @@ class _Gates:
 
     __slots__ = ("cooldown_ms", "once", "once_per", "last", "values", "host")
 
-    def __init__(self, scenario: Scenario, host: "Engine") -> None:
+    def __init__(self, scenario: Scenario, host: Engine) -> None:
         self.cooldown_ms = scenario.cooldown_ms
         self.once = scenario.once
         self.once_per = None if scenario.once_per is None else scenario.once_per.fn
@@ -260,9 +261,9 @@ class Engine:
         #: when the earliest bucket is due, (key + 1) * granularity (NEVER: none), so that the
         #: per-event "anything to sweep?" test is one comparison, not arithmetic on big ints
         self._gc_due = NEVER
-        self._pending: deque[tuple[Trigger, int]] = deque()
+        self._pending: deque[tuple[Trigger | Event, int]] = deque()  # triggers, and feedback the policy parked
         self._depth = 0
-        self._id_ts = None
+        self._id_ts: int | None = None
         self._id_counts: dict[tuple[str, str], int] = {}
         self.events_in = 0
         self.late_events = 0
@@ -283,11 +284,11 @@ class Engine:
             #: the feed loop (``engine._feed``), with the DPI route pasted in (the bulk of any feed is DPI)
             self._loop = build_feed(self, LetOut, Dpi, dpi)
         if type(self).feed is Engine.feed:  # not a subclass's own feed: the loop itself, without a call
-            self.feed = self._loop
+            self.feed = self._loop  # type: ignore[method-assign]  # the generated loop is the instance's feed
         self.dedup: Dedup | None = None
         if dedup_window_ms is not None:
             self.dedup = Dedup(dedup_window_ms)
-            self.feed = self._deduplicating(self.feed)
+            self.feed = self._deduplicating(self.feed)  # type: ignore[method-assign]  # wrapped per instance
 
     def _deduplicating(self, inner: Callable[..., None]) -> Callable[..., None]:
         """``feed`` that first skips duplicates (lateness is judged first: a late copy stays late).
@@ -431,7 +432,7 @@ class Engine:
     def watches(self) -> Iterator[tuple[int, Any, str]]:
         """Every pending watch as (bucket key, owner, msisdn)."""
         for key, (owners, numbers) in self._gc_buckets.items():
-            for owner, m in zip(owners, numbers):
+            for owner, m in zip(owners, numbers, strict=True):
                 yield key, owner, m
 
     def _sweep(self, now: int) -> None:
@@ -439,7 +440,7 @@ class Engine:
         g = self._gc_granularity
         while keys and (keys[0] + 1) * g <= now:
             owners, numbers = self._gc_buckets.pop(heapq.heappop(keys))
-            for owner, m in zip(owners, numbers):
+            for owner, m in zip(owners, numbers, strict=True):
                 try:  # free in CPython 3.11 while nothing raises
                     owner.collect(m, now)
                 except Exception as exc:  # one subscriber's state that cannot be swept must not stop the others
@@ -540,9 +541,9 @@ class Engine:
                 self._owners.setdefault(classes[type_name], []).append(i)
         for type_name, field in sorted(scn.tracked):
             store = self._prev.setdefault((type_name, field), {})
-            entry = (field, store)
-            if entry not in tracked.setdefault(classes[type_name], []):
-                tracked[classes[type_name]].append(entry)
+            keeper = (field, store)
+            if keeper not in tracked.setdefault(classes[type_name], []):
+                tracked[classes[type_name]].append(keeper)
 
     def _readers(self, cls: type[Event]) -> list[tuple[str, Origin]]:
         """The scenarios with a handler for ``cls``, for a ``BuildError``."""
@@ -556,11 +557,11 @@ class Engine:
         except BindError:
             raise
         except Exception as e:
-            tag = cls.__struct_config__.tag  # type: ignore[attr-defined]
+            tag = cls.__struct_config__.tag
             owners = self._owners.get(cls, [])
             culprits = []
             for i in dict.fromkeys(owners):
-                alone = [h for h, o in zip(self._handlers.get(cls, ()), owners) if o == i]
+                alone = [h for h, o in zip(self._handlers.get(cls, ()), owners, strict=True) if o == i]
                 try:
                     build_route(f"{tag} alone", (), alone, (), self.ctx)
                 except Exception:
@@ -640,8 +641,8 @@ class Engine:
             self.policy.offer(Candidate(trigger_id, i, scn, m, t, params, self._depth + 1))
             return None
         action = scn.actions[0]
-        params = {key: expr.fn(e, a, ctx) for key, expr in action.params}
-        self.emit(i, m, t, trigger_id, action, params, t + action.after_ms, self._depth + 1)
+        values = {key: expr.fn(e, a, ctx) for key, expr in action.params}
+        self.emit(i, m, t, trigger_id, action, values, t + action.after_ms, self._depth + 1)
         return None
 
     def _refused(self, i: int, ev: Any) -> None:
@@ -762,4 +763,5 @@ def _check_reference(plan: Plan, ref: Reference) -> None:
                     f"data has no lists/{name}.txt"
                 )
     if problems:
-        raise BindError("\n".join(problems) + "\n(the reference data folder, --reference DIR, must hold the files above)")
+        raise BindError("\n".join(problems)
+                        + "\n(the reference data folder, --reference DIR, must hold the files above)")

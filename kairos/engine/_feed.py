@@ -12,7 +12,8 @@ same text, so no behaviour of the feed exists twice.
 from __future__ import annotations
 
 import ast
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from kairos.plan import define, filename, lines_from
 

@@ -27,7 +27,8 @@ import multiprocessing
 import signal
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping
+from typing import IO, Any
+from collections.abc import Callable, Mapping
 
 import msgspec
 
@@ -176,7 +177,7 @@ def _in_processes(run: Callable[[int], _Share], workers: int) -> list[_Share]:
     except BaseException:  # an error or Ctrl-C here: no worker may outlive the parent
         stop_all(procs)
         raise
-    failed = [p.name for p, s in zip(procs, shares) if s is None or p.exitcode != 0]
+    failed = [p.name for p, s in zip(procs, shares, strict=True) if s is None or p.exitcode != 0]
     if failed:
         raise_failed(failed)
     return [s for s in shares if s is not None]

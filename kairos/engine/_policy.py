@@ -44,7 +44,8 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Sequence
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable
 
 from kairos.engine._calendar import (
     duration_text, local_text, next_opening, occurrence_end, period_of, period_start, range_text,
@@ -366,7 +367,7 @@ class PolicyStage:
             st = _Sub()  # kept only if a send must be remembered (``_send``)
         first_reason = None
         notes: list[str] = []
-        for k, action in enumerate(c.scenario.actions):
+        for k, action in enumerate(c.scenario.actions):  # noqa: B007 (k, where the loop stopped, is read after it)
             reason, detail, send_at = self._allow(c, action, st, c.ts + action.after_ms)
             if reason is None:
                 if detail:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dis
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from kairos.engine._conjuncts import Guard, Pieces
 from kairos.engine.forms.base import Fused

@@ -295,7 +295,7 @@ def _restore(engine: Engine, state: EngineState, live: dict[str, dict[str, Any]]
     engine.events_in = state.events_in
     engine.late_events = state.late_events
     engine.trigger_loops = state.trigger_loops
-    engine._id_ts = state.id_ts  # type: ignore[assignment]  # _engine.py infers None; annotated when issue 15 lands
+    engine._id_ts = state.id_ts
     engine._id_counts = {(s, m): n for s, m, n in state.id_counts}
     policy = getattr(engine, "policy", None)
     deadlines = engine._deadlines

@@ -15,7 +15,7 @@ import msgspec
 from hypothesis import settings
 
 from kairos.engine import Engine, Reference
-from kairos.engine._events import Call, Location, Sms
+from kairos.engine._events import Call, Location
 from kairos.engine.forms.absence import VIEW_BITS, Waiting, _layout, kept_fields
 from kairos.engine._snapshot import decode, encode, restore, transfer
 from kairos._explain import explain

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Any, Callable, Union
+from typing import Any, Union
+from collections.abc import Callable
 
 import msgspec
 
@@ -61,7 +62,7 @@ class AbsenceRuntime(PatternRuntime):
     def state_type(self, event: Any) -> Any:
         if self._layout is None:
             return dict[str, event]
-        return Union[dict[str, event], PackedWaits]
+        return Union[dict[str, event], PackedWaits]  # noqa: UP007 (built at run time for msgspec)
 
     def snapshot_states(self) -> Any:
         """Whole events, or the packed waits as they are with the views they index (a million
@@ -219,7 +220,7 @@ class PackedWaits(msgspec.Struct, array_like=True):
 
     fields: tuple[str, ...]
     views: list[tuple[Any, ...]]
-    waits: dict[str, Union[int, Waiting]]
+    waits: dict[str, int | Waiting]
 
 
 class _Layout:

@@ -15,7 +15,8 @@ text compiled as a function.
 from __future__ import annotations
 
 from array import array
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from kairos.engine.forms.base import COMPARE, NO_ALIASES, Fused, Handler, Host, PatternRuntime, key_for
 from kairos.plan import Aggregate, Filter, at, define, filename
@@ -186,7 +187,7 @@ class AggregateRuntime(PatternRuntime):
                     cut += 2
                 del window[1:cut]
                 if not _I64_MIN <= total <= _I64_MAX:
-                    self.states[m] = list(zip(window[1::2], window[2::2]))
+                    self.states[m] = list(zip(window[1::2], window[2::2], strict=True))
                     return self._values_decided(ev, sum(window[2::2]))
                 window[0] = total
         if self._cmp(window[0], self._n):
@@ -300,7 +301,7 @@ def _pairs(window: array[int]) -> list[tuple[int, int]]:
     if window.typecode == "Q":
         base = window[1]
         return [(base + (p >> 32), p & _U32) for p in window[2:]]
-    return list(zip(window[1::2], window[2::2]))
+    return list(zip(window[1::2], window[2::2], strict=True))
 
 
 def _packed(entries: list[tuple[int, Any]]) -> Any:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import operator
 import sys
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable
 
 from kairos.engine._conjuncts import Guard, event_guard
 from kairos.plan import Filter, define, filename
