@@ -9,10 +9,11 @@ are offsets from T0 (see ``test_policy``).
 
 from __future__ import annotations
 
+from kairos.engine import Engine, Send, decode_snapshot, encode_snapshot, restore_snapshot
 from kairos.engine._events import Feedback
 from kairos.engine._feedback import DEFAULT_FEEDBACK_MS, feedback_retention
 from kairos.plan import (
-    Absence, Action, Cap, Capacity, Control, Exclusive, NoRepeat, Origin, Policy, Quiet,
+    Absence, Action, Cap, Capacity, Control, Exclusive, NoRepeat, Origin, Plan, Policy, Quiet,
 )
 from tests.engine.builders import flt, scenario
 from tests.engine.test_policy import NIGHT, D, H, M, S, T0, at, on_host, run
@@ -179,3 +180,30 @@ def test_a_wave_sees_feedback_that_came_while_its_trigger_was_held():
     assert ["a"] == [s.scenario for s in sends]
     sends, _, _ = run([on_host("a", "h"), wave], [at(0), at(2 * D, host="zz")], arbitrate_ms=10 * S)
     assert ["a", "wave2"] == [s.scenario for s in sends]
+
+
+def test_a_capacity_queue_restored_from_a_snapshot_waits_and_sends_as_the_one_that_was_never_stopped():
+    """A daemon restarted while sends wait in a capacity queue (and no arbitration window
+    is open) restores them; the queue's earliest time (the outbox horizon's watermark) and
+    what it sends afterwards are those of an engine that ran on."""
+    call = (Action("call", "offer.call"),)
+    plan = Plan((on_host("a", "h", actions=call),), Policy(origin=Origin("<test>", 1, 1),
+                                                            capacity=(Capacity("call", 1, 1),)))
+    before = [at(H, "1"), at(H + M, "2"), at(H + 2 * M, "3")]
+    on_sends: list[Send] = []
+    ran_on = Engine(plan, None, sink=on_sends.append)
+    restarted_sends: list[Send] = []
+    first = Engine(plan, None, sink=restarted_sends.append)
+    for ev in before:
+        ran_on.on_event(ev)
+        first.on_event(ev)
+    assert first.policy is not None and 2 == first.policy.held()
+    restarted = Engine(plan, None, sink=restarted_sends.append)
+    restore_snapshot(restarted, decode_snapshot(encode_snapshot(first)).engine)
+    assert restarted.policy is not None and ran_on.policy is not None
+    assert (2, ran_on.policy.watermark()) == (restarted.policy.held(), restarted.policy.watermark())
+    for engine in (ran_on, restarted):
+        engine.on_event(LATER)
+        engine.finish()
+    assert [(s.msisdn, s.send_at - T0) for s in on_sends] == [(s.msisdn, s.send_at - T0) for s in restarted_sends]
+    assert [H, D, 2 * D] == [s.send_at - T0 for s in on_sends]
