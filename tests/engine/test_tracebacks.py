@@ -11,6 +11,7 @@ import pytest
 
 from kairos import plan
 from kairos.engine import Engine, Reference
+from kairos.engine import _engine as _engine_module
 from kairos.engine._events import Dpi
 from tests.dsl.support import T0, compile_one
 
@@ -42,15 +43,16 @@ def _video(i: int, size: int) -> Dpi:
 
 def _faults(text: str, general: bool, name: str = "t.kairos") -> tuple[Engine, list[BaseException]]:
     """The exceptions an engine running ``text`` catches for a small video, then a 10**12-byte one."""
-    engine = Engine(compile_one(text, name), Reference(tags=TAGS), sink=lambda s: None)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(_engine_module, "FUSED_FEED", not general)  # the same loop's text, calling the DPI route
+        engine = Engine(compile_one(text, name), Reference(tags=TAGS), sink=lambda s: None)
     caught: list[BaseException] = []
     engine.on_fault = lambda i, ev, exc: caught.append(exc)
-    feed = (lambda evs: Engine.feed(engine, evs)) if general else engine.feed
-    feed([_video(0, 10), _video(1, 10**12)])
+    engine.feed([_video(0, 10), _video(1, 10**12)])
     return engine, caught
 
 
-@pytest.mark.parametrize("general", [False, True], ids=["generated feed", "Engine.feed"])
+@pytest.mark.parametrize("general", [False, True], ids=["dpi route pasted", "dpi route called"])
 @pytest.mark.parametrize("clause", CASES)
 def test_a_failing_clause_is_reported_at_its_scenario_line(clause, general):
     text, line, col = CASES[clause]
