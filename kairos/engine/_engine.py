@@ -31,7 +31,8 @@ from kairos.engine._reference import Reference
 from kairos.engine._conjuncts import audience_guard, bound_filter, cheap_first
 from kairos.engine._routes import Entry, Guarded, build_route
 from kairos.engine.forms import PatternRuntime, build_runtime
-from kairos.plan import Action, During, Origin, Plan, Scenario, eq_values
+from kairos.engine.forms.base import cooling_test
+from kairos.plan import Action, During, Origin, Plan, Scenario, define, eq_values, filename
 
 #: triggers re-entering as events may chain (wave 1 → wave 2 …); past this
 #: depth a chain is a loop and its triggers are sent but not re-entered
@@ -145,10 +146,15 @@ def _scenario(scn: Scenario) -> tuple[str, Origin]:
     return f"scenario '{scn.name}'", scn.origin
 
 
+def _never_cooling(m: str, t: int) -> bool:
+    """The cool-down of a scenario that has none."""
+    return False
+
+
 class _Gates:
     """Cool-down and ``once`` bookkeeping of one scenario, per subscriber."""
 
-    __slots__ = ("cooldown_ms", "once", "once_per", "last", "values", "host")
+    __slots__ = ("cooldown_ms", "once", "once_per", "last", "values", "host", "cooling")
 
     def __init__(self, scenario: Scenario, host: Engine) -> None:
         self.cooldown_ms = scenario.cooldown_ms
@@ -157,14 +163,14 @@ class _Gates:
         self.last: dict[str, int] = {}  # msisdn → time of the last trigger
         self.values: dict[str, Any] = {}  # msisdn → once-per value (or True for once)
         self.host = host
-
-    def cooling(self, m: str, t: int) -> bool:
-        """Still inside the cool-down of this subscriber's last trigger."""
-        cd = self.cooldown_ms
-        if cd is None:
-            return False
-        last = self.last.get(m)
-        return last is not None and t < last + cd
+        #: ``cooling(m, t)``: still inside the cool-down of this subscriber's last trigger — compiled
+        #: from the text a fused count route pastes (``forms.base.cooling_test``), so it exists once
+        self.cooling: Callable[[str, int], bool] = _never_cooling
+        if self.cooldown_ms is not None:
+            test = cooling_test("last", "t", self.cooldown_ms)
+            source = f"def cooling(m, t):\n    last = _last.get(m)\n    return {test}\n"
+            file = filename("scenario", scenario.name, "cooldown")
+            self.cooling = define("cooling", source, {"_last": self.last}, file)
 
     def refuse(self, m: str, t: int, e: Any, a: tuple[Any, ...], ctx: Context) -> str | None:
         """Why this completion may not trigger (``once``), or None; records it if it may.

@@ -228,3 +228,15 @@ def test_the_count_handler_is_the_text_its_route_pastes_compiled_under_the_scena
     start = route.index(step[0])
     assert route[start:start + len(step)] == step  # pasted as it is
     assert " # scenario burst count at " in step[-1]  # the threshold test names its clause's place
+
+
+def test_the_cool_down_the_route_pastes_is_the_test_the_engine_s_gate_compiles():
+    engine = Engine(compile_one(CATALOGUE), Reference(tags=TAGS), sink=lambda s: None)
+    gate = engine._gates[0].cooling
+    assert gate.__code__.co_filename == "<kairos scenario burst cooldown>"
+    test = gate.source.splitlines()[-1].strip().removeprefix("return ").replace("last", "_l").replace("t <", "_t <")
+    route = [line.strip() for line in engine._routes[Dpi].source.splitlines()]
+    assert any(line.startswith(f"if {test}:") for line in route)  # one text: pasted here, compiled there
+    engine.on_event(Dpi(ts=T0, msisdn="a", host="h", category="video"))
+    engine.on_event(Dpi(ts=T0 + 1, msisdn="a", host="h", category="video"))  # triggers: cooling from here
+    assert (True, False) == (gate("a", T0 + 2 * 60_000 - 1), gate("a", T0 + 2 * 60_000 + 1))

@@ -18,7 +18,8 @@ from array import array
 from typing import Any
 from collections.abc import Callable
 
-from kairos.engine.forms.base import COMPARE, NO_ALIASES, Fused, Handler, Host, PatternRuntime, key_for
+from kairos.engine.forms.base import (COMPARE, NO_ALIASES, Fused, Handler, Host, PatternRuntime, cooling_test,
+                                      key_for)
 from kairos.plan import Aggregate, Filter, at, define, filename
 
 #: False: routes call the count handler instead of pasting its text (tests compare both: the
@@ -429,7 +430,7 @@ def count_route(rt: AggregateRuntime, complete: Callable[..., None], watch: Call
     ns[f"{p}_stats"] = stats
     lines += [
         f"    _l = {p}_last.get(_m)",
-        f"    if _l is not None and _t < _l + {int(gates.cooldown_ms)}:  # cooling: as complete counts it",
+        f"    if {cooling_test('_l', '_t', gates.cooldown_ms)}:  # cooling: as complete counts it",
         f"        {p}_stats.matched += 1",
         f"        _d = {p}_stats.suppressed",
         "        _d['cooldown'] = _d.get('cooldown', 0) + 1",

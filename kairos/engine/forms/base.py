@@ -208,6 +208,12 @@ def any_guard(parts: list[Guard]) -> Guard | None:
 
 
 
+def cooling_test(last: str, t: str, cooldown_ms: int) -> str:
+    """The cool-down's test as Python text: ``last`` (a subscriber's last trigger time, or None)
+    still cools at ``t``. The one text the engine's gate compiles and a fused count route pastes."""
+    return f"{last} is not None and {t} < {last} + {int(cooldown_ms)}"
+
+
 class Fused:
     """Statements over ``e`` (the event) that a route runs instead of calling ``on_match(e)``.
 
