@@ -1,7 +1,8 @@
 """Kairos: the application and, beneath it, the libraries it is built from.
 
 The libraries are subpackages with one direction of dependency,
-``kairos.dsl → kairos.plan ← kairos.engine → kairos.adapters``: ``plan`` is the
+``kairos.dsl → kairos.plan ← kairos.engine`` (``kairos.adapters`` imports none of
+them, and the engine does not import it): ``plan`` is the
 compiled contract, ``dsl`` the language, ``engine`` the runtime and ``adapters``
 the sources, channels and delivery (a channel plugin writes
 ``from kairos.adapters import Channel``). The modules of this package itself

@@ -1,4 +1,4 @@
-"""The dependency direction holds: dsl → plan ← engine → adapters, the application on top, the bench beside it.
+"""The dependency direction holds: dsl → plan ← engine, adapters alone, the application on top, the bench beside.
 
 Every import counts, wherever it is written: at the top of a module, inside a
 function, or under ``if TYPE_CHECKING:`` (STYLE.md: the plan is a leaf).

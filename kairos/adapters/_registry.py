@@ -33,7 +33,7 @@ def discover_channels() -> dict[str, type[Channel]]:
             raise ChannelLoadError(f"channel {ep.name!r} ({ep.value}, from {where}) failed to load: {exc!r}") from exc
         if not (isinstance(cls, type) and issubclass(cls, Channel)):
             raise ChannelLoadError(
-                f"channel {ep.name!r} ({ep.value}, from {where}) is not a subclass of adapters.Channel"
+                f"channel {ep.name!r} ({ep.value}, from {where}) is not a subclass of kairos.adapters.Channel"
             )
         found[ep.name] = cls
         origin[ep.name] = where

@@ -113,7 +113,8 @@ def test_a_plugin_whose_entry_point_is_not_a_channel_is_refused(tmp_path: Path, 
     importlib.invalidate_caches()
     with pytest.raises(ChannelLoadError) as err:
         discover_channels()
-    expected = "channel 'bad' (bad_channel:NotAChannel, from bad-channel 1.0) is not a subclass of adapters.Channel"
+    expected = ("channel 'bad' (bad_channel:NotAChannel, from bad-channel 1.0) "
+                "is not a subclass of kairos.adapters.Channel")
     assert expected == str(err.value)
 
 

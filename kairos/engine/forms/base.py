@@ -191,21 +191,19 @@ class PatternRuntime:
         return state
 
 
-
 def passes(f: Filter) -> Callable[[Any, tuple[Any, ...], Any], bool] | None:
+    """A filter's ``where`` as a function, or None when it has none (every event of its type passes)."""
     return None if f.where is None else f.where.fn
 
 
-
 def any_guard(parts: list[Guard]) -> Guard | None:
+    """The guard that passes when any of ``parts`` passes; None when there are none."""
     if not parts:
         return None
     out = parts[0]
     for g in parts[1:]:
         out = out | g
     return out
-
-
 
 
 def cooling_test(last: str, t: str, cooldown_ms: int) -> str:
