@@ -404,9 +404,13 @@ class Daemon:
         outbox = self.outbox
         chosen = [self.units[n] for n in (units if units is not None else list(self.units))]
         marks: dict[str, int] = {}
+        #: the positions the snapshot holds: read at the capture instant, as the state is, so the offsets
+        #: committed after it never run ahead of the state saved (the units read on while it is written)
+        positions: dict[str, dict[str, FilePosition]] = {}
 
         def durable() -> Any:  # called at the instant the state is captured
             marks.update((u.name, u.engine.send_watermark()) for u in chosen)
+            positions.update((u.name, dict(u.positions)) for u in chosen)
             return outbox.durable(outbox.mark())
 
         def produce() -> list[bytes]:
@@ -428,7 +432,7 @@ class Daemon:
                  snapshots=self.files.taken, events=sum(self.events_by_type.values()),
                  pending_sends=outbox.statistics().pending)
         for hook in self.after_snapshot:
-            await hook({u.name: dict(u.positions) for u in chosen})
+            await hook(positions)
 
     def _advance_horizon(self, published: dict[str, int]) -> None:
         """Tell the outbox the earliest trigger time a restart from any kept snapshot could decide again.
@@ -518,43 +522,51 @@ class Daemon:
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit status."""
         stopping = anyio.Event()
+        pump: KafkaPump | None = None
         async with anyio.create_task_group() as tg:
             await tg.start(self.outbox.run)
-            async with anyio.create_task_group() as work:
-                await work.start(self._signals, stopping)  # signals are ours before "ready" is said
-                for name, source, unit in self._sources():
-                    work.start_soon(self._pump, name, source, unit)
-                kafka = self.config.sources[0]
-                if isinstance(kafka, KafkaSourceConfig):
-                    await work.start(KafkaPump(self, kafka).run)
-                if self.config.time.idle_advance:
-                    work.start_soon(self._idle)
-                if self.config.snapshot.interval_s > 0:
-                    work.start_soon(self._periodic)
-                if self.config.reload.watch:
-                    work.start_soon(self.reloader.watch)
-                if self.config.http.listen:
-                    http = self.config.http
-                    host, port = http.address
-                    server = HttpServer(self, host, port, admin_token=http.admin_token, ingest_token=http.ingest_token)
-                    await work.start(server.run)
-                await self._start_feedback(work)
-                gc.freeze()  # the loaded state (snapshot, tags) is never walked by full collections again
-                self.ready = True
-                log.info("ready", gc_frozen=gc.get_freeze_count(), scenarios=[s.name for s in self.plan.scenarios],
-                         sources=[getattr(s, "name", s.__struct_config__.tag) for s in self.config.sources],
-                         units=sorted(self.units), pid=os.getpid())
-                await stopping.wait()
-                self.ready = False
-                work.cancel_scope.cancel()
-            status = EXIT_OK
-            with anyio.CancelScope(shield=True):
-                try:
-                    await self.snapshot("shutdown", fork=False)
-                except SnapshotFailed as e:
-                    status = EXIT_SNAPSHOT_FAILED
-                    log.error("the final snapshot failed; the previous one stays and a restart resumes from it "
-                              "(the outbox drops repeated sends)", error=str(e), exit_status=status)
+            # the Kafka consumer outlives the other tasks: the final snapshot's offsets are committed while it
+            # is still in the group (a consumer that left cannot commit), then it stops and leaves
+            async with anyio.create_task_group() as consumer:
+                async with anyio.create_task_group() as work:
+                    await work.start(self._signals, stopping)  # signals are ours before "ready" is said
+                    for name, source, unit in self._sources():
+                        work.start_soon(self._pump, name, source, unit)
+                    kafka = self.config.sources[0]
+                    if isinstance(kafka, KafkaSourceConfig):
+                        pump = KafkaPump(self, kafka)
+                        await consumer.start(pump.run)
+                    if self.config.time.idle_advance:
+                        work.start_soon(self._idle)
+                    if self.config.snapshot.interval_s > 0:
+                        work.start_soon(self._periodic)
+                    if self.config.reload.watch:
+                        work.start_soon(self.reloader.watch)
+                    if self.config.http.listen:
+                        http = self.config.http
+                        host, port = http.address
+                        server = HttpServer(self, host, port, admin_token=http.admin_token, ingest_token=http.ingest_token)
+                        await work.start(server.run)
+                    await self._start_feedback(work)
+                    gc.freeze()  # the loaded state (snapshot, tags) is never walked by full collections again
+                    self.ready = True
+                    log.info("ready", gc_frozen=gc.get_freeze_count(), scenarios=[s.name for s in self.plan.scenarios],
+                             sources=[getattr(s, "name", s.__struct_config__.tag) for s in self.config.sources],
+                             units=sorted(self.units), pid=os.getpid())
+                    await stopping.wait()
+                    self.ready = False
+                    if pump is not None:
+                        pump.pause()  # no more records: the final snapshot holds the last offsets read
+                    work.cancel_scope.cancel()
+                status = EXIT_OK
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await self.snapshot("shutdown", fork=False)
+                    except SnapshotFailed as e:
+                        status = EXIT_SNAPSHOT_FAILED
+                        log.error("the final snapshot failed; the previous one stays and a restart resumes from it "
+                                  "(the outbox drops repeated sends)", error=str(e), exit_status=status)
+                consumer.cancel_scope.cancel()  # the consumer stops and leaves the group
             self.outbox.stop()
         log.info("stopped", events=sum(e.events_in for e in self.engines), late=self.late, decode_errors=self.decode_errors,
                  event_errors=self.event_errors,

@@ -3,10 +3,13 @@
 Events are keyed by msisdn, so a partition holds a fixed set of subscribers.
 On assignment the partition's unit is opened from its snapshot file (in the
 shared ``snapshot.partitions_dir``) and the consumer seeks to the offset that
-snapshot holds; on revocation the unit is snapshotted, its offset committed
-and its state dropped. Offsets are committed only from published snapshots
-(``Daemon.after_snapshot``), so a committed offset never runs ahead of the
-state it produced. The same unit/offset logic runs behind the embedded
+snapshot holds — or to the partition's start if the state holds none (the
+committed offset is never used: it may not be the state's); on revocation the
+unit is snapshotted, its offset committed and its state dropped. Offsets are
+committed only from published snapshots (``Daemon.after_snapshot``), exactly
+the positions each snapshot captured with the state, so a committed offset
+never runs ahead of the state it produced. At shutdown the pump stops feeding,
+the daemon's final snapshot is committed, and only then the consumer leaves. The same unit/offset logic runs behind the embedded
 partitioned log, where it is tested without a broker.
 """
 
@@ -63,6 +66,12 @@ class KafkaPump:
         self.d = daemon
         self.config = config
         self.consumer: Any = None
+        self._paused = False
+
+    def pause(self) -> None:
+        """Feed no more records (at shutdown: the final snapshot then holds the last offsets read, and is
+        committed while the consumer is still in the group)."""
+        self._paused = True
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
@@ -80,8 +89,10 @@ class KafkaPump:
             self.d.after_snapshot.append(self.commit)
             log.info("kafka consumer started", topic=cfg.topic, group=cfg.group_id)
             task_status.started()
-            while True:
+            while not self._paused:
                 batches = await consumer.getmany(timeout_ms=200, max_records=cfg.max_records)
+                if self._paused:
+                    break  # read but not fed: not in the final snapshot, so read again by the next owner
                 for tp, records in batches.items():
                     name = unit_name(tp.partition)
                     if not records or name not in self.d.units:
@@ -93,6 +104,7 @@ class KafkaPump:
                     position = FilePosition(tp.topic, tp.partition, 0, records[-1].offset + 1)
                     self.d.ingest(SOURCE, data, position, name, record_offsets=[r.offset for r in records])
                     await anyio.lowlevel.checkpoint()
+            await anyio.sleep_forever()  # paused: stay in the group until the daemon has committed and cancels
         finally:
             with anyio.CancelScope(shield=True):
                 await consumer.stop()
@@ -142,4 +154,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             position = d.units[name].positions.get(SOURCE)
             if position is not None:
                 self.pump.consumer.seek(tp, position.offset)
+            else:
+                # state without a position (no snapshot yet, or one taken before any record): the partition is
+                # read from its start, never from a committed offset that this state did not produce; the
+                # ledger drops the sends already made
+                await self.pump.consumer.seek_to_beginning(tp)
         log.info("partitions assigned", units=sorted(unit_name(tp.partition) for tp in assigned))

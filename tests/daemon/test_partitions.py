@@ -11,10 +11,18 @@ import json
 import time
 from pathlib import Path
 
+import anyio
+import msgspec
+
+from kairos._config import load_config
+from kairos._daemon import Daemon
+from kairos._units import UnitState, unit_name
+from kairos.adapters import FilePosition
 from kairos.adapters._partitions import partition_file, partition_of, split
 from tests.daemon.support import logged, sends, start, stop, wait_for, write_config
 from tests.daemon.test_crash import SCENARIOS, _content, recorded_stream, reference, replayed
 from tests.daemon.test_crash import sentinels as crash_sentinels
+from kairos.engine import decode_snapshot
 
 COUNT = 4
 
@@ -122,3 +130,47 @@ def test_ingest_into_a_partitioned_instance_takes_its_partitions_and_a_reload_re
     finally:
         assert 0 == stop(proc)
     assert sorted(mine) == sorted(s["msisdn"] for s in sends(a))
+
+
+def test_the_positions_handed_on_after_a_snapshot_are_those_it_captured_not_those_read_while_it_was_written(tmp_path):
+    """A Kafka commit follows each published snapshot; events read while the snapshot is being written
+    must not move the committed offset past the state saved (the offset would skip them after a crash)."""
+    reference(tmp_path)
+    config = load_config(partitioned_config(tmp_path / "inst", tmp_path / "shared", [0]))
+    name = unit_name(0)
+    block = b'{"type": "topup", "ts": 1000, "msisdn": "1", "amount": 20}\n'
+
+    async def main() -> tuple[list[dict], FilePosition]:
+        daemon = Daemon(config)
+        handed: list[dict] = []
+
+        async def hook(positions: dict) -> None:
+            handed.append(positions)
+
+        daemon.after_snapshot.append(hook)
+        async with anyio.create_task_group() as tg:
+            await tg.start(daemon.outbox.run)
+            # the snapshot waits, after its capture, for the outbox to make its sends durable: held there
+            captured, go_on, durable = anyio.Event(), anyio.Event(), daemon.outbox.durable
+
+            async def held(mark: int) -> None:
+                captured.set()
+                await go_on.wait()
+                await durable(mark)
+
+            daemon.outbox.durable = held  # type: ignore[method-assign]
+            daemon.ingest("log", block, FilePosition("p", 0, 0, 100), name)
+            tg.start_soon(lambda: daemon.snapshot("test", fork=False))
+            await captured.wait()
+            daemon.ingest("log", block, FilePosition("p", 0, 0, 200), name)  # read while it is being published
+            go_on.set()
+            with anyio.fail_after(30):
+                while not handed:
+                    await anyio.sleep(0.01)
+            daemon.outbox.stop()
+        saved = decode_snapshot((tmp_path / "shared" / f"{name}.bin").read_bytes())
+        return handed, msgspec.msgpack.decode(saved.extra, type=UnitState).positions["log"]
+
+    handed, saved = anyio.run(main)
+    assert 100 == saved.offset
+    assert [{name: {"log": saved}}] == handed
