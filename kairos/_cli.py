@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -25,7 +26,7 @@ from kairos._explain import explain
 from kairos._measure import measure, table, unmatched_text
 from kairos._report import Series, render
 from kairos._template_check import TEMPLATES_FILE, check_templates
-from kairos.adapters import TemplateError, partition_files, split_file
+from kairos.adapters import GrantFolder, TemplateError, partition_files, split_file
 from kairos.engine import (
     DEFAULT_MAX_JUMP_MS,
     DEFAULT_TZ,
@@ -302,6 +303,8 @@ def _replay(args: argparse.Namespace) -> int:
     control: Callable[[Send], None] | None = None
     engines: list[Engine] = []
     series = Series(LocalTime(args.tz)) if args.report else None
+    #: a channel capacity split over workers or partitions: their engines take places from one folder
+    grants: GrantFolder | None = None
 
     def make_engine(sink: Callable[[Send], None]) -> Engine:
         if series is not None:
@@ -312,7 +315,7 @@ def _replay(args: argparse.Namespace) -> int:
                 inner(send)
 
         engine = Engine(plan, reference, sink=sink, tz=args.tz, measure=measuring, control_sink=control,
-                        dedup_window_ms=args.dedup_window)
+                        dedup_window_ms=args.dedup_window, capacity=grants)
         engines.append(engine)
         return engine
 
@@ -324,6 +327,8 @@ def _replay(args: argparse.Namespace) -> int:
         except OSError as e:
             print(f"kairos replay: {e}", file=sys.stderr)
             return EXIT_USAGE
+        if (args.workers > 1 or partitioned) and plan.policy is not None and plan.policy.capacity:
+            grants = GrantFolder(stack.enter_context(tempfile.TemporaryDirectory(prefix="kairos-capacity-")))
         if control_out is not None:
             encode = msgspec.json.Encoder().encode
 

@@ -69,6 +69,7 @@ from kairos.adapters import (
     FileChannel,
     FilePosition,
     FileTail,
+    GrantFolder,
     StdinSource,
     TemplateCatalog,
     discover_channels,
@@ -143,6 +144,8 @@ class Daemon:
         #: state that lived through SETTLE_EVENTS events leaves the collector's walk (engine.settle)
         self._settler = Settler()
         self.partitioned = config.partitioned
+        #: a channel capacity's places, shared by the partitions of every instance (None: one engine counts)
+        self.grants = GrantFolder(config.partitions_dir / "capacity") if self.partitioned else None
         self.after_snapshot: list[Any] = []  #: async hooks given {unit: positions} once a snapshot is published
         #: unit → send watermarks of its kept snapshot files (current, previous): what a restart could decide again
         self.kept_watermarks: dict[str, tuple[int, int]] = {}
@@ -185,7 +188,7 @@ class Daemon:
         return Reference(areas_of_cell=ref.areas_of_cell, tags=tags, lists=ref.lists, kb=ref.kb)
 
     def new_engine(self, plan: Plan, reference: Reference) -> Engine:
-        return Engine(plan, reference, sink=self._on_send, tz=self.config.tz)
+        return Engine(plan, reference, sink=self._on_send, tz=self.config.tz, capacity=self.grants)
 
     def open_unit(self, name: str) -> dict[str, str] | None:
         """Start owning a unit: build its engine and load its snapshot; returns the versions it was taken under."""

@@ -12,7 +12,8 @@ once across restarts (``read_ledger`` reads the ledger back), and the
 dead-letter file. Beside them: the ``TemplateCatalog`` that renders message
 text at send time and answers ``kairos check``'s questions, and the feedback
 sources (an HTTP endpoint and a file) that turn channel callbacks into
-``feedback`` events, and the daemon's event sources (a rotation-safe file or
+``feedback`` events, the ``GrantFolder`` that shares a channel capacity's places between
+processes, and the daemon's event sources (a rotation-safe file or
 directory tail, standard input) that hand out whole JSON lines with their
 position. This package imports nothing else of the project, and the engine
 does not import it: the application hands the engine's sends to the outbox.
@@ -24,6 +25,7 @@ from kairos.adapters._calltask import CallChannel, CallConfig
 from kairos.adapters._channel import Channel, ChannelConfigError, Feedback, FeedbackSink, Outcome, SendContext, wall_ms
 from kairos.adapters._feedback import FeedbackFile, FeedbackServer, parse_feedback
 from kairos.adapters._filechannel import FileChannel, FileChannelConfig
+from kairos.adapters._grants import GrantFolder, read_grants
 from kairos.adapters._h11server import serve_connection
 from kairos.adapters._partitions import partition_file, partition_files, partition_of, split_file
 from kairos.adapters._ledger import Ledger, read_ledger
@@ -54,6 +56,7 @@ __all__ = [
     "FilePosition",
     "FileTail",
     "GROUP",
+    "GrantFolder",
     "LaneStats",
     "Ledger",
     "Outbox",
@@ -75,6 +78,7 @@ __all__ = [
     "partition_file",
     "partition_files",
     "partition_of",
+    "read_grants",
     "read_ledger",
     "serve_connection",
     "sign",

@@ -26,7 +26,7 @@ from kairos.engine._faults import describe_fault
 from kairos.engine._feed import build_feed
 from kairos.engine._events import Dpi, Event, Feedback, Profile, Trigger, event_types
 from kairos.engine._localtime import DEFAULT_TZ, LocalTime
-from kairos.engine._policy import Candidate, PolicyStage
+from kairos.engine._policy import Candidate, CapacityGrants, PolicyStage
 from kairos.engine._reference import Reference
 from kairos.engine._conjuncts import audience_guard, bound_filter, cheap_first
 from kairos.engine._routes import Entry, Guarded, build_route
@@ -219,11 +219,14 @@ class Engine:
         observer: Any = None,
         control_sink: Callable[[Send], None] | None = None,
         dedup_window_ms: int | None = None,
+        capacity: CapacityGrants | None = None,
     ) -> None:
         """``measure``: join feedback to sends even without a policy (for stats);
         ``observer``: hears every completion and decision (``kairos explain``);
         ``control_sink``: receives the sends held out for the control group;
-        ``dedup_window_ms``: skip an event identical to one fed within this window (``engine._dedup``)."""
+        ``dedup_window_ms``: skip an event identical to one fed within this window (``engine._dedup``);
+        ``capacity``: the policy's channel capacities shared with the engines of the other partitions or
+        workers (None: counted by this engine alone, as when it sees every subscriber)."""
         self.plan = plan
         self.reference = reference or Reference()
         _check_reference(plan, self.reference)
@@ -254,7 +257,7 @@ class Engine:
         if plan.policy is not None or measure or observer is not None:
             with _building("building the contact policy",
                           [] if plan.policy is None else [("the policy", plan.policy.origin)]):
-                self.policy = PolicyStage(plan.policy, self, len(self._timed))
+                self.policy = PolicyStage(plan.policy, self, len(self._timed), capacity)
             self._timed.append(self.policy)
         self._handlers = handlers
         self._tracked = tracked

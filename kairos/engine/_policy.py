@@ -117,6 +117,23 @@ class PolicyHost(Protocol):
         """Dispatch ``ev`` after the events already pending (a parked feedback)."""
 
 
+class CapacityGrants(Protocol):
+    """Places of channel capacities shared by several engines (``Engine(capacity=...)``): each engine
+    owns part of the subscribers (a partition, a worker), the capacity counts them all together.
+
+    ``take`` is idempotent by trigger id — a trigger decided again (after a restore from an
+    older snapshot, or a partition handed to another instance) finds its own place again —
+    and durable before it answers. Without one, each engine counts its own sends in its
+    state (the snapshot holds the counts): right when one engine sees every subscriber.
+    ``kairos.adapters.GrantFolder`` is the implementation over a shared folder.
+    """
+
+    def take(self, channel: str, per_days: int, period: int, end: int, limit: int, trigger_id: str) -> bool:
+        """Grant ``trigger_id`` a place of ``channel``'s period number ``period`` (of ``per_days``
+        local days, ending at epoch ms ``end``): True if it had one or one of ``limit`` is free."""
+        ...
+
+
 class Candidate:
     """A trigger waiting for the policy's decision."""
 
@@ -153,9 +170,12 @@ class _Sub:
 class PolicyStage:
     """Enforces one ``plan.Policy`` for an engine; also joins feedback for measurement."""
 
-    def __init__(self, policy: Policy | None, host: PolicyHost, index: int) -> None:
+    def __init__(self, policy: Policy | None, host: PolicyHost, index: int,
+                 grants: CapacityGrants | None = None) -> None:
+        """``grants``: capacity places shared with other engines (None: this engine's own count, ``used``)."""
         self.policy = policy = policy or Policy(origin=Origin("<no policy>", 0, 0))
         self.host = host
+        self.grants = grants
         self.index = index  # the engine's deadline heap addresses us like a pattern runtime
         self.states: dict[str, _Sub] = {}
         self.clock = host.clock
@@ -170,7 +190,8 @@ class PolicyStage:
         for h in policy.hours:
             self.hours.setdefault(h.channel, []).append(h)
         self.capacity: dict[str, Capacity] = {c.channel: c for c in policy.capacity}
-        self.used: dict[tuple[str, int], int] = {}  # (channel, period) → sends, while decisions may count
+        #: (channel, period) → sends, while decisions may count in it (without shared ``grants`` only)
+        self.used: dict[tuple[str, int], int] = {}
         self.waiting: dict[str, list[tuple[tuple[int, int, str, str], Candidate, Action, dict[str, Any]]]] = {}
         self.arbitrate_ms = policy.arbitrate_ms
         self.groups: list[list[tuple[int, frozenset[int], str]]] = [[] for _ in scenarios]
@@ -385,7 +406,7 @@ class PolicyStage:
             return self._stop(c, "control", f"in the control group ({self.control[c.index]:g}%) "
                               f"for {c.scenario.name}; would have sent {action.channel} at {self._t(send_at)}")
         cap = self.capacity.get(action.channel)
-        if cap is not None and not self._take_capacity(cap, send_at):
+        if cap is not None and not self._take_capacity(cap, send_at, c.id):
             return self._wait(c, action, params, cap, send_at)
         self._send(c, action, params, send_at, st, "; ".join(notes))
 
@@ -445,8 +466,12 @@ class PolicyStage:
             send_at = moved
         return send_at, "quiet", f"no time outside quiet hours for {channel}"
 
-    def _take_capacity(self, cap: Capacity, send_at: int) -> bool:
+    def _take_capacity(self, cap: Capacity, send_at: int, trigger_id: str) -> bool:
+        """A place of ``cap`` in the local calendar period of ``send_at``, or False when all are taken."""
         period = period_of(self.clock, send_at, cap.per_days)
+        if self.grants is not None:
+            end = period_start(self.clock, period + 1, cap.per_days)
+            return self.grants.take(cap.channel, cap.per_days, period, end, cap.limit, trigger_id)
         key = (cap.channel, period)
         used = self.used.get(key)
         if used is None:
@@ -498,7 +523,7 @@ class PolicyStage:
                 reason, detail, send_at = self._allow(c, action, st, when)
                 if reason is not None:
                     self._stop(c, reason, f"after waiting for capacity: {detail}")
-                elif self._take_capacity(cap, send_at):
+                elif self._take_capacity(cap, send_at, c.id):
                     self._send(c, action, params, send_at, st, f"waited for {channel} capacity")
                 else:
                     self._wait(c, action, params, cap, send_at)

@@ -66,7 +66,7 @@ class PolicyState(msgspec.Struct):
     """Everything a ``PolicyStage`` holds between two events."""
 
     subs: dict[str, SubState]
-    used: list[tuple[str, int, int]]  #: (channel, period, sends)
+    used: list[tuple[str, int, int]]  #: (channel, period, sends) of an engine counting capacity alone
     waiting: dict[str, list[WaitingState]]
     records: dict[str, RecordState]
     unmatched_feedback: int = 0
@@ -130,8 +130,9 @@ def restore_policy(stage: PolicyStage, state: PolicyState, engine: Engine) -> No
         stage.states[m] = st
     for key, m in state.watches:
         engine.watch_bucket(key, stage, m)
-    for ch, p, n in state.used:
-        stage.used[(ch, p)] = n
+    if stage.grants is None:  # shared places live in their store, not in any one engine's state
+        for ch, p, n in state.used:
+            stage.used[(ch, p)] = n
     for ch, queue in state.waiting.items():
         for w in queue:
             held = candidate(w.candidate)

@@ -434,17 +434,18 @@ _START = -(2**62)
 
 def _check_partitionable(engine: Engine, apart: str = "workers",
                          remedy: str = "run this plan with --workers 1") -> None:
-    """Refuse a plan whose decisions depend on more than one subscriber's state.
+    """Refuse a plan whose decisions depend on more than one subscriber's state, unless shared.
 
     Every pattern and gate is per subscriber, and so are the policy's caps and
-    arbitration; a channel capacity (so many calls a day for everybody) is not,
-    and split over workers (``apart``) it would be granted once per worker.
+    arbitration; a channel capacity (so many calls a day for everybody) is not:
+    split over workers (``apart``) it holds only when the engines take its places
+    from one shared store (``Engine(capacity=...)``), else each would grant it anew.
     """
     policy = engine.plan.policy
-    if policy is not None and getattr(policy, "capacity", None):
+    if policy is not None and policy.capacity and (engine.policy is None or engine.policy.grants is None):
         raise ValueError(
-            f"the policy limits a channel's capacity across all subscribers, which {apart} "
-            f"cannot share; {remedy}"
+            f"the policy limits a channel's capacity across all subscribers, which {apart} share only "
+            f"through a capacity store given to every engine; {remedy}"
         )
 
 

@@ -62,14 +62,6 @@ def test_bad_lines_are_reported_with_their_partition_file_and_line(workspace, ca
     assert "1 malformed" in err[1]
 
 
-def test_a_capacity_all_subscribers_share_is_refused_for_a_partitioned_log(workspace, capsys):
-    (workspace / "policy.kairos").write_text("policy\n  capacity call 100 per 1d\nend\n")
-    split(_mixed_stream(200, 10, seed=1), workspace / "log", 2)
-    code, _ = _replay(workspace, "log", 1, "--policy", str(workspace / "policy.kairos"))
-    assert code == 2
-    assert "partitions replayed apart cannot share; replay the unsplit file" in capsys.readouterr().err
-
-
 def test_a_folder_without_partition_files_is_refused_with_a_clear_message(workspace, capsys):
     (workspace / "empty").mkdir()
     code, _ = _replay(workspace, "empty", 2)

@@ -175,17 +175,6 @@ def test_a_per_subscriber_policy_gives_the_same_output_on_one_and_three_workers(
     assert one == three
 
 
-def test_workers_refuse_a_policy_whose_channel_capacity_all_subscribers_share(workspace, capsys):
-    """A capacity (so many calls a day for everybody) would be granted once per worker."""
-    (workspace / "policy.kairos").write_text("policy\n  capacity call 100 per 1d\nend\n")
-    (workspace / "e.jsonl").write_bytes(b"".join(_mixed_stream(200, 10, seed=1)))
-    code = main(["replay", "--scenarios", str(workspace / "s.kairos"), "--policy", str(workspace / "policy.kairos"),
-                 "--events", str(workspace / "e.jsonl"), "--reference", str(workspace / "ref"),
-                 "--out", str(workspace / "o.jsonl"), "--workers", "2", "--quiet"])
-    assert (2, "kairos replay: the policy limits a channel's capacity across all subscribers, which workers "
-               "cannot share; run this plan with --workers 1\n") == (code, capsys.readouterr().err)
-
-
 def test_workers_refuse_measurement_which_one_process_must_see_whole(workspace, capsys):
     (workspace / "e.jsonl").write_bytes(b"".join(_mixed_stream(200, 10, seed=1)))
     code = main(["replay", "--scenarios", str(workspace / "s.kairos"), "--events", str(workspace / "e.jsonl"),
