@@ -37,6 +37,12 @@ working ``hours`` and ``quiet`` (defer or drop), ``cap`` (rolling windows at
 the send time); the first action that passes is used. Then the control group
 (held out: recorded, never sent), then ``capacity`` (wait for the next
 period). A stopped trigger is counted with the reason of its first action.
+
+A capacity's places are counted by the stage itself (``used``, in its
+snapshot) when its engine sees every subscriber; when the subscribers are
+split over engines (partitions, workers) each engine is given one shared
+``CapacityGrants`` and asks it by trigger id, so the count is one for all and
+a trigger decided again finds its own place.
 """
 
 from __future__ import annotations
