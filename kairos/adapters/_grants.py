@@ -47,9 +47,8 @@ class _Period:
 
 
 class GrantFolder:
-    """Capacity places shared through ``folder`` by every process that opens it (``shared``: it is)."""
-
-    shared = True
+    """Capacity places shared through ``folder`` by every process that opens it (the engine's
+    ``CapacityGrants``); ``grants``, ``found`` and ``refused`` count this process's answers."""
 
     def __init__(self, folder: str | Path, keep_ms: int = KEEP_MS) -> None:
         self.folder = Path(folder)
@@ -64,8 +63,6 @@ class GrantFolder:
     def take(self, channel: str, per_days: int, period: int, end: int, limit: int, trigger_id: str) -> bool:
         """Grant ``trigger_id`` a place of ``channel``'s period ``period`` (of ``per_days`` days, ending at
         epoch ms ``end``) if it has one already or fewer than ``limit`` are taken. Durable before it answers."""
-        if "\n" in trigger_id:
-            raise ValueError("a trigger id holds no newline")
         p = self._period(f"{_safe(channel)}.{per_days}d.{period}.{end}")
         if trigger_id in p.ids:
             self.found += 1
@@ -82,7 +79,7 @@ class GrantFolder:
             if p.lines >= limit:
                 self.refused += 1
                 return False
-            os.write(p.fd, trigger_id.encode() + b"\n")
+            os.write(p.fd, _line(trigger_id))
             os.fsync(p.fd)
             self._read(p)
             self.grants += 1
@@ -120,7 +117,7 @@ class GrantFolder:
         data = os.pread(p.fd, size - p.offset, p.offset)
         complete = data.rfind(b"\n") + 1
         for line in data[:complete].split(b"\n")[:-1]:
-            p.ids.add(line.decode(errors="replace"))
+            p.ids.add(_id(line))
             p.lines += 1
         p.offset += complete
 
@@ -150,8 +147,24 @@ def read_grants(folder: str | Path) -> dict[str, list[str]]:
     for path in sorted(Path(folder).glob("*" + _SUFFIX)):
         data = path.read_bytes()
         complete = data[:data.rfind(b"\n") + 1]
-        found[path.name[:-len(_SUFFIX)]] = [x.decode(errors="replace") for x in complete.split(b"\n")[:-1]]
+        found[path.name[:-len(_SUFFIX)]] = [_id(x) for x in complete.split(b"\n")[:-1]]
     return found
+
+
+def _line(trigger_id: str) -> bytes:
+    """A trigger id as one line: a backslash and a newline (an msisdn may hold anything) escaped."""
+    return trigger_id.replace("\\", "\\\\").replace("\n", "\\n").encode("utf-8", "surrogatepass") + b"\n"
+
+
+def _id(line: bytes) -> str:
+    """The trigger id of a line (``_line`` undone)."""
+    try:
+        text = line.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:  # a line torn inside a character: it keeps its place, no id matches it
+        text = line.decode("utf-8", "replace")
+    if "\\" in text:
+        text = re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), text)
+    return text
 
 
 def _safe(channel: str) -> str:

@@ -96,6 +96,22 @@ class SinkError(LetOut):
     counts it sent, so the run stops, and a restart from the last snapshot decides it again."""
 
 
+class _StoppingCapacity:
+    """A shared capacity store whose failure stops the run as the sink's does (``SinkError``): a place it
+    cannot answer for durably must not be guessed, and skipping the event would lose the trigger."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: CapacityGrants) -> None:
+        self.store = store
+
+    def take(self, channel: str, per_days: int, period: int, end: int, limit: int, trigger_id: str) -> bool:
+        try:
+            return self.store.take(channel, per_days, period, end, limit, trigger_id)
+        except Exception as e:
+            raise SinkError(f"the shared capacity store failed: {e!r}") from e
+
+
 class TimeJump(LetOut):
     """``advance`` refused to move time more than the engine's ``max_jump`` ahead (see ``guard_jumps``):
     nothing was changed; the event at ``t`` was not processed."""
@@ -257,7 +273,8 @@ class Engine:
         if plan.policy is not None or measure or observer is not None:
             with _building("building the contact policy",
                           [] if plan.policy is None else [("the policy", plan.policy.origin)]):
-                self.policy = PolicyStage(plan.policy, self, len(self._timed), capacity)
+                self.policy = PolicyStage(plan.policy, self, len(self._timed),
+                                          None if capacity is None else _StoppingCapacity(capacity))
             self._timed.append(self.policy)
         self._handlers = handlers
         self._tracked = tracked

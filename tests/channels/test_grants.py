@@ -101,3 +101,14 @@ def test_a_channel_name_that_is_not_a_file_name_is_escaped(tmp_path):
     grants = GrantFolder(tmp_path)
     assert grants.take("../x y", 1, 19_999, END, 1, "a")
     assert [f"%2e%2e%2fx%20y.1d.19999.{END}"] == list(read_grants(tmp_path))
+
+
+def test_any_trigger_id_is_one_line_and_found_again(tmp_path):
+    """A trigger id holds the msisdn, which may hold anything: a newline, a backslash, a lone surrogate."""
+    odd = ["a:1\n2:5", "a:1\\n2:5", "a:\\:5", "a:\ud800:5"]
+    grants = GrantFolder(tmp_path)
+    assert all(grants.take("call", 1, 19_999, END, 4, t) for t in odd)
+    again = GrantFolder(tmp_path)
+    assert all(again.take("call", 1, 19_999, END, 4, t) for t in odd)
+    assert not again.take("call", 1, 19_999, END, 4, "e")
+    assert [odd] == list(read_grants(tmp_path).values())

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kairos.adapters import GrantFolder, read_grants
-from kairos.engine import Engine, Send, decode_snapshot, encode_snapshot, restore_snapshot
+from kairos.engine import Engine, Send, SinkError, decode_snapshot, encode_snapshot, restore_snapshot
 from kairos.engine._workers import _check_partitionable
 from kairos.plan import Action, Capacity, Hours, Origin, Plan, Policy, TimeRange
 from tests.engine.test_policy import D, H, M, T0, at, on_host
@@ -128,3 +128,13 @@ def test_a_plan_without_capacity_never_touches_the_store(tmp_path):
     engine.on_event(at(10 * H + M, "2"))
     assert 2 == len(sends)
     assert not (tmp_path / "grants").exists()
+
+
+def test_a_store_that_cannot_answer_stops_the_run_instead_of_losing_the_trigger(tmp_path):
+    """As a sink that cannot take a send: the event is not skipped, the run stops, a restart from
+    the last snapshot decides the trigger again."""
+    (tmp_path / "grants").write_text("not a folder")
+    engine = _partition(tmp_path / "grants", [])
+    with pytest.raises(SinkError, match="the shared capacity store failed"):
+        engine.on_event(at(10 * H, "1"))
+    assert 0 == engine.faults
