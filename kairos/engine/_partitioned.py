@@ -17,7 +17,10 @@ its partition's time, as in the daemon — on a log split from one sorted file,
 never. At the end every partition's time moves to the last ts of the whole
 log (the last the jump screen confirms over all partitions' tails: ``_log_end``),
 so deadlines fire as they would in one engine, and the output equals one
-``replay`` of the file the log was split from, byte for byte.
+``replay`` of the file the log was split from, byte for byte — except, when a
+policy's channel capacity binds, in which triggers get a period's last places
+(the engines share one count through a ``CapacityGrants`` store, as
+``replay_workers`` explains).
 """
 
 from __future__ import annotations

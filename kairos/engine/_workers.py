@@ -21,6 +21,13 @@ Pipes are enlarged to hold a few frames and a write blocks when a worker falls
 that far behind, so memory stays flat on any input size. Problems reach
 ``on_problem`` at the end, in line order.
 
+A policy's channel ``capacity`` (one count for every subscriber) holds over
+the workers only when every engine the factory builds shares one
+``CapacityGrants`` store (``kairos replay`` gives them a temporary folder);
+then the count is exact, but when it binds, which triggers get a period's last
+places follows the order the workers reach them, so the output may differ
+from one worker's there. Without a store such a plan is refused.
+
 One difference from a single engine remains, by design: a line with a valid
 ts and msisdn that the full decode rejects (an unknown type, a bad field)
 still moves the stream's time in the parent, so a later line older than it
