@@ -649,7 +649,9 @@ def run_daemon(config_path: str | Path) -> int:
         cause: BaseException = group
         while isinstance(cause, BaseExceptionGroup):  # task groups nest: the first leaf is the SinkError
             cause = cause.exceptions[0]
-        log.error("the outbox refused a decided send; stopped without a final snapshot", error=str(cause),
+        log.error("a decision could not be made durable (the outbox refused a send, or the shared capacity "
+                  "store could not answer); stopped without a final snapshot", error=str(cause),
                   exit_status=EXIT_SINK_FAILED, what_to_do="fix what the error says (often a full disk under "
-                  "state_dir) and start again: the restart decides the send again from the last snapshot")
+                  "state_dir, or an unreachable partitions_dir) and start again: the restart decides the send "
+                  "again from the last snapshot")
     return EXIT_SINK_FAILED  # reached only through the handler above (``return`` is not allowed inside it)

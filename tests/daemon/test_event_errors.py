@@ -86,7 +86,8 @@ def test_an_outbox_that_cannot_take_a_send_stops_the_daemon_without_a_final_snap
            dpi(NOW + 3, "2", "shop"))
     proc = start(config)
     assert 4 == proc.wait(60)
-    (stopped,) = logged(tmp_path, "the outbox refused a decided send; stopped without a final snapshot")
+    (stopped,) = logged(tmp_path, "a decision could not be made durable (the outbox refused a send, or the shared "
+                               "capacity store could not answer); stopped without a final snapshot")
     assert "No space left on device" in stopped["error"]
     assert not logged(tmp_path, "snapshot taken")
     monkeypatch.delenv("PYTHONPATH")
