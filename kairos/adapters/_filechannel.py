@@ -23,7 +23,7 @@ import structlog
 
 from kairos.adapters._channel import Channel, Outcome, SendContext
 
-__all__ = ["FileChannel", "FileChannelConfig"]
+__all__ = ["FileChannel", "FileChannelConfig", "send_json"]
 
 log = structlog.get_logger("kairos.channels.file")
 
@@ -34,6 +34,20 @@ class FileChannelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     path: str
     fsync: bool = True  #: fsync after every line (survives a power loss, not only a crash)
     dedupe: bool = True  #: answer a repeated id from the file; false (fault tests): write every delivery
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def send_json(ctx: SendContext) -> bytes:
+    """A send as the JSON object the file channel writes as a line (and the kafka channel as a record's value)."""
+    return _encode(
+        {
+            "id": ctx.id, "scenario": ctx.scenario, "msisdn": ctx.msisdn, "ts": ctx.ts,
+            "send_at": ctx.send_at, "channel": ctx.channel, "template": ctx.template,
+            "params": ctx.params, "text": ctx.text,
+        }
+    )
 
 
 class _Line(msgspec.Struct, frozen=True):
@@ -58,20 +72,13 @@ class FileChannel(Channel):
                 if line.strip():
                     self._seen.add(decode(line).id)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._encode = msgspec.json.Encoder().encode
 
     async def send(self, ctx: SendContext) -> Outcome:
         if self.config.dedupe and ctx.id in self._seen:
             self.repeats += 1
             log.info("repeated send absorbed: the id is already in the file", channel=self.name, id=ctx.id)
             return Outcome.delivered("already in the file")
-        line = self._encode(
-            {
-                "id": ctx.id, "scenario": ctx.scenario, "msisdn": ctx.msisdn, "ts": ctx.ts,
-                "send_at": ctx.send_at, "channel": ctx.channel, "template": ctx.template,
-                "params": ctx.params, "text": ctx.text,
-            }
-        ) + b"\n"
+        line = send_json(ctx) + b"\n"
         os.write(self._fd, line)
         if self.config.fsync:
             await anyio.to_thread.run_sync(os.fsync, self._fd)
