@@ -110,6 +110,17 @@ class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return _address(self.listen)
 
 
+class KafkaFeedbackConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Channel responses (DLRs, clicks) read from a Kafka topic, each record one callback (or a JSON list of
+    them) as ``POST /feedback`` takes it. Every instance reads every partition of the topic and applies what
+    concerns the subscribers it owns; how far each unit has read is kept in its snapshot (``kairos._kafka_feedback``)."""
+
+    bootstrap_servers: str
+    topic: str
+    client_id: str = "kairos-feedback"
+    max_records: int = 1_000  #: records fetched at most per poll
+
+
 class FeedbackConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Channel callbacks in: they become ``feedback`` events (follow-up waves, measurement)."""
 
@@ -117,6 +128,7 @@ class FeedbackConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     secret: str = ""  #: HMAC-SHA256 secret the callbacks are signed with (X-Kairos-Signature); "" for unsigned
     channel: str = ""  #: the channel of callbacks that do not name one
     files: list[str] = []  #: callback files to follow (.jsonl or .csv), each remembering its offset beside it
+    kafka: KafkaFeedbackConfig | None = None  #: ``[feedback.kafka]``: a topic of callbacks
 
 
 class DedupConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -229,6 +241,13 @@ def load_config(path: str | Path) -> Config:
             host, _, port = listen.rpartition(":")
             if not host or not port.isdigit() or int(port) > 65535:
                 raise ConfigError(f"{p}: `{key}` is {listen!r}: write HOST:PORT, e.g. \"127.0.0.1:8787\"")
+    fk = cfg.feedback.kafka
+    if fk is not None:
+        if not fk.bootstrap_servers.strip() or not fk.topic.strip():
+            raise ConfigError(f"{p}: `feedback.kafka` needs `bootstrap_servers` (HOST:PORT[,HOST:PORT…] of the brokers) "
+                              "and `topic` (the topic the channels' responses are written to)")
+        if fk.max_records < 1:
+            raise ConfigError(f"{p}: `feedback.kafka.max_records` must be at least 1")
     if cfg.dedup.window_ms < 0:
         raise ConfigError(f"{p}: `dedup.window_ms` is {cfg.dedup.window_ms}: write 0 or more milliseconds")
     names = [getattr(s, "name", s.__struct_config__.tag) for s in sources]

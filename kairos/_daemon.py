@@ -54,6 +54,7 @@ from kairos._config import (
 )
 from kairos._http import HttpServer
 from kairos._kafka import KafkaPump
+from kairos._kafka_feedback import KafkaFeedback
 from kairos._metrics import exposition, registry_for
 from kairos._pseudonym import ENV_KEY, Pseudonymiser, pseudonym_key, pseudonymise_stdlib
 from kairos._reload import AuditLog, Reloader, changes, versions
@@ -146,6 +147,8 @@ class Daemon:
         self.partitioned = config.partitioned
         #: a channel capacity's places, shared by the partitions of every instance (None: one engine counts)
         self.grants = GrantFolder(config.partitions_dir / "capacity") if self.partitioned else None
+        self.kafka_pump: KafkaPump | None = None  #: the Kafka source's consumer, while it runs (metrics read it)
+        self.kafka_feedback: KafkaFeedback | None = None  #: ``[feedback.kafka]``'s consumer, while it runs
         self.after_snapshot: list[Any] = []  #: async hooks given {unit: positions} once a snapshot is published
         #: unit → send watermarks of its kept snapshot files (current, previous): what a restart could decide again
         self.kept_watermarks: dict[str, tuple[int, int]] = {}
@@ -387,16 +390,35 @@ class Daemon:
 
     def _on_feedback(self, fb: Feedback) -> None:
         """A channel's feedback re-enters as a ``feedback`` event."""
-        ev = self._decoder.decode(msgspec.json.encode(fb))
-        if self._max_ahead is not None and not self._refuse_ahead("feedback", [ev], wall_ms() + self._max_ahead):
+        ev = self._feedback_event(fb)
+        if ev is None:
             return
-        self.events_by_type[ev.__class__] = self.events_by_type.get(ev.__class__, 0) + 1
-        self._last_input = time.monotonic()
         unit = self.units.get(ALL)
         if unit is not None:
             unit.push([ev])
         else:
             self._route([ev])
+
+    def _feedback_event(self, fb: Feedback) -> Any:
+        """The ``feedback`` event of a callback, counted; None if it is dated too far ahead (refused, logged)."""
+        ev = self._decoder.decode(msgspec.json.encode(fb))
+        if self._max_ahead is not None and not self._refuse_ahead("feedback", [ev], wall_ms() + self._max_ahead):
+            return None
+        self.events_by_type[ev.__class__] = self.events_by_type.get(ev.__class__, 0) + 1
+        self._last_input = time.monotonic()
+        return ev
+
+    def unit_of(self, msisdn: str) -> str:
+        """The unit a subscriber's events belong to (owned by this instance or not)."""
+        if not self.partitioned:
+            return ALL
+        return unit_name(partition_of(msisdn, self.config.partition_count))
+
+    def feed(self, fb: Feedback, unit: str) -> None:
+        """One callback from the Kafka feedback topic into ``unit`` (which this instance owns)."""
+        ev = self._feedback_event(fb)
+        if ev is not None:
+            self.units[unit].push([ev])
 
     # --- snapshots -------------------------------------------------------------
 
@@ -512,7 +534,7 @@ class Daemon:
         return out
 
     async def _start_feedback(self, work: Any) -> None:
-        """Channel callbacks (HTTP and files) re-enter as ``feedback`` events."""
+        """Channel callbacks (HTTP, files and a Kafka topic) re-enter as ``feedback`` events."""
         fb = self.config.feedback
         if fb.listen:
             host, _, port = fb.listen.rpartition(":")
@@ -521,6 +543,9 @@ class Daemon:
             log.info("feedback listening", host=host, port=bound)
         for path in fb.files:
             await work.start(FeedbackFile(path, self._on_feedback, channel=fb.channel).run)
+        if fb.kafka is not None:
+            self.kafka_feedback = KafkaFeedback(self, fb.kafka, channel=fb.channel)
+            await work.start(self.kafka_feedback.run)
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit status."""
@@ -537,7 +562,7 @@ class Daemon:
                         work.start_soon(self._pump, name, source, unit)
                     kafka = self.config.sources[0]
                     if isinstance(kafka, KafkaSourceConfig):
-                        pump = KafkaPump(self, kafka)
+                        pump = self.kafka_pump = KafkaPump(self, kafka)
                         await consumer.start(pump.run)
                     if self.config.time.idle_advance:
                         work.start_soon(self._idle)

@@ -67,6 +67,11 @@ class KafkaPump:
         self.config = config
         self.consumer: Any = None
         self._paused = False
+        self.fed: dict[int, int] = {}  #: partition → the offset after the last record fed (or sought to)
+        self.owned: set[int] = set()  #: the partitions assigned now
+        self.assignments = 0  #: partition assignments received (each rebalance is a revocation and an assignment)
+        self.revocations = 0  #: partition revocations received
+        self._last: set[int] = set()  #: the previous assignment, to log what a rebalance gained and lost
 
     def pause(self) -> None:
         """Feed no more records (at shutdown: the final snapshot then holds the last offsets read, and is
@@ -103,11 +108,51 @@ class KafkaPump:
                     data = b"\n".join((r.value or b"").replace(b"\n", b"\r") for r in records) + b"\n"
                     position = FilePosition(tp.topic, tp.partition, 0, records[-1].offset + 1)
                     self.d.ingest(SOURCE, data, position, name, record_offsets=[r.offset for r in records])
+                    self.fed[tp.partition] = position.offset
                     await anyio.lowlevel.checkpoint()
             await anyio.sleep_forever()  # paused: stay in the group until the daemon has committed and cancels
         finally:
             with anyio.CancelScope(shield=True):
                 await consumer.stop()
+
+    def note_revoked(self, revoked: Any) -> None:
+        """Count a revocation; its partitions are no longer fed here."""
+        self.revocations += 1
+        for tp in revoked:
+            self.owned.discard(tp.partition)
+            self.fed.pop(tp.partition, None)
+
+    def note_assigned(self, assigned: Any) -> None:
+        """Count an assignment, take each partition's starting offset (its unit's position, if it holds one)
+        and log what the instance gained and lost since the previous assignment."""
+        self.assignments += 1
+        now = {tp.partition for tp in assigned}
+        self.owned = set(now)
+        for p in now:
+            unit = self.d.units.get(unit_name(p))
+            position = None if unit is None else unit.positions.get(SOURCE)
+            if position is not None:
+                self.fed[p] = position.offset
+        gained, lost = sorted(now - self._last), sorted(self._last - now)
+        self._last = now
+        log.info("partition assignment changed", topic=self.config.topic, gained=[unit_name(p) for p in gained],
+                 lost=[unit_name(p) for p in lost], owned=len(now), assignments=self.assignments,
+                 revocations=self.revocations)
+
+    def lag(self) -> dict[int, int]:
+        """Owned partition → records not fed yet: the broker's high-water mark (from the last fetch) minus
+        the offset after the last record fed. Partitions not fetched yet, or read from their start with
+        nothing fed yet, are left out (``end_offsets()`` is not used: Tansu answers it wrongly)."""
+        out: dict[int, int] = {}
+        consumer = self.consumer
+        if consumer is None:
+            return out
+        for tp in consumer.assignment():
+            at = self.fed.get(tp.partition)
+            hw = consumer.highwater(tp) if at is not None else None
+            if hw is not None and at is not None:
+                out[tp.partition] = max(hw - at, 0)
+        return out
 
     async def commit(self, positions: dict[str, dict[str, FilePosition]]) -> None:
         """After a snapshot is published: commit the offsets it holds."""
@@ -127,6 +172,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.pump = pump
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.pump.note_revoked(revoked)
         d = self.pump.d
         names = [unit_name(tp.partition) for tp in revoked if unit_name(tp.partition) in d.units]
         if not names:
@@ -160,3 +206,4 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
                 # ledger drops the sends already made
                 await self.pump.consumer.seek_to_beginning(tp)
         log.info("partitions assigned", units=sorted(unit_name(tp.partition) for tp in assigned))
+        self.pump.note_assigned(assigned)

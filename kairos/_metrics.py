@@ -33,6 +33,36 @@ class _Reloads(Protocol):
     def refused(self) -> int: ...
 
 
+class _KafkaSource(Protocol):
+    """The Kafka source's consumer (``kairos._kafka.KafkaPump``)."""
+
+    @property
+    def config(self) -> Any: ...  # its ``KafkaSourceConfig``: the topic
+
+    @property
+    def owned(self) -> set[int]: ...
+
+    @property
+    def assignments(self) -> int: ...
+
+    @property
+    def revocations(self) -> int: ...
+
+    def lag(self) -> dict[int, int]: ...
+
+
+class _KafkaFeedback(Protocol):
+    """The ``[feedback.kafka]`` consumer (``kairos._kafka_feedback.KafkaFeedback``)."""
+
+    @property
+    def config(self) -> Any: ...
+
+    @property
+    def counts(self) -> Any: ...  # its ``FeedbackCounts``
+
+    def lag(self) -> dict[int, int]: ...
+
+
 class Observed(Protocol):
     """What the collector reads of the daemon at scrape time (``kairos._daemon.Daemon`` hands itself)."""
 
@@ -80,6 +110,12 @@ class Observed(Protocol):
 
     @property
     def reloader(self) -> _Reloads: ...
+
+    @property
+    def kafka_pump(self) -> _KafkaSource | None: ...
+
+    @property
+    def kafka_feedback(self) -> _KafkaFeedback | None: ...
 
 
 class DaemonCollector(Collector):
@@ -183,6 +219,40 @@ class DaemonCollector(Collector):
             yield GaugeMetricFamily("kairos_snapshot_bytes", "The last snapshot's size", value=snap.bytes)
         yield CounterMetricFamily("kairos_reloads", "Scenario reloads applied", value=d.reloader.reloads)
         yield CounterMetricFamily("kairos_reloads_refused", "Scenario reloads refused", value=d.reloader.refused)
+        yield from _kafka(d.kafka_pump, d.kafka_feedback)
+
+
+def _kafka(pump: _KafkaSource | None, feedback: _KafkaFeedback | None) -> Iterator[Metric]:
+    """The Kafka source's partitions, lag and rebalances, and the Kafka feedback consumer's records and lag."""
+    if pump is not None:
+        topic = pump.config.topic
+        lag = GaugeMetricFamily("kairos_kafka_lag_records", "Records of an owned partition not fed yet: the "
+                                "broker's high-water mark minus the offset after the last record fed",
+                                labels=["topic", "partition"])
+        for p, n in sorted(pump.lag().items()):
+            lag.add_metric([topic, str(p)], n)
+        yield lag
+        yield GaugeMetricFamily("kairos_kafka_partitions_owned", "Partitions of the topic assigned to this instance",
+                                value=len(pump.owned))
+        rebalances = CounterMetricFamily("kairos_kafka_rebalances", "Partition assignments and revocations "
+                                         "received from the consumer group", labels=["change"])
+        rebalances.add_metric(["assigned"], pump.assignments)
+        rebalances.add_metric(["revoked"], pump.revocations)
+        yield rebalances
+    if feedback is not None:
+        topic = feedback.config.topic
+        c = feedback.counts
+        records = CounterMetricFamily("kairos_feedback_kafka_records", "Callbacks read from the feedback topic: "
+                                      "accepted, malformed records (skipped, logged), or for subscribers another "
+                                      "instance owns", labels=["result"])
+        for result, n in (("accepted", c.accepted), ("malformed", c.malformed), ("not_owned", c.not_owned)):
+            records.add_metric([result], n)
+        yield records
+        flag = GaugeMetricFamily("kairos_feedback_kafka_lag_records", "Records of a feedback partition not read "
+                                 "yet (high-water mark minus the next offset)", labels=["topic", "partition"])
+        for p, n in sorted(feedback.lag().items()):
+            flag.add_metric([topic, str(p)], n)
+        yield flag
 
 
 def registry_for(daemon: Observed) -> CollectorRegistry:
