@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from kairos._config import ConfigError, KafkaSourceConfig, load_config
+from kairos.adapters import KafkaChannel
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "kairos.example.toml"
 
@@ -29,6 +30,22 @@ def test_the_examples_commented_kafka_source_is_valid_too(tmp_path):
     assert isinstance(source, KafkaSourceConfig) and source.partitions == 24
 
 
+def test_the_examples_commented_kafka_channel_and_kafka_feedback_are_valid_too(tmp_path):
+    text = EXAMPLE.read_text()
+
+    def uncommented(header: str) -> str:
+        block = text[text.index(f"# {header}"):].split("\n\n")[0]
+        return "\n".join(line[2:].split("#")[0] for line in block.splitlines() if line.startswith("# "))
+
+    path = tmp_path / "kairos.toml"
+    path.write_text(text + "\n" + uncommented("[channels.decisions]") + "\n" + uncommented("[feedback.kafka]") + "\n")
+    config = load_config(path)
+    assert "kairos-feedback" == config.feedback.kafka.topic
+    channel = KafkaChannel.from_config({k: v for k, v in config.channels["decisions"].items() if k != "plugin"})
+    assert ("kafka", "kairos-sends", True) == (config.channels["decisions"]["plugin"], channel.config.topic,
+                                               channel.config.idempotence)
+
+
 def _config(tmp_path, extra: str) -> Path:
     path = tmp_path / "kairos.toml"
     path.write_text('scenarios = "s"\nstate_dir = "st"\n' + extra)
@@ -44,6 +61,10 @@ def _config(tmp_path, extra: str) -> Path:
      "must be the only source"),
     ('sources = []\n[channels.sms]\n', "`sources` is empty"),
     ('[[sources]]\nkind = "tcp"\n[channels.sms]\n', "Invalid value 'tcp'"),
+    ('[[sources]]\nkind = "file"\npath = "a"\n[channels.sms]\n[feedback.kafka]\nbootstrap_servers = ""\ntopic = "f"\n',
+     "`feedback.kafka` needs `bootstrap_servers`"),
+    ('[[sources]]\nkind = "file"\npath = "a"\n[channels.sms]\n[feedback.kafka]\nbootstrap_servers = "h:1"\n',
+     "`feedback.kafka`: Object missing required field `topic`"),
 ])
 def test_a_mistake_in_the_configuration_is_named(tmp_path, extra, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
