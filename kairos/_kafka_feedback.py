@@ -34,6 +34,7 @@ import anyio.lowlevel
 import msgspec
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from kairos._config import KafkaFeedbackConfig
 from kairos._units import Unit
@@ -84,11 +85,9 @@ class KafkaFeedback:
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Assign every partition of the topic and apply its records until cancelled."""
         cfg = self.config
-        self.consumer = consumer = AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap_servers, client_id=cfg.client_id,
-                                                    enable_auto_commit=False, auto_offset_reset="earliest")
-        await consumer.start()
+        task_status.started()  # the daemon does not wait for the broker: feedback waits until it answers
+        self.consumer = consumer = await self._connect()
         try:
-            task_status.started()
             partitions = await self._partitions()
             consumer.assign([TopicPartition(cfg.topic, p) for p in partitions])
             log.info("feedback consumer reading", topic=cfg.topic, partitions=len(partitions))
@@ -106,6 +105,25 @@ class KafkaFeedback:
         finally:
             with anyio.CancelScope(shield=True):
                 await consumer.stop()
+
+    async def _connect(self) -> Any:
+        """A started consumer; while the broker cannot be reached, said once in the log and tried every second."""
+        cfg = self.config
+        said = False
+        while True:
+            consumer = AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap_servers, client_id=cfg.client_id,
+                                        enable_auto_commit=False, auto_offset_reset="earliest")
+            try:
+                await consumer.start()
+                return consumer
+            except KafkaError as e:
+                with anyio.CancelScope(shield=True):
+                    await consumer.stop()
+                if not said:
+                    log.warning("the feedback topic's broker cannot be reached; trying again every second",
+                                topic=cfg.topic, error=repr(e))
+                    said = True
+            await anyio.sleep(1.0)
 
     async def _partitions(self) -> list[int]:
         """The topic's partitions, once it exists (said once in the log while it does not)."""

@@ -13,7 +13,9 @@ holds it: a record handed to the producer whose acknowledgement has not come
 within ``ack_timeout_s`` stays in the producer's hands, and the retry of the
 same trigger id waits for that record's acknowledgement instead of producing
 another. A broker that is down at start is not an error: each send tries to
-connect again and answers "retry" until it can.
+connect again and answers "retry" until it can. The one repeat left: a record
+answered "retry" that the producer's flush at close gets acknowledged is
+produced again by the next start (logged with the count at close).
 
 Not ``idempotent`` in the ``Channel`` sense: a topic keeps every record it is
 given, repeated ids included. So a send whose outcome a crash left unknown
@@ -151,8 +153,23 @@ class KafkaChannel(Channel):
         return Outcome.delivered(f"partition {meta.partition} offset {meta.offset}")
 
     async def close(self) -> None:
-        """Flush what the producer holds (bounded by the outbox's close_timeout_s) and disconnect."""
+        """Flush what the producer holds (bounded by the outbox's close_timeout_s) and disconnect.
+
+        A record still held here was last answered "retry" (not acknowledged in time); if the flush gets it
+        acknowledged, the next start produces it again — the one repeat this channel makes, counted in the log."""
         producer = getattr(self, "_producer", None)
-        if producer is not None:
-            self._producer = None
+        if producer is None:
+            return
+        self._producer = None
+        try:
             await producer.stop()
+        finally:
+            late = 0
+            for ack in self._pending.values():
+                if ack.done() and not ack.cancelled() and ack.exception() is None:
+                    late += 1
+            if late:
+                log.warning("kafka channel: records acknowledged while closing after their send was answered "
+                            "'retry'; the next start produces them again (consumers drop the repeats by id)",
+                            channel=self.name, topic=self.config.topic, records=late)
+            self._pending.clear()
