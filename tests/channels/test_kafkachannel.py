@@ -4,6 +4,8 @@ JSON as value; a broker that is not up yet means retries, and every send arrives
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import anyio
@@ -111,3 +113,34 @@ def test_a_configuration_mistake_is_refused_with_what_to_write(section: dict, sa
         KafkaChannel.from_config(section, name="decisions")
     assert str(err.value).startswith("channel decisions: ") and says in str(err.value)
 
+
+
+
+async def test_a_send_not_acknowledged_in_time_is_retried_without_producing_its_record_a_second_time(
+        tmp_path: Path) -> None:
+    """The broker stops answering (SIGSTOP) after the producer connected: the record waits in the producer and
+    the send answers retry, twice; once the broker answers again (SIGCONT) the record is acknowledged — once."""
+    broker = await anyio.to_thread.run_sync(lambda: start_broker(tmp_path / "broker"))
+    topic = unique_topic()
+    chan = KafkaChannel.from_config({"bootstrap_servers": broker.bootstrap, "topic": topic, "idempotence": False,
+                                     "ack_timeout_s": 0.5}, name="kafka")
+    first, late = ctx(1), ctx(2)
+
+    async def stall(outbox: Outbox) -> None:
+        await outbox.wait_for(lambda st: st.delivered == 1)  # connected, the topic's metadata known
+        os.kill(broker.pid, signal.SIGSTOP)
+        try:
+            outbox.submit(late)
+            await outbox.wait_for(lambda st: st.retried >= 2)  # not acknowledged in time, twice
+        finally:
+            os.kill(broker.pid, signal.SIGCONT)
+
+    try:
+        outbox = await deliver(tmp_path, chan, [first], before_idle=stall)
+        stats = outbox.statistics()
+        records = await read_all(broker.bootstrap, topic)
+    finally:
+        stop_broker(broker)
+    assert (2, 0) == (stats.delivered, stats.dead_lettered)
+    assert 2 == chan.produced  # one record per trigger id, however many attempts
+    assert sorted([first.id, late.id]) == sorted(json.loads(r.value)["id"] for r in records)
