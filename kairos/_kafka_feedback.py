@@ -164,9 +164,14 @@ class KafkaFeedback:
 
     def _apply(self, partition: int, records: list[Any]) -> None:
         """A batch of one partition: each callback to its unit unless that unit's position is past it; then
-        every unit's position moves past the batch (synchronously, so a snapshot sees both or neither)."""
+        every unit's position moves past the batch (synchronously, so a snapshot sees both or neither).
+
+        Only the units the consumer's position was chosen for take part: a unit that arrived while the batch
+        was fetched may need records before it, so it waits for ``_follow_units`` to seek for it."""
         d, counts, key = self.d, self.counts, f"{POSITION}:{partition}"
-        units = d.units
+        seen = self._seen
+        units = {n: u for n, u in d.units.items() if seen.get(n) is u}
+        arriving = len(units) != len(d.units)
         high = self._high.get(partition, 0)
         for r in records:
             first_time = r.offset >= high
@@ -181,9 +186,11 @@ class KafkaFeedback:
                                     partition=partition, offset=r.offset, error=str(e), malformed=n)
                 continue
             for fb in events:
-                unit = units.get(d.unit_of(fb.msisdn))
+                name = d.unit_of(fb.msisdn)
+                unit = units.get(name)
                 if unit is None:
-                    counts.not_owned += first_time
+                    if not (arriving and name in d.units):  # an arriving unit reads it after the seek
+                        counts.not_owned += first_time
                     continue
                 held = unit.positions.get(key)
                 if held is not None and r.offset < held.offset:

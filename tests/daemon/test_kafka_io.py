@@ -169,6 +169,29 @@ def test_a_restart_neither_loses_nor_applies_again_the_feedback_read_before_it(t
     assert {0.0} == {v for (name, _), v in m.items() if name == "kairos_feedback_kafka_lag_records"}
 
 
+def test_a_partitioned_instance_applies_the_feedback_of_its_own_subscribers_and_passes_over_the_others(
+        tmp_path, kafka):
+    """The instance owns partition 0 of 2: A (13800000001) is in it, C (13800000003) is not."""
+    topic = unique_topic()
+    anyio.run(create_topic, kafka, topic, 2)
+    src = '[[sources]]\nkind = "partitioned"\npath = "log"\npartitions = 2\nowned = [0]\npoll_ms = 20\n'
+    config = _feedback_config(tmp_path, THANKS, kafka, topic, channels=("popup",), sources=src)
+    (tmp_path / "log").mkdir()
+    anyio.run(produce, kafka, topic, [_click("13800000001", 1), _click("13800000003", 1), _click("13800000003", 2),
+                                      _click("13800000001", 2)])
+    proc = start(config)
+    try:
+        base = _http(tmp_path)
+        wait_for(lambda: sends(tmp_path, ("popup",)), timeout=60, what="A's thanks")
+        key = "kairos_feedback_kafka_records_total"
+        m = wait_for(lambda: m if (m := _metrics(base)).get((key, (("result", "not_owned"),))) == 2 else None,
+                     what="C's clicks passed over")
+    finally:
+        assert 0 == stop(proc)
+    assert ["13800000001"] == [s["msisdn"] for s in sends(tmp_path, ("popup",))]
+    assert (2, 0) == (m[(key, (("result", "accepted"),))], m[(key, (("result", "malformed"),))])
+
+
 # --- the Kafka source's metrics -------------------------------------------------------------------------
 
 def test_metrics_show_each_partitions_lag_going_to_zero_once_caught_up_and_the_rebalances(tmp_path, kafka):
