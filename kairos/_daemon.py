@@ -71,6 +71,7 @@ from kairos.adapters import (
     FilePosition,
     FileTail,
     GrantFolder,
+    KafkaChannel,
     StdinSource,
     TemplateCatalog,
     discover_channels,
@@ -234,7 +235,7 @@ class Daemon:
         return [u.engine for u in self.units.values()]
 
     def _channels(self) -> dict[str, Channel]:
-        classes = {"file": FileChannel}
+        classes: dict[str, type[Channel]] = {"file": FileChannel, "kafka": KafkaChannel}
         try:
             classes.update(discover_channels())
         except ChannelLoadError as e:

@@ -23,8 +23,8 @@ ALLOWED = {
 }
 
 #: the parts the daemon composes; each declares the interface it needs and is handed the daemon
-DAEMON_PARTS = ("kairos._http", "kairos._kafka", "kairos._metrics", "kairos._reload", "kairos._snapfiles",
-                "kairos._units")
+DAEMON_PARTS = ("kairos._http", "kairos._kafka", "kairos._kafka_feedback", "kairos._metrics", "kairos._reload",
+                "kairos._snapfiles", "kairos._units")
 
 #: (importing module, private module of another package) that stay for now, each with its reason
 PRIVATE_IMPORTS_ALLOWED = {
