@@ -192,6 +192,31 @@ def test_a_partitioned_instance_applies_the_feedback_of_its_own_subscribers_and_
     assert (2, 0) == (m[(key, (("result", "accepted"),))], m[(key, (("result", "malformed"),))])
 
 
+def test_in_a_consumer_group_the_feedback_waits_for_the_assigned_partitions_and_then_reaches_them(tmp_path, kafka):
+    """The feedback consumer starts before the group assigns any partition: the clicks on the topic are applied
+    once the units arrive, read from the topic's start (the units have no position yet)."""
+    events, feedback = unique_topic(), unique_topic()
+    anyio.run(create_topic, kafka, events, 2)
+    anyio.run(create_topic, kafka, feedback, 2)
+    src = (f'[[sources]]\nkind = "kafka"\nbootstrap_servers = "{kafka}"\ntopic = "{events}"\n'
+           f'group_id = "{events}"\npartitions = 2\n')
+    config = _feedback_config(tmp_path, THANKS, kafka, feedback, channels=("popup",), sources=src)
+    anyio.run(produce, kafka, feedback, [_click("13800000001", 1), _click("13800000003", 1),
+                                         _click("13800000001", 2)])
+    proc = start(config)
+    try:
+        base = _http(tmp_path)
+        wait_for(lambda: logged(tmp_path, "partitions assigned"), timeout=60, what="the assignment")
+        wait_for(lambda: sends(tmp_path, ("popup",)), timeout=60, what="A's thanks")
+        wait_until_settled(tmp_path, proc, log_offset(tmp_path), what="every click applied")
+        m = _metrics(base)
+    finally:
+        assert 0 == stop(proc)
+    assert ["13800000001"] == [s["msisdn"] for s in sends(tmp_path, ("popup",))]
+    key = "kairos_feedback_kafka_records_total"
+    assert (3, 0) == (m[(key, (("result", "accepted"),))], m[(key, (("result", "not_owned"),))])
+
+
 # --- the Kafka source's metrics -------------------------------------------------------------------------
 
 def test_metrics_show_each_partitions_lag_going_to_zero_once_caught_up_and_the_rebalances(tmp_path, kafka):
