@@ -96,8 +96,15 @@ class KafkaFeedback:
                     self._seen = {}
                     await anyio.sleep(0.2)
                     continue
-                await self._follow_units()
-                batches = await consumer.getmany(timeout_ms=200, max_records=cfg.max_records)
+                try:
+                    await self._follow_units()
+                    batches = await consumer.getmany(timeout_ms=200, max_records=cfg.max_records)
+                except KafkaError as e:  # the broker or the topic is away: feedback waits, the daemon goes on
+                    log.warning("feedback topic not readable now; trying again in a second", topic=cfg.topic,
+                                error=repr(e))
+                    self._seen = {}  # the positions are chosen again once it reads
+                    await anyio.sleep(1.0)
+                    continue
                 for tp, records in batches.items():
                     if records:
                         self._apply(tp.partition, records)
