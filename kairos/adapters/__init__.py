@@ -32,7 +32,7 @@ from kairos.adapters._kafkachannel import KafkaChannel, KafkaChannelConfig
 from kairos.adapters._partitions import partition_file, partition_files, partition_of, split_file
 from kairos.adapters._ledger import Ledger, read_ledger
 from kairos.adapters._outbox import (
-    ChannelLimits, DeadLetter, DecidedSend, LaneStats, Outbox, OutboxConfig, OutboxStats,
+    ChannelLimits, DeadLetter, DecidedSend, LaneStats, Outbox, OutboxConfig, OutboxStats, StoreBusy,
 )
 from kairos.adapters._popup import PopupChannel, PopupConfig, sign
 from kairos.adapters._registry import GROUP, ChannelLoadError, create_channel, discover_channels
@@ -72,6 +72,7 @@ __all__ = [
     "SendContext",
     "SmsChannel",
     "SmsConfig",
+    "StoreBusy",
     "StdinSource",
     "TemplateCatalog",
     "TemplateError",

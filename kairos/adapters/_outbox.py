@@ -4,8 +4,9 @@ Each send the engine decides is handed to ``submit`` (by the daemon, the
 engine's sink) — synchronous, never waits on a channel — and the outbox does
 the rest in its own tasks: per-channel lanes with a rate limit (messages/s)
 and a concurrency limit, retries with exponential backoff and jitter, and a
-dead-letter file for sends that failed for good. Durable state, all in one
-directory:
+dead-letter file for sends that failed for good. Durable state is kept in
+*stores*, each a directory of its own (``dead_letter.jsonl`` is the instance's,
+in ``config.directory``):
 
 - ``journal.jsonl`` — every accepted send, appended at ``submit``. Only
   ``memory_limit`` pending sends are held in memory; the rest wait in the
@@ -16,12 +17,23 @@ directory:
   never sent again, across restarts. An ``A`` with no outcome after a crash
   means "outcome unknown": retried only for a channel whose peer drops
   repeated ids (``Channel.idempotent``), else dead-lettered — never sent twice.
+- ``lock`` — the owner's exclusive ``fcntl.lockf`` lock (freed by the kernel
+  when its process dies); it holds ``pid@host`` for the log of a waiting adopter.
 - ``dead_letter.jsonl`` — one JSON line per send that failed for good.
+
+A store belongs to a unit of state, not to the process: the default store
+(``config.directory``) is the unpartitioned daemon's; a partitioned daemon
+``adopt``-s one per partition it is given (``partitions_dir/p-NNNN.outbox``,
+beside the partition's snapshot) and ``release``-s it when the partition
+leaves, so the next owner — another instance — knows what was already sent,
+and delivers what was left pending. The lock fences two live owners: an
+adopter waits (``adopt_wait_s``) for the previous owner to finish releasing.
+Lanes, limits, the memory limit and the group commit are shared by the stores.
 
 Forgetting is in event time, never against the wall clock. Left alone, the
 outbox remembers every id. Its owner (the daemon, after each published
 snapshot) may say with ``advance_horizon`` that nothing kept can decide a
-trigger before a stream time again; at the next compaction, ids whose trigger
+trigger of a store before a stream time again (one horizon and floor per store); at the next compaction, ids whose trigger
 time lies more than ``retention_ms`` before that horizon are forgotten, the
 journal having been rewritten without them first, and the ledger records the
 new floor (``H``). A later submit of an id below the floor that is not pending
@@ -34,9 +46,11 @@ both files are compacted at start-up and whenever one has grown by
 
 from __future__ import annotations
 
+import fcntl
 import heapq
 import os
 import random
+import socket
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -51,7 +65,8 @@ from kairos.adapters._channel import Channel, Outcome, SendContext, wall_ms
 from kairos.adapters._ledger import atomic_write, complete_lines, read_ledger, record
 from kairos.adapters._templates import TemplateCatalog, TemplateError
 
-__all__ = ["ChannelLimits", "DeadLetter", "DecidedSend", "LaneStats", "Outbox", "OutboxConfig", "OutboxStats"]
+__all__ = ["ChannelLimits", "DeadLetter", "DecidedSend", "LaneStats", "Outbox", "OutboxConfig", "OutboxStats",
+           "StoreBusy"]
 
 log = structlog.get_logger("kairos.outbox")
 
@@ -80,6 +95,8 @@ class OutboxConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     retention_ms: int = 7 * _DAY_MS
     compact_bytes: int = 64 << 20  #: rewrite the journal and ledger when one has grown by this since the last time
     close_timeout_s: float = 5.0  #: how long closing waits for sends in flight and channels
+    #: how long ``adopt`` waits for a store's previous owner to release its lock (a partition handed over)
+    adopt_wait_s: float = 30.0
     channels: dict[str, ChannelLimits] = msgspec.field(default_factory=dict)
     default_limits: ChannelLimits = msgspec.field(default_factory=ChannelLimits)
 
@@ -124,11 +141,13 @@ class OutboxStats(msgspec.Struct):
 class _Entry:
     """A pending send in memory."""
 
-    __slots__ = ("ctx", "attempts")
+    __slots__ = ("ctx", "store", "attempts", "queued")
 
-    def __init__(self, ctx: SendContext, attempts: int = 0) -> None:
+    def __init__(self, ctx: SendContext, store: _Store, attempts: int = 0) -> None:
         self.ctx = ctx
+        self.store = store  #: where it is journalled, and its outcome recorded
         self.attempts = attempts
+        self.queued = True  #: False once it left memory without an outcome (its store was released)
 
 
 class _Lane:
@@ -175,14 +194,151 @@ class DecidedSend(Protocol):
     def params(self) -> Mapping[str, Any]: ...
 
 
-class Outbox:
-    """Takes decided sends from the engine and delivers them through channels, exactly once or dead-lettered."""
+class StoreBusy(Exception):
+    """A store's lock is held by another owner (an instance still releasing the partition, or one that still
+    owns it) and was not freed within ``adopt_wait_s``."""
 
-    # made by ``run`` (``_open``, the task group): declared here, so that "not opened yet" stays "not set"
-    _journal: BinaryIO
-    _ledger_file: BinaryIO
-    _dead_file: BinaryIO
+
+#: the lock files this process holds. A POSIX lock belongs to the process, not to the descriptor: a second
+#: ``lockf`` here would be granted, and closing any other descriptor of the file would drop the lock, so a
+#: store held here is refused here before its lock file is even opened again
+_HELD: set[str] = set()
+
+
+class _Store:
+    """One unit's durable outbox state: its journal, its ledger (with its floor and horizon), its lock file,
+    and what of it is in memory. The unpartitioned daemon has one (the outbox directory); a partitioned one
+    has one per partition it owns, beside the partition's snapshot, and hands it on with the partition."""
+
+    # opened by ``Outbox._load``: declared here, so that "not opened yet" stays "not set"
+    journal: BinaryIO
+    ledger_file: BinaryIO
+
+    def __init__(self, key: str, directory: Path) -> None:
+        self.key, self.dir = key, directory
+        self.journal_path = directory / "journal.jsonl"
+        self.ledger_path = directory / "ledger.log"
+        self.done: dict[str, int] = {}  # id -> trigger ts (delivered or dead-lettered)
+        self.floor = 0  # ids with a trigger ts below it are forgotten (persisted as an ``H`` record)
+        self.horizon: int | None = None  # nothing kept can decide a trigger before it (None: not told)
+        self.pending: set[str] = set()
+        self.in_flight: dict[str, _Entry] = {}
+        self.spilled = 0
+        self.cursor = 0  # journal offset: entries before it are in memory or done
+        self.journal_base = 0  # sizes right after the last compaction
+        self.ledger_base = 0
+        self.ledger_buf: list[bytes] = []
+        self.dirty = False  # written since the last group commit
+        self.state = "open"  # "releasing": taking no more attempts; "closed": files closed, lock freed
+        self._lock_fd: int | None = None
+        self._lock_key = ""
+
+    def lock(self, wait_s: float) -> None:
+        """Take the store's exclusive lock (``fcntl.lockf`` on ``lock``; a crashed owner's is freed by the
+        kernel), waiting up to ``wait_s`` for an owner that is still releasing it; ``StoreBusy`` past that."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / "lock"
+        key = str(path.resolve())
+        deadline = time.monotonic() + wait_s
+        waited = False
+        while True:
+            if key not in _HELD:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    os.close(fd)  # this process holds no lock on the file: closing drops nothing
+                else:
+                    _HELD.add(key)
+                    self._lock_fd, self._lock_key = fd, key
+                    os.ftruncate(fd, 0)
+                    os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
+                    if waited:
+                        log.info("outbox store lock taken", store=self.key, directory=str(self.dir))
+                    return
+            now = time.monotonic()
+            if now >= deadline:
+                holder = "this process" if key in _HELD else _holder(path)
+                raise StoreBusy(f"{self.dir}: the outbox store is locked by {holder}, which still owns it or has "
+                                f"not finished releasing it (waited {wait_s:g}s); a partition must have one owner")
+            if not waited:
+                waited = True
+                log.warning("outbox store locked by its previous owner: waiting for it to release", store=self.key,
+                            directory=str(self.dir), holder=_holder(path), wait_s=wait_s)
+            time.sleep(min(0.05, deadline - now))
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            try:
+                fcntl.lockf(self._lock_fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._lock_fd)
+                _HELD.discard(self._lock_key)
+                self._lock_fd = None
+
+    def close(self) -> None:
+        """Close the files (their content already written and fsynced by the caller) and free the lock."""
+        self.state = "closed"
+        try:
+            for f in (getattr(self, "journal", None), getattr(self, "ledger_file", None)):
+                if f is not None:
+                    f.close()
+        finally:
+            self.unlock()
+
+    def record(self, kind: bytes, trigger_id: str, ts: int = 0) -> None:
+        self.ledger_buf.append(record(kind, trigger_id, ts))
+        self.dirty = True
+
+    def rewrite_journal(self, sends: list[SendContext]) -> None:
+        """Replace the journal with just these sends (atomic rename), and reopen it for appending."""
+        if getattr(self, "journal", None) is not None:
+            self.journal.close()
+        atomic_write(self.journal_path, b"".join(_ENCODE(c) + b"\n" for c in sends))
+        self.journal = open(self.journal_path, "ab", buffering=1 << 20)  # noqa: SIM115 - closed in close
+        self.journal_base = self.journal.tell()
+
+    def _rewrite_ledger(self) -> None:
+        """Replace the ledger with the remembered outcomes (and attempts in flight), and reopen it."""
+        if getattr(self, "ledger_file", None) is not None:
+            self.ledger_file.close()
+        lines = [record(b"H", "", self.floor)] if self.floor else []
+        lines += [record(b"D", k, ts) for k, ts in self.done.items()]
+        lines += [record(b"A", k) for k in self.in_flight]
+        atomic_write(self.ledger_path, b"".join(lines) + b"".join(self.ledger_buf))
+        self.ledger_buf.clear()
+        self.ledger_file = open(self.ledger_path, "ab")  # noqa: SIM115 - closed in close
+        self.ledger_base = self.ledger_file.tell()
+
+    def sync(self, ledger: bytes) -> None:
+        """Append the ledger records and fsync both files (runs in a worker thread)."""
+        if ledger:
+            self.ledger_file.write(ledger)
+            self.ledger_file.flush()
+            os.fsync(self.ledger_file.fileno())
+        os.fsync(self.journal.fileno())
+
+
+def _holder(path: Path) -> str:
+    """Who wrote the lock file last (``pid@host``), for the log."""
+    try:
+        return "pid@host " + path.read_text().strip()
+    except OSError:
+        return "another process"
+
+
+class Outbox:
+    """Takes decided sends from the engine and delivers them through channels, exactly once or dead-lettered.
+
+    Its durable state is kept in stores: the default one (``""``) in ``config.directory``, opened by ``run``,
+    and any number more, ``adopt``-ed and ``release``-d as the units they belong to arrive and leave (the
+    partitions of a partitioned daemon). Lanes, limits and the group commit are shared by all."""
+
+    # made by ``run`` (the task group): declared here, so that "not opened yet" stays "not set"
     _tg: anyio.abc.TaskGroup
+
+    #: the store of ``config.directory``: the unpartitioned daemon's, and an older outbox's on upgrade
+    DEFAULT = ""
 
     def __init__(
         self,
@@ -201,21 +357,15 @@ class Outbox:
         self._lanes = {
             name: _Lane(name, ch, config.channels.get(name, config.default_limits)) for name, ch in channels.items()
         }
-        self._done: dict[str, int] = {}  # id -> trigger ts (delivered or dead-lettered)
-        self._floor = 0  # ids with a trigger ts below it are forgotten (persisted as an ``H`` record)
-        self._horizon: int | None = None  # nothing kept can decide a trigger before it (None: not told)
-        self._journal_base = 0  # sizes right after the last compaction
-        self._ledger_base = 0
-        self._pending: set[str] = set()
-        self._in_flight: dict[str, _Entry] = {}
+        self._stores: dict[str, _Store] = {}
+        self._floors: dict[str, int] = {}  # the floors of stores closed here, as they were at the close
+        self._in_flight = 0
         self._in_memory = 0
-        self._spilled = 0
-        self._cursor = 0  # journal offset: entries before it are in memory or done
         self._seq = 0
         self._stats = OutboxStats()
         self._state = "new"
+        self._dead_file: BinaryIO | None = None
         # group commit
-        self._ledger_buf: list[bytes] = []
         self._dead_buf: list[bytes] = []
         self._gen_requested = 0
         self._gen_synced = 0
@@ -230,43 +380,113 @@ class Outbox:
         for lane in self._lanes.values():
             lane.wake = anyio.Event()
 
+    # ------------------------------------------------------------------ stores
+
+    def adopt(self, store: str, directory: str | Path) -> None:
+        """Take a unit's store: lock it (waiting up to ``adopt_wait_s`` for its previous owner to release it;
+        ``StoreBusy`` past that), read its ledger and journal, and deliver what it left pending.
+
+        Ids it delivered or dead-lettered are never sent again; an attempt it left without an outcome (its
+        owner crashed mid-send) is retried only on an idempotent channel, else dead-lettered. Before ``run``
+        (the daemon's start) or while it runs (a partition assigned); synchronous: the lock is taken before
+        the caller loads the unit's snapshot, so the snapshot read is the one its last owner published."""
+        if store in self._stores:
+            raise ValueError(f"outbox store {store!r} is already open")
+        s = _Store(store, Path(directory))
+        s.lock(self.config.adopt_wait_s)
+        try:
+            self._load(s)
+        except BaseException:
+            s.close()
+            raise
+        self._stores[store] = s
+        self._refill()
+        self._notify()
+
+    async def release(self, store: str) -> None:
+        """Hand a unit's store on: take no more of its sends, let its attempts in flight settle (bounded by
+        the channels' timeout), write and fsync, close its files and free its lock. Its pending sends stay
+        in its journal for the next owner."""
+        s = self._stores.get(store)
+        if s is None:
+            return
+        if self._state == "new":  # adopted, never run: nothing in flight, everything on disk
+            del self._stores[store]
+            self._floors[store] = s.floor
+            s.close()
+            return
+        s.state = "releasing"
+        for lane in self._lanes.values():
+            kept = [item for item in lane.heap if item[3].store is not s]
+            if len(kept) != len(lane.heap):
+                self._in_memory -= len(lane.heap) - len(kept)
+                heapq.heapify(kept)
+                lane.heap = kept
+        s.spilled = 0  # they stay in its journal
+        bound = max((lane.limits.timeout_s for lane in self._lanes.values()), default=0.0) + 1.0
+        with anyio.move_on_after(bound):
+            while s.in_flight:
+                await self._changed.wait()
+        if s.in_flight:
+            log.warning("store released with attempts still in flight: their outcome is unknown to the next owner",
+                        store=store, in_flight=len(s.in_flight))
+        if self._state != "closed":
+            await self._flush()
+        if s.state != "closed":  # run's end may have closed it meanwhile
+            del self._stores[store]
+            self._floors[store] = s.floor
+            s.close()
+        self._refill()
+        self._notify()
+
+    def stores(self) -> list[str]:
+        """The stores open now."""
+        return sorted(self._stores)
+
     # ------------------------------------------------------------------ the sender's side
 
-    def submit(self, send: SendContext | DecidedSend, *, priority: int | None = None) -> bool:
-        """Accept one send (a ``SendContext`` or the engine's ``Send``); False if its id was already accepted.
+    def submit(self, send: SendContext | DecidedSend, *, priority: int | None = None, store: str = DEFAULT) -> bool:
+        """Accept one send (a ``SendContext`` or the engine's ``Send``) into ``store``; False if its id was
+        already accepted.
 
         ``priority`` orders a ``Send``'s lane (default 50); a ``SendContext`` carries its own."""
         if self._state not in ("running", "stopping"):
             raise RuntimeError(f"outbox is {self._state}: submit only while it runs")
+        s = self._stores.get(store)
+        if s is None or s.state != "open":
+            raise RuntimeError(f"outbox store {store!r} is not open here")
         ctx = send if isinstance(send, SendContext) else _context(send, priority)
-        if ctx.id in self._pending or ctx.id in self._done:
+        legacy = self._stores.get(self.DEFAULT)
+        if (ctx.id in s.pending or ctx.id in s.done
+                or (legacy is not None and legacy is not s and (ctx.id in legacy.done or ctx.id in legacy.pending))):
             self._stats.duplicates += 1
             return False
-        if ctx.ts < self._floor:
-            self._expire(ctx)
+        if ctx.ts < s.floor:
+            self._expire(s, ctx)
             return False
         self._stats.submitted += 1
-        self._pending.add(ctx.id)
-        self._journal.write(_ENCODE(ctx) + b"\n")
+        s.pending.add(ctx.id)
+        s.journal.write(_ENCODE(ctx) + b"\n")
+        s.dirty = True
         self._request_flush()
         lane = self._lanes.get(ctx.channel)
         if lane is None:
-            self._dead_letter(_Entry(ctx), f"no channel named {ctx.channel!r} is configured")
-        elif self._spilled == 0 and self._in_memory < self.config.memory_limit:
-            self._cursor = self._journal.tell()
-            self._to_memory(lane, _Entry(ctx))
+            self._dead_letter(_Entry(ctx, s), f"no channel named {ctx.channel!r} is configured")
+        elif s.spilled == 0 and self._in_memory < self.config.memory_limit:
+            s.cursor = s.journal.tell()
+            self._to_memory(lane, _Entry(ctx, s))
         else:
-            self._spilled += 1
+            s.spilled += 1
         self._notify()
         return True
 
-    def _expire(self, ctx: SendContext) -> None:
+    def _expire(self, s: _Store, ctx: SendContext) -> None:
         """Refuse a send below the floor: it may have been sent before its id was forgotten."""
         self._stats.expired += 1
         if self._stats.expired == 1:
             log.warning("sends refused: their trigger time is below the outbox floor, so whether they were "
                         "already sent is no longer known (counted as expired; a summary follows at stop)",
-                        floor=self._floor, ts=ctx.ts, scenario=ctx.scenario, channel=ctx.channel)
+                        store=s.key, floor=s.floor, ts=ctx.ts, scenario=ctx.scenario, channel=ctx.channel)
 
     @property
     def expired(self) -> int:
@@ -275,25 +495,33 @@ class Outbox:
 
     @property
     def floor(self) -> int:
-        """Ids with a trigger time below this are no longer remembered; such submits are refused."""
-        return self._floor
+        """Ids of the default store with a trigger time below this are no longer remembered; such submits are
+        refused (``floor_of`` for another store)."""
+        return self.floor_of(self.DEFAULT)
 
-    def advance_horizon(self, horizon: int) -> None:
-        """Nothing kept (snapshots, journal) can decide a trigger with a time before ``horizon`` again.
+    def floor_of(self, store: str) -> int:
+        """A store's floor (as it was when closed here; 0 for a store never open here)."""
+        s = self._stores.get(store)
+        return s.floor if s is not None else self._floors.get(store, 0)
+
+    def advance_horizon(self, horizon: int, *, store: str = DEFAULT) -> None:
+        """Nothing kept (snapshots, journal) can decide a trigger of ``store`` with a time before ``horizon`` again.
 
         Called by the owner of the state that re-submits after a restart (the daemon, after each
-        published snapshot). From the next compaction on, ids more than ``retention_ms`` before it
-        may be forgotten. Without a call the outbox never forgets an id.
+        published snapshot, per unit). From the next compaction on, the store's ids more than
+        ``retention_ms`` before it may be forgotten. Without a call a store never forgets an id.
         """
-        self._horizon = horizon
+        s = self._stores.get(store)
+        if s is not None:
+            s.horizon = horizon
 
     def statistics(self) -> OutboxStats:
-        """A snapshot of the counts."""
+        """A snapshot of the counts (summed over the stores)."""
         s = msgspec.structs.replace(self._stats)
-        s.pending = len(self._pending)
+        s.pending = sum(len(st.pending) for st in self._stores.values())
         s.in_memory = self._in_memory
-        s.spilled = self._spilled
-        s.in_flight = len(self._in_flight)
+        s.spilled = sum(st.spilled for st in self._stores.values())
+        s.in_flight = self._in_flight
         s.channels = {}
         for name, lane in self._lanes.items():
             ls = msgspec.structs.replace(lane.stats)
@@ -316,12 +544,11 @@ class Outbox:
     def mark(self) -> int:
         """A point after every send accepted so far; ``await durable(mark)`` waits until they are all on disk.
 
-        The daemon publishes a state snapshot only once the sends that state implies are durable.
-        """
+        The daemon publishes a state snapshot only once the sends that state implies are durable."""
         return self._request_flush()
 
     async def durable(self, mark: int) -> None:
-        """Wait until everything accepted before ``mark`` is fsynced."""
+        """Wait until everything accepted before ``mark`` is fsynced (in every store)."""
         await self._durable(mark)
 
     def stop(self) -> None:
@@ -329,11 +556,13 @@ class Outbox:
         self._stop.set()
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Open the files, start the channels and lanes; ``await tg.start(outbox.run)`` returns when it accepts sends."""
+        """Open the default store, start the channels and lanes; ``await tg.start(outbox.run)`` returns when it
+        accepts sends."""
         self._make_events()
-        self._open()  # start-up: reading the files blocks briefly, before anything else runs
-        self._dirty.set()  # outcomes decided while opening go to disk at the first flush
         try:
+            if self.DEFAULT not in self._stores:  # start-up: reading the files blocks briefly, before anything else runs
+                self.adopt(self.DEFAULT, self._dir)
+            self._dirty.set()  # outcomes decided while opening go to disk at the first flush
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 for lane in self._lanes.values():
@@ -393,15 +622,17 @@ class Outbox:
                 lane.slots.release()
                 continue
             entry = heapq.heappop(lane.heap)[3]
-            self._in_flight[entry.ctx.id] = entry
+            entry.store.in_flight[entry.ctx.id] = entry
+            self._in_flight += 1
             self._tg.start_soon(self._attempt, lane, entry)
             self._notify()
 
     async def _attempt(self, lane: _Lane, entry: _Entry) -> None:
         """One try of one send: render, mark durable, call the channel, act on the outcome."""
-        ctx = entry.ctx
+        ctx, s = entry.ctx, entry.store
         try:
-            if ctx.id in self._done:  # the ledger is checked before every send
+            if ctx.id in s.done or s.state != "open":  # the ledger is checked before every send
+                entry.queued = False
                 return
             entry.attempts += 1
             try:
@@ -410,7 +641,7 @@ class Outbox:
                 self._dead_letter(entry, f"template: {exc}")
                 return
             attempt_ctx = msgspec.structs.replace(ctx, text=text, attempt=entry.attempts)
-            await self._durable(self._ledger(b"A", ctx.id))
+            await self._durable(self._ledger(s, b"A", ctx.id))
             try:
                 with anyio.fail_after(lane.limits.timeout_s):
                     outcome = await lane.channel.send(attempt_ctx)
@@ -423,9 +654,10 @@ class Outbox:
                 outcome = self._unknown(lane, f"send raised {exc!r}")
             self._settle(lane, entry, outcome)
         finally:
-            self._in_flight.pop(ctx.id, None)
+            s.in_flight.pop(ctx.id, None)
+            self._in_flight -= 1
             lane.slots.release()
-            if ctx.id not in self._pending:  # settled for good: memory is free
+            if ctx.id not in s.pending or not entry.queued:  # settled for good, or its store left: memory is free
                 self._in_memory -= 1
                 self._refill()
             self._notify()
@@ -438,17 +670,25 @@ class Outbox:
 
     def _settle(self, lane: _Lane, entry: _Entry, outcome: Outcome) -> None:
         """Record an attempt's outcome: done, back in the queue after a backoff, or dead-lettered."""
-        ctx = entry.ctx
+        ctx, s = entry.ctx, entry.store
+        if s.state == "closed":  # released before the attempt settled: its ``A`` stays in doubt for the next owner
+            log.warning("an attempt settled after its store was released; the next owner treats it as in doubt",
+                        store=s.key, id=ctx.id, status=outcome.status)
+            entry.queued = False
+            return
         if outcome.status == "delivered":
-            self._ledger(b"D", ctx.id, ctx.ts)
-            self._done[ctx.id] = ctx.ts
-            self._pending.discard(ctx.id)
+            self._ledger(s, b"D", ctx.id, ctx.ts)
+            s.done[ctx.id] = ctx.ts
+            s.pending.discard(ctx.id)
             self._stats.delivered += 1
             lane.stats.delivered += 1
         elif outcome.status == "retry" and entry.attempts < self.config.max_attempts:
-            self._ledger(b"R", ctx.id)
+            self._ledger(s, b"R", ctx.id)
             self._stats.retried += 1
             lane.stats.retried += 1
+            if s.state != "open":  # releasing: it stays in the journal for the next owner
+                entry.queued = False
+                return
             delay = self._backoff_ms(entry.attempts)
             if outcome.retry_after_ms:
                 delay = max(delay, outcome.retry_after_ms)
@@ -466,12 +706,12 @@ class Outbox:
 
     def _dead_letter(self, entry: _Entry, reason: str) -> None:
         """Give a send up for good, with its reason, in the dead-letter file."""
-        ctx = entry.ctx
+        ctx, s = entry.ctx, entry.store
         letter = DeadLetter(ctx.id, ctx.channel, reason, entry.attempts, self.clock(), ctx)
         self._dead_buf.append(_ENCODE(letter) + b"\n")
-        self._ledger(b"F", ctx.id, ctx.ts)
-        self._done[ctx.id] = ctx.ts
-        self._pending.discard(ctx.id)
+        self._ledger(s, b"F", ctx.id, ctx.ts)
+        s.done[ctx.id] = ctx.ts
+        s.pending.discard(ctx.id)
         self._stats.dead_lettered += 1
         lane = self._lanes.get(ctx.channel)
         if lane is not None:
@@ -484,26 +724,33 @@ class Outbox:
         lane.push(entry.ctx.send_at, self._seq, entry)
 
     def _refill(self) -> None:
-        """Read spilled sends back from the journal while memory has room."""
-        if self._spilled == 0 or self._in_memory >= self.config.memory_limit or self._state != "running":
+        """Read spilled sends back from the stores' journals while memory has room."""
+        if self._in_memory >= self.config.memory_limit or self._state != "running":
             return
-        self._journal.flush()
-        with open(self._journal_path, "rb") as f:
-            f.seek(self._cursor)
-            while self._spilled and self._in_memory < self.config.memory_limit:
+        for s in list(self._stores.values()):
+            if s.spilled and s.state == "open":
+                self._refill_store(s)
+            if self._in_memory >= self.config.memory_limit:
+                return
+
+    def _refill_store(self, s: _Store) -> None:
+        s.journal.flush()
+        with open(s.journal_path, "rb") as f:
+            f.seek(s.cursor)
+            while s.spilled and self._in_memory < self.config.memory_limit:
                 line = f.readline()
                 if not line.endswith(b"\n"):
                     break
-                self._cursor += len(line)
+                s.cursor += len(line)
                 ctx = _SEND_DECODER.decode(line)
-                if ctx.id not in self._pending or ctx.id in self._in_flight:
+                if ctx.id not in s.pending or ctx.id in s.in_flight:
                     continue
-                self._spilled -= 1
+                s.spilled -= 1
                 lane = self._lanes.get(ctx.channel)
                 if lane is None:
-                    self._dead_letter(_Entry(ctx), f"no channel named {ctx.channel!r} is configured")
+                    self._dead_letter(_Entry(ctx, s), f"no channel named {ctx.channel!r} is configured")
                 else:
-                    self._to_memory(lane, _Entry(ctx))
+                    self._to_memory(lane, _Entry(ctx, s))
 
     def _notify(self) -> None:
         if self._state == "new":
@@ -513,9 +760,10 @@ class Outbox:
 
     # ------------------------------------------------------------------ durability
 
-    def _ledger(self, kind: bytes, trigger_id: str, ts: int = 0) -> int:
-        """Queue one ledger record for the next group commit; returns its generation."""
-        self._ledger_buf.append(record(kind, trigger_id, ts))
+    def _ledger(self, s: _Store, kind: bytes, trigger_id: str, ts: int = 0) -> int:
+        """Queue one ledger record of store ``s`` for the next group commit; returns its generation."""
+        if s.state != "closed":
+            s.record(kind, trigger_id, ts)
         return self._request_flush()
 
     def _request_flush(self) -> int:
@@ -545,137 +793,136 @@ class Outbox:
     async def _flush_unshielded(self) -> None:
         async with self._flush_lock:
             generation = self._gen_requested
-            ledger, dead = b"".join(self._ledger_buf), b"".join(self._dead_buf)
-            self._ledger_buf.clear()
+            batch = []
+            for s in self._stores.values():
+                if s.dirty and s.state != "closed":
+                    s.dirty = False
+                    s.journal.flush()
+                    batch.append((s, b"".join(s.ledger_buf)))
+                    s.ledger_buf.clear()
+            dead = b"".join(self._dead_buf)
             self._dead_buf.clear()
-            self._journal.flush()
-            await anyio.to_thread.run_sync(self._write_and_sync, ledger, dead)
+            await anyio.to_thread.run_sync(self._write_and_sync, batch, dead)
             self._gen_synced = generation
             self._synced.set()
             self._synced = anyio.Event()
-            self._maybe_compact()
+            for s, _ in batch:
+                if s.state == "open":
+                    self._maybe_compact(s)
 
-    def _write_and_sync(self, ledger: bytes, dead: bytes) -> None:
+    def _write_and_sync(self, batch: list[tuple[_Store, bytes]], dead: bytes) -> None:
         """Append and fsync (runs in a worker thread)."""
-        if ledger:
-            self._ledger_file.write(ledger)
-            self._ledger_file.flush()
-            os.fsync(self._ledger_file.fileno())
         if dead:
-            self._dead_file.write(dead)
-            self._dead_file.flush()
-            os.fsync(self._dead_file.fileno())
-        os.fsync(self._journal.fileno())
+            f = self._dead_out()
+            f.write(dead)
+            f.flush()
+            os.fsync(f.fileno())
+        for s, ledger in batch:
+            s.sync(ledger)
 
-    def _open(self) -> None:
-        """Load the ledger and journal, resolve attempts a crash interrupted, compact, and open for appending."""
-        self._dir.mkdir(parents=True, exist_ok=True)
-        self._journal_path = self._dir / "journal.jsonl"
-        self._ledger_path = self._dir / "ledger.log"
-        ledger = read_ledger(self._ledger_path)
+    def _dead_out(self) -> BinaryIO:
+        """The dead-letter file, opened at the first letter (it is the instance's, in ``config.directory``)."""
+        if self._dead_file is None:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            self._dead_file = open(self._dir / "dead_letter.jsonl", "ab")  # noqa: SIM115 - closed in _close_files
+        return self._dead_file
+
+    def _load(self, s: _Store) -> None:
+        """Load a store's ledger and journal, resolve attempts a crash interrupted, compact, and open for appending."""
+        ledger = read_ledger(s.ledger_path)
         attempted = ledger.in_doubt
-        self._done, self._floor = ledger.done, ledger.floor
+        s.done, s.floor = ledger.done, ledger.floor
         # nothing is forgotten here: an id leaves memory only at a compaction that also leaves it out of the
         # journal (a journal line below the floor is therefore a send still pending, never a forgotten one)
         pending: list[SendContext] = []
-        for line in complete_lines(self._journal_path):
+        for line in complete_lines(s.journal_path):
             try:
                 ctx = _SEND_DECODER.decode(line)
             except msgspec.DecodeError:
-                log.error("unreadable journal line skipped", line=line[:200])
+                log.error("unreadable journal line skipped", store=s.key, line=line[:200])
                 continue
-            if ctx.id in self._done or ctx.id in self._pending:
+            if ctx.id in s.done or ctx.id in s.pending:
                 continue
-            self._pending.add(ctx.id)
+            s.pending.add(ctx.id)
             pending.append(ctx)
-        self._dead_file = open(self._dir / "dead_letter.jsonl", "ab")  # noqa: SIM115 - closed in _close_files
         interrupted = []
         for ctx in pending:
             if ctx.id in attempted:
                 lane = self._lanes.get(ctx.channel)
                 if lane is None or not lane.channel.idempotent:
                     interrupted.append(ctx)
+        dead_before = len(self._dead_buf)
         for ctx in interrupted:
-            self._dead_letter(_Entry(ctx, 1), "outcome unknown: the outbox stopped while this send was in flight")
-        if self._dead_buf:  # on disk before the ledger and journal drop these sends: a crash now loses no letter
-            self._dead_file.write(b"".join(self._dead_buf))
-            self._dead_file.flush()
-            os.fsync(self._dead_file.fileno())
-            self._dead_buf.clear()
-        pending = [ctx for ctx in pending if ctx.id in self._pending]
-        self._rewrite_ledger()  # first: the outcomes decided just now are durable before the journal drops them
-        self._rewrite_journal(pending)
-        self._spilled = len(pending)
-        self._cursor = 0
-        if self._floor:
-            log.info("outbox opened", floor=self._floor, remembered=len(self._done), pending=len(pending))
+            self._dead_letter(_Entry(ctx, s, 1), "outcome unknown: the outbox stopped while this send was in flight")
+        if interrupted:  # on disk before the ledger and journal drop these sends: a crash now loses no letter
+            f = self._dead_out()
+            f.write(b"".join(self._dead_buf[dead_before:]))
+            f.flush()
+            os.fsync(f.fileno())
+            del self._dead_buf[dead_before:]
+        pending = [ctx for ctx in pending if ctx.id in s.pending]
+        s._rewrite_ledger()  # first: the outcomes decided just now are durable before the journal drops them
+        s.rewrite_journal(pending)
+        s.spilled = len(pending)
+        s.cursor = 0
+        if s.floor or s.key != self.DEFAULT:
+            log.info("outbox store opened", store=s.key or "default", floor=s.floor, remembered=len(s.done),
+                     pending=len(pending), in_doubt=len(attempted & s.pending) + len(interrupted))
 
-    def _rewrite_journal(self, sends: list[SendContext]) -> None:
-        """Replace the journal with just these sends (atomic rename), and reopen it for appending."""
-        if getattr(self, "_journal", None) is not None:
-            self._journal.close()
-        atomic_write(self._journal_path, b"".join(_ENCODE(c) + b"\n" for c in sends))
-        self._journal = open(self._journal_path, "ab", buffering=1 << 20)  # noqa: SIM115
-        self._journal_base = self._journal.tell()
-
-    def _rewrite_ledger(self) -> None:
-        """Replace the ledger with the remembered outcomes (and attempts in flight), and reopen it."""
-        if getattr(self, "_ledger_file", None) is not None:
-            self._ledger_file.close()
-        lines = [record(b"H", "", self._floor)] if self._floor else []
-        lines += [record(b"D", k, ts) for k, ts in self._done.items()]
-        lines += [record(b"A", k) for k in self._in_flight]
-        atomic_write(self._ledger_path, b"".join(lines) + b"".join(self._ledger_buf))
-        self._ledger_buf.clear()
-        self._ledger_file = open(self._ledger_path, "ab")  # noqa: SIM115
-        self._ledger_base = self._ledger_file.tell()
-
-    def _maybe_compact(self) -> None:
+    def _maybe_compact(self, s: _Store) -> None:
         """Compact once the journal or the ledger has grown by ``compact_bytes`` since the last time."""
         limit = self.config.compact_bytes
-        if self._journal.tell() - self._journal_base > limit or self._ledger_file.tell() - self._ledger_base > limit:
-            self._compact()
+        if s.journal.tell() - s.journal_base > limit or s.ledger_file.tell() - s.ledger_base > limit:
+            self._compact(s)
 
-    def _compact(self) -> None:
+    def _compact(self, s: _Store) -> None:
         """Rewrite the journal with just the pending sends, then the ledger, forgetting what the horizon allows.
 
         The journal can be rewritten only while nothing is spilled (the pending sends are all in
         memory), and ids are forgotten only together with that rewrite: the new journal holds none of
         them, and the ledger is rewritten after it (a crash in between leaves the old ledger: safe).
         """
-        if self._spilled:
+        if s.spilled:
             # the journal cannot be rewritten while sends wait in it: compact the ledger alone (the outcomes
             # stay; attempts and retries are dropped), and look again once either file grew by compact_bytes
-            self._journal_base = self._journal.tell()
-            self._rewrite_ledger()
+            s.journal_base = s.journal.tell()
+            s._rewrite_ledger()
             return
-        sends = [e.ctx for lane in self._lanes.values() for (_, _, _, e) in lane.heap if e.ctx.id in self._pending]
-        sends += [e.ctx for e in self._in_flight.values() if e.ctx.id in self._pending]
-        self._rewrite_journal(sends)
-        self._cursor = self._journal.tell()
-        if self._horizon is not None and self._horizon - self.config.retention_ms > self._floor:
-            self._floor = floor = self._horizon - self.config.retention_ms
-            before = len(self._done)
-            self._done = {k: ts for k, ts in self._done.items() if ts >= floor}
-            log.info("outbox forgot old ids", floor=floor, forgotten=before - len(self._done),
-                     remembered=len(self._done))
-        self._rewrite_ledger()
+        sends = [e.ctx for lane in self._lanes.values() for (_, _, _, e) in lane.heap
+                 if e.store is s and e.ctx.id in s.pending]
+        sends += [e.ctx for e in s.in_flight.values() if e.ctx.id in s.pending]
+        s.rewrite_journal(sends)
+        s.cursor = s.journal.tell()
+        if s.horizon is not None and s.horizon - self.config.retention_ms > s.floor:
+            s.floor = floor = s.horizon - self.config.retention_ms
+            before = len(s.done)
+            s.done = {k: ts for k, ts in s.done.items() if ts >= floor}
+            log.info("outbox forgot old ids", store=s.key or "default", floor=floor, forgotten=before - len(s.done),
+                     remembered=len(s.done))
+        s._rewrite_ledger()
 
     def _close_files(self) -> None:
-        """Write what is buffered, fsync, close."""
-        if not hasattr(self, "_ledger_file"):
-            return
+        """Write what is buffered, fsync, close every store and free its lock."""
         if self._stats.expired:
             log.warning("sends refused as expired: trigger time below the outbox floor", expired=self._stats.expired,
-                        floor=self._floor)
+                        floors={k or "default": s.floor for k, s in self._stores.items()})
         try:
-            self._journal.flush()
-            self._write_and_sync(b"".join(self._ledger_buf), b"".join(self._dead_buf))
-            self._ledger_buf.clear()
+            dead = b"".join(self._dead_buf)
             self._dead_buf.clear()
+            batch = []
+            for s in self._stores.values():
+                s.journal.flush()
+                batch.append((s, b"".join(s.ledger_buf)))
+                s.ledger_buf.clear()
+            self._write_and_sync(batch, dead)
         finally:
-            for f in (self._journal, self._ledger_file, self._dead_file):
-                f.close()
+            for s in self._stores.values():
+                self._floors[s.key] = s.floor
+                s.close()
+            self._stores.clear()
+            if self._dead_file is not None:
+                self._dead_file.close()
+                self._dead_file = None
 
 
 def _context(send: DecidedSend, priority: int | None) -> SendContext:

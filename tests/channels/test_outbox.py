@@ -14,6 +14,7 @@ import pytest
 
 from kairos.adapters import Channel, Outcome, SendContext, TemplateCatalog, wall_ms
 from kairos.adapters import ChannelLimits, Outbox, OutboxConfig
+from kairos.adapters._outbox import _Store
 
 pytestmark = pytest.mark.anyio
 
@@ -500,14 +501,14 @@ async def test_while_sends_are_spilled_the_ledger_is_compacted_once_per_growth_n
     """A quiet-hours night or a channel outage spills sends; the journal cannot be compacted then, and the
     ledger was rewritten (and fsynced) at every group commit once the journal had grown by compact_bytes."""
     rewrites = 0
-    rewrite = Outbox._rewrite_ledger
+    rewrite = _Store._rewrite_ledger
 
-    def counted(self: Outbox) -> None:
+    def counted(self: _Store) -> None:
         nonlocal rewrites
         rewrites += 1
         rewrite(self)
 
-    monkeypatch.setattr(Outbox, "_rewrite_ledger", counted)
+    monkeypatch.setattr(_Store, "_rewrite_ledger", counted)
     outbox = Outbox(config(tmp_path, memory_limit=10, compact_bytes=4_000), {"rec": Recorder()})
 
     async def body(ob: Outbox) -> None:
