@@ -27,6 +27,7 @@ declares (a ``typing.Protocol``); no part imports this module.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -91,7 +92,7 @@ from kairos.engine import (
     event_union,
     fault_place,
 )
-from kairos.adapters import Outbox, OutboxConfig
+from kairos.adapters import Outbox, OutboxConfig, StoreBusy
 from kairos.plan import Plan
 
 log = structlog.get_logger("kairos.daemon")
@@ -154,11 +155,11 @@ class Daemon:
         #: unit → send watermarks of its kept snapshot files (current, previous): what a restart could decide again
         self.kept_watermarks: dict[str, tuple[int, int]] = {}
         self.units: dict[str, Unit] = {}
+        self.outbox = Outbox(_outbox_config(config), self._channels(), templates=self.templates)
         before: dict[str, str] | None = None
         for name in self._initial_units():
             versions_then = self.open_unit(name)
             before = before or versions_then
-        self.outbox = Outbox(_outbox_config(config), self._channels(), templates=self.templates)
         self.reloader = Reloader(self, AuditLog(config.audit_path), poll_s=config.reload.poll_ms / 1000)
         self.reloader.audit.write(changes(before or {}, versions(self.plan), "start"))
         self._metrics = registry_for(self)
@@ -191,15 +192,31 @@ class Daemon:
         tags = {m: dict(t) for m, t in ref.tags.items() if partition_of(m, count) == p}
         return Reference(areas_of_cell=ref.areas_of_cell, tags=tags, lists=ref.lists, kb=ref.kb)
 
-    def new_engine(self, plan: Plan, reference: Reference) -> Engine:
-        return Engine(plan, reference, sink=self._on_send, tz=self.config.tz, capacity=self.grants)
+    def _store_dir(self, name: str) -> Path:
+        """A partition's outbox store: beside its snapshot, so it moves with it (the default store is the
+        unpartitioned daemon's, in state_dir/outbox)."""
+        return self.config.partitions_dir / f"{name}.outbox"
+
+    def new_engine(self, plan: Plan, reference: Reference, unit: str = ALL) -> Engine:
+        """An engine whose sends go to ``unit``'s outbox store."""
+        sink = functools.partial(self._on_send, store=_store_of(unit))
+        return Engine(plan, reference, sink=sink, tz=self.config.tz, capacity=self.grants)
 
     def open_unit(self, name: str) -> dict[str, str] | None:
-        """Start owning a unit: build its engine and load its snapshot; returns the versions it was taken under."""
+        """Start owning a unit: build its engine, take its outbox store (a partition's: locked, so its previous
+        owner has released it and published its last snapshot) and load its snapshot; returns the versions
+        it was taken under."""
         try:
-            engine = self.new_engine(self.plan, self._unit_reference(name))
+            engine = self.new_engine(self.plan, self._unit_reference(name), name)
         except BindError as e:
             raise StartError(str(e)) from None
+        store = _store_of(name)
+        if store != Outbox.DEFAULT and store not in self.outbox.stores():
+            try:
+                # before the snapshot is read: the lock is freed only after the last owner's final snapshot
+                self.outbox.adopt(store, self._store_dir(name))
+            except StoreBusy as e:
+                raise StartError(f"partition {name}: {e}") from None
         unit = Unit(name, self._unit_path(name), engine, self.config.time.allowed_lateness_ms, self._on_late,
                     self.config.dedup_window_ms, self._on_fault)
         try:
@@ -212,10 +229,14 @@ class Daemon:
         self.kept_watermarks[name] = (engine.send_watermark(), UNKNOWN_WATERMARK)
         return versions_then
 
-    def close_unit(self, name: str) -> None:
-        """Stop owning a unit (after its state is in a snapshot): its subscribers' state leaves this process."""
+    async def close_unit(self, name: str) -> None:
+        """Stop owning a unit (after its state is in a snapshot): its subscribers' state leaves this process,
+        and its outbox store is released (in-flight attempts settled, fsynced, unlocked) for the next owner."""
         self.units.pop(name, None)
         self.kept_watermarks.pop(name, None)
+        store = _store_of(name)
+        if store != Outbox.DEFAULT:
+            await self.outbox.release(store)
 
     def swap(self, plan: Plan, engines: dict[str, Engine], templates: TemplateCatalog | None = None) -> None:
         """A reload's new plan, engines and templates take over (between two events)."""
@@ -379,10 +400,11 @@ class Daemon:
                 log.error("event processing failed; event skipped", unit=unit.name, type=ev.__struct_config__.tag,
                           ts=ev.ts, scenario_at=where, error=error, event_errors=n)
 
-    def _on_send(self, send: Send) -> None:
+    def _on_send(self, send: Send, store: str = Outbox.DEFAULT) -> None:
+        """The engine's sink: a decided send into the outbox store of the unit that decided it."""
         outbox = self.outbox
         expired = outbox.expired
-        if outbox.submit(send):
+        if outbox.submit(send, store=store):
             self.sends += 1
             key = (send.scenario, send.channel)
             self.sends_by[key] = self.sends_by.get(key, 0) + 1
@@ -461,22 +483,20 @@ class Daemon:
             await hook(positions)
 
     def _advance_horizon(self, published: dict[str, int]) -> None:
-        """Tell the outbox the earliest trigger time a restart from any kept snapshot could decide again.
+        """Tell each published unit's outbox store the earliest trigger time a restart (or the partition's
+        next owner) from any of its kept snapshots could decide again.
 
         A unit's file replaced its previous one, which is kept as ``.prev`` and could be loaded too; the
         send watermark (``Engine.send_watermark``: the stream time, or the earliest trigger the contact
-        policy still holds in an arbitration window or a capacity queue) bounds what each could re-decide."""
+        policy still holds in an arbitration window or a capacity queue) bounds what each could re-decide.
+        The store and its floor move with the partition's snapshot files, so a partition arriving with
+        older state finds its own floor, never one raised for other partitions."""
         for name, mark in published.items():
             current = self.kept_watermarks.get(name, (mark, UNKNOWN_WATERMARK))[0]
             self.kept_watermarks[name] = (mark, current)
-        if self.partitioned:
-            # partitions move (a consumer group's rebalance, another ``owned`` list): one that arrives with
-            # older state would find its sends below this outbox's one floor and have them refused, so a
-            # partitioned daemon's outbox forgets nothing until its ledger is kept per partition
-            return
-        horizon = min(min(pair) for pair in self.kept_watermarks.values()) if self.kept_watermarks else None
-        if horizon is not None and horizon > UNKNOWN_WATERMARK:
-            self.outbox.advance_horizon(horizon)
+            horizon = min(mark, current)
+            if horizon > UNKNOWN_WATERMARK:
+                self.outbox.advance_horizon(horizon, store=_store_of(name))
 
     # --- tasks ---------------------------------------------------------------
 
@@ -595,6 +615,11 @@ class Daemon:
                         status = EXIT_SNAPSHOT_FAILED
                         log.error("the final snapshot failed; the previous one stays and a restart resumes from it "
                                   "(the outbox drops repeated sends)", error=str(e), exit_status=status)
+                    # the partitions' outbox stores are handed on before the consumer leaves the group: the
+                    # next owner, assigned as it leaves, finds them released (pending sends are its to deliver)
+                    for name in list(self.units):
+                        if _store_of(name) != Outbox.DEFAULT:
+                            await self.outbox.release(_store_of(name))
                 consumer.cancel_scope.cancel()  # the consumer stops and leaves the group
             self.outbox.stop()
         log.info("stopped", events=sum(e.events_in for e in self.engines), late=self.late, decode_errors=self.decode_errors,
@@ -603,6 +628,11 @@ class Daemon:
                  duplicates=self.duplicates,
                  sends=self.sends, repeated_decisions_dropped=self.duplicate_sends, expired=self.outbox.expired)
         return status
+
+
+def _store_of(unit: str) -> str:
+    """The outbox store of a unit: the default one for the unpartitioned daemon, the partition's own else."""
+    return Outbox.DEFAULT if unit == ALL else unit
 
 
 def _lines_in(data: bytes) -> int:

@@ -56,7 +56,7 @@ class Owner(Protocol):
 
     def open_unit(self, name: str) -> object: ...  # raises ``StartError`` if its snapshot cannot be loaded
 
-    def close_unit(self, name: str) -> None: ...
+    async def close_unit(self, name: str) -> None: ...  # releases its outbox store for the next owner
 
 
 class KafkaPump:
@@ -184,7 +184,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
                       "previous one and decides the events after it again; sends this instance made since then "
                       "may repeat on channels that do not drop repeated ids", units=names)
         for name in names:
-            d.close_unit(name)
+            await d.close_unit(name)
         log.info("partitions revoked", units=names)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:

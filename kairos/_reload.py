@@ -126,7 +126,7 @@ class Reloadable(Protocol):
     @property
     def units(self) -> Mapping[str, Unit]: ...
 
-    def new_engine(self, plan: Plan, reference: Reference) -> Engine: ...
+    def new_engine(self, plan: Plan, reference: Reference, unit: str = ...) -> Engine: ...
 
     def swap(self, plan: Plan, engines: dict[str, Engine], templates: TemplateCatalog | None = None) -> None: ...
 
@@ -165,7 +165,7 @@ class Reloader:
         report = None
         try:
             for name, unit in d.units.items():
-                engines[name] = d.new_engine(plan, unit.engine.reference)
+                engines[name] = d.new_engine(plan, unit.engine.reference, name)
                 report = transfer_state(unit.engine, engines[name])
         except BindError as e:
             return self._refuse(who, str(e), exc_info=e if isinstance(e, BuildError) else None)

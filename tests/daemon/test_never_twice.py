@@ -88,10 +88,15 @@ def test_old_events_through_kills_and_a_clean_restart_lose_nothing_and_repeat_on
 
 
 class _Outbox:
-    horizon: int | None = None
+    def __init__(self) -> None:
+        self.horizons: dict[str, int] = {}
 
-    def advance_horizon(self, horizon: int) -> None:
-        self.horizon = horizon
+    @property
+    def horizon(self) -> int | None:
+        return self.horizons.get("")
+
+    def advance_horizon(self, horizon: int, *, store: str = "") -> None:
+        self.horizons[store] = horizon
 
 
 def test_the_horizon_is_the_oldest_send_watermark_of_every_kept_snapshot() -> None:
@@ -111,14 +116,15 @@ def test_the_horizon_is_the_oldest_send_watermark_of_every_kept_snapshot() -> No
     assert daemon.outbox.horizon is None  # the found .prev still counts: nothing may be forgotten yet
 
 
-def test_a_partitioned_daemon_never_lets_its_outbox_forget() -> None:
-    """Partitions move between instances and configurations; one arriving with older state must not find
-    its sends below a floor its new outbox raised for other partitions (they would be refused: lost)."""
+def test_a_partitioned_daemon_tells_each_partitions_outbox_store_its_own_horizon() -> None:
+    """Each partition's store moves with its snapshot files, so each is told the oldest watermark of its own
+    kept snapshots: partitions with older state never hold the others' memory back, nor lose their own."""
     from types import SimpleNamespace
 
-    from kairos._daemon import Daemon
+    from kairos._daemon import UNKNOWN_WATERMARK, Daemon
 
-    daemon = SimpleNamespace(kept_watermarks={"p-0000": (100, 90), "p-0001": (150, 140)}, outbox=_Outbox(),
-                             partitioned=True)
+    daemon = SimpleNamespace(kept_watermarks={"p-0000": (100, 90), "p-0001": (150, UNKNOWN_WATERMARK)},
+                             outbox=_Outbox(), partitioned=True)
     Daemon._advance_horizon(daemon, {"p-0000": 200, "p-0001": 250})  # type: ignore[arg-type]
-    assert (None, {"p-0000": (200, 100), "p-0001": (250, 150)}) == (daemon.outbox.horizon, daemon.kept_watermarks)
+    assert ({"p-0000": 100, "p-0001": 150}, {"p-0000": (200, 100), "p-0001": (250, 150)}) == (
+        daemon.outbox.horizons, daemon.kept_watermarks)

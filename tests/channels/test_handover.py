@@ -1,0 +1,178 @@
+"""A unit's outbox store handed from one outbox to another: what the first sent is not sent again.
+
+A partitioned daemon keeps one store per partition beside the partition's
+snapshot; when the partition moves, the next owner's outbox adopts the store.
+Here two ``Outbox`` objects stand for two instances: the second adopts the
+store after the first released it, or after the first "crashed" (its files
+as they were on disk while it ran, never released), or not at all while the
+first still holds its lock.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from kairos.adapters import Outbox, StoreBusy
+from tests.channels.test_outbox import OLD, Recorder, config, ctx, dead_letters, old, run_until
+
+pytestmark = pytest.mark.anyio
+
+FAR = 2**50  #: a send_at no run here reaches (the adopter runs on a clock past it)
+
+
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "partitions" / "p-0001.outbox"
+
+
+def instance(tmp_path: Path, name: str, channel: Recorder, **kw: object) -> Outbox:
+    """An outbox of its own (its own directory, as an instance's state_dir), on the clock of ``kw``."""
+    clock = kw.pop("clock", None)
+    cfg = config(tmp_path / name, **kw)
+    return Outbox(cfg, {"rec": channel}, **({"clock": clock} if clock else {}))  # type: ignore[arg-type]
+
+
+async def test_a_released_store_adopted_elsewhere_sends_nothing_delivered_again_and_delivers_what_was_pending(
+        tmp_path: Path) -> None:
+    first, second = Recorder(), Recorder()
+    a = instance(tmp_path, "a", first)
+    a.adopt("p-0001", store(tmp_path))
+    delivered, waiting = [ctx(i) for i in range(3)], [ctx(i, send_at=FAR) for i in range(3, 5)]
+
+    async def work_then_release(ob: Outbox) -> None:
+        for c in delivered + waiting:
+            ob.submit(c, store="p-0001")
+        await ob.wait_for(lambda s: s.delivered == 3)
+        assert 2 == ob.statistics().pending  # summed over the stores
+        await ob.release("p-0001")  # the partition is revoked
+        assert ([""], 0) == (ob.stores(), ob.statistics().pending)
+
+    await run_until(a, work_then_release)
+    b = instance(tmp_path, "b", second, clock=lambda: 2**51)
+    b.adopt("p-0001", store(tmp_path))
+
+    async def take_over(ob: Outbox) -> None:
+        # the new owner decides the events after the snapshot again: the same sends, the same ids
+        assert [False] * 5 == [ob.submit(c, store="p-0001") for c in delivered + waiting]
+        await ob.wait_idle()
+
+    await run_until(b, take_over)
+    assert [c.id for c in delivered] == first.ids()
+    assert sorted(c.id for c in waiting) == sorted(second.ids())
+    assert (0, 5) == (b.statistics().submitted, b.statistics().duplicates)
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+async def test_a_store_left_by_a_crashed_owner_is_adopted_and_only_its_send_in_doubt_may_repeat(
+        tmp_path: Path, idempotent: bool) -> None:
+    """The first owner dies with one send in the channel's hands (its ``A`` record durable, no outcome),
+    others delivered or waiting: its files are taken as they are on disk then, lock file and all."""
+    hanging = Recorder(idempotent=idempotent)
+    a = instance(tmp_path, "a", hanging)
+    a.adopt("p-0001", tmp_path / "live")
+    delivered, waiting = [ctx(i) for i in range(2)], [ctx(i, send_at=FAR) for i in range(3, 5)]
+    in_doubt = ctx(2)
+
+    async def crash_mid_send(ob: Outbox) -> None:
+        for c in delivered + waiting:
+            ob.submit(c, store="p-0001")
+        await ob.wait_for(lambda s: s.delivered == 2)
+        hanging.stall()
+        ob.submit(in_doubt, store="p-0001")
+        await ob.wait_for(lambda s: s.in_flight == 1)
+        while hanging.entered < 3:  # the channel has it: the attempt is on disk, its outcome is not
+            await anyio.wait_all_tasks_blocked()
+        await ob.durable(ob.mark())
+        shutil.copytree(tmp_path / "live", store(tmp_path))  # what the disk holds at the crash
+        hanging.gate.set()
+
+    await run_until(a, crash_mid_send)
+    later = Recorder(idempotent=idempotent)
+    b = instance(tmp_path, "b", later, clock=lambda: 2**51)
+    b.adopt("p-0001", store(tmp_path))
+
+    async def take_over(ob: Outbox) -> None:
+        assert [False] * 5 == [ob.submit(c, store="p-0001") for c in [*delivered, in_doubt, *waiting]]
+        await ob.wait_idle()
+
+    await run_until(b, take_over)
+    assert [c.id for c in delivered] == hanging.ids()[:2]
+    retried = [in_doubt.id] if idempotent else []
+    assert sorted([c.id for c in waiting] + retried) == sorted(later.ids())
+    letters = dead_letters(tmp_path / "b")
+    assert ([] if idempotent else [in_doubt.id]) == [d["id"] for d in letters]
+
+
+async def test_a_store_whose_lock_is_held_cannot_be_adopted(tmp_path: Path) -> None:
+    path = store(tmp_path)
+    path.mkdir(parents=True)
+    holder = subprocess.Popen(  # another instance that owns the partition (or has not finished releasing it)
+        [sys.executable, "-c", "import fcntl, os, sys\n"
+         "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\nfcntl.lockf(fd, fcntl.LOCK_EX)\n"
+         "print('locked', flush=True)\nsys.stdin.read()\n", str(path / "lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and b"locked\n" == holder.stdout.readline()
+        b = instance(tmp_path, "b", Recorder(), adopt_wait_s=0.1)
+        with pytest.raises(StoreBusy):
+            b.adopt("p-0001", path)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(10)
+    b.adopt("p-0001", path)  # the holder is gone (exited, or killed: the kernel frees its lock)
+    # and a second outbox of this very process is refused too: a POSIX lock would not stop it by itself
+    with pytest.raises(StoreBusy):
+        instance(tmp_path, "c", Recorder(), adopt_wait_s=0.1).adopt("p-0001", path)
+    await b.release("p-0001")
+    instance(tmp_path, "c", Recorder(), adopt_wait_s=0.1).adopt("p-0001", path)
+
+
+async def test_each_store_forgets_below_its_own_horizon_and_keeps_its_floor_when_handed_on(tmp_path: Path) -> None:
+    """::
+
+        store        trigger ts (+ OLD)     horizon   floor (horizon - 1000)
+        p-0000       0 1000 2000 3000       2500      1500: 0 and 1000 forgotten
+        p-0001       0 1000 2000 3000       none      0: nothing forgotten
+    """
+    parts = {name: tmp_path / "partitions" / f"{name}.outbox" for name in ("p-0000", "p-0001")}
+    a = instance(tmp_path, "a", Recorder(), compact_bytes=1, retention_ms=1000)
+    for name, path in parts.items():
+        a.adopt(name, path)
+    sends = {name: [old(10 * k + i, OLD + 1000 * i) for i in range(4)] for k, name in enumerate(parts)}
+
+    async def body(ob: Outbox) -> None:
+        for name, batch in sends.items():
+            for c in batch:
+                ob.submit(c, store=name)
+        await ob.wait_idle()
+        ob.advance_horizon(OLD + 2500, store="p-0000")
+        for k, name in enumerate(parts):  # one more flush in each: a compaction after the horizon came
+            ob.submit(old(90 + k, OLD + 9000), store=name)
+        await ob.wait_idle()
+        assert (OLD + 1500, 0) == (ob.floor_of("p-0000"), ob.floor_of("p-0001"))
+        for name in parts:
+            await ob.release(name)
+
+    await run_until(a, body)
+    ids = {name: {line.split("\t")[2] for line in (path / "ledger.log").read_text().splitlines()
+                  if line.startswith("D")} for name, path in parts.items()}
+    assert {c.id for c in sends["p-0000"][2:]} | {old(90, OLD + 9000).id} == ids["p-0000"]
+    assert {c.id for c in sends["p-0001"]} | {old(91, OLD + 9000).id} == ids["p-0001"]
+    # the next owner finds the floor with the store: a forgotten id is refused, never sent
+    later = Recorder()
+    b = instance(tmp_path, "b", later)
+    b.adopt("p-0000", parts["p-0000"])
+
+    async def resubmit(ob: Outbox) -> None:
+        assert OLD + 1500 == ob.floor_of("p-0000")
+        assert [False] * 4 == [ob.submit(c, store="p-0000") for c in sends["p-0000"]]
+        await ob.wait_idle()
+
+    await run_until(b, resubmit)
+    assert ([], 2) == (later.ids(), b.statistics().expired)
