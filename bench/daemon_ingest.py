@@ -48,7 +48,7 @@ def main(n: int, dedup: bool = True) -> None:
                                         '[channels.sms]\nplugin = "file"\npath = "out.jsonl"\n'
                                         f'[dedup]\nenabled = {str(dedup).lower()}\n')
     daemon = Daemon(load_config(folder / "kairos.toml"))
-    daemon.outbox.submit = lambda send: True  # the outbox runs in its own task; here only the hot path counts
+    daemon.outbox.submit = lambda send, **_: True  # the outbox runs in its own task; here only the hot path counts
     started = time.perf_counter()
     for block in data:
         daemon.ingest("bench", block, None)

@@ -156,6 +156,12 @@ class Daemon:
         self.kept_watermarks: dict[str, tuple[int, int]] = {}
         self.units: dict[str, Unit] = {}
         self.outbox = Outbox(_outbox_config(config), self._channels(), templates=self.templates)
+        try:
+            # the instance's own store (state_dir/outbox): the unpartitioned daemon's sends, and a partitioned
+            # daemon's from before its partitions had stores (delivered, and never sent again)
+            self.outbox.adopt(Outbox.DEFAULT, config.outbox_dir)
+        except StoreBusy as e:
+            raise StartError(f"state_dir: {e} (each instance needs a state_dir of its own)") from None
         before: dict[str, str] | None = None
         for name in self._initial_units():
             versions_then = self.open_unit(name)

@@ -176,3 +176,28 @@ async def test_each_store_forgets_below_its_own_horizon_and_keeps_its_floor_when
 
     await run_until(b, resubmit)
     assert ([], 2) == (later.ids(), b.statistics().expired)
+
+
+async def test_an_upgraded_instance_never_sends_again_what_its_one_outbox_sent_before_partitions_had_stores(
+        tmp_path: Path) -> None:
+    """Before stores, a partitioned daemon's sends were all in its one outbox directory: after the upgrade
+    that default store still answers for them when a partition's store is asked for the same id."""
+    before = Recorder()
+    sent, waiting = ctx(1), ctx(2, send_at=FAR)
+
+    async def old_outbox(ob: Outbox) -> None:
+        ob.submit(sent)
+        ob.submit(waiting)
+        await ob.wait_for(lambda s: s.delivered == 1)
+
+    await run_until(instance(tmp_path, "a", before), old_outbox)
+    after = Recorder()
+    upgraded = instance(tmp_path, "a", after, clock=lambda: 2**51)
+    upgraded.adopt("p-0001", store(tmp_path))
+
+    async def redecided(ob: Outbox) -> None:
+        assert [False, False] == [ob.submit(c, store="p-0001") for c in (sent, waiting)]
+        await ob.wait_idle()
+
+    await run_until(upgraded, redecided)
+    assert ([sent.id], [waiting.id]) == (before.ids(), after.ids())
