@@ -235,6 +235,17 @@ class Daemon:
         self.kept_watermarks[name] = (engine.send_watermark(), UNKNOWN_WATERMARK)
         return versions_then
 
+    async def adopt_unit(self, name: str) -> dict[str, str] | None:
+        """``open_unit`` for a partition assigned while running: its outbox store's lock is awaited without
+        blocking the event loop (its previous owner may still be releasing it)."""
+        store = _store_of(name)
+        if store != Outbox.DEFAULT and store not in self.outbox.stores():
+            try:
+                await self.outbox.adopt_when_free(store, self._store_dir(name))
+            except StoreBusy as e:
+                raise StartError(f"partition {name}: {e}") from None
+        return self.open_unit(name)
+
     async def close_unit(self, name: str) -> None:
         """Stop owning a unit (after its state is in a snapshot): its subscribers' state leaves this process,
         and its outbox store is released (in-flight attempts settled, fsynced, unlocked) for the next owner."""

@@ -54,7 +54,7 @@ class Owner(Protocol):
 
     async def snapshot(self, reason: str, *, fork: bool | None = None, units: list[str] | None = None) -> None: ...
 
-    def open_unit(self, name: str) -> object: ...  # raises ``StartError`` if its snapshot cannot be loaded
+    async def adopt_unit(self, name: str) -> object: ...  # ``StartError`` if its outbox store or snapshot cannot be taken
 
     async def close_unit(self, name: str) -> None: ...  # releases its outbox store for the next owner
 
@@ -181,8 +181,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             await d.snapshot("revoked", fork=False, units=names)
         except SnapshotFailed:  # counted and logged by ``snapshot``; what it means for the handover is said here
             log.error("partitions handed over without their final snapshot: the next owner resumes from the "
-                      "previous one and decides the events after it again; sends this instance made since then "
-                      "may repeat on channels that do not drop repeated ids", units=names)
+                      "previous one and decides the events after it again; the partition's outbox store, handed "
+                      "on with it, drops the sends this instance already made", units=names)
         for name in names:
             await d.close_unit(name)
         log.info("partitions revoked", units=names)
@@ -193,7 +193,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             name = unit_name(tp.partition)
             if name not in d.units:
                 try:
-                    d.open_unit(name)
+                    await d.adopt_unit(name)
                 except StartError as e:
                     log.error("partition state cannot be loaded; its events wait", unit=name, error=str(e))
                     continue

@@ -233,39 +233,43 @@ class _Store:
         self._lock_fd: int | None = None
         self._lock_key = ""
 
-    def lock(self, wait_s: float) -> None:
+    def try_lock(self) -> bool:
         """Take the store's exclusive lock (``fcntl.lockf`` on ``lock``; a crashed owner's is freed by the
-        kernel), waiting up to ``wait_s`` for an owner that is still releasing it; ``StoreBusy`` past that."""
+        kernel) if it is free; False if another owner holds it."""
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / "lock"
         key = str(path.resolve())
-        deadline = time.monotonic() + wait_s
-        waited = False
-        while True:
-            if key not in _HELD:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-                try:
-                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    os.close(fd)  # this process holds no lock on the file: closing drops nothing
-                else:
-                    _HELD.add(key)
-                    self._lock_fd, self._lock_key = fd, key
-                    os.ftruncate(fd, 0)
-                    os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
-                    if waited:
-                        log.info("outbox store lock taken", store=self.key, directory=str(self.dir))
-                    return
-            now = time.monotonic()
-            if now >= deadline:
-                holder = "this process" if key in _HELD else _holder(path)
-                raise StoreBusy(f"{self.dir}: the outbox store is locked by {holder}, which still owns it or has "
-                                f"not finished releasing it (waited {wait_s:g}s); a partition must have one owner")
-            if not waited:
-                waited = True
-                log.warning("outbox store locked by its previous owner: waiting for it to release", store=self.key,
-                            directory=str(self.dir), holder=_holder(path), wait_s=wait_s)
-            time.sleep(min(0.05, deadline - now))
+        if key in _HELD:
+            return False
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)  # this process holds no lock on the file: closing drops nothing
+            return False
+        _HELD.add(key)
+        self._lock_fd, self._lock_key = fd, key
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
+        return True
+
+    def waiting(self, wait_s: float) -> None:
+        log.warning("outbox store locked by its previous owner: waiting for it to release", store=self.key,
+                    directory=str(self.dir), holder=self.holder(), wait_s=wait_s)
+
+    def busy(self, wait_s: float) -> StoreBusy:
+        return StoreBusy(f"{self.dir}: the outbox store is locked by {self.holder()}, which still owns it or has "
+                         f"not finished releasing it (waited {wait_s:g}s); a partition must have one owner")
+
+    def holder(self) -> str:
+        """Who holds the lock, for the log: this process, or the ``pid@host`` its holder wrote."""
+        path = self.dir / "lock"
+        if str(path.resolve()) in _HELD:
+            return "this process"
+        try:
+            return "pid@host " + path.read_text().strip()
+        except OSError:
+            return "another process"
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
@@ -317,14 +321,6 @@ class _Store:
             self.ledger_file.flush()
             os.fsync(self.ledger_file.fileno())
         os.fsync(self.journal.fileno())
-
-
-def _holder(path: Path) -> str:
-    """Who wrote the lock file last (``pid@host``), for the log."""
-    try:
-        return "pid@host " + path.read_text().strip()
-    except OSError:
-        return "another process"
 
 
 class Outbox:
@@ -390,10 +386,41 @@ class Outbox:
         owner crashed mid-send) is retried only on an idempotent channel, else dead-lettered. Before ``run``
         (the daemon's start) or while it runs (a partition assigned); synchronous: the lock is taken before
         the caller loads the unit's snapshot, so the snapshot read is the one its last owner published."""
+        s = self._store(store, directory)
+        wait_s = self.config.adopt_wait_s
+        deadline = time.monotonic() + wait_s
+        if not s.try_lock():
+            s.waiting(wait_s)
+            while not s.try_lock():
+                if time.monotonic() >= deadline:
+                    raise s.busy(wait_s)
+                time.sleep(0.05)
+            log.info("outbox store lock taken", store=store, directory=str(s.dir))
+        self._open_store(s)
+
+    async def adopt_when_free(self, store: str, directory: str | Path) -> None:
+        """``adopt``, waiting for the lock without blocking the event loop (a partition assigned while its
+        previous owner is still releasing it: the consumer's heartbeats go on meanwhile)."""
+        s = self._store(store, directory)
+        wait_s = self.config.adopt_wait_s
+        if not s.try_lock():
+            s.waiting(wait_s)
+            with anyio.move_on_after(wait_s):
+                while not s.try_lock():
+                    await anyio.sleep(0.05)
+            if s._lock_fd is None:
+                raise s.busy(wait_s)
+            log.info("outbox store lock taken", store=store, directory=str(s.dir))
+        self._open_store(s)
+
+    def _store(self, store: str, directory: str | Path) -> _Store:
         if store in self._stores:
             raise ValueError(f"outbox store {store!r} is already open")
-        s = _Store(store, Path(directory))
-        s.lock(self.config.adopt_wait_s)
+        return _Store(store, Path(directory))
+
+    def _open_store(self, s: _Store) -> None:
+        """Load a locked store and start delivering what it holds."""
+        store = s.key
         try:
             self._load(s)
         except BaseException:

@@ -201,3 +201,36 @@ async def test_an_upgraded_instance_never_sends_again_what_its_one_outbox_sent_b
 
     await run_until(upgraded, redecided)
     assert ([sent.id], [waiting.id]) == (before.ids(), after.ids())
+
+
+async def test_an_adopter_assigned_while_the_owner_still_releases_waits_and_then_takes_the_store(
+        tmp_path: Path) -> None:
+    """A rebalance can give the partition to B before A has finished releasing it: B waits for the lock
+    (without blocking its event loop: A's release runs meanwhile), then finds what A left."""
+    first, second = Recorder(), Recorder()
+    a = instance(tmp_path, "a", first)
+    b = instance(tmp_path, "b", second, clock=lambda: 2**51)
+    waiting = ctx(1, send_at=FAR)
+
+    async def both(ob: Outbox) -> None:
+        ob.submit(waiting, store="p-0001")
+        await ob.durable(ob.mark())
+        async with anyio.create_task_group() as tg:
+            await tg.start(b.run)
+            adopted = anyio.Event()
+
+            async def take() -> None:
+                await b.adopt_when_free("p-0001", store(tmp_path))
+                adopted.set()
+
+            tg.start_soon(take)
+            await anyio.wait_all_tasks_blocked()
+            assert not adopted.is_set()  # A still holds it
+            await ob.release("p-0001")
+            await adopted.wait()
+            await b.wait_idle()
+            b.stop()
+
+    a.adopt("p-0001", store(tmp_path))
+    await run_until(a, both)
+    assert ([], [waiting.id]) == (first.ids(), second.ids())
