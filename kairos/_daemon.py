@@ -16,7 +16,11 @@ stop reading, take the final snapshot, stop the outbox, exit 0 — or
 ``EXIT_SNAPSHOT_FAILED`` if the final snapshot failed.
 
 State lives in units (``kairos._units``): one for an unpartitioned daemon,
-one per owned partition for a partitioned log or a Kafka consumer group.
+one per owned partition for a partitioned log or a Kafka consumer group. Each
+unit's sends go to its own outbox store: the unpartitioned daemon's is
+``state_dir/outbox``; a partition's is beside its snapshot
+(``partitions_dir/p-NNNN.outbox``), locked before the snapshot is read and
+released after the last one, so the partition's next owner knows what was sent.
 
 This module is the composition root: ``Daemon`` builds the parts — units,
 snapshot files, outbox, reloader (``kairos._reload``), HTTP endpoints
@@ -634,9 +638,11 @@ class Daemon:
                                   "(the outbox drops repeated sends)", error=str(e), exit_status=status)
                     # the partitions' outbox stores are handed on before the consumer leaves the group: the
                     # next owner, assigned as it leaves, finds them released (pending sends are its to deliver)
-                    for name in list(self.units):
-                        if _store_of(name) != Outbox.DEFAULT:
-                            await self.outbox.release(_store_of(name))
+                    async with anyio.create_task_group() as releasing:
+                        for name in list(self.units):
+                            if _store_of(name) != Outbox.DEFAULT:
+                                releasing.start_soon(functools.partial(
+                                    self.outbox.release, _store_of(name), wait_s=self.outbox.config.close_timeout_s))
                 consumer.cancel_scope.cancel()  # the consumer stops and leaves the group
             self.outbox.stop()
         log.info("stopped", events=sum(e.events_in for e in self.engines), late=self.late, decode_errors=self.decode_errors,

@@ -4,7 +4,9 @@ Unpartitioned, the daemon has one unit for the whole stream (``snapshot.bin``).
 Partitioned (Kafka, or an embedded partitioned log), it has one unit per
 partition it owns (``partitions/p-NNNN.bin``): the partition's subscribers'
 state, its own event time and its own offset. A partition moves between
-instances by its file: the new owner loads it and resumes at its offset.
+instances by its files: the new owner takes its outbox store
+(``p-NNNN.outbox``: what was already sent), loads its snapshot and resumes at
+its offset.
 """
 
 from __future__ import annotations

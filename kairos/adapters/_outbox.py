@@ -430,10 +430,10 @@ class Outbox:
         self._refill()
         self._notify()
 
-    async def release(self, store: str) -> None:
-        """Hand a unit's store on: take no more of its sends, let its attempts in flight settle (bounded by
-        the channels' timeout), write and fsync, close its files and free its lock. Its pending sends stay
-        in its journal for the next owner."""
+    async def release(self, store: str, *, wait_s: float | None = None) -> None:
+        """Hand a unit's store on: take no more of its sends, let its attempts in flight settle (for ``wait_s``;
+        default: the longest channel ``timeout_s``, which bounds an attempt), write and fsync, close its files
+        and free its lock. Its pending sends stay in its journal for the next owner."""
         s = self._stores.get(store)
         if s is None:
             return
@@ -450,7 +450,8 @@ class Outbox:
                 heapq.heapify(kept)
                 lane.heap = kept
         s.spilled = 0  # they stay in its journal
-        bound = max((lane.limits.timeout_s for lane in self._lanes.values()), default=0.0) + 1.0
+        bound = wait_s if wait_s is not None else max(
+            (lane.limits.timeout_s for lane in self._lanes.values()), default=0.0) + 1.0
         with anyio.move_on_after(bound):
             while s.in_flight:
                 await self._changed.wait()
