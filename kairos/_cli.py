@@ -1,4 +1,4 @@
-"""The ``kairos`` command: check, replay, explain, split, run, demo (LANGUAGE.md §8).
+"""The ``kairos`` command: check, replay, explain, split, produce, run, demo (LANGUAGE.md §8).
 
 It parses the command line, compiles the scenarios (``kairos._compile``: the
 language meets the runtime there) and hands the plan to an engine or to the
@@ -62,6 +62,9 @@ examples:
                                                 the same day on two cores: split by subscriber once,
                                                 each worker replays whole partitions
   kairos demo                                   a generated day, the bundled scenarios, a summary
+  kairos produce day.jsonl --bootstrap 127.0.0.1:9092 --topic events --partitions 8
+                                                put a day on a Kafka topic keyed by msisdn (kairos run
+                                                reads it with a kafka source; README "Scaling out")
 
 The scenario language is described in README.md ("The scenario author's guide").
 """
@@ -192,6 +195,31 @@ def _parser() -> argparse.ArgumentParser:
                     help="how many partitions (a multiple of the cores you will replay on balances them)")
     sp.add_argument("--out", required=True, metavar="FOLDER", help="a new or empty folder")
     sp.set_defaults(handler=_split)
+
+    pr = sub.add_parser(
+        "produce",
+        help="put a file of events on a Kafka topic, keyed by msisdn (to try the Kafka source)",
+        description="Produce each JSON line of FILE as one record of a Kafka topic, keyed by its msisdn: "
+        "Kafka's default partitioner (murmur2 of the key, as operators' producers keyed by msisdn use) "
+        "puts each subscriber's events in one partition, which is what `kairos run` with a kafka source "
+        "expects. The topic is created with --partitions N if it is missing; an existing topic keeps its "
+        "count. A line that is not a JSON object with a string msisdn is reported with its line number on "
+        "standard error, counted and skipped; the rest are produced. Exit status: 0 every line produced; "
+        "2 a usage, file or broker error; 3 produced, but lines were skipped.",
+        epilog="examples:\n"
+        "  python -m kairos.traffic --subscribers 2000 --hours 2 --out day.jsonl --reference ref\n"
+        "  kairos produce day.jsonl --bootstrap 127.0.0.1:9092 --topic events --partitions 8\n"
+        "  python -m kairos.traffic --subscribers 2000 --out - | kairos produce - --bootstrap 127.0.0.1:9092 "
+        "--topic events",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pr.add_argument("file", metavar="FILE", help="JSON lines (one event each); - for standard input")
+    pr.add_argument("--bootstrap", required=True, metavar="HOST:PORT", help="the Kafka broker(s), comma-separated")
+    pr.add_argument("--topic", required=True, metavar="NAME", help="the topic; sources[].topic of kairos run")
+    pr.add_argument("--partitions", type=int, metavar="N",
+                    help="create the topic with N partitions if it is missing (sources[].partitions of kairos "
+                    "run must say the same N); needed when the topic is missing, checked when it exists")
+    pr.set_defaults(handler=_produce)
 
     run = sub.add_parser(
         "run",
@@ -457,6 +485,26 @@ def _split(args: argparse.Namespace) -> int:
     print(f"kairos split: {sum(counts):,} lines into {args.partitions} partitions in {out} "
           f"(smallest {min(counts):,}, largest {max(counts):,})", file=sys.stderr)
     return EXIT_OK
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaError
+
+    from kairos._produce import ProduceError, run_produce  # lazy: aiokafka loads only for produce
+
+    if args.partitions is not None and args.partitions < 1:
+        print("kairos produce: --partitions must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = run_produce(args.file, bootstrap=args.bootstrap, topic=args.topic, partitions=args.partitions)
+    except (OSError, ProduceError, KafkaError) as e:
+        print(f"kairos produce: {e or type(e).__name__}", file=sys.stderr)
+        return EXIT_USAGE
+    made = "created with" if report.created else "has"
+    spread = ", ".join(f"{n:,}" for n in report.per_partition.values())
+    print(f"kairos produce: {report.produced:,} records to {report.topic} ({made} {report.partitions} partitions; "
+          f"per partition {spread}), {len(report.malformed):,} malformed lines skipped", file=sys.stderr)
+    return EXIT_SKIPPED if report.malformed else EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:
