@@ -18,6 +18,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 import msgspec
 
 from bench._measure import Measurement
+from bench.kafka_group import KafkaBenchError, KafkaGroupResult
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -55,12 +57,14 @@ class Sizes(msgspec.Struct, frozen=True):
     live_seconds: float
     repeat: int
     seed: int
+    kafka_subscribers: int = 100_000  #: the Kafka run's province traffic (W2's generator, fewer subscribers)
+    kafka_hours: float = 8.0
 
 
 FULL = Sizes(w1_events=10_000_000, w1_subscribers=1_000_000, w1_hours=24.0, w2_subscribers=1_000_000,
              w2_hours=8.0, live_seconds=20.0, repeat=2, seed=1)
 QUICK = Sizes(w1_events=100_000, w1_subscribers=10_000, w1_hours=24.0, w2_subscribers=2_000,
-              w2_hours=12.0, live_seconds=1.0, repeat=1, seed=1)
+              w2_hours=12.0, live_seconds=1.0, repeat=1, seed=1, kafka_subscribers=2_000, kafka_hours=12.0)
 
 
 class Target(msgspec.Struct, frozen=True):
@@ -93,6 +97,8 @@ class Results(msgspec.Struct):
     #: two plain CPU-bound Python processes at once against one alone, measured just before
     #: W2's rounds: 2.0 on two free cores; what the two-worker ratio can reach here at best
     two_process_scaling: float | None = None
+    #: W2's traffic through a Kafka broker: one ``kairos run`` instance, then two in one group
+    kafka: KafkaGroupResult | None = None
 
 
 class BenchError(Exception):
@@ -136,7 +142,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--w2-file", type=Path, help="use this province JSON-lines file (with --reference)")
     p.add_argument("--reference", type=Path, help="reference folder for --w2-file")
     p.add_argument("--scenarios", type=Path, default=CATALOGUE, help="the W2 catalogue (default scenarios/)")
-    p.add_argument("--skip", nargs="*", default=[], choices=("w1", "w2", "live"), help="parts to leave out")
+    p.add_argument("--kafka-subscribers", type=int,
+                   help=f"subscribers of the Kafka run's traffic (full: {FULL.kafka_subscribers:,})")
+    p.add_argument("--kafka-hours", type=float, help=f"hours of the Kafka run's traffic (full: {FULL.kafka_hours:g})")
+    p.add_argument("--skip", nargs="*", default=[], choices=("w1", "w2", "live", "kafka"),
+                   help="parts to leave out (kafka: W2's traffic through a broker, one kairos run and two in a group)")
     p.add_argument("--results", default=str(RESULTS), help="where JSON results go (default bench/results/)")
     return p
 
@@ -198,13 +208,40 @@ def run(sizes: Sizes, a: argparse.Namespace) -> Results:
                 m = _contender("live", *common, "--rate", str(rate), "--seconds", str(sizes.live_seconds),
                                "--gc", gc_mode)
                 live[m.contender] = m
+    kafka = None
+    if "kafka" not in a.skip:
+        kafka = _kafka(cache, sizes, a.scenarios)
     ratios = _ratios(w1, w2)
+    if kafka is not None:
+        ratios["kafka_two_vs_one"] = kafka.two_vs_one
     return Results(
         started=started, machine=machine(), sizes=sizes, inputs=inputs, w1=w1, w1_rounds=w1_rounds,
         w1_sends_identical=bool(w1), w2=w2, w2_rounds=w2_rounds, w2_outputs_identical=bool(w2),
         live=live, ratios=ratios, targets=_targets(ratios, w2, live.get("live-gc-daemon")),
-        wall_s=round(time.perf_counter() - t0, 1), two_process_scaling=scaling,
+        wall_s=round(time.perf_counter() - t0, 1), two_process_scaling=scaling, kafka=kafka,
     )
+
+
+def _kafka(cache: Path, sizes: Sizes, scenarios: Path) -> KafkaGroupResult:
+    """W2's traffic (at the Kafka run's size) and scenarios through a broker: ``bench.kafka_group``."""
+    from bench import kafka_group
+
+    events, reference = _w2_input(cache, msgspec.structs.replace(
+        sizes, w2_subscribers=sizes.kafka_subscribers, w2_hours=sizes.kafka_hours))
+    print(f"bench: Kafka: {sizes.kafka_subscribers:,} subscribers, {sizes.kafka_hours:g} h, one instance and "
+          "two in a group (group joins take seconds on Tansu) ...", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="kairos-bench-kafka-") as tmp:
+        folder = Path(tmp) / "scenarios"  # W2's plan as the daemon loads it: one folder, the templates beside
+        folder.mkdir()
+        for name in _scenario_files(scenarios):
+            shutil.copy(name, folder / Path(name).name)
+        templates = (scenarios if scenarios.is_dir() else scenarios.parent) / "templates.toml"
+        if templates.exists():
+            shutil.copy(templates, folder / "templates.toml")
+        try:
+            return kafka_group.measure(events, reference, folder, work=Path(tmp) / "run")
+        except KafkaBenchError as e:
+            raise BenchError(f"Kafka: {e}") from None
 
 
 def _scenario_files(path: Path) -> list[str]:
@@ -408,6 +445,11 @@ def render(r: Results) -> str:
     if r.two_process_scaling is not None:
         lines.append(f"this machine: two plain CPU-bound processes at once did {r.two_process_scaling}x "
                      "the work of one in the same time (2.0 on two free cores)")
+    if r.kafka is not None:
+        from bench.kafka_group import render as kafka_lines
+
+        lines.append("")
+        lines.append(kafka_lines(r.kafka))
     lines.append("")
     lines.append("target                                                     wanted      measured  met")
     for t in r.targets:
