@@ -239,9 +239,11 @@ def _kafka(cache: Path, sizes: Sizes, scenarios: Path) -> KafkaGroupResult:
         if templates.exists():
             shutil.copy(templates, folder / "templates.toml")
         try:
-            return kafka_group.measure(events, reference, folder, work=Path(tmp) / "run")
+            scaling = two_process_scaling(10_000_000)
+            result = kafka_group.measure(events, reference, folder, work=Path(tmp) / "run", rounds=sizes.repeat)
         except KafkaBenchError as e:
             raise BenchError(f"Kafka: {e}") from None
+    return msgspec.structs.replace(result, two_process_scaling=scaling)
 
 
 def _scenario_files(path: Path) -> list[str]:
