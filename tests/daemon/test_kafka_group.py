@@ -105,10 +105,15 @@ def _delivered(folder: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _in_doubt(folder: Path) -> set[str]:
-    """Ids the instance's ledgers show attempted with no outcome: in flight when it was killed."""
+def _in_doubt(folder: Path, shared: Path, units: set[str]) -> set[str]:
+    """Ids the killed instance's ledgers show attempted with no outcome: in flight when it was killed. Its
+    ledgers are in its state_dir, and — where a partition's outbox moves with its snapshot — beside the
+    snapshots of the partitions it owned (read at once, before another owner settles them)."""
+    paths = list((folder / "state").rglob("ledger*.log"))
+    for unit in units:
+        paths += shared.glob(f"{unit}*/**/ledger*.log")
     found: set[str] = set()
-    for path in (folder / "state").rglob("ledger*.log"):
+    for path in paths:
         found |= set(read_ledger(path).in_doubt)
     return found
 
@@ -116,9 +121,10 @@ def _in_doubt(folder: Path) -> set[str]:
 class Instance:
     """One ``kairos run`` of the group, started and restarted on its own folder."""
 
-    def __init__(self, config: Path, topic: str) -> None:
+    def __init__(self, config: Path, topic: str, shared: Path) -> None:
         self.config = config
         self.topic = topic
+        self.shared = shared
         self.folder = config.parent
         self.proc: subprocess.Popen | None = None
         self.since = 0
@@ -130,8 +136,9 @@ class Instance:
 
     def kill(self) -> None:
         assert self.proc is not None
+        owned = self.owned() or set()
         kill(self.proc)
-        self.in_doubt |= _in_doubt(self.folder)
+        self.in_doubt |= _in_doubt(self.folder, self.shared, owned)
         self.proc = None
 
     def stop(self) -> int:
@@ -240,8 +247,8 @@ def _setup(tmp_path: Path, kafka: str, seed: int) -> tuple[list[bytes], dict[str
     expected = _replayed(tmp_path)
     topic = unique_topic("kairos-group")
     shared = tmp_path / "partitions"
-    a = Instance(_config(tmp_path / "a", shared, kafka, topic), topic)
-    b = Instance(_config(tmp_path / "b", shared, kafka, topic), topic)
+    a = Instance(_config(tmp_path / "a", shared, kafka, topic), topic, shared)
+    b = Instance(_config(tmp_path / "b", shared, kafka, topic), topic, shared)
     # the topic exists before either instance starts: its partition count is checked against the configuration
     anyio.run(lambda: produce([], bootstrap=kafka, topic=topic, partitions=PARTITIONS))
     return lines, expected, a, b
