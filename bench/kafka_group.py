@@ -5,7 +5,7 @@
 (``python -m bench`` runs it on W2's traffic unless ``--skip kafka``.) The
 traffic, with one end sentinel per partition, is produced once to a topic of a
 local broker (Tansu from the test and bench dependencies, ``bench.broker``)
-keyed by msisdn, as operators' producers write it (``kairos produce``'s code);
+keyed by msisdn, as operators' producers write it (``kairos produce``);
 production is not timed. Each run is a new consumer group over that topic:
 every instance has its own ``state_dir`` and file channels, the run's
 instances share a ``partitions_dir``, and the bench polls each instance's
@@ -44,11 +44,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import anyio
 import msgspec
 
 from bench.broker import Broker, start_broker, stop_broker
-from kairos._produce import produce
 from kairos.adapters import partition_of
 
 KAIROS = [sys.executable, "-m", "kairos"]
@@ -313,11 +311,12 @@ def measure(events: Path, reference: Path, scenarios: Path, *, partitions: int =
     try:
         topic = "kairos-bench"
         t = time.perf_counter()
-        report = anyio.run(lambda: produce(lines, bootstrap=broker.bootstrap, topic=topic, partitions=partitions))
+        done = subprocess.run(KAIROS + ["produce", str(with_sentinels), "--bootstrap", broker.bootstrap, "--topic",
+                                        topic, "--partitions", str(partitions)], capture_output=True, text=True)
         produce_s = time.perf_counter() - t
-        if report.produced != len(lines) or report.malformed:
-            raise KafkaBenchError(f"produced {report.produced} of {len(lines)} lines "
-                                  f"({len(report.malformed)} malformed)")
+        if done.returncode != 0 or f"{len(lines):,} records to {topic}" not in done.stderr:
+            raise KafkaBenchError(f"kairos produce did not produce the {len(lines):,} lines (exit "
+                                  f"{done.returncode}): {done.stderr.strip()}")
         common: dict[str, Any] = dict(scenarios=scenarios.resolve(), reference=reference.resolve(), broker=broker,
                                       topic=topic, partitions=partitions, records=len(lines), expected=expected,
                                       timeout_s=timeout_s)
