@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import textwrap
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -199,13 +200,15 @@ def _parser() -> argparse.ArgumentParser:
     pr = sub.add_parser(
         "produce",
         help="put a file of events on a Kafka topic, keyed by msisdn (to try the Kafka source)",
-        description="Produce each JSON line of FILE as one record of a Kafka topic, keyed by its msisdn: "
+        description=textwrap.fill(
+        "Produce each JSON line of FILE as one record of a Kafka topic, keyed by its msisdn: "
         "Kafka's default partitioner (murmur2 of the key, as operators' producers keyed by msisdn use) "
         "puts each subscriber's events in one partition, which is what `kairos run` with a kafka source "
         "expects. The topic is created with --partitions N if it is missing; an existing topic keeps its "
         "count. A line that is not a JSON object with a string msisdn is reported with its line number on "
         "standard error, counted and skipped; the rest are produced. Exit status: 0 every line produced; "
-        "2 a usage, file or broker error; 3 produced, but lines were skipped.",
+        "2 a usage, file or broker error; 3 produced, but lines were skipped. README.md (\"Scaling out\") "
+        "runs two instances over such a topic.", 79),
         epilog="examples:\n"
         "  python -m kairos.traffic --subscribers 2000 --hours 2 --out day.jsonl --reference ref\n"
         "  kairos produce day.jsonl --bootstrap 127.0.0.1:9092 --topic events --partitions 8\n"
