@@ -9,8 +9,10 @@ their file channels write every delivery they are given (``dedupe = false``),
 so the out files count deliveries by id. Fault points are chosen by progress —
 the instance to kill has delivered K sends, K drawn from the seed — never by
 time. The run is over once the group is stable (the instances' latest
-assignments cover the 8 partitions, disjoint) and both have settled (read
-everything, nothing pending); then:
+assignments cover the 8 partitions, disjoint) and both have settled (their
+``/metrics`` show every owned partition at its sentinel's time and no send
+pending or in flight). Periodic snapshots are left at their default (60 s), so
+a kill always lands with sends made after a partition's last snapshot; then:
 
 - lost: ids one replay sends and no instance delivered — must be 0;
 - extra: ids delivered that the replay does not send (or with other content) — must be 0;
@@ -28,8 +30,10 @@ import collections
 import json
 import random
 import re
+import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +90,13 @@ def _config(folder: Path, shared: Path, bootstrap: str, topic: str) -> Path:
     folder.mkdir()
     channels = "".join(f'[channels.{c}]\nplugin = "file"\npath = "out/{c}.jsonl"\nfsync = false\ndedupe = false\n'
                        for c in CHANNELS)
+    # periodic snapshots at the default interval (60 s, longer than a case): a kill after K sends lands with
+    # every send the instance made after its partitions' last snapshot, which the next owner decides again —
+    # the case a handover must not send twice
+    port = _free_port()
     text = (f'scenarios = "{CATALOGUE}"\nreference = "{shared.parent / "ref"}"\nstate_dir = "state"\n'
             "[time]\nidle_advance = false\nallowed_lateness_ms = 0\n"
-            f'[snapshot]\ninterval_s = 0.3\npartitions_dir = "{shared}"\n'
+            f'[snapshot]\npartitions_dir = "{shared}"\n[http]\nlisten = "127.0.0.1:{port}"\n'
             f'[[sources]]\nkind = "kafka"\nbootstrap_servers = "{bootstrap}"\ntopic = "{topic}"\n'
             f'group_id = "{topic}"\npartitions = {PARTITIONS}\n' + channels)
     (folder / "kairos.toml").write_text(text)
@@ -157,14 +165,25 @@ class Instance:
         assigned = [r for r in self.records() if r.get("event") == "partitions assigned"]
         return set(assigned[-1]["units"]) if assigned else None
 
-    def settled_since_assignment(self) -> bool:
-        """Two snapshots after its latest assignment with the same event count and nothing pending."""
-        records = self.records()
-        last = max((i for i, r in enumerate(records) if r.get("event") == "partitions assigned"), default=None)
-        if last is None:
-            return False
-        taken = [r for r in records[last:] if r.get("event") == "snapshot taken"]
-        return len(taken) >= 2 and taken[-2]["events"] == taken[-1]["events"] and taken[-1]["pending_sends"] == 0
+    def metrics(self) -> str:
+        port = re.search(r'listen = "127.0.0.1:(\d+)"', self.config.read_text()).group(1)  # type: ignore[union-attr]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                return str(r.read().decode())
+        except OSError:
+            return ""
+
+    def settled(self, end_ms: int) -> bool:
+        """Every partition of its latest assignment has read its sentinel (its event time is the sentinel's: the
+        last record of every partition) and every send decided is delivered (none pending, none in flight)."""
+        owned = self.owned()
+        text = self.metrics()
+        times = {unit: float(value) for unit, value in
+                 re.findall(r'^kairos_stream_time_seconds\{unit="([^"]+)"\} (\S+)$', text, re.M)}
+        busy = sum(float(x.rsplit(" ", 1)[1]) for x in text.splitlines()
+                   if x.startswith(("kairos_outbox_pending ", "kairos_outbox_in_flight ")))
+        return (bool(text) and owned is not None and set(times) == owned and busy == 0
+                and all(abs(t * 1000 - end_ms) < 1 for t in times.values()))
 
 
 def _stable(running: list[Instance]) -> bool:
@@ -180,16 +199,29 @@ def _wait_stable(running: list[Instance], what: str) -> None:
     wait_for(lambda: _stable(running), timeout=120, what=what)
 
 
-def _wait_done(running: list[Instance], expected: dict[str, dict[str, Any]], everyone: list[Instance]) -> None:
-    """Until the group is stable, every replayed id is delivered somewhere, and each running instance settled."""
+def _wait_done(running: list[Instance], expected: dict[str, dict[str, Any]], everyone: list[Instance],
+               end_ms: int) -> None:
+    """Until the group is stable, every replayed id is delivered somewhere, and each running instance has read
+    every partition it owns to its end and delivered all it decided."""
 
     def done() -> bool:
         if not _stable(running):
             return False
         ids = {s["id"] for i in everyone for s in _delivered(i.folder)}
-        return expected.keys() <= ids and all(i.settled_since_assignment() for i in running)
+        return expected.keys() <= ids and all(i.settled(end_ms) for i in running)
 
     wait_for(done, timeout=240, what="the group to deliver every replayed send and settle")
+
+
+def _end(lines: list[bytes]) -> int:
+    """The sentinels' time: every partition's last record."""
+    return int(json.loads(lines[-1])["ts"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _wait_delivered(instance: Instance, k: int) -> None:
@@ -274,7 +306,7 @@ def test_one_of_two_instances_sigkilled_after_k_sends_and_restarted_on_its_state
         _wait_delivered(a, k)
         a.kill()
         a.start()
-        _wait_done([a, b], expected, [a, b])
+        _wait_done([a, b], expected, [a, b], _end(lines))
     finally:
         for i in (a, b):
             if i.proc is not None:
@@ -296,7 +328,7 @@ def test_a_second_instance_joining_late_takes_partitions_over_with_exactly_the_r
         b.start()
         _wait_stable([a, b], "the late instance to own partitions")
         _produce(kafka, a, lines[half:])
-        _wait_done([a, b], expected, [a, b])
+        _wait_done([a, b], expected, [a, b], _end(lines))
         assert a.owned() and b.owned(), "the late instance was given nothing"
     finally:
         for i in (a, b):
@@ -319,7 +351,7 @@ def test_one_of_two_instances_stopped_with_sigterm_hands_its_partitions_over_wit
         _produce(kafka, a, lines)
         _wait_delivered(a, k)
         assert 0 == a.stop()
-        _wait_done([b], expected, [a, b])
+        _wait_done([b], expected, [a, b], _end(lines))
     finally:
         for i in (a, b):
             if i.proc is not None:
