@@ -156,6 +156,8 @@ class Daemon:
         self.kafka_pump: KafkaPump | None = None  #: the Kafka source's consumer, while it runs (metrics read it)
         self.kafka_feedback: KafkaFeedback | None = None  #: ``[feedback.kafka]``'s consumer, while it runs
         self.after_snapshot: list[Any] = []  #: async hooks given {unit: positions} once a snapshot is published
+        #: one snapshot at a time, units chosen inside it; closing a unit waits for the one under way
+        self._snapshotting = anyio.Lock()
         #: unit → send watermarks of its kept snapshot files (current, previous): what a restart could decide again
         self.kept_watermarks: dict[str, tuple[int, int]] = {}
         self.units: dict[str, Unit] = {}
@@ -243,18 +245,26 @@ class Daemon:
         """``open_unit`` for a partition assigned while running: its outbox store's lock is awaited without
         blocking the event loop (its previous owner may still be releasing it)."""
         store = _store_of(name)
+        adopted = False
         if store != Outbox.DEFAULT and store not in self.outbox.stores():
             try:
                 await self.outbox.adopt_when_free(store, self._store_dir(name))
             except StoreBusy as e:
                 raise StartError(f"partition {name}: {e}") from None
-        return self.open_unit(name)
+            adopted = True
+        try:
+            return self.open_unit(name)
+        except StartError:
+            if adopted:  # not ours after all: the next owner must not wait on a lock held for nothing
+                await self.outbox.release(store)
+            raise
 
     async def close_unit(self, name: str) -> None:
         """Stop owning a unit (after its state is in a snapshot): its subscribers' state leaves this process,
         and its outbox store is released (in-flight attempts settled, fsynced, unlocked) for the next owner."""
-        self.units.pop(name, None)
-        self.kept_watermarks.pop(name, None)
+        async with self._snapshotting:  # a snapshot under way finishes first; later ones no longer see the unit
+            self.units.pop(name, None)
+            self.kept_watermarks.pop(name, None)
         store = _store_of(name)
         if store != Outbox.DEFAULT:
             await self.outbox.release(store)
@@ -470,8 +480,14 @@ class Daemon:
         """Capture the owned units' state now; publish it once the outbox holds every send it implies.
 
         Raises ``SnapshotFailed`` (counted, logged, the previous snapshot untouched) if it cannot."""
+        async with self._snapshotting:
+            await self._snapshot(reason, fork, units)
+
+    async def _snapshot(self, reason: str, fork: bool | None, units: list[str] | None) -> None:
         outbox = self.outbox
-        chosen = [self.units[n] for n in (units if units is not None else list(self.units))]
+        # chosen once no other snapshot is under way: a unit closed meanwhile (a revoked partition, its store
+        # released to the next owner) is never published by this instance again
+        chosen = [self.units[n] for n in (units if units is not None else list(self.units)) if n in self.units]
         marks: dict[str, int] = {}
         #: the positions the snapshot holds: read at the capture instant, as the state is, so the offsets
         #: committed after it never run ahead of the state saved (the units read on while it is written)

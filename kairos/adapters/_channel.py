@@ -58,6 +58,9 @@ class Outcome(msgspec.Struct, frozen=True):
     status: Literal["delivered", "retry", "failed"]
     reason: str = ""
     retry_after_ms: int | None = None  #: a peer's hint (Retry-After, throttling); the outbox waits at least this
+    #: a retry of a send that may still arrive (handed over, no answer yet): its attempt stays "in doubt" in the
+    #: ledger, so a crash or a handover before the answer never sends it again on a channel that keeps repeats
+    in_doubt: bool = False
 
     @classmethod
     def delivered(cls, reason: str = "") -> Outcome:
@@ -65,9 +68,10 @@ class Outcome(msgspec.Struct, frozen=True):
         return cls("delivered", reason)
 
     @classmethod
-    def retry(cls, reason: str, retry_after_ms: int | None = None) -> Outcome:
-        """A temporary failure that did not deliver: the outbox tries again with backoff."""
-        return cls("retry", reason, retry_after_ms)
+    def retry(cls, reason: str, retry_after_ms: int | None = None, *, in_doubt: bool = False) -> Outcome:
+        """A temporary failure: the outbox tries again with backoff. ``in_doubt``: the message may still
+        arrive (the channel's next try must not send a second copy), so the ledger keeps the attempt open."""
+        return cls("retry", reason, retry_after_ms, in_doubt)
 
     @classmethod
     def failed(cls, reason: str) -> Outcome:

@@ -13,9 +13,12 @@ holds it: a record handed to the producer whose acknowledgement has not come
 within ``ack_timeout_s`` stays in the producer's hands, and the retry of the
 same trigger id waits for that record's acknowledgement instead of producing
 another. A broker that is down at start is not an error: each send tries to
-connect again and answers "retry" until it can. The one repeat left: a record
-answered "retry" that the producer's flush at close gets acknowledged is
-produced again by the next start (logged with the count at close).
+connect again and answers "retry" until it can. A record answered "retry"
+after it was handed over stays *in doubt* in the outbox's ledger
+(``Outcome.retry(in_doubt=True)``), so if the process stops, crashes or hands the partition on before the answer, the
+next run dead-letters it ("outcome unknown") instead of producing it again.
+A record the producer gave up on after handing it over is dead-lettered
+too: it may have been written before the error.
 
 Not ``idempotent`` in the ``Channel`` sense: a topic keeps every record it is
 given, repeated ids included. So a send whose outcome a crash left unknown
@@ -142,21 +145,24 @@ class KafkaChannel(Channel):
             with anyio.fail_after(self.config.ack_timeout_s):
                 meta = await asyncio.shield(ack)
         except TimeoutError:
+            # in doubt: the ledger keeps the attempt open, so a crash or a handover before the answer
+            # dead-letters the send rather than producing it again
             return Outcome.retry(f"not acknowledged within {self.config.ack_timeout_s:g}s; the producer keeps the "
-                                 "record and the retry waits for it")
-        except KafkaError as e:  # the producer gave the record up: the broker did not take it
+                                 "record and the retry waits for it", in_doubt=True)
+        except KafkaError as e:  # the producer gave the record up after handing it over
             self._pending.pop(ctx.id, None)
             if isinstance(e, _PERMANENT):
                 return Outcome.failed(f"the broker refused the record: {e!r}")
-            return Outcome.retry(f"not acknowledged: {e!r}")
+            # it may have been written before the error (a lost answer): producing it again could repeat it
+            return Outcome.failed(f"outcome unknown, not produced again (the topic keeps repeats): {e!r}")
         self._pending.pop(ctx.id, None)
         return Outcome.delivered(f"partition {meta.partition} offset {meta.offset}")
 
     async def close(self) -> None:
         """Flush what the producer holds (bounded by the outbox's close_timeout_s) and disconnect.
 
-        A record still held here was last answered "retry" (not acknowledged in time); if the flush gets it
-        acknowledged, the next start produces it again — the one repeat this channel makes, counted in the log."""
+        A record still held here was last answered "retry" in doubt (not acknowledged in time): whatever the
+        flush makes of it, the next start finds its attempt open and dead-letters it, never producing it again."""
         producer = getattr(self, "_producer", None)
         if producer is None:
             return
@@ -170,6 +176,6 @@ class KafkaChannel(Channel):
                     late += 1
             if late:
                 log.warning("kafka channel: records acknowledged while closing after their send was answered "
-                            "'retry'; the next start produces them again (consumers drop the repeats by id)",
+                            "'retry' in doubt; the next start dead-letters them as 'outcome unknown' (they did arrive)",
                             channel=self.name, topic=self.config.topic, records=late)
             self._pending.clear()

@@ -711,7 +711,8 @@ class Outbox:
             self._stats.delivered += 1
             lane.stats.delivered += 1
         elif outcome.status == "retry" and entry.attempts < self.config.max_attempts:
-            self._ledger(s, b"R", ctx.id)
+            if not outcome.in_doubt:  # else the ``A`` stays open: after a crash the send counts as in doubt
+                self._ledger(s, b"R", ctx.id)
             self._stats.retried += 1
             lane.stats.retried += 1
             if s.state != "open":  # releasing: it stays in the journal for the next owner

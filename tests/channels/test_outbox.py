@@ -520,3 +520,25 @@ async def test_while_sends_are_spilled_the_ledger_is_compacted_once_per_growth_n
     await run_until(outbox, body)
     journal = (tmp_path / "outbox" / "journal.jsonl").stat().st_size
     assert rewrites <= 2 + journal // 4_000, f"{rewrites} ledger rewrites for a {journal}-byte journal"
+
+
+@pytest.mark.parametrize("in_doubt", [True, False])
+async def test_a_retry_in_doubt_is_never_sent_again_after_a_crash_while_a_plain_retry_is(
+        tmp_path: Path, in_doubt: bool) -> None:
+    """A channel that handed the message over without an answer (a Kafka record not yet acknowledged) says
+    ``retry(in_doubt=True)``: a crash before the answer leaves it in doubt, dead-lettered on a channel that
+    keeps repeats; a plain retry (nothing handed over) is sent by the next run."""
+    waiting = Recorder(lambda _c: Outcome.retry("no answer yet", in_doubt=in_doubt))
+    outbox = Outbox(config(tmp_path), {"rec": waiting})
+    async with anyio.create_task_group() as tg:
+        await tg.start(outbox.run)
+        outbox.submit(ctx(1))
+        with anyio.fail_after(10):
+            await outbox.wait_for(lambda s: s.retried >= 1)
+        tg.cancel_scope.cancel()  # a crash between the retry and its next attempt
+    later = Recorder()
+    await run_until(Outbox(config(tmp_path), {"rec": later}), lambda ob: ob.wait_idle())
+    if in_doubt:
+        assert ([], [ctx(1).id]) == (later.ids(), [d["id"] for d in dead_letters(tmp_path)])
+    else:
+        assert ([ctx(1).id], []) == (later.ids(), dead_letters(tmp_path))

@@ -20,8 +20,12 @@ import os
 import random
 from pathlib import Path
 
+import anyio
+import anyio.lowlevel
 import pytest
 
+from kairos._config import StartError, load_config
+from kairos._daemon import Daemon
 from kairos.adapters import read_ledger
 from tests.daemon.support import (
     kill,
@@ -36,6 +40,7 @@ from tests.daemon.support import (
 )
 from tests.daemon.test_crash import SCENARIOS, Feeder, _content, recorded_stream, reference, replayed, splitter
 from tests.daemon.test_crash import sentinels as crash_sentinels
+from tests.daemon.test_partitions import partitioned_config
 
 COUNT = 4
 CHANNELS = ("sms", "popup", "call")
@@ -118,3 +123,62 @@ def test_partitions_handed_to_another_instance_send_what_one_replay_sends_each_o
     assert repeats <= doubtful, f"{repeats} repeats, only {doubtful} sends were in doubt at the {how} (seed {seed})"
     assert by_a and by_b, f"the handover must land among the sends (seed {seed})"
     assert len(logged(b, "outbox store opened")) >= COUNT  # B adopted every partition's store
+
+
+def _daemon_owning(tmp_path: Path, owned: list[int]) -> Daemon:
+    """An in-process daemon owning ``owned`` of a partitioned log, its snapshots and stores in tmp/shared."""
+    reference(tmp_path)
+    (tmp_path / "log").mkdir(exist_ok=True)
+    return Daemon(load_config(partitioned_config(tmp_path / "inst", tmp_path / "shared", owned)))
+
+
+def test_a_revoked_partition_is_never_published_again_by_its_old_owner(tmp_path: Path) -> None:
+    d = _daemon_owning(tmp_path, [0, 1])
+    events: list[str] = []
+    publish = d.files._publish
+
+    def traced(paths: list[Path]) -> None:
+        events.append("publish " + ",".join(p.name for p in paths))
+        publish(paths)
+
+    d.files._publish = traced  # type: ignore[method-assign]
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            await tg.start(d.outbox.run)
+
+            async def revoke() -> None:
+                await d.snapshot("revoked", fork=False, units=["p-0000"])
+                await d.close_unit("p-0000")
+                events.append("released p-0000")
+
+            tg.start_soon(revoke)
+            await anyio.lowlevel.checkpoint()  # the revocation snapshot is under way first
+            await d.snapshot("periodic", fork=False)  # asked for every unit while p-0000 is being revoked
+            while "released p-0000" not in events:
+                await anyio.lowlevel.checkpoint()
+            await d.snapshot("periodic", fork=False)
+            d.outbox.stop()
+
+    anyio.run(main)
+    released = events.index("released p-0000")
+    assert events[0] == "publish p-0000.bin"
+    # once released, the partition's file is the next owner's: later snapshots (there is one) leave it alone
+    assert events[released + 1:] and not [e for e in events[released + 1:] if "p-0000.bin" in e], events
+
+
+def test_a_partition_whose_state_cannot_be_loaded_leaves_its_outbox_store_to_the_next_owner(tmp_path: Path) -> None:
+    d = _daemon_owning(tmp_path, [0])
+    (tmp_path / "shared").mkdir(exist_ok=True)
+    (tmp_path / "shared" / "p-0001.bin").write_bytes(b"not a snapshot")
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            await tg.start(d.outbox.run)
+            with pytest.raises(StartError):
+                await d.adopt_unit("p-0001")
+            assert "p-0001" not in d.units
+            assert "p-0001" not in d.outbox.stores()  # released: another instance can adopt it at once
+            d.outbox.stop()
+
+    anyio.run(main)
