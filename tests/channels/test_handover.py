@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from kairos.adapters import Outbox, StoreBusy
@@ -217,14 +218,16 @@ async def test_an_adopter_assigned_while_the_owner_still_releases_waits_and_then
         await ob.durable(ob.mark())
         async with anyio.create_task_group() as tg:
             await tg.start(b.run)
-            adopted = anyio.Event()
+            trying, adopted = anyio.Event(), anyio.Event()
 
             async def take() -> None:
+                trying.set()  # adopt_when_free tries the lock before its first await
                 await b.adopt_when_free("p-0001", store(tmp_path))
                 adopted.set()
 
             tg.start_soon(take)
-            await anyio.wait_all_tasks_blocked()
+            await trying.wait()
+            await anyio.lowlevel.checkpoint()  # B has tried (and is polling: never "all tasks blocked")
             assert not adopted.is_set()  # A still holds it
             await ob.release("p-0001")
             await adopted.wait()
