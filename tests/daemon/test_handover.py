@@ -51,7 +51,8 @@ def instance_config(folder: Path, shared: Path) -> Path:
     folder.mkdir()
     src = (f'[[sources]]\nkind = "partitioned"\npath = "../log"\npartitions = {COUNT}\n'
            f"owned = {list(range(COUNT))}\npoll_ms = 20\n")
-    limits = "".join(f"[outbox.channels.{c}]\nrate = 150\n" for c in CHANNELS)
+    # B waits for A's locks through A's whole shutdown, however slow the machine: a generous bound
+    limits = "[outbox]\nadopt_wait_s = 600\n" + "".join(f"[outbox.channels.{c}]\nrate = 150\n" for c in CHANNELS)
     config = write_config(folder, SCENARIOS, sources=src, interval_s=0.15, reference="../ref",
                           extra="[reload]\nwatch = false\n" + limits)
     text = config.read_text().replace("[snapshot]\n", f'[snapshot]\npartitions_dir = "{shared}"\n')

@@ -28,6 +28,7 @@ from tests.daemon.support import (
     wait_until_settled,
     write_config,
 )
+from tests.daemon.test_feedback import WAVES
 from tests.daemon.test_crash import SCENARIOS, _content, recorded_stream, reference, replayed, sentinels
 from tests.daemon.test_run import append, dpi
 from tests.kafka_records import create_topic, produce, read_all
@@ -72,31 +73,22 @@ def test_the_kafka_channel_gets_every_send_of_a_run_once_keyed_by_msisdn_with_th
 
 # --- feedback from a topic ----------------------------------------------------------------------------
 
-WAVES = """
-scenario wave1
-  when dpi where category == "video"
-  then sms "offer.video"
-end
-
-scenario wave2
-  when trigger as t where scenario == "wave1"
-       -> not feedback where trigger_id == t.id and outcome in ["clicked", "accepted", "rejected"] within 6s
-  then call "offer.video_call"
-end
-"""
 
 
-def _feedback_config(folder: Path, scenarios: str, bootstrap: str, topic: str, **kw) -> Path:
+def _feedback_config(folder: Path, scenarios: str, bootstrap: str, topic: str, *, idle_advance: bool = True,
+                     **kw) -> Path:
     extra = ('[http]\nlisten = "127.0.0.1:0"\n[feedback]\nchannel = "sms"\n'
              f'[feedback.kafka]\nbootstrap_servers = "{bootstrap}"\ntopic = "{topic}"\n')
-    return write_config(folder, scenarios, idle_advance=True, extra=extra, **kw)
+    return write_config(folder, scenarios, idle_advance=idle_advance, extra=extra, **kw)
 
 
 def test_a_click_on_the_feedback_topic_stops_the_second_wave_and_a_malformed_record_is_counted_and_skipped(
         tmp_path, kafka):
     topic = unique_topic()
     anyio.run(create_topic, kafka, topic, 2)
-    config = _feedback_config(tmp_path, WAVES, kafka, topic, channels=("sms", "call"))
+    # event time only (no idle advance): the click is dated inside the window and the window closes when a
+    # later event arrives after the click was applied, however long the machine takes to get there
+    config = _feedback_config(tmp_path, WAVES, kafka, topic, channels=("sms", "call"), idle_advance=False)
     now = time.time_ns() // 1_000_000
     append(tmp_path / "in" / "events.jsonl", dpi(now, "1", "video"), dpi(now, "2", "video"))
     proc = start(config)
@@ -106,9 +98,12 @@ def test_a_click_on_the_feedback_topic_stops_the_second_wave_and_a_malformed_rec
         first = wait_for(lambda: s if len(s := sends(tmp_path, ("sms",))) == 2 else None, what="the first wave")
         clicked = next(x["id"] for x in first if x["msisdn"] == "1")
         # one partition, in this order: the two bad records come before the click
+        click = {"trigger_id": clicked, "outcome": "clicked", "ts": now + 1_000}
         anyio.run(produce, kafka, topic, [(None, b"not json"), (None, b'{"trigger_id": "x", "outcome": "clicked"}'),
-                                          (b"1", json.dumps({"trigger_id": clicked, "outcome": "clicked"}).encode())],
-                  0)
+                                          (b"1", json.dumps(click).encode())], 0)
+        accepted = ("kairos_feedback_kafka_records_total", (("result", "accepted"),))
+        wait_for(lambda: _metrics(base).get(accepted) == 1, timeout=60, what="the click applied")
+        append(tmp_path / "in" / "events.jsonl", dpi(now + 10_000, "3", "news"))  # past every wave's window
         wait_for(lambda: sends(tmp_path, ("call",)), timeout=60, what="the second wave")
         wait_until_settled(tmp_path, proc, log_offset(tmp_path), what="the second wave's deadlines")
         m = _metrics(base)
@@ -244,6 +239,7 @@ def test_metrics_show_each_partitions_lag_going_to_zero_once_caught_up_and_the_r
     finally:
         assert 0 == stop(proc)
     assert 2 == m[("kairos_kafka_partitions_owned", ())]
-    assert 1 <= m[("kairos_kafka_rebalances_total", (("change", "assigned"),))]
-    (change,) = logged(tmp_path, "partition assignment changed")
-    assert (["p-0000", "p-0001"], [], 2) == (change["gained"], change["lost"], change["owned"])
+    changes = logged(tmp_path, "partition assignment changed")
+    # a rejoin (Tansu rebalances when a member is slow) adds changes; each is counted, the first gains both
+    assert len(changes) >= m[("kairos_kafka_rebalances_total", (("change", "assigned"),))] >= 1  # read before stop
+    assert (["p-0000", "p-0001"], [], 2) == (changes[0]["gained"], changes[0]["lost"], changes[0]["owned"])
