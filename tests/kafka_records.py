@@ -33,8 +33,9 @@ async def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | No
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
-        for key, value in records:
-            await (await producer.send(topic, value, key=key, partition=partition))
+        acks = [await producer.send(topic, value, key=key, partition=partition) for key, value in records]
+        for ack in acks:  # one producer keeps each partition's records in the order sent
+            await ack
     finally:
         await producer.stop()
 

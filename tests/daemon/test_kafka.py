@@ -19,28 +19,14 @@ from kairos.engine import decode_snapshot
 from tests.conftest import unique_topic
 from tests.daemon.support import logged, sends, start, stop, wait_for, write_config
 from tests.daemon.test_crash import SCENARIOS, _content, recorded_stream, reference, replayed, sentinels
+from tests.kafka_records import create_topic, produce
 
 COUNT = 4
 
 
 async def _produce(bootstrap: str, topic: str, lines: list[str]) -> None:
-    from aiokafka import AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=COUNT, replication_factor=1)])
-    finally:
-        await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        for line in lines:
-            await producer.send(topic, line.strip().encode(), key=json.loads(line)["msisdn"].encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
+    await create_topic(bootstrap, topic, COUNT)
+    await produce(bootstrap, topic, [(json.loads(line)["msisdn"].encode(), line.strip().encode()) for line in lines])
 
 
 async def _committed(bootstrap: str, topic: str, group: str) -> dict[int, int | None]:
