@@ -247,9 +247,10 @@ def _kafka(cache: Path, sizes: Sizes, scenarios: Path) -> KafkaGroupResult:
 
 
 def _scenario_files(path: Path) -> list[str]:
-    """The catalogue's scenario files, the policy file left out: its channel capacity is one
-    count across all subscribers, which ``--workers`` refuses, and W2 compares one worker
-    with two on the same plan (the README gives one worker's figure with the policy too)."""
+    """The catalogue's scenario files, the policy file left out: W2 measures the engine's own
+    work, and a channel capacity shared by two workers adds a file lock per granted send that
+    the figures of earlier rounds did not have (the README gives one worker's figure with the
+    policy too)."""
     if path.is_dir():
         return [str(p) for p in sorted(path.rglob("*.kairos")) if p.name != "policy.kairos"]
     return [str(path)]
