@@ -25,6 +25,11 @@ class StartError(Exception):
     scenarios, templates, reference data, channels or a unit's snapshot; the message says what to fix."""
 
 
+class PartitionBusy(StartError):
+    """A partition's outbox store is locked by another owner (one still releasing it, stuck, or one whose
+    ``owned`` partitions overlap this instance's) past ``outbox.adopt_wait_s``."""
+
+
 class TimeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Event time: lateness and what happens when the sources are idle."""
 

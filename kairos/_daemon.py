@@ -53,6 +53,7 @@ from kairos._config import (
     FileSourceConfig,
     KafkaSourceConfig,
     PartitionedSourceConfig,
+    PartitionBusy,
     StartError,
     StdinSourceConfig,
     load_config,
@@ -228,7 +229,7 @@ class Daemon:
                 # before the snapshot is read: the lock is freed only after the last owner's final snapshot
                 self.outbox.adopt(store, self._store_dir(name))
             except StoreBusy as e:
-                raise StartError(f"partition {name}: {e}") from None
+                raise PartitionBusy(f"partition {name}: {e}") from None
         unit = Unit(name, self._unit_path(name), engine, self.config.time.allowed_lateness_ms, self._on_late,
                     self.config.dedup_window_ms, self._on_fault)
         try:
@@ -241,22 +242,25 @@ class Daemon:
         self.kept_watermarks[name] = (engine.send_watermark(), UNKNOWN_WATERMARK)
         return versions_then
 
-    async def adopt_unit(self, name: str) -> dict[str, str] | None:
+    async def adopt_unit(self, name: str, *, quiet: bool = False) -> dict[str, str] | None:
         """``open_unit`` for a partition assigned while running: its outbox store's lock is awaited without
-        blocking the event loop (its previous owner may still be releasing it)."""
+        blocking the event loop (its previous owner may still be releasing it). ``PartitionBusy`` if the lock
+        stays held, ``StartError`` if the state cannot be loaded; ``quiet``: the wait is not logged (a retry,
+        whose caller logs)."""
         store = _store_of(name)
         adopted = False
         if store != Outbox.DEFAULT and store not in self.outbox.stores():
             try:
-                await self.outbox.adopt_when_free(store, self._store_dir(name))
+                await self.outbox.adopt_when_free(store, self._store_dir(name), quiet=quiet)
             except StoreBusy as e:
-                raise StartError(f"partition {name}: {e}") from None
+                raise PartitionBusy(f"partition {name}: {e}") from None
             adopted = True
         try:
             return self.open_unit(name)
         except StartError:
             if adopted:  # not ours after all: the next owner must not wait on a lock held for nothing
-                await self.outbox.release(store)
+                with anyio.CancelScope(shield=True):  # a cancelled retry must not leave the lock held
+                    await self.outbox.release(store)
             raise
 
     async def close_unit(self, name: str) -> None:
@@ -642,7 +646,7 @@ class Daemon:
                     await stopping.wait()
                     self.ready = False
                     if pump is not None:
-                        pump.pause()  # no more records: the final snapshot holds the last offsets read
+                        await pump.pause()  # no more records: the final snapshot holds the last offsets read
                     work.cancel_scope.cancel()
                 status = EXIT_OK
                 with anyio.CancelScope(shield=True):

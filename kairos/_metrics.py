@@ -43,6 +43,9 @@ class _KafkaSource(Protocol):
     def owned(self) -> set[int]: ...
 
     @property
+    def waiting(self) -> Mapping[int, object]: ...  # assigned partitions whose state is not taken yet (paused)
+
+    @property
     def assignments(self) -> int: ...
 
     @property
@@ -234,6 +237,10 @@ def _kafka(pump: _KafkaSource | None, feedback: _KafkaFeedback | None) -> Iterat
         yield lag
         yield GaugeMetricFamily("kairos_kafka_partitions_owned", "Partitions of the topic assigned to this instance",
                                 value=len(pump.owned))
+        yield GaugeMetricFamily("kairos_kafka_partitions_waiting", "Partitions assigned to this instance whose "
+                                "state is not taken yet (outbox store locked by another owner, or snapshot "
+                                "unreadable): paused, their records wait on the topic, retried",
+                                value=len(pump.waiting))
         rebalances = CounterMetricFamily("kairos_kafka_rebalances", "Partition assignments and revocations "
                                          "received from the consumer group", labels=["change"])
         rebalances.add_metric(["assigned"], pump.assignments)

@@ -398,13 +398,15 @@ class Outbox:
             log.info("outbox store lock taken", store=store, directory=str(s.dir))
         self._open_store(s)
 
-    async def adopt_when_free(self, store: str, directory: str | Path) -> None:
+    async def adopt_when_free(self, store: str, directory: str | Path, *, quiet: bool = False) -> None:
         """``adopt``, waiting for the lock without blocking the event loop (a partition assigned while its
-        previous owner is still releasing it: the consumer's heartbeats go on meanwhile)."""
+        previous owner is still releasing it: the consumer's heartbeats go on meanwhile); ``quiet``: the wait
+        is not logged (a caller that retries logs it once)."""
         s = self._store(store, directory)
         wait_s = self.config.adopt_wait_s
         if not s.try_lock():
-            s.waiting(wait_s)
+            if not quiet:
+                s.waiting(wait_s)
             with anyio.move_on_after(wait_s):
                 while not s.try_lock():
                     await anyio.sleep(0.05)
