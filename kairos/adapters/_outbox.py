@@ -354,9 +354,12 @@ class Outbox:
             name: _Lane(name, ch, config.channels.get(name, config.default_limits)) for name, ch in channels.items()
         }
         self._stores: dict[str, _Store] = {}
+        #: stores being adopted by ``adopt_when_free`` (locked, their files being read): not open yet, but taken
+        self._adopting: set[str] = set()
         self._floors: dict[str, int] = {}  # the floors of stores closed here, as they were at the close
         self._in_flight = 0
         self._in_memory = 0
+        self._spilled = 0  #: the stores' spilled sends, summed: ``_refill`` returns at once while it is 0
         self._seq = 0
         self._stats = OutboxStats()
         self._state = "new"
@@ -399,36 +402,55 @@ class Outbox:
         self._open_store(s)
 
     async def adopt_when_free(self, store: str, directory: str | Path, *, quiet: bool = False) -> None:
-        """``adopt``, waiting for the lock without blocking the event loop (a partition assigned while its
-        previous owner is still releasing it: the consumer's heartbeats go on meanwhile); ``quiet``: the wait
-        is not logged (a caller that retries logs it once)."""
+        """``adopt`` without blocking the event loop (a partition assigned while running): the lock is awaited
+        (its previous owner may still be releasing it: the consumer's heartbeats go on meanwhile) and the files
+        are read and rewritten in a worker thread, so a long ledger does not hold up the other partitions'
+        events; ``quiet``: the wait is not logged (a caller that retries logs it once).
+
+        Until it returns the store is taken: another ``adopt`` of it is refused (``ValueError``), and a
+        ``release`` of it has nothing to release yet."""
         s = self._store(store, directory)
-        wait_s = self.config.adopt_wait_s
-        if not s.try_lock():
-            if not quiet:
-                s.waiting(wait_s)
-            with anyio.move_on_after(wait_s):
-                while not s.try_lock():
-                    await anyio.sleep(0.05)
-            if s._lock_fd is None:
-                raise s.busy(wait_s)
-            log.info("outbox store lock taken", store=store, directory=str(s.dir))
-        self._open_store(s)
+        self._adopting.add(store)
+        try:
+            wait_s = self.config.adopt_wait_s
+            if not s.try_lock():
+                if not quiet:
+                    s.waiting(wait_s)
+                with anyio.move_on_after(wait_s):
+                    while not s.try_lock():
+                        await anyio.sleep(0.05)
+                if s._lock_fd is None:
+                    raise s.busy(wait_s)
+                log.info("outbox store lock taken", store=store, directory=str(s.dir))
+            try:
+                await self._load_off_loop(s)
+                if self._state == "closed":  # the outbox stopped while the files were read: nothing takes them
+                    raise RuntimeError(f"outbox is closed: store {store!r} not adopted")
+            except BaseException:
+                s.close()
+                raise
+            self._register(s)
+        finally:
+            self._adopting.discard(store)
 
     def _store(self, store: str, directory: str | Path) -> _Store:
-        if store in self._stores:
+        if store in self._stores or store in self._adopting:
             raise ValueError(f"outbox store {store!r} is already open")
         return _Store(store, Path(directory))
 
     def _open_store(self, s: _Store) -> None:
         """Load a locked store and start delivering what it holds."""
-        store = s.key
         try:
             self._load(s)
         except BaseException:
             s.close()
             raise
-        self._stores[store] = s
+        self._register(s)
+
+    def _register(self, s: _Store) -> None:
+        """A loaded store joins the open ones: its sends are delivered from now on."""
+        self._stores[s.key] = s
+        self._spilled += s.spilled
         self._refill()
         self._notify()
 
@@ -451,6 +473,7 @@ class Outbox:
                 self._in_memory -= len(lane.heap) - len(kept)
                 heapq.heapify(kept)
                 lane.heap = kept
+        self._spilled -= s.spilled
         s.spilled = 0  # they stay in its journal
         bound = wait_s if wait_s is not None else max(
             (lane.limits.timeout_s for lane in self._lanes.values()), default=0.0) + 1.0
@@ -507,6 +530,7 @@ class Outbox:
             self._to_memory(lane, _Entry(ctx, s))
         else:
             s.spilled += 1
+            self._spilled += 1
         self._notify()
         return True
 
@@ -550,7 +574,7 @@ class Outbox:
         s = msgspec.structs.replace(self._stats)
         s.pending = sum(len(st.pending) for st in self._stores.values())
         s.in_memory = self._in_memory
-        s.spilled = sum(st.spilled for st in self._stores.values())
+        s.spilled = self._spilled
         s.in_flight = self._in_flight
         s.channels = {}
         for name, lane in self._lanes.items():
@@ -756,7 +780,7 @@ class Outbox:
 
     def _refill(self) -> None:
         """Read spilled sends back from the stores' journals while memory has room."""
-        if self._in_memory >= self.config.memory_limit or self._state != "running":
+        if not self._spilled or self._in_memory >= self.config.memory_limit or self._state != "running":
             return
         for s in list(self._stores.values()):
             if s.spilled and s.state == "open":
@@ -777,6 +801,7 @@ class Outbox:
                 if ctx.id not in s.pending or ctx.id in s.in_flight:
                     continue
                 s.spilled -= 1
+                self._spilled -= 1
                 lane = self._lanes.get(ctx.channel)
                 if lane is None:
                     self._dead_letter(_Entry(ctx, s), f"no channel named {ctx.channel!r} is configured")
@@ -859,9 +884,37 @@ class Outbox:
         return self._dead_file
 
     def _load(self, s: _Store) -> None:
-        """Load a store's ledger and journal, resolve attempts a crash interrupted, compact, and open for appending."""
+        """Load a store's ledger and journal, resolve attempts a crash interrupted, compact, and open for
+        appending (on the calling thread: the start-up's stores, before anything else runs)."""
+        attempted, pending = self._read(s)
+        pending, letters, interrupted = self._resolve(s, attempted, pending)
+        if letters:
+            self._write_letters(letters)
+        self._write_back(s, pending)
+        self._opened(s, attempted, interrupted)
+
+    async def _load_off_loop(self, s: _Store) -> None:
+        """``_load`` with the reading and writing in worker threads: the loop runs the other stores meanwhile.
+
+        Only what touches the outbox's shared state (dead-lettering the sends a crash interrupted) runs on
+        the loop; the store itself is not registered yet, so nothing else reads or writes it meanwhile."""
+        attempted, pending = await anyio.to_thread.run_sync(self._read, s)
+        pending, letters, interrupted = self._resolve(s, attempted, pending)
+        # shielded: once sends are dead-lettered, the letters and the rewritten ledger go to disk together
+        with anyio.CancelScope(shield=True):
+            if letters and self._state == "new":  # before ``run``: no flusher yet
+                await anyio.to_thread.run_sync(self._write_letters, letters)
+            elif letters:
+                async with self._flush_lock:  # the flusher appends to the dead-letter file too
+                    await anyio.to_thread.run_sync(self._write_letters, letters)
+            await anyio.to_thread.run_sync(self._write_back, s, pending)
+        self._opened(s, attempted, interrupted)
+
+    @staticmethod
+    def _read(s: _Store) -> tuple[set[str], list[SendContext]]:
+        """Read the store's ledger and journal into it (its outcomes, floor and pending ids); returns the ids
+        the ledger has in doubt and the pending sends, in journal order. Touches nothing but the store."""
         ledger = read_ledger(s.ledger_path)
-        attempted = ledger.in_doubt
         s.done, s.floor = ledger.done, ledger.floor
         # nothing is forgotten here: an id leaves memory only at a compaction that also leaves it out of the
         # journal (a journal line below the floor is therefore a send still pending, never a forgotten one)
@@ -876,6 +929,13 @@ class Outbox:
                 continue
             s.pending.add(ctx.id)
             pending.append(ctx)
+        return ledger.in_doubt, pending
+
+    def _resolve(self, s: _Store, attempted: set[str],
+                 pending: list[SendContext]) -> tuple[list[SendContext], bytes, int]:
+        """Dead-letter the pending sends a crash left in doubt on a channel that cannot drop a repeat; returns
+        the sends still pending, the letters to write (before the ledger and journal drop those sends) and
+        how many there are."""
         interrupted = []
         for ctx in pending:
             if ctx.id in attempted:
@@ -885,20 +945,31 @@ class Outbox:
         dead_before = len(self._dead_buf)
         for ctx in interrupted:
             self._dead_letter(_Entry(ctx, s, 1), "outcome unknown: the outbox stopped while this send was in flight")
-        if interrupted:  # on disk before the ledger and journal drop these sends: a crash now loses no letter
-            f = self._dead_out()
-            f.write(b"".join(self._dead_buf[dead_before:]))
-            f.flush()
-            os.fsync(f.fileno())
-            del self._dead_buf[dead_before:]
-        pending = [ctx for ctx in pending if ctx.id in s.pending]
-        s._rewrite_ledger()  # first: the outcomes decided just now are durable before the journal drops them
+        letters = b"".join(self._dead_buf[dead_before:])
+        del self._dead_buf[dead_before:]  # written by the caller, not by the next group commit
+        return [ctx for ctx in pending if ctx.id in s.pending], letters, len(interrupted)
+
+    def _write_letters(self, letters: bytes) -> None:
+        """Append dead letters and fsync: on disk before the ledger and journal drop their sends, so a crash
+        now loses no letter."""
+        f = self._dead_out()
+        f.write(letters)
+        f.flush()
+        os.fsync(f.fileno())
+
+    @staticmethod
+    def _write_back(s: _Store, pending: list[SendContext]) -> None:
+        """Rewrite the store's ledger (first: the outcomes decided while loading are durable before the journal
+        drops them), then its journal with just the pending sends, which wait there ("spilled") for memory."""
+        s._rewrite_ledger()
         s.rewrite_journal(pending)
         s.spilled = len(pending)
         s.cursor = 0
+
+    def _opened(self, s: _Store, attempted: set[str], interrupted: int) -> None:
         if s.floor or s.key != self.DEFAULT:
             log.info("outbox store opened", store=s.key or "default", floor=s.floor, remembered=len(s.done),
-                     pending=len(pending), in_doubt=len(attempted & s.pending) + len(interrupted))
+                     pending=s.spilled, in_doubt=len(attempted & s.pending) + interrupted)
 
     def _maybe_compact(self, s: _Store) -> None:
         """Compact once the journal or the ledger has grown by ``compact_bytes`` since the last time."""
@@ -951,6 +1022,7 @@ class Outbox:
                 self._floors[s.key] = s.floor
                 s.close()
             self._stores.clear()
+            self._spilled = 0
             if self._dead_file is not None:
                 self._dead_file.close()
                 self._dead_file = None

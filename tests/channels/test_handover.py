@@ -13,13 +13,16 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import anyio
 import anyio.lowlevel
 import pytest
 
-from kairos.adapters import Outbox, StoreBusy
+from kairos.adapters import ChannelLimits, Outbox, SendContext, StoreBusy
+from kairos.adapters import _outbox
+from kairos.adapters._ledger import Ledger
 from tests.channels.test_outbox import OLD, Recorder, config, ctx, dead_letters, old, run_until
 
 pytestmark = pytest.mark.anyio
@@ -237,3 +240,113 @@ async def test_an_adopter_assigned_while_the_owner_still_releases_waits_and_then
     a.adopt("p-0001", store(tmp_path))
     await run_until(a, both)
     assert ([], [waiting.id]) == (first.ids(), second.ids())
+
+
+async def test_a_store_adopted_while_running_is_read_off_the_event_loop_so_other_work_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partition assigned while running may bring a long ledger: reading it must not stall the loop (the
+    other partitions' events, the consumer's heartbeats). The reader here waits until the loop has shown it
+    still runs; read on the loop, it would wait for nothing (and give up after its bound)."""
+    waiting = ctx(1, send_at=FAR)
+    a = instance(tmp_path, "a", Recorder())
+    a.adopt("p-0001", store(tmp_path))
+    await run_until(a, lambda ob: _submit_durable(ob, waiting))
+    reading, loop_ran = threading.Event(), threading.Event()
+    ran_while_reading: list[bool] = []
+    read = _outbox.read_ledger
+
+    def slow_read(path: Path) -> Ledger:
+        if Path(path).parent != store(tmp_path):  # the instance's own store, read at its start
+            return read(path)
+        reading.set()
+        # set by a task on the loop: only if the loop runs while the store is read (the bound: for the failure)
+        ran_while_reading.append(loop_ran.wait(5))
+        return read(path)
+
+    monkeypatch.setattr(_outbox, "read_ledger", slow_read)
+    second = Recorder()
+    b = instance(tmp_path, "b", second, clock=lambda: 2**51)
+
+    async def adopt_while_the_loop_works(ob: Outbox) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ob.adopt_when_free, "p-0001", store(tmp_path))
+            await anyio.to_thread.run_sync(reading.wait)
+            loop_ran.set()  # this task ran while the store was being read
+        assert ["", "p-0001"] == ob.stores()
+        await ob.wait_idle()
+
+    await run_until(b, adopt_while_the_loop_works)
+    assert ([True], [waiting.id]) == (ran_while_reading, second.ids())
+
+
+async def _submit_durable(ob: Outbox, send: SendContext) -> None:
+    ob.submit(send, store="p-0001")
+    await ob.durable(ob.mark())
+
+
+async def test_a_store_being_adopted_cannot_be_adopted_a_second_time_meanwhile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While its files are read off the loop the store is already taken: a second adopt is refused at once
+    (it would otherwise wait out ``adopt_wait_s`` on a lock this very process holds)."""
+    reading, release = threading.Event(), threading.Event()
+    read = _outbox.read_ledger
+
+    def gated_read(path: Path) -> Ledger:
+        if Path(path).parent != store(tmp_path):  # the instance's own store, read at its start
+            return read(path)
+        reading.set()
+        release.wait(5)  # set once the second adopt was refused (the bound: for a failure)
+        return read(path)
+
+    monkeypatch.setattr(_outbox, "read_ledger", gated_read)
+    b = instance(tmp_path, "b", Recorder())
+
+    async def adopt_twice(ob: Outbox) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ob.adopt_when_free, "p-0001", store(tmp_path))
+            await anyio.to_thread.run_sync(reading.wait)
+            with pytest.raises(ValueError, match="already open"):
+                await ob.adopt_when_free("p-0001", store(tmp_path))
+            with pytest.raises(ValueError, match="already open"):
+                ob.adopt("p-0001", store(tmp_path))
+            release.set()
+        assert ["", "p-0001"] == ob.stores()
+
+    await run_until(b, adopt_twice)
+
+
+async def test_spilled_sends_of_several_stores_come_back_in_order_and_a_released_store_takes_its_own_along(
+        tmp_path: Path) -> None:
+    """Memory is shared by the stores: while the channel stalls, each store's sends beyond it wait in its
+    journal; the store released meanwhile leaves its spilled sends in its journal for the next owner, and
+    the other's all come back, in its order."""
+    channel = Recorder()
+    ob = instance(tmp_path, "a", channel, memory_limit=10, channels={"rec": ChannelLimits(concurrency=1)})
+    other = tmp_path / "partitions" / "p-0002.outbox"
+    ob.adopt("p-0001", store(tmp_path))
+    ob.adopt("p-0002", other)
+    kept, left = [ctx(i) for i in range(30)], [ctx(100 + i) for i in range(30)]
+
+    async def body(ob: Outbox) -> None:
+        channel.stall()
+        for a, b in zip(kept, left, strict=True):
+            ob.submit(a, store="p-0001")
+            ob.submit(b, store="p-0002")
+        assert (10, 50) == (ob.statistics().in_memory, ob.statistics().spilled)
+        released = anyio.Event()
+
+        async def release() -> None:
+            await ob.release("p-0002", wait_s=0)
+            released.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(release)
+            channel.gate.set()
+        await released.wait()
+        stats = await ob.wait_idle()
+        assert (0, 0) == (stats.spilled, stats.in_memory)
+
+    await run_until(ob, body)
+    from_kept = [i for i in channel.ids() if i in {c.id for c in kept}]
+    assert [c.id for c in kept] == from_kept
+    assert len(channel.ids()) < 60  # some of p-0002's waited in its journal when it left
