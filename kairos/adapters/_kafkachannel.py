@@ -12,8 +12,12 @@ and a retry never produces the record a second time while this process
 holds it: a record handed to the producer whose acknowledgement has not come
 within ``ack_timeout_s`` stays in the producer's hands, and the retry of the
 same trigger id waits for that record's acknowledgement instead of producing
-another. A broker that is down at start is not an error: each send tries to
-connect again and answers "retry" until it can. A record answered "retry"
+another. A broker that is down at start is not an error: a send finding no
+producer starts connecting in the background and answers "retry" at once
+(nothing was produced), as does every send while that connection is being
+made, so no send waits on a slow broker past the outbox's ``timeout_s`` (past
+it, the outbox would take the send for one whose outcome is unknown and
+dead-letter it). A record answered "retry"
 after it was handed over stays *in doubt* in the outbox's ledger
 (``Outcome.retry(in_doubt=True)``), so if the process stops, crashes or hands the partition on before the answer, the
 next run dead-letters it ("outcome unknown") instead of producing it again.
@@ -92,9 +96,14 @@ class KafkaChannel(Channel):
     config: KafkaChannelConfig
 
     async def start(self, task_group: anyio.abc.TaskGroup) -> None:
-        """Connect the producer if the broker answers; if not, the first sends connect (and answer "retry")."""
+        """Connect the producer if the broker answers; if not, the first send starts connecting in the
+        background (and every send answers "retry" until it is connected)."""
         self._producer: Any = None
         self._connecting = anyio.Lock()
+        self._tg = task_group
+        self._closed = False
+        self._reconnecting = False  #: a background connection is started or under way
+        self._connect_scope: anyio.CancelScope | None = None
         #: trigger id → the acknowledgement of its record, while the producer holds it unacknowledged
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._down = ""
@@ -104,23 +113,31 @@ class KafkaChannel(Channel):
                         channel=self.name, topic=self.config.topic, error=self._down)
 
     async def _connect(self) -> Any:
-        """The started producer, or None (the reason in ``_down``) if the broker cannot be reached now."""
+        """The started producer, or None (the reason in ``_down``) if the broker cannot be reached now (or the
+        channel was closed meanwhile)."""
         if self._producer is not None:
             return self._producer
         async with self._connecting:
-            if self._producer is not None:
+            if self._producer is not None or self._closed:
                 return self._producer
             c = self.config
             producer = AIOKafkaProducer(
                 bootstrap_servers=c.bootstrap_servers, client_id=c.client_id, acks="all",
                 enable_idempotence=c.idempotence, linger_ms=c.linger_ms, request_timeout_ms=c.request_timeout_ms,
             )
+            started = False
             try:
-                await producer.start()
+                with anyio.CancelScope() as self._connect_scope:  # ``close`` cancels a connection under way
+                    await producer.start()
+                    started = not self._closed
             except KafkaError as e:
                 self._down = repr(e)
-                with anyio.CancelScope(shield=True):
-                    await producer.stop()
+            finally:
+                self._connect_scope = None
+                if not started:
+                    with anyio.CancelScope(shield=True):
+                        await producer.stop()
+            if not started:
                 return None
             self._producer = producer
             if self._down:
@@ -128,11 +145,28 @@ class KafkaChannel(Channel):
             self._down = ""
             return producer
 
+    async def _connect_in_background(self) -> None:
+        """``_connect`` in the channel's task group, started by a send that found no producer: whatever goes
+        wrong is the next sends' "retry", never the outbox's end."""
+        try:
+            await self._connect()
+        except Exception as e:  # not a KafkaError (those are in ``_down`` already): said, and tried again later
+            self._down = repr(e)
+            log.warning("kafka channel: connecting to the broker failed", channel=self.name, error=repr(e))
+        finally:
+            self._reconnecting = False
+
     async def send(self, ctx: SendContext) -> Outcome:
         """Produce the record (or, on a retry, wait for the one already produced) and wait for its ack."""
-        producer = await self._connect()
+        producer = self._producer
         if producer is None:
-            return Outcome.retry(f"broker unreachable: {self._down}")
+            # never waits for the connection: a slow broker would keep the send past the outbox's timeout_s,
+            # and a send timed out there counts as one whose outcome is unknown (dead-lettered)
+            if not self._reconnecting and not self._connecting.locked():
+                self._reconnecting = True
+                self._tg.start_soon(self._connect_in_background)
+            down = f" (last attempt: {self._down})" if self._down else ""
+            return Outcome.retry(f"not produced: connecting to the broker{down}")
         ack = self._pending.get(ctx.id)
         if ack is None:
             try:
@@ -163,6 +197,10 @@ class KafkaChannel(Channel):
 
         A record still held here was last answered "retry" in doubt (not acknowledged in time): whatever the
         flush makes of it, the next start finds its attempt open and dead-letters it, never producing it again."""
+        self._closed = True
+        connecting: anyio.CancelScope | None = getattr(self, "_connect_scope", None)
+        if connecting is not None:
+            connecting.cancel()
         producer = getattr(self, "_producer", None)
         if producer is None:
             return

@@ -13,7 +13,15 @@ import anyio.to_thread
 import pytest
 
 from bench.broker import start_broker, stop_broker
-from kairos.adapters import ChannelConfigError, KafkaChannel, Outbox, OutboxConfig, SendContext, create_channel
+from kairos.adapters import (
+    ChannelConfigError,
+    ChannelLimits,
+    KafkaChannel,
+    Outbox,
+    OutboxConfig,
+    SendContext,
+    create_channel,
+)
 from kairos.adapters._filechannel import send_json
 from tests.channels.conftest import free_port
 from tests.conftest import unique_topic
@@ -144,3 +152,39 @@ async def test_a_send_not_acknowledged_in_time_is_retried_without_producing_its_
     assert (2, 0) == (stats.delivered, stats.dead_lettered)
     assert 2 == chan.produced  # one record per trigger id, however many attempts
     assert sorted([first.id, late.id]) == sorted(json.loads(r.value)["id"] for r in records)
+
+
+async def test_sends_made_while_the_producer_connects_to_a_slow_broker_are_retried_not_dead_lettered(
+        tmp_path: Path) -> None:
+    """The broker takes connections but does not answer (SIGSTOP) when the sends come: connecting takes the
+    producer's whole request_timeout_ms. No send may wait for it past the outbox's timeout_s (the outbox
+    would count it as an attempt of unknown outcome and dead-letter it, though nothing was produced): each
+    answers retry, and every send arrives, once, when the broker answers again (SIGCONT)."""
+    broker = await anyio.to_thread.run_sync(lambda: start_broker(tmp_path / "broker"))
+    topic = unique_topic()
+    # within the documented bound (request_timeout_ms below timeout_s), but two connections in a row are not
+    chan = KafkaChannel.from_config({"bootstrap_servers": broker.bootstrap, "topic": topic, "idempotence": False,
+                                     "request_timeout_ms": 2_000}, name="kafka")
+    outbox = Outbox(OutboxConfig(directory=str(tmp_path / "outbox"), backoff_base_ms=50, backoff_max_ms=200,
+                                 max_attempts=1_000, channels={"kafka": ChannelLimits(timeout_s=3)}),
+                    {"kafka": chan})
+    sends = [ctx(n) for n in range(4)]
+    os.kill(broker.pid, signal.SIGSTOP)  # before the channel starts: its first connection fails (2 s)
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(outbox.run)
+            with anyio.fail_after(120):
+                for s in sends:
+                    outbox.submit(s)
+                # each send tried while the producer was connecting (or the outbox gave one up)
+                await outbox.wait_for(lambda st: st.retried >= 2 * len(sends) or st.dead_lettered > 0)
+                os.kill(broker.pid, signal.SIGCONT)
+                await outbox.wait_idle()
+            outbox.stop()
+        stats = outbox.statistics()
+        records = await read_all(broker.bootstrap, topic)
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
+        stop_broker(broker)
+    assert (4, 0) == (stats.delivered, stats.dead_lettered)
+    assert sorted(s.id for s in sends) == sorted(json.loads(r.value)["id"] for r in records)
