@@ -9,7 +9,12 @@ offset, and skipped; the records after it are read as usual.
 Where the positions live: in the units' snapshots, beside the state the
 feedback changed. Every unit keeps, for each partition of the feedback topic,
 the offset up to which that topic has been applied to it
-(``feedback.kafka:PARTITION`` among its positions). A snapshot captures the
+(``feedback.kafka:TOPIC:PARTITION`` among its positions: a new ``topic`` in
+``[feedback.kafka]`` starts from its start, never from the old topic's
+offsets). Snapshots written before the topic was in the key hold
+``feedback.kafka:PARTITION``, whose position names its topic: it is read as
+this topic's only if it names it (and no key with the topic exists), and
+replaced by the new key the first time the unit's position moves. A snapshot captures the
 state and these positions at one instant, so a unit restored from any
 snapshot — after SIGTERM, SIGKILL, or on another instance after a handover —
 resumes the feedback exactly where its state ends: nothing lost, nothing
@@ -42,8 +47,26 @@ from kairos.adapters import Feedback, FilePosition, parse_feedback
 
 log = structlog.get_logger("kairos.feedback.kafka")
 
-#: a unit's position key for partition P of the feedback topic is ``f"{POSITION}:{P}"``
+#: a unit's position key for partition P of feedback topic T is ``f"{POSITION}:{T}:{P}"`` (``position_key``);
+#: snapshots of older versions have ``f"{POSITION}:{P}"``, the topic in its position's ``name``
 POSITION = "feedback.kafka"
+
+
+def position_key(topic: str, partition: int) -> str:
+    """The key of a unit's position in partition ``partition`` of feedback topic ``topic``."""
+    return f"{POSITION}:{topic}:{partition}"
+
+
+def held_offset(unit: Unit, topic: str, partition: int) -> int:
+    """The offset from which the unit still needs the partition's records; -1: from its start (no position).
+
+    A position of an older snapshot (key without the topic) counts only if it names this topic."""
+    held = unit.positions.get(position_key(topic, partition))
+    if held is None:
+        legacy = unit.positions.get(f"{POSITION}:{partition}")
+        if legacy is not None and legacy.name == topic:
+            held = legacy
+    return -1 if held is None else held.offset
 
 #: bad records are logged one by one up to this many, then every ``LOG_EVERY``-th
 LOG_FIRST, LOG_EVERY = 20, 1000
@@ -147,7 +170,10 @@ class KafkaFeedback:
 
     async def _follow_units(self) -> None:
         """When a unit arrives (a start, an assignment), read each partition again from the earliest position
-        a unit holds; a unit without one reads the partition from its start."""
+        a unit holds; a unit without one reads the partition from its start.
+
+        Only ever back: the units already followed still need everything from where the consumer stands, so
+        the consumer never moves past it (from a partition's start, say, to a later unit's position)."""
         units = self.d.units
         if len(units) == len(self._seen) and all(self._seen.get(n) is u for n, u in units.items()):
             return
@@ -157,10 +183,13 @@ class KafkaFeedback:
             return
         topic = self.config.topic
         for tp in self.consumer.assignment():
-            key = f"{POSITION}:{tp.partition}"
-            wanted = min((-1 if (p := u.positions.get(key)) is None else p.offset) for u in arrived)
             now = self._next.get(tp.partition)
-            if now is not None and now != -1 and wanted != -1 and wanted >= now:
+            if now == -1:
+                continue  # it reads the partition from its start: every unit's records are still ahead
+            # not followed yet (the first time): every unit decides, none has been fed from this partition
+            deciding = arrived if now is not None else units.values()
+            wanted = min(held_offset(u, topic, tp.partition) for u in deciding)
+            if now is not None and wanted != -1 and wanted >= now:
                 continue  # the consumer has not read past what the arriving units hold
             if wanted == -1:
                 await self.consumer.seek_to_beginning(tp)
@@ -175,9 +204,10 @@ class KafkaFeedback:
 
         Only the units the consumer's position was chosen for take part: a unit that arrived while the batch
         was fetched may need records before it, so it waits for ``_follow_units`` to seek for it."""
-        d, counts, key = self.d, self.counts, f"{POSITION}:{partition}"
+        d, counts, topic = self.d, self.counts, self.config.topic
         seen = self._seen
         units = {n: u for n, u in d.units.items() if seen.get(n) is u}
+        held = {n: held_offset(u, topic, partition) for n, u in units.items()}
         arriving = len(units) != len(d.units)
         high = self._high.get(partition, 0)
         for r in records:
@@ -199,19 +229,21 @@ class KafkaFeedback:
                     if not (arriving and name in d.units):  # an arriving unit reads it after the seek
                         counts.not_owned += first_time
                     continue
-                held = unit.positions.get(key)
-                if held is not None and r.offset < held.offset:
+                if r.offset < held[name]:
                     continue  # already in this unit's state
                 d.feed(fb, unit.name)
                 counts.accepted += 1
         end = records[-1].offset + 1
         self._next[partition] = end
         self._high[partition] = max(high, end)
-        position = FilePosition(self.config.topic, partition, 0, end)
-        for unit in units.values():
-            held = unit.positions.get(key)
-            if held is None or held.offset < end:
+        position = FilePosition(topic, partition, 0, end)
+        key, legacy = position_key(topic, partition), f"{POSITION}:{partition}"
+        for name, unit in units.items():
+            if held[name] < end:
                 unit.positions[key] = position
+                old = unit.positions.get(legacy)
+                if old is not None and old.name == topic:  # an older snapshot's key: replaced by the new one
+                    del unit.positions[legacy]
 
     def _callbacks(self, value: bytes | None) -> list[Feedback]:
         """A record's callbacks; ``ValueError`` (or a decode error) says what is wrong with it."""
