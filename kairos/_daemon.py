@@ -472,6 +472,15 @@ class Daemon:
             return ALL
         return unit_name(partition_of(msisdn, self.config.partition_count))
 
+    def taking(self, unit: str) -> bool:
+        """The unit is being given to this instance and is not open yet: the Kafka source's consumer has its
+        partition assigned (the assignment is set before the units are opened, one after the other)."""
+        pump = self.kafka_pump
+        if unit in self.units or pump is None or pump.consumer is None or unit == ALL:
+            return False
+        p = partition_number(unit)
+        return any(tp.partition == p for tp in pump.consumer.assignment())
+
     def feed(self, fb: Feedback, unit: str) -> None:
         """One callback from the Kafka feedback topic into ``unit`` (which this instance owns)."""
         ev = self._feedback_event(fb)

@@ -80,6 +80,8 @@ class FeedbackOwner(Protocol):
 
     def unit_of(self, msisdn: str) -> str: ...  # the unit a subscriber's events belong to
 
+    def taking(self, unit: str) -> bool: ...  # being given to this instance, not open yet (a rebalance under way)
+
     def feed(self, fb: Feedback, unit: str) -> None: ...  # one feedback event into that unit
 
 
@@ -226,7 +228,8 @@ class KafkaFeedback:
                 name = d.unit_of(fb.msisdn)
                 unit = units.get(name)
                 if unit is None:
-                    if not (arriving and name in d.units):  # an arriving unit reads it after the seek
+                    # an arriving unit, or one being opened now, reads it after the seek that follows it
+                    if not (arriving and name in d.units) and not d.taking(name):
                         counts.not_owned += first_time
                     continue
                 if r.offset < held[name]:

@@ -36,6 +36,9 @@ class Owner:
     def unit_of(self, msisdn: str) -> str:
         return "u0" if int(msisdn[-1]) % 2 == 0 else "u1"
 
+    def taking(self, unit: str) -> bool:
+        return False
+
     def feed(self, fb: Feedback, unit: str) -> None:
         self.fed[unit].append(int(fb.trigger_id.rsplit(":", 1)[1]) - 1_000)  # the record's number
 
