@@ -215,12 +215,22 @@ class ActionNode:
 
 
 @dataclass(frozen=True, slots=True)
+class Assignment:
+    """``tags.NAME = EXPR``: one write of a ``set`` clause."""
+
+    tags: Token
+    name: Token
+    eq: Token
+    value: TopExpr
+
+
+@dataclass(frozen=True, slots=True)
 class Clause:
     """One scenario clause: its keyword and what followed it.
 
     ``value`` by keyword: title Token, priority Number, audience TopExpr, when
     PatternNode, during (tuple[Range, ...], tuple[Days, ...] | None), cooldown
-    Duration, once TopExpr | None, then tuple[ActionNode, ...].
+    Duration, once TopExpr | None, then tuple[ActionNode, ...], set tuple[Assignment, ...].
     """
 
     keyword: Token

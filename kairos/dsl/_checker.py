@@ -109,9 +109,11 @@ class Checker:
                              f"duplicate `{kw}` clause; the first is at line {clauses[kw].keyword.line}")
             else:
                 clauses[kw] = clause
-        for required in ("when", "then"):
-            if required not in clauses:
-                self._report(source, node.keyword, f"scenario '{name}' has no `{required}` clause")
+        if "when" not in clauses:
+            self._report(source, node.keyword, f"scenario '{name}' has no `when` clause")
+        if "then" not in clauses and "set" not in clauses:
+            self._report(source, node.keyword, f"scenario '{name}' has no `then` clause (nor a `set` clause: a "
+                         "scenario sends, writes tags, or both)")
         uses = Uses()
         pattern: plan.Pattern | None = None
         done: Scope | None = None  # the completion context; None without a `when`
@@ -124,6 +126,7 @@ class Checker:
         if done is not None and value.get("once") is not None:
             once_per = self._value(value["once"], done, "once_per")
         once = "never" if "once" not in value else "once" if value["once"] is None else "per"
+        sets = self._sets(value.get("set", ()), done, source)
         text = source.text[node.keyword.start : node.end.end]
         return plan.Scenario(
             name=name,
@@ -141,7 +144,27 @@ class Checker:
             lists=frozenset(uses.lists),
             areas=frozenset(uses.areas),
             tracked=frozenset(uses.tracked),
+            sets=sets,
         )
+
+    def _sets(self, assignments: tuple[ast.Assignment, ...], done: Scope | None,
+              source: Source) -> tuple[plan.TagSet, ...]:
+        """``set tags.NAME = EXPR, …``: each EXPR in the completion's scope (as a `with` value)."""
+        out: list[plan.TagSet] = []
+        seen: dict[str, ast.Assignment] = {}
+        for assignment in assignments:
+            name = assignment.name.text
+            first = seen.setdefault(name, assignment)
+            if first is not assignment:
+                self._report(source, assignment.name, f"tags.{name} is set twice in this `set` clause; the first "
+                             f"is at line {first.name.line}")
+                continue
+            if done is None:
+                continue
+            value = self._value(assignment.value, done, f"set_{name}")
+            if value is not None:
+                out.append(plan.TagSet(name, value, _origin(source, assignment.tags)))
+        return tuple(out)
 
     def _priority(self, number: ast.Number, source: Source) -> int:
         value = number.value

@@ -16,7 +16,7 @@ from kairos.dsl._tokens import (
     DURATION, EOF, ERROR, NAME, NUMBER, OP, STRING, TIME, Token, error_message, string_value, tokenize,
 )
 
-CLAUSES = ("title", "priority", "audience", "when", "during", "cooldown", "once", "then")
+CLAUSES = ("title", "priority", "audience", "when", "during", "cooldown", "once", "then", "set")
 POLICY_RULES = ("exclude", "cap", "quiet", "arbitrate", "hours", "capacity", "no_repeat", "exclusive", "control",
                 "feedback")
 AGGREGATES = ("count", "sum", "distinct")
@@ -62,7 +62,7 @@ class _Parser:
 
     def peek(self, ahead: int = 0) -> Token:
         tok = self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
-        if tok.kind == ERROR:
+        if tok.kind == ERROR or (tok.kind == OP and tok.text == "="):  # '=' only ever follows `set tags.NAME`
             self.fail(tok, error_message(tok))
         return tok
 
@@ -155,7 +155,7 @@ class _Parser:
     def _parse_clause(self) -> ast.Clause:
         """clause := 'title' STRING | 'priority' number | 'audience' expr | 'when' pattern
         | 'during' range (',' range)* ['on' days (',' days)*] | 'cooldown' duration
-        | 'once' ['per' expr] | 'then' action ('or' action)*"""
+        | 'once' ['per' expr] | 'then' action ('or' action)* | 'set' assignment (',' assignment)*"""
         tok = self.peek()
         if tok.kind != NAME or tok.text not in CLAUSES:
             hint = did_you_mean(tok.text, CLAUSES + ("end",)) if tok.kind == NAME else ""
@@ -179,12 +179,39 @@ class _Parser:
             value = self._parse_duration()
         elif kw.text == "once":
             value = self._parse_expr() if self.accept("per") else None
+        elif kw.text == "set":
+            assignments = [self._parse_assignment(kw)]
+            while self.accept(","):
+                assignments.append(self._parse_assignment(self.prev))
+            value = tuple(assignments)
         else:
             actions = [self._parse_action()]
             while self.accept("or"):
                 actions.append(self._parse_action())
             value = tuple(actions)
         return ast.Clause(kw, value)
+
+    def _parse_assignment(self, before: Token) -> ast.Assignment:
+        """assignment := 'tags' '.' NAME '=' expr"""
+        self.missing("`tags.NAME = EXPR`")
+        tok = self.peek()
+        if not (tok.kind == NAME and tok.text == "tags"):
+            self.fail(tok, f"`set` writes subscriber tags: expected `tags.NAME = EXPR` after '{before.text}', "
+                      f"got {_describe(tok)}")
+        self.take()
+        dot = self.tokens[self.i]  # read directly: ``peek`` refuses a '=' here, which is this mistake
+        if not (dot.kind == OP and dot.text == "."):
+            if dot.kind == NAME:
+                self.missing("'.' and a tag name")
+            self.fail(dot, f"expected '.' and a tag name after 'tags' (`set tags.NAME = EXPR`), got {_describe(dot)}")
+        self.take()
+        name = self.expect_name("a tag name")
+        eq = self.tokens[self.i]  # read directly: ``peek`` refuses '=' everywhere else
+        if not (eq.kind == OP and eq.text == "="):
+            hint = "; `set` assigns with a single '='" if eq.text == "==" else ""
+            self.fail(self.peek(), f"expected '=' after tags.{name.text}, got {_describe(self.peek())}{hint}")
+        self.i += 1
+        return ast.Assignment(tok, name, eq, self._parse_expr())
 
     def _parse_during(self) -> tuple[tuple[ast.Range, ...], tuple[ast.Days, ...] | None]:
         """during := range (',' range)* ['on' days (',' days)*]"""

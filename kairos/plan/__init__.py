@@ -36,6 +36,7 @@ from kairos.plan._model import (
     Scenario,
     Sequence,
     Single,
+    TagSet,
     TimeRange,
 )
 from kairos.plan._generated import at, define, filename, lines_from, place, places
@@ -72,6 +73,7 @@ __all__ = [
     "Scenario",
     "Sequence",
     "Single",
+    "TagSet",
     "TimeRange",
     "at",
     "define",

@@ -144,8 +144,16 @@ class Action(msgspec.Struct, frozen=True):
     origin: Origin | None = None
 
 
+class TagSet(msgspec.Struct, frozen=True):
+    """``tags.NAME = EXPR``, one write of a ``set`` clause (LANGUAGE.md §9.3)."""
+
+    name: str
+    value: Expr
+    origin: Origin | None = None
+
+
 class Scenario(msgspec.Struct, frozen=True):
-    """One compiled scenario."""
+    """One compiled scenario; ``actions`` is empty for a scenario that only writes tags (``sets``)."""
 
     name: str
     pattern: Pattern
@@ -165,6 +173,8 @@ class Scenario(msgspec.Struct, frozen=True):
     areas: frozenset[str] = frozenset()
     #: (event type, field) pairs whose previous value per subscriber it reads
     tracked: frozenset[tuple[str, str]] = frozenset()
+    #: ``set tags.NAME = EXPR, …``: the tags each trigger writes, in written order (LANGUAGE.md §9.3)
+    sets: tuple[TagSet, ...] = ()
 
     @property
     def event_types(self) -> frozenset[str]:

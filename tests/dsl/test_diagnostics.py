@@ -78,11 +78,12 @@ def test_a_misspelt_keyword_is_suggested():
     ]
 
 
-def test_missing_then_is_reported_at_the_scenario_keyword():
+def test_a_scenario_with_neither_then_nor_set_is_reported_at_the_scenario_keyword():
     with pytest.raises(dsl.CheckError) as info:
         dsl.compile_sources([("a.kairos", "\n  scenario s when login end")], SCHEMA)
     (d,) = info.value.diagnostics
-    assert (d.line, d.col, d.message) == (2, 3, "scenario 's' has no `then` clause")
+    assert (d.line, d.col, d.message) == (
+        2, 3, "scenario 's' has no `then` clause (nor a `set` clause: a scenario sends, writes tags, or both)")
 
 
 def test_a_missing_end_in_a_policy_names_it():
