@@ -17,7 +17,8 @@ engine's sends to it.
 
 from kairos.engine._calendar import duration_text, local_text
 from kairos.engine._dedup import Dedup, DedupState
-from kairos.engine._engine import MAX_TRIGGER_DEPTH, BindError, BuildError, Engine, ScenarioStats, Send, SinkError
+from kairos.engine._engine import (MAX_TRIGGER_DEPTH, BindError, BuildError, Engine, ScenarioStats, Send, SinkError,
+                                  TagValueError, TagWrite)
 from kairos.engine._events import Event, event_schema, event_types, event_union, register_event_type
 from kairos.engine._eventtime import EventTime
 from kairos.engine._faults import fault_place
@@ -66,6 +67,8 @@ __all__ = [
     "ReplayReport",
     "RestoreReport",
     "ScenarioStats",
+    "TagValueError",
+    "TagWrite",
     "Send",
     "SinkError",
     "Snapshot",

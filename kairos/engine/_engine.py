@@ -24,7 +24,7 @@ from kairos.engine._deadlines import NEVER, Deadlines
 from kairos.engine._dedup import Dedup
 from kairos.engine._faults import describe_fault
 from kairos.engine._feed import build_feed
-from kairos.engine._events import Dpi, Event, Feedback, Profile, Trigger, event_types
+from kairos.engine._events import Dpi, Event, Feedback, Profile, Trigger, event_types, tag_value_problem
 from kairos.engine._localtime import DEFAULT_TZ, LocalTime
 from kairos.engine._policy import Candidate, CapacityGrants, PolicyStage
 from kairos.engine._reference import Reference
@@ -55,6 +55,21 @@ class Send(msgspec.Struct, frozen=True):
     params: dict[str, Any]
 
 
+class TagWrite(msgspec.Struct, frozen=True):
+    """The tags one trigger wrote (a ``set`` clause): the line ``kairos replay --tags-out`` writes
+    (LANGUAGE.md §9.3); a ``null`` value removed the tag."""
+
+    scenario: str
+    msisdn: str
+    ts: int
+    tags: dict[str, Any]
+
+
+class TagValueError(ValueError):
+    """A ``set`` clause computed a value no tag can hold (a number beyond ±2**53, a value nested too deep):
+    the trigger's writes and sends are dropped as the event's fault, since every snapshot after would fail."""
+
+
 class ScenarioStats(msgspec.Struct):
     """What happened to one scenario's completions.
 
@@ -72,6 +87,8 @@ class ScenarioStats(msgspec.Struct):
     held: int = 0
     outcomes: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
     control_outcomes: dict[str, int] = msgspec.field(default_factory=dict)
+    #: triggers whose ``set`` clause wrote tags (one ``TagWrite`` each)
+    tag_writes: int = 0
 
 
 def events_before_jump(events: list[Event], now: int, max_jump: int) -> int:
@@ -236,13 +253,15 @@ class Engine:
         control_sink: Callable[[Send], None] | None = None,
         dedup_window_ms: int | None = None,
         capacity: CapacityGrants | None = None,
+        tag_sink: Callable[[TagWrite], None] | None = None,
     ) -> None:
         """``measure``: join feedback to sends even without a policy (for stats);
         ``observer``: hears every completion and decision (``kairos explain``);
         ``control_sink``: receives the sends held out for the control group;
         ``dedup_window_ms``: skip an event identical to one fed within this window (``engine._dedup``);
         ``capacity``: the policy's channel capacities shared with the engines of the other partitions or
-        workers (None: counted by this engine alone, as when it sees every subscriber)."""
+        workers (None: counted by this engine alone, as when it sees every subscriber);
+        ``tag_sink``: hears every tag write of a ``set`` clause (``kairos replay --tags-out``; settable later)."""
         self.plan = plan
         self.reference = reference or Reference()
         _check_reference(plan, self.reference)
@@ -256,6 +275,10 @@ class Engine:
         self.runtimes: list[PatternRuntime] = []
         self.observer = observer
         self.control_sink = control_sink
+        self.tag_sink = tag_sink
+        #: each scenario's ``set`` clause as (tag name, compiled value) pairs (None: it writes no tag)
+        self._writes: list[tuple[tuple[str, Callable[..., Any]], ...] | None] = [
+            tuple((s.name, s.value.fn) for s in scn.sets) or None for scn in plan.scenarios]
         self._gates: list[_Gates | None] = []
         #: each scenario's audience with its tag lookups last (None: everybody)
         self._audiences: list[Callable[..., Any] | None] = []
@@ -661,15 +684,45 @@ class Engine:
             if reason is not None:
                 return self._suppress(stats, reason, i, m, t)
         stats.triggered += 1
+        writes = self._writes[i]
+        if writes is not None:  # every expression of this trigger reads the tags as they were before it
+            tags = {name: fn(e, a, ctx) for name, fn in writes}
+            if not scn.actions:
+                return self._write_tags(i, m, t, tags)
         trigger_id = self._next_id(scn.name, m, t)
         if self.policy is not None:
             params = tuple({key: expr.fn(e, a, ctx) for key, expr in act.params} for act in scn.actions)
+            if writes is not None:
+                self._write_tags(i, m, t, tags)
             self.policy.offer(Candidate(trigger_id, i, scn, m, t, params, self._depth + 1))
             return None
         action = scn.actions[0]
         values = {key: expr.fn(e, a, ctx) for key, expr in action.params}
+        if writes is not None:
+            self._write_tags(i, m, t, tags)
         self.emit(i, m, t, trigger_id, action, values, t + action.after_ms, self._depth + 1)
         return None
+
+    def _write_tags(self, i: int, m: str, t: int, tags: dict[str, Any]) -> None:
+        """Scenario ``i`` triggered for ``m`` at ``t`` and its ``set`` clause computed ``tags``: they become
+        what ``tags.NAME`` reads from now on (no contact: the policy never sees them), all or none."""
+        scn = self.scenarios[i]
+        for name, value in tags.items():
+            problem = tag_value_problem(value)
+            if problem is not None:
+                where = next((s.origin for s in scn.sets if s.name == name), scn.origin)
+                raise TagValueError(f"scenario '{scn.name}' (set at {_where(where)}) cannot write tags.{name}: "
+                                    f"expected {problem}")
+        self.reference.update_tags(m, tags)
+        self.stats[i].tag_writes += 1
+        sink = self.tag_sink
+        if sink is not None:
+            try:
+                sink(TagWrite(scn.name, m, t, tags))
+            except Exception as e:
+                raise SinkError(f"the tag-write sink failed: {e!r}") from e
+        if self.observer is not None:
+            self.observer.wrote(i, m, t, tags)
 
     def _refused(self, i: int, ev: Any) -> None:
         """A single-event completion whose audience the route already refused: counted

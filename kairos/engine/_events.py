@@ -135,6 +135,12 @@ def check_tags(tags: dict[str, Any]) -> None:
             raise ValueError(f"Expected {where} - at `$.tags.{name}`")
 
 
+def tag_value_problem(value: Any) -> str | None:
+    """What keeps ``value`` from being a tag value (``check_tags``' limits), or None: a ``set`` clause's
+    value is judged so before it is written, since every snapshot after would fail on it."""
+    return _out_of_range(value, TAG_DEPTH_LIMIT)
+
+
 def _out_of_range(value: Any, depth: int) -> str | None:
     """What is wrong with ``value`` (None: nothing), looking at most ``depth`` levels down."""
     cls = value.__class__

@@ -18,6 +18,7 @@ import msgspec
 from kairos.engine._events import check_tags
 
 _EMPTY: frozenset[str] = frozenset()
+_NO_TAGS: dict[str, Any] = {}
 
 
 class ReferenceError(Exception):
@@ -68,7 +69,7 @@ class KnowledgeBase:
 class Reference:
     """All reference data of one folder, shaped for O(1) lookups."""
 
-    __slots__ = ("areas_of_cell", "area_names", "tags", "lists", "kb")
+    __slots__ = ("areas_of_cell", "area_names", "tags", "lists", "kb", "written")
 
     def __init__(
         self,
@@ -82,6 +83,9 @@ class Reference:
         self.tags = tags if tags is not None else {}
         self.lists = lists or {}
         self.kb = kb or KnowledgeBase([])
+        #: tag name → the subscribers whose tag of that name the engine wrote (a ``set`` clause, a ``profile``
+        #: event), a removal included: these survive ``tags.jsonl`` being read again (``overlay``)
+        self.written: dict[str, set[str]] = {}
 
     @classmethod
     def load(cls, folder: str | Path) -> Reference:
@@ -100,15 +104,42 @@ class Reference:
         return self.areas_of_cell.get(cell, _EMPTY)
 
     def update_tags(self, msisdn: str, changes: dict[str, Any]) -> None:
-        """Apply a ``profile`` event: merge the tags; a null value removes the tag."""
-        current = self.tags.get(msisdn)
+        """Apply a ``profile`` event or a ``set`` clause: merge the tags; a null value removes the tag.
+
+        Each name is marked written for the subscriber (``written``)."""
+        tags = self.tags
+        msisdn = sys.intern(msisdn)  # kept for long (a mark, a key): the one copy of the number
+        current = tags.get(msisdn)
         if current is None:
-            current = self.tags[msisdn] = {}
+            current = tags[msisdn] = {}
+        written = self.written
         for name, value in changes.items():
+            marks = written.get(name)
+            if marks is None:
+                marks = written[name] = set()
+            marks.add(msisdn)
             if value is None:
                 current.pop(name, None)
             else:
                 current[name] = value
+
+    def overlay(self, tags: dict[str, dict[str, Any]], written: dict[str, list[str]]) -> None:
+        """Put back the tags the engine wrote (a snapshot's ``tags``, marked in ``written``) over the
+        tags loaded now from ``tags.jsonl``: a written value (or removal) wins for its name and
+        subscriber, every other tag is the file's as read now."""
+        for name, numbers in written.items():
+            marks = self.written.setdefault(name, set())
+            for m in numbers:
+                m = sys.intern(m)
+                marks.add(m)
+                value = tags.get(m, _NO_TAGS).get(name)
+                current = self.tags.get(m)
+                if value is not None:
+                    if current is None:
+                        current = self.tags[m] = {}
+                    current[name] = value
+                elif current is not None:
+                    current.pop(name, None)
 
 
 def _read_text(path: Path) -> str:

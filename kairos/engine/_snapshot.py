@@ -71,6 +71,9 @@ class EngineState(msgspec.Struct):
     tags: dict[str, dict[str, Any]]
     scenarios: list[ScenarioState]
     policy: PolicyState | None = None  #: the contact policy stage's state, when the plan has one
+    #: tag name → the subscribers whose tag of that name the engine wrote (``set``, ``profile``); None in a
+    #: snapshot from before written tags were marked: its ``tags`` then replace the loaded ones whole
+    written: dict[str, list[str]] | None = None
 
 
 class Snapshot(msgspec.Struct):
@@ -180,6 +183,7 @@ def capture(engine: Engine, *, encode_states: bool = True) -> EngineState:
         tags=engine.reference.tags,
         scenarios=scenarios,
         policy=None if policy is None else capture_policy(policy, engine),
+        written={name: list(marks) for name, marks in engine.reference.written.items() if marks},
     )
 
 
@@ -312,6 +316,9 @@ def _restore(engine: Engine, state: EngineState, live: dict[str, dict[str, Any]]
         if store is not None:
             store.update(values)
     if state.tags is not engine.reference.tags:  # a reload keeps the same reference data
-        engine.reference.tags.clear()
-        engine.reference.tags.update(state.tags)
+        if state.written is None:  # an older snapshot: its tags as they were, written or read from the file
+            engine.reference.tags.clear()
+            engine.reference.tags.update(state.tags)
+        else:  # the tags read now from tags.jsonl, with what the engine wrote over them
+            engine.reference.overlay(state.tags, state.written)
     return report

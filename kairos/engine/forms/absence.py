@@ -290,12 +290,13 @@ def _layout(cls: type, fields: tuple[str, ...]) -> _Layout:
 
 def kept_fields(scenario: Scenario) -> tuple[str, ...] | None:
     """What an absence wait needs of its first event: the fields the answer filter, audience,
-    ``once per`` and parameters read of it, when they are all text; None: the whole event."""
+    ``once per``, parameters and ``set`` values read of it, when they are all text; None: the whole event."""
     p = scenario.pattern
     if not isinstance(p, Absence):
         return None
     exprs = [p.absent.where, scenario.audience, scenario.once_per]
     exprs += [expr for action in scenario.actions for _, expr in action.params]
+    exprs += [s.value for s in scenario.sets]
     fields = slot_fields(exprs, 0)
     cls = event_types().get(p.first.event_type)
     if fields is None or cls is None:
