@@ -134,6 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--control-out", metavar="FILE",
                    help="write the triggers held out for the control group, one JSON line each, in the "
                    "format of a send (what would have been sent), so conversions can be joined by id")
+    r.add_argument("--tags-out", metavar="FILE",
+                   help="write one JSON line per tag write of a `set` clause: scenario, msisdn, ts and the tags "
+                   "(null: removed), in (ts, msisdn) order; - for standard output (then --out must name a file)")
     r.add_argument("--workers", type=int, default=1, metavar="N",
                    help="spread subscribers over N processes (one per core) by a stable hash of "
                    "msisdn, or, with an --events FOLDER, give each whole partitions; the output is "
@@ -331,6 +334,10 @@ def _replay(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    if args.tags_out == "-" and args.out == "-":
+        print("kairos replay: --tags-out - and the sends would share standard output; give --out FILE",
+              file=sys.stderr)
+        return EXIT_USAGE
     control: Callable[[Send], None] | None = None
     engines: list[Engine] = []
     series = Series(LocalTime(args.tz)) if args.report else None
@@ -355,6 +362,7 @@ def _replay(args: argparse.Namespace) -> int:
             events = None if partitioned else _open_in(stack, args.events)
             out = _open_out(stack, args.out)
             control_out = stack.enter_context(open(args.control_out, "wb")) if args.control_out else None
+            tags_out = _open_out(stack, args.tags_out) if args.tags_out else None
         except OSError as e:
             print(f"kairos replay: {e}", file=sys.stderr)
             return EXIT_USAGE
@@ -369,7 +377,7 @@ def _replay(args: argparse.Namespace) -> int:
             control = None
         started = time.perf_counter()
         printer = stderr_problem_printer("<stdin>" if args.events == "-" else args.events)
-        screening = dict(max_jump=args.max_jump or None, lateness=args.allowed_lateness)
+        screening = dict(max_jump=args.max_jump or None, lateness=args.allowed_lateness, tags_out=tags_out)
         if args.workers > 1 or partitioned:
             try:
                 if partitioned:
@@ -385,6 +393,8 @@ def _replay(args: argparse.Namespace) -> int:
             assert events is not None
             report = replay(make_engine, events, out, on_problem=printer, **screening)
         out.flush()
+        if tags_out is not None:
+            tags_out.flush()
         elapsed = time.perf_counter() - started
     if not args.quiet:
         rate = report.events / elapsed if elapsed > 0 else 0.0
@@ -392,7 +402,7 @@ def _replay(args: argparse.Namespace) -> int:
         print(
             f"kairos replay: {report.events} events, {report.malformed} malformed{wild} and "
             f"{report.late} out-of-order lines skipped, {_failed(report.failed)}{_dups(report.duplicates)}{report.sends} "
-            f"sends{_loops(report.trigger_loops)} "
+            f"sends{_writes(report.tag_writes)}{_loops(report.trigger_loops)} "
             f"({elapsed:.2f} s, {rate:,.0f} events/s)",
             file=sys.stderr,
         )
@@ -445,6 +455,11 @@ def _failed(n: int) -> str:
 
 def _dups(n: int) -> str:
     return f"{n} duplicate{'s' * (n != 1)} skipped, " if n else ""
+
+
+def _writes(n: int) -> str:
+    """The summary's count of tag writes (``set`` clauses), when there were any."""
+    return f", {n} tag write{'s' * (n != 1)}" if n else ""
 
 
 def _loops(cut: int) -> str:

@@ -29,6 +29,7 @@ import itertools
 import multiprocessing
 import signal
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 from collections.abc import Callable, Mapping
@@ -36,7 +37,7 @@ from collections.abc import Callable, Mapping
 import msgspec
 
 from kairos.engine._events import event_union
-from kairos.engine._replay import InputProblem, ReplayReport, problem_order, replay
+from kairos.engine._replay import InputProblem, ReplayReport, merge_tag_files, problem_order, replay
 from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, confirmed_end, unrejected
 from kairos.engine._workers import (Connection, EngineFactory, _check_partitionable, _discard, _merge, raise_failed,
                              stop_all)
@@ -57,11 +58,13 @@ def replay_partitioned(
     keep_problems: int = 100,
     max_jump: int | None = DEFAULT_MAX_JUMP_MS,
     lateness: int = 0,
+    tags_out: IO[bytes] | None = None,
 ) -> ReplayReport:
     """Replay a partitioned log — its files by partition number (``partition_files`` of a folder) —
     over ``workers`` processes (``1``: this one); sends go to ``out`` in (ts, id) order. Problems
     name their partition file and reach ``on_problem`` at the end. ``max_jump`` and ``lateness``
-    as in ``replay``, per partition."""
+    as in ``replay``, per partition. ``tags_out``: the partitions' tag writes, merged in (ts, msisdn)
+    order as one ``replay`` of the unsplit file writes them."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
     if not partitions:
@@ -73,13 +76,17 @@ def replay_partitioned(
     shares = [[p for p in files if p % workers == w] for w in range(workers)]
     with tempfile.TemporaryDirectory(prefix="kairos-partitions-") as tmp:
         parts = {p: Path(tmp) / f"sends-{p}.jsonl" for p in files}
+        tag_parts = None if tags_out is None else {p: Path(tmp) / f"tags-{p}.jsonl" for p in files}
 
         def run(w: int) -> _Share:
-            return _Share([_replay_one(engine_factory, files[p], parts[p], until, keep_problems, max_jump, lateness)
+            return _Share([_replay_one(engine_factory, files[p], parts[p], until, keep_problems, max_jump, lateness,
+                                       None if tag_parts is None else tag_parts[p])
                            for p in shares[w]])
 
         done = [run(0)] if workers == 1 else _in_processes(run, workers)
         by_scenario = _merge(list(parts.values()), out)
+        if tag_parts is not None and tags_out is not None:
+            merge_tag_files(list(tag_parts.values()), tags_out)
     reports = [r for share in done for r in share.reports]
     problems = sorted(itertools.chain(*(r.problems for r in reports)), key=problem_order)
     if on_problem is not None:
@@ -98,16 +105,19 @@ def replay_partitioned(
         trigger_loops=sum(r.trigger_loops for r in reports),
         wild=sum(r.wild for r in reports),
         duplicates=sum(r.duplicates for r in reports),
+        tag_writes=sum(r.tag_writes for r in reports),
     )
 
 
 def _replay_one(engine_factory: EngineFactory, path: Path, part: Path, until: int, keep: int,
-                max_jump: int | None, lateness: int) -> ReplayReport:
-    """One partition through its own engine, its time moved to ``until`` at the end."""
+                max_jump: int | None, lateness: int, tag_part: Path | None = None) -> ReplayReport:
+    """One partition through its own engine, its time moved to ``until`` at the end (its tag writes to
+    ``tag_part``, when wanted)."""
     name = str(path)
-    with open(path, "rb") as events, open(part, "wb") as out:
+    with open(path, "rb") as events, open(part, "wb") as out, ExitStack() as stack:
+        tags = None if tag_part is None else stack.enter_context(open(tag_part, "wb"))
         report = replay(engine_factory, events, out, keep_problems=keep, until=until, max_jump=max_jump,
-                        lateness=lateness)
+                        lateness=lateness, tags_out=tags)
     report.problems = [InputProblem(p.line, p.reason, name, p.what, p.ts) for p in report.problems]
     return report
 

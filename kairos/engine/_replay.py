@@ -12,13 +12,16 @@ from __future__ import annotations
 import gc
 import heapq
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
 from typing import IO
 
 import msgspec
 import numpy as np
 
-from kairos.engine._engine import Engine, Send
+from kairos.engine._engine import Engine, Send, TagWrite
 from kairos.engine._events import Event, event_union
 from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, Feeder
 
@@ -266,6 +269,104 @@ def _by_ts_id(s: Send) -> tuple[int, str]:
     return (s.ts, s.id)
 
 
+class _TagKey(msgspec.Struct):
+    ts: int
+    msisdn: str
+
+
+#: tag writes of one time held in memory at most; more (a schedule writing for a million
+#: subscribers at one instant) are sorted in runs on disk and merged when the time moves on
+TAG_RUN = 50_000
+
+
+class TagWriter:
+    """Writes tag writes (``kairos replay --tags-out``) as JSON lines in (ts, msisdn) order, streaming.
+
+    The engine writes tags in non-decreasing ts (a write happens at its trigger, before any policy), so
+    only the writes of the current ts are held, then sorted by msisdn — stably: one subscriber's writes at
+    one time keep the order they were made in, which a reader applying the file needs. That order is what
+    any split of the subscribers over workers or partitions gives again when their files are merged
+    (``merge_tag_files``). Past ``TAG_RUN`` writes of one ts the held ones go to a temporary file as a
+    sorted run, so memory stays flat however many subscribers one instant writes for.
+    """
+
+    def __init__(self, out: IO[bytes], run: int = TAG_RUN) -> None:
+        self._out = out
+        self._encode = msgspec.json.Encoder().encode
+        self._run = run
+        self._held: list[tuple[str, bytes]] = []
+        self._held_ts: int | None = None
+        self._runs: list[IO[bytes]] = []
+        self.written = 0
+
+    def __call__(self, write: TagWrite) -> None:
+        if write.ts != self._held_ts:
+            self.flush()
+            self._held_ts = write.ts
+        held = self._held
+        held.append((write.msisdn, self._encode(write)))
+        if len(held) >= self._run:
+            self._spill()
+
+    def _spill(self) -> None:
+        run = tempfile.TemporaryFile(prefix="kairos-tags-")
+        self._held.sort(key=_msisdn)
+        run.write(b"".join(line + b"\n" for _, line in self._held))
+        run.seek(0)
+        self._runs.append(run)
+        self._held.clear()
+
+    def flush(self) -> None:
+        """Write every held write (the current ts's), in msisdn order."""
+        held = self._held
+        write = self._out.write
+        if self._runs:
+            self._spill()
+            runs, self._runs = self._runs, []
+            for _, line in heapq.merge(*(_keyed_lines(r) for r in runs), key=_key_of):
+                write(line)
+                self.written += 1
+            for r in runs:
+                r.close()
+            return
+        if not held:
+            return
+        held.sort(key=_msisdn)
+        for _, line in held:
+            write(line)
+            write(b"\n")
+        self.written += len(held)
+        held.clear()
+
+
+def _msisdn(item: tuple[str, bytes]) -> str:
+    return item[0]
+
+
+def _key_of(item: tuple[tuple[int, str], bytes]) -> tuple[int, str]:
+    return item[0]
+
+
+def _keyed_lines(stream: IO[bytes]) -> Iterator[tuple[tuple[int, str], bytes]]:
+    """Each line of a file of tag writes with its (ts, msisdn) key."""
+    decode = msgspec.json.Decoder(_TagKey).decode
+    for line in stream:
+        k = decode(line)
+        yield (k.ts, k.msisdn), line
+
+
+def merge_tag_files(parts: list[Path], out: IO[bytes]) -> int:
+    """Files of tag writes, each in (ts, msisdn) order and each subscriber's writes in one of them,
+    merged into ``out`` as one ``TagWriter`` over all the subscribers writes them; returns how many."""
+    n = 0
+    with ExitStack() as stack:
+        streams = [stack.enter_context(open(p, "rb")) for p in parts if p.exists()]
+        for _, line in heapq.merge(*(_keyed_lines(f) for f in streams), key=_key_of):
+            out.write(line)
+            n += 1
+    return n
+
+
 class ReplayReport(msgspec.Struct):
     """What a replay read, processed and wrote."""
 
@@ -282,6 +383,7 @@ class ReplayReport(msgspec.Struct):
 
     failed: int = 0  # events whose processing raised (engine.faults): skipped, reported with their line
     failed_deadlines: int = 0  # deadlines whose firing raised (skipped, reported)
+    tag_writes: int = 0  # triggers whose ``set`` clause wrote tags (lines of ``--tags-out``)
 
     @property
     def skipped(self) -> int:
@@ -299,8 +401,11 @@ def replay(
     until: int | None = None,
     max_jump: int | None = DEFAULT_MAX_JUMP_MS,
     lateness: int = 0,
+    tags_out: IO[bytes] | None = None,
 ) -> ReplayReport:
     """Run every event of ``events`` through a new engine; write sends to ``out``.
+
+    ``tags_out``: where the tag writes of ``set`` clauses go, one JSON line each (``TagWriter``).
 
     ``until``: a ts the engine's time moves to at the end, when later than its last
     event's (a partition of a larger log, whose deadlines fire up to the log's end).
@@ -328,6 +433,9 @@ def replay(
     engine = engine_factory(writer)
     if engine.holds_sends:
         writer.reorder()
+    tags = None if tags_out is None else TagWriter(tags_out)
+    if tags is not None:
+        engine.tag_sink = tags
 
     def failed(n: int | None, exc: BaseException) -> None:
         reason = engine.describe_fault(exc)
@@ -357,6 +465,8 @@ def replay(
     engine.finish()
     writer.release(2**63)
     writer.flush()
+    if tags is not None:
+        tags.flush()
     found.extend(sorted(deadlines, key=problem_order))
     report_found()
     failed_events = engine.faults - engine.deadline_faults
@@ -373,6 +483,7 @@ def replay(
         duplicates=engine.duplicates,
         failed=failed_events,
         failed_deadlines=engine.deadline_faults,
+        tag_writes=sum(st.tag_writes for st in engine.stats),
     )
 
 

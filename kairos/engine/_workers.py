@@ -61,8 +61,8 @@ import msgspec
 
 from kairos.engine._engine import Engine, Send
 from kairos.engine._events import Event, Msisdn, Timestamp, event_union
-from kairos.engine._replay import (InputProblem, OrderedWriter, ReplayReport, Settler, _explain, line_blocks,
-                                   problem_order, replay, settle)
+from kairos.engine._replay import (InputProblem, OrderedWriter, ReplayReport, Settler, TagWriter, _explain,
+                                   line_blocks, merge_tag_files, problem_order, replay, settle)
 from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, WILD_END, JumpScreen, wild_reason
 
 EngineFactory = Callable[[Callable[[Send], None]], Engine]
@@ -130,8 +130,11 @@ def replay_workers(
     keep_problems: int = 100,
     max_jump: int | None = DEFAULT_MAX_JUMP_MS,
     lateness: int = 0,
+    tags_out: IO[bytes] | None = None,
 ) -> ReplayReport:
     """``replay`` over ``workers`` processes; the output equals one worker's, byte for byte.
+
+    ``tags_out``: the tag writes, each worker's merged in (ts, msisdn) order, as one ``replay`` writes them.
 
     ``max_jump`` as in ``replay`` (the parent screens); ``lateness`` needs one worker (the
     parent routes lines in file order, it does not sort them).
@@ -151,17 +154,18 @@ def replay_workers(
     if workers == 1:
         with open(events, "rb") as stream:
             return replay(engine_factory, stream, out, on_problem=on_problem, keep_problems=keep_problems,
-                          max_jump=max_jump, lateness=lateness)
+                          max_jump=max_jump, lateness=lateness, tags_out=tags_out)
     router = Router(workers, max_jump)
     with tempfile.TemporaryDirectory(prefix="kairos-workers-") as tmp, open(events, "rb") as stream:
         parts = [Path(tmp) / f"part-{w}.jsonl" for w in range(workers)]
+        tag_parts = None if tags_out is None else [Path(tmp) / f"tags-{w}.jsonl" for w in range(workers)]
         procs: list[Any] = []
         try:
             # the plan and reference data, frozen out of the collector's reach: the workers'
             # collections then neither walk them nor write to (and so copy) their pages
             gc.freeze()
             try:
-                feeds, results = _start(engine_factory, parts, procs)
+                feeds, results = _start(engine_factory, parts, procs, tag_parts)
             finally:
                 gc.unfreeze()
             try:
@@ -186,6 +190,8 @@ def replay_workers(
         if crashed or None in reports:
             raise_failed(crashed or [p.name for p, r in zip(procs, reports) if r is None])  # noqa: B905 (one report per process)
         by_scenario = _merge(parts, out)
+        if tag_parts is not None and tags_out is not None:
+            merge_tag_files(tag_parts, tags_out)
     done = [r for r in reports if r is not None]
     problems = sorted(itertools.chain(router.problems, *(r.problems for r in done)), key=problem_order)
     if on_problem is not None:
@@ -204,14 +210,16 @@ def replay_workers(
         trigger_loops=sum(r.trigger_loops for r in done),
         wild=router.wild,
         duplicates=sum(r.duplicates for r in done),
+        tag_writes=sum(r.tag_writes for r in done),
     )
 
 
 
-def _start(engine_factory: EngineFactory, parts: list[Path], procs: list[Any],
+def _start(engine_factory: EngineFactory, parts: list[Path], procs: list[Any], tag_parts: list[Path] | None = None,
            ) -> tuple[list[Connection], list[Connection]]:
     """Fork one worker per part file (appended to ``procs`` as they start); returns the
-    pipes that feed them and the pipes their reports come back on."""
+    pipes that feed them and the pipes their reports come back on. ``tag_parts``: each worker's
+    file of tag writes (None: the tag writes are not wanted)."""
     ctx = multiprocessing.get_context("fork")
     feeds: list[Connection] = []
     results: list[Connection] = []
@@ -219,7 +227,8 @@ def _start(engine_factory: EngineFactory, parts: list[Path], procs: list[Any],
         receive, feed = ctx.Pipe(duplex=False)
         result, report = ctx.Pipe(duplex=False)
         _enlarge(feed)
-        p = ctx.Process(target=_worker, args=(engine_factory, receive, w, part, report, [*feeds, feed]),
+        tag_part = None if tag_parts is None else tag_parts[w]
+        p = ctx.Process(target=_worker, args=(engine_factory, receive, w, part, report, [*feeds, feed], tag_part),
                         name=f"kairos-worker-{w}")
         p.start()
         procs.append(p)
@@ -467,13 +476,15 @@ def _worker(
     part: Path,
     result: Connection,
     inherited: list[Connection],
+    tag_part: Path | None = None,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
     for feed in inherited:  # the parent's ends of the pipes: held open here, they would hide its exit
         feed.close()
-    with open(part, "wb") as out:
+    with open(part, "wb") as out, contextlib.ExitStack() as stack:
+        tags = None if tag_part is None else stack.enter_context(open(tag_part, "wb"))
         try:
-            report = replay_share(engine_factory, _frames(receive), out, w)
+            report = replay_share(engine_factory, _frames(receive), out, w, tags)
         except _ParentGone:
             return
     result.send_bytes(msgspec.msgpack.encode(report))
@@ -500,7 +511,7 @@ def _frames(receive: Connection) -> Iterator[Batch]:
 
 
 def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: IO[bytes], w: int,
-                 ) -> ReplayReport:
+                 tags_out: IO[bytes] | None = None) -> ReplayReport:
     """Worker ``w``'s replay of the lines a ``Router`` sent it, in order; sends go to ``out``.
 
     Lines the full decoder rejects are reported with their global line numbers
@@ -514,6 +525,9 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
     holds = engine.holds_sends  # a policy holding sends for arbitration: write in order as they are released
     if holds:
         writer.reorder()
+    tags = None if tags_out is None else TagWriter(tags_out)
+    if tags is not None:
+        engine.tag_sink = tags
     decoder = msgspec.json.Decoder(event_union())
     decode_lines = decoder.decode_lines
     now = engine.now
@@ -566,6 +580,8 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
     engine.finish()
     writer.release(2**63)
     writer.flush()
+    if tags is not None:
+        tags.flush()
     failed_events = engine.faults - engine.deadline_faults
     return ReplayReport(
         lines=lines,
@@ -579,6 +595,7 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
         problems=problems,
         trigger_loops=engine.trigger_loops,
         duplicates=engine.duplicates,
+        tag_writes=sum(st.tag_writes for st in engine.stats),
     )
 
 
