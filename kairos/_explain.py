@@ -43,6 +43,7 @@ class Timeline:
         self.matched: dict[int, int] = {}  # scenario → completions for the subscriber
         self.reasons: dict[int, dict[str, int]] = {}  # scenario → why completions were not sent
         self.stopped: dict[int, bool] = {}  # scenario → its last decided trigger was stopped by the policy
+        self.writes: dict[int, int] = {}  # scenario → triggers whose ``set`` clause wrote tags for the subscriber
         self.engine: Engine | None = None
 
     def at(self, ts: int) -> str:
@@ -53,6 +54,13 @@ class Timeline:
             self.matched[i] = self.matched.get(i, 0) + 1
             scn = self.plan.scenarios[i]
             self.lines.append(f"{self.at(t)}{scn.name}: the pattern completed ({_pattern_text(scn)})")
+
+    def wrote(self, i: int, m: str, t: int, tags: dict[str, Any]) -> None:
+        """The trigger's ``set`` clause wrote ``tags`` (a ``null`` removed one)."""
+        if m == self.msisdn:
+            self.writes[i] = self.writes.get(i, 0) + 1
+            values = ", ".join(f"tags.{name} = {_value(v)}" for name, v in tags.items())
+            self.lines.append(f"{PAD}  wrote {values}")
 
     def gated(self, i: int, m: str, t: int, reason: str) -> None:
         if m == self.msisdn:
@@ -91,6 +99,10 @@ class Timeline:
         """The summary line of scenario ``i``; None when nothing happened for the subscriber."""
         name = self.plan.scenarios[i].name
         why = reasons_text(self.reasons.get(i, {}))
+        if not self.plan.scenarios[i].actions and i in self.matched:  # it writes tags, never sends
+            n = self.writes.get(i, 0)
+            line = f"  {name}: wrote tags {n} time{'s' * (n != 1)}"
+            return line + (f"; not triggered {sum(self.reasons[i].values())} — {why}" if self.reasons.get(i) else "")
         if sends:
             line = f"  {name}: sent {sends} time{'s' * (sends != 1)}"
             return line + (f"; not sent {sum(self.reasons[i].values())} — {why}" if self.reasons.get(i) else "")
@@ -235,6 +247,11 @@ def _partial(scn: Scenario, state: Any, clock: LocalTime) -> str:
             return f"inside since {local_text(clock, enter)} (already completed this stay)"
         return f"inside since {local_text(clock, enter)}; completes at {local_text(clock, enter + p.for_ms)}"
     return ""
+
+
+def _value(v: Any) -> str:
+    """A tag value as the scenario language writes it: ``"text"``, ``true``, ``null``, a number."""
+    return msgspec.json.encode(v).decode()
 
 
 def _num(x: float) -> str:

@@ -7,12 +7,14 @@ removes), and the instant it becomes visible (every evaluation after the one tha
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import msgspec
 
 from kairos.engine import Engine, Reference, Send, TagWrite
-from kairos.engine._events import Event, Login, Profile
+from kairos._explain import explain
+from kairos.engine._events import Event, Location, Login, Profile
 from kairos.engine._snapshot import MAGIC, capture, decode, encode, restore
 from tests.dsl.support import T0, compile_one
 
@@ -222,3 +224,33 @@ def test_a_snapshot_from_before_written_tags_were_marked_restores_its_tags_whole
     restored, _, _ = _engine(text, Reference(tags={"9": {"region": "west"}}))
     restore(restored, decode(old).engine)
     assert restored.reference.tags == {"1": {"region": "north", "home_cell": "C1"}}
+
+
+def test_explain_shows_the_tag_writes_in_the_subscribers_timeline():
+    text = """
+scenario home
+  when location as l where l.cell == "RES-1"
+  set tags.home_cell = l.cell, tags.away = null
+end
+"""
+    events = b"".join(msgspec.json.encode(ev) + b"\n" for ev in [
+        Location(ts=T0, msisdn="1", cell="RES-1"), Location(ts=T0 + M, msisdn="2", cell="RES-1")])
+    lines = list(explain(compile_one(text), Reference(), io.BytesIO(events), "1"))
+    assert lines[1:4] == [
+        "2026-11-23 Mon 00:00:00   location cell=RES-1 roaming=none",
+        "2026-11-23 Mon 00:00:00   home: the pattern completed (location event)",
+        '                            wrote tags.home_cell = "RES-1", tags.away = null',
+    ]
+    assert "  home: wrote tags 1 time" in lines
+
+
+def test_an_absence_keeps_what_its_set_clause_reads_of_the_first_event():
+    text = """
+scenario left_home
+  when location as l -> not location where cell == l.cell within 10m
+  set tags.left_cell = l.cell
+end
+"""
+    engine, _, writes = _engine(text)
+    _feed(engine, [Location(ts=T0, msisdn="1", cell="RES-1"), Location(ts=T0 + 11 * M, msisdn="1", cell="X")])
+    assert [(w.ts, w.tags) for w in writes] == [(T0 + 10 * M, {"left_cell": "RES-1"})]
