@@ -169,6 +169,9 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reload: ReloadConfig = msgspec.field(default_factory=ReloadConfig)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     feedback: FeedbackConfig = msgspec.field(default_factory=FeedbackConfig)
+    #: a JSON-lines file each tag write of a ``set`` clause is appended to ({scenario, msisdn, ts, tags}, as
+    #: ``kairos replay --tags-out`` writes); empty: none. Writes decided again after a restart are appended again
+    tags_out: str = ""
 
     @property
     def partitioned(self) -> bool:
@@ -264,6 +267,7 @@ def load_config(path: str | Path) -> Config:
         state_dir=str(base / cfg.state_dir),
         reference=str(base / cfg.reference) if cfg.reference else "",
         templates=str(base / cfg.templates) if cfg.templates else "",
+        tags_out=str(base / cfg.tags_out) if cfg.tags_out else "",
         sources=sources,
         reload=msgspec.structs.replace(cfg.reload, audit_log=str(base / cfg.reload.audit_log))
         if cfg.reload.audit_log else cfg.reload,

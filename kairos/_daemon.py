@@ -39,7 +39,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import anyio
 import anyio.lowlevel
@@ -93,6 +93,7 @@ from kairos.engine import (
     Send,
     Settler,
     SinkError,
+    TagWrite,
     count_newlines,
     event_union,
     fault_place,
@@ -131,6 +132,15 @@ class Daemon:
         except ReferenceError as e:
             raise StartError(str(e)) from None
         self.files = SnapshotFiles(fork=config.snapshot.fork, keep_previous=config.snapshot.keep_previous)
+        #: ``tags_out``: where tag writes are appended (flushed at each snapshot and at the end); None: nowhere
+        self._tags_out: IO[bytes] | None = None
+        if config.tags_out:
+            try:
+                Path(config.tags_out).parent.mkdir(parents=True, exist_ok=True)
+                self._tags_out = open(config.tags_out, "ab")  # noqa: SIM115 (open for the daemon's life)
+            except OSError as e:
+                raise StartError(f"tags_out: {e}") from None
+        self._encode_tags = msgspec.json.Encoder().encode
         self._decoder = msgspec.json.Decoder(event_union())
         self.decode_errors = 0
         self.late = 0
@@ -213,7 +223,8 @@ class Daemon:
     def new_engine(self, plan: Plan, reference: Reference, unit: str = ALL) -> Engine:
         """An engine whose sends go to ``unit``'s outbox store."""
         sink = functools.partial(self._on_send, store=_store_of(unit))
-        return Engine(plan, reference, sink=sink, tz=self.config.tz, capacity=self.grants)
+        tags = None if self._tags_out is None else self._on_tag_write
+        return Engine(plan, reference, sink=sink, tz=self.config.tz, capacity=self.grants, tag_sink=tags)
 
     def open_unit(self, name: str) -> dict[str, str] | None:
         """Start owning a unit: build its engine, take its outbox store (a partition's: locked, so its previous
@@ -446,6 +457,21 @@ class Daemon:
         elif outbox.expired == expired:
             self.duplicate_sends += 1  # decided again after a restart: already in the outbox
 
+    def _on_tag_write(self, write: TagWrite) -> None:
+        """The engines' tag sink when ``tags_out`` is set: one JSON line appended per write (buffered)."""
+        out = self._tags_out
+        if out is not None:
+            out.write(self._encode_tags(write) + b"\n")
+
+    def _flush_tags(self) -> None:
+        """Push the buffered tag writes to ``tags_out`` (after a snapshot, at the end); a failure is logged
+        (the tags themselves are in the state and its snapshots: the file is a record of them)."""
+        if self._tags_out is not None:
+            try:
+                self._tags_out.flush()
+            except OSError as e:
+                log.error("the tag writes file could not be written", path=self.config.tags_out, error=str(e))
+
     def _on_feedback(self, fb: Feedback) -> None:
         """A channel's feedback re-enters as a ``feedback`` event."""
         ev = self._feedback_event(fb)
@@ -524,6 +550,7 @@ class Daemon:
             raise
         self.snapshot_error = None
         self._advance_horizon(marks)
+        self._flush_tags()
         log.info("snapshot taken", reason=reason, pause_ms=round(info.pause_ms, 2),
                  duration_ms=round(info.duration_ms, 1), bytes=info.bytes, forked=info.forked,
                  units=len(chosen), stream_time=max((u.engine.now for u in chosen), default=None),
@@ -674,6 +701,9 @@ class Daemon:
                                     self.outbox.release, _store_of(name), wait_s=self.outbox.config.close_timeout_s))
                 consumer.cancel_scope.cancel()  # the consumer stops and leaves the group
             self.outbox.stop()
+        self._flush_tags()
+        if self._tags_out is not None:
+            self._tags_out.close()
         log.info("stopped", events=sum(e.events_in for e in self.engines), late=self.late, decode_errors=self.decode_errors,
                  event_errors=self.event_errors,
                  future=self.future,

@@ -165,24 +165,30 @@ class DaemonCollector(Collector):
         matched = CounterMetricFamily("kairos_matched", "Pattern completions", labels=["scenario"])
         triggers = CounterMetricFamily("kairos_triggers", "Completions that passed every gate", labels=["scenario"])
         suppressed = CounterMetricFamily("kairos_suppressed", "Completions stopped by a gate", labels=["scenario", "reason"])
+        writes = CounterMetricFamily("kairos_tag_writes", "Triggers whose `set` clause wrote tags",
+                                     labels=["scenario"])
         per: dict[str, list[int]] = {}
         why: dict[tuple[str, str], int] = {}
+        writers = {scn.name for u in units for scn in u.engine.scenarios if scn.sets}
         for u in units:
             e = u.engine
             for scn, rt, st in zip(e.scenarios, e.runtimes, e.stats):
-                acc = per.setdefault(scn.name, [0, 0, 0])
+                acc = per.setdefault(scn.name, [0, 0, 0, 0])
                 acc[0] += len(rt.states)
                 acc[1] += st.matched
                 acc[2] += st.triggered
+                acc[3] += st.tag_writes
                 for reason, n in st.suppressed.items():
                     why[(scn.name, reason)] = why.get((scn.name, reason), 0) + n
-        for name, (n_states, n_matched, n_triggered) in per.items():
+        for name, (n_states, n_matched, n_triggered, n_writes) in per.items():
             states.add_metric([name], n_states)
             matched.add_metric([name], n_matched)
             triggers.add_metric([name], n_triggered)
+            if n_writes or name in writers:
+                writes.add_metric([name], n_writes)
         for (name, reason), n in sorted(why.items()):
             suppressed.add_metric([name, reason], n)
-        yield from (states, matched, triggers, suppressed)
+        yield from (states, matched, triggers, suppressed, writes)
 
         sends = CounterMetricFamily("kairos_sends", "Sends accepted by the outbox", labels=["scenario", "channel"])
         for (scenario, channel), n in sorted(d.sends_by.items()):
