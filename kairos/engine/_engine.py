@@ -256,7 +256,7 @@ class Engine:
         tag_sink: Callable[[TagWrite], None] | None = None,
     ) -> None:
         """``measure``: join feedback to sends even without a policy (for stats);
-        ``observer``: hears every completion and decision (``kairos explain``);
+        ``observer``: hears every completion, decision and tag write (``kairos explain``);
         ``control_sink``: receives the sends held out for the control group;
         ``dedup_window_ms``: skip an event identical to one fed within this window (``engine._dedup``);
         ``capacity``: the policy's channel capacities shared with the engines of the other partitions or
