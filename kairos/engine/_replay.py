@@ -274,73 +274,107 @@ class _TagKey(msgspec.Struct):
     msisdn: str
 
 
-#: tag writes of one time held in memory at most; more (a schedule writing for a million
-#: subscribers at one instant) are sorted in runs on disk and merged when the time moves on
+#: tag writes held in memory at most; more (a schedule writing for a million subscribers at one
+#: instant, a long arbitration window) are sorted in runs on disk and merged as they are released
 TAG_RUN = 50_000
 
 
 class TagWriter:
     """Writes tag writes (``kairos replay --tags-out``) as JSON lines in (ts, msisdn) order, streaming.
 
-    The engine writes tags in non-decreasing ts (a write happens at its trigger, before any policy), so
-    only the writes of the current ts are held, then sorted by msisdn — stably: one subscriber's writes at
-    one time keep the order they were made in, which a reader applying the file needs. That order is what
-    any split of the subscribers over workers or partitions gives again when their files are merged
-    (``merge_tag_files``). Past ``TAG_RUN`` writes of one ts the held ones go to a temporary file as a
-    sorted run, so memory stays flat however many subscribers one instant writes for.
+    Without a policy that holds sends the engine writes tags in non-decreasing ts, so a write of a later
+    ts releases every held one. With one (arbitration, capacity: ``reorder()``) a held send re-enters as
+    a ``trigger`` event at its own, earlier time, and a ``set`` on that trigger writes at that time after
+    later writes were made; the writes are then held until ``release(watermark)`` says none before it can
+    come any more, as the sends are (``OrderedWriter``). Held writes are keyed (ts, msisdn, the order they
+    were made in): one subscriber's writes at one time keep that order, which a reader applying the file
+    needs, and which any split of the subscribers over workers or partitions gives again when their
+    files are merged (``merge_tag_files``). Past ``run`` held writes they go to a temporary file as a
+    sorted run, so memory stays flat however many writes are held.
     """
 
     def __init__(self, out: IO[bytes], run: int = TAG_RUN) -> None:
         self._out = out
         self._encode = msgspec.json.Encoder().encode
         self._run = run
-        self._held: list[tuple[str, bytes]] = []
-        self._held_ts: int | None = None
-        self._runs: list[IO[bytes]] = []
+        self._held: list[tuple[int, str, int, bytes]] = []  # a heap of (ts, msisdn, seq, line)
+        self._seq = 0
+        self._ts: int | None = None  # the ts of the last write, while writes come in ts order
+        self._ordered = True
+        self._runs: list[_Run] = []  # spilled in the order they were made: a tie goes to the earlier
         self.written = 0
 
     def __call__(self, write: TagWrite) -> None:
-        if write.ts != self._held_ts:
-            self.flush()
-            self._held_ts = write.ts
+        ts = write.ts
+        if self._ordered and ts != self._ts:
+            self.release(ts)
+            self._ts = ts
+        self._seq += 1
         held = self._held
-        held.append((write.msisdn, self._encode(write)))
+        heapq.heappush(held, (ts, write.msisdn, self._seq, self._encode(write)))
         if len(held) >= self._run:
             self._spill()
 
+    def reorder(self) -> None:
+        """Writes may arrive out of ts order from now on; hold them for ``release``."""
+        self._ordered = False
+
     def _spill(self) -> None:
         run = tempfile.TemporaryFile(prefix="kairos-tags-")
-        self._held.sort(key=_msisdn)
-        run.write(b"".join(line + b"\n" for _, line in self._held))
+        self._held.sort()
+        run.write(b"".join(line + b"\n" for *_, line in self._held))
         run.seek(0)
-        self._runs.append(run)
+        self._runs.append(_Run(run))
         self._held.clear()
 
-    def flush(self) -> None:
-        """Write every held write (the current ts's), in msisdn order."""
+    def release(self, watermark: int) -> None:
+        """Write every held write whose ts is before ``watermark``, in (ts, msisdn, made) order."""
         held = self._held
         write = self._out.write
         if self._runs:
-            self._spill()
-            runs, self._runs = self._runs, []
-            for _, line in heapq.merge(*(_keyed_lines(r) for r in runs), key=_key_of):
+            sources = [r.below(watermark) for r in self._runs]
+            for _, line in heapq.merge(*sources, _held_below(held, watermark), key=_key_of):
                 write(line)
                 self.written += 1
-            for r in runs:
-                r.close()
+            for r in self._runs:
+                if r.head is None:
+                    r.close()
+            self._runs = [r for r in self._runs if r.head is not None]
             return
-        if not held:
-            return
-        held.sort(key=_msisdn)
-        for _, line in held:
-            write(line)
+        while held and held[0][0] < watermark:
+            write(heapq.heappop(held)[3])
             write(b"\n")
-        self.written += len(held)
-        held.clear()
+            self.written += 1
+
+    def flush(self) -> None:
+        """Write every held write (the end of the input)."""
+        self.release(2**63)
 
 
-def _msisdn(item: tuple[str, bytes]) -> str:
-    return item[0]
+class _Run:
+    """A sorted run of tag writes on disk, read as it is released (``head``: its next line, or None)."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self._lines = _keyed_lines(file)
+        self.head = next(self._lines, None)
+
+    def below(self, watermark: int) -> Iterator[tuple[tuple[int, str], bytes]]:
+        """The run's lines before ``watermark``; the first line at or after it stays ``head``."""
+        while self.head is not None and self.head[0][0] < watermark:
+            item = self.head
+            self.head = next(self._lines, None)
+            yield item
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _held_below(held: list[tuple[int, str, int, bytes]], watermark: int,
+                ) -> Iterator[tuple[tuple[int, str], bytes]]:
+    while held and held[0][0] < watermark:
+        ts, msisdn, _, line = heapq.heappop(held)
+        yield (ts, msisdn), line + b"\n"
 
 
 def _key_of(item: tuple[tuple[int, str], bytes]) -> tuple[int, str]:
@@ -431,11 +465,13 @@ def replay(
 
     writer = OrderedWriter(out)
     engine = engine_factory(writer)
-    if engine.holds_sends:
-        writer.reorder()
     tags = None if tags_out is None else TagWriter(tags_out)
     if tags is not None:
         engine.tag_sink = tags
+    if engine.holds_sends:
+        writer.reorder()
+        if tags is not None:  # a held send's trigger event writes at its own, earlier time
+            tags.reorder()
 
     def failed(n: int | None, exc: BaseException) -> None:
         reason = engine.describe_fault(exc)
@@ -453,12 +489,12 @@ def replay(
         settler.tick(len(block))
         feeder.block(block, lines)
         if engine.holds_sends:
-            writer.release(engine.send_watermark())
+            _release(engine, writer, tags)
         if not feeder.holding:  # a held jump's lines are judged later: their problems come in line order then
             report_found()
     feeder.end(until)
     if engine.holds_sends:
-        writer.release(engine.send_watermark())
+        _release(engine, writer, tags)
     report_found()
     if until is not None and until > engine.now:
         engine.advance(until)
@@ -485,6 +521,14 @@ def replay(
         failed_deadlines=engine.deadline_faults,
         tag_writes=sum(st.tag_writes for st in engine.stats),
     )
+
+
+def _release(engine: Engine, writer: OrderedWriter, tags: TagWriter | None) -> None:
+    """Write the sends and tag writes no held trigger can come before any more (a policy that holds)."""
+    watermark = engine.send_watermark()
+    writer.release(watermark)
+    if tags is not None:
+        tags.release(watermark)
 
 
 def _line_of(p: InputProblem) -> int:

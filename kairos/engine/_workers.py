@@ -62,7 +62,7 @@ import msgspec
 from kairos.engine._engine import Engine, Send
 from kairos.engine._events import Event, Msisdn, Timestamp, event_union
 from kairos.engine._replay import (InputProblem, OrderedWriter, ReplayReport, Settler, TagWriter, _explain,
-                                   line_blocks, merge_tag_files, problem_order, replay, settle)
+                                   _release, line_blocks, merge_tag_files, problem_order, replay, settle)
 from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, WILD_END, JumpScreen, wild_reason
 
 EngineFactory = Callable[[Callable[[Send], None]], Engine]
@@ -523,11 +523,13 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
     writer = OrderedWriter(out)
     engine = engine_factory(writer)
     holds = engine.holds_sends  # a policy holding sends for arbitration: write in order as they are released
-    if holds:
-        writer.reorder()
     tags = None if tags_out is None else TagWriter(tags_out)
     if tags is not None:
         engine.tag_sink = tags
+    if holds:
+        writer.reorder()
+        if tags is not None:  # a held send's trigger event writes at its own, earlier time
+            tags.reorder()
     decoder = msgspec.json.Decoder(event_union())
     decode_lines = decoder.decode_lines
     now = engine.now
@@ -574,7 +576,7 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
                 numbers.append(n)
         engine.feed(events)
         if holds:
-            writer.release(engine.send_watermark())
+            _release(engine, writer, tags)
     if now > engine.now:
         engine.advance(now)
     engine.finish()
