@@ -214,6 +214,19 @@ end
         "home_cell": ["1"], "segment": ["1"], "vip": ["2"]}
 
 
+def test_a_snapshot_lists_the_written_marks_in_one_order_whatever_order_they_were_made_in():
+    text = 'scenario home when login set tags.home_cell = "C1" end'
+    numbers = [str(13_800_000_000 + k) for k in range(60)]
+    engines = []
+    for order in (numbers, numbers[::-1]):
+        engine, _, _ = _engine(text)
+        _feed(engine, [_login(0, m) for m in order])
+        engines.append(engine)
+    marks = capture(engines[0]).written
+    assert marks == {"home_cell": sorted(numbers)}
+    assert capture(engines[1]).written == marks
+
+
 def test_a_snapshot_from_before_written_tags_were_marked_restores_its_tags_whole():
     text = 'scenario home when login set tags.home_cell = "C1" end'
     engine, _, _ = _engine(text, Reference(tags={"1": {"region": "north"}}))
