@@ -10,6 +10,7 @@ import codecs
 import csv
 import io
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ import msgspec
 from kairos.engine._events import check_tags
 
 _EMPTY: frozenset[str] = frozenset()
+#: distinct sets of written names shared at most (tag names are few; profile events naming ever new
+#: ones must not grow the table without end: past this a subscriber's set is its own)
+_SHAPES = 4096
 _NO_TAGS: dict[str, Any] = {}
 
 
@@ -69,7 +73,7 @@ class KnowledgeBase:
 class Reference:
     """All reference data of one folder, shaped for O(1) lookups."""
 
-    __slots__ = ("areas_of_cell", "area_names", "tags", "lists", "kb", "written")
+    __slots__ = ("areas_of_cell", "area_names", "tags", "lists", "kb", "written", "_shapes")
 
     def __init__(
         self,
@@ -83,9 +87,10 @@ class Reference:
         self.tags = tags if tags is not None else {}
         self.lists = lists or {}
         self.kb = kb or KnowledgeBase([])
-        #: tag name → the subscribers whose tag of that name the engine wrote (a ``set`` clause, a ``profile``
+        #: msisdn → the names of the subscriber's tags the engine wrote (a ``set`` clause, a ``profile``
         #: event), a removal included: these survive ``tags.jsonl`` being read again (``overlay``)
-        self.written: dict[str, set[str]] = {}
+        self.written: dict[str, frozenset[str]] = {}
+        self._shapes: dict[frozenset[str], frozenset[str]] = {}  # each set of names once, shared
 
     @classmethod
     def load(cls, folder: str | Path) -> Reference:
@@ -106,40 +111,66 @@ class Reference:
     def update_tags(self, msisdn: str, changes: dict[str, Any]) -> None:
         """Apply a ``profile`` event or a ``set`` clause: merge the tags; a null value removes the tag.
 
-        Each name is marked written for the subscriber (``written``)."""
-        tags = self.tags
-        msisdn = sys.intern(msisdn)  # kept for long (a mark, a key): the one copy of the number
-        current = tags.get(msisdn)
+        Each name is marked written for the subscriber (``written``). A profile event comes with every
+        scenario, set or not: a subscriber already marked for these names costs one probe, and the marks
+        are one frozenset per subscriber, shared by every subscriber written the same names."""
+        current = self.tags.get(msisdn)
         if current is None:
-            current = tags[msisdn] = {}
-        written = self.written
+            msisdn = sys.intern(msisdn)  # kept for long (a key): the one copy of the number
+            current = self.tags[msisdn] = {}
+        names = self.written.get(msisdn)
+        if names is None or not names.issuperset(changes):
+            self._mark(msisdn, names, changes)
         for name, value in changes.items():
-            marks = written.get(name)
-            if marks is None:
-                marks = written[name] = set()
-            marks.add(msisdn)
             if value is None:
                 current.pop(name, None)
             else:
                 current[name] = value
 
+    def _mark(self, msisdn: str, names: frozenset[str] | None, more: Iterable[str]) -> None:
+        """Mark ``more`` written for ``msisdn`` (besides ``names``, its marks so far)."""
+        marks = frozenset(more) if names is None else names.union(more)
+        shapes = self._shapes
+        shared = shapes.get(marks)
+        if shared is None:
+            if len(shapes) < _SHAPES:
+                shapes[marks] = marks
+            shared = marks
+        self.written[sys.intern(msisdn)] = shared  # the number as the tags' key holds it
+
+    def written_by_name(self) -> dict[str, list[str]]:
+        """The marks as a snapshot keeps them: tag name → the subscribers written it, both sorted (the
+        same state, the same bytes)."""
+        by_name: dict[str, list[str]] = {}
+        for msisdn, names in self.written.items():
+            for name in names:
+                numbers = by_name.get(name)
+                if numbers is None:
+                    numbers = by_name[name] = []
+                numbers.append(msisdn)
+        return {name: sorted(by_name[name]) for name in sorted(by_name)}
+
     def overlay(self, tags: dict[str, dict[str, Any]], written: dict[str, list[str]]) -> None:
         """Put back the tags the engine wrote (a snapshot's ``tags``, marked in ``written``) over the
         tags loaded now from ``tags.jsonl``: a written value (or removal) wins for its name and
         subscriber, every other tag is the file's as read now."""
+        marked: dict[str, list[str]] = {}
         for name, numbers in written.items():
-            marks = self.written.setdefault(name, set())
             for m in numbers:
-                m = sys.intern(m)
-                marks.add(m)
+                names = marked.get(m)
+                if names is None:
+                    names = marked[m] = []
+                names.append(name)
                 value = tags.get(m, _NO_TAGS).get(name)
                 current = self.tags.get(m)
                 if value is not None:
                     if current is None:
-                        current = self.tags[m] = {}
+                        current = self.tags[sys.intern(m)] = {}
                     current[name] = value
                 elif current is not None:
                     current.pop(name, None)
+        for m, names in marked.items():
+            self._mark(m, self.written.get(m), names)
 
 
 def _read_text(path: Path) -> str:

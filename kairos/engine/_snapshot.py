@@ -183,7 +183,7 @@ def capture(engine: Engine, *, encode_states: bool = True) -> EngineState:
         tags=engine.reference.tags,
         scenarios=scenarios,
         policy=None if policy is None else capture_policy(policy, engine),
-        written={name: sorted(marks) for name, marks in sorted(engine.reference.written.items()) if marks},
+        written=engine.reference.written_by_name(),
     )
 
 

@@ -227,6 +227,17 @@ def test_a_snapshot_lists_the_written_marks_in_one_order_whatever_order_they_wer
     assert capture(engines[1]).written == marks
 
 
+def test_profile_events_mark_each_subscriber_once_with_one_shared_set_of_names():
+    # every scenario hears profile events, a set clause or not: their marks must stay small
+    reference = Reference(tags={"1": {"region": "north"}})
+    for m in ("1", "2", "1", "3"):
+        reference.update_tags(m, {"vip": True, "tier": "gold"})
+    reference.update_tags("3", {"tier": None, "churn": 0.2})
+    assert reference.written == {"1": {"vip", "tier"}, "2": {"vip", "tier"}, "3": {"vip", "tier", "churn"}}
+    assert reference.written["1"] is reference.written["2"]  # one frozenset for every subscriber of those names
+    assert reference.written_by_name() == {"churn": ["3"], "tier": ["1", "2", "3"], "vip": ["1", "2", "3"]}
+
+
 def test_a_snapshot_from_before_written_tags_were_marked_restores_its_tags_whole():
     text = 'scenario home when login set tags.home_cell = "C1" end'
     engine, _, _ = _engine(text, Reference(tags={"1": {"region": "north"}}))
