@@ -150,6 +150,20 @@ class Reference:
                 numbers.append(msisdn)
         return {name: sorted(by_name[name]) for name in sorted(by_name)}
 
+    def replace(self, tags: dict[str, dict[str, Any]]) -> None:
+        """Take ``tags`` whole (a snapshot from before written tags were marked), marking written every tag
+        that differs from the tags loaded now (a removal included): the next snapshot then keeps them over
+        ``tags.jsonl`` read again, as if they had been marked when written."""
+        loaded = self.tags
+        for m in loaded.keys() | tags.keys():
+            was = loaded.get(m, _NO_TAGS)
+            now = tags.get(m, _NO_TAGS)
+            differ = [name for name in was.keys() | now.keys() if not _same(was.get(name), now.get(name))]
+            if differ:
+                self._mark(m, self.written.get(m), differ)
+        loaded.clear()
+        loaded.update(tags)
+
     def overlay(self, tags: dict[str, dict[str, Any]], written: dict[str, list[str]]) -> None:
         """Put back the tags the engine wrote (a snapshot's ``tags``, marked in ``written``) over the
         tags loaded now from ``tags.jsonl``: a written value (or removal) wins for its name and
@@ -171,6 +185,15 @@ class Reference:
                     current.pop(name, None)
         for m, names in marked.items():
             self._mark(m, self.written.get(m), names)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Two tag values are the same value of the same type (``True`` is not ``1``, nor ``1`` ``1.0``)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (dict, list)):
+        return bool(msgspec.json.encode(a) == msgspec.json.encode(b))
+    return bool(a == b)
 
 
 def _read_text(path: Path) -> str:

@@ -316,9 +316,8 @@ def _restore(engine: Engine, state: EngineState, live: dict[str, dict[str, Any]]
         if store is not None:
             store.update(values)
     if state.tags is not engine.reference.tags:  # a reload keeps the same reference data
-        if state.written is None:  # an older snapshot: its tags as they were, written or read from the file
-            engine.reference.tags.clear()
-            engine.reference.tags.update(state.tags)
+        if state.written is None:  # an older snapshot: its tags as they were, written or read from the file,
+            engine.reference.replace(state.tags)  # those not the file's now marked written
         else:  # the tags read now from tags.jsonl, with what the engine wrote over them
             engine.reference.overlay(state.tags, state.written)
     return report

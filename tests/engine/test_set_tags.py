@@ -250,6 +250,28 @@ def test_a_snapshot_from_before_written_tags_were_marked_restores_its_tags_whole
     assert restored.reference.tags == {"1": {"region": "north", "home_cell": "C1"}}
 
 
+def test_a_profile_write_restored_from_an_older_snapshot_survives_the_next_restart():
+    text = 'scenario s when login then sms "x" end'
+    engine, _, _ = _engine(text, Reference(tags={"1": {"tier": "gold", "region": "north"}, "2": {"n": 1}}))
+    _feed(engine, [Profile(ts=T0, msisdn="1", tags={"tier": "platinum", "vip": True, "region": None}),
+                   Profile(ts=T0, msisdn="2", tags={"n": 1.0})])
+    raw = msgspec.msgpack.decode(encode(engine)[len(MAGIC):])
+    del raw["engine"]["written"]  # the file a Kairos from before written tags were marked wrote
+    old = MAGIC + msgspec.msgpack.encode(raw)
+    file_now = {"1": {"tier": "gold", "region": "north", "segment": "a"}, "2": {"n": 1}}
+    upgraded, _, _ = _engine(text, Reference(tags=msgspec.json.decode(msgspec.json.encode(file_now))))
+    restore(upgraded, decode(old).engine)
+    expected = {"1": {"tier": "platinum", "vip": True}, "2": {"n": 1.0}}
+    assert upgraded.reference.tags == expected
+    # restarted again from the upgraded engine's own snapshot, tags.jsonl read once more
+    again, _, _ = _engine(text, Reference(tags=msgspec.json.decode(msgspec.json.encode(file_now))))
+    restore(again, decode(encode(upgraded)).engine)
+    assert again.reference.tags == expected
+    assert type(again.reference.tags["2"]["n"]) is float  # 1.0 is not the file's 1
+    # the segment the old snapshot did not have is removed as the old snapshot said, marked so
+    assert "segment" in again.reference.written["1"]
+
+
 def test_explain_shows_the_tag_writes_in_the_subscribers_timeline():
     text = """
 scenario home
