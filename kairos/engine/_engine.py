@@ -205,21 +205,27 @@ class _Gates:
             file = filename("scenario", scenario.name, "cooldown")
             self.cooling = define("cooling", source, {"_last": self.last}, file)
 
-    def refuse(self, m: str, t: int, e: Any, a: tuple[Any, ...], ctx: Context) -> str | None:
+    def refuse(self, m: str, t: int, e: Any, a: tuple[Any, ...], ctx: Context,
+               check: Callable[[], None] | None = None) -> str | None:
         """Why this completion may not trigger (``once``), or None; records it if it may.
 
-        The cool-down is checked first, by ``cooling``, as the cheapest gate.
+        The cool-down is checked first, by ``cooling``, as the cheapest gate. ``check`` runs once the
+        completion may trigger and before it is recorded: what it raises leaves the gates as they were.
         """
         cd = self.cooldown_ms
         m = sys.intern(m)  # kept for long: the one copy of the number (engine.forms.base)
-        if self.once == "once":
+        once = self.once
+        value: Any = True
+        if once == "once":
             if m in self.values:
                 return "once"
-            self.values[m] = True
-        elif self.once == "per":
+        elif once == "per":
             value = self.once_per(e, a, ctx)  # type: ignore[misc]
             if m in self.values and eq_values(self.values[m], value):
                 return "once"
+        if check is not None:
+            check()
+        if once != "never":
             self.values[m] = value
         if cd is not None:
             if m not in self.last:
@@ -679,14 +685,27 @@ class Engine:
         audience = self._audiences[i]
         if audience is not None and not audience(e, a, ctx):
             return self._suppress(stats, "audience", i, m, t)
-        if gates is not None:
-            reason = gates.refuse(m, t, e, a, ctx)
-            if reason is not None:
-                return self._suppress(stats, reason, i, m, t)
-        stats.triggered += 1
         writes = self._writes[i]
-        if writes is not None:  # every expression of this trigger reads the tags as they were before it
-            tags = {name: fn(e, a, ctx) for name, fn in writes}
+        if writes is None:
+            if gates is not None:
+                reason = gates.refuse(m, t, e, a, ctx)
+                if reason is not None:
+                    return self._suppress(stats, reason, i, m, t)
+        else:  # every expression of this trigger reads the tags as they were before it
+            tags: dict[str, Any] = {}
+
+            def compute() -> None:  # before a gate records the trigger: a value no tag can hold (raised,
+                tags.update((name, fn(e, a, ctx)) for name, fn in writes)  # the event's fault) then
+                self._check_tags(i, tags)  # consumes no cool-down, once or trigger id of a later one
+
+            if gates is None:
+                compute()
+            else:
+                reason = gates.refuse(m, t, e, a, ctx, compute)
+                if reason is not None:
+                    return self._suppress(stats, reason, i, m, t)
+        stats.triggered += 1
+        if writes is not None:
             if not scn.actions:
                 return self._write_tags(i, m, t, tags)
         trigger_id = self._next_id(scn.name, m, t)
@@ -704,15 +723,10 @@ class Engine:
         return None
 
     def _write_tags(self, i: int, m: str, t: int, tags: dict[str, Any]) -> None:
-        """Scenario ``i`` triggered for ``m`` at ``t`` and its ``set`` clause computed ``tags``: they become
-        what ``tags.NAME`` reads from now on (no contact: the policy never sees them), all or none."""
+        """Scenario ``i`` triggered for ``m`` at ``t`` and its ``set`` clause computed ``tags`` (checked by
+        ``_check_tags``): they become what ``tags.NAME`` reads from now on (no contact: the policy never
+        sees them), all or none."""
         scn = self.scenarios[i]
-        for name, value in tags.items():
-            problem = tag_value_problem(value)
-            if problem is not None:
-                where = next((s.origin for s in scn.sets if s.name == name), scn.origin)
-                raise TagValueError(f"scenario '{scn.name}' (set at {_where(where)}) cannot write tags.{name}: "
-                                    f"expected {problem}")
         self.reference.update_tags(m, tags)
         self.stats[i].tag_writes += 1
         sink = self.tag_sink
@@ -723,6 +737,16 @@ class Engine:
                 raise SinkError(f"the tag-write sink failed: {e!r}") from e
         if self.observer is not None:
             self.observer.wrote(i, m, t, tags)
+
+    def _check_tags(self, i: int, tags: dict[str, Any]) -> None:
+        """Raise ``TagValueError`` for a value of ``tags`` (scenario ``i``'s ``set`` clause) no tag can hold."""
+        for name, value in tags.items():
+            problem = tag_value_problem(value)
+            if problem is not None:
+                scn = self.scenarios[i]
+                where = next((s.origin for s in scn.sets if s.name == name), scn.origin)
+                raise TagValueError(f"scenario '{scn.name}' (set at {_where(where)}) cannot write tags.{name}: "
+                                    f"expected {problem}")
 
     def _refused(self, i: int, ev: Any) -> None:
         """A single-event completion whose audience the route already refused: counted

@@ -189,6 +189,24 @@ end
     assert "scenario 'too_big' (set at t.kairos:4:20) cannot write tags.huge" in str(faults[0])
 
 
+def test_a_value_no_tag_can_hold_consumes_no_cooldown_or_once_of_the_next_trigger():
+    engine, sends, writes = _engine("""
+scenario scaled
+  when login
+  once
+  cooldown 1h
+  set tags.v = tags.base * 1024
+  then sms "x"
+end
+""", Reference(tags={"1": {"base": 9007199254740992}}))
+    engine.on_fault = lambda i, ev, exc: None
+    _feed(engine, [_login(0), Profile(ts=T0 + M, msisdn="1", tags={"base": 1}), _login(5)])
+    assert engine.faults == 1
+    assert [(s.ts, s.id) for s in sends] == [(T0 + 5 * M, f"scaled:1:{T0 + 5 * M}")]
+    assert [w.tags for w in writes] == [{"v": 1024}]
+    assert (engine.stats[0].triggered, engine.stats[0].suppressed) == (1, {})
+
+
 def test_written_tags_are_kept_by_a_snapshot_and_survive_the_reference_data_read_again():
     text = """
 scenario home
