@@ -141,6 +141,7 @@ class Daemon:
             except OSError as e:
                 raise StartError(f"tags_out: {e}") from None
         self._encode_tags = msgspec.json.Encoder().encode
+        self.tags_out_errors = 0  #: tag writes (or flushes) the ``tags_out`` file refused: counted, logged
         self._decoder = msgspec.json.Decoder(event_union())
         self.decode_errors = 0
         self.late = 0
@@ -458,19 +459,33 @@ class Daemon:
             self.duplicate_sends += 1  # decided again after a restart: already in the outbox
 
     def _on_tag_write(self, write: TagWrite) -> None:
-        """The engines' tag sink when ``tags_out`` is set: one JSON line appended per write (buffered)."""
+        """The engines' tag sink when ``tags_out`` is set: one JSON line appended per write (buffered).
+
+        Never raises: the tags themselves are in the state and its snapshots, the file is a record of them,
+        so a full disk is counted and logged (``_tags_out_failed``), not a sink failure that would stop the
+        daemon and drop the trigger's send."""
         out = self._tags_out
         if out is not None:
-            out.write(self._encode_tags(write) + b"\n")
+            try:
+                out.write(self._encode_tags(write) + b"\n")
+            except OSError as e:
+                self._tags_out_failed(e)
 
     def _flush_tags(self) -> None:
-        """Push the buffered tag writes to ``tags_out`` (after a snapshot, at the end); a failure is logged
-        (the tags themselves are in the state and its snapshots: the file is a record of them)."""
+        """Push the buffered tag writes to ``tags_out`` (after a snapshot, at the end); a failure is counted
+        and logged (the tags themselves are in the state and its snapshots: the file is a record of them)."""
         if self._tags_out is not None:
             try:
                 self._tags_out.flush()
             except OSError as e:
-                log.error("the tag writes file could not be written", path=self.config.tags_out, error=str(e))
+                self._tags_out_failed(e)
+
+    def _tags_out_failed(self, e: OSError) -> None:
+        self.tags_out_errors += 1
+        n = self.tags_out_errors
+        if n <= LOG_FIRST or n % LOG_EVERY == 0:
+            log.error("the tag writes file could not be written", path=self.config.tags_out, error=str(e),
+                      tags_out_errors=n)
 
     def _on_feedback(self, fb: Feedback) -> None:
         """A channel's feedback re-enters as a ``feedback`` event."""

@@ -103,6 +103,9 @@ class Observed(Protocol):
     def snapshot_failures(self) -> int: ...
 
     @property
+    def tags_out_errors(self) -> int: ...
+
+    @property
     def snapshot_error(self) -> str | None: ...
 
     @property
@@ -218,6 +221,9 @@ class DaemonCollector(Collector):
         yield CounterMetricFamily("kairos_snapshots", "Snapshots published", value=d.files.taken)
         yield CounterMetricFamily("kairos_snapshot_failures", "Snapshots that failed (the previous one stayed)",
                                   value=d.snapshot_failures)
+        yield CounterMetricFamily("kairos_tags_out_errors",
+                                  "Tag writes or flushes the tags_out file refused (logged; the tags are kept)",
+                                  value=d.tags_out_errors)
         yield GaugeMetricFamily("kairos_snapshot_failing", "1 while the last snapshot failed, else 0",
                                 value=int(d.snapshot_error is not None))
         if snap is not None:

@@ -67,3 +67,26 @@ def test_tag_writes_are_counted_recorded_and_survive_a_restart_that_reads_tags_j
                    {"home": "CELL-7", "region": "south", "segment": None}]  # the written removal stays too
     log = (tmp_path / "daemon.log").read_text()
     assert M not in log  # a subscriber's number is never logged
+
+
+def test_a_tags_out_file_that_cannot_be_written_is_counted_and_logged_and_the_daemon_goes_on(tmp_path):
+    _tags(tmp_path, "north")
+    config = write_config(tmp_path, SCENARIOS.replace("set tags.home_cell", 'then sms "home"\n  set tags.home_cell'),
+                          channels=("sms",), interval_s=0, reference="ref",
+                          extra='[reload]\nwatch = false\n[http]\nlisten = "127.0.0.1:0"\n')
+    config.write_text('tags_out = "/dev/full"\n' + config.read_text())  # every write fails: no space left
+    events = tmp_path / "in" / "events.jsonl"
+    # a host longer than the file's buffer: its line is written through at once, and fails at once
+    append(events, dpi(NOW, M, "home", "h" * 20_000), dpi(NOW + 1, M, "shop"))
+    proc = start(config)
+    try:
+        (listening,) = wait_for(lambda: logged(tmp_path, "http listening"), what="the HTTP server")
+        wait_for(lambda: len(sends(tmp_path, ("sms",))) == 2, what="both sends, the writer's own too")
+        text = httpx.get(f"http://127.0.0.1:{listening['port']}/metrics").text
+        assert 1 == metric(text, "kairos_tags_out_errors_total")
+        assert 1 == metric(text, 'kairos_tag_writes_total{scenario="home_cell"}')
+    finally:
+        assert 0 == stop(proc)
+    (failed, *_) = logged(tmp_path, "the tag writes file could not be written")
+    assert failed["path"] == "/dev/full" and failed["tags_out_errors"] == 1
+    assert M not in (tmp_path / "daemon.log").read_text()
