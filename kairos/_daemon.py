@@ -136,8 +136,7 @@ class Daemon:
         self._tags_out: IO[bytes] | None = None
         if config.tags_out:
             try:
-                Path(config.tags_out).parent.mkdir(parents=True, exist_ok=True)
-                self._tags_out = open(config.tags_out, "ab")  # noqa: SIM115 (open for the daemon's life)
+                self._tags_out = _open_tags_out(Path(config.tags_out))
             except OSError as e:
                 raise StartError(f"tags_out: {e}") from None
         self._encode_tags = msgspec.json.Encoder().encode
@@ -725,6 +724,23 @@ class Daemon:
                  duplicates=self.duplicates,
                  sends=self.sends, repeated_decisions_dropped=self.duplicate_sends, expired=self.outbox.expired)
         return status
+
+
+def _open_tags_out(path: Path) -> IO[bytes]:
+    """``tags_out`` opened to append; a last line a crash cut short is ended first, so the next write
+    starts a line of its own instead of joining the half one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = open(path, "ab")  # noqa: SIM115 (open for the daemon's life)
+    try:
+        if path.is_file() and path.stat().st_size:
+            with open(path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    out.write(b"\n")
+    except OSError:
+        out.close()
+        raise
+    return out
 
 
 def _store_of(unit: str) -> str:

@@ -90,3 +90,23 @@ def test_a_tags_out_file_that_cannot_be_written_is_counted_and_logged_and_the_da
     (failed, *_) = logged(tmp_path, "the tag writes file could not be written")
     assert failed["path"] == "/dev/full" and failed["tags_out_errors"] == 1
     assert M not in (tmp_path / "daemon.log").read_text()
+
+
+def test_tags_out_cut_short_by_a_crash_gets_its_next_write_on_a_line_of_its_own(tmp_path):
+    _tags(tmp_path, "north")
+    config = write_config(tmp_path, SCENARIOS, channels=("sms",), interval_s=0, reference="ref",
+                          extra="[reload]\nwatch = false\n")
+    config.write_text('tags_out = "out/tags.jsonl"\n' + config.read_text())
+    half = b'{"scenario":"home_cell","msisdn":"13800000009","ts":1'  # the crash cut this line
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "tags.jsonl").write_bytes(half)
+    append(tmp_path / "in" / "events.jsonl", dpi(NOW, M, "home", "CELL-7"), dpi(NOW + 1, M, "shop"))
+    proc = start(config)
+    try:
+        wait_for(lambda: sends(tmp_path, ("sms",)), what="the offer after the write")
+    finally:
+        assert 0 == stop(proc)
+    first, second, *more = (tmp_path / "out" / "tags.jsonl").read_bytes().split(b"\n")
+    assert (first, more) == (half, [b""])
+    assert json.loads(second) == {"scenario": "home_cell", "msisdn": M, "ts": NOW,
+                                  "tags": {"home_cell": "CELL-7", "segment": None}}
