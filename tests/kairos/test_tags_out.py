@@ -47,8 +47,21 @@ def test_tags_out_writes_one_line_per_write_and_equals_over_workers_and_partitio
     lines = _mixed_stream(6_000, 60, seed=5)
     (workspace / "e.jsonl").write_bytes(b"".join(lines))
     split(lines, workspace / "log", 4)
+    numbers = sorted({msgspec.json.decode(line)["msisdn"] for line in lines})
+    (workspace / "ref" / "tags.jsonl").write_text("".join(  # tags.logins counts from 100
+        f'{{"msisdn": "{m}", "tags": {{"logins": 100}}}}\n' for m in numbers))
     code, sends, tags = _run(workspace, "e.jsonl", 1, "t1.jsonl")
     records = [msgspec.json.decode(line, type=TagWrite) for line in tags.splitlines()]
+    logins: dict[str, list[int]] = {}
+    for line in lines:
+        event = msgspec.json.decode(line)
+        if event["type"] == "login":
+            logins.setdefault(event["msisdn"], []).append(101 + len(logins.get(event["msisdn"], [])))
+    counted: dict[str, list[int]] = {}
+    for r in records:
+        if r.scenario == "logins":
+            counted.setdefault(r.msisdn, []).append(r.tags["logins"])
+    assert counted == logins  # each subscriber's logins counted one by one, in the order they came
     first = msgspec.json.decode(tags.splitlines()[0])
     assert code == 0 and sends
     assert list(first) == ["scenario", "msisdn", "ts", "tags"]
