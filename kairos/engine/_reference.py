@@ -162,7 +162,7 @@ class Reference:
             if differ:
                 self._mark(m, self.written.get(m), differ)
         loaded.clear()
-        loaded.update(tags)
+        loaded.update((sys.intern(m), values) for m, values in tags.items())  # one copy of each number
 
     def overlay(self, tags: dict[str, dict[str, Any]], written: dict[str, list[str]]) -> None:
         """Put back the tags the engine wrote (a snapshot's ``tags``, marked in ``written``) over the
