@@ -117,7 +117,7 @@ class PeriodTerm:
 
     kind: Token
     filter: FilterNode
-    value: TopExpr | None
+    over: TopExpr | None  # the EXPR of sum and top
     in_tok: Token
     period: Token
     n: Number

@@ -269,15 +269,15 @@ class ExprChecker:
                 where = compile_expr(checked, condition=True, name="where", source=scope.source,
                                      first=flt.where.first, last=flt.where.last)
         value_type = ir.ANY
-        if isinstance(node, ast.PeriodTerm) and node.value is not None:
+        if isinstance(node, ast.PeriodTerm) and node.over is not None:
             before = self.errors
-            checked = self.check(node.value.node, inner)
+            checked = self.check(node.over.node, inner)
             value_type = checked.type
             if kind == "sum" and checked.type.kind not in ("num", "any", "null"):
-                self._error(scope, node.value.first, f"sum() adds numbers; got {checked.type.describe()}")
+                self._error(scope, node.over.first, f"sum() adds numbers; got {checked.type.describe()}")
             elif self.errors == before:
                 value = compile_expr(checked, condition=False, name="value", source=scope.source,
-                                     first=node.value.first, last=node.value.last)
+                                     first=node.over.first, last=node.over.last)
         if isinstance(node, ast.SinceTerm):
             period, n = None, 0
         else:
@@ -303,9 +303,10 @@ class ExprChecker:
         seen = scope.uses.terms.get(key)
         if seen is None or seen.depth < -n:
             scope.uses.terms[key] = plan.Term(
-                kind, plan.Filter(event_type, None, where, origin=plan.Origin(scope.source.name, flt.type.line,
+                kind,  # type: ignore[arg-type]  # one of the four: the parser takes no other
+                plan.Filter(event_type, None, where, origin=plan.Origin(scope.source.name, flt.type.line,
                                                                              flt.type.col)),
-                value, period, -n, key)  # type: ignore[arg-type]  # kind and period checked above
+                value, period, -n, key)  # type: ignore[arg-type]  # period: checked above
         scope.uses.now = True
         if kind in ("count", "sum"):
             return ir.Period(key, n, ir.NUM)
