@@ -271,7 +271,7 @@ class Checker:
             if kind == "sum" and checked.type.kind not in ("num", "any", "null"):
                 self._report(source, node.value.first, f"sum() adds numbers; got {checked.type.describe()}")
             value = self._compile(checked, node.value, source, "value", False, before)
-        if node.cmp.text in ("<", "<="):
+        if kind in ("count", "sum") and node.cmp.text in ("<", "<="):
             self._report(source, node.cmp, f"`{kind}(...) {node.cmp.text} N within D` completes at each event "
                          f"passing the filter, so it fires at the first ones (the event counts itself): it "
                          f"cannot see that too few came. For \"fewer than N\" test the calendar at a time: "
