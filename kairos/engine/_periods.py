@@ -322,7 +322,8 @@ class Periods:
             return None
         ns: dict[str, Any] = dict(NAMESPACE)
         ns.update({"c": ctx, "a": (), "_row": self.row, "_ids": self.clock.of})
-        body = ["m = _row(e.msisdn)", "t = e.ts", "p = _ids(t)"]
+        # the periods first: entering a new day recycles empty rows, which must not take this event's row
+        body = ["t = e.ts", "p = _ids(t)", "m = _row(e.msisdn)"]
         for j, term in enumerate(terms):
             col = self.columns[term.key]
             where = term.filter.where
