@@ -301,12 +301,14 @@ class ExprChecker:
         key = "|".join((kind, event_type, "" if flt.where is None else where.text,  # type: ignore[union-attr]  # compiled: no error
                         "" if value is None else value.text, period or ""))
         seen = scope.uses.terms.get(key)
-        if seen is None or seen.depth < -n:
+        reads = tuple(sorted({n, *(() if seen is None else seen.reads)}, reverse=True))
+        if seen is None or seen.depth < -n or reads != seen.reads:
             scope.uses.terms[key] = plan.Term(
                 kind,  # type: ignore[arg-type]  # one of the four: the parser takes no other
                 plan.Filter(event_type, None, where, origin=plan.Origin(scope.source.name, flt.type.line,
                                                                              flt.type.col)),
-                value, period, -n, key)  # type: ignore[arg-type]  # period: checked above
+                value, period, max(-n, 0 if seen is None else seen.depth), key,  # type: ignore[arg-type]  # period: checked
+                reads)
         scope.uses.now = True
         if kind in ("count", "sum"):
             return ir.Period(key, n, ir.NUM)

@@ -133,6 +133,7 @@ class Term(msgspec.Struct, frozen=True):
     period: PeriodKind | None  # None for since
     depth: int  # the deepest -N the scenario reads of this term (0 for since)
     key: str  # what makes two terms the same column: "count|dpi|app == \"x\"||month"
+    reads: tuple[int, ...] = ()  # the periods N the scenario reads (``explain`` shows each)
 
 
 class TimeRange(msgspec.Struct, frozen=True):

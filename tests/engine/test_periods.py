@@ -7,10 +7,14 @@ T0 is Monday 2026-11-23 00:00 local (Sunday 16:00 UTC).
 from __future__ import annotations
 
 import datetime as dt
+import io
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
+
+from kairos._explain import explain
 from kairos.engine import Engine, Reference
 from kairos.engine._events import Dpi, Event, Login, Usage
 from kairos.engine._snapshot import decode, encode, restore, transfer
@@ -217,3 +221,13 @@ def test_a_plan_without_calendar_terms_keeps_no_calendar_state_and_routes_do_not
     assert not engine.periods and engine.ctx.now == 0
     assert encode(engine)  # and its snapshot holds none
     assert decode(encode(engine)).engine.calendar is None
+
+
+def test_explain_shows_the_calendar_values_a_completion_read():
+    text = ('scenario quiet\n  audience count(dpi where app == "x") in day(-1) == 0 and since(dpi) > 1h\n'
+            '  when login\n  then sms "t"\nend\n')
+    lines = [msgspec.json.encode(ev) + b"\n" for ev in [dpi(T0), dpi(T0 + D), login(T0 + D + 2 * H)]]
+    out = list(explain(compile_one(text), Reference(), io.BytesIO(b"".join(lines)), "1"))
+    assert any(line.strip() == 'count(dpi where app == "x") in day(-1) = 1' for line in out)
+    assert any(line.strip() == "since(dpi) = 2h" for line in out)
+    assert any("not triggered: audience" in line for line in out)
