@@ -816,7 +816,7 @@ class Engine:
 
     def subscribers_in_state(self) -> int:
         """Distinct subscribers the engine holds anything for: pattern state, gates, the previous
-        values ``crosses_*``/``changed`` keep, and the contact policy's memory."""
+        values ``crosses_*``/``changed`` keep, calendar and recency buckets, and the contact policy's memory."""
         seen: set[str] = set()
         for rt in self.runtimes:
             seen.update(rt.states)
@@ -826,6 +826,7 @@ class Engine:
                 seen.update(g.values)
         for store in self._prev.values():
             seen.update(store)
+        seen.update(self.periods.rows)
         if self.policy is not None:
             seen.update(self.policy.states)
         return len(seen)

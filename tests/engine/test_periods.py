@@ -161,6 +161,7 @@ def test_a_subscriber_whose_buckets_are_all_past_is_dropped_at_the_next_day():
     events = [dpi(T0, m="1"), dpi(T0 + D, m="2")]
     _, engine = run(probe("d: count(dpi) in day(0)"), events)
     assert engine.periods.rows == {"2": 0}  # subscriber 1's row was recycled
+    assert engine.subscribers_in_state() == 1
 
 
 def test_a_count_costs_four_bytes_per_subscriber_per_bucket():
