@@ -23,7 +23,7 @@ import numpy as np
 
 from kairos.engine._localtime import LocalTime
 from kairos.engine._routes import inlinable
-from kairos.plan import NAMESPACE, Term, define, filename
+from kairos.plan import NAMESPACE, Origin, Term, define, filename, lines_from
 
 _DAY_MS = 86_400_000
 _EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
@@ -324,6 +324,8 @@ class Periods:
         ns.update({"c": ctx, "a": (), "_row": self.row, "_ids": self.clock.of})
         # the periods first: entering a new day recycles empty rows, which must not take this event's row
         body = ["t = e.ts", "p = _ids(t)", "m = _row(e.msisdn)"]
+        #: the scenario place each line was made from (a traceback through the function names it)
+        origins: list[Origin | None] = [None, None, None]
         for j, term in enumerate(terms):
             col = self.columns[term.key]
             where = term.filter.where
@@ -334,6 +336,7 @@ class Periods:
                 else:
                     ns[f"_w{j}"] = where.fn
                     body.append(f"if _w{j}(e, a, c):  # {term.key}")
+                origins.append(where.origin)
                 indent = "    "
             ns[f"_u{j}"] = col.add
             if term.kind == "since":
@@ -348,8 +351,9 @@ class Periods:
                     body.append(f"{indent}    _u{j}(m, p, v)")
                 else:
                     body.append(f"{indent}_u{j}(m, p, _v{j}(e, a, c))")
+            origins.extend([term.filter.origin] * (len(body) - len(origins)))
         source = "def terms(e):\n" + "".join(f"    {line}\n" for line in body)
-        return define("terms", source, ns, filename("terms", event_type))
+        return define("terms", source, ns, filename("terms", event_type), lines_from(2, origins))
 
     # --- measuring, snapshots
 
