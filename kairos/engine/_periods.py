@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from array import array
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -27,7 +28,7 @@ from kairos.plan import NAMESPACE, Origin, Term, define, filename, lines_from
 
 _DAY_MS = 86_400_000
 _EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
-_NONE = np.iinfo(np.int64).min  # a since column's "never seen"
+_NONE = -(2**63)  # a since column's "never seen"
 _KINDS = {"day": 0, "week": 1, "month": 2}
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 
@@ -83,46 +84,57 @@ class PeriodClock:
 
 
 class _Buckets:
-    """``count``/``sum``: ``depth + 1`` period slots (slot = period % size), a column of rows each."""
+    """``count``/``sum``: ``depth + 1`` period slots (slot = period % size), a column of rows each.
 
-    __slots__ = ("kind", "size", "pids", "data", "dtype")
+    A column is an ``array.array`` (int32 counts, float64 sums): an increment from the generated
+    update is a plain item assignment, and numpy reads it without a copy when rows are recycled.
+    """
 
-    def __init__(self, kind: str, depth: int, dtype: type, capacity: int) -> None:
+    __slots__ = ("kind", "size", "pids", "slots", "typecode", "dtype")
+
+    def __init__(self, kind: str, depth: int, typecode: str, capacity: int) -> None:
         self.kind = _KINDS[kind]
         self.size = depth + 1
         self.pids = [-1] * self.size
-        self.dtype = dtype
-        self.data: np.ndarray = np.zeros((self.size, capacity), dtype)
+        self.typecode = typecode
+        self.dtype = np.int32 if typecode == "i" else np.float64
+        self.slots = [self._empty(capacity) for _ in range(self.size)]
+
+    def _empty(self, capacity: int) -> array[Any]:
+        return array(self.typecode, bytes(capacity * array(self.typecode).itemsize))
 
     def grow(self, capacity: int) -> None:
-        data: np.ndarray = np.zeros((self.size, capacity), self.dtype)
-        data[:, : self.data.shape[1]] = self.data
-        self.data = data
+        for column in self.slots:  # in place: the generated update holds the list, not the columns
+            column.frombytes(bytes((capacity - len(column)) * column.itemsize))
+
+    def reset(self, s: int, pid: int) -> None:
+        """Slot ``s`` now holds period ``pid``: cleared in one step (the period it held is no longer read)."""
+        self.slots[s] = self._empty(len(self.slots[s]))
+        self.pids[s] = pid
 
     def add(self, row: int, ids: tuple[int, int, int], amount: Any) -> None:
         pid = ids[self.kind]
         s = pid % self.size
         if self.pids[s] != pid:
-            self.data[s].fill(0)  # the period this slot held is older than any scenario reads
-            self.pids[s] = pid
-        self.data[s, row] += amount
+            self.reset(s, pid)
+        self.slots[s][row] += amount
 
     def get(self, row: int | None, ids: tuple[int, int, int], n: int) -> Any:
         pid = ids[self.kind] + n
         s = pid % self.size
         if row is None or self.pids[s] != pid or -n >= self.size:
             return 0
-        v = self.data[s, row].item()
-        return int(v) if self.dtype is np.float64 and v == int(v) and abs(v) < 2**53 else v
+        v = self.slots[s][row]
+        return int(v) if self.typecode == "d" and v == int(v) and abs(v) < 2**53 else v
 
     def used(self, mask: np.ndarray, ids: tuple[int, int, int]) -> None:
         cur = ids[self.kind]
         for s, pid in enumerate(self.pids):
             if cur - self.size < pid <= cur:
-                mask |= self.data[s, : mask.shape[0]] != 0
+                mask |= np.frombuffer(self.slots[s], self.dtype)[: mask.shape[0]] != 0
 
     def nbytes(self) -> int:
-        return int(self.data.nbytes)
+        return sum(len(column) * column.itemsize for column in self.slots)
 
 
 class _Top:
@@ -182,17 +194,15 @@ class _Top:
 
 
 class _Since:
-    """``since``: the latest ts per row."""
+    """``since``: the latest ts per row (an int64 ``array.array``; ``_NONE``: never)."""
 
     __slots__ = ("data",)
 
     def __init__(self, capacity: int) -> None:
-        self.data = np.full(capacity, _NONE, np.int64)
+        self.data = array("q", [_NONE]) * capacity
 
     def grow(self, capacity: int) -> None:
-        data: np.ndarray = np.full(capacity, _NONE, np.int64)
-        data[: self.data.shape[0]] = self.data
-        self.data = data
+        self.data.extend(array("q", [_NONE]) * (capacity - len(self.data)))
 
     def add(self, row: int, ts: int) -> None:
         self.data[row] = ts
@@ -200,14 +210,14 @@ class _Since:
     def get(self, row: int | None, now: int) -> int | None:
         if row is None:
             return None
-        t = int(self.data[row])
+        t = self.data[row]
         return None if t == _NONE else now - t
 
     def used(self, mask: np.ndarray) -> None:
-        mask |= self.data[: mask.shape[0]] != _NONE
+        mask |= np.frombuffer(self.data, np.int64)[: mask.shape[0]] != _NONE
 
     def nbytes(self) -> int:
-        return int(self.data.nbytes)
+        return len(self.data) * self.data.itemsize
 
 
 Column = _Buckets | _Top | _Since
@@ -252,8 +262,8 @@ class Periods:
             elif term.kind == "top":
                 self.columns[key] = _Top(term.period, term.depth)  # type: ignore[arg-type]  # a period term has one
             else:
-                dtype = np.int32 if term.kind == "count" else np.float64
-                self.columns[key] = _Buckets(term.period, term.depth, dtype, self._capacity)  # type: ignore[arg-type]
+                typecode = "i" if term.kind == "count" else "d"
+                self.columns[key] = _Buckets(term.period, term.depth, typecode, self._capacity)  # type: ignore[arg-type]
 
     def __bool__(self) -> bool:
         return bool(self.columns)
@@ -316,16 +326,21 @@ class Periods:
     # --- updating (the routes)
 
     def updater(self, event_type: str, ctx: Any) -> Callable[[Any], None] | None:
-        """One generated function updating every term on ``event_type``; None when no term reads it."""
+        """One generated function updating every term on ``event_type``; None when no term reads it.
+
+        The period of the event's time is one range test while the day is the same; a count or
+        sum bucket is one item increment (its slot reset first when a new period starts)."""
         terms = [t for t in self.terms.values() if t.filter.event_type == event_type]
         if not terms:
             return None
+        clock = self.clock
         ns: dict[str, Any] = dict(NAMESPACE)
-        ns.update({"c": ctx, "a": (), "_row": self.row, "_ids": self.clock.of})
+        ns.update({"c": ctx, "a": (), "_row": self.row, "_rows": self.rows, "_clock": clock})
         # the periods first: entering a new day recycles empty rows, which must not take this event's row
-        body = ["t = e.ts", "p = _ids(t)", "m = _row(e.msisdn)"]
+        body = ["t = e.ts", "if not (_clock.lo <= t < _clock.hi):", "    _clock.of(t)", "p = _clock.ids",
+                "m = _rows.get(e.msisdn)", "if m is None:", "    m = _row(e.msisdn)"]
         #: the scenario place each line was made from (a traceback through the function names it)
-        origins: list[Origin | None] = [None, None, None]
+        origins: list[Origin | None] = [None] * len(body)
         for j, term in enumerate(terms):
             col = self.columns[term.key]
             where = term.filter.where
@@ -338,19 +353,26 @@ class Periods:
                     body.append(f"if _w{j}(e, a, c):  # {term.key}")
                 origins.append(where.origin)
                 indent = "    "
-            ns[f"_u{j}"] = col.add
-            if term.kind == "since":
-                body.append(f"{indent}_u{j}(m, t)")
-            elif term.kind == "count":
-                body.append(f"{indent}_u{j}(m, p, 1)")
+            if isinstance(col, _Since):
+                ns[f"_u{j}"] = col.data
+                body.append(f"{indent}_u{j}[m] = t")
+            elif isinstance(col, _Top):
+                ns[f"_u{j}"] = col.add
+                ns[f"_v{j}"] = term.value.fn  # type: ignore[union-attr]  # top has a value
+                body.append(f"{indent}_u{j}(m, p, _v{j}(e, a, c))")
             else:
-                ns[f"_v{j}"] = term.value.fn  # type: ignore[union-attr]  # sum and top have a value
+                ns[f"_k{j}"] = col
+                ns[f"_p{j}"] = col.pids
+                amount = "1"
                 if term.kind == "sum":
+                    ns[f"_v{j}"] = term.value.fn  # type: ignore[union-attr]  # sum has a value
                     body.append(f"{indent}v = _v{j}(e, a, c)")
                     body.append(f"{indent}if v.__class__ is int or v.__class__ is float:")
-                    body.append(f"{indent}    _u{j}(m, p, v)")
-                else:
-                    body.append(f"{indent}_u{j}(m, p, _v{j}(e, a, c))")
+                    indent += "    "
+                    amount = "v"
+                body.extend([f"{indent}q = p[{col.kind}]", f"{indent}s = q % {col.size}",
+                             f"{indent}if _p{j}[s] != q:", f"{indent}    _k{j}.reset(s, q)",
+                             f"{indent}_k{j}.slots[s][m] += {amount}"])
             origins.extend([term.filter.origin] * (len(body) - len(origins)))
         source = "def terms(e):\n" + "".join(f"    {line}\n" for line in body)
         return define("terms", source, ns, filename("terms", event_type), lines_from(2, origins))
@@ -372,7 +394,7 @@ class Periods:
                 tops = [[(r, list(c.items())) for r, c in slot.items()] for slot in col.slots]
                 columns.append(ColumnState(key, list(col.pids), b"", tops))
             else:
-                columns.append(ColumnState(key, list(col.pids), np.ascontiguousarray(col.data[:, :n]).tobytes()))
+                columns.append(ColumnState(key, list(col.pids), b"".join(c[:n].tobytes() for c in col.slots)))
         return CalendarState(rows, columns, n)
 
     def restore(self, state: CalendarState) -> list[str]:
@@ -383,7 +405,8 @@ class Periods:
         self._owners = [None] * n
         for m, r in state.rows.items():
             self._owners[r] = m
-        self.rows = dict(state.rows)
+        self.rows.clear()  # in place: the generated updates hold this dict
+        self.rows.update(state.rows)
         self._free = [r for r in range(n) if self._owners[r] is None]
         while self._capacity < n:
             self._capacity *= 2
@@ -395,7 +418,7 @@ class Periods:
             if c is None:
                 continue
             if isinstance(col, _Since):
-                col.data[:n] = np.frombuffer(c.counts, np.int64, n)
+                col.data[:n] = array("q", c.counts[: n * 8])
                 continue
             for s, pid in enumerate(c.pids):
                 if pid < 0:
@@ -407,6 +430,6 @@ class Periods:
                 if isinstance(col, _Top):
                     col.slots[t] = {r: dict(items) for r, items in c.tops[s]}
                 else:
-                    column: np.ndarray = np.frombuffer(c.counts, col.dtype, len(c.pids) * n).reshape(len(c.pids), n)
-                    col.data[t, :n] = column[s]
+                    width = n * col.slots[t].itemsize
+                    col.slots[t][:n] = array(col.typecode, c.counts[s * width : (s + 1) * width])
         return [key for key in self.columns if key not in saved]
