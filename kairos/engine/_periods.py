@@ -30,6 +30,7 @@ _DAY_MS = 86_400_000
 _EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
 _NONE = -(2**63)  # a since column's "never seen"
 _KINDS = {"day": 0, "week": 1, "month": 2}
+_FEW = 8  # a top bucket keeps up to this many values as a flat list
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 
 
@@ -146,7 +147,7 @@ class _Top:
         self.kind = _KINDS[kind]
         self.size = depth + 1
         self.pids = [-1] * self.size
-        self.slots: list[dict[int, dict[Any, int]]] = [{} for _ in range(self.size)]
+        self.slots: list[dict[int, Any]] = [{} for _ in range(self.size)]  # row → [v, n, v, n…] or {v: n}
 
     def grow(self, capacity: int) -> None:
         pass
@@ -159,9 +160,20 @@ class _Top:
         if self.pids[s] != pid:
             self.slots[s] = {}
             self.pids[s] = pid
-        counts = self.slots[s].get(row)
+        slot = self.slots[s]
+        counts = slot.get(row)
         if counts is None:
-            counts = self.slots[s][row] = {}
+            slot[row] = [value, 1]  # most rows hold few values: a flat list, a dict past _FEW of them
+            return
+        if counts.__class__ is list:
+            for k in range(0, len(counts), 2):
+                if counts[k] == value:
+                    counts[k + 1] += 1
+                    return
+            if len(counts) < 2 * _FEW:
+                counts += (value, 1)
+                return
+            counts = slot[row] = dict(zip(counts[::2], counts[1::2], strict=True))
         counts[value] = counts.get(value, 0) + 1
 
     def get(self, row: int | None, ids: tuple[int, int, int], n: int) -> Any:
@@ -172,9 +184,10 @@ class _Top:
         counts = self.slots[s].get(row)
         if not counts:
             return None
-        best = max(counts.values())
+        pairs = _pairs(counts)
+        best = max(k for _, k in pairs)
         # ties: the smallest value (numbers before text, so mixed values still compare)
-        return min((v for v, k in counts.items() if k == best), key=lambda v: (isinstance(v, str), v))
+        return min((v for v, k in pairs if k == best), key=lambda v: (isinstance(v, str), v))
 
     def used(self, mask: np.ndarray, ids: tuple[int, int, int]) -> None:
         cur = ids[self.kind]
@@ -190,7 +203,14 @@ class _Top:
             slot.pop(row, None)
 
     def nbytes(self) -> int:
-        return sum(200 * len(slot) for slot in self.slots)  # a rough figure: a small dict per row
+        return sum(100 * len(slot) for slot in self.slots)  # a rough figure: a short list per row
+
+
+def _pairs(counts: Any) -> list[tuple[Any, int]]:
+    """A top bucket's (value, how often) pairs, from its flat list or its dict."""
+    if counts.__class__ is list:
+        return list(zip(counts[::2], counts[1::2], strict=True))
+    return list(counts.items())
 
 
 class _Since:
@@ -391,7 +411,7 @@ class Periods:
             if isinstance(col, _Since):
                 columns.append(ColumnState(key, [], col.data[:n].tobytes()))
             elif isinstance(col, _Top):
-                tops = [[(r, list(c.items())) for r, c in slot.items()] for slot in col.slots]
+                tops = [[(r, _pairs(c)) for r, c in slot.items()] for slot in col.slots]
                 columns.append(ColumnState(key, list(col.pids), b"", tops))
             else:
                 columns.append(ColumnState(key, list(col.pids), b"".join(c[:n].tobytes() for c in col.slots)))
@@ -428,7 +448,8 @@ class Periods:
                     continue  # a deeper saved ring: keep the newest period for each slot
                 col.pids[t] = pid
                 if isinstance(col, _Top):
-                    col.slots[t] = {r: dict(items) for r, items in c.tops[s]}
+                    col.slots[t] = {r: [x for pair in items for x in pair] if len(items) <= _FEW else dict(items)
+                                    for r, items in c.tops[s]}
                 else:
                     width = n * col.slots[t].itemsize
                     col.slots[t][:n] = array(col.typecode, c.counts[s * width : (s + 1) * width])
