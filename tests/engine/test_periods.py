@@ -232,3 +232,18 @@ def test_explain_shows_the_calendar_values_a_completion_read():
     assert any(line.strip() == 'count(dpi where app == "x") in day(-1) = 1' for line in out)
     assert any(line.strip() == "since(dpi) = 2h" for line in out)
     assert any("not triggered: audience" in line for line in out)
+
+
+def test_top_over_many_values_is_the_same_before_and_after_a_snapshot():
+    apps = [f"a{k}" for k in range(12)] + ["a7", "a3", "a7"]  # past the short list's eight values
+    before = [dpi(T0 + k, app=app) for k, app in enumerate(apps)] + [dpi(T0 + 20, m="2", app="b")]
+    after = [login(T0 + 30), login(T0 + 31, "2")]
+    text = probe("top: top(dpi, app) in day(0)")
+    straight, _ = run(text, before + after)
+    first = Engine(compile_one(text), Reference(), sink=lambda s: None)
+    first.feed(before)
+    sends: list = []
+    second = Engine(compile_one(text), Reference(), sink=sends.append)
+    restore(second, decode(encode(first)).engine)
+    second.feed(after)
+    assert straight == [s.params for s in sends] == [{"top": "a7"}, {"top": "b"}]
