@@ -54,6 +54,8 @@ class Timeline:
             self.matched[i] = self.matched.get(i, 0) + 1
             scn = self.plan.scenarios[i]
             self.lines.append(f"{self.at(t)}{scn.name}: the pattern completed ({_pattern_text(scn)})")
+            if scn.terms and self.engine is not None:
+                self.lines.extend(f"{PAD}  {text}" for text in _term_values(scn, self.engine, m, t))
 
     def wrote(self, i: int, m: str, t: int, tags: dict[str, Any]) -> None:
         """The trigger's ``set`` clause wrote ``tags`` (a ``null`` removed one)."""
@@ -200,6 +202,24 @@ def _pattern_text(scn: Scenario) -> str:
     if isinstance(p, Dwell):
         return f"dwell in {', '.join(p.areas)} for {duration_text(p.for_ms)}"
     return f"{p.filter.event_type} event"
+
+
+def _term_values(scn: Scenario, engine: Engine, m: str, t: int) -> list[str]:
+    """``count(dpi where …) in month(-1) = 3``: each calendar or recency term the scenario reads, at ``t``."""
+    periods = engine.periods
+    out = []
+    for term in scn.terms:
+        flt = term.filter.event_type + ("" if term.filter.where is None else f" where {term.filter.where.text}")
+        args = flt if term.value is None else f"{flt}, {term.value.text}"
+        if term.kind == "since":
+            ago = periods.since(term.key, m, t)
+            out.append(f"since({args}) = {'null' if ago is None else duration_text(ago) if ago else '0'}")
+            continue
+        for n in term.reads:
+            value = periods.value(term.key, n, m, t)
+            shown = "null" if value is None else _num(value) if isinstance(value, (int, float)) else repr(value)
+            out.append(f"{term.kind}({args}) in {term.period}({n}) = {shown}")
+    return out
 
 
 def _gate_text(scn: Scenario, reason: str) -> str:

@@ -183,6 +183,10 @@ class Reloader:
         log.info("scenarios reloaded", who=who, published=result.published, changed=result.changed,
                  withdrawn=result.withdrawn, state_kept=report.kept if report else [],
                  state_dropped=report.pattern_dropped if report else [])
+        for scenario, term in report.calendar_started if report else ():
+            # a calendar aggregate the running engines did not keep: it counts from now on, so its
+            # periods read low until they have run whole (LANGUAGE.md §9.2)
+            log.info("calendar term starts empty", scenario=scenario, term=term)
         return result
 
     def _refuse(self, who: str, error: str, exc_info: BaseException | None = None) -> ReloadResult:

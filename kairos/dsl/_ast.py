@@ -100,7 +100,46 @@ class Binary:
         return self.left.first
 
 
-Node = Literal | ListLit | Name | Dotted | Call | Unary | Binary
+@dataclass(frozen=True, slots=True)
+class DurationLit:
+    """A duration written as a value (``30d``): its milliseconds (LANGUAGE.md §9.2)."""
+
+    tok: Token
+
+    @property
+    def first(self) -> Token:
+        return self.tok
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodTerm:
+    """``count(F) | sum(F, EXPR) | top(F, EXPR)  in  PERIOD(N)`` as one value (LANGUAGE.md §9.2)."""
+
+    kind: Token
+    filter: FilterNode
+    over: TopExpr | None  # the EXPR of sum and top
+    in_tok: Token
+    period: Token
+    n: Number
+
+    @property
+    def first(self) -> Token:
+        return self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class SinceTerm:
+    """``since(F)``: how long ago the latest event passing F was."""
+
+    kind: Token
+    filter: FilterNode
+
+    @property
+    def first(self) -> Token:
+        return self.kind
+
+
+Node = Literal | ListLit | Name | Dotted | Call | Unary | Binary | DurationLit | PeriodTerm | SinceTerm
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,8 @@ class Checker:
         self.schema = schema
         self.channels = channels
         self.diagnostics: list[Diagnostic] = []
-        self.exprs = ExprChecker(schema, self._report)
+        self.exprs = ExprChecker(schema, self._report,
+                                 lambda source, node: self._duration(node, source, zero_ok=True))
         self._scenario_refs: list[tuple[Source, Token]] = []  # scenario names the policy names
 
     def _report(self, source: Source, tok: Token, message: str) -> None:
@@ -145,6 +146,8 @@ class Checker:
             areas=frozenset(uses.areas),
             tracked=frozenset(uses.tracked),
             sets=sets,
+            terms=tuple(uses.terms.values()),
+            uses_now=uses.now,
         )
 
     def _sets(self, assignments: tuple[ast.Assignment, ...], done: Scope | None,
@@ -268,6 +271,12 @@ class Checker:
             if kind == "sum" and checked.type.kind not in ("num", "any", "null"):
                 self._report(source, node.value.first, f"sum() adds numbers; got {checked.type.describe()}")
             value = self._compile(checked, node.value, source, "value", False, before)
+        if kind in ("count", "sum") and node.cmp.text in ("<", "<="):
+            self._report(source, node.cmp, f"`{kind}(...) {node.cmp.text} N within D` completes at each event "
+                         f"passing the filter, so it fires at the first ones (the event counts itself): it "
+                         f"cannot see that too few came. For \"fewer than N\" test the calendar at a time: "
+                         f"`when every day at 10:00 where {kind}(...) in month(0) {node.cmp.text} N` "
+                         f"(LANGUAGE.md §9), or `A -> not B within D`")
         within = None
         if node.within is None:
             self._report(source, node.kind, f"`{kind}(...)` needs a window: write "

@@ -116,7 +116,15 @@ class _Emitter:
             case ir.Previous(function="changed", event_type=t, field=f):
                 return f"changed(c.prev({t!r}, {f!r}), e.{f})"
             case ir.Previous(function=fn, event_type=t, field=f, threshold=n):
-                return f"{fn}(c.prev({t!r}, {f!r}), e.{f}, {self.literal(n)})"
+                return f"{fn}(c.prev({t!r}, {f!r}), e.{f}, {'None' if n is None else self.value(n)})"
+            case ir.Now():
+                return "c.now"
+            case ir.DateOf(arg=arg):
+                return f"c.date({self.value(arg)})"
+            case ir.Period(key=key, n=n):
+                return f"c.period({self.constant(key)}, {n})"
+            case ir.Since(key=key):
+                return f"c.since({self.constant(key)})"
             case ir.Clock(function=fn, arg=arg):
                 return f"c.{fn}({self.value(arg)})"
             case ir.Not(operand=operand):

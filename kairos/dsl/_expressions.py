@@ -6,6 +6,7 @@ passes every check (``POISON``), so one mistake gives one message.
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,12 +14,16 @@ from dataclasses import dataclass, field
 from kairos import plan
 from kairos.dsl import _ast as ast
 from kairos.dsl import _ir as ir
+from kairos.dsl._codegen import compile_expr
 from kairos.dsl._diagnostics import Source, did_you_mean
 from kairos.dsl._tokens import Token
 
 Report = Callable[[Source, Token, str], None]
 
-FUNCTIONS = ("list", "in_area", "crosses_above", "crosses_below", "changed", "hour", "weekday", "day")
+FUNCTIONS = ("list", "in_area", "crosses_above", "crosses_below", "changed", "hour", "weekday", "day", "date")
+#: the periods of ``count|sum|top(F) in PERIOD(N)``
+PERIODS = ("day", "week", "month")
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _PREVIOUS = ("crosses_above", "crosses_below", "changed")
 _CLOCK = ("hour", "weekday", "day")
 _ORDERING = ("<", "<=", ">", ">=")
@@ -33,6 +38,9 @@ class Uses:
     lists: set[str] = field(default_factory=set)
     areas: set[str] = field(default_factory=set)
     tracked: set[tuple[str, str]] = field(default_factory=set)
+    #: calendar and recency terms read, by key (LANGUAGE.md §9.2); each with the deepest N read
+    terms: dict[str, plan.Term] = field(default_factory=dict)
+    now: bool = False  # ``now`` is read
 
 
 @dataclass(slots=True)
@@ -56,14 +64,23 @@ class Scope:
     no_last: str | None = None  # why `last` cannot be used here; None: it can
     pattern_types: tuple[str, ...] = ()
     reads_earlier: bool = False  # an alias of an earlier step was read
+    in_term: bool = False  # inside the filter of a calendar or recency term
 
 
 class ExprChecker:
     """Type-checks expressions against the event schema."""
 
-    def __init__(self, schema: plan.EventSchema, report: Report) -> None:
+    def __init__(self, schema: plan.EventSchema, report: Report,
+                 duration: Callable[[Source, ast.Duration], int | None] | None = None) -> None:
         self.schema = schema
-        self._report = report
+        self._reported = report
+        self.errors = 0  # how many errors were reported (a term's filter compiles only without one)
+        #: a duration's milliseconds, or None after reporting why it is bad (the checker's, as for `within`)
+        self._duration = duration
+
+    def _report(self, source: Source, tok: Token, message: str) -> None:
+        self.errors += 1
+        self._reported(source, tok, message)
 
     def condition(self, top: ast.TopExpr, scope: Scope, what: str) -> ir.Ir:
         """A condition (a where, an audience); ``what`` names it in the message."""
@@ -91,6 +108,12 @@ class ExprChecker:
                 return self._unary(node, scope)
             case ast.Binary():
                 return self._binary(node, scope)
+            case ast.DurationLit(tok=tok):
+                ms = None if self._duration is None else self._duration(
+                    scope.source, ast.Duration(tok, tok.text))
+                return ir.POISON if ms is None else ir.Const(ms, ir.NUM)
+            case ast.PeriodTerm() | ast.SinceTerm():
+                return self._term(node, scope)
         raise AssertionError(node)
 
     def _error(self, scope: Scope, tok: Token, message: str) -> ir.Ir:
@@ -109,6 +132,9 @@ class ExprChecker:
             return ir.Subscriber()
         if scope.bare is not None and name in self.schema.fields(scope.bare):
             return self._field(None, scope.bare, tok, scope)
+        if name == "now" and name not in scope.aliases:
+            scope.uses.now = True
+            return ir.Now()
         if name in scope.aliases:
             return self._whole_event(tok, scope.aliases[name][1], scope)
         if name in scope.hidden:
@@ -199,7 +225,96 @@ class ExprChecker:
                                    f"{name}() needs a time in ms such as ts, got {arg.type.describe()}")
             kind: ir.Kind = "str" if name == "day" else "num"
             return ir.Clock(name, arg, ir.Type(kind, not arg.type.certain("num")))
+        if name == "date":
+            return self._date(node, scope)
         return self._error(scope, node.name, f"unknown function '{name}'{did_you_mean(name, FUNCTIONS)}")
+
+    def _date(self, node: ast.Call, scope: Scope) -> ir.Ir:
+        """``date("YYYY-MM-DD")`` or ``date(EXPR)``: local midnight of that date (null for no date)."""
+        if not self._arity(node, 1, scope):
+            return ir.POISON
+        arg = self.check(node.args[0], scope)
+        if arg.type.kind not in ("str", "any", "null"):
+            return self._error(scope, node.args[0].first,
+                               f'date() takes a date as text, e.g. date("2026-03-01"), got {arg.type.describe()}')
+        if isinstance(arg, ir.Const) and isinstance(arg.value, str) and not _is_date(arg.value):
+            return self._error(scope, node.args[0].first,
+                               f'{arg.value!r} is no date: write date("YYYY-MM-DD"), e.g. date("2026-03-01")')
+        return ir.DateOf(arg)
+
+    # --- calendar and recency terms (LANGUAGE.md §9.2)
+
+    def _term(self, node: ast.PeriodTerm | ast.SinceTerm, scope: Scope) -> ir.Ir:
+        kind = node.kind.text
+        if scope.in_term:
+            return self._error(scope, node.kind, f"{kind}(...) cannot be used inside the filter of another "
+                               "calendar or recency term")
+        flt = node.filter
+        event_type = flt.type.text
+        if event_type not in self.schema.types:
+            hint = did_you_mean(event_type, self.schema.types) or f" ({', '.join(sorted(self.schema.types))})"
+            return self._error(scope, flt.type, f"unknown event type '{event_type}'{hint}")
+        if flt.alias is not None:
+            return self._error(scope, flt.alias, f"the filter of {kind}(...) takes no alias: inside its `where` "
+                               f"the fields of {event_type} events are bare names")
+        errors = self.errors
+        inner = Scope(scope.source, scope.uses, bare=event_type, in_filter=True, in_term=True,
+                      no_last=f"`last` is not known inside {kind}(...): bare names there are fields of its events")
+        where = value = None
+        if flt.where is not None:
+            checked = self.check(flt.where.node, inner)
+            if checked.type.kind not in ("bool", "any", "null"):
+                self._error(scope, flt.where.first, f"a `where` must be a condition, got {checked.type.describe()}")
+            elif self.errors == errors:
+                where = compile_expr(checked, condition=True, name="where", source=scope.source,
+                                     first=flt.where.first, last=flt.where.last)
+        value_type = ir.ANY
+        if isinstance(node, ast.PeriodTerm) and node.over is not None:
+            before = self.errors
+            checked = self.check(node.over.node, inner)
+            value_type = checked.type
+            if kind == "sum" and checked.type.kind not in ("num", "any", "null"):
+                self._error(scope, node.over.first, f"sum() adds numbers; got {checked.type.describe()}")
+            elif self.errors == before:
+                value = compile_expr(checked, condition=False, name="value", source=scope.source,
+                                     first=node.over.first, last=node.over.last)
+        if isinstance(node, ast.SinceTerm):
+            period, n = None, 0
+        else:
+            period = node.period.text
+            if period not in PERIODS:
+                hint = did_you_mean(period, PERIODS) or " (day, week, month)"
+                return self._error(scope, node.period, f"unknown period '{period}'{hint}")
+            raw = node.n.value
+            limit = plan.PERIOD_LIMITS[period]
+            if isinstance(raw, float):
+                return self._error(scope, node.n.tok, f"{period}(N) takes a whole number, got {raw}")
+            if raw > 0:
+                return self._error(scope, node.n.tok, f"{period}({raw}) is in the future: N is 0 (this {period} so "
+                                   f"far) or below (-1: the previous {period})")
+            if raw < -limit:
+                return self._error(scope, node.n.tok, f"{period}({raw}) goes back too far: at most "
+                                   f"{period}(-{limit})")
+            n = raw
+        if self.errors > errors:
+            return ir.POISON
+        key = "|".join((kind, event_type, "" if flt.where is None else where.text,  # type: ignore[union-attr]  # compiled: no error
+                        "" if value is None else value.text, period or ""))
+        seen = scope.uses.terms.get(key)
+        reads = tuple(sorted({n, *(() if seen is None else seen.reads)}, reverse=True))
+        if seen is None or seen.depth < -n or reads != seen.reads:
+            scope.uses.terms[key] = plan.Term(
+                kind,  # type: ignore[arg-type]  # one of the four: the parser takes no other
+                plan.Filter(event_type, None, where, origin=plan.Origin(scope.source.name, flt.type.line,
+                                                                             flt.type.col)),
+                value, period, max(-n, 0 if seen is None else seen.depth), key,  # type: ignore[arg-type]  # period: checked
+                reads)
+        scope.uses.now = True
+        if kind in ("count", "sum"):
+            return ir.Period(key, n, ir.NUM)
+        if kind == "top":
+            return ir.Period(key, n, ir.Type(value_type.kind if value_type.kind != "null" else "any", True))
+        return ir.Since(key)
 
     def _arity(self, node: ast.Call, n: int, scope: Scope) -> bool:
         if len(node.args) == n:
@@ -245,10 +360,11 @@ class ExprChecker:
                 return self._error(scope, arg.tok,
                                    f"{name}() needs a numeric field; '{target.name}' is {target.type.describe()}")
             n = self.check(node.args[1], scope)
-            if not (isinstance(n, ir.Const) and n.type == ir.NUM):
-                return self._error(scope, node.args[1].first,
-                                   f"the second argument of {name}() is a number, e.g. {example}")
-            threshold = n.value
+            if n.type.kind not in ("num", "any", "null"):
+                return self._error(scope, node.args[1].first, f"the second argument of {name}() is a number "
+                                   f"or an expression giving one, e.g. {example} or {name}(pct, tags.alert_pct); "
+                                   f"got {n.type.describe()}")
+            threshold = n
         scope.uses.tracked.add((scope.bare, target.name))
         return ir.Previous(name, scope.bare, target.name, threshold)
 
@@ -359,6 +475,17 @@ def _literal(value: object) -> ir.Const:
     if isinstance(value, str):
         return ir.Const(value, ir.STR)
     return ir.Const(value, ir.NUM)
+
+
+def _is_date(text: str) -> bool:
+    m = _DATE.fullmatch(text)
+    if m is None:
+        return False
+    try:
+        datetime.date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return False
+    return True
 
 
 def _is_string(node: ast.Node) -> bool:

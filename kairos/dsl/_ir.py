@@ -111,7 +111,7 @@ class Previous:
     function: str
     event_type: str
     field: str
-    threshold: int | float | None
+    threshold: Ir | None  # any expression (LANGUAGE.md §9.2); None for changed
     type: Type = BOOL
 
 
@@ -150,7 +150,40 @@ class Neg:
     type: Type
 
 
-Ir = Const | ListOf | Field | Subscriber | Tag | InList | InArea | Previous | Clock | Op | Not | Neg
+@dataclass(frozen=True, slots=True)
+class Now:
+    """``now``: the evaluation time (the event's ts, or the instant of a schedule or deadline)."""
+
+    type: Type = NUM
+
+
+@dataclass(frozen=True, slots=True)
+class DateOf:
+    """``date(x)``: local midnight of the date ``x`` as epoch ms; null for null or no date."""
+
+    arg: Ir
+    type: Type = Type("num", True)
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """``count|sum|top(F[, EXPR]) in PERIOD(n)``: the value of term ``key`` ``n`` periods back."""
+
+    key: str
+    n: int
+    type: Type
+
+
+@dataclass(frozen=True, slots=True)
+class Since:
+    """``since(F)``: now minus the latest ts of term ``key``; null if none seen."""
+
+    key: str
+    type: Type = Type("num", True)
+
+
+Ir = (Const | ListOf | Field | Subscriber | Tag | InList | InArea | Previous | Clock | Op | Not | Neg | Now | DateOf
+      | Period | Since)
 
 #: what a node that failed to check becomes, so checking goes on without cascading errors
 POISON = Const(None, ANY)

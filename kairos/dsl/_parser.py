@@ -20,6 +20,8 @@ CLAUSES = ("title", "priority", "audience", "when", "during", "cooldown", "once"
 POLICY_RULES = ("exclude", "cap", "quiet", "arbitrate", "hours", "capacity", "no_repeat", "exclusive", "control",
                 "feedback")
 AGGREGATES = ("count", "sum", "distinct")
+#: the calendar and recency aggregates of LANGUAGE.md §9.2, values in an expression
+TERMS = ("count", "sum", "top", "since")
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 UNITS = ("ms", "s", "m", "h", "d")
 _MEMBERSHIP = ("in", "contains", "matches")
@@ -570,8 +572,13 @@ class _Parser:
             inner = self._parse_or()
             self.expect(")", "')'")
             return inner
+        if tok.kind == DURATION:
+            self.take()
+            return ast.DurationLit(tok)
         if tok.kind != NAME or tok.text in ("and", "or", "not", "in", "contains", "matches"):
             self.fail(tok, f"expected a value, got {_describe(tok)}")
+        if tok.text in TERMS and self.at("(", 1):
+            return self._parse_term_value()
         self.take()
         if tok.text in ("true", "false", "null"):
             return ast.Literal(tok, {"true": True, "false": False, "null": None}[tok.text])
@@ -586,3 +593,30 @@ class _Parser:
             self.expect(")", "',' or ')'")
             return ast.Call(tok, tuple(args))
         return ast.Name(tok)
+
+    def _parse_term_value(self) -> ast.Node:
+        """term_value := 'since' '(' filter ')'
+        | ('count' '(' filter ')' | ('sum' | 'top') '(' filter ',' expr ')') 'in' NAME '(' number ')'"""
+        kind = self.take()
+        self.take()
+        start = self.expr_start
+        flt = self._parse_filter()
+        value = None
+        if kind.text in ("sum", "top"):
+            self.expect(",", f"',' and the value {kind.text} is over")
+            value = self._parse_expr()
+        self.expr_start = start
+        self.expect(")", "')'")
+        if kind.text == "since":
+            return ast.SinceTerm(kind, flt)
+        in_tok = self.peek()
+        if not self.at("in"):
+            self.fail(in_tok, f"expected `in` and a period after {kind.text}(...) here, e.g. "
+                      f"`{kind.text}(...) in month(-1)`; a pattern `{kind.text}(...) >= N within D` "
+                      "is written only right after `when`")
+        self.take()
+        period = self.expect_kind(NAME, "a period: day(N), week(N) or month(N)")
+        self.expect("(", "'(' and a number, e.g. month(-1)")
+        n = self._parse_number("a whole number, 0 or below, e.g. month(-1)")
+        self.expect(")", "')'")
+        return ast.PeriodTerm(kind, flt, value, in_tok, period, n)

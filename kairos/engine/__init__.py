@@ -4,8 +4,9 @@
 no I/O, one handler call per scenario that reads the event's type; each pattern
 form's state machine is a module of ``engine.forms``. Around it:
 the event family (msgspec Structs decoded from JSON lines), reference data,
-local-time arithmetic, the contact policy stage every trigger passes when a
-policy is loaded, snapshots of all per-subscriber state, ``replay`` which
+local-time arithmetic, the calendar and recency terms of LANGUAGE.md §9.2
+(``_periods``: per-subscriber period buckets as shared columns), the contact
+policy stage every trigger passes when a policy is loaded, snapshots of all per-subscriber state, ``replay`` which
 feeds a recorded file through an engine and writes its sends, and
 ``replay_workers`` which spreads that over one process per core by a stable
 hash of msisdn, and ``replay_partitioned`` which replays a log already split

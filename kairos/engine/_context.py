@@ -18,12 +18,17 @@ _EMPTY: frozenset[str] = frozenset()
 class Context:
     """Subscriber-side lookups for compiled expressions (plan.Context)."""
 
-    __slots__ = ("msisdn", "_tags", "_lists", "_cells", "_prev", "_clock")
+    __slots__ = ("msisdn", "now", "periods", "_tags", "_lists", "_cells", "_prev", "_clock")
 
     def __init__(
         self, reference: Reference, clock: LocalTime, prev: dict[tuple[str, str], dict[str, Any]]
     ) -> None:
         self.msisdn = ""
+        #: the evaluation time (LANGUAGE.md §9.2): set per event by the routes only when a loaded
+        #: scenario reads it, and at each deadline (and schedule instant) by the engine
+        self.now = 0
+        #: the calendar and recency terms (``engine._periods``), set by the engine when any is loaded
+        self.periods: Any = None
         self._tags = reference.tags
         self._lists = reference.lists
         self._cells = reference.areas_of_cell
@@ -55,3 +60,12 @@ class Context:
 
     def day(self, ts: Any) -> Any:
         return self._clock.day(ts)
+
+    def date(self, text: Any) -> Any:
+        return self.periods.clock.date(text)
+
+    def period(self, key: str, n: int) -> Any:
+        return self.periods.value(key, n, self.msisdn, self.now)
+
+    def since(self, key: str) -> Any:
+        return self.periods.since(key, self.msisdn, self.now)

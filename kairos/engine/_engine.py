@@ -26,6 +26,7 @@ from kairos.engine._faults import describe_fault
 from kairos.engine._feed import build_feed
 from kairos.engine._events import Dpi, Event, Feedback, Profile, Trigger, event_types, tag_value_problem
 from kairos.engine._localtime import DEFAULT_TZ, LocalTime
+from kairos.engine._periods import Periods
 from kairos.engine._policy import Candidate, CapacityGrants, PolicyStage
 from kairos.engine._reference import Reference
 from kairos.engine._conjuncts import audience_guard, bound_filter, cheap_first
@@ -276,6 +277,11 @@ class Engine:
         self.now = -(2**62)
         self._prev: dict[tuple[str, str], dict[str, Any]] = {}
         self.ctx = Context(self.reference, self.clock, self._prev)
+        #: the calendar and recency terms the scenarios read, one column per distinct term (``engine._periods``)
+        self.periods = Periods(self.clock, [t for scn in plan.scenarios for t in scn.terms])
+        self.ctx.periods = self.periods
+        #: some scenario reads ``now`` (or a term): the routes set it per event; otherwise they do not
+        self._uses_now = any(scn.uses_now for scn in plan.scenarios)
         self.scenarios = plan.scenarios
         self.stats = [ScenarioStats() for _ in plan.scenarios]
         self.runtimes: list[PatternRuntime] = []
@@ -406,7 +412,7 @@ class Engine:
         runtimes = self._timed
         while (entry := pop(t)) is not None:
             when, _, i, m = entry
-            self.now = when
+            self.now = self.ctx.now = when
             self.ctx.msisdn = m
             try:  # free in CPython 3.11 while nothing raises
                 runtimes[i].on_deadline(m, when)
@@ -632,12 +638,17 @@ class Engine:
         elif cls is Profile:
             update = self.reference.update_tags
             before.append(lambda ev: update(ev.msisdn, ev.tags))
+        tag: str = cls.__struct_config__.tag  # type: ignore[assignment]  # every event class has its tag
+        terms = self.periods.updater(tag, self.ctx) if self.periods else None
+        if terms is not None:
+            before.append(terms)  # the event counts in its own periods: updated before any scenario reads them
         route = build_route(
-            cls.__struct_config__.tag,  # type: ignore[arg-type]
+            tag,
             before,
             self._handlers.get(cls, ()),
             self._tracked.get(cls, ()),
             self.ctx,
+            now=self._uses_now,
         )
         if cls is Feedback and self.policy is not None:
             return self.policy.feedback_route(route)  # joins feedback to sends first
@@ -829,7 +840,7 @@ class Engine:
 
     def subscribers_in_state(self) -> int:
         """Distinct subscribers the engine holds anything for: pattern state, gates, the previous
-        values ``crosses_*``/``changed`` keep, and the contact policy's memory."""
+        values ``crosses_*``/``changed`` keep, calendar and recency buckets, and the contact policy's memory."""
         seen: set[str] = set()
         for rt in self.runtimes:
             seen.update(rt.states)
@@ -839,6 +850,7 @@ class Engine:
                 seen.update(g.values)
         for store in self._prev.values():
             seen.update(store)
+        seen.update(self.periods.rows)
         if self.policy is not None:
             seen.update(self.policy.states)
         return len(seen)

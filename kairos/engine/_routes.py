@@ -109,15 +109,18 @@ def build_route(
     items: Sequence[Entry | Guarded | Handler],
     tracked: Sequence[tuple[str, dict[str, Any]]],
     ctx: Any,
+    now: bool = False,
 ) -> Callable[[Any], None] | None:
-    """Generate the route for one event type; None when nothing reads the type."""
+    """Generate the route for one event type; None when nothing reads the type.
+
+    ``now``: a loaded scenario reads the evaluation time (``c.now``), so the route sets it first."""
     if not before and not items and not tracked:
         return None
     ns: dict[str, Any] = dict(NAMESPACE)
     ns["c"] = ctx
     ns["a"] = ()
     #: the route's statements, each with the clause it was made from (None: none)
-    body: list[tuple[str, Origin | None]] = []
+    body: list[tuple[str, Origin | None]] = [("c.now = e.ts", None)] if now else []
     for i, step in enumerate(before):
         ns[f"_b{i}"] = step
         body.append((f"_b{i}(e)", None))

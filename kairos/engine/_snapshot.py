@@ -2,7 +2,8 @@
 
 A snapshot holds the pattern runtimes' states (events bound in partial matches
 included, as the tagged event union), the cool-down/``once`` gates, the
-previous values ``crosses_*``/``changed`` read, the subscribers' tags (as
+previous values ``crosses_*``/``changed`` read, the calendar and recency terms'
+buckets (``engine._periods``), the subscribers' tags (as
 ``profile`` events left them), the contact policy stage's state
 (``engine._snapshot_policy``), pending deadlines, the trigger-id counters, the
 stream time and the counters. Restoring it into a fresh engine continues the
@@ -29,6 +30,7 @@ import msgspec
 
 from kairos.engine._engine import Engine, ScenarioStats
 from kairos.engine._events import event_union
+from kairos.engine._periods import CalendarState
 from kairos.engine._snapshot_policy import POLICY_OWNER, PolicyState, capture_policy, restore_policy
 from kairos.engine.forms import kept_fields
 from kairos.plan import Scenario
@@ -74,6 +76,8 @@ class EngineState(msgspec.Struct):
     #: tag name → the subscribers whose tag of that name the engine wrote (``set``, ``profile``); None in a
     #: snapshot from before written tags were marked: its ``tags`` then replace the loaded ones whole
     written: dict[str, list[str]] | None = None
+    #: the calendar and recency terms' buckets (``engine._periods``); None in snapshots from before them
+    calendar: CalendarState | None = None
 
 
 class Snapshot(msgspec.Struct):
@@ -93,6 +97,8 @@ class RestoreReport(msgspec.Struct):
     gates_dropped: list[str] = msgspec.field(default_factory=list)
     withdrawn: list[str] = msgspec.field(default_factory=list)
     versions: dict[str, str] = msgspec.field(default_factory=dict)  #: the saved scenarios' versions, by name
+    #: (scenario, term) of each calendar or recency term the saved state did not hold: it starts empty
+    calendar_started: list[tuple[str, str]] = msgspec.field(default_factory=list)
 
 
 class _Header(msgspec.Struct):
@@ -184,6 +190,7 @@ def capture(engine: Engine, *, encode_states: bool = True) -> EngineState:
         scenarios=scenarios,
         policy=None if policy is None else capture_policy(policy, engine),
         written=engine.reference.written_by_name(),
+        calendar=engine.periods.capture() if engine.periods else None,
     )
 
 
@@ -315,6 +322,12 @@ def _restore(engine: Engine, state: EngineState, live: dict[str, dict[str, Any]]
         store = engine._prev.get((event_type, field))
         if store is not None:
             store.update(values)
+    if engine.periods:
+        held = {c.key for c in state.calendar.columns} if state.calendar is not None else set()
+        if state.calendar is not None:
+            engine.periods.restore(state.calendar)
+        for scn in engine.scenarios:
+            report.calendar_started.extend((scn.name, t.key) for t in scn.terms if t.key not in held)
     if state.tags is not engine.reference.tags:  # a reload keeps the same reference data
         if state.written is None:  # an older snapshot: its tags as they were, written or read from the file,
             engine.reference.replace(state.tags)  # those not the file's now marked written

@@ -114,6 +114,27 @@ class Dwell(msgspec.Struct, frozen=True, tag="dwell"):
 
 Pattern = Single | Sequence | Absence | Aggregate | Dwell
 
+#: the calendar periods of LANGUAGE.md §9.2 and the deepest N each may go back
+PeriodKind = Literal["day", "week", "month"]
+PERIOD_LIMITS: dict[str, int] = {"day": 62, "week": 26, "month": 12}
+
+
+class Term(msgspec.Struct, frozen=True):
+    """A calendar or recency aggregate a scenario reads (LANGUAGE.md §9.2).
+
+    ``count|sum|top(F[, EXPR]) in PERIOD(N)`` or ``since(F)``: the engine keeps
+    one column per distinct ``key`` (kind, filter, value and period kind, not
+    N), shared by every scenario that reads it, ``depth`` periods back.
+    """
+
+    kind: Literal["count", "sum", "top", "since"]
+    filter: Filter
+    value: Expr | None  # EXPR of sum/top; None for count and since
+    period: PeriodKind | None  # None for since
+    depth: int  # the deepest -N the scenario reads of this term (0 for since)
+    key: str  # what makes two terms the same column: "count|dpi|app == \"x\"||month"
+    reads: tuple[int, ...] = ()  # the periods N the scenario reads (``explain`` shows each)
+
 
 class TimeRange(msgspec.Struct, frozen=True):
     """Local time of day ``[start, end)`` in minutes; wraps midnight when end <= start."""
@@ -175,6 +196,10 @@ class Scenario(msgspec.Struct, frozen=True):
     tracked: frozenset[tuple[str, str]] = frozenset()
     #: ``set tags.NAME = EXPR, …``: the tags each trigger writes, in written order (LANGUAGE.md §9.3)
     sets: tuple[TagSet, ...] = ()
+    #: calendar and recency terms its expressions read (LANGUAGE.md §9.2), one per key
+    terms: tuple[Term, ...] = ()
+    #: its expressions read ``now`` (or a term, which reads it): the engine keeps the evaluation time
+    uses_now: bool = False
 
     @property
     def event_types(self) -> frozenset[str]:

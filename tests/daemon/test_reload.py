@@ -209,3 +209,23 @@ def test_a_refused_reload_whose_audit_log_cannot_be_written_is_still_just_a_refu
     result = reloader.reload("test")
     assert (False, 1) == (result.ok, reloader.refused)
     assert "s.kairos:" in (result.error or "")
+
+
+def test_a_reload_adding_a_calendar_aggregate_starts_it_empty_and_says_so(tmp_path):
+    config = write_config(tmp_path, SEQ, channels=("sms",), extra="[reload]\nwatch = true\npoll_ms = 50\n")
+    events = tmp_path / "in" / "events.jsonl"
+    append(events, dpi(NOW, "1", "news"))  # before the reload: not counted by the new term
+    proc = start(config)
+    try:
+        wait_for(lambda: logged(tmp_path, "ready"), what="the daemon to start")
+        wait_for(lambda: logged(tmp_path, "snapshot taken"), what="the first event to be processed")
+        (tmp_path / "scenarios" / "daily.kairos").write_text(
+            'scenario daily_news\n  when dpi where category == "news"\n'
+            '  then sms "offer.news" with {n: count(dpi where category == "news") in day(0)}\nend\n')
+        (started,) = wait_for(lambda: logged(tmp_path, "calendar term starts empty"), what="the reload")
+        append(events, dpi(NOW + 1, "1", "news"))
+        wait_for(lambda: sends(tmp_path, ("sms",)), what="the new scenario's send")
+    finally:
+        assert 0 == stop(proc)
+    assert (started["scenario"], started["term"]) == ("daily_news", 'count|dpi|category == "news"||day')
+    assert [("daily_news", {"n": 1})] == [(s["scenario"], s["params"]) for s in sends(tmp_path, ("sms",))]

@@ -133,7 +133,9 @@ def test_type_errors_name_both_sides(text, message):
     ("crosses_above(pct)", "crosses_above() takes 2 arguments, got 1"),
     ("crosses_above(1, 2)",
      "the first argument of crosses_above() is a field of usage events, e.g. crosses_above(pct, 90)"),
-    ("crosses_below(pct, used_mb)", "the second argument of crosses_below() is a number, e.g. crosses_below(pct, 90)"),
+    ("crosses_below(pct, used_mb)", None),  # any expression (LANGUAGE.md §9.2)
+    ("crosses_below(pct, cycle)", "the second argument of crosses_below() is a number or an expression giving "
+     "one, e.g. crosses_below(pct, 90) or crosses_below(pct, tags.alert_pct); got text"),
     ("crosses_below(pct, -5) and changed(cycle)", None),
     ("changed(cycle, 1)", "changed() takes 1 argument, got 2"),
     ("in_area(\"a\")", "in_area() can only be used in the `where` of a location filter"),

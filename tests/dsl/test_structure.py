@@ -88,7 +88,7 @@ def test_an_absence_binds_first_and_absent_filters():
     ("distinct(location, cell) < 2 within 1d", "distinct", "cell", "<", 2.0),
     ("count(dpi) == 0 within 1s", "count", None, "==", 0.0),
     ("sum(balance as b, b.amount * 2) != -5 within 1m", "sum", "b.amount * 2", "!=", -5.0),
-    ("sum(topup, amount) <= 0.5 within 1m", "sum", "amount", "<=", 0.5),
+    ("sum(topup, amount) >= 0.5 within 1m", "sum", "amount", ">=", 0.5),
 ])
 def test_aggregates_compile_with_kind_value_comparison_and_threshold(text, kind, value, cmp, threshold):
     p = scenario(f'scenario s when {text} then sms "t" end').pattern

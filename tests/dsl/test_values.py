@@ -120,5 +120,5 @@ def test_other_scenario_names_are_refused(name):
 
 
 def test_numbers_with_a_fraction_and_negative_thresholds():
-    p = scenario('scenario s when sum(balance, amount) < -2.5 within 1d then sms "t" end').pattern
+    p = scenario('scenario s when sum(balance, amount) > -2.5 within 1d then sms "t" end').pattern
     assert p.threshold == -2.5

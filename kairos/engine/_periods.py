@@ -1,0 +1,456 @@
+"""Calendar and recency state (LANGUAGE.md §9.2): per-subscriber period buckets kept as columns.
+
+Every subscriber a term has seen gets one row index, shared by all terms. A
+``count`` or ``sum`` term is a ring of ``depth + 1`` calendar-aligned slots, each
+a numpy column (int32 counts, float64 sums) over the rows: a slot is reused when
+the clock enters a new period and cleared in one vectorised step, so an event
+costs one increment of its current bucket (events arrive in time order). A
+``top`` term keeps a small value count per row and slot, a ``since`` term one
+int64 time per row. Terms with the same key (kind, filter, value, period kind)
+share one column whichever scenarios read them; rows whose columns are all
+empty are recycled when the day changes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from array import array
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from kairos.engine._localtime import LocalTime
+from kairos.engine._routes import inlinable
+from kairos.plan import NAMESPACE, Origin, Term, define, filename, lines_from
+
+_DAY_MS = 86_400_000
+_EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
+_NONE = -(2**63)  # a since column's "never seen"
+_KINDS = {"day": 0, "week": 1, "month": 2}
+_FEW = 8  # a top bucket keeps up to this many values as a flat list
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+
+
+class PeriodClock:
+    """Local-calendar period numbers of a time: (day, Monday week, month), cached per local day."""
+
+    __slots__ = ("local", "lo", "hi", "ids", "on_new_day", "_last_day", "_dates")
+
+    def __init__(self, local: LocalTime) -> None:
+        self.local = local
+        self.lo = self.hi = 0
+        self.ids = (0, 0, 0)
+        #: called when time enters a later day than any before (recycling empty rows)
+        self.on_new_day: Callable[[], None] | None = None
+        self._last_day: int | None = None
+        self._dates: dict[str, int | None] = {}
+
+    def of(self, ts: int) -> tuple[int, int, int]:
+        if self.lo <= ts < self.hi:
+            return self.ids
+        local = self.local
+        day = local.local_ms(ts) // _DAY_MS
+        self.lo = local.to_utc(day * _DAY_MS)
+        self.hi = local.to_utc((day + 1) * _DAY_MS)
+        date = _dt.date.fromordinal(_EPOCH_ORDINAL + day)
+        # 1970-01-01 was a Thursday: day + 3 counts from the Monday before it
+        self.ids = (day, (day + 3) // 7, date.year * 12 + date.month - 1)
+        if self._last_day is None or day > self._last_day:
+            first = self._last_day is None
+            self._last_day = day
+            if not first and self.on_new_day is not None:
+                self.on_new_day()
+        return self.ids
+
+    def date(self, text: Any) -> int | None:
+        """``date(x)``: local midnight of ``YYYY-MM-DD`` as epoch ms; None for null or no date."""
+        if not isinstance(text, str):
+            return None
+        ms = self._dates.get(text, -1)
+        if ms == -1:
+            ms = None
+            m = _DATE.fullmatch(text)
+            if m is not None:
+                try:
+                    day = _dt.date(int(m[1]), int(m[2]), int(m[3])).toordinal() - _EPOCH_ORDINAL
+                    ms = self.local.to_utc(day * _DAY_MS)
+                except (ValueError, OverflowError):
+                    ms = None
+            if len(self._dates) < 100_000:
+                self._dates[text] = ms
+        return ms
+
+
+class _Buckets:
+    """``count``/``sum``: ``depth + 1`` period slots (slot = period % size), a column of rows each.
+
+    A column is an ``array.array`` (int32 counts, float64 sums): an increment from the generated
+    update is a plain item assignment, and numpy reads it without a copy when rows are recycled.
+    """
+
+    __slots__ = ("kind", "size", "pids", "slots", "typecode", "dtype")
+
+    def __init__(self, kind: str, depth: int, typecode: str, capacity: int) -> None:
+        self.kind = _KINDS[kind]
+        self.size = depth + 1
+        self.pids = [-1] * self.size
+        self.typecode = typecode
+        self.dtype = np.int32 if typecode == "i" else np.float64
+        self.slots = [self._empty(capacity) for _ in range(self.size)]
+
+    def _empty(self, capacity: int) -> array[Any]:
+        return array(self.typecode, bytes(capacity * array(self.typecode).itemsize))
+
+    def grow(self, capacity: int) -> None:
+        for column in self.slots:  # in place: the generated update holds the list, not the columns
+            column.frombytes(bytes((capacity - len(column)) * column.itemsize))
+
+    def reset(self, s: int, pid: int) -> None:
+        """Slot ``s`` now holds period ``pid``: cleared in one step (the period it held is no longer read)."""
+        self.slots[s] = self._empty(len(self.slots[s]))
+        self.pids[s] = pid
+
+    def add(self, row: int, ids: tuple[int, int, int], amount: Any) -> None:
+        pid = ids[self.kind]
+        s = pid % self.size
+        if self.pids[s] != pid:
+            self.reset(s, pid)
+        self.slots[s][row] += amount
+
+    def get(self, row: int | None, ids: tuple[int, int, int], n: int) -> Any:
+        pid = ids[self.kind] + n
+        s = pid % self.size
+        if row is None or self.pids[s] != pid or -n >= self.size:
+            return 0
+        v = self.slots[s][row]
+        return int(v) if self.typecode == "d" and v == int(v) and abs(v) < 2**53 else v
+
+    def used(self, mask: np.ndarray, ids: tuple[int, int, int]) -> None:
+        cur = ids[self.kind]
+        for s, pid in enumerate(self.pids):
+            if cur - self.size < pid <= cur:
+                mask |= np.frombuffer(self.slots[s], self.dtype)[: mask.shape[0]] != 0
+
+    def nbytes(self) -> int:
+        return sum(len(column) * column.itemsize for column in self.slots)
+
+
+class _Top:
+    """``top``: per slot, row → {value: how often}."""
+
+    __slots__ = ("kind", "size", "pids", "slots")
+
+    def __init__(self, kind: str, depth: int) -> None:
+        self.kind = _KINDS[kind]
+        self.size = depth + 1
+        self.pids = [-1] * self.size
+        self.slots: list[dict[int, Any]] = [{} for _ in range(self.size)]  # row → [v, n, v, n…] or {v: n}
+
+    def grow(self, capacity: int) -> None:
+        pass
+
+    def add(self, row: int, ids: tuple[int, int, int], value: Any) -> None:
+        if value is None or not isinstance(value, (str, int, float)):
+            return
+        pid = ids[self.kind]
+        s = pid % self.size
+        if self.pids[s] != pid:
+            self.slots[s] = {}
+            self.pids[s] = pid
+        slot = self.slots[s]
+        counts = slot.get(row)
+        if counts is None:
+            slot[row] = [value, 1]  # most rows hold few values: a flat list, a dict past _FEW of them
+            return
+        if counts.__class__ is list:
+            for k in range(0, len(counts), 2):
+                if counts[k] == value:
+                    counts[k + 1] += 1
+                    return
+            if len(counts) < 2 * _FEW:
+                counts += (value, 1)
+                return
+            counts = slot[row] = dict(zip(counts[::2], counts[1::2], strict=True))
+        counts[value] = counts.get(value, 0) + 1
+
+    def get(self, row: int | None, ids: tuple[int, int, int], n: int) -> Any:
+        pid = ids[self.kind] + n
+        s = pid % self.size
+        if row is None or self.pids[s] != pid or -n >= self.size:
+            return None
+        counts = self.slots[s].get(row)
+        if not counts:
+            return None
+        pairs = _pairs(counts)
+        best = max(k for _, k in pairs)
+        # ties: the smallest value (numbers before text, so mixed values still compare)
+        return min((v for v, k in pairs if k == best), key=lambda v: (isinstance(v, str), v))
+
+    def used(self, mask: np.ndarray, ids: tuple[int, int, int]) -> None:
+        cur = ids[self.kind]
+        for s, pid in enumerate(self.pids):
+            if cur - self.size < pid <= cur:
+                for row in self.slots[s]:
+                    mask[row] = True
+            elif self.slots[s]:
+                self.slots[s] = {}  # no scenario reads that far back any more
+
+    def forget(self, row: int) -> None:
+        for slot in self.slots:
+            slot.pop(row, None)
+
+    def nbytes(self) -> int:
+        return sum(100 * len(slot) for slot in self.slots)  # a rough figure: a short list per row
+
+
+def _pairs(counts: Any) -> list[tuple[Any, int]]:
+    """A top bucket's (value, how often) pairs, from its flat list or its dict."""
+    if counts.__class__ is list:
+        return list(zip(counts[::2], counts[1::2], strict=True))
+    return list(counts.items())
+
+
+class _Since:
+    """``since``: the latest ts per row (an int64 ``array.array``; ``_NONE``: never)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, capacity: int) -> None:
+        self.data = array("q", [_NONE]) * capacity
+
+    def grow(self, capacity: int) -> None:
+        self.data.extend(array("q", [_NONE]) * (capacity - len(self.data)))
+
+    def add(self, row: int, ts: int) -> None:
+        self.data[row] = ts
+
+    def get(self, row: int | None, now: int) -> int | None:
+        if row is None:
+            return None
+        t = self.data[row]
+        return None if t == _NONE else now - t
+
+    def used(self, mask: np.ndarray) -> None:
+        mask |= np.frombuffer(self.data, np.int64)[: mask.shape[0]] != _NONE
+
+    def nbytes(self) -> int:
+        return len(self.data) * self.data.itemsize
+
+
+Column = _Buckets | _Top | _Since
+
+
+class ColumnState(msgspec.Struct, array_like=True):
+    """One term's column in a snapshot: slot period ids and the rows' values."""
+
+    key: str
+    pids: list[int]
+    counts: bytes = b""  #: count/sum: the slots' columns, row-major (slots × rows), native dtype
+    tops: list[list[tuple[int, list[tuple[Any, int]]]]] = []  #: top: per slot, (row, [(value, n)])
+
+
+class CalendarState(msgspec.Struct):
+    """The calendar and recency state of an engine (absent from snapshots before it existed)."""
+
+    rows: dict[str, int]
+    columns: list[ColumnState]
+    width: int = 0  #: rows per saved column (the row index's length when captured)
+
+
+class Periods:
+    """Every term the loaded scenarios read, deduplicated by key, over one row index."""
+
+    def __init__(self, local: LocalTime, terms: Iterable[Term]) -> None:
+        self.clock = PeriodClock(local)
+        self.clock.on_new_day = self.collect
+        self.rows: dict[str, int] = {}
+        self._owners: list[str | None] = []
+        self._free: list[int] = []
+        self._capacity = 1024
+        self.terms: dict[str, Term] = {}
+        for term in terms:
+            seen = self.terms.get(term.key)
+            if seen is None or seen.depth < term.depth:
+                self.terms[term.key] = term
+        self.columns: dict[str, Column] = {}
+        for key, term in self.terms.items():
+            if term.kind == "since":
+                self.columns[key] = _Since(self._capacity)
+            elif term.kind == "top":
+                self.columns[key] = _Top(term.period, term.depth)  # type: ignore[arg-type]  # a period term has one
+            else:
+                typecode = "i" if term.kind == "count" else "d"
+                self.columns[key] = _Buckets(term.period, term.depth, typecode, self._capacity)  # type: ignore[arg-type]
+
+    def __bool__(self) -> bool:
+        return bool(self.columns)
+
+    # --- rows
+
+    def row(self, m: str) -> int:
+        """The subscriber's row, given one if it has none."""
+        r = self.rows.get(m)
+        if r is not None:
+            return r
+        if self._free:
+            r = self._free.pop()
+            self._owners[r] = m
+        else:
+            r = len(self._owners)
+            self._owners.append(m)
+            if r >= self._capacity:
+                self._capacity *= 2
+                for col in self.columns.values():
+                    col.grow(self._capacity)
+        self.rows[m] = r
+        return r
+
+    def collect(self) -> None:
+        """Recycle the rows no live bucket of any term holds anything for (at each new day)."""
+        n = len(self._owners)
+        if not n or not self.columns:
+            return
+        ids = self.clock.ids
+        used = np.zeros(n, bool)
+        for col in self.columns.values():
+            if isinstance(col, _Since):
+                col.used(used)
+            else:
+                col.used(used, ids)
+        owners = self._owners
+        for r in np.flatnonzero(~used).tolist():
+            m = owners[r]
+            if m is not None:
+                del self.rows[m]
+                owners[r] = None
+                self._free.append(r)
+                for col in self.columns.values():
+                    if isinstance(col, _Top):
+                        col.forget(r)
+
+    # --- reading (the compiled expressions, through the context)
+
+    def value(self, key: str, n: int, m: str, now: int) -> Any:
+        col = self.columns[key]
+        assert not isinstance(col, _Since)
+        return col.get(self.rows.get(m), self.clock.of(now), n)
+
+    def since(self, key: str, m: str, now: int) -> int | None:
+        col = self.columns[key]
+        assert isinstance(col, _Since)
+        return col.get(self.rows.get(m), now)
+
+    # --- updating (the routes)
+
+    def updater(self, event_type: str, ctx: Any) -> Callable[[Any], None] | None:
+        """One generated function updating every term on ``event_type``; None when no term reads it.
+
+        The period of the event's time is one range test while the day is the same; a count or
+        sum bucket is one item increment (its slot reset first when a new period starts)."""
+        terms = [t for t in self.terms.values() if t.filter.event_type == event_type]
+        if not terms:
+            return None
+        clock = self.clock
+        ns: dict[str, Any] = dict(NAMESPACE)
+        ns.update({"c": ctx, "a": (), "_row": self.row, "_rows": self.rows, "_clock": clock})
+        # the periods first: entering a new day recycles empty rows, which must not take this event's row
+        body = ["t = e.ts", "if not (_clock.lo <= t < _clock.hi):", "    _clock.of(t)", "p = _clock.ids",
+                "m = _rows.get(e.msisdn)", "if m is None:", "    m = _row(e.msisdn)"]
+        #: the scenario place each line was made from (a traceback through the function names it)
+        origins: list[Origin | None] = [None] * len(body)
+        for j, term in enumerate(terms):
+            col = self.columns[term.key]
+            where = term.filter.where
+            indent = ""
+            if where is not None:
+                if inlinable(where):
+                    body.append(f"if ({where.python}):  # {term.key}")
+                else:
+                    ns[f"_w{j}"] = where.fn
+                    body.append(f"if _w{j}(e, a, c):  # {term.key}")
+                origins.append(where.origin)
+                indent = "    "
+            if isinstance(col, _Since):
+                ns[f"_u{j}"] = col.data
+                body.append(f"{indent}_u{j}[m] = t")
+            elif isinstance(col, _Top):
+                ns[f"_u{j}"] = col.add
+                ns[f"_v{j}"] = term.value.fn  # type: ignore[union-attr]  # top has a value
+                body.append(f"{indent}_u{j}(m, p, _v{j}(e, a, c))")
+            else:
+                ns[f"_k{j}"] = col
+                ns[f"_p{j}"] = col.pids
+                amount = "1"
+                if term.kind == "sum":
+                    ns[f"_v{j}"] = term.value.fn  # type: ignore[union-attr]  # sum has a value
+                    body.append(f"{indent}v = _v{j}(e, a, c)")
+                    body.append(f"{indent}if v.__class__ is int or v.__class__ is float:")
+                    indent += "    "
+                    amount = "v"
+                body.extend([f"{indent}q = p[{col.kind}]", f"{indent}s = q % {col.size}",
+                             f"{indent}if _p{j}[s] != q:", f"{indent}    _k{j}.reset(s, q)",
+                             f"{indent}_k{j}.slots[s][m] += {amount}"])
+            origins.extend([term.filter.origin] * (len(body) - len(origins)))
+        source = "def terms(e):\n" + "".join(f"    {line}\n" for line in body)
+        return define("terms", source, ns, filename("terms", event_type), lines_from(2, origins))
+
+    # --- measuring, snapshots
+
+    def nbytes(self) -> int:
+        """Bytes the columns hold (the row index not counted)."""
+        return sum(col.nbytes() for col in self.columns.values())
+
+    def capture(self) -> CalendarState:
+        n = len(self._owners)
+        rows = dict(self.rows)
+        columns = []
+        for key, col in self.columns.items():
+            if isinstance(col, _Since):
+                columns.append(ColumnState(key, [], col.data[:n].tobytes()))
+            elif isinstance(col, _Top):
+                tops = [[(r, _pairs(c)) for r, c in slot.items()] for slot in col.slots]
+                columns.append(ColumnState(key, list(col.pids), b"", tops))
+            else:
+                columns.append(ColumnState(key, list(col.pids), b"".join(c[:n].tobytes() for c in col.slots)))
+        return CalendarState(rows, columns, n)
+
+    def restore(self, state: CalendarState) -> list[str]:
+        """Load ``state`` (a fresh ``Periods``); the keys of the terms it did not hold (they start empty)."""
+        if not self.columns:
+            return []
+        n = state.width
+        self._owners = [None] * n
+        for m, r in state.rows.items():
+            self._owners[r] = m
+        self.rows.clear()  # in place: the generated updates hold this dict
+        self.rows.update(state.rows)
+        self._free = [r for r in range(n) if self._owners[r] is None]
+        while self._capacity < n:
+            self._capacity *= 2
+        for col in self.columns.values():
+            col.grow(self._capacity)
+        saved = {c.key: c for c in state.columns}
+        for key, col in self.columns.items():
+            c = saved.get(key)
+            if c is None:
+                continue
+            if isinstance(col, _Since):
+                col.data[:n] = array("q", c.counts[: n * 8])
+                continue
+            for s, pid in enumerate(c.pids):
+                if pid < 0:
+                    continue
+                t = pid % col.size
+                if col.pids[t] > pid:
+                    continue  # a deeper saved ring: keep the newest period for each slot
+                col.pids[t] = pid
+                if isinstance(col, _Top):
+                    col.slots[t] = {r: [x for pair in items for x in pair] if len(items) <= _FEW else dict(items)
+                                    for r, items in c.tops[s]}
+                else:
+                    width = n * col.slots[t].itemsize
+                    col.slots[t][:n] = array(col.typecode, c.counts[s * width : (s + 1) * width])
+        return [key for key in self.columns if key not in saved]
