@@ -30,9 +30,11 @@ from kairos.engine._policy import Candidate, CapacityGrants, PolicyStage
 from kairos.engine._reference import Reference
 from kairos.engine._conjuncts import audience_guard, bound_filter, cheap_first
 from kairos.engine._routes import Entry, Guarded, build_route
-from kairos.engine.forms import PatternRuntime, build_runtime
+from kairos.engine._universe import Universe
+from kairos.engine.forms import PatternRuntime, ScheduleRuntime, build_runtime
+from kairos.engine.forms.schedule import ARMING
 from kairos.engine.forms.base import cooling_test
-from kairos.plan import Action, During, Origin, Plan, Scenario, define, eq_values, filename
+from kairos.plan import Action, During, Origin, Plan, Scenario, Schedule, define, eq_values, filename
 
 #: triggers re-entering as events may chain (wave 1 → wave 2 …); past this
 #: depth a chain is a loop and its triggers are sent but not re-entered
@@ -279,6 +281,14 @@ class Engine:
         #: each scenario's ``set`` clause as (tag name, compiled value) pairs (None: it writes no tag)
         self._writes: list[tuple[tuple[str, Callable[..., Any]], ...] | None] = [
             tuple((s.name, s.value.fn) for s in scn.sets) or None for scn in plan.scenarios]
+        #: who a schedule visits (LANGUAGE.md §9.1); kept only when a scenario has a schedule
+        self.universe: Universe | None = None
+        if any(isinstance(s.pattern, Schedule) for s in plan.scenarios):
+            self.universe = Universe(self.reference.tags)
+        #: a daemon's engine sweeps schedule instants in slices (``sweep_step``); replay's all at once
+        self.sliced = False
+        #: the time ``advance`` is moving to (a schedule armed at the first event reads it)
+        self.target = self.now
         self._gates: list[_Gates | None] = []
         #: each scenario's audience with its tag lookups last (None: everybody)
         self._audiences: list[Callable[..., Any] | None] = []
@@ -304,6 +314,10 @@ class Engine:
         self._routes = {cls: self._built_route(cls) for cls in classes.values()}
         self._deadlines = Deadlines()  # (when, seq, runtime, msisdn)
         self._seq = 0
+        #: the schedules' runtimes, each armed to choose its first instant at the first event
+        self.schedules = [rt for rt in self.runtimes if isinstance(rt, ScheduleRuntime)]
+        for rt in self.schedules:
+            rt.arm(ARMING)
         self._gc_granularity = gc_granularity_ms
         self._gc_buckets: dict[int, tuple[list[Any], list[str]]] = {}  # key → (owners, msisdns)
         self._gc_keys: list[int] = []
@@ -396,6 +410,7 @@ class Engine:
         jump = self.max_jump
         if jump is not None and t - self.now > jump:
             raise TimeJump(t, self.now)
+        self.target = t
         pop = self._deadlines.pop_before
         runtimes = self._timed
         while (entry := pop(t)) is not None:
@@ -626,6 +641,8 @@ class Engine:
         elif cls is Profile:
             update = self.reference.update_tags
             before.append(lambda ev: update(ev.msisdn, ev.tags))
+        if self.universe is not None and cls is not Trigger:  # a trigger's subscriber was a member already
+            before.append(self.universe.see)
         route = build_route(
             cls.__struct_config__.tag,  # type: ignore[arg-type]
             before,
@@ -646,6 +663,46 @@ class Engine:
                     ev.app = label[0]
                 if ev.category is None:
                     ev.category = label[1]
+
+    # --- what a schedule's sweep needs (``forms.schedule``) --------------
+
+    def settle(self) -> None:
+        """Re-enter the triggers a completion left pending (a sweep, per subscriber)."""
+        if self._pending:
+            self._drain()
+
+    @staticmethod
+    def is_let_out(exc: BaseException) -> bool:
+        return isinstance(exc, LetOut)
+
+    def fault_at(self, exc: Exception) -> None:
+        """A subscriber's visit at a schedule instant raised: counted as a deadline's fault."""
+        self.deadline_faults += 1
+        self._fault(None, None, exc)
+
+    @contextmanager
+    def at_time(self, t: int) -> Iterator[None]:
+        """Evaluate as at ``t`` (a sliced sweep visiting at its instant after time moved on): ``now``
+        is ``t`` meanwhile, and trigger ids counted at ``t`` do not disturb those of the current time."""
+        now, id_ts, id_counts = self.now, self._id_ts, self._id_counts
+        self.now, self._id_ts, self._id_counts = t, None, {}
+        try:
+            yield
+        finally:
+            self.now, self._id_ts, self._id_counts = now, id_ts, id_counts
+
+    def sweep_step(self, n: int) -> int:
+        """Visit up to ``n`` subscribers of the schedule sweeps under way (a sliced engine); how many."""
+        done = 0
+        for rt in self.schedules:
+            if done < n:
+                done += rt.step(n - done)
+        return done
+
+    @property
+    def sweeping(self) -> bool:
+        """A schedule instant is being swept in slices."""
+        return any(rt.sweep is not None for rt in self.schedules)
 
     def requeue(self, ev: Event) -> None:
         """Dispatch ``ev`` after the events already pending (the policy's parked feedback)."""
