@@ -65,7 +65,7 @@ from kairos._metrics import exposition, registry_for
 from kairos._pseudonym import ENV_KEY, Pseudonymiser, pseudonym_key, pseudonymise_stdlib
 from kairos._reload import AuditLog, Reloader, changes, versions
 from kairos._snapfiles import SnapshotFailed, SnapshotFiles
-from kairos._units import ALL, Unit, UnitLoadError, partition_number, unit_name
+from kairos._units import ALL, SWEEP_SLICE, Unit, UnitLoadError, partition_number, unit_name
 from kairos.adapters import (
     Channel,
     ChannelConfigError,
@@ -224,7 +224,8 @@ class Daemon:
         """An engine whose sends go to ``unit``'s outbox store."""
         sink = functools.partial(self._on_send, store=_store_of(unit))
         tags = None if self._tags_out is None else self._on_tag_write
-        return Engine(plan, reference, sink=sink, tz=self.config.tz, capacity=self.grants, tag_sink=tags)
+        return Engine(plan, reference, sink=sink, tz=self.config.tz, capacity=self.grants, tag_sink=tags,
+                      sliced=True)
 
     def open_unit(self, name: str) -> dict[str, str] | None:
         """Start owning a unit: build its engine, take its outbox store (a partition's: locked, so its previous
@@ -593,6 +594,16 @@ class Daemon:
                 for unit in list(self.units.values()):
                     if target > unit.engine.now:
                         unit.clock.advance_to(target)
+                await self._sweep_while_idle()
+
+    async def _sweep_while_idle(self) -> None:
+        """Schedule sweeps go on while no input comes, a slice at a time, yielding between slices."""
+        for unit in list(self.units.values()):
+            while unit.engine.schedules and unit.engine.sweeping:
+                if (time.monotonic() - self._last_input) * 1000 < self.config.time.idle_after_ms:
+                    return  # input again: the sweep goes on between its blocks
+                unit.engine.sweep_step(SWEEP_SLICE)
+                await anyio.lowlevel.checkpoint()
 
     async def _periodic(self) -> None:
         interval = self.config.snapshot.interval_s

@@ -256,6 +256,7 @@ class Engine:
         dedup_window_ms: int | None = None,
         capacity: CapacityGrants | None = None,
         tag_sink: Callable[[TagWrite], None] | None = None,
+        sliced: bool = False,
     ) -> None:
         """``measure``: join feedback to sends even without a policy (for stats);
         ``observer``: hears every completion, decision and tag write (``kairos explain``);
@@ -263,7 +264,8 @@ class Engine:
         ``dedup_window_ms``: skip an event identical to one fed within this window (``engine._dedup``);
         ``capacity``: the policy's channel capacities shared with the engines of the other partitions or
         workers (None: counted by this engine alone, as when it sees every subscriber);
-        ``tag_sink``: hears every tag write of a ``set`` clause (``kairos replay --tags-out``; settable later)."""
+        ``tag_sink``: hears every tag write of a ``set`` clause (``kairos replay --tags-out``; settable later);
+        ``sliced``: a schedule instant is swept in slices (``sweep_step``, the daemon), not all at once."""
         self.plan = plan
         self.reference = reference or Reference()
         _check_reference(plan, self.reference)
@@ -286,7 +288,7 @@ class Engine:
         if any(isinstance(s.pattern, Schedule) for s in plan.scenarios):
             self.universe = Universe(self.reference.tags)
         #: a daemon's engine sweeps schedule instants in slices (``sweep_step``); replay's all at once
-        self.sliced = False
+        self.sliced = sliced
         #: the time ``advance`` is moving to (a schedule armed at the first event reads it)
         self.target = self.now
         self._gates: list[_Gates | None] = []
@@ -352,6 +354,39 @@ class Engine:
         if dedup_window_ms is not None:
             self.dedup = Dedup(dedup_window_ms)
             self.feed = self._deduplicating(self.feed)  # type: ignore[method-assign]  # wrapped per instance
+        if sliced and self.schedules:
+            self.feed = self._catching_up(self.feed)  # type: ignore[method-assign]  # wrapped per instance
+
+    def _catching_up(self, inner: Callable[..., None]) -> Callable[..., None]:
+        """``feed`` of a sliced engine with schedules: a block crossing an instant is fed up to it, time
+        moves past it (the sweep starts), and while a sweep is under way each subscriber of the rest is
+        visited first if the sweep has not yet (``ScheduleRuntime.catch_up``): evaluated as at the
+        instant, as a replay evaluates it, before any event of theirs after it."""
+        schedules = self.schedules
+
+        def feed(events: list[Event], on_late: Callable[[int, Event], None] | None = None) -> None:
+            k = 0
+            if not any(rt.sweep is not None for rt in schedules):
+                due = min(rt.next for rt in schedules)
+                for ev in events:
+                    if ev.ts > due:
+                        break
+                    k += 1
+                else:
+                    inner(events, on_late)
+                    return
+                if k:
+                    _shifted(inner, events[:k], on_late, 0, self)
+                if events[k].ts > self.now:
+                    self.advance(events[k].ts)
+            rest = events[k:] if k else events
+            for rt in schedules:
+                if rt.sweep is not None:
+                    for ev in rest:
+                        rt.catch_up(ev.msisdn)
+            _shifted(inner, rest, on_late, k, self)
+
+        return feed
 
     def _deduplicating(self, inner: Callable[..., None]) -> Callable[..., None]:
         """``feed`` that first skips duplicates (lateness is judged first: a late copy stays late).
@@ -413,8 +448,11 @@ class Engine:
         self.target = t
         pop = self._deadlines.pop_before
         runtimes = self._timed
+        catch_up = self._catch_up if self.sliced and self.schedules else None
         while (entry := pop(t)) is not None:
             when, _, i, m = entry
+            if catch_up is not None and m:  # a subscriber a sweep has not visited: first as at its instant
+                catch_up(m)
             self.now = when
             self.ctx.msisdn = m
             try:  # free in CPython 3.11 while nothing raises
@@ -691,6 +729,10 @@ class Engine:
         finally:
             self.now, self._id_ts, self._id_counts = now, id_ts, id_counts
 
+    def _catch_up(self, m: str) -> None:
+        for rt in self.schedules:
+            rt.catch_up(m)
+
     def sweep_step(self, n: int) -> int:
         """Visit up to ``n`` subscribers of the schedule sweeps under way (a sliced engine); how many."""
         done = 0
@@ -875,6 +917,23 @@ class Engine:
         if self.policy is not None:
             seen.update(self.policy.states)
         return len(seen)
+
+
+def _shifted(inner: Callable[..., None], events: list[Event], on_late: Callable[[int, Event], None] | None,
+             k: int, engine: Engine) -> None:
+    """``inner(events, on_late)`` for ``events`` that start at index ``k`` of the caller's block: the
+    indices ``on_late`` and the engine's ``on_fault`` hear are the caller's."""
+    if not k:
+        inner(events, on_late)
+        return
+    late = None if on_late is None else (lambda i, ev: on_late(i + k, ev))
+    fault = engine.on_fault
+    if fault is not None:
+        engine.on_fault = lambda i, ev, exc: fault(None if i is None else i + k, ev, exc)
+    try:
+        inner(events, late)
+    finally:
+        engine.on_fault = fault
 
 
 def _check_reference(plan: Plan, ref: Reference) -> None:
