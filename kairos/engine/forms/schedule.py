@@ -122,7 +122,7 @@ class ScheduleRuntime(PatternRuntime):
             if where is None or where(None, (), ctx):
                 host.complete(self, m, instant, None, ())
             elif host.observer is not None:
-                host.observer.gated(self.index, m, instant, "where")
+                host.observer.passed_over(self.index, m, instant)
             host.settle()
         except Exception as exc:  # one subscriber's failure must not stop the sweep (issue 12)
             if host.is_let_out(exc):
