@@ -1,0 +1,65 @@
+"""Schedule instants in the daemon (LANGUAGE.md §9.1): on event time, and on wall time when idle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from zoneinfo import ZoneInfo
+
+from tests.daemon.support import sends, start, stop, wait_for, write_config
+
+SH = ZoneInfo("Asia/Shanghai")
+T0 = int(dt.datetime(2024, 5, 1, 9, tzinfo=SH).timestamp() * 1000)
+H = 3_600_000
+
+
+def _reference(folder, rows: dict[str, dict]) -> None:
+    ref = folder / "ref"
+    ref.mkdir(exist_ok=True)
+    (ref / "tags.jsonl").write_text("".join(json.dumps({"msisdn": m, "tags": t}) + "\n" for m, t in rows.items()))
+
+
+def _login(ts: int, m: str) -> str:
+    return json.dumps({"type": "login", "ts": ts, "msisdn": m, "channel": "app"}) + "\n"
+
+
+def test_an_instant_fires_on_event_time_for_tags_only_and_event_only_subscribers_in_msisdn_order(tmp_path):
+    scenarios = """
+scenario morning
+  when every day at 10:00 where tags.x != 2
+  then sms "morning"
+end
+"""
+    _reference(tmp_path, {"13900000002": {"x": 1}, "13900000001": {"x": 2}, "13900000000": {}})
+    config = write_config(tmp_path, scenarios, reference="ref")
+    (tmp_path / "in" / "events.jsonl").write_text(_login(T0, "13800000005") + _login(T0 + 2 * H, "13800000009"))
+    proc = start(config)
+    try:
+        got = wait_for(lambda: s if len(s := sends(tmp_path, ("sms",))) >= 3 else None, what="the 10:00 sends")
+        time.sleep(0.3)  # room for a wrong fourth send (13800000009 came after the instant)
+    finally:
+        assert 0 == stop(proc)
+    ten = T0 + H
+    assert [(s["msisdn"], s["ts"]) for s in sends(tmp_path, ("sms",))] == [
+        ("13800000005", ten), ("13900000000", ten), ("13900000002", ten)]
+    assert got[0]["id"] == f"morning:13800000005:{ten}"
+
+
+def test_an_idle_daemon_fires_the_instant_on_wall_time(tmp_path):
+    now = dt.datetime.now(SH)
+    at = (now + dt.timedelta(minutes=1)).replace(second=0, microsecond=0)
+    scenarios = f"""
+scenario soon
+  when every day at {at:%H:%M}
+  then sms "soon"
+end
+"""
+    config = write_config(tmp_path, scenarios, idle_advance=True)
+    (tmp_path / "in" / "events.jsonl").write_text(_login(int(now.timestamp() * 1000), "13800000001"))
+    proc = start(config)
+    try:
+        got = wait_for(lambda: sends(tmp_path, ("sms",)), timeout=120, what="the instant on wall time")
+    finally:
+        assert 0 == stop(proc)
+    assert [(s["msisdn"], s["ts"]) for s in got] == [("13800000001", int(at.timestamp() * 1000))]
