@@ -722,12 +722,19 @@ class Engine:
     def at_time(self, t: int) -> Iterator[None]:
         """Evaluate as at ``t`` (a sliced sweep visiting at its instant after time moved on): ``now``
         is ``t`` meanwhile, and trigger ids counted at ``t`` do not disturb those of the current time."""
+        ctx: Any = self.ctx
+        has_now = hasattr(ctx, "now")  # the evaluation time of LANGUAGE.md §9.2, when the context keeps one
         now, id_ts, id_counts = self.now, self._id_ts, self._id_counts
+        ctx_now = ctx.now if has_now else None
         self.now, self._id_ts, self._id_counts = t, None, {}
+        if has_now:
+            ctx.now = t
         try:
             yield
         finally:
             self.now, self._id_ts, self._id_counts = now, id_ts, id_counts
+            if has_now:
+                ctx.now = ctx_now
 
     def _catch_up(self, m: str) -> None:
         for rt in self.schedules:
