@@ -594,16 +594,20 @@ class Daemon:
                 for unit in list(self.units.values()):
                     if target > unit.engine.now:
                         unit.clock.advance_to(target)
-                await self._sweep_while_idle()
 
-    async def _sweep_while_idle(self) -> None:
-        """Schedule sweeps go on while no input comes, a slice at a time, yielding between slices."""
-        for unit in list(self.units.values()):
-            while unit.engine.schedules and unit.engine.sweeping:
-                if (time.monotonic() - self._last_input) * 1000 < self.config.time.idle_after_ms:
-                    return  # input again: the sweep goes on between its blocks
-                unit.engine.sweep_step(SWEEP_SLICE)
-                await anyio.lowlevel.checkpoint()
+    async def _sweeps(self) -> None:
+        """Schedule instants' sweeps go on a slice at a time (``SWEEP_SLICE`` subscribers), yielding to the
+        sources between slices, with or without input (a unit's ``push`` also takes a slice per block)."""
+        while True:
+            stepped = False
+            for unit in list(self.units.values()):
+                engine = unit.engine
+                if engine.schedules and engine.sweeping:
+                    engine.sweep_step(SWEEP_SLICE)
+                    stepped = True
+                    await anyio.lowlevel.checkpoint()
+            if not stepped:
+                await anyio.sleep(0.05)
 
     async def _periodic(self) -> None:
         interval = self.config.snapshot.interval_s
@@ -675,6 +679,7 @@ class Daemon:
                         await consumer.start(pump.run)
                     if self.config.time.idle_advance:
                         work.start_soon(self._idle)
+                    work.start_soon(self._sweeps)
                     if self.config.snapshot.interval_s > 0:
                         work.start_soon(self._periodic)
                     if self.config.reload.watch:
