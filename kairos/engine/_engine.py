@@ -366,19 +366,18 @@ class Engine:
 
         def feed(events: list[Event], on_late: Callable[[int, Event], None] | None = None) -> None:
             k = 0
-            if not any(rt.sweep is not None for rt in schedules):
+            while not any(rt.sweep is not None for rt in schedules):
                 due = min(rt.next for rt in schedules)
-                for ev in events:
-                    if ev.ts > due:
-                        break
-                    k += 1
-                else:
-                    inner(events, on_late)
+                j = next((i for i in range(k, len(events)) if events[i].ts > due), None)
+                if j is None:
+                    _shifted(inner, events[k:] if k else events, on_late, k, self)
                     return
-                if k:
-                    _shifted(inner, events[:k], on_late, 0, self)
-                if events[k].ts > self.now:
-                    self.advance(events[k].ts)
+                if j > k:
+                    _shifted(inner, events[k:j], on_late, k, self)
+                k = j
+                if events[j].ts <= self.now:
+                    break  # a late event: nothing is due before it
+                self.advance(events[j].ts)  # the instant fires (or a schedule is armed): look again
             rest = events[k:] if k else events
             for rt in schedules:
                 if rt.sweep is not None:

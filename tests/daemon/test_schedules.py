@@ -7,6 +7,7 @@ import json
 import time
 from zoneinfo import ZoneInfo
 
+from kairos._cli import main
 from tests.daemon.support import sends, start, stop, wait_for, write_config
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -93,3 +94,35 @@ end
     assert len(ids) == len(set(ids)) == n + 1
     expected = ["13800000001"] + [f"139{i:08d}" for i in range(n)]
     assert sorted({s["msisdn"] for s in sends(tmp_path, ("sms",))}) == expected
+
+
+def test_a_sweep_interleaved_with_events_decides_what_replay_decides(tmp_path):
+    n = 30_000
+    scenarios = """
+scenario morning
+  when every day at 10:00 where tags.x != 2
+  then sms "morning"
+end
+"""
+    _reference(tmp_path, {f"139{i:08d}": {"x": 1} for i in range(n)})
+    events = [_login(T0, "13800000001")]
+    t = T0 + H
+    for k in range(3_000):  # after the instant: tags flipped all over the msisdn range while the sweep runs
+        t += 10
+        m = f"139{(k * 7_919) % n:08d}"
+        events.append(json.dumps({"type": "profile", "ts": t, "msisdn": m, "tags": {"x": 2}}) + "\n")
+    config = write_config(tmp_path, scenarios, reference="ref")
+    (tmp_path / "in" / "events.jsonl").write_text("".join(events))
+    replayed = tmp_path / "replay.jsonl"
+    assert 0 == main(["replay", "--scenarios", str(tmp_path / "scenarios" / "s.kairos"), "--events",
+                      str(tmp_path / "in" / "events.jsonl"), "--reference", str(tmp_path / "ref"),
+                      "--out", str(replayed), "--quiet"])
+    expected = sorted(json.loads(x)["id"] for x in replayed.read_text().splitlines())
+    assert len(expected) == n + 1  # at 10:00 nobody was flipped yet
+    proc = start(config)
+    try:
+        wait_for(lambda: len(sends(tmp_path, ("sms",))) >= len(expected), timeout=120, what="the sweep")
+        time.sleep(0.5)  # room for a wrong send to show up before the comparison
+    finally:
+        assert 0 == stop(proc)
+    assert sorted(s["id"] for s in sends(tmp_path, ("sms",))) == expected

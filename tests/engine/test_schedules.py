@@ -4,6 +4,8 @@ instants at the end of input, snapshots."""
 from __future__ import annotations
 
 import datetime as dt
+
+import pytest
 from zoneinfo import ZoneInfo
 
 from kairos.engine import Engine, Reference
@@ -221,12 +223,13 @@ def _key(sends) -> list[tuple[int, str]]:
     return sorted((s.ts, s.id) for s in sends)
 
 
-def test_a_sweep_in_slices_between_blocks_decides_what_replay_decides():
+@pytest.mark.parametrize("block", [3, 1000], ids=["small blocks", "one block from before the first instant"])
+def test_a_sweep_in_slices_between_blocks_decides_what_replay_decides(block):
     scn = scenario("d", daily(where=lambda e, a, c: c.tag("x") != 2))
     ref, events = _stream()
     whole, _ = run(scn, events, Reference(tags={m: dict(t) for m, t in ref.tags.items()}))
     assert len(whole) > 20
-    blocks = [events[i:i + 3] for i in range(0, len(events), 3)]
+    blocks = [events[i:i + block] for i in range(0, len(events), block)]
     sliced = _sliced(blocks, Reference(tags={m: dict(t) for m, t in ref.tags.items()}), scn, step=2)
     assert _key(sliced) == _key(whole)
     assert len({s.id for s in sliced}) == len(sliced)
