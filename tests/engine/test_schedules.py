@@ -243,3 +243,21 @@ def test_a_restart_mid_sweep_neither_repeats_nor_skips_a_subscriber():
     sliced = _sliced(blocks, Reference(tags={m: dict(t) for m, t in ref.tags.items()}), scn, step=2,
                      snapshot_after=5)
     assert [i for _, i in _key(sliced)] == [i for _, i in _key(whole)]
+
+
+def test_a_hot_reload_that_adds_a_schedule_arms_it_from_the_current_time():
+    from kairos.engine._snapshot import transfer
+    from kairos.plan import Single
+    from tests.engine.builders import flt
+
+    logins = scenario("l", Single(flt("login")), cooldown_ms=86_400_000)
+    sends: list = []
+    old = Engine(Plan((logins,)), Reference(tags={"5": {}}), sink=sends.append)
+    old.on_event(login(ms(2024, 5, 1, 9), "1"))
+    new = Engine(Plan((logins, scenario("d", daily()))), old.reference, sink=sends.append)
+    transfer(old, new)
+    new.on_event(login(ms(2024, 5, 2, 11), "2"))
+    # the tag rows and the subscribers the state holds (1, by its cool-down) are members; 2 came after
+    first, second = ms(2024, 5, 1, 10), ms(2024, 5, 2, 10)
+    assert [(s.msisdn, s.ts) for s in sends if s.scenario == "d"] == [("1", first), ("5", first), ("1", second),
+                                                                      ("5", second)]
