@@ -45,3 +45,12 @@ def test_explain_shows_a_completed_instant_stopped_by_the_audience_and_one_sent(
     assert "daily_tip: sent 2 times" in text
     text = "\n".join(_timeline("1", {"1": {"plan": "basic"}}, {"dnd": frozenset({"1"})}))
     assert "not triggered: audience" in text
+
+
+def test_the_demo_shows_a_schedules_send_among_its_examples():
+    from kairos._demo_report import pick_examples
+    from kairos.engine import Send
+
+    plan = dsl.compile_sources([("s.kairos", SCENARIOS)], event_schema())
+    send = Send("daily_tip:1:5", "daily_tip", "1", 5, 5, "sms", "tip", {})
+    assert pick_examples(plan, [send], 3) == [send]
