@@ -27,7 +27,7 @@ from kairos._explain import explain
 from kairos._measure import measure, table, unmatched_text
 from kairos._report import Series, render
 from kairos._template_check import TEMPLATES_FILE, check_templates
-from kairos.adapters import GrantFolder, TemplateError, partition_files, split_file
+from kairos.adapters import GrantFolder, TemplateError, partition_files, partition_of, split_file
 from kairos.engine import (
     DEFAULT_MAX_JUMP_MS,
     DEFAULT_TZ,
@@ -381,8 +381,11 @@ def _replay(args: argparse.Namespace) -> int:
         if args.workers > 1 or partitioned:
             try:
                 if partitioned:
-                    report = replay_partitioned(make_engine, partition_files(args.events), out, workers=args.workers,
-                                                on_problem=printer, **screening)
+                    files = partition_files(args.events)
+                    count = max(files) + 1
+                    report = replay_partitioned(make_engine, files, out, workers=args.workers,
+                                                on_problem=printer, owns=lambda p, m: partition_of(m, count) == p,
+                                                **screening)
                 else:
                     report = replay_workers(make_engine, args.events, out, workers=args.workers, on_problem=printer,
                                             **screening)

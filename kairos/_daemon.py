@@ -65,7 +65,7 @@ from kairos._metrics import exposition, registry_for
 from kairos._pseudonym import ENV_KEY, Pseudonymiser, pseudonym_key, pseudonymise_stdlib
 from kairos._reload import AuditLog, Reloader, changes, versions
 from kairos._snapfiles import SnapshotFailed, SnapshotFiles
-from kairos._units import ALL, Unit, UnitLoadError, partition_number, unit_name
+from kairos._units import ALL, SWEEP_SLICE, Unit, UnitLoadError, partition_number, unit_name
 from kairos.adapters import (
     Channel,
     ChannelConfigError,
@@ -224,7 +224,8 @@ class Daemon:
         """An engine whose sends go to ``unit``'s outbox store."""
         sink = functools.partial(self._on_send, store=_store_of(unit))
         tags = None if self._tags_out is None else self._on_tag_write
-        return Engine(plan, reference, sink=sink, tz=self.config.tz, capacity=self.grants, tag_sink=tags)
+        return Engine(plan, reference, sink=sink, tz=self.config.tz, capacity=self.grants, tag_sink=tags,
+                      sliced=True)
 
     def open_unit(self, name: str) -> dict[str, str] | None:
         """Start owning a unit: build its engine, take its outbox store (a partition's: locked, so its previous
@@ -608,6 +609,20 @@ class Daemon:
                     if target > unit.engine.now:
                         unit.clock.advance_to(target)
 
+    async def _sweeps(self) -> None:
+        """Schedule instants' sweeps go on a slice at a time (``SWEEP_SLICE`` subscribers), yielding to the
+        sources between slices, with or without input (a unit's ``push`` also takes a slice per block)."""
+        while True:
+            stepped = False
+            for unit in list(self.units.values()):
+                engine = unit.engine
+                if engine.schedules and engine.sweeping:
+                    engine.sweep_step(SWEEP_SLICE)
+                    stepped = True
+                    await anyio.lowlevel.checkpoint()
+            if not stepped:
+                await anyio.sleep(0.05)
+
     async def _periodic(self) -> None:
         interval = self.config.snapshot.interval_s
         while True:
@@ -678,6 +693,7 @@ class Daemon:
                         await consumer.start(pump.run)
                     if self.config.time.idle_advance:
                         work.start_soon(self._idle)
+                    work.start_soon(self._sweeps)
                     if self.config.snapshot.interval_s > 0:
                         work.start_soon(self._periodic)
                     if self.config.reload.watch:

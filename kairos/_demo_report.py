@@ -19,10 +19,10 @@ import msgspec
 
 from kairos.adapters import TemplateCatalog
 from kairos.engine import Engine, LocalTime, Reference, Send, event_union
-from kairos.plan import Absence, Aggregate, Dwell, Plan, Scenario, Sequence, Single
+from kairos.plan import Absence, Aggregate, Dwell, Plan, Scenario, Schedule, Sequence, Single
 
 #: pattern kinds in the order examples are picked, so a few examples show different kinds
-KIND_ORDER = (Dwell, Aggregate, Sequence, Single, Absence)
+KIND_ORDER = (Dwell, Aggregate, Sequence, Single, Absence, Schedule)
 SHOWN = 6
 
 

@@ -25,7 +25,7 @@ from kairos.engine import (
     duration_text,
     local_text,
 )
-from kairos.plan import Absence, Aggregate, Dwell, Plan, Scenario, Sequence
+from kairos.plan import LAST_DAY, Absence, Aggregate, Dwell, Plan, Scenario, Schedule, Sequence
 
 PAD = " " * 26
 HELD = "held at the end of input"  # a reason in the summary: the policy had not decided yet
@@ -63,6 +63,15 @@ class Timeline:
             self.writes[i] = self.writes.get(i, 0) + 1
             values = ", ".join(f"tags.{name} = {_value(v)}" for name, v in tags.items())
             self.lines.append(f"{PAD}  wrote {values}")
+
+    def passed_over(self, i: int, m: str, t: int) -> None:
+        """A schedule instant visited the subscriber and its ``where`` was not true."""
+        if m == self.msisdn:
+            self._count(i, "where")
+            scn = self.plan.scenarios[i]
+            where = scn.pattern.where.text if isinstance(scn.pattern, Schedule) and scn.pattern.where else ""
+            self.lines.append(f"{self.at(t)}{scn.name}: the schedule visited ({_pattern_text(scn)}); "
+                              f"not completed: `{where}` is not true for the subscriber")
 
     def gated(self, i: int, m: str, t: int, reason: str) -> None:
         if m == self.msisdn:
@@ -111,6 +120,8 @@ class Timeline:
         if i in self.matched:
             n = self.matched[i]
             return f"  {name}: matched {n} time{'s' * (n != 1)}, never sent" + (f" — {why}" if why != "-" else "")
+        if self.reasons.get(i):
+            return f"  {name}: never completed — {why}"
         if partial:
             return f"  {name}: never matched; at the end: {partial}"
         return None
@@ -201,6 +212,8 @@ def _pattern_text(scn: Scenario) -> str:
         return f"no {p.absent.event_type} within {duration_text(p.within_ms)}"
     if isinstance(p, Dwell):
         return f"dwell in {', '.join(p.areas)} for {duration_text(p.for_ms)}"
+    if isinstance(p, Schedule):
+        return schedule_text(p)
     return f"{p.filter.event_type} event"
 
 
@@ -220,6 +233,19 @@ def _term_values(scn: Scenario, engine: Engine, m: str, t: int) -> list[str]:
             shown = "null" if value is None else _num(value) if isinstance(value, (int, float)) else repr(value)
             out.append(f"{term.kind}({args}) in {term.period}({n}) = {shown}")
     return out
+
+
+_DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def schedule_text(p: Schedule) -> str:
+    """``every week on mon at 04:00``: a schedule as its author wrote it (without its where)."""
+    at = f"at {p.minute // 60:02d}:{p.minute % 60:02d}"
+    if p.period == "day":
+        return f"every day {at}"
+    if p.period == "week":
+        return f"every week on {_DAY_NAMES[p.day - 1]} {at}"
+    return f"every month on day {'last' if p.day == LAST_DAY else p.day} {at}"
 
 
 def _gate_text(scn: Scenario, reason: str) -> str:

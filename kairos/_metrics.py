@@ -192,6 +192,7 @@ class DaemonCollector(Collector):
         for (name, reason), n in sorted(why.items()):
             suppressed.add_metric([name, reason], n)
         yield from (states, matched, triggers, suppressed, writes)
+        yield from _schedules(units)
 
         sends = CounterMetricFamily("kairos_sends", "Sends accepted by the outbox", labels=["scenario", "channel"])
         for (scenario, channel), n in sorted(d.sends_by.items()):
@@ -284,3 +285,24 @@ def registry_for(daemon: Observed) -> CollectorRegistry:
 def exposition(registry: CollectorRegistry) -> bytes:
     """The Prometheus text format."""
     return generate_latest(registry)
+
+
+def _schedules(units: list[Unit]) -> Iterator[Metric]:
+    """Schedule instants fired, subscribers they visited, and the subscribers a sweep under way has left."""
+    instants = CounterMetricFamily("kairos_schedule_instants", "Schedule instants fired", labels=["scenario"])
+    visited = CounterMetricFamily("kairos_schedule_visited", "Subscribers visited at schedule instants",
+                                  labels=["scenario"])
+    left = GaugeMetricFamily("kairos_schedule_sweep_left", "Subscribers a schedule instant's sweep has yet to visit",
+                             labels=["scenario"])
+    per: dict[str, list[int]] = {}
+    for u in units:
+        for rt in u.engine.schedules:
+            acc = per.setdefault(u.engine.scenarios[rt.index].name, [0, 0, 0])
+            acc[0] += rt.instants
+            acc[1] += rt.visited
+            acc[2] += 0 if rt.sweep is None else len(rt.sweep.members) - rt.sweep.done
+    for name, (n_instants, n_visited, n_left) in sorted(per.items()):
+        instants.add_metric([name], n_instants)
+        visited.add_metric([name], n_visited)
+        left.add_metric([name], n_left)
+    yield from (instants, visited, left)

@@ -237,7 +237,19 @@ class DwellNode:
     duration: Duration
 
 
-PatternNode = Chain | AggregateNode | DwellNode
+@dataclass(frozen=True, slots=True)
+class ScheduleNode:
+    """``every day | week on DAY | month on day N at HH:MM [where EXPR]``; ``day`` is the DAY
+    name, the N (a NUMBER or `last`), or None for `every day`."""
+
+    kind: Token
+    period: Token
+    day: Token | None
+    at: Token
+    where: TopExpr | None
+
+
+PatternNode = Chain | AggregateNode | DwellNode | ScheduleNode
 
 
 # --- scenario clauses and actions

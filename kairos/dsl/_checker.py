@@ -37,6 +37,11 @@ _RESERVED = frozenset(
 INTERNAL = "internal error of Kairos while checking this"
 _Item = TypeVar("_Item", ast.ScenarioNode, ast.PolicyNode)
 _Checked = TypeVar("_Checked")
+_NO_LAST_IN_SCHEDULE = ("`last` does not exist in a schedule (`every …`): it completes at an instant, "
+                        "not at an event")
+_NO_EVENT_IN_SCHEDULE = ("a schedule (`every …`) has no event, so there are no fields or aliases here; "
+                         "use msisdn, tags.NAME, list(\"NAME\"), now and the calendar expressions of "
+                         "LANGUAGE.md §9.2")
 _NO_LAST_IN_WHERE = "`last` is the event that completed the pattern; it is not known inside a `where`"
 
 
@@ -208,7 +213,39 @@ class Checker:
             return plan.Dwell(areas, self._duration(node.duration, source)), done  # type: ignore[arg-type]  # see params
         if isinstance(node, ast.AggregateNode):
             return self._aggregate(node, source, uses)
+        if isinstance(node, ast.ScheduleNode):
+            return self._schedule(node, source, uses)
         return self._chain(node, source, uses)
+
+    def _schedule(self, node: ast.ScheduleNode, source: Source, uses: Uses) -> tuple[plan.Pattern | None, Scope]:
+        """``every …`` (LANGUAGE.md §9.1): no event, so its where, audience and actions read only
+        the subscriber; the instant is checked here, the rest of the scenario as for any pattern."""
+        period = node.period.text
+        day: int | None = 0
+        if period == "week":
+            day = self._day(node.day, source)  # type: ignore[arg-type]  # the parser gives week a day
+        elif period == "month":
+            tok = node.day
+            assert tok is not None  # the parser gives month a day
+            if tok.text == "last":
+                day = plan.LAST_DAY
+            elif tok.text.isdigit() and 1 <= int(tok.text) <= 28:
+                day = int(tok.text)
+            else:
+                self._report(source, tok, f"bad day of the month '{tok.text}': write 1 to 28, or `last` "
+                             "(not every month has a 29th, 30th or 31st)")
+                day = None
+        minute = None
+        m = _TIME.fullmatch(node.at.text)
+        if m and int(m[1]) < 24 and int(m[2]) < 60:
+            minute = int(m[1]) * 60 + int(m[2])
+        else:
+            self._report(source, node.at, f"bad time '{node.at.text}': write HH:MM from 00:00 to 23:59")
+        done = Scope(source, uses, no_last=_NO_LAST_IN_SCHEDULE, no_event=_NO_EVENT_IN_SCHEDULE)
+        where = None if node.where is None else self._condition(node.where, done, "a `where`", "where")
+        if day is None or minute is None:
+            return None, done
+        return plan.Schedule(period, day, minute, where), done  # type: ignore[arg-type]  # one of the three
 
     def _chain(self, node: ast.Chain, source: Source, uses: Uses) -> tuple[plan.Pattern | None, Scope]:
         steps = node.steps

@@ -65,6 +65,8 @@ class Scope:
     pattern_types: tuple[str, ...] = ()
     reads_earlier: bool = False  # an alias of an earlier step was read
     in_term: bool = False  # inside the filter of a calendar or recency term
+    #: why a bare name (or an event's field) cannot be read here: there is no event (a schedule)
+    no_event: str | None = None
 
 
 class ExprChecker:
@@ -145,6 +147,8 @@ class ExprChecker:
             return self._whole_event(tok, scope.last, scope)
         if name == "tags":
             return self._error(scope, tok, "a subscriber tag is written `tags.NAME`")
+        if scope.no_event is not None:
+            return self._error(scope, tok, f"unknown name '{name}': {scope.no_event}")
         hint = self._hint(name, scope)
         if scope.bare is not None and (not hint or did_you_mean(name, self.schema.fields(scope.bare))):
             return self._field(None, scope.bare, tok, scope)  # reports the unknown field
@@ -188,6 +192,8 @@ class ExprChecker:
             if scope.no_last is not None:
                 return self._error(scope, node.base, scope.no_last)
             return self._field(None, scope.last, node.attr, scope)
+        if scope.no_event is not None:
+            return self._error(scope, node.base, f"unknown name '{base}': {scope.no_event}")
         if base in self.schema.types:
             a = base[0]
             return self._error(

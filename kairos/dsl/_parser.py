@@ -292,12 +292,14 @@ class _Parser:
     # --- patterns
 
     def _parse_pattern(self) -> ast.PatternNode:
-        """pattern := aggregate | dwell | chain"""
+        """pattern := schedule | aggregate | dwell | chain"""
         tok = self.peek()
         if tok.kind == NAME and tok.text in AGGREGATES and self.at("(", 1):
             return self._parse_aggregate()
         if self.at("dwell") and self.at("in", 1):
             return self._parse_dwell()
+        if self.at("every"):
+            return self._parse_schedule()
         return self._parse_chain()
 
     def _parse_chain(self) -> ast.Chain:
@@ -353,6 +355,32 @@ class _Parser:
         self.expect(")", "',' or ')'")
         self.expect("for", "`for` and how long, e.g. `for 20m`")
         return ast.DwellNode(kind, tuple(areas), self._parse_duration())
+
+    def _parse_schedule(self) -> ast.ScheduleNode:
+        """schedule := 'every' ('day' | 'week' 'on' NAME | 'month' 'on' 'day' (NUMBER | 'last'))
+        'at' TIME ['where' expr]"""
+        kind = self.take()
+        period = self.peek()
+        if period.kind != NAME or period.text not in ("day", "week", "month"):
+            self.fail(period, f"expected `day`, `week on DAY` or `month on day N` after `every`, "
+                      f"got {_describe(period)}")
+        self.take()
+        day = None
+        if period.text == "week":
+            self.expect("on", "`on` and a weekday, e.g. `every week on mon at 09:00`")
+            day = self.expect_name("a weekday (mon, tue, wed, thu, fri, sat, sun)")
+        elif period.text == "month":
+            self.expect("on", "`on day N`, e.g. `every month on day 1 at 10:00`")
+            self.expect("day", "`day N` (N from 1 to 28, or `last`), e.g. `on day 1`")
+            tok = self.peek()
+            if tok.kind == NUMBER or (tok.kind == NAME and tok.text == "last"):
+                day = self.take()
+            else:
+                self.fail(tok, f"expected a day of the month (1 to 28, or `last`), got {_describe(tok)}")
+        self.expect("at", "`at HH:MM`, the local time of each instant")
+        at = self.expect_kind(TIME, "a local time HH:MM such as 10:00")
+        where = self._parse_expr() if self.accept("where") else None
+        return ast.ScheduleNode(kind, period, day, at, where)
 
     # --- the policy
 

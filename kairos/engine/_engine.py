@@ -31,9 +31,11 @@ from kairos.engine._policy import Candidate, CapacityGrants, PolicyStage
 from kairos.engine._reference import Reference
 from kairos.engine._conjuncts import audience_guard, bound_filter, cheap_first
 from kairos.engine._routes import Entry, Guarded, build_route
-from kairos.engine.forms import PatternRuntime, build_runtime
+from kairos.engine._universe import Universe
+from kairos.engine.forms import PatternRuntime, ScheduleRuntime, build_runtime
+from kairos.engine.forms.schedule import ARMING
 from kairos.engine.forms.base import cooling_test
-from kairos.plan import Action, During, Origin, Plan, Scenario, define, eq_values, filename
+from kairos.plan import Action, During, Origin, Plan, Scenario, Schedule, define, eq_values, filename
 
 #: triggers re-entering as events may chain (wave 1 → wave 2 …); past this
 #: depth a chain is a loop and its triggers are sent but not re-entered
@@ -261,6 +263,7 @@ class Engine:
         dedup_window_ms: int | None = None,
         capacity: CapacityGrants | None = None,
         tag_sink: Callable[[TagWrite], None] | None = None,
+        sliced: bool = False,
     ) -> None:
         """``measure``: join feedback to sends even without a policy (for stats);
         ``observer``: hears every completion, decision and tag write (``kairos explain``);
@@ -268,7 +271,8 @@ class Engine:
         ``dedup_window_ms``: skip an event identical to one fed within this window (``engine._dedup``);
         ``capacity``: the policy's channel capacities shared with the engines of the other partitions or
         workers (None: counted by this engine alone, as when it sees every subscriber);
-        ``tag_sink``: hears every tag write of a ``set`` clause (``kairos replay --tags-out``; settable later)."""
+        ``tag_sink``: hears every tag write of a ``set`` clause (``kairos replay --tags-out``; settable later);
+        ``sliced``: a schedule instant is swept in slices (``sweep_step``, the daemon), not all at once."""
         self.plan = plan
         self.reference = reference or Reference()
         _check_reference(plan, self.reference)
@@ -291,6 +295,14 @@ class Engine:
         #: each scenario's ``set`` clause as (tag name, compiled value) pairs (None: it writes no tag)
         self._writes: list[tuple[tuple[str, Callable[..., Any]], ...] | None] = [
             tuple((s.name, s.value.fn) for s in scn.sets) or None for scn in plan.scenarios]
+        #: who a schedule visits (LANGUAGE.md §9.1); kept only when a scenario has a schedule
+        self.universe: Universe | None = None
+        if any(isinstance(s.pattern, Schedule) for s in plan.scenarios):
+            self.universe = Universe(self.reference.tags)
+        #: a daemon's engine sweeps schedule instants in slices (``sweep_step``); replay's all at once
+        self.sliced = sliced
+        #: the time ``advance`` is moving to (a schedule armed at the first event reads it)
+        self.target = self.now
         self._gates: list[_Gates | None] = []
         #: each scenario's audience with its tag lookups last (None: everybody)
         self._audiences: list[Callable[..., Any] | None] = []
@@ -316,6 +328,10 @@ class Engine:
         self._routes = {cls: self._built_route(cls) for cls in classes.values()}
         self._deadlines = Deadlines()  # (when, seq, runtime, msisdn)
         self._seq = 0
+        #: the schedules' runtimes, each armed to choose its first instant at the first event
+        self.schedules = [rt for rt in self.runtimes if isinstance(rt, ScheduleRuntime)]
+        for rt in self.schedules:
+            rt.arm(ARMING)
         self._gc_granularity = gc_granularity_ms
         self._gc_buckets: dict[int, tuple[list[Any], list[str]]] = {}  # key → (owners, msisdns)
         self._gc_keys: list[int] = []
@@ -350,6 +366,38 @@ class Engine:
         if dedup_window_ms is not None:
             self.dedup = Dedup(dedup_window_ms)
             self.feed = self._deduplicating(self.feed)  # type: ignore[method-assign]  # wrapped per instance
+        if sliced and self.schedules:
+            self.feed = self._catching_up(self.feed)  # type: ignore[method-assign]  # wrapped per instance
+
+    def _catching_up(self, inner: Callable[..., None]) -> Callable[..., None]:
+        """``feed`` of a sliced engine with schedules: a block crossing an instant is fed up to it, time
+        moves past it (the sweep starts), and while a sweep is under way each subscriber of the rest is
+        visited first if the sweep has not yet (``ScheduleRuntime.catch_up``): evaluated as at the
+        instant, as a replay evaluates it, before any event of theirs after it."""
+        schedules = self.schedules
+
+        def feed(events: list[Event], on_late: Callable[[int, Event], None] | None = None) -> None:
+            k = 0
+            while not any(rt.sweep is not None for rt in schedules):
+                due = min(rt.next for rt in schedules)
+                j = next((i for i in range(k, len(events)) if events[i].ts > due), None)
+                if j is None:
+                    _shifted(inner, events[k:] if k else events, on_late, k, self)
+                    return
+                if j > k:
+                    _shifted(inner, events[k:j], on_late, k, self)
+                k = j
+                if events[j].ts <= self.now:
+                    break  # a late event: nothing is due before it
+                self.advance(events[j].ts)  # the instant fires (or a schedule is armed): look again
+            rest = events[k:] if k else events
+            for rt in schedules:
+                if rt.sweep is not None:
+                    for ev in rest:
+                        rt.catch_up(ev.msisdn)
+            _shifted(inner, rest, on_late, k, self)
+
+        return feed
 
     def _deduplicating(self, inner: Callable[..., None]) -> Callable[..., None]:
         """``feed`` that first skips duplicates (lateness is judged first: a late copy stays late).
@@ -408,10 +456,14 @@ class Engine:
         jump = self.max_jump
         if jump is not None and t - self.now > jump:
             raise TimeJump(t, self.now)
+        self.target = t
         pop = self._deadlines.pop_before
         runtimes = self._timed
+        catch_up = self._catch_up if self.sliced and self.schedules else None
         while (entry := pop(t)) is not None:
             when, _, i, m = entry
+            if catch_up is not None and m:  # a subscriber a sweep has not visited: first as at its instant
+                catch_up(m)
             self.now = self.ctx.now = when
             self.ctx.msisdn = m
             try:  # free in CPython 3.11 while nothing raises
@@ -638,6 +690,8 @@ class Engine:
         elif cls is Profile:
             update = self.reference.update_tags
             before.append(lambda ev: update(ev.msisdn, ev.tags))
+        if self.universe is not None and cls is not Trigger:  # a trigger's subscriber was a member already
+            before.append(self.universe.see)
         tag: str = cls.__struct_config__.tag  # type: ignore[assignment]  # every event class has its tag
         terms = self.periods.updater(tag, self.ctx) if self.periods else None
         if terms is not None:
@@ -663,6 +717,57 @@ class Engine:
                     ev.app = label[0]
                 if ev.category is None:
                     ev.category = label[1]
+
+    # --- what a schedule's sweep needs (``forms.schedule``) --------------
+
+    def settle(self) -> None:
+        """Re-enter the triggers a completion left pending (a sweep, per subscriber)."""
+        if self._pending:
+            self._drain()
+
+    @staticmethod
+    def is_let_out(exc: BaseException) -> bool:
+        return isinstance(exc, LetOut)
+
+    def fault_at(self, exc: Exception) -> None:
+        """A subscriber's visit at a schedule instant raised: counted as a deadline's fault."""
+        self.deadline_faults += 1
+        self._fault(None, None, exc)
+
+    @contextmanager
+    def at_time(self, t: int) -> Iterator[None]:
+        """Evaluate as at ``t`` (a sliced sweep visiting at its instant after time moved on): ``now``
+        is ``t`` meanwhile, and trigger ids counted at ``t`` do not disturb those of the current time."""
+        ctx: Any = self.ctx
+        has_now = hasattr(ctx, "now")  # the evaluation time of LANGUAGE.md §9.2, when the context keeps one
+        now, id_ts, id_counts = self.now, self._id_ts, self._id_counts
+        ctx_now = ctx.now if has_now else None
+        self.now, self._id_ts, self._id_counts = t, None, {}
+        if has_now:
+            ctx.now = t
+        try:
+            yield
+        finally:
+            self.now, self._id_ts, self._id_counts = now, id_ts, id_counts
+            if has_now:
+                ctx.now = ctx_now
+
+    def _catch_up(self, m: str) -> None:
+        for rt in self.schedules:
+            rt.catch_up(m)
+
+    def sweep_step(self, n: int) -> int:
+        """Visit up to ``n`` subscribers of the schedule sweeps under way (a sliced engine); how many."""
+        done = 0
+        for rt in self.schedules:
+            if done < n:
+                done += rt.step(n - done)
+        return done
+
+    @property
+    def sweeping(self) -> bool:
+        """A schedule instant is being swept in slices."""
+        return any(rt.sweep is not None for rt in self.schedules)
 
     def requeue(self, ev: Event) -> None:
         """Dispatch ``ev`` after the events already pending (the policy's parked feedback)."""
@@ -854,6 +959,23 @@ class Engine:
         if self.policy is not None:
             seen.update(self.policy.states)
         return len(seen)
+
+
+def _shifted(inner: Callable[..., None], events: list[Event], on_late: Callable[[int, Event], None] | None,
+             k: int, engine: Engine) -> None:
+    """``inner(events, on_late)`` for ``events`` that start at index ``k`` of the caller's block: the
+    indices ``on_late`` and the engine's ``on_fault`` hear are the caller's."""
+    if not k:
+        inner(events, on_late)
+        return
+    late = None if on_late is None else (lambda i, ev: on_late(i + k, ev))
+    fault = engine.on_fault
+    if fault is not None:
+        engine.on_fault = lambda i, ev, exc: fault(None if i is None else i + k, ev, exc)
+    try:
+        inner(events, late)
+    finally:
+        engine.on_fault = fault
 
 
 def _check_reference(plan: Plan, ref: Reference) -> None:

@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
+from kairos.engine._engine import Engine, Send
 from kairos.engine._events import event_union
 from kairos.engine._replay import InputProblem, ReplayReport, merge_tag_files, problem_order, replay
 from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, confirmed_end, unrejected
@@ -59,12 +60,15 @@ def replay_partitioned(
     max_jump: int | None = DEFAULT_MAX_JUMP_MS,
     lateness: int = 0,
     tags_out: IO[bytes] | None = None,
+    owns: Callable[[int, str], bool] | None = None,
 ) -> ReplayReport:
     """Replay a partitioned log — its files by partition number (``partition_files`` of a folder) —
     over ``workers`` processes (``1``: this one); sends go to ``out`` in (ts, id) order. Problems
     name their partition file and reach ``on_problem`` at the end. ``max_jump`` and ``lateness``
     as in ``replay``, per partition. ``tags_out``: the partitions' tag writes, merged in (ts, msisdn)
-    order as one ``replay`` of the unsplit file writes them."""
+    order as one ``replay`` of the unsplit file writes them. ``owns(p, msisdn)``: partition ``p`` owns
+    the subscriber, so a schedule of its engine visits that subscriber's tag row (None: every engine
+    visits every row)."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
     if not partitions:
@@ -79,8 +83,8 @@ def replay_partitioned(
         tag_parts = None if tags_out is None else {p: Path(tmp) / f"tags-{p}.jsonl" for p in files}
 
         def run(w: int) -> _Share:
-            return _Share([_replay_one(engine_factory, files[p], parts[p], until, keep_problems, max_jump, lateness,
-                                       None if tag_parts is None else tag_parts[p])
+            return _Share([_replay_one(_owning(engine_factory, owns, p), files[p], parts[p], until, keep_problems,
+                                       max_jump, lateness, None if tag_parts is None else tag_parts[p])
                            for p in shares[w]])
 
         done = [run(0)] if workers == 1 else _in_processes(run, workers)
@@ -107,6 +111,20 @@ def replay_partitioned(
         duplicates=sum(r.duplicates for r in reports),
         tag_writes=sum(r.tag_writes for r in reports),
     )
+
+
+def _owning(factory: EngineFactory, owns: Callable[[int, str], bool] | None, p: int) -> EngineFactory:
+    """``factory`` whose engines' schedules visit only the tag rows partition ``p`` owns."""
+    if owns is None:
+        return factory
+
+    def make(sink: Callable[[Send], None]) -> Engine:
+        engine = factory(sink)
+        if engine.universe is not None:
+            engine.universe.only = lambda m: owns(p, m)
+        return engine
+
+    return make
 
 
 def _replay_one(engine_factory: EngineFactory, path: Path, part: Path, until: int, keep: int,

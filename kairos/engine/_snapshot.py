@@ -32,7 +32,9 @@ from kairos.engine._engine import Engine, ScenarioStats
 from kairos.engine._events import event_union
 from kairos.engine._periods import CalendarState
 from kairos.engine._snapshot_policy import POLICY_OWNER, PolicyState, capture_policy, restore_policy
-from kairos.engine.forms import kept_fields
+from kairos.engine._universe import UniverseState
+from kairos.engine.forms import Sweep, kept_fields
+from kairos.engine.forms.schedule import ARMING
 from kairos.plan import Scenario
 
 MAGIC = b"KAIROS-SNAPSHOT\n"
@@ -78,6 +80,10 @@ class EngineState(msgspec.Struct):
     written: dict[str, list[str]] | None = None
     #: the calendar and recency terms' buckets (``engine._periods``); None in snapshots from before them
     calendar: CalendarState | None = None
+    #: who schedules visit (LANGUAGE.md §9.1), when the plan has one; None in older snapshots
+    universe: UniverseState | None = None
+    #: scenario name → the instant a schedule is sweeping in slices (a daemon), where it stands
+    sweeps: dict[str, Sweep] = msgspec.field(default_factory=dict)
 
 
 class Snapshot(msgspec.Struct):
@@ -191,6 +197,8 @@ def capture(engine: Engine, *, encode_states: bool = True) -> EngineState:
         policy=None if policy is None else capture_policy(policy, engine),
         written=engine.reference.written_by_name(),
         calendar=engine.periods.capture() if engine.periods else None,
+        universe=None if engine.universe is None else engine.universe.capture(),
+        sweeps={engine.scenarios[rt.index].name: rt.sweep for rt in engine.schedules if rt.sweep is not None},
     )
 
 
@@ -333,4 +341,37 @@ def _restore(engine: Engine, state: EngineState, live: dict[str, dict[str, Any]]
             engine.reference.replace(state.tags)  # those not the file's now marked written
         else:  # the tags read now from tags.jsonl, with what the engine wrote over them
             engine.reference.overlay(state.tags, state.written)
+    _restore_schedules(engine, state, kept_patterns)
     return report
+
+
+def _restore_schedules(engine: Engine, state: EngineState, kept: set[str]) -> None:
+    """The universe, each kept schedule's sweep under way; a schedule without a saved next instant
+    (new, changed, or from an older snapshot) is armed from the saved time on."""
+    universe = engine.universe
+    if universe is None:
+        return
+    if state.universe is not None:
+        universe.restore(state.universe)
+    else:  # a snapshot from before schedules: every subscriber it holds state for was seen
+        seen: set[str] = set()
+        for store in engine._prev.values():
+            seen.update(store)
+        for rt in engine.runtimes:
+            seen.update(rt.states)
+        for gates in engine._gates:
+            if gates is not None:
+                seen.update(gates.last)
+                seen.update(gates.values)
+        universe.add(seen)
+    names = {engine.scenarios[rt.index].name for rt in engine.schedules}
+    armed = {name: when for when, _, name, m in state.deadlines if m == "" and name in names and name in kept}
+    for rt in engine.schedules:
+        name = engine.scenarios[rt.index].name
+        sweep = state.sweeps.get(name)
+        if name in kept and sweep is not None:
+            rt.start(msgspec.structs.replace(sweep, members=list(sweep.members), caught=list(sweep.caught)))
+        if name in armed:
+            rt.next = armed[name]
+        else:
+            rt.arm(ARMING if state.now < ARMING else state.now)

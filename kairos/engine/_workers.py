@@ -228,7 +228,8 @@ def _start(engine_factory: EngineFactory, parts: list[Path], procs: list[Any], t
         result, report = ctx.Pipe(duplex=False)
         _enlarge(feed)
         tag_part = None if tag_parts is None else tag_parts[w]
-        p = ctx.Process(target=_worker, args=(engine_factory, receive, w, part, report, [*feeds, feed], tag_part),
+        p = ctx.Process(target=_worker, args=(engine_factory, receive, w, part, report, [*feeds, feed], tag_part,
+                                              len(parts)),
                         name=f"kairos-worker-{w}")
         p.start()
         procs.append(p)
@@ -477,6 +478,7 @@ def _worker(
     result: Connection,
     inherited: list[Connection],
     tag_part: Path | None = None,
+    workers: int = 1,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
     for feed in inherited:  # the parent's ends of the pipes: held open here, they would hide its exit
@@ -484,7 +486,7 @@ def _worker(
     with open(part, "wb") as out, contextlib.ExitStack() as stack:
         tags = None if tag_part is None else stack.enter_context(open(tag_part, "wb"))
         try:
-            report = replay_share(engine_factory, _frames(receive), out, w, tags)
+            report = replay_share(engine_factory, _frames(receive), out, w, tags, workers)
         except _ParentGone:
             return
     result.send_bytes(msgspec.msgpack.encode(report))
@@ -511,7 +513,7 @@ def _frames(receive: Connection) -> Iterator[Batch]:
 
 
 def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: IO[bytes], w: int,
-                 tags_out: IO[bytes] | None = None) -> ReplayReport:
+                 tags_out: IO[bytes] | None = None, workers: int = 1) -> ReplayReport:
     """Worker ``w``'s replay of the lines a ``Router`` sent it, in order; sends go to ``out``.
 
     Lines the full decoder rejects are reported with their global line numbers
@@ -522,6 +524,8 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
     problems: list[InputProblem] = []
     writer = OrderedWriter(out)
     engine = engine_factory(writer)
+    if engine.universe is not None and workers > 1:  # a schedule visits the tag rows of this worker's shard
+        engine.universe.only = lambda m: shard_of(m, workers) == w
     holds = engine.holds_sends  # a policy holding sends for arbitration: write in order as they are released
     tags = None if tags_out is None else TagWriter(tags_out)
     if tags is not None:

@@ -112,7 +112,26 @@ class Dwell(msgspec.Struct, frozen=True, tag="dwell"):
     for_ms: int
 
 
-Pattern = Single | Sequence | Absence | Aggregate | Dwell
+class Schedule(msgspec.Struct, frozen=True, tag="schedule"):
+    """``every day|week on DAY|month on day N at HH:MM [where EXPR]`` (LANGUAGE.md §9.1).
+
+    Completes at each local-time instant for every subscriber of the universe;
+    ``where`` has no event (``e`` is None) and reads only the subscriber.
+    """
+
+    period: Literal["day", "week", "month"]
+    #: week: ISO weekday 1 (Mon) .. 7 (Sun); month: day 1 .. 28, or ``LAST_DAY``; day: 0
+    day: int
+    #: minutes after local midnight
+    minute: int
+    where: Expr | None = None
+
+
+#: ``Schedule.day`` of ``every month on day last``
+LAST_DAY = -1
+
+
+Pattern = Single | Sequence | Absence | Aggregate | Dwell | Schedule
 
 #: the calendar periods of LANGUAGE.md §9.2 and the deepest N each may go back
 PeriodKind = Literal["day", "week", "month"]
@@ -211,6 +230,8 @@ class Scenario(msgspec.Struct, frozen=True):
             return frozenset(s.event_type for s in p.steps)
         if isinstance(p, Absence):
             return frozenset((p.first.event_type, p.absent.event_type))
+        if isinstance(p, Schedule):
+            return frozenset()
         return frozenset(("location", "power"))
 
 

@@ -4,10 +4,10 @@ Each form's module owns everything about it: the runtime built once per scenario
 from its compiled ``plan`` pattern (shared by every subscriber), the compact
 per-subscriber state it keeps, the form a snapshot stores that state in, and its
 fast path (text a route pastes in place of a call). ``filter`` is the single-event
-form, then ``sequence``, ``absence``, ``aggregate`` (count, sum, distinct) and
-``dwell``; ``base`` holds what they share (``PatternRuntime``, the ``Host`` they
-call back, kept state made small). A new form — the schedules of LANGUAGE.md §9 —
-is a module here and a line in ``build_runtime``.
+form, then ``sequence``, ``absence``, ``aggregate`` (count, sum, distinct),
+``dwell`` and ``schedule`` (LANGUAGE.md §9.1); ``base`` holds what they share
+(``PatternRuntime``, the ``Host`` they call back, kept state made small). A new form is a module here and a line in
+``build_runtime``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from kairos.engine.forms.aggregate import AggregateRuntime
 from kairos.engine.forms.base import Host, PatternRuntime
 from kairos.engine.forms.dwell import DwellRuntime
 from kairos.engine.forms.filter import FilterRuntime
+from kairos.engine.forms.schedule import ScheduleRuntime, Sweep
 from kairos.engine.forms.sequence import SequenceRuntime
-from kairos.plan import Absence, Aggregate, Dwell, Pattern, Scenario, Sequence, Single
+from kairos.plan import Absence, Aggregate, Dwell, Pattern, Scenario, Schedule, Sequence, Single
 
 __all__ = [
     "AbsenceRuntime",
@@ -28,7 +29,9 @@ __all__ = [
     "Host",
     "PackedWaits",
     "PatternRuntime",
+    "ScheduleRuntime",
     "SequenceRuntime",
+    "Sweep",
     "Waiting",
     "build_runtime",
     "kept_fields",
@@ -49,4 +52,6 @@ def build_runtime(index: int, host: Host, pattern: Pattern, scenario: Scenario |
         return AggregateRuntime(index, host, pattern, name)
     if isinstance(pattern, Dwell):
         return DwellRuntime(index, host, pattern)
+    if isinstance(pattern, Schedule):
+        return ScheduleRuntime(index, host, pattern)
     raise TypeError(f"unknown pattern {type(pattern).__name__}")

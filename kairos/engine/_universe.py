@@ -1,0 +1,144 @@
+"""The universe of a schedule (LANGUAGE.md §9.1): every msisdn in ``tags.jsonl`` and every
+msisdn seen in any event or ``profile`` so far.
+
+Kept only when a loaded scenario has a schedule. The tag table's numbers are
+members without any cost here (the reference already holds them); the numbers
+seen only in events are kept as a sorted ``array('q')`` of their integer value
+(8 bytes a member) plus a small set of the ones seen since the last merge.
+A number that is not a plain digit string (a leading zero, a ``+``, too long
+for 64 bits) is kept as text. The numbers of the last events are remembered
+in a bounded set, so a subscriber with many events pays one set lookup per
+event; the array is searched only for a number not among them. ``members()`` lists them all in ascending
+msisdn (text) order, the order a schedule visits them in.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+
+#: the set of numbers seen since the last merge is merged into the array past this size
+#: (or past half the array's, whichever is larger): merges cost O(members) each, rarely
+MERGE_AT = 1 << 16
+_MAX_DIGITS = 18  # every 18-digit number fits in an int64
+#: numbers of recent events remembered as members (cleared when full): one set lookup per event; at
+#: most about 23 MB (a number and its set slot), so a quarter million active subscribers pay no search
+KNOWN_AT_MOST = 1 << 18
+
+
+class UniverseState(msgspec.Struct, array_like=True):
+    """A universe in a snapshot: the merged numbers (int64, little-endian bytes) and the rest as text."""
+
+    numbers: bytes
+    texts: list[str]
+
+
+def _plain(m: str) -> bool:
+    """``m`` is kept as an integer: digits only, no leading zero, at most 18 of them."""
+    return m.isdigit() and m.isascii() and len(m) <= _MAX_DIGITS and (m[0] != "0" or m == "0")
+
+
+class Universe:
+    """The subscribers a schedule visits; ``see(ev)`` is the route step that keeps it."""
+
+    __slots__ = ("tags", "_numbers", "_fresh", "_texts", "_known", "only")
+
+    def __init__(self, tags: dict[str, Any]) -> None:
+        #: the reference's tag table (``Reference.tags``): its keys are members
+        self.tags = tags
+        self._numbers = array("q")  # sorted, unique
+        self._fresh: set[str] = set()  # seen since the last merge (may repeat merged ones)
+        self._texts: set[str] = set()  # members that are not plain numbers
+        self._known: set[str] = set()  # numbers of recent events, known to be members
+        #: a worker's or partition's share: only the tag rows it owns are its members (None: all)
+        self.only: Callable[[str], bool] | None = None
+
+    def see(self, ev: Any) -> None:
+        """An event's subscriber is a member from now on (a step of every route)."""
+        m = ev.msisdn
+        known = self._known
+        if m in known:
+            return
+        if len(known) >= KNOWN_AT_MOST:
+            known.clear()
+        known.add(m)
+        if m in self.tags or m in self._fresh or self._has(m):
+            return
+        fresh = self._fresh
+        fresh.add(m)
+        if len(fresh) > MERGE_AT and len(fresh) > len(self._numbers) >> 1:
+            self._merge()
+
+    def _has(self, m: str) -> bool:
+        """``m`` is among the merged members."""
+        if not _plain(m):
+            return m in self._texts
+        n = int(m)
+        numbers = self._numbers
+        k = bisect.bisect_left(numbers, n)
+        return k < len(numbers) and numbers[k] == n
+
+    def add(self, numbers: Iterable[str]) -> None:
+        """Make each of ``numbers`` a member (a snapshot from before the universe was kept)."""
+        self._fresh.update(numbers)
+        self._merge()
+
+    def _merge(self, more: Iterable[int] = ()) -> None:
+        fresh = self._fresh
+        if not fresh and not more:
+            return
+        texts = self._texts
+        ints = set()
+        for m in fresh:
+            if _plain(m):
+                ints.add(int(m))
+            else:
+                texts.add(m)
+        fresh.clear()
+        ints.update(self._numbers)
+        ints.update(more)
+        self._numbers = array("q", sorted(ints))
+
+    def members(self) -> list[str]:
+        """Every member once, in ascending msisdn order (a new list: the caller may keep it)."""
+        self._merge()
+        only = self.only
+        tags = self.tags if only is None else [m for m in self.tags if only(m)]
+        numbers = self._numbers
+        seen = [str(n) for n in numbers]
+        if not tags and not self._texts:
+            if not numbers or len(seen[0]) == len(seen[-1]):
+                return seen  # numbers of one length: numeric order is text order
+        return sorted({*seen, *self._texts, *tags})
+
+    def __len__(self) -> int:
+        return len(self.members())
+
+    def bytes_per_member(self) -> float:
+        """What the universe itself holds per member seen in events (the tag table is the reference's)."""
+        self._merge()
+        n = len(self._numbers) + len(self._texts)
+        return 0.0 if n == 0 else (self._numbers.buffer_info()[1] * self._numbers.itemsize
+                                   + sum(len(t) + 49 for t in self._texts)) / n
+
+    # --- snapshots
+
+    def capture(self) -> UniverseState:
+        self._merge()
+        numbers = self._numbers
+        if array("q", [1]).tobytes() != (1).to_bytes(8, "little"):  # pragma: no cover (big-endian hosts)
+            numbers = array("q", numbers)
+            numbers.byteswap()
+        return UniverseState(numbers.tobytes(), sorted(self._texts))
+
+    def restore(self, state: UniverseState) -> None:
+        numbers = array("q")
+        numbers.frombytes(state.numbers)
+        if array("q", [1]).tobytes() != (1).to_bytes(8, "little"):  # pragma: no cover (big-endian hosts)
+            numbers.byteswap()
+        self._texts.update(state.texts)
+        self._merge(numbers)

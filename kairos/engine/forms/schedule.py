@@ -1,0 +1,175 @@
+"""``every day | week on DAY | month on day N at HH:MM [where EXPR]``: the schedule form (LANGUAGE.md §9.1).
+
+No per-subscriber state: one deadline, the next instant, whose owner is the
+runtime (msisdn ``""``). It fires as every deadline does, once stream time
+passes it (an event at the instant itself comes first; at the end of input the
+instants up to the last event's ts fire). Firing visits every member of the
+engine's universe in ascending msisdn order: ``where`` (if any) is evaluated
+for the subscriber at the instant (``e`` is None, ``now`` is the instant) and
+a true one completes, the instant as the trigger's time.
+
+A replay visits all members at once. A daemon (``sliced``) freezes the
+members at the instant and visits them in slices between event batches
+(``Sweep``): the host calls ``step`` with a number of subscribers, and
+``catch_up`` before it feeds an event of a subscriber not yet visited, so each
+is evaluated as at the instant, as the replay evaluates it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as _dt
+from typing import Any
+
+import msgspec
+
+from kairos.engine._localtime import LocalTime
+from kairos.engine.forms.base import Handler, Host, PatternRuntime
+from kairos.plan import LAST_DAY, Schedule
+
+_DAY_MS = 86_400_000
+_EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
+#: the time of the deadline a fresh engine arms a schedule with: fires at the first event,
+#: when the first instant is chosen from that event's time
+ARMING = -(2**62) + 1
+
+
+def next_instant(pattern: Schedule, t: int, clock: LocalTime) -> int:
+    """The first instant of ``pattern`` at or after ``t`` (epoch ms), in ``clock``'s local time."""
+    day = (t + clock.offset_ms(t)) // _DAY_MS - 1  # the local day before t's: an offset change may cross it
+    for _ in range(40):
+        if _matches(pattern, day):
+            instant = clock.to_utc(day * _DAY_MS + pattern.minute * 60_000)
+            if instant >= t:
+                return instant
+        day += 1
+    raise AssertionError(f"no instant of {pattern} within 40 days of {t}")  # pragma: no cover
+
+
+def _matches(pattern: Schedule, day: int) -> bool:
+    """Local day ``day`` (days since 1970-01-01) has an instant of ``pattern``."""
+    if pattern.period == "day":
+        return True
+    if pattern.period == "week":
+        return (day + 3) % 7 + 1 == pattern.day
+    date = _dt.date.fromordinal(_EPOCH_ORDINAL + day)
+    if pattern.day == LAST_DAY:
+        return (date + _dt.timedelta(days=1)).day == 1
+    return date.day == pattern.day
+
+
+class Sweep(msgspec.Struct, array_like=True):
+    """An instant being swept in slices (a daemon): the members frozen at it, sorted, and how many
+    are visited. A snapshot keeps it, so a restart neither repeats nor skips a subscriber."""
+
+    instant: int
+    members: list[str]
+    done: int = 0
+    #: members past ``done`` already visited out of turn (an event of theirs came first)
+    caught: list[str] = msgspec.field(default_factory=list)
+
+
+class ScheduleRuntime(PatternRuntime):
+    """A schedule: reads no event; its one deadline is the next instant (see the module)."""
+
+    __slots__ = ("pattern", "where", "sweep", "_caught", "visited", "instants", "next")
+
+    def __init__(self, index: int, host: Host, pattern: Schedule) -> None:
+        super().__init__(index, host)
+        self.pattern = pattern
+        self.where = None if pattern.where is None else pattern.where.fn
+        #: the sweep under way in a sliced host (None: none)
+        self.sweep: Sweep | None = None
+        self._caught: set[str] = set()  # ``sweep.caught`` as a set
+        #: the instant armed (``ARMING`` before the first event)
+        self.next = ARMING
+        self.visited = 0  #: subscribers visited, over all instants (a metric)
+        self.instants = 0  #: instants fired
+
+    def handlers(self) -> dict[str, Handler]:
+        return {}
+
+    def arm(self, after: int) -> None:
+        """Schedule the first instant at or after ``after`` (``ARMING``: at the first event's time)."""
+        when = after if after == ARMING else next_instant(self.pattern, after, self.host.clock)  # type: ignore[attr-defined]
+        self.next = when
+        self.host.schedule(when, self, "")
+
+    def on_deadline(self, msisdn: str, when: int) -> None:
+        host: Any = self.host
+        if when == ARMING:
+            self.arm(host.target)
+            return
+        self.instants += 1
+        self.arm(when + 1)
+        members = host.universe.members()
+        if host.sliced:
+            if self.sweep is not None:  # the previous instant's sweep is not done: finish it first
+                self.step(len(self.sweep.members))
+            self.start(Sweep(when, members))
+            return
+        for m in members:
+            self.visit(m, when)
+
+    def visit(self, m: str, instant: int) -> None:
+        """Subscriber ``m`` at ``instant``: ``where``, then the completion's gates."""
+        host: Any = self.host
+        self.visited += 1
+        ctx = host.ctx
+        ctx.msisdn = m
+        try:
+            where = self.where
+            if where is None or where(None, (), ctx):
+                host.complete(self, m, instant, None, ())
+            elif host.observer is not None:
+                host.observer.passed_over(self.index, m, instant)
+            host.settle()
+        except Exception as exc:  # one subscriber's failure must not stop the sweep (issue 12)
+            if host.is_let_out(exc):
+                raise
+            host.fault_at(exc)
+
+    # --- a sliced sweep (the daemon) --------------------------------------
+
+    def start(self, sweep: Sweep) -> None:
+        """Take ``sweep`` as the one under way (a new instant's, or a snapshot's)."""
+        self.sweep = sweep
+        self._caught = set(sweep.caught)
+
+    def step(self, n: int) -> int:
+        """Visit up to ``n`` more subscribers of the sweep under way; how many were visited."""
+        sweep = self.sweep
+        if sweep is None:
+            return 0
+        host: Any = self.host
+        members, start = sweep.members, sweep.done
+        end = min(len(members), start + n)
+        caught = self._caught
+        with host.at_time(sweep.instant):
+            for k in range(start, end):
+                m = members[k]
+                if m in caught:
+                    caught.discard(m)
+                    sweep.caught.remove(m)
+                else:
+                    self.visit(m, sweep.instant)
+                sweep.done = k + 1
+        if sweep.done >= len(members):
+            self.sweep = None
+            self._caught = set()
+        return end - start
+
+    def catch_up(self, m: str) -> None:
+        """Before an event of ``m`` past the instant: visit ``m`` now if the sweep has not yet."""
+        sweep = self.sweep
+        if sweep is None:
+            return
+        members = sweep.members
+        if m in self._caught:
+            return
+        k = bisect.bisect_left(members, m, sweep.done)
+        if k < len(members) and members[k] == m:
+            self._caught.add(m)  # visited out of turn: the slice skips it
+            sweep.caught.append(m)
+            with self.host.at_time(sweep.instant):  # type: ignore[attr-defined]
+                self.visit(m, sweep.instant)
