@@ -29,6 +29,7 @@ from kairos.engine._reference import Reference, ReferenceError
 from kairos.engine._replay import (
     EventReader,
     InputProblem,
+    Measures,
     OrderedWriter,
     ReplayReport,
     Settler,
@@ -59,6 +60,7 @@ __all__ = [
     "EventReader",
     "EventTime",
     "InputProblem",
+    "Measures",
     "LocalTime",
     "OrderedWriter",
     "PolicyStage",
