@@ -253,7 +253,7 @@ def _group_table(grouping: Grouping, lines: list[tuple[str, str, Counts]]) -> st
         cells = [f"<b>{escape(scenario)}</b>" if first else "", escape(value), f"{c.matched:,}", f"{c.sent:,}"]
         cells += [f"{c.held:,}" if c.held else ""] if held else []
         cells.append(escape(reasons_text(c.suppressed)))
-        out.append(f'<tr class="{"total" if first else "channel"}">' + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
+        out.append(f'<tr class="{"first" if first else "more"}">' + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
     out.append("</tbody></table>")
     return "".join(out)
 
@@ -290,7 +290,7 @@ th,td{padding:4px 5px;border-bottom:1px solid #e5e7eb;text-align:right;vertical-
 th:first-child,td:first-child,th:nth-child(2),td:nth-child(2),th:last-child,td:last-child{text-align:left}
 td:nth-child(12),td:nth-child(9){white-space:nowrap}
 tr.total{background:#f8fafc} tr.channel td{color:#4b5563} small{color:#6b7280}
-table.by td:nth-child(2){white-space:nowrap} table.by tr.channel td:nth-child(n+2){color:#1f2937}
+table.by td:nth-child(2){white-space:nowrap} table.by tr.first td{border-top:1px solid #cbd5e1}
 .empty{color:#6b7280}
 """
 
