@@ -202,41 +202,53 @@ def _table(rows: list[Row]) -> str:
     return "".join(out)
 
 
+#: the grouping chart colours this many scenarios (those with the most matches); the rest are one grey
+GROUP_COLOURS = len(PALETTE) - 1
+OTHERS = "#cbd5e1"
+
+
 def _group_chart(lines: list[tuple[str, str, Counts]], names: Sequence[str], limit: int = 30) -> str:
-    """Per tag value a bar of its matches, a colour per scenario (as the sends chart), sends at the end;
-    the ``limit`` values with the most matches (the table has them all)."""
+    """Per tag value a bar of its matches, a colour per scenario (the scenarios with the most matches;
+    the others grey), the matches and sends written at the end; the ``limit`` values with the most
+    matches (the table has them all)."""
     matched: dict[str, dict[str, int]] = {}
     sent: dict[str, int] = {}
+    per_scenario: dict[str, int] = {}
     for scenario, value, c in lines:
         by = matched.setdefault(value, {})
         by[scenario] = by.get(scenario, 0) + c.matched
         sent[value] = sent.get(value, 0) + c.sent
-    if not matched:
+        per_scenario[scenario] = per_scenario.get(scenario, 0) + c.matched
+    if not any(per_scenario.values()):
         return "<p class=empty>No scenario matched.</p>"
+    ranked = sorted((n for n in names if per_scenario.get(n)), key=lambda n: -per_scenario[n])
+    colours = {n: PALETTE[k] for k, n in enumerate(ranked[:GROUP_COLOURS])}
+    rest = ranked[GROUP_COLOURS:]
     values = sorted(matched, key=lambda v: (-sum(matched[v].values()), v == NONE, v))
     shown = values[:limit]
     top = max(sum(matched[v].values()) for v in shown) or 1
-    width, row, label_w, room = 900, 30, 200, 190
+    width, row, label_w, room = 900, 28, 200, 230
     parts = [f'<svg viewBox="0 0 {width} {row * len(shown) + 6}" role="img" aria-label="matches by value">']
     for i, value in enumerate(shown):
         y = i * row + 4
         x = float(label_w)
-        parts.append(f'<text x="{label_w - 10}" y="{y + 17}" text-anchor=end class=label>{escape(value)}</text>')
-        for j, name in enumerate(names):
-            n = matched[value].get(name, 0)
+        parts.append(f'<text x="{label_w - 10}" y="{y + 15}" text-anchor=end class=label>{escape(value)}</text>')
+        segments = [(n, colours[n]) for n in ranked[:GROUP_COLOURS]]
+        others = sum(matched[value].get(n, 0) for n in rest)
+        for name, colour in segments + ([(f"{len(rest)} other scenarios", OTHERS)] if rest else []):
+            n = others if colour == OTHERS else matched[value].get(name, 0)
             if not n:
                 continue
             bw = (width - label_w - room) * n / top
             parts.append(f'<rect x="{x:.1f}" y="{y}" width="{max(bw, 1):.1f}" height="{row - 9}" '
-                         f'fill="{PALETTE[j % len(PALETTE)]}"><title>{escape(name)}, {escape(value)}: '
-                         f'{n:,} matched</title></rect>')
+                         f'fill="{colour}"><title>{escape(name)}, {escape(value)}: {n:,} matched</title></rect>')
             x += bw
         total = sum(matched[value].values())
-        parts.append(f'<text x="{x + 8:.1f}" y="{y + 17}" class=value>{total:,} matched · {sent[value]:,} sent</text>')
+        parts.append(f'<text x="{x + 8:.1f}" y="{y + 15}" class=small>{total:,} matched · {sent[value]:,} sent</text>')
     parts.append("</svg>")
-    present = {s for s, _, c in lines if c.matched}
-    legend = "".join(f'<span><i style="background:{PALETTE[j % len(PALETTE)]}"></i>{escape(n)}</span>'
-                     for j, n in enumerate(names) if n in present)
+    legend = "".join(f'<span><i style="background:{colours[n]}"></i>{escape(n)}</span>' for n in ranked[:GROUP_COLOURS])
+    if rest:
+        legend += f'<span><i style="background:{OTHERS}"></i>{len(rest)} other scenarios</span>'
     more = (f'<p class=note>The {limit} values with the most matches; the table below has all '
             f'{len(values):,}.</p>' if len(values) > limit else "")
     return "".join(parts) + f"<div class=legend>{legend}</div>{more}"
@@ -283,6 +295,7 @@ h1{font-size:24px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 4px} p.note{co
 .card b{display:block;font-size:24px} .card span{color:#4b5563;font-size:13px}
 svg{width:100%;height:auto} .grid{stroke:#e5e7eb} .axis{font-size:11px;fill:#6b7280}
 .label{font-size:14px;fill:#1f2937} .value{font-size:14px;fill:#1f2937;font-weight:600}
+.small{font-size:12.5px;fill:#1f2937;font-weight:600}
 .legend span{display:inline-block;margin:4px 14px 0 0;font-size:13px}
 .legend i{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:5px;vertical-align:-1px}
 table{border-collapse:collapse;width:100%;font-size:12.5px;margin-top:8px}
