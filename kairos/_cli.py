@@ -437,7 +437,8 @@ def _replay(args: argparse.Namespace) -> int:
         measures = report.measures
         assert measures is not None  # measuring always builds the policy stage
         rows = measure(plan, measures.stats)
-        stage = engines[0].policy
+        # the policy's feedback retention, from an engine of this process (workers' engines are elsewhere)
+        stage = (engines[0] if engines else Engine(plan, reference, sink=_discard, tz=args.tz, measure=True)).policy
         assert stage is not None
         names = [s.name for s in plan.scenarios]
         grouped = merge(measures.observed, len(groupings)) if groupings else None

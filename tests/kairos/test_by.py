@@ -187,6 +187,8 @@ def test_a_partitioned_log_gives_the_unsplit_files_stats_by_tag(day, capsys):
     assert main(["split", "--events", str(root / "day.jsonl"), "--partitions", "4", "--out", str(root / "log")]) == 0
     for workers in ("1", "2"):
         assert _stats(day, capsys, "--by", "tags.region", "--workers", workers, events="log") == one
+    assert main(["split", "--events", str(root / "day.jsonl"), "--partitions", "1", "--out", str(root / "one")]) == 0
+    assert _stats(day, capsys, "--by", "tags.region", "--workers", "2", events="one") == one  # no engine here
 
 
 def test_grouping_changes_no_send(day, capsys):
