@@ -157,6 +157,9 @@ class Grouper:
             c.matched += 1
         self._current = (i, m, cells)
 
+    def passed_over(self, i: int, m: str, t: int) -> None:
+        """A schedule instant whose ``where`` was false for the subscriber: no match, nothing to count."""
+
     def gated(self, i: int, m: str, t: int, reason: str) -> None:
         for c in self._of(i, m):
             c.suppressed[reason] = c.suppressed.get(reason, 0) + 1
