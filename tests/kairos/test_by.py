@@ -253,3 +253,24 @@ def test_a_match_is_counted_under_the_tag_value_the_subscriber_had_when_it_match
         "low": {"north": (1, 1, {}), "south": (1, 1, {}), "(none)": (1, 1, {})},
         "vip_low": {"north": (1, 1, {}), "south": (1, 0, {"audience": 1})},
     }
+
+
+def test_a_trigger_decided_later_counts_under_the_tag_its_match_had(tmp_path, capsys):
+    """Arbitration holds a trigger for a minute; a profile event moves the subscriber meanwhile. The sent
+    and the arbitration-suppressed trigger both count where their matches were: in the north."""
+    (tmp_path / "s.kairos").write_text(
+        'scenario low\n  priority 80\n  when balance where amount < 10\n  then sms "offer.topup"\nend\n'
+        'scenario lower\n  priority 20\n  when balance where amount < 10\n  then sms "offer.topup"\nend\n')
+    (tmp_path / "p.kairos").write_text("policy\n  arbitrate 1m\nend\n")
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    (ref / "tags.jsonl").write_text(json.dumps({"msisdn": "1", "tags": {"region": "north"}}) + "\n")
+    events = [{"type": "balance", "ts": T0, "msisdn": "1", "amount": 4},
+              {"type": "profile", "ts": T0 + 1_000, "msisdn": "1", "tags": {"region": "south"}},
+              {"type": "balance", "ts": T0 + 120_000, "msisdn": "1", "amount": 50}]
+    (tmp_path / "e.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert main(["replay", "--scenarios", str(tmp_path / "s.kairos"), "--policy", str(tmp_path / "p.kairos"),
+                 "--events", str(tmp_path / "e.jsonl"), "--reference", str(ref), "--out", str(tmp_path / "o.jsonl"),
+                 "--stats", "--by", "tags.region", "--quiet"]) == 0
+    assert grouped(capsys.readouterr().err)["tags.region"] == {
+        "low": {"north": (1, 1, {})}, "lower": {"north": (1, 0, {"arbitration": 1})}}
