@@ -160,6 +160,9 @@ class Grouper:
     def passed_over(self, i: int, m: str, t: int) -> None:
         """A schedule instant whose ``where`` was false for the subscriber: no match, nothing to count."""
 
+    def wrote(self, i: int, m: str, t: int, tags: dict[str, Any]) -> None:
+        """A trigger's ``set`` wrote tags: its match was counted under the values before the write."""
+
     def gated(self, i: int, m: str, t: int, reason: str) -> None:
         for c in self._of(i, m):
             c.suppressed[reason] = c.suppressed.get(reason, 0) + 1

@@ -274,3 +274,17 @@ def test_a_trigger_decided_later_counts_under_the_tag_its_match_had(tmp_path, ca
                  "--stats", "--by", "tags.region", "--quiet"]) == 0
     assert grouped(capsys.readouterr().err)["tags.region"] == {
         "low": {"north": (1, 1, {})}, "lower": {"north": (1, 0, {"arbitration": 1})}}
+
+
+def test_a_match_whose_set_writes_the_tag_counts_under_the_value_before_the_write(tmp_path, capsys):
+    (tmp_path / "s.kairos").write_text('scenario move\n  when balance where amount < 10\n'
+                                       '  set tags.region = "south"\n  then sms "offer.topup"\nend\n')
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    (ref / "tags.jsonl").write_text(json.dumps({"msisdn": "1", "tags": {"region": "north"}}) + "\n")
+    events = [{"type": "balance", "ts": T0 + n, "msisdn": "1", "amount": 4} for n in range(2)]
+    (tmp_path / "e.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert main(["replay", "--scenarios", str(tmp_path / "s.kairos"), "--events", str(tmp_path / "e.jsonl"),
+                 "--reference", str(ref), "--out", str(tmp_path / "o.jsonl"), "--stats", "--by", "tags.region",
+                 "--quiet"]) == 0
+    assert grouped(capsys.readouterr().err)["tags.region"] == {"move": {"north": (1, 1, {}), "south": (1, 1, {})}}
