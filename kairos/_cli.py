@@ -24,8 +24,9 @@ import msgspec
 from kairos import dsl
 from kairos._compile import build_check, compile_plan
 from kairos._explain import explain
+from kairos._groups import ByError, Grouper, Grouping, check_known, known_tags, merge, parse_by, tables
 from kairos._measure import measure, table, unmatched_text
-from kairos._report import Series, render
+from kairos._report import Series, render, sends_tee
 from kairos._template_check import TEMPLATES_FILE, check_templates
 from kairos.adapters import GrantFolder, TemplateError, partition_files, partition_of, split_file
 from kairos.engine import (
@@ -46,6 +47,7 @@ from kairos.engine import (
     replay_workers,
     stderr_problem_printer,
 )
+from kairos.plan import Plan
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 #: ``kairos replay`` finished, but skipped lines (malformed, wild timestamps, out of order): see standard error
@@ -131,6 +133,14 @@ def _parser() -> argparse.ArgumentParser:
                    "conversion and uplift over the control group (standard error)")
     r.add_argument("--report", metavar="FILE.html",
                    help="write the same numbers as one self-contained HTML page with charts")
+    r.add_argument("--by", action="append", default=[], metavar="tags.NAME",
+                   help="with --stats or --report, also count each scenario's matched, suppressed (by reason) "
+                   "and sent by the value the subscriber's tag NAME had when the scenario matched ((none): no "
+                   "such tag). Repeat it for one table per tag (--by tags.region --by tags.brand: each adds up "
+                   "to the totals); join tags with a comma for one table by their combination (--by "
+                   "tags.region,tags.brand: a row per region and brand seen). The tag must be in the reference "
+                   "data or read or written by a scenario. Grouping costs nothing without --by; with it, each "
+                   "event takes the engine's general path (no fused fast path)")
     r.add_argument("--control-out", metavar="FILE",
                    help="write the triggers held out for the control group, one JSON line each, in the "
                    "format of a send (what would have been sent), so conversions can be joined by id")
@@ -140,8 +150,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, default=1, metavar="N",
                    help="spread subscribers over N processes (one per core) by a stable hash of "
                    "msisdn, or, with an --events FOLDER, give each whole partitions; the output is "
-                   "identical to one worker's (default 1; not with --events -, --stats, --report or "
-                   "--control-out)")
+                   "identical to one worker's, and so are the counts of --stats, --report and --by, "
+                   "merged (default 1; not with --events - or --control-out)")
     r.add_argument("--max-jump", type=_duration, default=DEFAULT_MAX_JUMP_MS, metavar="D",
                    help="an event more than D ahead of the stream's time is held until the lines after it "
                    f"show a real gap in the recording (the next {JUMP_CONFIRM} events go on from it: they are "
@@ -326,11 +336,11 @@ def _replay(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     measuring = bool(args.stats or args.report or args.control_out)
     partitioned = args.events != "-" and Path(args.events).is_dir()
-    if args.workers < 1 or ((args.workers > 1 or partitioned) and (args.events == "-" or measuring)):
+    if args.workers < 1 or ((args.workers > 1 or partitioned) and (args.events == "-" or args.control_out)):
         print(
             "kairos replay: --workers N needs N >= 1 and an --events FILE every worker can read, and "
-            "measures nothing (--stats, --report, --control-out), nor does a partitioned --events "
-            "folder; use --workers 1 and one file for those",
+            "writes no --control-out, nor does a partitioned --events folder; use --workers 1 and one "
+            "file for those",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -338,22 +348,32 @@ def _replay(args: argparse.Namespace) -> int:
         print("kairos replay: --tags-out - and the sends would share standard output; give --out FILE",
               file=sys.stderr)
         return EXIT_USAGE
+    try:
+        groupings = _groupings(args, plan, reference)
+    except ByError as e:
+        print(f"kairos replay: {e}", file=sys.stderr)
+        return EXIT_USAGE
     control: Callable[[Send], None] | None = None
     engines: list[Engine] = []
     series = Series(LocalTime(args.tz)) if args.report else None
     #: a channel capacity split over workers or partitions: their engines take places from one folder
     grants: GrantFolder | None = None
+    #: engines in other processes, or one per partition: the counts come merged in the replay's report
+    apart = args.workers > 1 or partitioned
 
     def make_engine(sink: Callable[[Send], None]) -> Engine:
-        if series is not None:
+        if series is not None and not apart:  # apart, the parent counts the merged sends (sends_tee)
             inner = sink
 
             def sink(send: Send) -> None:
                 series.add(send.scenario, send.send_at)
                 inner(send)
 
+        grouper = Grouper(plan, groupings) if groupings else None
         engine = Engine(plan, reference, sink=sink, tz=args.tz, measure=measuring, control_sink=control,
-                        dedup_window_ms=args.dedup_window, capacity=grants)
+                        dedup_window_ms=args.dedup_window, capacity=grants, observer=grouper)
+        if grouper is not None:
+            grouper.engine = engine
         engines.append(engine)
         return engine
 
@@ -361,6 +381,8 @@ def _replay(args: argparse.Namespace) -> int:
         try:
             events = None if partitioned else _open_in(stack, args.events)
             out = _open_out(stack, args.out)
+            if series is not None and apart:
+                out = sends_tee(out, series)
             control_out = stack.enter_context(open(args.control_out, "wb")) if args.control_out else None
             tags_out = _open_out(stack, args.tags_out) if args.tags_out else None
         except OSError as e:
@@ -409,26 +431,33 @@ def _replay(args: argparse.Namespace) -> int:
             f"({elapsed:.2f} s, {rate:,.0f} events/s)",
             file=sys.stderr,
         )
-    held = sum(st.held for e in engines for st in e.stats)  # this process's engines: not a worker's
+    held = sum(st.held for st in report.measures.stats) if report.measures is not None else 0  # only a policy holds
     if held:
         print(f"kairos replay: {held} trigger{'s' * (held != 1)} still held by the contact policy at the "
               "end of input (an arbitration window or a capacity queue not yet closed); not sent",
               file=sys.stderr)
     if measuring:
-        engine = engines[0]
-        rows = measure(plan, engine.stats)
-        stage = engine.policy
-        assert stage is not None  # measuring always builds the policy stage
+        measures = report.measures
+        assert measures is not None  # measuring always builds the policy stage
+        rows = measure(plan, measures.stats)
+        # the policy's feedback retention, from an engine of this process (workers' engines are elsewhere)
+        stage = (engines[0] if engines else Engine(plan, reference, sink=_discard, tz=args.tz, measure=True)).policy
+        assert stage is not None
+        names = [s.name for s in plan.scenarios]
+        grouped = merge(measures.observed, len(groupings)) if groupings else None
         if args.stats:
-            sys.stderr.write(table(rows, unmatched_text(stage.unmatched_feedback, stage.feedback.retention_ms)))
+            sys.stderr.write(table(rows, unmatched_text(measures.unmatched_feedback, stage.feedback.retention_ms)))
+            if grouped is not None:
+                sys.stderr.write(tables(grouped, groupings, names))
         if args.report:
             files = ", ".join(Path(f).name for f in plan.files)
             subtitle = (f"{report.events:,} events from {Path(args.events).name}; scenarios from {files}; "
                         f"{'with' if plan.policy else 'without'} a contact policy")
             try:
                 Path(args.report).write_text(render(rows, series, title="Kairos scenario report",  # type: ignore[arg-type]
-                                                    subtitle=subtitle, unmatched=stage.unmatched_feedback,
-                                                    retention_ms=stage.feedback.retention_ms),
+                                                    subtitle=subtitle, unmatched=measures.unmatched_feedback,
+                                                    retention_ms=stage.feedback.retention_ms,
+                                                    groupings=groupings, grouped=grouped),
                                              encoding="utf-8")
             except OSError as e:
                 print(f"kairos replay: cannot write the report: {e}", file=sys.stderr)
@@ -437,6 +466,18 @@ def _replay(args: argparse.Namespace) -> int:
         print(_skipped(report), file=sys.stderr)
         return EXIT_SKIPPED
     return EXIT_OK
+
+
+def _groupings(args: argparse.Namespace, plan: Plan, reference: Reference) -> list[Grouping]:
+    """The ``--by`` groupings, checked: a tag, written ``tags.NAME``, that someone has or a scenario uses."""
+    if not args.by:
+        return []
+    groupings = parse_by(args.by)
+    if not (args.stats or args.report):
+        raise ByError("--by groups the counts of --stats and --report: add --stats (a table on standard "
+                      "error) or --report FILE.html")
+    check_known(groupings, known_tags(plan, reference))
+    return groupings
 
 
 def _skipped(report: ReplayReport) -> str:

@@ -2,15 +2,20 @@
 
 No network, no script: inline CSS and SVG. Three charts — sends over time per
 scenario, the funnel from matched to converted, suppressions by reason — and
-the per-scenario table with the same numbers as ``--stats``.
+the per-scenario table with the same numbers as ``--stats``; with ``--by``, per
+grouping a chart (matches per tag value, coloured by scenario) and a table.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from html import escape
-from typing import Sequence
+from typing import IO, Sequence, cast
 
+import msgspec
+
+from kairos._groups import NONE, Counts, Grouped, Grouping, rows as grouped_rows
+from kairos._groups import label as grouping_label
 from kairos._measure import GATES, POLICY, Row, reasons_text
 from kairos.engine import LocalTime, duration_text
 
@@ -36,6 +41,38 @@ class Series:
         hour = self.clock.local_ms(send_at) // 3_600_000
         by = self.counts.setdefault(scenario, {})
         by[hour] = by.get(hour, 0) + 1
+
+
+class _SendAt(msgspec.Struct):
+    scenario: str
+    send_at: int
+
+
+class _Tee:
+    """Writes the merged sends of workers through to ``out``, adding each to ``series`` on the way."""
+
+    def __init__(self, out: IO[bytes], series: Series) -> None:
+        self.out = out
+        self.series = series
+        self.rest = b""
+        self.decode = msgspec.json.Decoder(_SendAt).decode
+
+    def write(self, data: bytes) -> int:
+        lines = (self.rest + data).split(b"\n")
+        self.rest = lines.pop()
+        for line in lines:
+            if line:
+                send = self.decode(line)
+                self.series.add(send.scenario, send.send_at)
+        return self.out.write(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def sends_tee(out: IO[bytes], series: Series) -> IO[bytes]:
+    """``out``, counting in ``series`` each send line written to it (the workers' sends, once merged)."""
+    return cast(IO[bytes], _Tee(out, series))
 
 
 def _label(hour: int, size: int) -> str:
@@ -165,6 +202,91 @@ def _table(rows: list[Row]) -> str:
     return "".join(out)
 
 
+#: the grouping chart colours this many scenarios (those with the most matches); the rest are one grey
+GROUP_COLOURS = len(PALETTE) - 1
+OTHERS = "#cbd5e1"
+
+
+def _group_chart(lines: list[tuple[str, str, Counts]], names: Sequence[str], limit: int = 30) -> str:
+    """Per tag value a bar of its matches, a colour per scenario (the scenarios with the most matches;
+    the others grey), the matches and sends written at the end; the ``limit`` values with the most
+    matches (the table has them all)."""
+    matched: dict[str, dict[str, int]] = {}
+    sent: dict[str, int] = {}
+    per_scenario: dict[str, int] = {}
+    for scenario, value, c in lines:
+        by = matched.setdefault(value, {})
+        by[scenario] = by.get(scenario, 0) + c.matched
+        sent[value] = sent.get(value, 0) + c.sent
+        per_scenario[scenario] = per_scenario.get(scenario, 0) + c.matched
+    if not any(per_scenario.values()):
+        return "<p class=empty>No scenario matched.</p>"
+    ranked = sorted((n for n in names if per_scenario.get(n)), key=lambda n: -per_scenario[n])
+    colours = {n: PALETTE[k] for k, n in enumerate(ranked[:GROUP_COLOURS])}
+    rest = ranked[GROUP_COLOURS:]
+    values = sorted(matched, key=lambda v: (-sum(matched[v].values()), v == NONE, v))
+    shown = values[:limit]
+    top = max(sum(matched[v].values()) for v in shown) or 1
+    width, row, label_w, room = 900, 28, 200, 230
+    parts = [f'<svg viewBox="0 0 {width} {row * len(shown) + 6}" role="img" aria-label="matches by value">']
+    for i, value in enumerate(shown):
+        y = i * row + 4
+        x = float(label_w)
+        parts.append(f'<text x="{label_w - 10}" y="{y + 15}" text-anchor=end class=label>{escape(value)}</text>')
+        segments = [(n, colours[n]) for n in ranked[:GROUP_COLOURS]]
+        others = sum(matched[value].get(n, 0) for n in rest)
+        for name, colour in segments + ([(f"{len(rest)} other scenarios", OTHERS)] if rest else []):
+            n = others if colour == OTHERS else matched[value].get(name, 0)
+            if not n:
+                continue
+            bw = (width - label_w - room) * n / top
+            parts.append(f'<rect x="{x:.1f}" y="{y}" width="{max(bw, 1):.1f}" height="{row - 9}" '
+                         f'fill="{colour}"><title>{escape(name)}, {escape(value)}: {n:,} matched</title></rect>')
+            x += bw
+        total = sum(matched[value].values())
+        parts.append(f'<text x="{x + 8:.1f}" y="{y + 15}" class=small>{total:,} matched · {sent[value]:,} sent</text>')
+    parts.append("</svg>")
+    legend = "".join(f'<span><i style="background:{colours[n]}"></i>{escape(n)}</span>' for n in ranked[:GROUP_COLOURS])
+    if rest:
+        legend += f'<span><i style="background:{OTHERS}"></i>{len(rest)} other scenarios</span>'
+    more = (f'<p class=note>The {limit} values with the most matches; the table below has all '
+            f'{len(values):,}.</p>' if len(values) > limit else "")
+    return "".join(parts) + f"<div class=legend>{legend}</div>{more}"
+
+
+def _group_table(grouping: Grouping, lines: list[tuple[str, str, Counts]]) -> str:
+    held = any(c.held for _, _, c in lines)
+    head = ["Scenario", escape(grouping_label(grouping)), "Matched", "Sent"] + (["Held"] if held else []) + ["Suppressed (why)"]
+    out = ["<table class=by><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"]
+    previous = None
+    for scenario, value, c in lines:
+        first = scenario != previous
+        previous = scenario
+        cells = [f"<b>{escape(scenario)}</b>" if first else "", escape(value), f"{c.matched:,}", f"{c.sent:,}"]
+        cells += [f"{c.held:,}" if c.held else ""] if held else []
+        cells.append(escape(reasons_text(c.suppressed)))
+        out.append(f'<tr class="{"first" if first else "more"}">' + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _groups(groupings: Sequence[Grouping], grouped: Grouped | None, names: Sequence[str]) -> str:
+    """The ``--by`` sections: per grouping a heading, a chart and a table."""
+    if grouped is None:
+        return ""
+    out = []
+    for grouping, counts in zip(groupings, grouped.groups, strict=True):
+        lines = grouped_rows(counts, names)
+        out.append(f"<h2>By {escape(grouping_label(grouping))}</h2>"
+                   f"<p class=note>Each scenario's matches, sends and suppressions by the value of "
+                   f"{escape(grouping_label(grouping))} the subscriber had when the scenario matched; {NONE}: the subscriber "
+                   "had no such tag. Each scenario's rows add up to its line in the table above. Bars: matches per "
+                   "value, coloured by scenario.</p>")
+        out.append(_group_chart(lines, names))
+        out.append(_group_table(grouping, lines))
+    return "\n".join(out)
+
+
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2937;margin:24px auto;max-width:1200px;padding:0 16px}
 h1{font-size:24px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 4px} p.note{color:#4b5563;margin:0 0 10px}
@@ -173,6 +295,7 @@ h1{font-size:24px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 4px} p.note{co
 .card b{display:block;font-size:24px} .card span{color:#4b5563;font-size:13px}
 svg{width:100%;height:auto} .grid{stroke:#e5e7eb} .axis{font-size:11px;fill:#6b7280}
 .label{font-size:14px;fill:#1f2937} .value{font-size:14px;fill:#1f2937;font-weight:600}
+.small{font-size:12.5px;fill:#1f2937;font-weight:600}
 .legend span{display:inline-block;margin:4px 14px 0 0;font-size:13px}
 .legend i{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:5px;vertical-align:-1px}
 table{border-collapse:collapse;width:100%;font-size:12.5px;margin-top:8px}
@@ -180,13 +303,15 @@ th,td{padding:4px 5px;border-bottom:1px solid #e5e7eb;text-align:right;vertical-
 th:first-child,td:first-child,th:nth-child(2),td:nth-child(2),th:last-child,td:last-child{text-align:left}
 td:nth-child(12),td:nth-child(9){white-space:nowrap}
 tr.total{background:#f8fafc} tr.channel td{color:#4b5563} small{color:#6b7280}
+table.by td:nth-child(2){white-space:nowrap} table.by tr.first td{border-top:1px solid #cbd5e1}
 .empty{color:#6b7280}
 """
 
 
 def render(rows: list[Row], series: Series, *, title: str, subtitle: str, unmatched: int = 0,
-           retention_ms: int = 0) -> str:
-    """The whole page; ``unmatched`` feedback events joined no send (kept ``retention_ms`` after it)."""
+           retention_ms: int = 0, groupings: Sequence[Grouping] = (), grouped: Grouped | None = None) -> str:
+    """The whole page; ``unmatched`` feedback events joined no send (kept ``retention_ms`` after it);
+    ``grouped``: the ``--by`` counts of ``groupings``, a section each."""
     totals = [r for r in rows if r.channel == "all"]
     names = [r.scenario for r in totals]
     sent = sum(r.sent for r in totals)
@@ -221,5 +346,6 @@ control group, held out on purpose to measure the real effect.</p>
 subscribers who took the offer without being contacted), in percentage points. Held = still waiting for the
 policy when the recording ended.</p>
 {_table(rows)}
+{_groups(groupings, grouped, names)}
 </body></html>
 """

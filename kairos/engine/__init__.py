@@ -30,6 +30,7 @@ from kairos.engine._reference import Reference, ReferenceError
 from kairos.engine._replay import (
     EventReader,
     InputProblem,
+    Measures,
     OrderedWriter,
     ReplayReport,
     Settler,
@@ -60,6 +61,7 @@ __all__ = [
     "EventReader",
     "EventTime",
     "InputProblem",
+    "Measures",
     "LocalTime",
     "OrderedWriter",
     "PolicyStage",

@@ -38,7 +38,7 @@ import msgspec
 
 from kairos.engine._engine import Engine, Send
 from kairos.engine._events import event_union
-from kairos.engine._replay import InputProblem, ReplayReport, merge_tag_files, problem_order, replay
+from kairos.engine._replay import InputProblem, ReplayReport, merge_measures, merge_tag_files, problem_order, replay
 from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, confirmed_end, unrejected
 from kairos.engine._workers import (Connection, EngineFactory, _check_partitionable, _discard, _merge, raise_failed,
                              stop_all)
@@ -110,6 +110,7 @@ def replay_partitioned(
         wild=sum(r.wild for r in reports),
         duplicates=sum(r.duplicates for r in reports),
         tag_writes=sum(r.tag_writes for r in reports),
+        measures=merge_measures([r.measures for r in reports]),
     )
 
 

@@ -16,12 +16,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import msgspec
 import numpy as np
 
-from kairos.engine._engine import Engine, Send, TagWrite
+from kairos.engine._engine import Engine, ScenarioStats, Send, TagWrite
 from kairos.engine._events import Event, event_union
 from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, Feeder
 
@@ -399,6 +399,54 @@ def merge_tag_files(parts: list[Path], out: IO[bytes]) -> int:
             out.write(line)
             n += 1
     return n
+class Measures(msgspec.Struct):
+    """What a measuring engine counted (``--stats``, ``--report``), in a form that crosses a process
+    boundary, so the counts of workers and partitions merge into one replay's (``merge_measures``).
+
+    ``observed`` holds, per engine, what its observer collected (its ``collected()``, if it has one:
+    plain data the caller merges; ``kairos replay --by`` counts there), in engine order.
+    """
+
+    stats: list[ScenarioStats]
+    unmatched_feedback: int = 0
+    observed: list[Any] = msgspec.field(default_factory=list)
+
+
+def measures_of(engine: Engine) -> Measures | None:
+    """The engine's counts once it finished; None without a policy stage (it measures nothing)."""
+    if engine.policy is None:
+        return None
+    collected = getattr(engine.observer, "collected", None)
+    return Measures(list(engine.stats), engine.policy.unmatched_feedback,
+                    [] if collected is None else [collected()])
+
+
+def merge_measures(parts: list[Measures | None]) -> Measures | None:
+    """Several engines' counts as one engine's over all their subscribers (None: none measured)."""
+    done = [m for m in parts if m is not None]
+    if not done:
+        return None
+    stats = [ScenarioStats() for _ in done[0].stats]
+    for m in done:
+        for total, st in zip(stats, m.stats, strict=True):
+            _add(total, st)
+    return Measures(stats, sum(m.unmatched_feedback for m in done), [o for m in done for o in m.observed])
+
+
+def _add(into: ScenarioStats, counts: ScenarioStats) -> None:
+    """Add ``counts`` to ``into``, field by field: numbers add, dicts of numbers (nested too) add by key;
+    so a count the engine gains later is merged without touching this."""
+    for name in ScenarioStats.__struct_fields__:
+        setattr(into, name, _sum(getattr(into, name), getattr(counts, name)))
+
+
+def _sum(a: Any, b: Any) -> Any:
+    if isinstance(a, dict):
+        out = dict(a)
+        for key, value in b.items():
+            out[key] = _sum(out[key], value) if key in out else value
+        return out
+    return a + b
 
 
 class ReplayReport(msgspec.Struct):
@@ -418,6 +466,8 @@ class ReplayReport(msgspec.Struct):
     failed: int = 0  # events whose processing raised (engine.faults): skipped, reported with their line
     failed_deadlines: int = 0  # deadlines whose firing raised (skipped, reported)
     tag_writes: int = 0  # triggers whose ``set`` clause wrote tags (lines of ``--tags-out``)
+    #: what the engines counted (merged over workers and partitions); None when none measured
+    measures: Measures | None = None
 
     @property
     def skipped(self) -> int:
@@ -520,6 +570,7 @@ def replay(
         failed=failed_events,
         failed_deadlines=engine.deadline_faults,
         tag_writes=sum(st.tag_writes for st in engine.stats),
+        measures=measures_of(engine),
     )
 
 

@@ -62,7 +62,8 @@ import msgspec
 from kairos.engine._engine import Engine, Send
 from kairos.engine._events import Event, Msisdn, Timestamp, event_union
 from kairos.engine._replay import (InputProblem, OrderedWriter, ReplayReport, Settler, TagWriter, _explain,
-                                   _release, line_blocks, merge_tag_files, problem_order, replay, settle)
+                                   _release, line_blocks, measures_of, merge_measures, merge_tag_files,
+                                   problem_order, replay, settle)
 from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, WILD_END, JumpScreen, wild_reason
 
 EngineFactory = Callable[[Callable[[Send], None]], Engine]
@@ -211,6 +212,7 @@ def replay_workers(
         wild=router.wild,
         duplicates=sum(r.duplicates for r in done),
         tag_writes=sum(r.tag_writes for r in done),
+        measures=merge_measures([r.measures for r in done]),
     )
 
 
@@ -602,6 +604,7 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
         trigger_loops=engine.trigger_loops,
         duplicates=engine.duplicates,
         tag_writes=sum(st.tag_writes for st in engine.stats),
+        measures=measures_of(engine),
     )
 
 

@@ -69,11 +69,17 @@ def test_a_folder_without_partition_files_is_refused_with_a_clear_message(worksp
     assert "no partition files (p-NNNN.jsonl)" in capsys.readouterr().err
 
 
-def test_a_partitioned_log_is_not_measured_because_no_one_engine_sees_it_whole(workspace, capsys):
-    split(_mixed_stream(200, 10, seed=1), workspace / "log", 2)
-    code, _ = _replay(workspace, "log", 1, "--stats")
-    assert code == 2
-    assert "partitioned --events folder" in capsys.readouterr().err
+def test_a_partitioned_log_is_measured_as_the_unsplit_file(workspace, capsys):
+    lines = _mixed_stream(2_000, 40, seed=1)
+    (workspace / "whole.jsonl").write_bytes(b"".join(lines))
+    split(lines, workspace / "log", 3)
+    tables = []
+    for events, workers in (("whole.jsonl", 1), ("log", 1), ("log", 2)):
+        capsys.readouterr()
+        code, _ = _replay(workspace, events, workers, "--stats")
+        assert code == 0
+        tables.append(capsys.readouterr().err)
+    assert tables[0] == tables[1] == tables[2]
 
 
 def test_split_file_streams_a_log_into_the_partitions_split_makes_and_keeps_bad_lines(workspace):

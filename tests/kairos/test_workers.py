@@ -175,12 +175,27 @@ def test_a_per_subscriber_policy_gives_the_same_output_on_one_and_three_workers(
     assert one == three
 
 
-def test_workers_refuse_measurement_which_one_process_must_see_whole(workspace, capsys):
+def test_workers_measure_what_one_process_measures(workspace, capsys):
+    (workspace / "e.jsonl").write_bytes(b"".join(_mixed_stream(2_000, 40, seed=1)))
+    tables = []
+    for workers in ("1", "2"):
+        capsys.readouterr()
+        code = main(["replay", "--scenarios", str(workspace / "s.kairos"), "--events", str(workspace / "e.jsonl"),
+                     "--reference", str(workspace / "ref"), "--workers", workers, "--stats", "--quiet",
+                     "--out", str(workspace / f"o{workers}.jsonl")])
+        assert 0 == code
+        tables.append(capsys.readouterr().err)
+    assert tables[0] == tables[1]
+    assert " all " in tables[0] and not re.search(r"all +0 +0", tables[0].splitlines()[2])  # it did count
+
+
+def test_workers_refuse_control_out_which_one_process_writes(workspace, capsys):
     (workspace / "e.jsonl").write_bytes(b"".join(_mixed_stream(200, 10, seed=1)))
     code = main(["replay", "--scenarios", str(workspace / "s.kairos"), "--events", str(workspace / "e.jsonl"),
-                 "--reference", str(workspace / "ref"), "--workers", "2", "--stats"])
+                 "--reference", str(workspace / "ref"), "--workers", "2", "--control-out",
+                 str(workspace / "c.jsonl")])
     assert 2 == code
-    assert "--stats" in capsys.readouterr().err
+    assert "--control-out" in capsys.readouterr().err
 
 
 def _engine_factory(ws, engine_class=None):
