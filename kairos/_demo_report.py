@@ -111,12 +111,18 @@ def print_examples(
         return
     history = _history(events_path, {s.msisdn for s in chosen}, reference)
     by_name = {s.name: s for s in plan.scenarios}
-    day = dt.datetime.fromtimestamp(clock.local_ms(chosen[0].ts) / 1000, dt.timezone.utc)
-    print(f"Example sends ({clock.zone.key} time, {day:%A %d %B %Y}), "
-          "with the subscriber's events that led to them:\n")
-    for s in chosen:
+    causes = [_cause(by_name[s.scenario], history.get(s.msisdn, []), s.ts) for s in chosen]
+    shown = [s.send_at for s in chosen] + [e.ts for cause in causes for e in cause[-SHOWN:]]
+    dated = len({_day(clock, ts) for ts in shown}) > 1  # more than one day: each time says its day
+    if dated:
+        print(f"Example sends ({clock.zone.key} time), with the subscriber's events that led to them:\n")
+    else:
+        day = dt.datetime.fromtimestamp(clock.local_ms(chosen[0].ts) / 1000, dt.timezone.utc)
+        print(f"Example sends ({clock.zone.key} time, {day:%A %d %B %Y}), "
+              "with the subscriber's events that led to them:\n")
+    for s, cause in zip(chosen, causes):
         scn = by_name[s.scenario]
-        print(f"  {_fmt(clock, s.send_at)}  {s.channel} \"{s.template}\" to {s.msisdn}   [{s.scenario}]")
+        print(f"  {_fmt(clock, s.send_at, dated)}  {s.channel} \"{s.template}\" to {s.msisdn}   [{s.scenario}]")
         print(f"      {scn.title}")
         tags = _audience_tags(scn, reference, s.msisdn)
         if tags:
@@ -128,9 +134,8 @@ def print_examples(
                 print(f"      text: (cannot render: {e})")
         elif s.params:
             print("      with " + ", ".join(f"{k}={v}" for k, v in s.params.items()))
-        cause = _cause(scn, history.get(s.msisdn, []), s.ts)
         for e in cause[-SHOWN:]:
-            print(f"      {_fmt(clock, e.ts)}  {_describe(e, reference)}")
+            print(f"      {_fmt(clock, e.ts, dated)}  {_describe(e, reference)}")
         if len(cause) > SHOWN:
             print(f"      … and {len(cause) - SHOWN:,} earlier events of the pattern")
         print()
@@ -222,9 +227,13 @@ def _audience_tags(scn: Scenario, reference: Reference, msisdn: str) -> str:
     return ", ".join(parts)
 
 
-def _fmt(clock: LocalTime, ts: int) -> str:
+def _day(clock: LocalTime, ts: int) -> int:
+    return clock.local_ms(ts) // 86_400_000
+
+
+def _fmt(clock: LocalTime, ts: int, dated: bool = False) -> str:
     local = dt.datetime.fromtimestamp(clock.local_ms(ts) / 1000, dt.timezone.utc)
-    return local.strftime("%H:%M:%S")
+    return local.strftime("%a %d %b %H:%M:%S" if dated else "%H:%M:%S")
 
 
 def _size(n: float) -> str:
