@@ -19,9 +19,9 @@ from typing import Any
 
 from kairos import dsl, traffic
 from kairos._compile import compile_plan
-from kairos._demo_report import print_examples, print_table
+from kairos._demo_report import print_examples, print_table, print_tag_writes
 from kairos.adapters import TemplateCatalog, TemplateError
-from kairos.engine import DEFAULT_TZ, Engine, LocalTime, Reference, Send, replay
+from kairos.engine import DEFAULT_TZ, Engine, LocalTime, Reference, Send, TagWrite, replay
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 DEMO_DAY = "2026-11-23"
@@ -63,6 +63,7 @@ def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
         gen_s = time.perf_counter() - t0
         reference = Reference.load(root / "reference")
         sends: list[Send] = []
+        writes: list[TagWrite] = []  # a few per subscriber and week: the weekly life-circle tags
         engines: list[Engine] = []
 
         def make(sink: Any) -> Engine:
@@ -70,7 +71,7 @@ def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
                 sends.append(send)
                 sink(send)
 
-            engines.append(Engine(plan, reference, sink=both, measure=True))
+            engines.append(Engine(plan, reference, sink=both, measure=True, tag_sink=writes.append))
             return engines[0]
 
         policy = " under the contact policy" if plan.policy is not None else ""
@@ -84,6 +85,7 @@ def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
             f"({report.events / max(run_s, 1e-9):,.0f} events/s); {report.sends:,} sends\n"
         )
         print_table(plan, engines[0], sends, subscribers, int(hours * 3_600_000))
+        print_tag_writes(writes, clock)
         print_examples(plan, sends, root / "events.jsonl", Reference.load(root / "reference"), clock,
                        examples, catalog)
     print("The same traffic, to replay yourself (a changed scenario, another seed):")

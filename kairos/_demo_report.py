@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from kairos.adapters import TemplateCatalog
-from kairos.engine import Engine, LocalTime, Reference, Send, event_union
+from kairos.engine import Engine, LocalTime, Reference, Send, TagWrite, event_union
 from kairos.plan import Absence, Aggregate, Dwell, Plan, Scenario, Sequence, Single
 
 #: pattern kinds in the order examples are picked, so a few examples show different kinds
@@ -69,6 +69,9 @@ def print_table(plan: Plan, engine: Engine, sends: list[Send], subscribers: int,
         if silent and not st.matched:
             note = silent
         sent = sum(st.sent.values())
+        if st.tag_writes:
+            written = f"tags written {st.tag_writes:,}"
+            note = f"{written}, {note}" if note else written
         if st.held:
             note = f"{note}, held {st.held:,}" if note else f"held {st.held:,}"
         rows.append((scn.name, f"{st.matched:,}", f"{sent:,}", share, note or "-"))
@@ -78,6 +81,21 @@ def print_table(plan: Plan, engine: Engine, sends: list[Send], subscribers: int,
         if n == 0:
             print("  " + "-" * (sum(widths) + 8 + len(r[4])))
     print()
+
+
+def print_tag_writes(writes: list[TagWrite], clock: LocalTime) -> None:
+    """What the ``set`` clauses wrote: writes per scenario, and one subscriber's tags as an example."""
+    if not writes:
+        return
+    per: dict[str, int] = {}
+    for w in writes:
+        per[w.scenario] = per.get(w.scenario, 0) + 1
+    first = writes[0]
+    theirs = {k: v for w in writes if w.msisdn == first.msisdn and w.ts == first.ts for k, v in w.tags.items()}
+    when = dt.datetime.fromtimestamp(clock.local_ms(first.ts) / 1000, dt.timezone.utc)
+    print("Tags written by set: " + ", ".join(f"{n} {c:,}" for n, c in per.items())
+          + f"; e.g. {first.msisdn} on {when:%a %d %b %H:%M}: "
+          + ", ".join(f"{k}={v}" for k, v in theirs.items()) + "\n")
 
 
 def pick_examples(plan: Plan, sends: list[Send], n: int) -> list[Send]:
