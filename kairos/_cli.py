@@ -181,14 +181,15 @@ def _parser() -> argparse.ArgumentParser:
         description="Generate synthetic traffic for a few thousand subscribers, run the bundled "
         "scenario catalogue over it and show what was sent and why. Needs no setup.",
     )
-    d.add_argument("--subscribers", type=int, default=3000)
+    d.add_argument("--subscribers", type=int, default=2000,
+                   help="subscribers to generate (default 2000: nine days of them replay in about 10 s)")
     span = d.add_mutually_exclusive_group()
     span.add_argument("--days", type=int, default=DEMO_DAYS,
                       help=f"days of traffic from Monday 23 November 2026 (default {DEMO_DAYS}: through Tuesday "
                       "1 December, so the weekly scenarios run on Monday 30 November over the week before and "
-                      "the monthly ones on 1 December; the silent / low-use model's low-use and newly silent "
-                      "subscribers need the three months before a 1st: --days 72 reaches 1 February; a day "
-                      "takes about 2 s)")
+                      "the monthly ones on 1 December; the silent / low-use model's newly silent subscribers "
+                      "need the months before a 1st: --days 72 reaches 1 February with December and January "
+                      "behind it; each day adds about a second at 2000 subscribers)")
     span.add_argument("--hours", type=float, default=None, help="the span in hours instead (e.g. 24: one day)")
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--examples", type=int, default=5, help="example sends to explain")
