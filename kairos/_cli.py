@@ -52,6 +52,8 @@ from kairos.plan import Plan
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 #: ``kairos replay`` finished, but skipped lines (malformed, wild timestamps, out of order): see standard error
 EXIT_SKIPPED = 3
+#: ``kairos demo``'s days of traffic: Monday to the next month's 1st, so weekly and monthly scenarios run
+DEMO_DAYS = 9
 
 _EPILOG = """\
 examples:
@@ -64,7 +66,7 @@ examples:
   kairos replay --scenarios scenarios/ --events day.log --workers 2
                                                 the same day on two cores: split by subscriber once,
                                                 each worker replays whole partitions
-  kairos demo                                   a generated day, the bundled scenarios, a summary
+  kairos demo                                   nine generated days, the bundled scenarios, a summary
   kairos produce day.jsonl --bootstrap 127.0.0.1:9092 --topic events --partitions 8
                                                 put a day on a Kafka topic keyed by msisdn (kairos run
                                                 reads it with a kafka source; README "Scaling out")
@@ -185,12 +187,20 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser(
         "demo",
-        help="a generated day, the bundled scenarios, a readable result",
-        description="Generate a synthetic day for a few thousand subscribers, run the bundled "
+        help="generated days, the bundled scenarios, a readable result",
+        description="Generate synthetic traffic for a few thousand subscribers, run the bundled "
         "scenario catalogue over it and show what was sent and why. Needs no setup.",
     )
-    d.add_argument("--subscribers", type=int, default=3000)
-    d.add_argument("--hours", type=float, default=24.0)
+    d.add_argument("--subscribers", type=int, default=2000,
+                   help="subscribers to generate (default 2000: nine days of them replay in about 10 s)")
+    span = d.add_mutually_exclusive_group()
+    span.add_argument("--days", type=int, default=DEMO_DAYS,
+                      help=f"days of traffic from Monday 23 November 2026 (default {DEMO_DAYS}: through Tuesday "
+                      "1 December, so the weekly scenarios run on Monday 30 November over the week before and "
+                      "the monthly ones on 1 December; the silent / low-use model's newly silent subscribers "
+                      "need the months before a 1st: --days 72 reaches 1 February with December and January "
+                      "behind it; each day adds about a second at 2000 subscribers)")
+    span.add_argument("--hours", type=float, default=None, help="the span in hours instead (e.g. 24: one day)")
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--examples", type=int, default=5, help="example sends to explain")
     d.set_defaults(handler=_demo)
@@ -572,7 +582,8 @@ def _produce(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from kairos._demo import run_demo  # lazy: the demo and its traffic generator (~0.1 s) load only for it
 
-    return run_demo(subscribers=args.subscribers, hours=args.hours, seed=args.seed, examples=args.examples)
+    hours = args.hours if args.hours is not None else 24.0 * args.days
+    return run_demo(subscribers=args.subscribers, hours=hours, seed=args.seed, examples=args.examples)
 
 
 def _explain(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
-"""``kairos demo``: a generated day, the bundled catalogue, what was sent and why.
+"""``kairos demo``: generated days, the bundled catalogue, what was sent and why.
 
-Everything is embedded: the traffic generator (``kairos.traffic``) writes a
-synthetic day and its reference data into a temporary folder, the catalogue in
+Everything is embedded: the traffic generator (``kairos.traffic``) writes
+synthetic days (``--days``, from Monday 23 November 2026) and their reference
+data into a temporary folder, the catalogue in
 ``scenarios/`` runs over it, and the result is printed as a per-scenario table
 plus a few example sends — rendered from ``scenarios/templates.toml`` — with
 the subscriber's events that led to them (``kairos._demo_report``).
@@ -18,9 +19,9 @@ from typing import Any
 
 from kairos import dsl, traffic
 from kairos._compile import compile_plan
-from kairos._demo_report import print_examples, print_table
+from kairos._demo_report import print_examples, print_table, print_tag_writes
 from kairos.adapters import TemplateCatalog, TemplateError
-from kairos.engine import DEFAULT_TZ, Engine, LocalTime, Reference, Send, replay
+from kairos.engine import DEFAULT_TZ, Engine, LocalTime, Reference, Send, TagWrite, replay
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 DEMO_DAY = "2026-11-23"
@@ -50,16 +51,19 @@ def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
             print(f"kairos demo: {e}; example sends are shown without their text", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="kairos-demo-") as tmp:
         root = Path(tmp)
-        span = "a day" if hours == 24 else f"{hours:g} hour{'s' * (hours != 1)}"
+        days = hours / 24 if hours % 24 == 0 else None
+        span = ("a day" if days == 1 else f"{days:g} days" if days is not None
+                else f"{hours:g} hour{'s' * (hours != 1)}")
         whom = f"{subscribers:,} subscriber{'s' * (subscribers != 1)}"
         print(f"Generating {span} of traffic for {whom} (seed {seed}) ...")
         t0 = time.perf_counter()
-        traffic.make_reference(root / "reference", subscribers, seed)
+        traffic.make_reference(root / "reference", subscribers, seed, start_ms)
         traffic.write(root / "events.jsonl", subscribers=subscribers, hours=hours, seed=seed,
                       start_ms=start_ms, mix="province")
         gen_s = time.perf_counter() - t0
         reference = Reference.load(root / "reference")
         sends: list[Send] = []
+        writes: list[TagWrite] = []  # a few per subscriber and week: the weekly life-circle tags
         engines: list[Engine] = []
 
         def make(sink: Any) -> Engine:
@@ -67,7 +71,7 @@ def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
                 sends.append(send)
                 sink(send)
 
-            engines.append(Engine(plan, reference, sink=both, measure=True))
+            engines.append(Engine(plan, reference, sink=both, measure=True, tag_sink=writes.append))
             return engines[0]
 
         policy = " under the contact policy" if plan.policy is not None else ""
@@ -81,10 +85,12 @@ def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
             f"({report.events / max(run_s, 1e-9):,.0f} events/s); {report.sends:,} sends\n"
         )
         print_table(plan, engines[0], sends, subscribers, int(hours * 3_600_000))
+        print_tag_writes(writes, clock)
         print_examples(plan, sends, root / "events.jsonl", Reference.load(root / "reference"), clock,
                        examples, catalog)
     print("The same traffic, to replay yourself (a changed scenario, another seed):")
-    print(f"  python -m kairos.traffic --mix province --subscribers {subscribers} --hours {hours:g} --seed {seed} "
+    length = f"--days {hours // 24:g}" if hours % 24 == 0 else f"--hours {hours:g}"
+    print(f"  python -m kairos.traffic --mix province --subscribers {subscribers} {length} --seed {seed} "
           "--out day.jsonl --reference ref/")
     print("  kairos replay --scenarios scenarios --events day.jsonl --reference ref/ --out sends.jsonl")
     return 0

@@ -11,6 +11,7 @@ named by their areas.
 from __future__ import annotations
 
 import datetime as dt
+import mmap
 import re
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import msgspec
 
 from kairos.adapters import TemplateCatalog
-from kairos.engine import Engine, LocalTime, Reference, Send, event_union
+from kairos.engine import Engine, LocalTime, Reference, Send, TagWrite, event_union
 from kairos.plan import Absence, Aggregate, Dwell, Plan, Scenario, Schedule, Sequence, Single
 
 #: pattern kinds in the order examples are picked, so a few examples show different kinds
@@ -68,6 +69,9 @@ def print_table(plan: Plan, engine: Engine, sends: list[Send], subscribers: int,
         if silent and not st.matched:
             note = silent
         sent = sum(st.sent.values())
+        if st.tag_writes:
+            written = f"tags written {st.tag_writes:,}"
+            note = f"{written}, {note}" if note else written
         if st.held:
             note = f"{note}, held {st.held:,}" if note else f"held {st.held:,}"
         rows.append((scn.name, f"{st.matched:,}", f"{sent:,}", share, note or "-"))
@@ -79,15 +83,30 @@ def print_table(plan: Plan, engine: Engine, sends: list[Send], subscribers: int,
     print()
 
 
+def print_tag_writes(writes: list[TagWrite], clock: LocalTime) -> None:
+    """What the ``set`` clauses wrote: writes per scenario, and one subscriber's tags as an example."""
+    if not writes:
+        return
+    per: dict[str, int] = {}
+    for w in writes:
+        per[w.scenario] = per.get(w.scenario, 0) + 1
+    first = writes[0]
+    theirs = {k: v for w in writes if w.msisdn == first.msisdn and w.ts == first.ts for k, v in w.tags.items()}
+    when = dt.datetime.fromtimestamp(clock.local_ms(first.ts) / 1000, dt.timezone.utc)
+    print("Tags written by set: " + ", ".join(f"{n} {c:,}" for n, c in per.items())
+          + f"; e.g. {first.msisdn} on {when:%a %d %b %H:%M}: "
+          + ", ".join(f"{k}={v}" for k, v in theirs.items()) + "\n")
+
+
 def pick_examples(plan: Plan, sends: list[Send], n: int) -> list[Send]:
     """Up to ``n`` sends of different scenarios, varying the pattern kind first."""
     first: dict[str, Send] = {}
     for s in sends:
         first.setdefault(s.scenario, s)
-    by_kind: list[list[Send]] = [[] for _ in KIND_ORDER]
+    by_kind: list[list[Send]] = [[] for _ in range(len(KIND_ORDER) + 1)]  # the last: any other kind
     for scn in plan.scenarios:
         if scn.name in first:
-            kind = next(i for i, k in enumerate(KIND_ORDER) if isinstance(scn.pattern, k))
+            kind = next((i for i, k in enumerate(KIND_ORDER) if isinstance(scn.pattern, k)), len(KIND_ORDER))
             by_kind[kind].append(first[scn.name])
     chosen: list[Send] = []
     while len(chosen) < n and any(by_kind):
@@ -110,12 +129,18 @@ def print_examples(
         return
     history = _history(events_path, {s.msisdn for s in chosen}, reference)
     by_name = {s.name: s for s in plan.scenarios}
-    day = dt.datetime.fromtimestamp(clock.local_ms(chosen[0].ts) / 1000, dt.timezone.utc)
-    print(f"Example sends ({clock.zone.key} time, {day:%A %d %B %Y}), "
-          "with the subscriber's events that led to them:\n")
-    for s in chosen:
+    causes = [_cause(by_name[s.scenario], history.get(s.msisdn, []), s.ts) for s in chosen]
+    shown = [s.send_at for s in chosen] + [e.ts for cause in causes for e in cause[-SHOWN:]]
+    dated = len({_day(clock, ts) for ts in shown}) > 1  # more than one day: each time says its day
+    if dated:
+        print(f"Example sends ({clock.zone.key} time), with the subscriber's events that led to them:\n")
+    else:
+        day = dt.datetime.fromtimestamp(clock.local_ms(chosen[0].ts) / 1000, dt.timezone.utc)
+        print(f"Example sends ({clock.zone.key} time, {day:%A %d %B %Y}), "
+              "with the subscriber's events that led to them:\n")
+    for s, cause in zip(chosen, causes):
         scn = by_name[s.scenario]
-        print(f"  {_fmt(clock, s.send_at)}  {s.channel} \"{s.template}\" to {s.msisdn}   [{s.scenario}]")
+        print(f"  {_fmt(clock, s.send_at, dated)}  {s.channel} \"{s.template}\" to {s.msisdn}   [{s.scenario}]")
         print(f"      {scn.title}")
         tags = _audience_tags(scn, reference, s.msisdn)
         if tags:
@@ -127,9 +152,8 @@ def print_examples(
                 print(f"      text: (cannot render: {e})")
         elif s.params:
             print("      with " + ", ".join(f"{k}={v}" for k, v in s.params.items()))
-        cause = _cause(scn, history.get(s.msisdn, []), s.ts)
         for e in cause[-SHOWN:]:
-            print(f"      {_fmt(clock, e.ts)}  {_describe(e, reference)}")
+            print(f"      {_fmt(clock, e.ts, dated)}  {_describe(e, reference)}")
         if len(cause) > SHOWN:
             print(f"      … and {len(cause) - SHOWN:,} earlier events of the pattern")
         print()
@@ -138,19 +162,23 @@ def print_examples(
 def _history(path: Path, wanted: set[str], reference: Reference) -> dict[str, list[Any]]:
     """Every event of the ``wanted`` subscribers, DPI labelled as the engine labels them."""
     history: dict[str, list[Any]] = {m: [] for m in wanted}
-    needles = [m.encode() for m in wanted]
+    if not wanted or path.stat().st_size == 0:
+        return history
+    # one regular expression over the mapped file, not a test per line: the demo's days are millions of lines
+    found = re.compile(rb'"msisdn":"(?:' + b"|".join(re.escape(m.encode()) for m in sorted(wanted)) + rb')"')
     decoder = msgspec.json.Decoder(event_union())
-    with open(path, "rb") as f:
-        for line in f:
-            if any(m in line for m in needles):
-                ev = decoder.decode(line)
-                if ev.msisdn in history:
-                    if getattr(ev, "host", None) is not None and (ev.app is None or ev.category is None):
-                        label = reference.kb.label(ev.host)
-                        if label is not None:
-                            ev.app = ev.app or label[0]
-                            ev.category = ev.category or label[1]
-                    history[ev.msisdn].append(ev)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        for hit in found.finditer(data):
+            start = data.rfind(b"\n", 0, hit.start()) + 1
+            end = data.find(b"\n", hit.end())
+            ev = decoder.decode(data[start : end if end >= 0 else len(data)])
+            if ev.msisdn in history:
+                if getattr(ev, "host", None) is not None and (ev.app is None or ev.category is None):
+                    label = reference.kb.label(ev.host)
+                    if label is not None:
+                        ev.app = ev.app or label[0]
+                        ev.category = ev.category or label[1]
+                history[ev.msisdn].append(ev)
     return history
 
 
@@ -217,9 +245,13 @@ def _audience_tags(scn: Scenario, reference: Reference, msisdn: str) -> str:
     return ", ".join(parts)
 
 
-def _fmt(clock: LocalTime, ts: int) -> str:
+def _day(clock: LocalTime, ts: int) -> int:
+    return clock.local_ms(ts) // 86_400_000
+
+
+def _fmt(clock: LocalTime, ts: int, dated: bool = False) -> str:
     local = dt.datetime.fromtimestamp(clock.local_ms(ts) / 1000, dt.timezone.utc)
-    return local.strftime("%H:%M:%S")
+    return local.strftime("%a %d %b %H:%M:%S" if dated else "%H:%M:%S")
 
 
 def _size(n: float) -> str:

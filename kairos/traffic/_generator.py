@@ -6,12 +6,18 @@ changes, tag changes), shaped so every catalogue scenario finds a few
 subscribers who really do what it looks for and many who nearly do. ``w1`` is
 the benchmark workload W1: DPI only, Zipf 1.2 subscriber activity, about a
 quarter video. ``make_reference`` writes the matching reference folder.
+Province days follow one another: billing carries over, the value-added
+services' use changes from month to month and bills fall due
+(``kairos.traffic._accounts``), so a span of months feeds the calendar
+scenarios (the monthly silent / low-use model reads three calendar months).
 
 Everything is numpy columns written by a vectorised JSON-lines formatter, so
 10 M events take seconds, not minutes. Usage::
 
     python -m kairos.traffic --mix province --subscribers 3000 --hours 24 --seed 7 \\
         --out day.jsonl --reference ref/
+    python -m kairos.traffic --mix province --subscribers 3000 --days 72 --start 2026-09-21 \\
+        --out months.jsonl --reference ref/
     python -m kairos.traffic --mix w1 --subscribers 1000000 --events 10000000 --out w1.jsonl
 """
 
@@ -31,14 +37,12 @@ import orjson
 
 from kairos.traffic._columns import NUMS, TEXTS, Columns, EventBuilder
 from kairos.traffic._jsonl import Table
-from kairos.traffic._population import LISTS, REFERENCE, Population, check_subscribers, msisdn
+from kairos.traffic._population import DEFAULT_START_MS, LISTS, REFERENCE, Population, check_subscribers, msisdn
 from kairos.traffic._province import generate
 from kairos.traffic._texts import HOST_PREFIXES, kb_rows
 
 __all__ = ["DEFAULT_START_MS", "MIXES", "make_reference", "write", "main"]
 
-#: 2026-11-23 00:00 in China Standard Time (UTC+8, no daylight saving)
-DEFAULT_START_MS = int(dt.datetime(2026, 11, 22, 16, tzinfo=dt.timezone.utc).timestamp() * 1000)
 MIXES = ("province", "w1")
 HOUR_MS = 3_600_000
 W1_BLOCK = 1 << 19  # W1 events drawn per slice of time (part of what the seed determines)
@@ -52,12 +56,14 @@ CATEGORY_MIX = {
 # --- reference ---------------------------------------------------------------
 
 
-def make_reference(folder: str | Path, subscribers: int, seed: int) -> None:
+def make_reference(folder: str | Path, subscribers: int, seed: int, start_ms: int = DEFAULT_START_MS) -> None:
     """Write the reference folder of the generated subscribers (LANGUAGE.md §7).
 
     The city map, knowledge base and peer-number lists are copied from
     ``scenarios/reference``; ``tags.jsonl`` and the subscriber lists are
     generated for ``subscribers`` subscribers from ``seed``, as the traffic is.
+    Date tags (``contract_end``, ``bill_due``) are as of ``start_ms``, the
+    traffic's first day: pass the traffic's own.
     """
     root = Path(folder)
     (root / "lists").mkdir(parents=True, exist_ok=True)
@@ -65,7 +71,7 @@ def make_reference(folder: str | Path, subscribers: int, seed: int) -> None:
         shutil.copyfile(REFERENCE / name, root / name)
     for name in ("customer_service", "competitor_hotlines"):
         shutil.copyfile(REFERENCE / "lists" / f"{name}.txt", root / "lists" / f"{name}.txt")
-    pop = Population(subscribers, seed)
+    pop = Population(subscribers, seed, start_ms)
     with open(root / "tags.jsonl", "wb") as f:
         f.writelines(
             orjson.dumps({"msisdn": msisdn(i), "tags": pop.tags(i)}, option=orjson.OPT_APPEND_NEWLINE)
@@ -145,7 +151,8 @@ def _province(subscribers: int, hours: float, seed: int, start_ms: int, from_hou
     table = Table()
     lo = start_ms + int(from_hour * HOUR_MS)
     builder = EventBuilder(table, lo, lo + int(hours * HOUR_MS))
-    generate(builder, Population(subscribers, seed), np.random.default_rng([seed, 2]), start_ms, from_hour + hours)
+    population = Population(subscribers, seed, start_ms)
+    generate(builder, population, np.random.default_rng([seed, 2]), start_ms, from_hour + hours)
     return builder.sorted_columns()
 
 
@@ -216,8 +223,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--mix", choices=MIXES, default="province")
     p.add_argument("--subscribers", type=int, default=3000)
-    p.add_argument("--hours", type=float, default=None,
-                   help="time span (default: 24 for province, 1 for w1)")
+    span = p.add_mutually_exclusive_group()
+    span.add_argument("--hours", type=float, default=None,
+                      help="time span (default: 24 for province, 1 for w1)")
+    span.add_argument("--days", type=int, default=None,
+                      help="time span in whole days from --start's midnight (province: e.g. --days 72 --start "
+                      "2026-09-21 reaches 1 December with the three calendar months before it, which the "
+                      "monthly silent / low-use model reads)")
     p.add_argument("--events", type=int, default=None, help="w1: number of events (default 10 per subscriber)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--start", type=_start, default=DEFAULT_START_MS, metavar="YYYY-MM-DD",
@@ -231,11 +243,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.events is not None and args.mix != "w1":
         p.error("--events applies to --mix w1 only (province traffic follows from --subscribers and --hours)")
-    hours = args.hours if args.hours is not None else (1.0 if args.mix == "w1" else 24.0)
+    if args.days is not None and args.days < 1:
+        p.error(f"--days must be 1 or more, got {args.days}")
+    hours = (24.0 * args.days if args.days is not None else args.hours if args.hours is not None
+             else 1.0 if args.mix == "w1" else 24.0)
     t0 = time.perf_counter()
     try:
         if args.reference:
-            make_reference(args.reference, args.subscribers, args.seed)
+            make_reference(args.reference, args.subscribers, args.seed, args.start)
         n = write(args.out, subscribers=args.subscribers, hours=hours, seed=args.seed, start_ms=args.start,
                   mix=args.mix, events=args.events, video_share=args.video_share, zipf=args.zipf,
                   from_hour=args.from_hour)

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from kairos.traffic._accounts import Accounts
 from kairos.traffic._billing import Billing
 from kairos.traffic._columns import EventBuilder
 from kairos.traffic._places import DAY_S, HOUR, MIN, Cells, Movement
@@ -356,5 +357,8 @@ def generate(b: EventBuilder, pop: Population, rng: np.random.Generator, start_m
     cells = Cells(b, homes=int(pop.home_cell.max()) + 1)
     billing = Billing(pop, rng)
     texts = Texts(b.table)
+    accounts = Accounts(b, pop, DIURNAL)
     for day in range(max(1, math.ceil(hours / 24))):
-        Day(b, pop, rng, start_ms + day * DAY_S * 1000, cells, billing, texts).run()
+        day0 = start_ms + day * DAY_S * 1000
+        Day(b, pop, rng, day0, cells, billing, texts).run()
+        accounts.day(day, day0)

@@ -25,10 +25,31 @@ MODELS = {
 }
 
 
-def kb_rows() -> list[tuple[str, str, str]]:
-    """(pattern, app, category) of ``scenarios/reference/kb.csv``."""
+#: the app of each value-added service (``kairos.traffic._population.SERVICES``) in kb.csv
+SERVICE_APPS = {"fetion": "fetion", "mailbox": "mail139", "reading": "migu_reading", "video": "migu_video",
+                "games": "migu_games"}
+
+
+def _all_kb_rows() -> list[tuple[str, str, str]]:
     with open(REFERENCE / "kb.csv", newline="", encoding="utf-8") as f:
         return [(r["pattern"], r["app"], r["category"]) for r in csv.DictReader(f)]
+
+
+def kb_rows() -> list[tuple[str, str, str]]:
+    """(pattern, app, category) of ``scenarios/reference/kb.csv``: the everyday internet.
+
+    The value-added services' rows are left out: their use follows each
+    subscriber's own profile (``kairos.traffic._services``), not the browsing
+    mix, and leaving them out keeps the browsing mix (and W1) what it was.
+    """
+    apps = set(SERVICE_APPS.values())
+    return [r for r in _all_kb_rows() if r[1] not in apps]
+
+
+def service_hosts() -> dict[str, str]:
+    """Service → the host suffix kb.csv labels with its app."""
+    rows = {app: pattern for pattern, app, _ in _all_kb_rows()}
+    return {name: rows[app] for name, app in SERVICE_APPS.items()}
 
 
 class Texts:

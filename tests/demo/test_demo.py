@@ -74,3 +74,16 @@ def test_the_printed_commands_reproduce_the_demo_sends(demo_output, tmp_path, mo
     assert 0 == traffic.main(generate)
     assert 0 == main(["replay", *replay])
     assert sends == len((tmp_path / "sends.jsonl").read_bytes().splitlines())
+
+
+def test_demo_days_span_whole_days_and_the_printed_command_repeats_them(capsys):
+    assert 0 == main(["demo", "--subscribers", "60", "--days", "2", "--seed", "1", "--examples", "0"])
+    text = capsys.readouterr().out
+    assert "Generating 2 days of traffic for 60 subscribers (seed 1) ..." in text
+    assert re.search(r"^  python -m kairos\.traffic --mix province --subscribers 60 --days 2 --seed 1 ", text, re.M)
+
+
+def test_demo_days_and_hours_together_are_refused(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["demo", "--days", "2", "--hours", "5"])
+    assert 2 == e.value.code

@@ -9,6 +9,7 @@ out: these tests pin what each scenario decides, before any policy.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,13 @@ def at(hhmm: str, day: int = 0, seconds: int = 0) -> int:
     return DAY0 + day * DAY + int(h) * HOUR + int(m) * MINUTE + seconds * 1000
 
 
+def on(date: str, hhmm: str) -> int:
+    """Epoch ms of local time ``HH:MM`` on ``YYYY-MM-DD`` (Asia/Shanghai, UTC+8 all year)."""
+    y, m, d = map(int, date.split("-"))
+    h, mi = map(int, hhmm.split(":"))
+    return int(dt.datetime(y, m, d, h, mi, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp() * 1000)
+
+
 def catalogue_files() -> list[Path]:
     """Every scenario file of the catalogue, without the contact policy."""
     return sorted(p for p in SCENARIOS.glob("*.kairos") if p.name != POLICY_FILE)
@@ -45,15 +53,16 @@ def story(name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def replay(events: list[dict[str, Any]], tmp_path: Path) -> list[dict[str, Any]]:
-    """The sends ``kairos replay`` writes for ``events`` with the whole catalogue and its reference data."""
+def replay(events: list[dict[str, Any]], tmp_path: Path, *options: str) -> list[dict[str, Any]]:
+    """The sends ``kairos replay`` writes for ``events`` with the whole catalogue and its reference data
+    (``options``: more of the command's options, e.g. ``--tags-out FILE``)."""
     events_file = tmp_path / "events.jsonl"
     events_file.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
     out = tmp_path / "sends.jsonl"
     status = main([
         "replay", "--scenarios", *map(str, catalogue_files()), "--reference", str(REFERENCE),
         "--templates", str(SCENARIOS / "templates.toml"),
-        "--events", str(events_file), "--out", str(out), "--quiet",
+        "--events", str(events_file), "--out", str(out), "--quiet", *options,
     ])
     assert status == 0
     return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
