@@ -84,7 +84,7 @@ def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
             f"  {report.events:,} events generated in {gen_s:.1f} s, replayed in {run_s:.1f} s "
             f"({report.events / max(run_s, 1e-9):,.0f} events/s); {report.sends:,} sends\n"
         )
-        print_table(plan, engines[0], sends, subscribers, int(hours * 3_600_000))
+        print_table(plan, engines[0], sends, subscribers, int(hours * 3_600_000), start_ms, clock)
         print_tag_writes(writes, clock)
         print_examples(plan, sends, root / "events.jsonl", Reference.load(root / "reference"), clock,
                        examples, catalog)

@@ -20,10 +20,12 @@ import msgspec
 
 from kairos.adapters import TemplateCatalog
 from kairos.engine import Engine, LocalTime, Reference, Send, TagWrite, event_union
-from kairos.plan import Absence, Aggregate, Dwell, Plan, Scenario, Schedule, Sequence, Single
+from kairos.plan import LAST_DAY, Absence, Aggregate, Dwell, Plan, Scenario, Schedule, Sequence, Single
 
 #: pattern kinds in the order examples are picked, so a few examples show different kinds
-KIND_ORDER = (Dwell, Aggregate, Sequence, Single, Absence, Schedule)
+KIND_ORDER = (Dwell, Schedule, Aggregate, Sequence, Single, Absence)
+DAY_MS = 86_400_000
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SHOWN = 6
 
 
@@ -44,9 +46,37 @@ def _duration(ms: int) -> str:
     return f"{ms}ms"
 
 
-def why_silent(scn: Scenario, span_ms: int) -> str:
-    """Why a scenario cannot complete within ``span_ms`` of generated traffic ("" if it can)."""
+def schedule_text(p: Schedule) -> str:
+    """The schedule as its author wrote it, without ``where``: ``every month on day 1 at 10:00``."""
+    at = f"at {p.minute // 60:02d}:{p.minute % 60:02d}"
+    if p.period == "day":
+        return f"every day {at}"
+    if p.period == "week":
+        return f"every week on {WEEKDAYS[p.day - 1]} {at}"
+    return f"every month on day {'last' if p.day == LAST_DAY else p.day} {at}"
+
+
+def first_instant(p: Schedule, start_ms: int, clock: LocalTime) -> int:
+    """The first instant of the schedule at or after ``start_ms``."""
+    day = clock.local_ms(start_ms) // DAY_MS
+    while True:
+        date = dt.date(1970, 1, 1) + dt.timedelta(days=day)
+        if (p.period == "day" or (p.period == "week" and date.isoweekday() == p.day)
+                or (p.period == "month" and (date.day == p.day or (p.day == LAST_DAY and (date + dt.timedelta(days=1)).day == 1)))):
+            instant = clock.to_utc(day * DAY_MS + p.minute * 60_000)
+            if instant >= start_ms:
+                return instant
+        day += 1
+
+
+def why_silent(scn: Scenario, span_ms: int, start_ms: int | None = None, clock: LocalTime | None = None) -> str:
+    """Why a scenario cannot complete within ``span_ms`` of generated traffic from ``start_ms`` ("" if it can)."""
     p = scn.pattern
+    if isinstance(p, Schedule) and start_ms is not None and clock is not None:
+        first = first_instant(p, start_ms, clock)
+        if first > start_ms + span_ms:
+            when = dt.datetime.fromtimestamp(clock.local_ms(first) / 1000, dt.timezone.utc)
+            return f"{schedule_text(p)}: the first, {when:%a %d %b}, is after the {_duration(span_ms)} generated"
     if isinstance(p, Absence) and p.first.event_type == "feedback":
         return "starts at channel feedback, which the demo does not generate"
     if isinstance(p, Absence) and p.within_ms >= span_ms:
@@ -54,7 +84,8 @@ def why_silent(scn: Scenario, span_ms: int) -> str:
     return ""
 
 
-def print_table(plan: Plan, engine: Engine, sends: list[Send], subscribers: int, span_ms: int) -> None:
+def print_table(plan: Plan, engine: Engine, sends: list[Send], subscribers: int, span_ms: int,
+                start_ms: int | None = None, clock: LocalTime | None = None) -> None:
     """One row per scenario: matched, sent, subscribers reached, suppressed by reason (its own gates and the policy)."""
     reached: dict[str, set[str]] = {}
     for s in sends:
@@ -65,7 +96,7 @@ def print_table(plan: Plan, engine: Engine, sends: list[Send], subscribers: int,
         pct = 100 * who / subscribers
         share = f"{who:,} ({pct:.1f} %)" if pct >= 0.1 else f"{who:,} (<0.1 %)" if who else "-"
         note = ", ".join(f"{k} {v:,}" for k, v in sorted(st.suppressed.items()))
-        silent = why_silent(scn, span_ms)
+        silent = why_silent(scn, span_ms, start_ms, clock)
         if silent and not st.matched:
             note = silent
         sent = sum(st.sent.values())
@@ -152,6 +183,8 @@ def print_examples(
                 print(f"      text: (cannot render: {e})")
         elif s.params:
             print("      with " + ", ".join(f"{k}={v}" for k, v in s.params.items()))
+        if isinstance(scn.pattern, Schedule):
+            print(f"      {_fmt(clock, s.ts, dated)}  {schedule_text(scn.pattern)}")
         for e in cause[-SHOWN:]:
             print(f"      {_fmt(clock, e.ts, dated)}  {_describe(e, reference)}")
         if len(cause) > SHOWN:

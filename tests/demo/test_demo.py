@@ -87,3 +87,17 @@ def test_demo_days_and_hours_together_are_refused(capsys):
     with pytest.raises(SystemExit) as e:
         main(["demo", "--days", "2", "--hours", "5"])
     assert 2 == e.value.code
+
+
+def test_the_default_nine_days_show_the_weekly_and_monthly_scenarios(capsys):
+    """Monday 30 November 04:00 writes home and work cells from the week before; 1 December 10:00
+    runs the silent / low-use model (November's few days are all it has seen: silent and low-use)."""
+    assert 0 == main(["demo", "--subscribers", "300", "--seed", "3", "--examples", "0"])
+    text = capsys.readouterr().out
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^  ([a-z][a-z0-9_]*) +([\d,]+) +([\d,]+) .*$", text, re.M)}
+    for weekly in ("home_cell", "work_cell"):
+        written = re.search(r"tags written ([\d,]+)", rows[weekly])
+        assert written and int(written.group(1).replace(",", "")) > 100, rows[weekly]
+    monthly = [name for name in rows if name.endswith(("_silent", "_low_use"))]
+    sent = {name: int(re.match(r"^  \S+ +[\d,]+ +([\d,]+)", rows[name]).group(1).replace(",", "")) for name in monthly}
+    assert len(monthly) == 12 and sum(sent.values()) > 10, sent

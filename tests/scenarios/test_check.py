@@ -11,7 +11,7 @@ import pytest
 from kairos import main
 from tests.scenarios.support import ROOT, SCENARIOS, catalogue_files
 
-DOMAIN_ITEMS = 13
+DOMAIN_ITEMS = 17
 
 
 def _check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -14,7 +14,8 @@ def test_every_template_the_catalogue_sends_renders_from_a_story_with_no_placeho
         for s in replay_story(path.stem, tmp_path):
             rendered[(s["template"], s["channel"])] = catalog.render(s["template"], s["channel"], s["params"])
     assert [key for key, text in rendered.items() if "{" in text or "None" in text] == []
-    first_choices = {(s.actions[0].template, s.actions[0].channel) for s in compile_plan(catalogue_files()).scenarios}
+    first_choices = {(s.actions[0].template, s.actions[0].channel)
+                     for s in compile_plan(catalogue_files()).scenarios if s.actions}  # set alone sends nothing
     assert set(rendered) == first_choices  # the stories exercise every template the catalogue sends
 
 

@@ -14,6 +14,7 @@ import pytest
 from kairos import traffic
 from kairos.engine import Engine, Reference, event_types, event_union, replay
 from kairos._compile import compile_plan
+from kairos.plan import Scenario, Schedule
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = sorted((ROOT / "scenarios").glob("*.kairos"))
@@ -125,8 +126,16 @@ def test_reference_shares_are_realistic(tmp_path):
     assert 0.35 < prepaid < 0.45
 
 
+def _sends_in_a_day(scn: Scenario) -> bool:
+    """A scenario that can send within the generated day (Monday 23 November): not set alone, not a weekly
+    or monthly schedule (their first instants are on the 30th and the 1st), and not commuter_pack, which
+    reads the home and work cells the weekly schedules write."""
+    return bool(scn.actions) and scn.name != "commuter_pack" and not (
+        isinstance(scn.pattern, Schedule) and scn.pattern.period != "day")
+
+
 def test_a_generated_day_sends_for_most_of_the_catalogue_and_floods_none(tmp_path):
-    """Each scenario that can complete in a day finds someone; none reaches more than a tenth of the base."""
+    """Most scenarios that can send in a day find someone; none reaches more than a tenth of the base."""
     n = 1500
     traffic.make_reference(tmp_path / "ref", n, seed=7)
     traffic.write(tmp_path / "events.jsonl", subscribers=n, hours=24, seed=7, mix="province")
@@ -143,8 +152,8 @@ def test_a_generated_day_sends_for_most_of_the_catalogue_and_floods_none(tmp_pat
 
     with open(tmp_path / "events.jsonl", "rb") as events, open(tmp_path / "sends.jsonl", "wb") as out:
         replay(make, events, out)
-    names = [s.name for s in plan.scenarios]
-    assert len(reached) >= 0.6 * len(names), f"only {sorted(reached)} sent"
+    names = [s.name for s in plan.scenarios if _sends_in_a_day(s)]
+    assert len(set(reached) & set(names)) >= 0.6 * len(names), f"only {sorted(reached)} sent"
     flooding = {k: len(v) for k, v in reached.items() if len(v) > 0.10 * n}
     assert {} == flooding
 
