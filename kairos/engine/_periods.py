@@ -367,10 +367,10 @@ class Periods:
             indent = ""
             if where is not None:
                 if inlinable(where):
-                    body.append(f"if ({where.python}):  # {term.key}")
+                    body.append(f"if ({where.python}):  # term {j}")
                 else:
                     ns[f"_w{j}"] = where.fn
-                    body.append(f"if _w{j}(e, a, c):  # {term.key}")
+                    body.append(f"if _w{j}(e, a, c):  # term {j}")
                 origins.append(where.origin)
                 indent = "    "
             if isinstance(col, _Since):

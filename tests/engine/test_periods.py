@@ -247,3 +247,15 @@ def test_top_over_many_values_is_the_same_before_and_after_a_snapshot():
     restore(second, decode(encode(first)).engine)
     second.feed(after)
     assert straight == [s.params for s in sends] == [{"top": "a7"}, {"top": "b"}]
+
+
+def test_a_term_filter_spanning_lines_with_a_comment_builds_and_counts():
+    text = (
+        "scenario probe\n"
+        "  when login\n"
+        '  then sms "t" with {n: count(dpi where app == "x"  # the app\n'
+        '                                  or app == "y") in day(0)}\n'
+        "end\n"
+    )
+    params, _ = run(text, [dpi(T0), dpi(T0 + M, app="y"), dpi(T0 + M, app="z"), login(T0 + 2 * M)])
+    assert params == [{"n": 2}]
