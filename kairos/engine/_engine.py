@@ -479,6 +479,15 @@ class Engine:
         if self._gc_due <= t:
             self._sweep(t)
 
+    def started(self, t: int) -> None:
+        """The stream this engine sees a share of began at ``t``: a schedule not yet armed chooses its
+        first instant from ``t``, as one engine of the whole stream would at its first event, not from
+        this engine's own first event (a worker or partition whose subscribers come later, or never).
+        Changes nothing else: the engine's time and its jump screen stay its own."""
+        for rt in self.schedules:
+            if rt.next == ARMING:
+                rt.arm(t)
+
     def finish(self) -> None:
         """End of input: time stands at the last event; deadlines up to it fire.
 

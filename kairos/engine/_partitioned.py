@@ -16,7 +16,10 @@ A partition's event time is its own: a line is late when it is older than
 its partition's time, as in the daemon — on a log split from one sorted file,
 never. At the end every partition's time moves to the last ts of the whole
 log (the last the jump screen confirms over all partitions' tails: ``_log_end``),
-so deadlines fire as they would in one engine, and the output equals one
+so deadlines fire as they would in one engine; every partition's schedules are
+armed at the log's first ts (``_log_start``), where one engine arms them, so a
+partition whose events start later, or that has only tag rows, skips no
+instant; and the output equals one
 ``replay`` of the file the log was split from, byte for byte — except, when a
 policy's channel capacity binds, in which triggers get a period's last places
 (the engines share one count through a ``CapacityGrants`` store, as
@@ -32,7 +35,7 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 
@@ -77,6 +80,7 @@ def replay_partitioned(
     if len(files) > 1:
         _check_partitionable(engine_factory(_discard), "partitions replayed apart", "replay the unsplit file")
     until = _log_end([_tail_times(path) for path in files.values()], max_jump)
+    since = _log_start(files.values())
     shares = [[p for p in files if p % workers == w] for w in range(workers)]
     with tempfile.TemporaryDirectory(prefix="kairos-partitions-") as tmp:
         parts = {p: Path(tmp) / f"sends-{p}.jsonl" for p in files}
@@ -84,7 +88,7 @@ def replay_partitioned(
 
         def run(w: int) -> _Share:
             return _Share([_replay_one(_owning(engine_factory, owns, p), files[p], parts[p], until, keep_problems,
-                                       max_jump, lateness, None if tag_parts is None else tag_parts[p])
+                                       max_jump, lateness, None if tag_parts is None else tag_parts[p], since)
                            for p in shares[w]])
 
         done = [run(0)] if workers == 1 else _in_processes(run, workers)
@@ -129,16 +133,35 @@ def _owning(factory: EngineFactory, owns: Callable[[int, str], bool] | None, p: 
 
 
 def _replay_one(engine_factory: EngineFactory, path: Path, part: Path, until: int, keep: int,
-                max_jump: int | None, lateness: int, tag_part: Path | None = None) -> ReplayReport:
-    """One partition through its own engine, its time moved to ``until`` at the end (its tag writes to
-    ``tag_part``, when wanted)."""
+                max_jump: int | None, lateness: int, tag_part: Path | None = None,
+                since: int | None = None) -> ReplayReport:
+    """One partition through its own engine, its schedules armed at ``since`` (the log's first ts), its
+    time moved to ``until`` at the end (its tag writes to ``tag_part``, when wanted)."""
     name = str(path)
     with open(path, "rb") as events, open(part, "wb") as out, ExitStack() as stack:
         tags = None if tag_part is None else stack.enter_context(open(tag_part, "wb"))
-        report = replay(engine_factory, events, out, keep_problems=keep, until=until, max_jump=max_jump,
+        report = replay(engine_factory, events, out, keep_problems=keep, until=until, since=since, max_jump=max_jump,
                         lateness=lateness, tags_out=tags)
     report.problems = [InputProblem(p.line, p.reason, name, p.what, p.ts) for p in report.problems]
     return report
+
+
+def _log_start(paths: Iterable[Path]) -> int | None:
+    """The log's first ts: the earliest of the partitions' first events (None: no events). One replay of
+    the file the log was split from arms its schedules there; every partition's engine must too, or a
+    partition whose first event comes later (or that has none, its subscribers only in tags.jsonl)
+    skips the instants before it. Lines the full decoder rejects are passed over, as a replay does."""
+    decode = msgspec.json.Decoder(event_union()).decode
+    heads = []
+    for path in paths:
+        with open(path, "rb") as f:
+            for line in f:
+                try:
+                    heads.append(int(decode(line).ts))
+                except (msgspec.DecodeError, RecursionError):  # a ValidationError is a DecodeError too
+                    continue
+                break
+    return min(heads, default=None)
 
 
 #: lines of each partition's tail screened to find where the log's time ends (``_log_end``)

@@ -483,6 +483,7 @@ def replay(
     on_problem: Callable[[InputProblem], None] | None = None,
     keep_problems: int = 100,
     until: int | None = None,
+    since: int | None = None,
     max_jump: int | None = DEFAULT_MAX_JUMP_MS,
     lateness: int = 0,
     tags_out: IO[bytes] | None = None,
@@ -492,7 +493,8 @@ def replay(
     ``tags_out``: where the tag writes of ``set`` clauses go, one JSON line each (``TagWriter``).
 
     ``until``: a ts the engine's time moves to at the end, when later than its last
-    event's (a partition of a larger log, whose deadlines fire up to the log's end).
+    event's (a partition of a larger log, whose deadlines fire up to the log's end). ``since``: the
+    larger log's first ts, where the engine's schedules choose their first instant (``Engine.started``).
     ``max_jump``: a jump in time larger than this is screened (``engine._screen``; None:
     never). ``lateness``: events within this many ms behind the newest are sorted into place."""
     kept: list[InputProblem] = []
@@ -530,6 +532,8 @@ def replay(
         else:
             found.append(InputProblem(n, reason, what="event"))
 
+    if since is not None:
+        engine.started(since)
     reader = EventReader(events, problem)
     feeder = Feeder(engine, lambda n, reason: problem(InputProblem(n, reason)), max_jump=max_jump, lateness=lateness,
                     on_failed=failed)

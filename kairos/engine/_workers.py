@@ -13,7 +13,10 @@ lines joined by newlines. A worker fully decodes its frames with the
 event-union decoder, feeds its engine, reports the lines only the full decode
 rejects (an unknown type, a field of the wrong type) by their global line
 numbers, and at the end moves its time to the stream's last ts, so deadlines
-fire as they would in one engine. Scenario state is per subscriber, so each
+fire as they would in one engine. Each frame also carries the stream's first
+ts, where a worker arms its schedules (``Engine.started``): one engine chooses
+the first instant there, and a worker whose subscribers come later, or only in
+tags.jsonl, must not skip the instants before its own first event. Scenario state is per subscriber, so each
 worker decides for its subscribers exactly what one engine decides; the
 parent merges the workers' outputs in (ts, id) order and all problems in line
 order, which gives one worker's output byte for byte and one worker's report.
@@ -76,8 +79,9 @@ BATCH_BYTES = 256 * 1024
 PIPE_BYTES = 1024 * 1024
 
 #: A frame's header: the stream's time after the frame's lines, the block's first line number,
-#: how many of its lines the frame holds (−1: the end of the input) and how many the block has.
-_HEAD = struct.Struct("<qqqq")
+#: how many of its lines the frame holds (−1: the end of the input), how many the block has
+#: and the stream's first ts (``Router.began``).
+_HEAD = struct.Struct("<qqqqq")
 #: In a block's shard vector: a line that goes to no worker (blank, malformed or late).
 NOBODY = 255
 # RecursionError: JSON nested ~1000 deep
@@ -105,6 +109,7 @@ class Batch(typing.NamedTuple):
     count: int  # type: ignore[assignment]  # shadows tuple.count, which nothing calls on a Batch
     shards: bytes
     lines: bytes
+    began: int = -(2**62)  # the stream's first ts (``Router.began``; the start value: no event yet)
 
     def numbers(self, w: int) -> list[int]:
         """The global line numbers of worker ``w``'s lines, in order."""
@@ -174,7 +179,7 @@ def replay_workers(
                     for feed, frame in zip(feeds, frames):  # noqa: B905 (one frame per feed)
                         if frame is not None:
                             feed.send_bytes(frame)
-                end = _HEAD.pack(router.now, router.lines + 1, -1, 0)
+                end = _HEAD.pack(router.now, router.lines + 1, -1, 0, router.began)
                 for feed in feeds:
                     feed.send_bytes(end)
             except (BrokenPipeError, ConnectionResetError):
@@ -290,6 +295,9 @@ class Router:
             raise ValueError(f"workers must be from 1 to {NOBODY - 1}, not {workers}")
         self.workers = workers
         self.now = _START  # the stream's time: the largest ts so far, as in Engine
+        #: the ts of the first line routed, where one engine arms its schedules (``_START``: none yet); each
+        #: frame carries it, so a worker whose subscribers come later, or never, arms them there too
+        self.began = _START
         self.lines = 0
         self.malformed = 0
         self.late = 0
@@ -333,6 +341,8 @@ class Router:
             if routes is not None and len(routes) == count and b"\r" not in block:  # \r: see EventReader
                 stamps = [r.ts for r in routes]
                 if stamps[0] >= self.now and stamps[-1] - self.now <= jump and sorted(stamps) == stamps:
+                    if self.now == _START:
+                        self.began = stamps[0]
                     self.now = stamps[-1]
                     shards = [crc32(r.msisdn.encode()) % n for r in routes]  # shard_of, inlined
                 else:
@@ -354,7 +364,8 @@ class Router:
                     add[w](line)
             vector = bytes(shards)
             now = self.now
-            yield [b"".join((pack(now, first, len(m), len(vector)), vector, b"\n".join(m))) if m else None
+            began = self.began
+            yield [b"".join((pack(now, first, len(m), len(vector), began), vector, b"\n".join(m))) if m else None
                    for m in mine]
 
     def _slow(self, lines: list[bytes], routes: list[Any] | None, first: int, final: bool) -> list[int]:
@@ -408,6 +419,8 @@ class Router:
         if r.ts < self.now:
             self._judge_late(first + i, lines[i], self.now)
             return
+        if self.now == _START:
+            self.began = r.ts
         self.now = r.ts
         shards[i] = shard_of(r.msisdn, self.workers)
 
@@ -507,11 +520,11 @@ def _frames(receive: Connection) -> Iterator[Batch]:
             frame = receive.recv_bytes()
         except EOFError:
             raise _ParentGone from None
-        now, first, count, total = _HEAD.unpack_from(frame)
+        now, first, count, total, began = _HEAD.unpack_from(frame)
         if count < 0:
-            yield Batch(now, first, 0, b"", b"")
+            yield Batch(now, first, 0, b"", b"", began)
             return
-        yield Batch(now, first, count, frame[head:head + total], frame[head + total:])
+        yield Batch(now, first, count, frame[head:head + total], frame[head + total:], began)
 
 
 def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: IO[bytes], w: int,
@@ -520,7 +533,8 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
 
     Lines the full decoder rejects are reported with their global line numbers
     (every one: the parent merges and trims); at the end the engine's time moves to
-    the last batch's stream time, where one engine's time would stand. ``lines`` is
+    the last batch's stream time, where one engine's time would stand; schedules are armed at the
+    stream's first ts (``Batch.began``), where one engine arms them. ``lines`` is
     the number of lines received; ``late`` is always 0 (the parent judged lateness).
     """
     problems: list[InputProblem] = []
@@ -556,10 +570,13 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
     engine.on_fault = failed
     settle()  # the parent screened jumps: this engine takes what it is sent
     settler = Settler()
+    schedules = bool(engine.schedules)
     for batch in batches:
         numbers = None
         settler.tick(batch.count)
         now = batch.now
+        if schedules and batch.began > _START:  # arm where one engine of the whole stream arms (once)
+            engine.started(batch.began)
         count = batch.count
         if not count:
             continue

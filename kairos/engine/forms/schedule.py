@@ -98,7 +98,8 @@ class ScheduleRuntime(PatternRuntime):
     def on_deadline(self, msisdn: str, when: int) -> None:
         host: Any = self.host
         if when == ARMING:
-            self.arm(host.target)
+            if self.next == ARMING:  # not armed from a larger stream's start already (``Engine.started``)
+                self.arm(host.target)
             return
         self.instants += 1
         self.arm(when + 1)
