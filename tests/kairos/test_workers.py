@@ -351,7 +351,8 @@ def test_the_parent_sends_each_line_to_the_worker_shard_of_names():
     for frames in router.route(io.BytesIO(b"\n".join(lines) + b"\n"), block_bytes=512):
         for w, frame in enumerate(frames):
             if frame is not None:
-                _, _, count, vector = _HEAD.unpack_from(frame)
+                _, _, count, vector, began = _HEAD.unpack_from(frame)
+                assert began == 1000  # the stream's first ts, in every frame: where a worker arms its schedules
                 mine = frame[_HEAD.size + vector:].split(b"\n")
                 assert len(mine) == count
                 got[w].extend(mine)
