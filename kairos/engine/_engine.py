@@ -762,6 +762,11 @@ class Engine:
         for rt in self.schedules:
             if done < n:
                 done += rt.step(n - done)
+        if done and self._deadlines.floor < self.now:
+            # the visits were at the instant, time is past it: what they left due before now (an arbitration
+            # window, a wait) fires now, as it would have fired as time moved past it — at the end of input
+            # no later event would move time again
+            self.advance(self.now)
         return done
 
     @property
