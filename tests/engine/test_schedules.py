@@ -280,3 +280,28 @@ def test_what_a_slice_holds_past_the_instant_is_released_without_a_later_event()
     while engine.sweeping:
         engine.sweep_step(3)
     assert _key(sends) == _key(whole)  # no finish(): a daemon at the end of its input never calls it
+
+
+def test_a_block_crossing_a_second_instant_while_a_sweep_is_under_way_visits_at_it_before_later_events():
+    at10 = scenario("d10", daily(600, where=lambda e, a, c: c.tag("x") != 2))
+    at11 = scenario("d11", daily(660, where=lambda e, a, c: c.tag("x") != 2))
+    tags = {f"139{i:04d}": {"x": 1} for i in range(20)}
+    events: list = [login(ms(2024, 5, 1, 9), "1380000"), login(ms(2024, 5, 1, 10, 30), "1380000")]
+    events += [Profile(ts=ms(2024, 5, 1, 11, 30) + i, msisdn=m, tags={"x": 2}) for i, m in enumerate(tags)]
+    events.append(login(ms(2024, 5, 1, 12), "1380000"))
+    plan = Plan((at10, at11))
+    whole: list = []
+    replayed = Engine(plan, Reference(tags={m: dict(t) for m, t in tags.items()}), sink=whole.append)
+    for ev in events:
+        replayed.on_event(ev)
+    replayed.finish()
+    assert sum(s.scenario == "d11" for s in whole) == 21  # at 11:00 nobody was flipped yet
+    sends: list = []
+    engine = Engine(plan, Reference(tags={m: dict(t) for m, t in tags.items()}), sink=sends.append, sliced=True)
+    engine.feed(events[:2])  # 10:00 passed: its sweep is under way
+    assert engine.sweeping
+    engine.feed(events[2:])  # one block past 11:00, then the flips
+    while engine.sweeping:
+        engine.sweep_step(3)
+    engine.finish()
+    assert _key(sends) == _key(whole)
