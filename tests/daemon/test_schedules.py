@@ -11,6 +11,9 @@ import pytest
 
 from kairos._cli import main
 from kairos._config import load_config
+from kairos._daemon import Daemon
+from kairos._units import ALL, unit_name
+from kairos.adapters import FilePosition
 from kairos.adapters._partitions import split
 from kairos.adapters import partition_of
 from kairos.engine import decode_snapshot
@@ -223,3 +226,28 @@ def test_a_clean_stop_mid_sweep_neither_loses_nor_repeats_a_subscriber_after_res
     got = sends(tmp_path, ("sms",))
     assert len({s["id"] for s in got}) == len(got) == n + 1
     assert sorted(_decided(s) for s in got) == sorted(_decided(json.loads(x)) for x in _replayed(tmp_path, events))
+
+
+@pytest.mark.parametrize("partitioned", [False, True], ids=["one unit", "four partitions"])
+def test_each_units_schedules_visit_exactly_its_own_tag_rows_and_the_subscribers_of_its_events(tmp_path, partitioned):
+    rows = {f"139{i:08d}": {} for i in range(100)}
+    _reference(tmp_path, rows)
+    seen = [f"138{i:08d}" for i in range(20)]
+    if partitioned:
+        src = (f'[[sources]]\nkind = "partitioned"\npath = "log"\npartitions = {PARTS}\n'
+               f"owned = {list(range(PARTS))}\npoll_ms = 20\n")
+        config = write_config(tmp_path, POLICED, sources=src, reference="ref")
+        config.write_text(config.read_text().replace("[snapshot]\n", '[snapshot]\npartitions_dir = "parts"\n'))
+        (tmp_path / "log").mkdir()
+    else:
+        config = write_config(tmp_path, POLICED, reference="ref")
+    daemon = Daemon(load_config(config))  # its units opened, never run: nothing to stop
+    for m in seen:
+        unit = unit_name(partition_of(m, PARTS)) if partitioned else ALL
+        daemon.ingest("log" if partitioned else "file", _login(T0, m).encode(), FilePosition("p", 0, 0, 1), unit)
+    members = {name: u.engine.universe.members() for name, u in daemon.units.items()}
+    if partitioned:
+        assert members == {unit_name(p): sorted(m for m in [*rows, *seen] if partition_of(m, PARTS) == p)
+                           for p in range(PARTS)}
+    else:
+        assert members == {ALL: sorted([*rows, *seen])}
