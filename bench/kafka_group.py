@@ -180,8 +180,9 @@ class _Instance:
         return self._metrics("kairos_events_total", "kairos_decode_errors_total")
 
     def undelivered(self) -> int:
-        """Sends decided and not yet delivered (waiting, or being delivered)."""
-        return self._metrics("kairos_outbox_pending ", "kairos_outbox_in_flight ")
+        """Sends decided and not yet delivered (waiting, or being delivered), and subscribers a schedule
+        instant's sweep has yet to visit (every event read is not every send decided while one is under way)."""
+        return self._metrics("kairos_outbox_pending ", "kairos_outbox_in_flight ", "kairos_schedule_sweep_left{")
 
     def _records(self) -> list[dict[str, Any]]:
         path = self.folder / "daemon.log"

@@ -376,26 +376,30 @@ class Engine:
         instant, as a replay evaluates it, before any event of theirs after it."""
         schedules = self.schedules
 
+        def caught_up(part: list[Event]) -> list[Event]:
+            for rt in schedules:
+                if rt.sweep is not None:
+                    for ev in part:
+                        rt.catch_up(ev.msisdn)
+            return part
+
         def feed(events: list[Event], on_late: Callable[[int, Event], None] | None = None) -> None:
+            # split at every instant, a sweep under way or not: an instant crossed inside ``inner`` would
+            # start its sweep after the events past it that should have found their subscribers visited
             k = 0
-            while not any(rt.sweep is not None for rt in schedules):
+            while True:
                 due = min(rt.next for rt in schedules)
                 j = next((i for i in range(k, len(events)) if events[i].ts > due), None)
                 if j is None:
-                    _shifted(inner, events[k:] if k else events, on_late, k, self)
+                    _shifted(inner, caught_up(events[k:] if k else events), on_late, k, self)
                     return
                 if j > k:
-                    _shifted(inner, events[k:j], on_late, k, self)
+                    _shifted(inner, caught_up(events[k:j]), on_late, k, self)
                 k = j
                 if events[j].ts <= self.now:
                     break  # a late event: nothing is due before it
                 self.advance(events[j].ts)  # the instant fires (or a schedule is armed): look again
-            rest = events[k:] if k else events
-            for rt in schedules:
-                if rt.sweep is not None:
-                    for ev in rest:
-                        rt.catch_up(ev.msisdn)
-            _shifted(inner, rest, on_late, k, self)
+            _shifted(inner, caught_up(events[k:] if k else events), on_late, k, self)
 
         return feed
 
@@ -771,6 +775,11 @@ class Engine:
         for rt in self.schedules:
             if done < n:
                 done += rt.step(n - done)
+        if done and self._deadlines.floor < self.now:
+            # the visits were at the instant, time is past it: what they left due before now (an arbitration
+            # window, a wait) fires now, as it would have fired as time moved past it — at the end of input
+            # no later event would move time again
+            self.advance(self.now)
         return done
 
     @property

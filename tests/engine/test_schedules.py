@@ -13,8 +13,8 @@ from kairos.engine._events import Login, Profile
 from kairos.engine._localtime import LocalTime
 from kairos.engine._snapshot import decode, encode, restore
 from kairos.engine.forms.schedule import next_instant
-from kairos.plan import LAST_DAY, Plan, Schedule
-from tests.engine.builders import fn, run, scenario
+from kairos.plan import LAST_DAY, Plan, Policy, Schedule
+from tests.engine.builders import HERE, fn, run, scenario
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -261,3 +261,47 @@ def test_a_hot_reload_that_adds_a_schedule_arms_it_from_the_current_time():
     first, second = ms(2024, 5, 1, 10), ms(2024, 5, 2, 10)
     assert [(s.msisdn, s.ts) for s in sends if s.scenario == "d"] == [("1", first), ("5", first), ("1", second),
                                                                       ("5", second)]
+
+
+def test_what_a_slice_holds_past_the_instant_is_released_without_a_later_event():
+    scn = scenario("d", daily())
+    ref = Reference(tags={f"139{i:04d}": {} for i in range(10)})
+    plan = Plan((scn,), Policy(origin=HERE, arbitrate_ms=60_000))
+    whole: list = []
+    replayed = Engine(plan, Reference(tags=dict(ref.tags)), sink=whole.append)
+    events = [login(ms(2024, 5, 1, 9), "1380000"), login(ms(2024, 5, 1, 12), "1380000")]
+    for ev in events:
+        replayed.on_event(ev)
+    replayed.finish()
+    assert len(whole) == 11
+    sends: list = []
+    engine = Engine(plan, ref, sink=sends.append, sliced=True)
+    engine.feed(events)  # the last event there is: time stands at 12:00, past the 10:01 arbitration window
+    while engine.sweeping:
+        engine.sweep_step(3)
+    assert _key(sends) == _key(whole)  # no finish(): a daemon at the end of its input never calls it
+
+
+def test_a_block_crossing_a_second_instant_while_a_sweep_is_under_way_visits_at_it_before_later_events():
+    at10 = scenario("d10", daily(600, where=lambda e, a, c: c.tag("x") != 2))
+    at11 = scenario("d11", daily(660, where=lambda e, a, c: c.tag("x") != 2))
+    tags = {f"139{i:04d}": {"x": 1} for i in range(20)}
+    events: list = [login(ms(2024, 5, 1, 9), "1380000"), login(ms(2024, 5, 1, 10, 30), "1380000")]
+    events += [Profile(ts=ms(2024, 5, 1, 11, 30) + i, msisdn=m, tags={"x": 2}) for i, m in enumerate(tags)]
+    events.append(login(ms(2024, 5, 1, 12), "1380000"))
+    plan = Plan((at10, at11))
+    whole: list = []
+    replayed = Engine(plan, Reference(tags={m: dict(t) for m, t in tags.items()}), sink=whole.append)
+    for ev in events:
+        replayed.on_event(ev)
+    replayed.finish()
+    assert sum(s.scenario == "d11" for s in whole) == 21  # at 11:00 nobody was flipped yet
+    sends: list = []
+    engine = Engine(plan, Reference(tags={m: dict(t) for m, t in tags.items()}), sink=sends.append, sliced=True)
+    engine.feed(events[:2])  # 10:00 passed: its sweep is under way
+    assert engine.sweeping
+    engine.feed(events[2:])  # one block past 11:00, then the flips
+    while engine.sweeping:
+        engine.sweep_step(3)
+    engine.finish()
+    assert _key(sends) == _key(whole)
