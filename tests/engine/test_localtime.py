@@ -62,7 +62,7 @@ def test_hour_weekday_and_date_match_the_zone_database_minute_by_minute_across_d
     # forward and backward through two years, in order and jumping back, so the cached span moves
     clock = LocalTime(zone)
     tz = ZoneInfo(zone)
-    start = int(_dt.datetime(2024, 3, 1, tzinfo=_dt.timezone.utc).timestamp() * 1000)
+    start = int(_dt.datetime(2024, 3, 1, tzinfo=_dt.UTC).timestamp() * 1000)
     step = 7 * 60_000 + 13_000  # 7 min 13 s: crosses every 15-minute bucket edge at varied points
     times = list(range(start, start + 2 * 366 * 86_400_000, step * 97))
     for ts in times + times[::-3]:
@@ -74,8 +74,8 @@ def test_hour_weekday_and_date_match_the_zone_database_minute_by_minute_across_d
 
 def test_the_hour_around_the_berlin_spring_and_autumn_changes():
     clock = LocalTime("Europe/Berlin")
-    spring = int(_dt.datetime(2025, 3, 30, 1, 0, tzinfo=_dt.timezone.utc).timestamp() * 1000)  # 02:00 CET → 03:00 CEST
-    autumn = int(_dt.datetime(2025, 10, 26, 1, 0, tzinfo=_dt.timezone.utc).timestamp() * 1000)  # 03:00 CEST → 02:00 CET
+    spring = int(_dt.datetime(2025, 3, 30, 1, 0, tzinfo=_dt.UTC).timestamp() * 1000)  # 02:00 CET → 03:00 CEST
+    autumn = int(_dt.datetime(2025, 10, 26, 1, 0, tzinfo=_dt.UTC).timestamp() * 1000)  # 03:00 CEST → 02:00 CET
     assert [clock.hour(spring - 1), clock.hour(spring)] == [1, 3]
     assert [clock.hour(autumn - 1), clock.hour(autumn)] == [2, 2]
     assert [clock.hour(autumn - 3_600_001), clock.hour(autumn + 3_600_000)] == [1, 3]
