@@ -6,6 +6,7 @@ subscriber being evaluated, so calling an expression allocates nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from kairos.engine._localtime import LocalTime
@@ -18,7 +19,8 @@ _EMPTY: frozenset[str] = frozenset()
 class Context:
     """Subscriber-side lookups for compiled expressions (plan.Context)."""
 
-    __slots__ = ("msisdn", "now", "periods", "_tags", "_lists", "_cells", "_prev", "_clock")
+    __slots__ = ("msisdn", "now", "periods", "hour", "weekday", "day",
+                 "_tags", "_lists", "_cells", "_prev", "_clock")
 
     def __init__(
         self, reference: Reference, clock: LocalTime, prev: dict[tuple[str, str], dict[str, Any]]
@@ -34,6 +36,10 @@ class Context:
         self._cells = reference.areas_of_cell
         self._prev = prev
         self._clock = clock
+        # hour/weekday/day are the clock's own bound methods: one call per use on the hot path
+        self.hour: Callable[[Any], Any] = clock.hour
+        self.weekday: Callable[[Any], Any] = clock.weekday
+        self.day: Callable[[Any], Any] = clock.day
 
     def tag(self, name: str) -> Any:
         tags = self._tags.get(self.msisdn)
@@ -51,15 +57,6 @@ class Context:
     def prev(self, event_type: str, field: str) -> Any:
         store = self._prev.get((event_type, field))
         return NOPREV if store is None else store.get(self.msisdn, NOPREV)
-
-    def hour(self, ts: Any) -> Any:
-        return self._clock.hour(ts)
-
-    def weekday(self, ts: Any) -> Any:
-        return self._clock.weekday(ts)
-
-    def day(self, ts: Any) -> Any:
-        return self._clock.day(ts)
 
     def date(self, text: Any) -> Any:
         return self.periods.clock.date(text)

@@ -2,6 +2,8 @@
 
 Offsets are cached per 15-minute UTC bucket (every tz transition falls on one),
 so local-time questions on the hot path cost a dict probe and some arithmetic.
+``hour``/``weekday``/``day`` go faster still: they keep the span of the current local day
+whose offset is constant, so an event inside it costs one range check and a division.
 """
 
 from __future__ import annotations
@@ -19,12 +21,17 @@ _EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
 class LocalTime:
     """Local-time arithmetic for one time zone, on int epoch milliseconds."""
 
-    __slots__ = ("zone", "_offsets", "_days")
+    __slots__ = ("zone", "_offsets", "_days", "_spans", "_lo", "_hi", "_off", "_date")
 
     def __init__(self, tz: str = DEFAULT_TZ) -> None:
         self.zone = ZoneInfo(tz)
         self._offsets: dict[int, int] = {}
         self._days: dict[int, str] = {}
+        #: 15-minute bucket → (lo, hi, offset, date): the span of one local day around the
+        #: bucket where the offset is constant; [_lo, _hi) is the last span used (empty at first)
+        self._spans: dict[int, tuple[int, int, int, str]] = {}
+        self._lo = self._hi = self._off = 0
+        self._date = ""
 
     def offset_ms(self, ts: int) -> int:
         bucket = ts // _BUCKET_MS
@@ -58,14 +65,51 @@ class LocalTime:
 
     # --- the language's hour(ts), weekday(ts), day(ts): null for a non-number or a number no time
 
+    # The fast path: an int inside the current span [_lo, _hi) (within 1970..9999, one local
+    # day, one offset) needs no call; anything else goes through _enter, which moves the span.
+
     def hour(self, ts: Any) -> int | None:
-        return None if not _is_num(ts) else (self.local_ms(int(ts)) % _DAY_MS) // 3_600_000
+        if ts.__class__ is int and self._lo <= ts < self._hi:
+            return (ts + self._off) // 3_600_000 % 24
+        return None if not _is_num(ts) else (self._enter(int(ts)) % _DAY_MS) // 3_600_000
 
     def weekday(self, ts: Any) -> int | None:
-        return None if not _is_num(ts) else self.weekday_of(int(ts))
+        if ts.__class__ is int and self._lo <= ts < self._hi:
+            return ((ts + self._off) // _DAY_MS + 3) % 7 + 1
+        return None if not _is_num(ts) else (self._enter(int(ts)) // _DAY_MS + 3) % 7 + 1
 
     def day(self, ts: Any) -> str | None:
-        return None if not _is_num(ts) else self.date_of(int(ts))
+        if ts.__class__ is int and self._lo <= ts < self._hi:
+            return self._date
+        if not _is_num(ts):
+            return None
+        self._enter(int(ts))
+        return self._date
+
+    def _enter(self, ts: int) -> int:
+        """Make the span holding ``ts`` current; returns ``ts``'s local ms."""
+        bucket = ts // _BUCKET_MS
+        span = self._spans.get(bucket)
+        if span is None:
+            span = self._spans[bucket] = self._span(ts)
+        self._lo, self._hi, self._off, self._date = span
+        return ts + self._off
+
+    def _span(self, ts: int) -> tuple[int, int, int, str]:
+        """The UTC ms range around ``ts`` in its local day with its offset (transitions fall on
+        15-minute buckets, so walking buckets finds the edges), and that day's date."""
+        off = self.offset_ms(ts)
+        start = (ts + off) // _DAY_MS * _DAY_MS - off  # the local day's first ms, at this offset
+        end = start + _DAY_MS
+        b = ts // _BUCKET_MS
+        while b * _BUCKET_MS > start and self.offset_ms((b - 1) * _BUCKET_MS) == off:
+            b -= 1
+        lo = max(b * _BUCKET_MS, start, 0)
+        b = ts // _BUCKET_MS + 1
+        while b * _BUCKET_MS < min(end, _LAST_MS) and self.offset_ms(b * _BUCKET_MS) == off:
+            b += 1
+        hi = min(b * _BUCKET_MS, end, _LAST_MS + 1)
+        return lo, hi, off, self.date_of(ts)
 
 
 #: The last ms of 9999-12-30 UTC, so the local date is in 9999 in every zone; times run

@@ -9,6 +9,9 @@ the local date differ for eight hours every day:
 
 from __future__ import annotations
 
+import datetime as _dt
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from kairos.engine._localtime import LocalTime
@@ -52,3 +55,27 @@ def test_a_number_outside_the_calendar_has_no_hour_weekday_or_date(value):
 def test_the_first_and_last_times_have_a_date_in_every_zone(zone):
     clock = LocalTime(zone)
     assert [str, str] == [type(clock.day(0)), type(clock.day(253_402_214_399_999))]
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/Sao_Paulo", "Australia/Lord_Howe", "Asia/Kathmandu"])
+def test_hour_weekday_and_date_match_the_zone_database_minute_by_minute_across_dst_changes(zone):
+    # forward and backward through two years, in order and jumping back, so the cached span moves
+    clock = LocalTime(zone)
+    tz = ZoneInfo(zone)
+    start = int(_dt.datetime(2024, 3, 1, tzinfo=_dt.UTC).timestamp() * 1000)
+    step = 7 * 60_000 + 13_000  # 7 min 13 s: crosses every 15-minute bucket edge at varied points
+    times = list(range(start, start + 2 * 366 * 86_400_000, step * 97))
+    for ts in times + times[::-3]:
+        for t in (ts, ts + step, ts - 86_400_000):
+            local = _dt.datetime.fromtimestamp(t / 1000, tz)
+            assert (clock.hour(t), clock.weekday(t), clock.day(t)) == (
+                local.hour, local.isoweekday(), local.date().isoformat()), (zone, t)
+
+
+def test_the_hour_around_the_berlin_spring_and_autumn_changes():
+    clock = LocalTime("Europe/Berlin")
+    spring = int(_dt.datetime(2025, 3, 30, 1, 0, tzinfo=_dt.UTC).timestamp() * 1000)  # 02:00 CET → 03:00 CEST
+    autumn = int(_dt.datetime(2025, 10, 26, 1, 0, tzinfo=_dt.UTC).timestamp() * 1000)  # 03:00 CEST → 02:00 CET
+    assert [clock.hour(spring - 1), clock.hour(spring)] == [1, 3]
+    assert [clock.hour(autumn - 1), clock.hour(autumn)] == [2, 2]
+    assert [clock.hour(autumn - 3_600_001), clock.hour(autumn + 3_600_000)] == [1, 3]
