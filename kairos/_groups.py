@@ -19,6 +19,7 @@ cross product, for an operator who needs "gold customers in the north").
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -36,6 +37,8 @@ WIDTH = 100
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _READ = re.compile(r"\btags\.([A-Za-z_][A-Za-z0-9_]*)")
+#: a comment to the end of its line, past any string on the line (a scenario's comment may name tags.SOMETHING)
+_COMMENT = re.compile(r'^((?:[^"#\n]|"[^"\n]*")*)#[^\n]*', re.M)
 
 Grouping = tuple[str, ...]  # the tag names of one --by, e.g. ("region",) or ("region", "brand")
 
@@ -86,7 +89,7 @@ def known_tags(plan: Plan, reference: Reference) -> set[str]:
     known = {name for tags in reference.tags.values() for name in tags}
     for f in plan.files:
         try:
-            known.update(_READ.findall(Path(f).read_text(encoding="utf-8")))
+            known.update(_READ.findall(_COMMENT.sub(r"\1", Path(f).read_text(encoding="utf-8"))))
         except OSError:
             continue
     return known
@@ -97,8 +100,11 @@ def check_known(groupings: Iterable[Grouping], known: set[str]) -> None:
     for grouping in groupings:
         for name in grouping:
             if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
                 listed = ", ".join(sorted(known)[:12]) + (", …" if len(known) > 12 else "")
                 offer = f"; the known tags are: {listed}" if known else "; there are none (no tags.jsonl?)"
+                if close:
+                    offer = f" (did you mean --by tags.{close[0]}?){offer}"
                 raise ByError(f"--by tags.{name}: no subscriber has a tag '{name}' in the reference data "
                               f"(tags.jsonl) and no scenario reads or writes it{offer}")
 

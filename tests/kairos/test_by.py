@@ -37,6 +37,7 @@ def day(tmp_path_factory):
     with open(root / "ref" / "tags.jsonl", "w") as f:
         for n, row in enumerate(rows):
             region = REGIONS[n % len(REGIONS)]
+            row["tags"].pop("region", None)  # the generator's own region (a city) is replaced by these
             if region is not None:
                 row["tags"]["region"] = region
             row["tags"]["brand"] = BRANDS[n % len(BRANDS)]
@@ -204,7 +205,8 @@ def test_grouping_changes_no_send(day, capsys):
     ("region", "(did you mean --by tags.region?)"),
     ("tags.", "--by tags.: group by a subscriber tag, written tags.NAME"),
     ("tags.regoin", "--by tags.regoin: no subscriber has a tag 'regoin' in the reference data (tags.jsonl) and "
-                    "no scenario reads or writes it; the known tags are: arpu_band, brand,"),
+                    "no scenario reads or writes it (did you mean --by tags.region?); the known tags are: alert_pct,"),
+    ("tags.zzz", "no scenario reads or writes it; the known tags are: alert_pct, arpu_band, bill_day, bill_due, brand,"),
     ("tags.region,", "--by tags.region,: group by a subscriber tag, written tags.NAME"),
 ])
 def test_a_by_that_names_no_known_tag_is_refused_saying_what_to_write(day, capsys, by, says):
@@ -231,6 +233,20 @@ def test_a_tag_only_a_scenario_reads_may_be_grouped_by(tmp_path, capsys):
     assert main(["replay", "--scenarios", str(tmp_path / "s.kairos"), "--events", str(tmp_path / "e.jsonl"),
                  "--out", str(tmp_path / "o.jsonl"), "--stats", "--by", "tags.segment", "--quiet"]) == 0
     assert grouped(capsys.readouterr().err) == {"tags.segment": {"low": {"(none)": (1, 1, {})}}}
+
+
+def test_a_tag_named_only_in_a_scenarios_comment_is_not_a_known_tag(tmp_path, capsys):
+    (tmp_path / "s.kairos").write_text('# groups by tags.segment one day\nscenario low\n'
+                                       '  audience tags.plan != "vip#1"  # tags.tier too\n'
+                                       '  when balance where amount < 10\n  then sms "offer.topup"\nend\n')
+    (tmp_path / "e.jsonl").write_text(json.dumps({"type": "balance", "ts": T0, "msisdn": "1", "amount": 5}) + "\n")
+    args = ["replay", "--scenarios", str(tmp_path / "s.kairos"), "--events", str(tmp_path / "e.jsonl"),
+            "--out", str(tmp_path / "o.jsonl"), "--stats", "--quiet"]
+    for commented in ("tags.segment", "tags.tier"):
+        capsys.readouterr()
+        assert main(args + ["--by", commented]) == 2
+        assert "the known tags are: plan\n" in capsys.readouterr().err
+    assert main(args + ["--by", "tags.plan"]) == 0
 
 
 def test_a_match_is_counted_under_the_tag_value_the_subscriber_had_when_it_matched(tmp_path, capsys):
