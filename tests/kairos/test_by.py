@@ -206,7 +206,7 @@ def test_grouping_changes_no_send(day, capsys):
     ("tags.", "--by tags.: group by a subscriber tag, written tags.NAME"),
     ("tags.regoin", "--by tags.regoin: no subscriber has a tag 'regoin' in the reference data (tags.jsonl) and "
                     "no scenario reads or writes it (did you mean --by tags.region?); the known tags are: alert_pct,"),
-    ("tags.zzz", "no scenario reads or writes it; the known tags are: alert_pct, arpu_band, bill_day, bill_due, brand,"),
+    ("tags.zzz", "no scenario reads or writes it; the known tags are: alert_pct, arpu_band, bill_day, bill_due,"),
     ("tags.region,", "--by tags.region,: group by a subscriber tag, written tags.NAME"),
 ])
 def test_a_by_that_names_no_known_tag_is_refused_saying_what_to_write(day, capsys, by, says):
