@@ -198,7 +198,8 @@ def capture(engine: Engine, *, encode_states: bool = True) -> EngineState:
         written=engine.reference.written_by_name(),
         calendar=engine.periods.capture() if engine.periods else None,
         universe=None if engine.universe is None else engine.universe.capture(),
-        sweeps={engine.scenarios[rt.index].name: rt.sweep for rt in engine.schedules if rt.sweep is not None},
+        sweeps={engine.scenarios[rt.index].name: sweep for rt in engine.schedules
+                if (sweep := rt.saved_sweep()) is not None},
     )
 
 

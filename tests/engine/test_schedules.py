@@ -211,6 +211,8 @@ def _sliced(blocks: list[list], ref: Reference, scn, step: int, snapshot_after: 
         if k == snapshot_after:
             assert engine.sweeping
             data = encode(engine)
+            # subscribers past the slice whose events caught them up are saved, so they are not visited twice
+            assert any(saved.caught for saved in decode(data).engine.sweeps.values())
             engine = Engine(Plan((scn,)), Reference(tags={}), sink=sends.append, sliced=True)
             restore(engine, decode(data).engine)
     while engine.sweeping:

@@ -65,7 +65,8 @@ class Sweep(msgspec.Struct, array_like=True):
     instant: int
     members: list[str]
     done: int = 0
-    #: members past ``done`` already visited out of turn (an event of theirs came first)
+    #: members past ``done`` already visited out of turn (an event of theirs came first); filled
+    #: only when saved (``ScheduleRuntime.saved_sweep``): the runtime keeps them as a set
     caught: list[str] = msgspec.field(default_factory=list)
 
 
@@ -80,7 +81,7 @@ class ScheduleRuntime(PatternRuntime):
         self.where = None if pattern.where is None else pattern.where.fn
         #: the sweep under way in a sliced host (None: none)
         self.sweep: Sweep | None = None
-        self._caught: set[str] = set()  # ``sweep.caught`` as a set
+        self._caught: set[str] = set()  # members past the sweep's ``done`` already visited
         #: the instant armed (``ARMING`` before the first event)
         self.next = ARMING
         self.visited = 0  #: subscribers visited, over all instants (a metric)
@@ -137,6 +138,13 @@ class ScheduleRuntime(PatternRuntime):
         self.sweep = sweep
         self._caught = set(sweep.caught)
 
+    def saved_sweep(self) -> Sweep | None:
+        """The sweep under way as a snapshot keeps it: where it stands, and who was caught up past it."""
+        sweep = self.sweep
+        if sweep is None:
+            return None
+        return Sweep(sweep.instant, sweep.members, sweep.done, sorted(self._caught))
+
     def step(self, n: int) -> int:
         """Visit up to ``n`` more subscribers of the sweep under way; how many were visited."""
         sweep = self.sweep
@@ -150,8 +158,7 @@ class ScheduleRuntime(PatternRuntime):
             for k in range(start, end):
                 m = members[k]
                 if m in caught:
-                    caught.discard(m)
-                    sweep.caught.remove(m)
+                    caught.discard(m)  # a set: a sweep with many caught up stays linear
                 else:
                     self.visit(m, sweep.instant)
                 sweep.done = k + 1
@@ -171,6 +178,5 @@ class ScheduleRuntime(PatternRuntime):
         k = bisect.bisect_left(members, m, sweep.done)
         if k < len(members) and members[k] == m:
             self._caught.add(m)  # visited out of turn: the slice skips it
-            sweep.caught.append(m)
             with self.host.at_time(sweep.instant):  # type: ignore[attr-defined]
                 self.visit(m, sweep.instant)
