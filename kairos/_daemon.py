@@ -65,7 +65,7 @@ from kairos._metrics import exposition, registry_for
 from kairos._pseudonym import ENV_KEY, Pseudonymiser, pseudonym_key, pseudonymise_stdlib
 from kairos._reload import AuditLog, Reloader, changes, versions
 from kairos._snapfiles import SnapshotFailed, SnapshotFiles
-from kairos._units import ALL, SWEEP_SLICE, Unit, UnitLoadError, partition_number, unit_name
+from kairos._units import ALL, SWEEP_SLICE, StreamStart, Unit, UnitLoadError, partition_number, unit_name
 from kairos.adapters import (
     Channel,
     ChannelConfigError,
@@ -172,6 +172,8 @@ class Daemon:
         #: unit → send watermarks of its kept snapshot files (current, previous): what a restart could decide again
         self.kept_watermarks: dict[str, tuple[int, int]] = {}
         self.units: dict[str, Unit] = {}
+        #: the stream's start, shared by the units: each arms its schedules from it (``StreamStart``)
+        self.stream_start = StreamStart()
         self.outbox = Outbox(_outbox_config(config), self._channels(), templates=self.templates)
         try:
             # the instance's own store (state_dir/outbox): the unpartitioned daemon's sends, and a partitioned
@@ -243,7 +245,7 @@ class Daemon:
             except StoreBusy as e:
                 raise PartitionBusy(f"partition {name}: {e}") from None
         unit = Unit(name, self._unit_path(name), engine, self.config.time.allowed_lateness_ms, self._on_late,
-                    self.config.dedup_window_ms, self._on_fault)
+                    self.config.dedup_window_ms, self._on_fault, self.stream_start)
         try:
             versions_then = unit.load()
         except UnitLoadError as e:
@@ -607,7 +609,7 @@ class Daemon:
                 target = wall_ms() - cfg.allowed_lateness_ms
                 for unit in list(self.units.values()):
                     if target > unit.engine.now:
-                        unit.clock.advance_to(target)
+                        unit.advance_to(target)
 
     async def _sweeps(self) -> None:
         """Schedule instants' sweeps go on a slice at a time (``SWEEP_SLICE`` subscribers), yielding to the

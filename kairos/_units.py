@@ -53,6 +53,28 @@ class UnitState(msgspec.Struct):
     buffered: msgspec.Raw  #: events waiting in the lateness buffer, a msgpack list of the event union
     max_ts: int
     dedup: DedupState | None = None  #: identities of the events seen within the duplicate window
+    #: the stream's start as the daemon knew it (``StreamStart``); None: unknown, or a snapshot from before
+    began: int | None = None
+
+
+class StreamStart:
+    """The earliest time any unit of this daemon armed its schedules from (LANGUAGE.md §9.1), shared by all
+    of them: one engine of the whole stream chooses its schedules' first instants at the stream's first event,
+    so a unit whose own events come later (a partition, one assigned later, a reload's engine) arms from it
+    too and decides the instants ``kairos replay`` decides over the same stream.
+
+    Only a time an engine armed from counts: an event the daemon refused (too far ahead of the wall clock)
+    never reaches an engine and sets nothing."""
+
+    __slots__ = ("began",)
+
+    def __init__(self) -> None:
+        self.began: int | None = None  #: None: no unit has armed yet
+
+    def heard(self, t: int | None) -> None:
+        """A unit armed (or a snapshot says the stream began) at ``t``: the start is the earliest heard."""
+        if t is not None and (self.began is None or t < self.began):
+            self.began = t
 
 
 class UnitLoadError(Exception):
@@ -71,13 +93,15 @@ SWEEP_SLICE = 2_000
 class Unit:
     """One engine, its event time, its positions and where it is snapshotted."""
 
-    __slots__ = ("name", "path", "engine", "clock", "positions", "dedup", "on_fault")
+    __slots__ = ("name", "path", "engine", "clock", "positions", "dedup", "on_fault", "start", "armed")
 
     def __init__(self, name: str, path: Path, engine: Engine, lateness_ms: int,
                  on_late: Callable[[Any, int], None], dedup_window_ms: int | None = None,
-                 on_fault: Callable[["Unit", Any, BaseException], None] | None = None) -> None:
+                 on_fault: Callable[["Unit", Any, BaseException], None] | None = None,
+                 start: StreamStart | None = None) -> None:
         """``on_fault(unit, event or None for a deadline, exception)``: processing raised (``Engine.on_fault``);
-        the engine skipped the event or deadline and goes on."""
+        the engine skipped the event or deadline and goes on. ``start``: the stream's start the daemon's units
+        share (None: this unit's own)."""
         self.name = name
         self.path = path
         self.engine = engine
@@ -86,6 +110,8 @@ class Unit:
         #: duplicates are skipped before the lateness buffer; None: off
         self.dedup = None if dedup_window_ms is None else Dedup(dedup_window_ms)
         self.on_fault = on_fault
+        self.start = StreamStart() if start is None else start
+        self.armed = engine.armed  #: every schedule has chosen its next instant (or there is none)
         self._hear_faults(engine)
 
     def _hear_faults(self, engine: Engine) -> None:
@@ -97,21 +123,44 @@ class Unit:
         """Decoded events in: duplicates skipped, the rest to event time."""
         if self.dedup is not None:
             events = self.dedup.fresh(events)
-        self.clock.push(events)
+        if self.armed:
+            self.clock.push(events)
+        else:
+            self._arming(events)
         engine = self.engine
         if engine.schedules and engine.sweeping:
             engine.sweep_step(SWEEP_SLICE)
+
+    def advance_to(self, t: int) -> None:
+        """Time reaches ``t`` without events (idle advance): ``EventTime.advance_to``, armed as ``push`` arms."""
+        if self.armed:
+            self.clock.advance_to(t)
+        else:
+            self._arming(None, t)
+
+    def _arming(self, events: list[Any] | None, t: int = 0) -> None:
+        """Events in (``events``) or time to ``t`` (None) while the schedules are not armed: they arm from the
+        stream's start if it came before this unit's first event, and an engine that armed tells the start."""
+        engine = self.engine
+        engine.began = self.start.began
+        if events is None:
+            self.clock.advance_to(t)
+        else:
+            self.clock.push(events)
+        self.start.heard(engine.armed_from)
+        self.armed = engine.armed
 
     def swap(self, engine: Engine) -> None:
         """A reload's engine takes over."""
         self.engine = engine
         self.clock.engine = engine
+        self.armed = engine.armed
         self._hear_faults(engine)
 
     def encode(self) -> bytes:
         """The unit's snapshot file content."""
         extra = UnitState(dict(self.positions), msgspec.Raw(_encoder.encode(self.clock.buffered())), self.clock.max_ts,
-                          None if self.dedup is None else self.dedup.state())
+                          None if self.dedup is None else self.dedup.state(), self.start.began)
         return encode_snapshot(self.engine, taken_at=wall_ms(), extra=_encoder.encode(extra))
 
     def load(self) -> dict[str, str] | None:
@@ -133,6 +182,8 @@ class Unit:
             self.clock.restore(_events.decode(extra.buffered), extra.max_ts)
             if self.dedup is not None and extra.dedup is not None:
                 self.dedup.restore(extra.dedup)
+            self.start.heard(extra.began)
+            self.armed = self.engine.armed
         except (SnapshotError, msgspec.DecodeError, msgspec.ValidationError) as e:
             raise UnitLoadError(
                 f"{path}: {e}. Move the file away to start with empty state (sends already made are "
@@ -145,3 +196,4 @@ class Unit:
                  buffered=len(self.clock._heap), remembered=None if self.dedup is None else len(self.dedup),
                  positions={k: v.offset for k, v in self.positions.items()})
         return report.versions
+

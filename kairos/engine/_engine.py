@@ -303,6 +303,11 @@ class Engine:
         self.sliced = sliced
         #: the time ``advance`` is moving to (a schedule armed at the first event reads it)
         self.target = self.now
+        #: the earliest time the stream this engine sees a share of is known to have begun (None: unknown):
+        #: a schedule not yet armed arms from it, or from the first event if that came earlier (``arming_time``)
+        self.began: int | None = None
+        #: the time the schedules were armed from (None: not yet), for the owner to share with other shares
+        self.armed_from: int | None = None
         self._gates: list[_Gates | None] = []
         #: each scenario's audience with its tag lookups last (None: everybody)
         self._audiences: list[Callable[..., Any] | None] = []
@@ -491,6 +496,25 @@ class Engine:
         for rt in self.schedules:
             if rt.next == ARMING:
                 rt.arm(t)
+                if self.armed_from is None:
+                    self.armed_from = t
+
+    @property
+    def armed(self) -> bool:
+        """Every schedule has chosen its next instant (or there is none): the stream's start no longer matters."""
+        return all(rt.next != ARMING for rt in self.schedules)
+
+    def arming_time(self) -> int:
+        """Where a schedule armed at this engine's first event chooses its first instant from: the event's
+        time, or ``began`` if the stream is known to have begun before it (a daemon's partition whose own
+        events come later); recorded as ``armed_from``."""
+        t = self.target
+        began = self.began
+        if began is not None and began < t:
+            t = began
+        if self.armed_from is None:
+            self.armed_from = t
+        return t
 
     def finish(self) -> None:
         """End of input: time stands at the last event; deadlines up to it fire.

@@ -17,7 +17,8 @@ from kairos.adapters import FilePosition
 from kairos.adapters._partitions import split
 from kairos.adapters import partition_of
 from kairos.engine import decode_snapshot
-from tests.daemon.support import sends, start, stop, wait_for, write_config
+from tests.daemon.support import (log_offset, sends, start, stop, wait_for, wait_for_progress, wait_until_settled,
+                                  write_config)
 
 SH = ZoneInfo("Asia/Shanghai")
 T0 = int(dt.datetime(2024, 5, 1, 9, tzinfo=SH).timestamp() * 1000)
@@ -251,3 +252,99 @@ def test_each_units_schedules_visit_exactly_its_own_tag_rows_and_the_subscribers
                            for p in range(PARTS)}
     else:
         assert members == {ALL: sorted([*rows, *seen])}
+
+
+MORNING = """
+scenario morning
+  when every day at 10:00 where tags.x != 2
+  then sms "morning"
+end
+"""
+
+
+def _partitioned(folder, scenarios: str = MORNING):
+    """A daemon owning the four partitions of an embedded partitioned log in ``folder``/log."""
+    src = (f'[[sources]]\nkind = "partitioned"\npath = "log"\npartitions = {PARTS}\n'
+           f"owned = {list(range(PARTS))}\npoll_ms = 20\n")
+    config = write_config(folder, scenarios, sources=src, reference="ref")
+    config.write_text(config.read_text().replace("[snapshot]\n", '[snapshot]\npartitions_dir = "parts"\n'))
+    (folder / "log").mkdir(exist_ok=True)
+    return config
+
+
+def _late_partitions_stream() -> tuple[str, str]:
+    """The stream's first event, at 09:00 in one partition, and the rest: every other partition's first event
+    comes at 11:00, after the 10:00 instant the stream passed."""
+    first = _login(T0, "13800000001")
+    p0 = partition_of("13800000001", PARTS)
+    later = [_login(T0 + 2 * H, "13800000001")] + [x for x in _sentinels(T0 + 2 * H)
+                                                     if partition_of(json.loads(x)["msisdn"], PARTS) != p0]
+    return first, "".join(later)
+
+
+def _append(folder, events: str) -> None:
+    split([x.encode() for x in events.splitlines(keepends=True)], folder / "log", PARTS)
+
+
+def test_partitions_whose_first_events_come_after_an_instant_decide_what_replay_decides(tmp_path):
+    # a partition arms its schedules from the stream's start, not from its own first event: the 10:00 instant
+    # the stream passed before these partitions' first events visits their tags-only subscribers too
+    _reference(tmp_path, {f"139{i:08d}": {"x": 2 if i % 5 == 0 else 1} for i in range(200)})
+    config = _partitioned(tmp_path)
+    first, later = _late_partitions_stream()
+    expected = _replayed(tmp_path, first + later)
+    assert len(expected) == 160 + 1  # the tags-only rows whose x is not 2, and the one seen before 10:00
+    _append(tmp_path, first)
+    proc = start(config)
+    try:
+        # the stream begins before the rest of it is written: the daemon has taken its first event
+        wait_for_progress(tmp_path, proc, 0, snapshots=1, events=1, input_done=lambda: True, what="the first event")
+        since = log_offset(tmp_path)
+        _append(tmp_path, later)
+        wait_until_settled(tmp_path, proc, since, what="the rest of the stream")
+    finally:
+        assert 0 == stop(proc)
+    assert sorted(_decided(s) for s in sends(tmp_path, ("sms",))) == [_decided(json.loads(x)) for x in expected]
+
+
+def test_a_restart_arms_partitions_seen_for_the_first_time_from_the_stream_start_it_saved(tmp_path):
+    _reference(tmp_path, {f"139{i:08d}": {"x": 2 if i % 5 == 0 else 1} for i in range(200)})
+    config = _partitioned(tmp_path)
+    first, later = _late_partitions_stream()
+    expected = _replayed(tmp_path, first + later)
+    _append(tmp_path, first)
+    proc = start(config)
+    try:
+        wait_for_progress(tmp_path, proc, 0, snapshots=1, events=1, input_done=lambda: True, what="the first event")
+    finally:
+        assert 0 == stop(proc)
+    # restarted: the partitions without events yet know the stream's start only from the snapshots
+    _append(tmp_path, later)
+    since = log_offset(tmp_path)
+    proc = start(config)
+    try:
+        wait_until_settled(tmp_path, proc, since, what="the rest of the stream")
+    finally:
+        assert 0 == stop(proc)
+    assert sorted(_decided(s) for s in sends(tmp_path, ("sms",))) == [_decided(json.loads(x)) for x in expected]
+
+
+def test_a_unit_arms_from_the_earliest_time_an_engine_of_the_daemon_took_and_a_refused_event_sets_nothing(tmp_path):
+    _reference(tmp_path, {f"139{i:08d}": {"x": 2} for i in range(40)})  # visited, none sent: no outbox runs
+    config = _partitioned(tmp_path)
+    daemon = Daemon(load_config(config))  # its units opened, never run: nothing to stop
+    p0 = partition_of("13800000001", PARTS)
+    late = next(p for p in range(PARTS) if p != p0)
+    m_late = next(f"9{i:03d}" for i in range(1000) if partition_of(f"9{i:03d}", PARTS) == late)
+    far = int(dt.datetime(2100, 1, 1, tzinfo=SH).timestamp() * 1000)  # refused: far ahead of the wall clock
+    daemon.ingest("log", _login(far, m_late).encode(), FilePosition("p", 0, 0, 1), unit_name(late))
+    assert daemon.future == 1 and daemon.stream_start.began is None
+    daemon.ingest("log", _login(T0, "13800000001").encode(), FilePosition("p", 0, 0, 1), unit_name(p0))
+    assert daemon.stream_start.began == T0
+    unit = daemon.units[unit_name(late)]
+    daemon.ingest("log", _login(T0 + 2 * H, m_late).encode(), FilePosition("p", 0, 0, 1), unit_name(late))
+    (schedule,) = unit.engine.schedules
+    # the 10:00 instant, passed before this partition's first event, visited its tags-only rows
+    rows = [m for m in (f"139{i:08d}" for i in range(40)) if partition_of(m, PARTS) == late]
+    assert (schedule.instants, schedule.visited, schedule.next) == (1, len(rows), T0 + 25 * H)
+    assert daemon.stream_start.began == T0  # a later first event does not move the start

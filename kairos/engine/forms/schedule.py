@@ -100,7 +100,7 @@ class ScheduleRuntime(PatternRuntime):
         host: Any = self.host
         if when == ARMING:
             if self.next == ARMING:  # not armed from a larger stream's start already (``Engine.started``)
-                self.arm(host.target)
+                self.arm(host.arming_time())
             return
         self.instants += 1
         self.arm(when + 1)
