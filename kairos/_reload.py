@@ -24,7 +24,7 @@ import structlog
 
 from kairos._compile import compile_configured
 from kairos._config import Config, StartError
-from kairos._units import Unit
+from kairos._units import Unit, log_deepened
 from kairos.adapters import TemplateCatalog, wall_ms
 from kairos.engine import BindError, BuildError, Engine, Reference, transfer_state
 from kairos.plan import Plan
@@ -187,6 +187,8 @@ class Reloader:
             # a calendar aggregate the running engines did not keep: it counts from now on, so its
             # periods read low until they have run whole (LANGUAGE.md §9.2)
             log.info("calendar term starts empty", scenario=scenario, term=term)
+        for scenario, term, kept, depth in report.calendar_deepened if report else ():
+            log_deepened(scenario, term, kept, depth)
         return result
 
     def _refuse(self, who: str, error: str, exc_info: BaseException | None = None) -> ReloadResult:

@@ -195,5 +195,16 @@ class Unit:
                  gates_dropped=report.gates_dropped, withdrawn=report.withdrawn,
                  buffered=len(self.clock._heap), remembered=None if self.dedup is None else len(self.dedup),
                  positions={k: v.offset for k, v in self.positions.items()})
+        for scenario, term in report.calendar_started:
+            log.info("calendar term starts empty", unit=self.name, scenario=scenario, term=term)
+        for scenario, term, kept, depth in report.calendar_deepened:
+            log_deepened(scenario, term, kept, depth, unit=self.name)
         return report.versions
+
+
+def log_deepened(scenario: str, term: str, kept: int, depth: int, **where: str) -> None:
+    """Say that a calendar term now reads ``depth`` periods back where the state kept ``kept``: the older
+    periods start empty, so the term reads low until it has run that long (LANGUAGE.md §9.2)."""
+    log.info("calendar term reads deeper than its state: the older periods start empty", scenario=scenario,
+             term=term, periods_kept=kept, periods_read=depth, **where)
 

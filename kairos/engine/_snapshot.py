@@ -105,6 +105,9 @@ class RestoreReport(msgspec.Struct):
     versions: dict[str, str] = msgspec.field(default_factory=dict)  #: the saved scenarios' versions, by name
     #: (scenario, term) of each calendar or recency term the saved state did not hold: it starts empty
     calendar_started: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    #: (scenario, term key, periods back kept, periods back read): a term read deeper than the state held it,
+    #: whose older periods start empty (they read low until the term has run that long)
+    calendar_deepened: list[tuple[str, str, int, int]] = msgspec.field(default_factory=list)
 
 
 class _Header(msgspec.Struct):
@@ -335,8 +338,11 @@ def _restore(engine: Engine, state: EngineState, live: dict[str, dict[str, Any]]
         held = {c.key for c in state.calendar.columns} if state.calendar is not None else set()
         if state.calendar is not None:
             engine.periods.restore(state.calendar)
+        kept_depth = {c.key: len(c.pids) - 1 for c in state.calendar.columns if c.pids} if state.calendar else {}
         for scn in engine.scenarios:
             report.calendar_started.extend((scn.name, t.key) for t in scn.terms if t.key not in held)
+            report.calendar_deepened.extend((scn.name, t.key, kept_depth[t.key], t.depth) for t in scn.terms
+                                            if t.key in kept_depth and t.depth > kept_depth[t.key])
     if state.tags is not engine.reference.tags:  # a reload keeps the same reference data
         if state.written is None:  # an older snapshot: its tags as they were, written or read from the file,
             engine.reference.replace(state.tags)  # those not the file's now marked written

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import time
 
-from tests.daemon.support import lines, logged, sends, start, stop, wait_for, write_config
+from tests.daemon.support import lines, log_offset, logged, sends, start, stop, wait_for, write_config
 from tests.daemon.test_run import append, dpi
 
 NOW = time.time_ns() // 1_000_000
@@ -229,3 +229,43 @@ def test_a_reload_adding_a_calendar_aggregate_starts_it_empty_and_says_so(tmp_pa
         assert 0 == stop(proc)
     assert (started["scenario"], started["term"]) == ("daily_news", 'count|dpi|category == "news"||day')
     assert [("daily_news", {"n": 1})] == [(s["scenario"], s["params"]) for s in sends(tmp_path, ("sms",))]
+
+
+def test_a_reload_reading_a_calendar_aggregate_deeper_says_its_older_periods_start_empty(tmp_path):
+    daily = ('scenario daily_news\n  when dpi where category == "news"\n'
+             '  then sms "offer.news" with {n: count(dpi where category == "news") in day(-DEPTH)}\nend\n')
+    config = write_config(tmp_path, daily.replace("DEPTH", "1"), channels=("sms",),
+                          extra="[reload]\nwatch = true\npoll_ms = 50\n")
+    append(tmp_path / "in" / "events.jsonl", dpi(NOW, "1", "news"))
+    proc = start(config)
+    try:
+        wait_for(lambda: logged(tmp_path, "snapshot taken"), what="the first event to be processed")
+        (tmp_path / "scenarios" / "s.kairos").write_text(daily.replace("DEPTH", "3"))
+        (said,) = wait_for(lambda: logged(tmp_path, "calendar term reads deeper than its state: the older periods "
+                                                    "start empty"), what="the reload")
+    finally:
+        assert 0 == stop(proc)
+    assert (said["scenario"], said["term"], said["periods_kept"], said["periods_read"]) == (
+        "daily_news", 'count|dpi|category == "news"||day', 1, 3)
+    assert not logged(tmp_path, "calendar term starts empty")
+
+
+def test_a_restart_reading_a_calendar_aggregate_deeper_says_its_older_periods_start_empty(tmp_path):
+    daily = ('scenario daily_news\n  when dpi where category == "news"\n'
+             '  then sms "offer.news" with {n: count(dpi where category == "news") in day(-DEPTH)}\nend\n')
+    config = write_config(tmp_path, daily.replace("DEPTH", "1"), channels=("sms",))
+    append(tmp_path / "in" / "events.jsonl", dpi(NOW, "1", "news"))
+    proc = start(config)
+    try:
+        wait_for(lambda: logged(tmp_path, "snapshot taken"), what="the first event to be processed")
+    finally:
+        assert 0 == stop(proc)
+    (tmp_path / "scenarios" / "s.kairos").write_text(daily.replace("DEPTH", "3"))
+    since = log_offset(tmp_path)
+    proc = start(config)
+    try:
+        wait_for(lambda: logged(tmp_path, "ready", since), what="the restart")
+    finally:
+        assert 0 == stop(proc)
+    (said,) = logged(tmp_path, "calendar term reads deeper than its state: the older periods start empty", since)
+    assert (said["unit"], said["scenario"], said["periods_kept"], said["periods_read"]) == ("all", "daily_news", 1, 3)

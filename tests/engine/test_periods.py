@@ -217,6 +217,24 @@ def test_a_reload_adding_a_term_starts_it_empty_and_keeps_the_others():
     assert [s.params for s in sends] == [{"n": 2, "s": 0}]
 
 
+def test_a_reload_reading_a_term_deeper_says_its_older_periods_start_empty_and_they_read_empty():
+    days = [dpi(T0 + k * D) for k in range(4)]  # one a day: day(-3) of the fourth day counts the first
+    old = Engine(compile_one(probe("n: count(dpi) in day(-1)")), Reference(), sink=lambda s: None)
+    old.feed(days)
+    deeper = probe("n: count(dpi) in day(-3)")
+    sends: list = []
+    new = Engine(compile_one(deeper), old.reference, sink=sends.append)
+    report = transfer(old, new)
+    new.feed([login(T0 + 3 * D + 1)])
+    assert report.calendar_started == []
+    assert report.calendar_deepened == [("probe", "count|dpi|||day", 1, 3)]
+    assert [s.params for s in sends] == [{"n": 0}]  # uninterrupted, day(-3) would count the first day's
+    assert run(deeper, [*days, login(T0 + 3 * D + 1)])[0] == [{"n": 1}]
+    # as deep as before, or shallower: nothing to say
+    assert transfer(new, Engine(compile_one(probe("n: count(dpi) in day(-2)")), new.reference,
+                                sink=lambda s: None)).calendar_deepened == []
+
+
 def test_a_plan_without_calendar_terms_keeps_no_calendar_state_and_routes_do_not_set_now():
     _, engine = run('scenario v when dpi where app == "x" then sms "t" end', [dpi(T0)])
     assert not engine.periods and engine.ctx.now == 0
