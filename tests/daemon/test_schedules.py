@@ -398,7 +398,8 @@ def test_a_restart_arms_partitions_seen_for_the_first_time_from_the_stream_start
     assert sorted(_decided(s) for s in sends(tmp_path, ("sms",))) == [_decided(json.loads(x)) for x in expected]
 
 
-def test_a_unit_arms_from_the_earliest_time_an_engine_of_the_daemon_took_and_a_refused_event_sets_nothing(tmp_path):
+def test_a_unit_arms_from_the_earliest_time_an_engine_of_the_daemon_took_also_after_a_reload(tmp_path):
+    # an event refused (too far ahead of the wall clock) sets nothing
     _reference(tmp_path, {f"139{i:08d}": {"x": 2} for i in range(40)})  # visited, none sent: no outbox runs
     config = _partitioned(tmp_path)
     daemon = Daemon(load_config(config))  # its units opened, never run: nothing to stop
@@ -411,6 +412,10 @@ def test_a_unit_arms_from_the_earliest_time_an_engine_of_the_daemon_took_and_a_r
     daemon.ingest("log", _login(T0, "13800000001").encode(), FilePosition("p", 0, 0, 1), unit_name(p0))
     assert daemon.stream_start.began == T0
     unit = daemon.units[unit_name(late)]
+    # a reload's engine for this unit, which has seen no event yet, arms from the start too
+    (tmp_path / "scenarios" / "s.kairos").write_text(MORNING.replace('"morning"', '"morning" with {v: 2}'))
+    before = unit.engine
+    assert daemon.reloader.reload("test").changed == ["morning"] and unit.engine is not before
     daemon.ingest("log", _login(T0 + 2 * H, m_late).encode(), FilePosition("p", 0, 0, 1), unit_name(late))
     (schedule,) = unit.engine.schedules
     # the 10:00 instant, passed before this partition's first event, visited its tags-only rows
