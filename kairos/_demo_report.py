@@ -2,7 +2,8 @@
 
 The table has one row per catalogue scenario — matched, sent, how many
 subscribers were reached, suppressed by reason — and says why a scenario
-cannot send within the generated span (a three-day wait in one day). An
+cannot send within the generated span (a three-day wait in one day, a
+monthly scenario reading month(-3) of traffic that starts nine days before). An
 example send shows its rendered text and the subscriber's events that made it
 happen, in local time, with DPI hosts labelled by the knowledge base and cells
 named by their areas.
@@ -69,6 +70,37 @@ def first_instant(p: Schedule, start_ms: int, clock: LocalTime) -> int:
         day += 1
 
 
+def deepest_period(scn: Scenario) -> tuple[str, int] | None:
+    """The calendar period furthest back that the scenario reads, as (``month``, 3) for ``month(-3)``; None if none."""
+    longest = {"day": 1, "week": 7, "month": 31}
+    terms = [(t.period, t.depth) for t in scn.terms if t.period is not None and t.depth > 0]
+    return max(terms, key=lambda t: longest[t[0]] * t[1]) if terms else None
+
+
+def _period_start(date: dt.date, kind: str, n: int) -> dt.date:
+    """The first local day of period ``n`` relative to the ``kind`` (day, week, month) holding ``date``."""
+    if kind == "day":
+        return date + dt.timedelta(days=n)
+    if kind == "week":
+        return date - dt.timedelta(days=date.weekday()) + dt.timedelta(weeks=n)
+    months = date.year * 12 + date.month - 1 + n
+    return dt.date(months // 12, months % 12 + 1, 1)
+
+
+def first_observed_instant(p: Schedule, period: tuple[str, int], start_ms: int, clock: LocalTime) -> int:
+    """The first instant of the schedule whose ``period`` (kind, N: N periods back) holds some of the traffic
+    from ``start_ms``: before it the engine has seen nothing there (a guard such as
+    ``count(dpi) in month(-3) > 0`` keeps the scenario quiet)."""
+    kind, depth = period
+    instant = first_instant(p, start_ms, clock)
+    while True:
+        date = dt.date(1970, 1, 1) + dt.timedelta(days=clock.local_ms(instant) // DAY_MS)
+        ends = _period_start(date, kind, 1 - depth)  # the day after period -depth
+        if clock.to_utc((ends - dt.date(1970, 1, 1)).days * DAY_MS) > start_ms:
+            return instant
+        instant = first_instant(p, instant + 1, clock)
+
+
 def why_silent(scn: Scenario, span_ms: int, start_ms: int | None = None, clock: LocalTime | None = None) -> str:
     """Why a scenario cannot complete within ``span_ms`` of generated traffic from ``start_ms`` ("" if it can)."""
     p = scn.pattern
@@ -77,6 +109,14 @@ def why_silent(scn: Scenario, span_ms: int, start_ms: int | None = None, clock: 
         if first > start_ms + span_ms:
             when = dt.datetime.fromtimestamp(clock.local_ms(first) / 1000, dt.timezone.utc)
             return f"{schedule_text(p)}: the first, {when:%a %d %b}, is after the {_duration(span_ms)} generated"
+        period = deepest_period(scn)
+        if period is not None:
+            first = first_observed_instant(p, period, start_ms, clock)
+            if first > start_ms + span_ms:
+                when = dt.datetime.fromtimestamp(clock.local_ms(first) / 1000, dt.timezone.utc)
+                days = (first - start_ms) // DAY_MS + 1
+                return (f"needs traffic in {period[0]}(-{period[1]}): the first run that has some is "
+                        f"{when:%a %d %b %Y} (--days {days})")
     if isinstance(p, Absence) and p.first.event_type == "feedback":
         return "starts at channel feedback, which the demo does not generate"
     if isinstance(p, Absence) and p.within_ms >= span_ms:
