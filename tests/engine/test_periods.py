@@ -13,7 +13,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
+import pytest
 
+from kairos._cli import main
 from kairos._explain import explain
 from kairos.engine import Engine, Reference
 from kairos.engine._events import Dpi, Event, Login, Usage
@@ -259,3 +261,44 @@ def test_a_term_filter_spanning_lines_with_a_comment_builds_and_counts():
     )
     params, _ = run(text, [dpi(T0), dpi(T0 + M, app="y"), dpi(T0 + M, app="z"), login(T0 + 2 * M)])
     assert params == [{"n": 2}]
+
+
+CALL_QUEUE = """
+scenario callback
+  when login
+  then call "care.callback"
+end
+
+scenario thanks
+  audience AUDIENCE
+  when topup
+  then sms "thanks"
+end
+"""
+
+
+@pytest.mark.parametrize("audience", ["count(trigger) in day(-1) == 0", "sum(trigger, 1) in day(-1) == 0",
+                                      "top(trigger, scenario) in day(-1) == null"])
+def test_a_callback_decided_days_late_does_not_wipe_yesterdays_contacts(tmp_path, audience):
+    # Monday 2026-11-23, Shanghai: four callbacks for one call a day; the last (Dana) waits for Thursday
+    # 00:00 and re-enters as a Monday trigger. Casey got an SMS on Wednesday, so on Thursday she is
+    # not contacted again ("nothing the day after a contact"): Dana's old trigger must not clear Wednesday.
+    (tmp_path / "s.kairos").write_text(CALL_QUEUE.replace("AUDIENCE", audience))
+    (tmp_path / "policy.kairos").write_text("policy\n  capacity call 1 per 1d\nend\n")
+    people = {"alex": "13800000001", "bob": "13800000002", "erin": "13800000003", "dana": "13800000004",
+              "casey": "13800000005"}
+    events = [{"type": "login", "ts": local(2026, 11, 23, 10, k), "msisdn": people[who], "channel": "app"}
+              for k, who in enumerate(["alex", "bob", "erin", "dana"])]
+    events += [{"type": "topup", "ts": local(2026, 11, day, 12), "msisdn": people["casey"], "amount": 50}
+               for day in (25, 26)]  # Wednesday, Thursday
+    (tmp_path / "e.jsonl").write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in events))
+    out = tmp_path / "sends.jsonl"
+    code = main(["replay", "--scenarios", str(tmp_path / "s.kairos"), "--policy", str(tmp_path / "policy.kairos"),
+                 "--events", str(tmp_path / "e.jsonl"), "--out", str(out), "--quiet"])
+    assert code == 0
+    sends = [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
+    calls = [(s["msisdn"], s["send_at"]) for s in sends if s["channel"] == "call"]
+    assert calls == [(people["alex"], local(2026, 11, 23, 10)), (people["bob"], local(2026, 11, 24)),
+                     (people["erin"], local(2026, 11, 25)), (people["dana"], local(2026, 11, 26))]
+    assert [(s["msisdn"], s["ts"]) for s in sends if s["scenario"] == "thanks"] == [
+        (people["casey"], local(2026, 11, 25, 12))]
