@@ -19,6 +19,8 @@ from kairos._cli import main
 from kairos._explain import explain
 from kairos.engine import Engine, Reference
 from kairos.engine._events import Dpi, Event, Login, Usage
+from kairos.engine._localtime import LocalTime
+from kairos.engine._periods import PeriodClock
 from kairos.engine._snapshot import decode, encode, restore, transfer
 from tests.dsl.support import T0, compile_one
 
@@ -302,3 +304,47 @@ def test_a_callback_decided_days_late_does_not_wipe_yesterdays_contacts(tmp_path
                      (people["erin"], local(2026, 11, 25)), (people["dana"], local(2026, 11, 26))]
     assert [(s["msisdn"], s["ts"]) for s in sends if s["scenario"] == "thanks"] == [
         (people["casey"], local(2026, 11, 25, 12))]
+
+
+def _utc(*args: int) -> int:
+    return int(dt.datetime(*args, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+@pytest.mark.parametrize("zone, noon, lo, hi", [
+    # Santiago, DST starts: midnight does not exist, the day starts at 01:00 -03 (04:00 UTC), 23 h long
+    ("America/Santiago", _utc(2024, 9, 8, 15), _utc(2024, 9, 8, 4), _utc(2024, 9, 9, 3)),
+    ("America/Santiago", _utc(2024, 9, 7, 16), _utc(2024, 9, 7, 4), _utc(2024, 9, 8, 4)),
+    ("America/Santiago", _utc(2024, 4, 6, 15), _utc(2024, 4, 6, 3), _utc(2024, 4, 7, 4)),  # 25 h: 23:00 twice
+    ("America/Sao_Paulo", _utc(2018, 11, 4, 14), _utc(2018, 11, 4, 3), _utc(2018, 11, 5, 2)),
+    ("Europe/Berlin", _utc(2025, 3, 30, 10), _utc(2025, 3, 29, 23), _utc(2025, 3, 30, 22)),
+    ("Europe/Berlin", _utc(2025, 10, 26, 11), _utc(2025, 10, 25, 22), _utc(2025, 10, 26, 23)),
+    ("Asia/Shanghai", T0 + 12 * H, T0, T0 + D),
+])
+def test_a_local_day_runs_from_its_first_instant_to_the_next_days_first_across_dst(zone, noon, lo, hi):
+    clock = PeriodClock(LocalTime(zone))
+    day = clock.of(noon)
+    assert (clock.lo, clock.hi) == (lo, hi)
+    # the minute before the day's first is the day before, and the first is this day, whatever came before
+    assert [clock.of(lo - 1)[0], clock.of(lo)[0], clock.of(hi - 1)[0], clock.of(hi)[0]] == [
+        day[0] - 1, day[0], day[0], day[0] + 1]
+
+
+def test_date_is_the_first_instant_of_the_day_where_midnight_does_not_exist():
+    clock = PeriodClock(LocalTime("America/Santiago"))
+    assert [clock.date("2024-09-08"), clock.date("2024-09-09")] == [_utc(2024, 9, 8, 4), _utc(2024, 9, 9, 3)]
+
+
+def test_a_midnight_schedule_fires_once_a_local_day_where_midnight_is_skipped(tmp_path):
+    # Santiago skips 2024-09-08 00:00..01:00: that day's midnight message goes at 01:00, dated that day
+    (tmp_path / "s.kairos").write_text('scenario midnight\n  when every day at 00:00\n'
+                                       '  then sms "good.morning" with {day: day(now)}\nend\n')
+    events = [{"type": "login", "ts": _utc(2024, 9, 6, 16), "msisdn": "13800000005", "channel": "app"},
+              {"type": "login", "ts": _utc(2024, 9, 9, 16), "msisdn": "13800000005", "channel": "app"}]
+    (tmp_path / "e.jsonl").write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in events))
+    out = tmp_path / "sends.jsonl"
+    code = main(["replay", "--scenarios", str(tmp_path / "s.kairos"), "--events", str(tmp_path / "e.jsonl"),
+                 "--tz", "America/Santiago", "--out", str(out), "--quiet"])
+    assert code == 0
+    sends = [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
+    assert [(s["ts"], s["params"]["day"]) for s in sends] == [
+        (_utc(2024, 9, 7, 4), "2024-09-07"), (_utc(2024, 9, 8, 4), "2024-09-08"), (_utc(2024, 9, 9, 3), "2024-09-09")]
