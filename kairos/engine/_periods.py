@@ -12,7 +12,7 @@ empty are recycled when the day changes. Events come in time order but for
 ``trigger`` events: a trigger the policy decides late (a capacity queue, an
 arbitration window) re-enters at its own time. An event whose period is older
 than the one its slot holds now is no longer kept and is not counted; it never
-clears the newer period.
+clears the newer period, nor replaces a later ``since`` time.
 """
 
 from __future__ import annotations
@@ -235,7 +235,9 @@ class _Since:
         self.data.extend(array("q", [_NONE]) * (capacity - len(self.data)))
 
     def add(self, row: int, ts: int) -> None:
-        self.data[row] = ts
+        """``ts`` is the row's latest time, unless it holds a later one (a trigger decided late is older)."""
+        if self.data[row] < ts:
+            self.data[row] = ts
 
     def get(self, row: int | None, now: int) -> int | None:
         if row is None:
@@ -385,7 +387,8 @@ class Periods:
                 indent = "    "
             if isinstance(col, _Since):
                 ns[f"_u{j}"] = col.data
-                body.append(f"{indent}_u{j}[m] = t")
+                body.append(f"{indent}if _u{j}[m] < t:  # the latest: a trigger decided late is older")
+                body.append(f"{indent}    _u{j}[m] = t")
             elif isinstance(col, _Top):
                 ns[f"_u{j}"] = col.add
                 ns[f"_v{j}"] = term.value.fn  # type: ignore[union-attr]  # top has a value

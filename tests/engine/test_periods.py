@@ -279,20 +279,20 @@ end
 """
 
 
-@pytest.mark.parametrize("audience", ["count(trigger) in day(-1) == 0", "sum(trigger, 1) in day(-1) == 0",
-                                      "top(trigger, scenario) in day(-1) == null"])
-def test_a_callback_decided_days_late_does_not_wipe_yesterdays_contacts(tmp_path, audience):
-    # Monday 2026-11-23, Shanghai: four callbacks for one call a day; the last (Dana) waits for Thursday
-    # 00:00 and re-enters as a Monday trigger. Casey got an SMS on Wednesday, so on Thursday she is
-    # not contacted again ("nothing the day after a contact"): Dana's old trigger must not clear Wednesday.
+PEOPLE = {"alex": "13800000001", "bob": "13800000002", "erin": "13800000003", "dana": "13800000004",
+          "casey": "13800000005"}
+
+
+def _call_queue(tmp_path: Path, audience: str, topups: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    """Monday 2026-11-23, Shanghai: four callbacks for one call a day, so the last (Dana) waits for
+    Thursday 00:00 and re-enters as a Monday trigger; ``topups`` (who, day of November) ask for a
+    "thanks" SMS that ``audience`` may refuse. The sends of ``kairos replay``."""
     (tmp_path / "s.kairos").write_text(CALL_QUEUE.replace("AUDIENCE", audience))
     (tmp_path / "policy.kairos").write_text("policy\n  capacity call 1 per 1d\nend\n")
-    people = {"alex": "13800000001", "bob": "13800000002", "erin": "13800000003", "dana": "13800000004",
-              "casey": "13800000005"}
-    events = [{"type": "login", "ts": local(2026, 11, 23, 10, k), "msisdn": people[who], "channel": "app"}
+    events = [{"type": "login", "ts": local(2026, 11, 23, 10, k), "msisdn": PEOPLE[who], "channel": "app"}
               for k, who in enumerate(["alex", "bob", "erin", "dana"])]
-    events += [{"type": "topup", "ts": local(2026, 11, day, 12), "msisdn": people["casey"], "amount": 50}
-               for day in (25, 26)]  # Wednesday, Thursday
+    events += [{"type": "topup", "ts": local(2026, 11, day, 12), "msisdn": PEOPLE[who], "amount": 50}
+               for who, day in topups]
     (tmp_path / "e.jsonl").write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in events))
     out = tmp_path / "sends.jsonl"
     code = main(["replay", "--scenarios", str(tmp_path / "s.kairos"), "--policy", str(tmp_path / "policy.kairos"),
@@ -300,10 +300,27 @@ def test_a_callback_decided_days_late_does_not_wipe_yesterdays_contacts(tmp_path
     assert code == 0
     sends = [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
     calls = [(s["msisdn"], s["send_at"]) for s in sends if s["channel"] == "call"]
-    assert calls == [(people["alex"], local(2026, 11, 23, 10)), (people["bob"], local(2026, 11, 24)),
-                     (people["erin"], local(2026, 11, 25)), (people["dana"], local(2026, 11, 26))]
+    assert calls == [(PEOPLE["alex"], local(2026, 11, 23, 10)), (PEOPLE["bob"], local(2026, 11, 24)),
+                     (PEOPLE["erin"], local(2026, 11, 25)), (PEOPLE["dana"], local(2026, 11, 26))]
+    return sends
+
+
+@pytest.mark.parametrize("audience", ["count(trigger) in day(-1) == 0", "sum(trigger, 1) in day(-1) == 0",
+                                      "top(trigger, scenario) in day(-1) == null"])
+def test_a_callback_decided_days_late_does_not_wipe_yesterdays_contacts(tmp_path, audience):
+    # Casey got an SMS on Wednesday, so on Thursday she is not contacted again ("nothing the day
+    # after a contact"): Dana's Monday trigger, decided on Thursday, must not clear Wednesday
+    sends = _call_queue(tmp_path, audience, [("casey", 25), ("casey", 26)])
     assert [(s["msisdn"], s["ts"]) for s in sends if s["scenario"] == "thanks"] == [
-        (people["casey"], local(2026, 11, 25, 12))]
+        (PEOPLE["casey"], local(2026, 11, 25, 12))]
+
+
+def test_a_callback_decided_late_does_not_make_the_latest_contact_look_older(tmp_path):
+    # Dana got an SMS on Wednesday; her Monday callback, decided on Thursday, is not her latest
+    # contact: on Thursday since(trigger) is a day, so she is not contacted again
+    sends = _call_queue(tmp_path, "since(trigger) == null or since(trigger) >= 2d", [("dana", 25), ("dana", 26)])
+    assert [(s["msisdn"], s["ts"]) for s in sends if s["scenario"] == "thanks"] == [
+        (PEOPLE["dana"], local(2026, 11, 25, 12))]
 
 
 def _utc(*args: int) -> int:
