@@ -239,6 +239,9 @@ class Checker:
         m = _TIME.fullmatch(node.at.text)
         if m and int(m[1]) < 24 and int(m[2]) < 60:
             minute = int(m[1]) * 60 + int(m[2])
+            if len(m[1]) != 2:  # §9.1 writes `at HH:MM`; 4:00 reads too easily as 14:00 or 04:00
+                self._report(source, node.at, f"bad time '{node.at.text}': write {m[1]:0>2}:{m[2]}")
+                minute = None
         else:
             self._report(source, node.at, f"bad time '{node.at.text}': write HH:MM from 00:00 to 23:59")
         done = Scope(source, uses, no_last=_NO_LAST_IN_SCHEDULE, no_event=_NO_EVENT_IN_SCHEDULE)

@@ -59,9 +59,25 @@ class LocalTime:
         return s
 
     def to_utc(self, local_ms: int) -> int:
-        """The epoch ms whose local time is ``local_ms`` (the first, across a DST fold)."""
-        guess = local_ms - self.offset_ms(local_ms)
-        return local_ms - self.offset_ms(guess)
+        """The first epoch ms whose local time is ``local_ms`` or later: its first showing across a
+        fold (clocks going back), the first instant after a gap (clocks going forward, where it
+        does not exist: local midnight in Santiago on the day DST starts is 01:00).
+
+        The offsets a day either side (the instant lies within 14 h of ``local_ms``) are the ones
+        it may have; equal (no change near: nearly always), that is the answer. One change
+        between them is assumed."""
+        before = self.offset_ms(local_ms - _DAY_MS)
+        after = self.offset_ms(min(local_ms + _DAY_MS, _LAST_MS))
+        first = local_ms - before
+        if before == after or self.offset_ms(first) == before:
+            return first  # no change near, or before it (a fold: the earlier of its two showings)
+        if self.offset_ms(local_ms - after) == after:
+            return local_ms - after  # after the change
+        # a gap: the change itself, on a 15-minute bucket edge after ``local_ms - after``
+        t = (local_ms - after) // _BUCKET_MS * _BUCKET_MS + _BUCKET_MS
+        while t < first and self.offset_ms(t) != after:
+            t += _BUCKET_MS
+        return min(t, first)
 
     # --- the language's hour(ts), weekday(ts), day(ts): null for a non-number or a number no time
 

@@ -8,7 +8,11 @@ costs one increment of its current bucket (events arrive in time order). A
 ``top`` term keeps a small value count per row and slot, a ``since`` term one
 int64 time per row. Terms with the same key (kind, filter, value, period kind)
 share one column whichever scenarios read them; rows whose columns are all
-empty are recycled when the day changes.
+empty are recycled when the day changes. Events come in time order but for
+``trigger`` events: a trigger the policy decides late (a capacity queue, an
+arbitration window) re-enters at its own time. An event whose period is older
+than the one its slot holds now is no longer kept and is not counted; it never
+clears the newer period, nor replaces a later ``since`` time.
 """
 
 from __future__ import annotations
@@ -114,9 +118,13 @@ class _Buckets:
         self.pids[s] = pid
 
     def add(self, row: int, ids: tuple[int, int, int], amount: Any) -> None:
+        """Count ``amount`` in the period of ``ids``; not at all if its slot holds a newer period already
+        (a trigger decided late re-enters at its own, older time: it must not clear the newer counts)."""
         pid = ids[self.kind]
         s = pid % self.size
         if self.pids[s] != pid:
+            if self.pids[s] > pid:
+                return
             self.reset(s, pid)
         self.slots[s][row] += amount
 
@@ -158,6 +166,8 @@ class _Top:
         pid = ids[self.kind]
         s = pid % self.size
         if self.pids[s] != pid:
+            if self.pids[s] > pid:
+                return  # a period older than the slot's newer one is no longer kept (see _Buckets.add)
             self.slots[s] = {}
             self.pids[s] = pid
         slot = self.slots[s]
@@ -225,7 +235,9 @@ class _Since:
         self.data.extend(array("q", [_NONE]) * (capacity - len(self.data)))
 
     def add(self, row: int, ts: int) -> None:
-        self.data[row] = ts
+        """``ts`` is the row's latest time, unless it holds a later one (a trigger decided late is older)."""
+        if self.data[row] < ts:
+            self.data[row] = ts
 
     def get(self, row: int | None, now: int) -> int | None:
         if row is None:
@@ -349,7 +361,7 @@ class Periods:
         """One generated function updating every term on ``event_type``; None when no term reads it.
 
         The period of the event's time is one range test while the day is the same; a count or
-        sum bucket is one item increment (its slot reset first when a new period starts)."""
+        sum bucket is one item increment (its slot reset first when a newer period starts)."""
         terms = [t for t in self.terms.values() if t.filter.event_type == event_type]
         if not terms:
             return None
@@ -375,7 +387,8 @@ class Periods:
                 indent = "    "
             if isinstance(col, _Since):
                 ns[f"_u{j}"] = col.data
-                body.append(f"{indent}_u{j}[m] = t")
+                body.append(f"{indent}if _u{j}[m] < t:  # the latest: a trigger decided late is older")
+                body.append(f"{indent}    _u{j}[m] = t")
             elif isinstance(col, _Top):
                 ns[f"_u{j}"] = col.add
                 ns[f"_v{j}"] = term.value.fn  # type: ignore[union-attr]  # top has a value
@@ -390,9 +403,11 @@ class Periods:
                     body.append(f"{indent}if v.__class__ is int or v.__class__ is float:")
                     indent += "    "
                     amount = "v"
+                # as _Buckets.add: a slot holding a newer period than the event's is left alone
                 body.extend([f"{indent}q = p[{col.kind}]", f"{indent}s = q % {col.size}",
-                             f"{indent}if _p{j}[s] != q:", f"{indent}    _k{j}.reset(s, q)",
-                             f"{indent}_k{j}.slots[s][m] += {amount}"])
+                             f"{indent}if _p{j}[s] == q:", f"{indent}    _k{j}.slots[s][m] += {amount}",
+                             f"{indent}elif _p{j}[s] < q:", f"{indent}    _k{j}.reset(s, q)",
+                             f"{indent}    _k{j}.slots[s][m] += {amount}"])
             origins.extend([term.filter.origin] * (len(body) - len(origins)))
         source = "def terms(e):\n" + "".join(f"    {line}\n" for line in body)
         return define("terms", source, ns, filename("terms", event_type), lines_from(2, origins))

@@ -79,3 +79,55 @@ def test_the_hour_around_the_berlin_spring_and_autumn_changes():
     assert [clock.hour(spring - 1), clock.hour(spring)] == [1, 3]
     assert [clock.hour(autumn - 1), clock.hour(autumn)] == [2, 2]
     assert [clock.hour(autumn - 3_600_001), clock.hour(autumn + 3_600_000)] == [1, 3]
+
+
+# --- local time → instant (LocalTime.to_utc): gaps, folds, and the local day's bounds
+
+
+def _local_ms(*args: int) -> int:
+    """A local wall time written as epoch ms (the form ``to_utc`` reads)."""
+    return int(_dt.datetime(*args, tzinfo=_dt.UTC).timestamp() * 1000)
+
+
+def _utc(*args: int) -> int:
+    return int(_dt.datetime(*args, tzinfo=_dt.UTC).timestamp() * 1000)
+
+
+@pytest.mark.parametrize("zone, wall, instant", [
+    ("Asia/Shanghai", (2026, 11, 23), (2026, 11, 22, 16)),  # no DST
+    ("Europe/Berlin", (2025, 6, 1, 12), (2025, 6, 1, 10)),
+    ("Europe/Berlin", (2025, 3, 30, 2, 30), (2025, 3, 30, 1)),  # gap 02:00..03:00 → 03:00 CEST
+    ("Europe/Berlin", (2025, 10, 26, 2, 30), (2025, 10, 26, 0, 30)),  # fold: 02:30 CEST, its first showing
+    ("America/Santiago", (2024, 9, 8), (2024, 9, 8, 4)),  # midnight does not exist: 01:00 -03
+    ("America/Santiago", (2024, 9, 8, 0, 30), (2024, 9, 8, 4)),
+    ("America/Santiago", (2024, 9, 8, 1), (2024, 9, 8, 4)),  # the first time after the gap
+    ("America/Santiago", (2024, 4, 6, 23, 30), (2024, 4, 7, 2, 30)),  # fold 23:00..24:00: -03 first
+    ("America/Santiago", (2024, 4, 7), (2024, 4, 7, 4)),  # midnight after the fold: once, at -04
+    ("America/Sao_Paulo", (2018, 11, 4), (2018, 11, 4, 3)),  # midnight gap: 01:00 -02
+    ("Australia/Lord_Howe", (2024, 10, 6, 2, 15), (2024, 10, 5, 15, 30)),  # half-hour gap 02:00..02:30
+    ("Australia/Lord_Howe", (2024, 4, 7, 1, 45), (2024, 4, 6, 14, 45)),  # half-hour fold: +11 first
+])
+def test_a_local_time_is_its_first_showing_and_a_time_in_a_gap_the_first_instant_after_it(zone, wall, instant):
+    assert LocalTime(zone).to_utc(_local_ms(*wall)) == _utc(*instant)
+
+
+@pytest.mark.parametrize("zone, day", [
+    ("Europe/Berlin", (2025, 3, 30)), ("Europe/Berlin", (2025, 10, 26)), ("America/Santiago", (2024, 9, 8)),
+    ("America/Santiago", (2024, 4, 6)), ("America/Sao_Paulo", (2018, 11, 4)), ("America/Sao_Paulo", (2019, 2, 16)),
+    ("Australia/Lord_Howe", (2024, 10, 6)), ("Australia/Lord_Howe", (2024, 4, 7)), ("Asia/Shanghai", (2026, 11, 23)),
+    ("Pacific/Apia", (2011, 12, 30)),  # Samoa skipped the whole day: it lasts no time at all
+])
+def test_every_local_time_of_a_change_day_is_the_first_instant_that_reaches_it(zone, day):
+    """``to_utc(L)`` is the first instant whose local time is L or later, every quarter hour of the day."""
+    clock, tz = LocalTime(zone), ZoneInfo(zone)
+    start = _local_ms(*day)
+
+    def wall_of(ts: int) -> int:
+        return int(_dt.datetime.fromtimestamp(ts / 1000, tz).replace(tzinfo=_dt.UTC).timestamp() * 1000)
+
+    for wall in range(start - HOUR, start + 25 * HOUR + 1, 900_000):
+        got = clock.to_utc(wall)
+        assert wall_of(got) >= wall, (zone, wall, got)
+        # nothing earlier reaches it: not the minute before, nor a fold's first showing (up to 2 h back)
+        assert all(wall_of(got - back) < wall for back in (60_000, *range(900_000, 2 * HOUR + 1, 900_000))), (
+            zone, wall, got)

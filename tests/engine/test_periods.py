@@ -13,10 +13,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
+import pytest
 
+from kairos._cli import main
 from kairos._explain import explain
 from kairos.engine import Engine, Reference
 from kairos.engine._events import Dpi, Event, Login, Usage
+from kairos.engine._localtime import LocalTime
+from kairos.engine._periods import PeriodClock
 from kairos.engine._snapshot import decode, encode, restore, transfer
 from tests.dsl.support import T0, compile_one
 
@@ -277,3 +281,105 @@ def test_a_term_filter_spanning_lines_with_a_comment_builds_and_counts():
     )
     params, _ = run(text, [dpi(T0), dpi(T0 + M, app="y"), dpi(T0 + M, app="z"), login(T0 + 2 * M)])
     assert params == [{"n": 2}]
+
+
+CALL_QUEUE = """
+scenario callback
+  when login
+  then call "care.callback"
+end
+
+scenario thanks
+  audience AUDIENCE
+  when topup
+  then sms "thanks"
+end
+"""
+
+
+PEOPLE = {"alex": "13800000001", "bob": "13800000002", "erin": "13800000003", "dana": "13800000004",
+          "casey": "13800000005"}
+
+
+def _call_queue(tmp_path: Path, audience: str, topups: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    """Monday 2026-11-23, Shanghai: four callbacks for one call a day, so the last (Dana) waits for
+    Thursday 00:00 and re-enters as a Monday trigger; ``topups`` (who, day of November) ask for a
+    "thanks" SMS that ``audience`` may refuse. The sends of ``kairos replay``."""
+    (tmp_path / "s.kairos").write_text(CALL_QUEUE.replace("AUDIENCE", audience))
+    (tmp_path / "policy.kairos").write_text("policy\n  capacity call 1 per 1d\nend\n")
+    events = [{"type": "login", "ts": local(2026, 11, 23, 10, k), "msisdn": PEOPLE[who], "channel": "app"}
+              for k, who in enumerate(["alex", "bob", "erin", "dana"])]
+    events += [{"type": "topup", "ts": local(2026, 11, day, 12), "msisdn": PEOPLE[who], "amount": 50}
+               for who, day in topups]
+    (tmp_path / "e.jsonl").write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in events))
+    out = tmp_path / "sends.jsonl"
+    code = main(["replay", "--scenarios", str(tmp_path / "s.kairos"), "--policy", str(tmp_path / "policy.kairos"),
+                 "--events", str(tmp_path / "e.jsonl"), "--out", str(out), "--quiet"])
+    assert code == 0
+    sends = [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
+    calls = [(s["msisdn"], s["send_at"]) for s in sends if s["channel"] == "call"]
+    assert calls == [(PEOPLE["alex"], local(2026, 11, 23, 10)), (PEOPLE["bob"], local(2026, 11, 24)),
+                     (PEOPLE["erin"], local(2026, 11, 25)), (PEOPLE["dana"], local(2026, 11, 26))]
+    return sends
+
+
+@pytest.mark.parametrize("audience", ["count(trigger) in day(-1) == 0", "sum(trigger, 1) in day(-1) == 0",
+                                      "top(trigger, scenario) in day(-1) == null"])
+def test_a_callback_decided_days_late_does_not_wipe_yesterdays_contacts(tmp_path, audience):
+    # Casey got an SMS on Wednesday, so on Thursday she is not contacted again ("nothing the day
+    # after a contact"): Dana's Monday trigger, decided on Thursday, must not clear Wednesday
+    sends = _call_queue(tmp_path, audience, [("casey", 25), ("casey", 26)])
+    assert [(s["msisdn"], s["ts"]) for s in sends if s["scenario"] == "thanks"] == [
+        (PEOPLE["casey"], local(2026, 11, 25, 12))]
+
+
+def test_a_callback_decided_late_does_not_make_the_latest_contact_look_older(tmp_path):
+    # Dana got an SMS on Wednesday; her Monday callback, decided on Thursday, is not her latest
+    # contact: on Thursday since(trigger) is a day, so she is not contacted again
+    sends = _call_queue(tmp_path, "since(trigger) == null or since(trigger) >= 2d", [("dana", 25), ("dana", 26)])
+    assert [(s["msisdn"], s["ts"]) for s in sends if s["scenario"] == "thanks"] == [
+        (PEOPLE["dana"], local(2026, 11, 25, 12))]
+
+
+def _utc(*args: int) -> int:
+    return int(dt.datetime(*args, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+@pytest.mark.parametrize("zone, noon, lo, hi", [
+    # Santiago, DST starts: midnight does not exist, the day starts at 01:00 -03 (04:00 UTC), 23 h long
+    ("America/Santiago", _utc(2024, 9, 8, 15), _utc(2024, 9, 8, 4), _utc(2024, 9, 9, 3)),
+    ("America/Santiago", _utc(2024, 9, 7, 16), _utc(2024, 9, 7, 4), _utc(2024, 9, 8, 4)),
+    ("America/Santiago", _utc(2024, 4, 6, 15), _utc(2024, 4, 6, 3), _utc(2024, 4, 7, 4)),  # 25 h: 23:00 twice
+    ("America/Sao_Paulo", _utc(2018, 11, 4, 14), _utc(2018, 11, 4, 3), _utc(2018, 11, 5, 2)),
+    ("Europe/Berlin", _utc(2025, 3, 30, 10), _utc(2025, 3, 29, 23), _utc(2025, 3, 30, 22)),
+    ("Europe/Berlin", _utc(2025, 10, 26, 11), _utc(2025, 10, 25, 22), _utc(2025, 10, 26, 23)),
+    ("Asia/Shanghai", T0 + 12 * H, T0, T0 + D),
+])
+def test_a_local_day_runs_from_its_first_instant_to_the_next_days_first_across_dst(zone, noon, lo, hi):
+    clock = PeriodClock(LocalTime(zone))
+    day = clock.of(noon)
+    assert (clock.lo, clock.hi) == (lo, hi)
+    # the minute before the day's first is the day before, and the first is this day, whatever came before
+    assert [clock.of(lo - 1)[0], clock.of(lo)[0], clock.of(hi - 1)[0], clock.of(hi)[0]] == [
+        day[0] - 1, day[0], day[0], day[0] + 1]
+
+
+def test_date_is_the_first_instant_of_the_day_where_midnight_does_not_exist():
+    clock = PeriodClock(LocalTime("America/Santiago"))
+    assert [clock.date("2024-09-08"), clock.date("2024-09-09")] == [_utc(2024, 9, 8, 4), _utc(2024, 9, 9, 3)]
+
+
+def test_a_midnight_schedule_fires_once_a_local_day_where_midnight_is_skipped(tmp_path):
+    # Santiago skips 2024-09-08 00:00..01:00: that day's midnight message goes at 01:00, dated that day
+    (tmp_path / "s.kairos").write_text('scenario midnight\n  when every day at 00:00\n'
+                                       '  then sms "good.morning" with {day: day(now)}\nend\n')
+    events = [{"type": "login", "ts": _utc(2024, 9, 6, 16), "msisdn": "13800000005", "channel": "app"},
+              {"type": "login", "ts": _utc(2024, 9, 9, 16), "msisdn": "13800000005", "channel": "app"}]
+    (tmp_path / "e.jsonl").write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in events))
+    out = tmp_path / "sends.jsonl"
+    code = main(["replay", "--scenarios", str(tmp_path / "s.kairos"), "--events", str(tmp_path / "e.jsonl"),
+                 "--tz", "America/Santiago", "--out", str(out), "--quiet"])
+    assert code == 0
+    sends = [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
+    assert [(s["ts"], s["params"]["day"]) for s in sends] == [
+        (_utc(2024, 9, 7, 4), "2024-09-07"), (_utc(2024, 9, 8, 4), "2024-09-08"), (_utc(2024, 9, 9, 3), "2024-09-09")]

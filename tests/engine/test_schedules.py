@@ -130,9 +130,9 @@ def test_across_daylight_saving_time_the_instant_stays_at_its_local_time():
     assert next_instant(nine, ms(2024, 3, 30, 12, tz=berlin), clock) == ms(2024, 3, 31, 9, tz=berlin)
     assert next_instant(nine, ms(2024, 10, 26, 12, tz=berlin), clock) == ms(2024, 10, 27, 9, tz=berlin)
     assert ms(2024, 3, 31, 9, tz=berlin) - ms(2024, 3, 30, 9, tz=berlin) == 23 * 3_600_000
-    # 02:30 does not exist on 2024-03-31: the instant is when the clock has passed it (03:30 CEST)
+    # 02:30 does not exist on 2024-03-31: the instant is the first the clock has passed it, the gap's end
     half_past_two = daily(2 * 60 + 30)
-    assert next_instant(half_past_two, ms(2024, 3, 30, 12, tz=berlin), clock) == ms(2024, 3, 31, 3, 30, tz=berlin)
+    assert next_instant(half_past_two, ms(2024, 3, 30, 12, tz=berlin), clock) == ms(2024, 3, 31, 3, tz=berlin)
     events = [Login(ts=ms(2024, 3, 30, 8, tz=berlin), msisdn="1", channel="app"),
               Login(ts=ms(2024, 4, 1, 12, tz=berlin), msisdn="1", channel="app")]
     sends, _ = run(scenario("d", nine), events, tz="Europe/Berlin")
