@@ -149,3 +149,40 @@ def wait_until_settled(folder: Path, proc: subprocess.Popen, since: int, *, time
         return None
 
     return wait_for(settled, timeout, what)
+
+
+
+def wait_until_done(folder: Path, proc: subprocess.Popen, since: int, *, events: int,
+                    idle: Callable[[], bool] = lambda: True, timeout: float = 180,
+                    what: str = "the daemon to finish its input") -> dict[str, Any]:
+    """Wait until the process whose log starts at byte ``since`` has taken all ``events`` input events (a
+    ``snapshot taken`` line says so), then ``idle()`` holds once a later snapshot is published (its state was
+    captured after those events: say no sweep under way in it), then a snapshot after that reports no send
+    pending. Returns that last line.
+
+    Every send the input and its instants imply was decided before that last snapshot and delivered by it: a
+    wrong extra send is in the channel files when the test compares them, however loaded the machine."""
+
+    def alive() -> None:
+        if proc.poll() is not None:
+            raise AssertionError(f"the daemon exited with {proc.returncode} while waiting for {what}")
+
+    def taken() -> bool:
+        alive()
+        return any(x["events"] >= events for x in logged(folder, "snapshot taken", since))
+
+    wait_for(taken, timeout, f"{what}: every event taken")
+    after_events = log_offset(folder)
+
+    def settled() -> bool:
+        alive()  # the files idle() reads hold state captured after the line past ``after_events``, or later
+        return bool(logged(folder, "snapshot taken", after_events)) and idle()
+
+    wait_for(settled, timeout, f"{what}: nothing left to do")
+    after_idle = log_offset(folder)
+
+    def delivered() -> dict[str, Any] | None:
+        alive()
+        return next((x for x in logged(folder, "snapshot taken", after_idle) if x["pending_sends"] == 0), None)
+
+    return wait_for(delivered, timeout, f"{what}: every send delivered")

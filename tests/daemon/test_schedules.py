@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import signal
-import time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,7 +19,7 @@ from kairos.adapters import partition_of
 from kairos.engine import decode_snapshot
 from kairos.engine.forms.schedule import Sweep
 from tests.daemon.support import (log_offset, logged, sends, start, stop, wait_for, wait_for_progress,
-                                  wait_until_settled, write_config)
+                                  wait_until_done, wait_until_settled, write_config)
 
 SH = ZoneInfo("Asia/Shanghai")
 T0 = int(dt.datetime(2024, 5, 1, 9, tzinfo=SH).timestamp() * 1000)
@@ -49,10 +48,13 @@ end
     (tmp_path / "in" / "events.jsonl").write_text(_login(T0, "13800000005") + _login(T0 + 2 * H, "13800000009"))
     proc = start(config)
     try:
-        got = wait_for(lambda: s if len(s := sends(tmp_path, ("sms",))) >= 3 else None, what="the 10:00 sends")
-        time.sleep(0.3)  # room for a wrong fourth send (13800000009 came after the instant)
+        # both events taken, the instant's sweep over, its sends delivered: a wrong fourth send (13800000009
+        # came after the instant) would be out
+        wait_until_done(tmp_path, proc, 0, events=2, idle=lambda: _no_sweep_published(config),
+                        what="the 10:00 sends")
     finally:
         assert 0 == stop(proc)
+    got = sends(tmp_path, ("sms",))
     ten = T0 + H
     assert [(s["msisdn"], s["ts"]) for s in sends(tmp_path, ("sms",))] == [
         ("13800000005", ten), ("13900000000", ten), ("13900000002", ten)]
@@ -91,13 +93,31 @@ def _snapshot_files(config) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in (path, path.with_name(path.name + ".prev")) if p.exists()}
 
 
-def _swept_and_settled(folder, config, proc, since: int) -> bool:
-    """The daemon started at log byte ``since`` published a snapshot with no sweep under way, and then another
-    with the same event count and no send pending (``wait_until_settled``'s condition)."""
-    assert proc.poll() is None, "the daemon exited"
-    taken = logged(folder, "snapshot taken", since)
-    return (len(taken) >= 2 and taken[-2]["events"] == taken[-1]["events"] and taken[-1]["pending_sends"] == 0
-            and _published_sweep(config, _snapshot_files(config)) is None)
+def _no_sweep_published(config) -> bool:
+    """No snapshot a restart would load, the daemon's or a partition's, holds a sweep under way
+    (``wait_until_done``'s ``idle``)."""
+    cfg = load_config(config)
+    for path in [cfg.snapshot_path, *sorted(cfg.partitions_dir.glob("*.bin"))]:
+        data = _read(path) or _read(path.with_name(path.name + ".prev"))  # ``Unit.load``'s choice
+        if data is not None and decode_snapshot(data).engine.sweeps:
+            return False
+    return True
+
+
+def _read(path) -> bytes | None:
+    """The file's content, or None if it is not there (a publishing daemon may have just moved it)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+MORNING = """
+scenario morning
+  when every day at 10:00 where tags.x != 2
+  then sms "morning"
+end
+"""
 
 
 EVERYONE = """
@@ -108,39 +128,74 @@ end
 """
 
 
-def _killed_mid_sweep(folder, n: int):
-    """A daemon over an instant that visits ``n`` tags-only rows (one in 50 passes ``where``: visits are the
-    sweep's work, few sends keep delivery short), SIGKILLed once the snapshot a restart would load holds the
-    sweep under way: at each snapshot the daemon reports it is frozen (SIGSTOP: nothing is published while it
-    stands) and its files are read. Returns (config, rows, the files at the kill, replay's ids), or None if
-    the whole sweep fell between two snapshots."""
+def _sweep_input(folder, n: int, scenarios: str = MORNING):
+    """A daemon's folder over an instant that visits ``n`` tags-only rows (one in 50 passes ``where``: visits
+    are the sweep's work, few sends keep delivery short), snapshots every 50 ms. Returns (config, rows,
+    replay's sends over the same input)."""
     rows = {f"139{i:08d}": {"x": 1 if i % 50 == 0 else 2} for i in range(n)}
     _reference(folder, rows)
-    config = write_config(folder, MORNING, reference="ref", interval_s=0.05)
+    config = write_config(folder, scenarios, reference="ref", interval_s=0.05)
     events = _login(T0, "13800000001") + _login(T0 + 2 * H, "13800000001")
     (folder / "in" / "events.jsonl").write_text(events)
-    expected = sorted(json.loads(x)["id"] for x in _replayed(folder, events))
+    expected = sorted(_decided(json.loads(x)) for x in _replayed(folder, events))
     assert len(expected) == n // 50 + 1
+    return config, rows, expected
+
+
+def _frozen_mid_sweep(folder, config, proc, *, left: int) -> dict[str, bytes] | None:
+    """Wait, snapshot by snapshot, until the snapshot a restart would load holds the sweep under way with at
+    least ``left`` members still to visit: at each snapshot the daemon reports it is frozen (SIGSTOP: nothing
+    is published while it stands) and its files are read. Returns those files, the daemon left frozen; or None,
+    the daemon running again, if the sweep got past that point between two snapshots."""
+    while True:
+        seen = len(logged(folder, "snapshot taken"))
+        wait_for_progress(folder, proc, 0, snapshots=seen + 1, events=0, input_done=lambda: False,
+                          what="the next snapshot")
+        proc.send_signal(signal.SIGSTOP)
+        files = _snapshot_files(config)
+        sweep = _published_sweep(config, files)
+        if sweep is not None and len(sweep.members) - sweep.done >= left:
+            return files
+        if sweep is not None or decode_snapshot(next(iter(files.values()))).engine.now > T0 + H:
+            proc.send_signal(signal.SIGCONT)
+            return None  # the sweep went past ``left`` (or began and ended) between two snapshots
+        proc.send_signal(signal.SIGCONT)
+
+
+def _killed_mid_sweep(folder, n: int):
+    """``_sweep_input``'s daemon SIGKILLed once the snapshot a restart would load holds the sweep under way.
+    Returns (config, rows, the files at the kill, replay's sends), or None if the whole sweep fell between two
+    snapshots."""
+    config, rows, expected = _sweep_input(folder, n)
     proc = start(config)
     try:
-        while True:
-            seen = len(logged(folder, "snapshot taken"))
-            wait_for_progress(folder, proc, 0, snapshots=seen + 1, events=0, input_done=lambda: False,
-                              what="the next snapshot")
-            proc.send_signal(signal.SIGSTOP)
-            files = _snapshot_files(config)
-            sweep = _published_sweep(config, files)
-            if sweep is not None:
-                proc.kill()
-                proc.wait(10)
-                return config, rows, files, expected
-            if decode_snapshot(next(iter(files.values()))).engine.now > T0 + H:
-                return None  # the sweep began and ended between two snapshots
-            proc.send_signal(signal.SIGCONT)
+        files = _frozen_mid_sweep(folder, config, proc, left=1)
+        if files is None:
+            return None
+        proc.kill()
+        proc.wait(10)
+        return config, rows, files, expected
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGCONT)
             assert 0 == stop(proc)
+
+
+def _resumed_after_restart(folder, config, rows: dict[str, dict], saved: Sweep) -> None:
+    """Restart the daemon whose sweep stood at ``saved`` in the snapshot it loads, let it finish, and check it
+    went on from there: it decided only for the members ``saved`` had not visited (some of them again after a
+    crash: sent before the kill, after the snapshot, the outbox drops those), never the whole sweep again
+    (the outbox would hide that from the sends)."""
+    since = log_offset(folder)
+    proc = start(config)
+    try:
+        wait_until_done(folder, proc, since, events=0, idle=lambda: _no_sweep_published(config), timeout=300,
+                        what="the rest of the sweep")
+    finally:
+        assert 0 == stop(proc)
+    (stopped,) = logged(folder, "stopped", since)
+    left = set(saved.members[saved.done:]) - set(saved.caught)
+    assert stopped["sends"] + stopped["repeated_decisions_dropped"] == sum(rows.get(m, {}).get("x") != 2 for m in left)
 
 
 def test_a_crash_mid_sweep_resumes_the_sweep_from_the_snapshot_and_sends_each_subscriber_once(tmp_path):
@@ -155,24 +210,16 @@ def test_a_crash_mid_sweep_resumes_the_sweep_from_the_snapshot_and_sends_each_su
     else:
         pytest.fail("every sweep began and ended between two snapshots: no restart mid-sweep was tested")
     config, rows, files, expected = killed
-    since = log_offset(folder)
-    proc = start(config)
-    try:
-        wait_for(lambda: _swept_and_settled(folder, config, proc, since), timeout=300, what="the rest of the sweep")
-    finally:
-        assert 0 == stop(proc)
     # the restart loaded a file read at the kill (nothing was published after it), the sweep under way in it
+    since = log_offset(folder)
+    saved = _published_sweep(config, files)
+    _resumed_after_restart(folder, config, rows, saved)
     (loaded,) = logged(folder, "snapshot loaded", since)
-    resumed = decode_snapshot(files[loaded["path"]]).engine.sweeps["morning"]
-    assert resumed.done > 0  # the instant's block took a slice before any snapshot could see the sweep
+    assert decode_snapshot(files[loaded["path"]]).engine.sweeps["morning"] == saved
+    assert saved.done > 0  # the instant's block took a slice before any snapshot could see the sweep
     # every subscriber once, as replay sends
-    ids = [s["id"] for s in sends(folder, ("sms",))]
-    assert len(ids) == len(set(ids)) and sorted(ids) == expected
-    # the restart went on from where the snapshot stood: it decided only for the members the snapshot had not
-    # visited, some of them again (sent before the kill, after the snapshot: the outbox drops those)
-    (stopped,) = logged(folder, "stopped", since)
-    left = set(resumed.members[resumed.done:]) - set(resumed.caught)
-    assert stopped["sends"] + stopped["repeated_decisions_dropped"] == sum(rows.get(m, {}).get("x") != 2 for m in left)
+    got = sends(folder, ("sms",))
+    assert len({s["id"] for s in got}) == len(got) and sorted(_decided(s) for s in got) == expected
 
 
 def test_a_sweep_interleaved_with_events_decides_what_replay_decides(tmp_path):
@@ -200,8 +247,9 @@ end
     assert len(expected) == n + 1  # at 10:00 nobody was flipped yet
     proc = start(config)
     try:
-        wait_for(lambda: len(sends(tmp_path, ("sms",))) >= len(expected), timeout=120, what="the sweep")
-        time.sleep(0.5)  # room for a wrong send to show up before the comparison
+        # every tag change taken, the sweep over, its sends delivered: a wrong send would be out
+        wait_until_done(tmp_path, proc, 0, events=len(events), idle=lambda: _no_sweep_published(config),
+                        what="the sweep")
     finally:
         assert 0 == stop(proc)
     assert sorted(s["id"] for s in sends(tmp_path, ("sms",))) == expected
@@ -267,35 +315,64 @@ def test_tags_only_subscribers_held_by_the_policy_at_the_instant_get_replays_sen
     assert len(expected) == 160 + 1 + PARTS  # the tags-only rows whose x is not 2, and those seen before 10:00
     proc = start(config)
     try:
-        wait_for(lambda: len(sends(tmp_path, ("sms",))) >= len(expected), timeout=60, what="the 10:00 sends")
-        time.sleep(0.3)  # room for a repeated send to show up before the comparison
+        # every event taken in every partition, the sweeps over, their sends delivered: a repeated send
+        # would be out
+        wait_until_done(tmp_path, proc, 0, events=len(events.splitlines()),
+                        idle=lambda: _no_sweep_published(config), what="the 10:00 sends")
     finally:
         assert 0 == stop(proc)
     assert sorted(_decided(s) for s in sends(tmp_path, ("sms",))) == sorted(expected)
 
 
-def test_a_clean_stop_mid_sweep_neither_loses_nor_repeats_a_subscriber_after_restart(tmp_path):
-    n = 60_000
-    _reference(tmp_path, {f"139{i:08d}": {} for i in range(n)})
-    config = write_config(tmp_path, POLICED, reference="ref")
-    events = _login(T0, "13800000001") + _login(T0 + 2 * H, "13800000001")
-    (tmp_path / "in" / "events.jsonl").write_text(events)
+def _cleanly_stopped_mid_sweep(folder, n: int):
+    """``_sweep_input``'s daemon (with the contact policy) stopped cleanly while the snapshot it published
+    holds the sweep under way with half of it or more left: frozen there (``_frozen_mid_sweep``), sent SIGTERM
+    and then SIGCONT, so it handles the signal as soon as it runs. Returns (config, rows, the snapshot the stop
+    wrote, replay's sends), or None if the sweep got that far between two snapshots or ended before the stop."""
+    config, rows, expected = _sweep_input(folder, n, POLICED)
     proc = start(config)
     try:
-        # the fault point is progress: some of the instant's sends are out, not all of them
-        wait_for(lambda: sends(tmp_path, ("sms",)), timeout=120, what="the first sends of the sweep")
-        assert 0 == stop(proc)
-        saved = decode_snapshot(load_config(config).snapshot_path.read_bytes()).engine.sweeps
-        assert saved, "the sweep ended before the stop: the test did not test a stop mid-sweep"
-        assert 0 < saved["morning"].done < n + 1
-        proc = start(config)
-        wait_for(lambda: len(sends(tmp_path, ("sms",))) >= n + 1, timeout=180, what="the rest of the sweep")
-        time.sleep(0.5)  # room for a repeated send to show up before the comparison
+        if _frozen_mid_sweep(folder, config, proc, left=n // 2) is None:
+            return None
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGCONT)
+        assert 0 == proc.wait(60)
     finally:
-        assert 0 == stop(proc)
-    got = sends(tmp_path, ("sms",))
-    assert len({s["id"] for s in got}) == len(got) == n + 1
-    assert sorted(_decided(s) for s in got) == sorted(_decided(json.loads(x)) for x in _replayed(tmp_path, events))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            assert 0 == stop(proc)
+    assert logged(folder, "snapshot taken")[-1]["reason"] == "shutdown"
+    written = _snapshot_files(config)[str(load_config(config).snapshot_path)]
+    saved = decode_snapshot(written).engine.sweeps.get("morning")
+    if saved is None:
+        return None  # the sweep ended before the stop took effect
+    assert 0 < saved.done < len(saved.members)
+    return config, rows, written, expected
+
+
+def test_a_clean_stop_mid_sweep_neither_loses_nor_repeats_a_subscriber_after_restart(tmp_path):
+    # the stop point is what the daemon published (a snapshot holding the sweep under way, half of it or more
+    # left), never a time; a machine fast enough to get past it between two snapshots, or to finish the sweep
+    # before the stop, gets five times as many rows, then the test fails
+    for n in (100 * SWEEP_SLICE, 500 * SWEEP_SLICE):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        stopped = _cleanly_stopped_mid_sweep(folder, n)
+        if stopped is not None:
+            break
+    else:
+        pytest.fail("every sweep got past half before a snapshot held it, or ended before the stop: "
+                    "no stop mid-sweep was tested")
+    config, rows, written, expected = stopped
+    # the restart loaded the snapshot the stop wrote and went on from the sweep in it
+    since = log_offset(folder)
+    saved = decode_snapshot(written).engine.sweeps["morning"]
+    _resumed_after_restart(folder, config, rows, saved)
+    (loaded,) = logged(folder, "snapshot loaded", since)
+    assert loaded["path"] == str(load_config(config).snapshot_path)
+    # every subscriber once, as replay sends
+    got = sends(folder, ("sms",))
+    assert len({s["id"] for s in got}) == len(got) and sorted(_decided(s) for s in got) == expected
 
 
 @pytest.mark.parametrize("partitioned", [False, True], ids=["one unit", "four partitions"])
@@ -321,14 +398,6 @@ def test_each_units_schedules_visit_exactly_its_own_tag_rows_and_the_subscribers
                            for p in range(PARTS)}
     else:
         assert members == {ALL: sorted([*rows, *seen])}
-
-
-MORNING = """
-scenario morning
-  when every day at 10:00 where tags.x != 2
-  then sms "morning"
-end
-"""
 
 
 def _partitioned(folder, scenarios: str = MORNING):
