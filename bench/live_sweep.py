@@ -1,0 +1,138 @@
+"""Live latency while a monthly schedule instant sweeps a million subscribers (issue 14 item 2).
+
+    python -m bench.live_sweep --events W2.jsonl --reference W2-reference [--rate R] [--seconds S]
+                               [--alone] [--at F]
+
+W2's province traffic (``python -m bench`` makes it: ``bench/results/inputs``; its reference
+holds 1,000,000 subscribers in ``tags.jsonl``) is offered at ``--rate`` events/s by
+``bench._live``'s paced source, its timestamps shifted so that 1 December 10:00 (the
+daemon's default zone) falls ``--at`` of the way through the run. The scenarios are the
+catalogue (``scenarios/``, the policy left out as ``python -m bench`` does; its day-1 and
+daily 10:00 schedules fire at that instant too) plus ``bill_day``, a monthly instant over
+``tags.plan_type``; ``--alone``: ``bill_day`` only. The engine is built as the daemon builds
+it (``sliced=True``) and fed through ``kairos._units.Unit.push`` — the daemon's path, which
+visits ``SWEEP_SLICE`` subscribers after each block — with the collector as the daemon runs
+it (loaded state frozen, ``engine.Settler``). Prints latency (scheduled arrival → engine
+returned from the block) over the run and over the blocks fed while a sweep was under way,
+the sweep's wall time and the events processed during it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import re
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+import numpy as np
+
+from bench._live import paced_latencies, percentiles
+from bench._measure import peak_rss_mib
+
+BILL_DAY = """
+scenario bill_day
+  when every month on day 1 at 10:00 where tags.plan_type == "postpaid"
+  then sms "bill.reminder"
+end
+"""
+CATALOGUE = Path(__file__).resolve().parent.parent / "scenarios"
+_TS = re.compile(rb'"ts":(\d+)')
+
+
+def shifted(path: Path, n: int, instant: int, at: float) -> list[bytes]:
+    """The first ``n`` lines of ``path``, every ts moved by one offset so that event ``at·n`` is at ``instant``."""
+    lines: list[bytes] = []
+    with open(path, "rb") as f:
+        for line in f:
+            lines.append(line)
+            if len(lines) == n:
+                break
+    k = int(at * len(lines))
+    m = _TS.search(lines[k])
+    assert m is not None
+    shift = instant - int(m.group(1))
+    return [_TS.sub(lambda g: b'"ts":%d' % (int(g.group(1)) + shift), line, count=1) for line in lines]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from kairos import dsl
+    from kairos.engine import Engine, Reference, Settler, event_schema, event_union
+    from kairos.engine._localtime import DEFAULT_TZ
+    from kairos._units import SWEEP_SLICE, Unit
+
+    p = argparse.ArgumentParser(prog="python -m bench.live_sweep")
+    p.add_argument("--events", type=Path, required=True, help="W2 province traffic (JSON lines)")
+    p.add_argument("--reference", type=Path, required=True, help="its reference folder (1 M subscribers' tags)")
+    p.add_argument("--rate", type=float, default=181_000.0,
+                   help="events/s offered (default: half W2's one-worker max rate in bench/results)")
+    p.add_argument("--seconds", type=float, default=30.0, help="how long events are offered")
+    p.add_argument("--at", type=float, default=0.2, help="where in the run the instant falls (0–1)")
+    p.add_argument("--alone", action="store_true", help="bill_day only, not the catalogue with it")
+    a = p.parse_args(argv)
+
+    instant = int(datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo(DEFAULT_TZ)).timestamp() * 1000)
+    lines = shifted(a.events, int(a.rate * a.seconds), instant, a.at)
+    sources = [("bill_day.kairos", BILL_DAY)]
+    if not a.alone:
+        sources += [(str(f), f.read_text()) for f in sorted(CATALOGUE.rglob("*.kairos")) if f.name != "policy.kairos"]
+    plan = dsl.compile_sources(sources, event_schema())
+    loading = time.perf_counter()
+    reference = Reference.load(str(a.reference))
+    loaded_s = time.perf_counter() - loading
+    sends: list[Any] = []
+    engine = Engine(plan, reference, sink=sends.append, tz=DEFAULT_TZ, sliced=True)
+    schedules = len(engine.schedules)
+    tmp = tempfile.TemporaryDirectory(prefix="kairos-live-sweep-")
+    unit = Unit("all", Path(tmp.name) / "snapshot.bin", engine, 0, on_late=lambda _ev, _late: None)
+    gc.collect()
+    gc.freeze()  # as `kairos run`: what is loaded leaves the collector's walk (kairos/_daemon.py)
+    settler = Settler()
+    clock = time.perf_counter
+    flags: list[bool] = []  # per block: a sweep was under way before or after it
+    sweep_wall: list[float] = []  # when a sweep was first seen under way, when it was seen done
+
+    def feed(events: list[Any]) -> None:
+        before = engine.sweeping
+        unit.push(events)  # the daemon's path: event time, then SWEEP_SLICE visits if a sweep is under way
+        settler.tick(len(events))
+        after = engine.sweeping
+        if after and not sweep_wall:
+            sweep_wall.append(clock())
+        elif before and not after and len(sweep_wall) == 1:
+            sweep_wall.append(clock())
+        flags.append(before or after)
+
+    latency, ends, wall = paced_latencies(lines, feed, msgspec.json.Decoder(event_union()), a.rate)
+    counts = np.diff(np.asarray([0] + ends))
+    during = np.repeat(np.asarray(flags), counts)
+    swept = latency[during]
+    print(f"live_sweep: {len(lines):,} events offered at {a.rate:,.0f}/s over {wall:.1f} s; {schedules} schedules "
+          f"({'bill_day alone' if a.alone else 'bill_day + catalogue'}); reference {len(reference.tags):,} subscribers "
+          f"(loaded in {loaded_s:.1f} s); SWEEP_SLICE {SWEEP_SLICE:,}; {len(sends):,} sends; "
+          f"peak RSS {peak_rss_mib():,.0f} MiB")
+    print(f"  all events     {_fmt(latency)}")
+    if swept.size:
+        print(f"  during sweep   {_fmt(swept)}")
+        end = "still under way at the end of the run" if len(sweep_wall) < 2 else \
+            f"{sweep_wall[1] - sweep_wall[0]:.2f} s wall"
+        print(f"  sweep: {end}; {int(counts[np.asarray(flags)].sum()):,} events in {int(np.sum(flags)):,} blocks "
+              f"during it")
+    else:
+        print("  no block was fed while a sweep was under way (did the run cross the instant?)")
+    tmp.cleanup()
+
+
+def _fmt(latency_ms: np.ndarray) -> str:
+    q = percentiles(latency_ms)
+    return (f"n={latency_ms.size:>9,}  p50 {q.p50_ms:8.3f} ms  p99 {q.p99_ms:8.3f} ms  "
+            f"p99.9 {q.p999_ms:8.3f} ms  max {q.max_ms:8.3f} ms")
+
+
+if __name__ == "__main__":
+    main()
