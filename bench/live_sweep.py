@@ -1,7 +1,7 @@
 """Live latency while a monthly schedule instant sweeps a million subscribers (issue 14 item 2).
 
     python -m bench.live_sweep --events W2.jsonl --reference W2-reference [--rate R] [--seconds S]
-                               [--alone] [--at F]
+                               [--alone] [--at F] [--max-batch N]
 
 W2's province traffic (``python -m bench`` makes it: ``bench/results/inputs``; its reference
 holds 1,000,000 subscribers in ``tags.jsonl``) is offered at ``--rate`` events/s by
@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=30.0, help="how long events are offered")
     p.add_argument("--at", type=float, default=0.2, help="where in the run the instant falls (0–1)")
     p.add_argument("--alone", action="store_true", help="bill_day only, not the catalogue with it")
+    p.add_argument("--max-batch", type=int, default=512,
+                   help="most events in a block (default: the live contender's; the daemon's file source reads "
+                        "1 MiB, ~5,000 W2 lines)")
     a = p.parse_args(argv)
 
     instant = int(datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo(DEFAULT_TZ)).timestamp() * 1000)
@@ -94,6 +97,16 @@ def main(argv: list[str] | None = None) -> None:
     gc.freeze()  # as `kairos run`: what is loaded leaves the collector's walk (kairos/_daemon.py)
     settler = Settler()
     clock = time.perf_counter
+    full: list[tuple[float, float]] = []  # the collector's full (generation 2) collections: (start, seconds)
+    began = [0.0]
+
+    def collections(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = clock()
+        elif info["generation"] == 2:
+            full.append((began[0], clock() - began[0]))
+
+    gc.callbacks.append(collections)
     flags: list[bool] = []  # per block: a sweep was under way before or after it
     sweep_wall: list[float] = []  # when a sweep was first seen under way, when it was seen done
 
@@ -108,21 +121,30 @@ def main(argv: list[str] | None = None) -> None:
             sweep_wall.append(clock())
         flags.append(before or after)
 
-    latency, ends, wall = paced_latencies(lines, feed, msgspec.json.Decoder(event_union()), a.rate)
+    latency, ends, wall = paced_latencies(lines, feed, msgspec.json.Decoder(event_union()), a.rate,
+                                          max_batch=a.max_batch)
     counts = np.diff(np.asarray([0] + ends))
     during = np.repeat(np.asarray(flags), counts)
     swept = latency[during]
     print(f"live_sweep: {len(lines):,} events offered at {a.rate:,.0f}/s over {wall:.1f} s; {schedules} schedules "
           f"({'bill_day alone' if a.alone else 'bill_day + catalogue'}); reference {len(reference.tags):,} subscribers "
-          f"(loaded in {loaded_s:.1f} s); SWEEP_SLICE {SWEEP_SLICE:,}; {len(sends):,} sends; "
-          f"peak RSS {peak_rss_mib():,.0f} MiB")
+          f"(loaded in {loaded_s:.1f} s); blocks of at most {a.max_batch:,}; SWEEP_SLICE {SWEEP_SLICE:,}; "
+          f"{len(sends):,} sends; peak RSS {peak_rss_mib():,.0f} MiB")
     print(f"  all events     {_fmt(latency)}")
+    flagged = np.asarray(flags)
+    if flagged.any():
+        first = int(np.argmax(flagged))  # the block that crossed the instant
+        print(f"  before instant {_fmt(latency[:ends[first - 1] if first else 0])}")
     if swept.size:
         print(f"  during sweep   {_fmt(swept)}")
         end = "still under way at the end of the run" if len(sweep_wall) < 2 else \
             f"{sweep_wall[1] - sweep_wall[0]:.2f} s wall"
-        print(f"  sweep: {end}; {int(counts[np.asarray(flags)].sum()):,} events in {int(np.sum(flags)):,} blocks "
+        print(f"  sweep: {end}; {int(counts[flagged].sum()):,} events in {int(flagged.sum()):,} blocks "
               f"during it")
+        stop = sweep_wall[1] if len(sweep_wall) > 1 else float("inf")
+        inside = [d for t, d in full if sweep_wall[0] <= t <= stop]
+        print(f"  full GC collections: {len(full)} in the run, {len(inside)} during the sweep"
+              + (f" (longest {max(inside) * 1000:.0f} ms, {sum(inside):.2f} s in all)" if inside else ""))
     else:
         print("  no block was fed while a sweep was under way (did the run cross the instant?)")
     tmp.cleanup()
