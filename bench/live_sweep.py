@@ -2,6 +2,7 @@
 
     python -m bench.live_sweep --events W2.jsonl --reference W2-reference [--rate R] [--seconds S]
                                [--alone] [--at F] [--max-batch N]
+    python -m bench.live_sweep --replay --reference W2-reference
 
 W2's province traffic (``python -m bench`` makes it: ``bench/results/inputs``; its reference
 holds 1,000,000 subscribers in ``tags.jsonl``) is offered at ``--rate`` events/s by
@@ -60,6 +61,32 @@ def shifted(path: Path, n: int, instant: int, at: float) -> list[bytes]:
     return [_TS.sub(lambda g: b'"ts":%d' % (int(g.group(1)) + shift), line, count=1) for line in lines]
 
 
+def replay_instant(reference: Path, instant: int) -> None:
+    """``kairos replay`` of ``bill_day`` over two events: once crossing the instant (all members visited at
+    once, as replay does), once not; the difference in wall time is the instant's."""
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory(prefix="kairos-replay-instant-") as d:
+        folder = Path(d)
+        (folder / "bill_day.kairos").write_text(BILL_DAY)
+        walls = []
+        for label, after in (("not crossing", instant - 1_000), ("crossing", instant + 60_000)):
+            events = folder / f"{label.replace(' ', '-')}.jsonl"
+            events.write_text("".join(
+                f'{{"type":"login","ts":{t},"msisdn":"13800000001","channel":"app"}}\n'
+                for t in (instant - 60_000, after)))
+            started = time.perf_counter()
+            command = [sys.executable, "-m", "kairos", "replay", "--scenarios", str(folder / "bill_day.kairos"),
+                       "--events", str(events), "--reference", str(reference), "--out", str(folder / "out")]
+            done = subprocess.run(command, check=True, capture_output=True)
+            walls.append(time.perf_counter() - started)
+            sends = (folder / "out").read_bytes().count(b"\n")
+            print(f"kairos replay, two events {label} the instant: {walls[-1]:.2f} s wall, {sends:,} sends"
+                  + (f" ({done.stderr.decode().strip().splitlines()[-1]})" if done.stderr.strip() else ""))
+        print(f"  the instant over {reference / 'tags.jsonl'}: {walls[1] - walls[0]:.2f} s")
+
+
 def main(argv: list[str] | None = None) -> None:
     from kairos import dsl
     from kairos.engine import Engine, Reference, Settler, event_schema, event_union
@@ -67,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     from kairos._units import SWEEP_SLICE, Unit
 
     p = argparse.ArgumentParser(prog="python -m bench.live_sweep")
-    p.add_argument("--events", type=Path, required=True, help="W2 province traffic (JSON lines)")
+    p.add_argument("--events", type=Path, help="W2 province traffic (JSON lines)")
     p.add_argument("--reference", type=Path, required=True, help="its reference folder (1 M subscribers' tags)")
     p.add_argument("--rate", type=float, default=181_000.0,
                    help="events/s offered (default: half W2's one-worker max rate in bench/results)")
@@ -77,9 +104,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-batch", type=int, default=512,
                    help="most events in a block (default: the live contender's; the daemon's file source reads "
                         "1 MiB, ~5,000 W2 lines)")
+    p.add_argument("--replay", action="store_true",
+                   help="instead: `kairos replay` of bill_day over two events crossing the instant (all at once)")
     a = p.parse_args(argv)
 
     instant = int(datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo(DEFAULT_TZ)).timestamp() * 1000)
+    if a.replay:
+        replay_instant(a.reference, instant)
+        return
+    if a.events is None:
+        p.error("--events is needed (unless --replay)")
     lines = shifted(a.events, int(a.rate * a.seconds), instant, a.at)
     sources = [("bill_day.kairos", BILL_DAY)]
     if not a.alone:
