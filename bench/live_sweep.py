@@ -43,7 +43,7 @@ scenario bill_day
 end
 """
 CATALOGUE = Path(__file__).resolve().parent.parent / "scenarios"
-_TS = re.compile(rb'"ts":(\d+)')
+_TS = re.compile(rb'"ts":\s*(\d+)')
 
 
 def shifted(path: Path, n: int, instant: int, at: float) -> list[bytes]:
