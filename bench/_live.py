@@ -29,6 +29,20 @@ def run_paced(
     max_batch: int = 512,
 ) -> tuple[Latency, float]:
     """Offer ``lines`` at ``rate`` events/s to ``feed``; (latency percentiles, wall seconds)."""
+    latency_ms, ends, wall = paced_latencies(lines, feed, decoder, rate, max_batch=max_batch)
+    return percentiles(latency_ms), wall
+
+
+def paced_latencies(
+    lines: Sequence[bytes],
+    feed: Callable[[list], None],
+    decoder: msgspec.json.Decoder,
+    rate: float,
+    *,
+    max_batch: int = 512,
+) -> tuple[np.ndarray, list[int], float]:
+    """``run_paced``'s run: (each event's latency in ms, each block's end index, wall seconds), so a
+    caller can tell the blocks apart (``bench.live_sweep``: those fed while a sweep was under way)."""
     n = len(lines)
     if n == 0:
         raise ValueError("live mode needs at least one event")
@@ -56,7 +70,11 @@ def run_paced(
     counts = np.diff(np.asarray([0] + ends))
     finished = np.repeat(np.asarray(done), counts)
     arrived = start + np.arange(n) / rate
-    latency_ms = (finished - arrived) * 1000.0
+    return (finished - arrived) * 1000.0, ends, wall
+
+
+def percentiles(latency_ms: np.ndarray) -> Latency:
+    """p50, p99, p99.9 and max of latencies in ms."""
     p50, p99, p999 = np.percentile(latency_ms, [50, 99, 99.9])
     return Latency(round(float(p50), 3), round(float(p99), 3), round(float(p999), 3),
-                   round(float(latency_ms.max()), 3)), wall
+                   round(float(latency_ms.max()), 3))
