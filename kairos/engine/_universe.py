@@ -45,7 +45,7 @@ def _plain(m: str) -> bool:
 class Universe:
     """The subscribers a schedule visits; ``see(ev)`` is the route step that keeps it."""
 
-    __slots__ = ("tags", "_numbers", "_fresh", "_texts", "_known", "only")
+    __slots__ = ("tags", "_numbers", "_fresh", "_texts", "_known", "only", "_rows", "_rows_key")
 
     def __init__(self, tags: dict[str, Any]) -> None:
         #: the reference's tag table (``Reference.tags``): its keys are members
@@ -56,6 +56,10 @@ class Universe:
         self._known: set[str] = set()  # numbers of recent events, known to be members
         #: a worker's or partition's share: only the tag rows it owns are its members (None: all)
         self.only: Callable[[str], bool] | None = None
+        #: the tag rows (those ``only`` owns) in ascending order, as of ``_rows_key`` = (tag rows, ``only``):
+        #: an instant merges the few numbers seen only in events into them instead of sorting a million
+        self._rows: list[str] = []
+        self._rows_key: tuple[int, Any] | None = None
 
     def see(self, ev: Any) -> None:
         """An event's subscriber is a member from now on (a step of every route)."""
@@ -84,6 +88,7 @@ class Universe:
 
     def add(self, numbers: Iterable[str]) -> None:
         """Make each of ``numbers`` a member (a snapshot from before the universe was kept)."""
+        self._rows_key = None  # restored: the reference's rows may have been replaced
         self._fresh.update(numbers)
         self._merge()
 
@@ -106,14 +111,32 @@ class Universe:
     def members(self) -> list[str]:
         """Every member once, in ascending msisdn order (a new list: the caller may keep it)."""
         self._merge()
-        only = self.only
-        tags = self.tags if only is None else [m for m in self.tags if only(m)]
+        rows = self.rows()
         numbers = self._numbers
-        seen = [str(n) for n in numbers]
-        if not tags and not self._texts:
+        if not rows and not self._texts:
+            seen = [str(n) for n in numbers]
             if not numbers or len(seen[0]) == len(seen[-1]):
                 return seen  # numbers of one length: numeric order is text order
-        return sorted({*seen, *self._texts, *tags})
+            return sorted(seen)
+        tags, only = self.tags, self.only
+        # the rest: seen in events, not a tag row this universe owns (rows are only added, never removed,
+        # but by a snapshot's restore, which forgets the rows; a row added since ``rows()`` changed its key)
+        rest = sorted(m for m in (*map(str, numbers), *self._texts)
+                      if m not in tags or (only is not None and not only(m)))
+        if not rest:
+            return list(rows)
+        return sorted(rows + rest)  # two ascending runs: one merge, not a sort of every member
+
+    def rows(self) -> list[str]:
+        """The tag rows this universe owns, in ascending order: sorted once, again only when rows were
+        added (a ``set`` or ``profile`` of a new subscriber) or ``only`` changed. A daemon calls it when
+        a unit opens, so its first instant does not pay for it."""
+        tags, only = self.tags, self.only
+        key = (len(tags), only)
+        if key != self._rows_key:
+            self._rows = sorted(tags if only is None else [m for m in tags if only(m)])
+            self._rows_key = key
+        return self._rows
 
     def __len__(self) -> int:
         return len(self.members())
@@ -136,6 +159,7 @@ class Universe:
         return UniverseState(numbers.tobytes(), sorted(self._texts))
 
     def restore(self, state: UniverseState) -> None:
+        self._rows_key = None  # the reference's rows may have been replaced with the snapshot's
         numbers = array("q")
         numbers.frombytes(state.numbers)
         if array("q", [1]).tobytes() != (1).to_bytes(8, "little"):  # pragma: no cover (big-endian hosts)

@@ -145,6 +145,19 @@ def test_a_profile_event_makes_its_subscriber_a_member():
     assert sent(sends) == [("7", ms(2024, 5, 1, 10))]
 
 
+def test_subscribers_who_gain_a_tag_row_after_an_instant_are_visited_once_at_the_next():
+    # the sorted tag rows are kept from one instant to the next; rows added since must not be lost
+    # (5: seen in events, then a profile gives it a row) nor visited twice
+    ref = Reference(tags={"2": {}, "9": {}})
+    events = [login(ms(2024, 5, 1, 9), "5"), Profile(ts=ms(2024, 5, 1, 11), msisdn="5", tags={"a": 1}),
+              Profile(ts=ms(2024, 5, 1, 12), msisdn="7", tags={"a": 1}), login(ms(2024, 5, 2, 9), "1"),
+              login(ms(2024, 5, 2, 11), "1")]
+    sends, _ = run(scenario("d", daily()), events, ref)
+    day1, day2 = ms(2024, 5, 1, 10), ms(2024, 5, 2, 10)
+    assert sent(sends) == [("2", day1), ("5", day1), ("9", day1),
+                           ("1", day2), ("2", day2), ("5", day2), ("7", day2), ("9", day2)]
+
+
 def test_a_plan_without_schedules_keeps_no_universe():
     _, engine = run(scenario("d", daily()), [])
     assert engine.universe is not None
