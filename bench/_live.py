@@ -40,9 +40,12 @@ def paced_latencies(
     rate: float,
     *,
     max_batch: int = 512,
+    idle: Callable[[], bool] | None = None,
 ) -> tuple[np.ndarray, list[int], float]:
     """``run_paced``'s run: (each event's latency in ms, each block's end index, wall seconds), so a
-    caller can tell the blocks apart (``bench.live_sweep``: those fed while a sweep was under way)."""
+    caller can tell the blocks apart (``bench.live_sweep``: those fed while a sweep was under way).
+    ``idle()``: called instead of sleeping while no event is due, as the daemon's other tasks run
+    between reads; it returns whether it did any work (False: sleep until the next event is due)."""
     n = len(lines)
     if n == 0:
         raise ValueError("live mode needs at least one event")
@@ -57,6 +60,8 @@ def paced_latencies(
         now = clock()
         due = int((now - start) * rate) + 1  # events 0 … due−1 have arrived
         if due <= i:
+            if idle is not None and idle():
+                continue
             wait = start + i / rate - now
             if wait > 0.0005:
                 sleep(wait - 0.0002)  # a coarse sleep, then a short spin for precision

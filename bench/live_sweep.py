@@ -11,8 +11,10 @@ daemon's default zone) falls ``--at`` of the way through the run. The scenarios 
 catalogue (``scenarios/``, the policy left out as ``python -m bench`` does; its day-1 and
 daily 10:00 schedules fire at that instant too) plus ``bill_day``, a monthly instant over
 ``tags.plan_type``; ``--alone``: ``bill_day`` only. The engine is built as the daemon builds
-it (``sliced=True``) and fed through ``kairos._units.Unit.push`` — the daemon's path, which
-visits ``SWEEP_SLICE`` subscribers after each block — with the collector as the daemon runs
+it (``sliced=True``) and fed through ``kairos._units.Unit.push``, the daemon's path; a sweep goes on
+in ``Unit.sweep`` turns as the daemon's sweep task takes them: one between two blocks, and more
+while no event is due (visits count towards settling the collector as in the daemon); with the
+collector as the daemon runs
 it (loaded state frozen, ``engine.Settler``). Prints latency (scheduled arrival → engine
 returned from the block) over the run and over the blocks fed while a sweep was under way,
 the sweep's wall time and the events processed during it.
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     from kairos import dsl
     from kairos.engine import Engine, Reference, Settler, event_schema, event_union
     from kairos.engine._localtime import DEFAULT_TZ
-    from kairos._units import SWEEP_SLICE, Unit
+    from kairos._units import SWEEP_SHARE, SWEEP_TURN_S, Unit
 
     p = argparse.ArgumentParser(prog="python -m bench.live_sweep")
     p.add_argument("--events", type=Path, help="W2 province traffic (JSON lines)")
@@ -146,8 +148,9 @@ def main(argv: list[str] | None = None) -> None:
 
     def feed(events: list[Any]) -> None:
         before = engine.sweeping
-        unit.push(events)  # the daemon's path: event time, then SWEEP_SLICE visits if a sweep is under way
+        unit.push(events)  # the daemon's path: decoded events to event time
         settler.tick(len(events))
+        settler.tick(unit.sweep())  # the daemon's sweep task takes its turn between two reads
         after = engine.sweeping
         if after and not sweep_wall:
             sweep_wall.append(clock())
@@ -155,14 +158,20 @@ def main(argv: list[str] | None = None) -> None:
             sweep_wall.append(clock())
         flags.append(before or after)
 
+    def idle() -> bool:  # the daemon's sweep task (Daemon._sweeps) goes on while the sources wait
+        visited = unit.sweep()
+        settler.tick(visited)
+        return visited > 0
+
     latency, ends, wall = paced_latencies(lines, feed, msgspec.json.Decoder(event_union()), a.rate,
-                                          max_batch=a.max_batch)
+                                          max_batch=a.max_batch, idle=idle)
     counts = np.diff(np.asarray([0] + ends))
     during = np.repeat(np.asarray(flags), counts)
     swept = latency[during]
     print(f"live_sweep: {len(lines):,} events offered at {a.rate:,.0f}/s over {wall:.1f} s; {schedules} schedules "
           f"({'bill_day alone' if a.alone else 'bill_day + catalogue'}); reference {len(reference.tags):,} subscribers "
-          f"(loaded in {loaded_s:.1f} s); blocks of at most {a.max_batch:,}; SWEEP_SLICE {SWEEP_SLICE:,}; "
+          f"(loaded in {loaded_s:.1f} s); blocks of at most {a.max_batch:,}; sweep turns of "
+          f"{SWEEP_TURN_S * 1000:g} ms, {SWEEP_SHARE:.2f} of block time under load; "
           f"{len(sends):,} sends; peak RSS {peak_rss_mib():,.0f} MiB")
     print(f"  all events     {_fmt(latency)}")
     flagged = np.asarray(flags)

@@ -65,7 +65,7 @@ from kairos._metrics import exposition, registry_for
 from kairos._pseudonym import ENV_KEY, Pseudonymiser, pseudonym_key, pseudonymise_stdlib
 from kairos._reload import AuditLog, Reloader, changes, versions
 from kairos._snapfiles import SnapshotFailed, SnapshotFiles
-from kairos._units import ALL, SWEEP_SLICE, StreamStart, Unit, UnitLoadError, partition_number, unit_name
+from kairos._units import ALL, StreamStart, Unit, UnitLoadError, partition_number, unit_name
 from kairos.adapters import (
     Channel,
     ChannelConfigError,
@@ -612,17 +612,20 @@ class Daemon:
                         unit.advance_to(target)
 
     async def _sweeps(self) -> None:
-        """Schedule instants' sweeps go on a slice at a time (``SWEEP_SLICE`` subscribers), yielding to the
-        sources between slices, with or without input (a unit's ``push`` also takes a slice per block)."""
+        """Schedule instants' sweeps go on a turn at a time (``Unit.sweep``), yielding to the sources between
+        turns, with or without input, so an event waits for at most one turn; the visits count towards
+        settling the collector as events do."""
         while True:
-            stepped = False
+            sweeping = False
             for unit in list(self.units.values()):
-                engine = unit.engine
-                if engine.schedules and engine.sweeping:
-                    engine.sweep_step(SWEEP_SLICE)
-                    stepped = True
-                    await anyio.lowlevel.checkpoint()
-            if not stepped:
+                if unit.sweeping:
+                    sweeping = True
+                    visited = unit.sweep()
+                    if visited:
+                        self._settler.tick(visited)
+            if sweeping:
+                await anyio.lowlevel.checkpoint()
+            else:
                 await anyio.sleep(0.05)
 
     async def _periodic(self) -> None:

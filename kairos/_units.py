@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import msgspec
@@ -44,6 +45,13 @@ def unit_name(partition: int) -> str:
 def partition_number(name: str) -> int:
     """The partition a unit named by ``unit_name`` holds."""
     return int(name[2:])
+
+
+def _sort_rows(engine: Engine) -> None:
+    """Sort a schedule's tag rows now, as the unit opens, not at its first instant (a second for a
+    million rows in no order: ``Universe.rows``)."""
+    if engine.universe is not None:
+        engine.universe.rows()
 
 
 class UnitState(msgspec.Struct):
@@ -85,15 +93,23 @@ _encoder = msgspec.msgpack.Encoder()
 _events = msgspec.msgpack.Decoder(list[event_union()])  # type: ignore[misc]
 
 
-#: subscribers a schedule instant's sweep visits between two blocks of events (LANGUAGE.md §9.1): a
-#: million take 500 blocks, none of which waits more than a few milliseconds for it
-SWEEP_SLICE = 2_000
+#: the longest one turn of a schedule instant's sweep may take (LANGUAGE.md §9.1), in seconds: events that
+#: arrive meanwhile wait at most about this long. A turn is bounded by time, not by a count of visits, since
+#: a visit costs from well under a microsecond (its ``where`` false) to several (a send)
+SWEEP_TURN_S = 0.002
+#: while blocks of events keep coming, a sweep's turns take at most this share of the time the blocks took
+#: (a sweep then has a quarter of a saturated core and events the rest); with no block since the last turn
+#: (the sources are waiting) a turn takes ``SWEEP_TURN_S`` whole: a sweep runs on the time events leave
+SWEEP_SHARE = 1 / 3
+#: visits between two looks at the clock within a turn
+SWEEP_CHUNK = 100
 
 
 class Unit:
     """One engine, its event time, its positions and where it is snapshotted."""
 
-    __slots__ = ("name", "path", "engine", "clock", "positions", "dedup", "on_fault", "start", "armed")
+    __slots__ = ("name", "path", "engine", "clock", "positions", "dedup", "on_fault", "start", "armed",
+                 "_blocks", "_blocks_at_turn", "_owed")
 
     def __init__(self, name: str, path: Path, engine: Engine, lateness_ms: int,
                  on_late: Callable[[Any, int], None], dedup_window_ms: int | None = None,
@@ -113,6 +129,9 @@ class Unit:
         self.start = StreamStart() if start is None else start
         self.armed = engine.armed  #: every schedule has chosen its next instant (or there is none)
         self._hear_faults(engine)
+        _sort_rows(engine)
+        self._blocks = self._blocks_at_turn = 0  #: blocks pushed, and as of the last sweep turn
+        self._owed = 0.0  #: seconds of sweep turns the blocks since have earned (``SWEEP_SHARE``)
 
     def _hear_faults(self, engine: Engine) -> None:
         report = self.on_fault
@@ -123,13 +142,48 @@ class Unit:
         """Decoded events in: duplicates skipped, the rest to event time."""
         if self.dedup is not None:
             events = self.dedup.fresh(events)
+        began = perf_counter()
         if self.armed:
             self.clock.push(events)
         else:
             self._arming(events)
+        self._blocks += 1
+        if self.engine.sweeping:
+            self._owed = min(self._owed + (perf_counter() - began) * SWEEP_SHARE, SWEEP_TURN_S)
+
+    @property
+    def sweeping(self) -> bool:
+        """A schedule instant is being swept (``sweep`` has subscribers to visit)."""
         engine = self.engine
-        if engine.schedules and engine.sweeping:
-            engine.sweep_step(SWEEP_SLICE)
+        return bool(engine.schedules) and engine.sweeping
+
+    def sweep(self) -> int:
+        """One turn of the schedule sweeps under way (LANGUAGE.md §9.1), taken between blocks of events by the
+        daemon's sweep task; how many subscribers it visited. With no block since the last turn (the
+        sources are waiting) it visits for ``SWEEP_TURN_S``; else for the share of the blocks' time they
+        earned (``SWEEP_SHARE``), so neither an event waits more than a turn nor a backlog stops a sweep."""
+        if not self.sweeping:
+            return 0
+        idle = self._blocks == self._blocks_at_turn
+        self._blocks_at_turn = self._blocks
+        budget = SWEEP_TURN_S if idle else self._owed
+        if budget <= 0.0:
+            return 0
+        engine = self.engine
+        now = perf_counter()
+        end = now + budget
+        visited = 0
+        while True:
+            n = engine.sweep_step(SWEEP_CHUNK)
+            visited += n
+            if n < SWEEP_CHUNK:  # fewer than asked: every sweep has ended
+                break
+            now = perf_counter()
+            if now >= end:
+                break
+        if not idle:
+            self._owed = max(0.0, end - now)
+        return visited
 
     def advance_to(self, t: int) -> None:
         """Time reaches ``t`` without events (idle advance): ``EventTime.advance_to``, armed as ``push`` arms."""
@@ -156,6 +210,7 @@ class Unit:
         self.clock.engine = engine
         self.armed = engine.armed
         self._hear_faults(engine)
+        _sort_rows(engine)
 
     def encode(self) -> bytes:
         """The unit's snapshot file content."""
