@@ -11,6 +11,14 @@ on disk never runs ahead of the sends it implies.
 Whatever fails on the way (serialising the state, writing, the child process)
 raises ``SnapshotFailed`` naming the cause, and leaves the published files —
 the last good snapshot — as they were.
+
+A daemon killed (SIGKILL) while its child serialises leaves that child
+running: it still writes the temporary file when it is done, perhaps while
+the restarted daemon's snapshot waits there to be published. So a take
+first removes any temporary file left (an orphan writing to it writes to an
+unlinked file), and a child creates its file exclusively (``O_EXCL``): an
+orphan that comes later finds the file there and writes nothing, and the
+file renamed into place is always the one this take wrote.
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ class SnapshotFiles:
             started = time.perf_counter()
             use_fork = self.fork if fork is None else fork and hasattr(os, "fork")
             try:
+                _clear_tmp(paths)
                 if use_fork:
                     pause = await self._forked(paths, produce, prepare, started)
                 else:
@@ -151,6 +160,13 @@ def _read_all(fd: int) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+def _clear_tmp(paths: list[Path]) -> None:
+    """Remove the temporary files a killed daemon's snapshot child may have left (or be writing) before this
+    take creates its own; an ``OSError`` (the name taken by a directory) fails the take."""
+    for path in paths:
+        _tmp(path).unlink(missing_ok=True)
+
+
 def _discard_tmp(paths: list[Path]) -> None:
     """A failed snapshot's partial temporary files go; the published ones are not touched."""
     for path in paths:
@@ -161,8 +177,9 @@ def _discard_tmp(paths: list[Path]) -> None:
 
 
 def _write_synced(path: Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist: another writer's file is never taken over), write, fsync."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         view = memoryview(data)
         while view:
