@@ -86,6 +86,9 @@ class SnapshotFiles:
             except Exception as e:  # an encoder's OverflowError, a full disk: the previous files stay
                 _discard_tmp(paths)
                 raise SnapshotFailed(f"{type(e).__name__}: {e}") from e
+            except BaseException:  # cancelled (the daemon stopping): nothing published, nothing left behind
+                _discard_tmp(paths)
+                raise
             where = "" if not paths else str(paths[0]) if len(paths) == 1 else str(paths[0].parent)
             info = SnapshotInfo(where, pause * 1000, (time.perf_counter() - started) * 1000, size, use_fork)
             self.taken += 1
@@ -120,8 +123,11 @@ class SnapshotFiles:
         os.close(reason_w)
         pause = time.perf_counter() - started
         try:
-            _, status = await anyio.to_thread.run_sync(os.waitpid, pid, 0)
-            reason = await anyio.to_thread.run_sync(_read_all, reason_r)
+            # shielded: a take cancelled now (the daemon stopping) still waits for its child, which would else
+            # go on writing the temporary file the final snapshot writes next, and be left unreaped
+            with anyio.CancelScope(shield=True):
+                _, status = await anyio.to_thread.run_sync(os.waitpid, pid, 0)
+                reason = await anyio.to_thread.run_sync(_read_all, reason_r)
         finally:
             os.close(reason_r)
         if os.waitstatus_to_exitcode(status) != 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -87,3 +88,28 @@ def test_a_temporary_file_a_killed_daemons_child_left_does_not_stop_the_next_sna
             _write_synced(_tmp(target), b"left again")
 
     anyio.run(take)
+
+
+def test_a_snapshot_cancelled_as_its_child_is_forked_waits_for_the_child_and_leaves_nothing(tmp_path: Path):
+    """SIGTERM can cancel a periodic snapshot just after its fork: the child must not go on writing the temporary
+    file beside the final snapshot (which would then fail, or publish a mixed file), nor be left unreaped."""
+    target = tmp_path / "snapshot.bin"
+    target.write_bytes(b"the previous snapshot")
+
+    async def durable() -> None:
+        return None
+
+    async def cancelled() -> None:
+        with anyio.CancelScope() as scope:
+            def prepare() -> Any:  # called as the state is captured, just before the fork
+                scope.cancel()
+                return durable()
+
+            await SnapshotFiles(fork=True).take([target], lambda: [b"the periodic state"], prepare)
+        assert scope.cancelled_caught
+
+    anyio.run(cancelled)
+    with pytest.raises(ChildProcessError):  # the child has exited and was reaped
+        os.waitpid(-1, os.WNOHANG)
+    assert not _tmp(target).exists()
+    assert b"the previous snapshot" == target.read_bytes()
