@@ -11,6 +11,14 @@ on disk never runs ahead of the sends it implies.
 Whatever fails on the way (serialising the state, writing, the child process)
 raises ``SnapshotFailed`` naming the cause, and leaves the published files —
 the last good snapshot — as they were.
+
+A daemon killed (SIGKILL) while its child serialises leaves that child
+running: it still writes the temporary file when it is done, perhaps while
+the restarted daemon's snapshot waits there to be published. So a take
+first removes any temporary file left (an orphan writing to it writes to an
+unlinked file), and a child creates its file exclusively (``O_EXCL``): an
+orphan that comes later finds the file there and writes nothing, and the
+file renamed into place is always the one this take wrote.
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ class SnapshotFiles:
             started = time.perf_counter()
             use_fork = self.fork if fork is None else fork and hasattr(os, "fork")
             try:
+                _clear_tmp(paths)
                 if use_fork:
                     pause = await self._forked(paths, produce, prepare, started)
                 else:
@@ -77,6 +86,9 @@ class SnapshotFiles:
             except Exception as e:  # an encoder's OverflowError, a full disk: the previous files stay
                 _discard_tmp(paths)
                 raise SnapshotFailed(f"{type(e).__name__}: {e}") from e
+            except BaseException:  # cancelled (the daemon stopping): nothing published, nothing left behind
+                _discard_tmp(paths)
+                raise
             where = "" if not paths else str(paths[0]) if len(paths) == 1 else str(paths[0].parent)
             info = SnapshotInfo(where, pause * 1000, (time.perf_counter() - started) * 1000, size, use_fork)
             self.taken += 1
@@ -111,8 +123,11 @@ class SnapshotFiles:
         os.close(reason_w)
         pause = time.perf_counter() - started
         try:
-            _, status = await anyio.to_thread.run_sync(os.waitpid, pid, 0)
-            reason = await anyio.to_thread.run_sync(_read_all, reason_r)
+            # shielded: a take cancelled now (the daemon stopping) still waits for its child, which would else
+            # go on writing the temporary file the final snapshot writes next, and be left unreaped
+            with anyio.CancelScope(shield=True):
+                _, status = await anyio.to_thread.run_sync(os.waitpid, pid, 0)
+                reason = await anyio.to_thread.run_sync(_read_all, reason_r)
         finally:
             os.close(reason_r)
         if os.waitstatus_to_exitcode(status) != 0:
@@ -151,6 +166,13 @@ def _read_all(fd: int) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+def _clear_tmp(paths: list[Path]) -> None:
+    """Remove the temporary files a killed daemon's snapshot child may have left (or be writing) before this
+    take creates its own; an ``OSError`` (the name taken by a directory) fails the take."""
+    for path in paths:
+        _tmp(path).unlink(missing_ok=True)
+
+
 def _discard_tmp(paths: list[Path]) -> None:
     """A failed snapshot's partial temporary files go; the published ones are not touched."""
     for path in paths:
@@ -161,8 +183,9 @@ def _discard_tmp(paths: list[Path]) -> None:
 
 
 def _write_synced(path: Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist: another writer's file is never taken over), write, fsync."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         view = memoryview(data)
         while view:
