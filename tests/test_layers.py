@@ -39,6 +39,8 @@ PRIVATE_IMPORTS_ALLOWED = {
         "the bench measures the daemon's ingest in process; its only public face is `kairos run`",
     ("bench.snapshot_pause", "kairos._snapfiles"):
         "the bench measures the pause of the daemon's own snapshot writer",
+    ("bench.live_sweep", "kairos._units"):
+        "the bench measures live latency through the daemon's own unit (its push and its sweep turns)",
 }
 
 
