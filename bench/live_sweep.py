@@ -91,8 +91,7 @@ def replay_instant(reference: Path, instant: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     from kairos import dsl
-    from kairos.engine import Engine, Reference, Settler, event_schema, event_union
-    from kairos.engine import DEFAULT_TZ
+    from kairos.engine import DEFAULT_TZ, Engine, Reference, Settler, event_schema, event_union
     from kairos._units import SWEEP_SHARE, SWEEP_TURN_S, Unit
 
     p = argparse.ArgumentParser(prog="python -m bench.live_sweep")
