@@ -98,9 +98,10 @@ _events = msgspec.msgpack.Decoder(list[event_union()])  # type: ignore[misc]
 #: a visit costs from well under a microsecond (its ``where`` false) to several (a send)
 SWEEP_TURN_S = 0.002
 #: while blocks of events keep coming, a sweep's turns take at most this share of the time the blocks took
-#: (a sweep then has a quarter of a saturated core and events the rest); with no block since the last turn
-#: (the sources are waiting) a turn takes ``SWEEP_TURN_S`` whole: a sweep runs on the time events leave
-SWEEP_SHARE = 1 / 3
+#: (a backlog still moves a sweep, at about a tenth of the core); with no block since the last turn (the
+#: sources are waiting) a turn takes ``SWEEP_TURN_S`` whole. A third let the queue a crossing builds grow
+#: at half the max rate (bench.live_sweep: p99 0.34 s during the sweep, against 0.11-0.23 s with a tenth)
+SWEEP_SHARE = 0.1
 #: visits between two looks at the clock within a turn
 SWEEP_CHUNK = 100
 

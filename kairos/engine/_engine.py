@@ -384,8 +384,7 @@ class Engine:
         def caught_up(part: list[Event]) -> list[Event]:
             for rt in schedules:
                 if rt.sweep is not None:
-                    for ev in part:
-                        rt.catch_up(ev.msisdn)
+                    rt.catch_up_all([ev.msisdn for ev in part])
             return part
 
         def feed(events: list[Event], on_late: Callable[[int, Event], None] | None = None) -> None:
