@@ -623,9 +623,8 @@ class Daemon:
                     visited = unit.sweep()
                     if visited:
                         self._settler.tick(visited)
-            if sweeping:
-                await anyio.lowlevel.checkpoint()
-            else:
+                    await anyio.lowlevel.checkpoint()  # a turn of each unit, not of all units, between reads
+            if not sweeping:
                 await anyio.sleep(0.05)
 
     async def _periodic(self) -> None:

@@ -246,6 +246,7 @@ class Unit:
                 "still never repeated: the outbox ledger remembers them)"
             ) from None
         self.positions = dict(extra.positions)
+        _sort_rows(self.engine)  # the restore forgot the rows sorted as the unit opened
         log.info("snapshot loaded", unit=self.name, path=str(path), taken_at=snap.taken_at,
                  stream_time=self.engine.now, kept=report.kept, dropped_changed=report.pattern_dropped,
                  gates_dropped=report.gates_dropped, withdrawn=report.withdrawn,

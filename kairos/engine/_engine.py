@@ -382,9 +382,12 @@ class Engine:
         schedules = self.schedules
 
         def caught_up(part: list[Event]) -> list[Event]:
+            msisdns = None
             for rt in schedules:
                 if rt.sweep is not None:
-                    rt.catch_up_all([ev.msisdn for ev in part])
+                    if msisdns is None:
+                        msisdns = [ev.msisdn for ev in part]
+                    rt.catch_up_all(msisdns)
             return part
 
         def feed(events: list[Event], on_late: Callable[[int, Event], None] | None = None) -> None:

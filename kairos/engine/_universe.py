@@ -15,6 +15,7 @@ msisdn (text) order, the order a schedule visits them in.
 from __future__ import annotations
 
 import bisect
+from itertools import islice
 from array import array
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -128,14 +129,19 @@ class Universe:
         return sorted(rows + rest)  # two ascending runs: one merge, not a sort of every member
 
     def rows(self) -> list[str]:
-        """The tag rows this universe owns, in ascending order: sorted once, again only when rows were
-        added (a ``set`` or ``profile`` of a new subscriber) or ``only`` changed. A daemon calls it when
-        a unit opens, so its first instant does not pay for it."""
+        """The tag rows this universe owns, in ascending order: sorted once; rows added since (a ``set`` or
+        ``profile`` of a new subscriber) are merged in; sorted again only after a restore or if ``only``
+        changed. A daemon calls it when a unit opens, so its first instant does not pay for it."""
         tags, only = self.tags, self.only
-        key = (len(tags), only)
-        if key != self._rows_key:
+        size = len(tags)
+        was = self._rows_key
+        if was is None or was[1] is not only or size < was[0]:
             self._rows = sorted(tags if only is None else [m for m in tags if only(m)])
-            self._rows_key = key
+        elif size > was[0]:  # rows added since (a dict keeps its order: the last ones): merged in, not re-sorted
+            added = sorted(m for m in islice(reversed(tags), size - was[0]) if only is None or only(m))
+            if added:
+                self._rows = sorted(self._rows + added)  # two ascending runs: one merge
+        self._rows_key = (size, only)
         return self._rows
 
     def __len__(self) -> int:

@@ -36,7 +36,7 @@ class FakeClock:
 
 
 @pytest.fixture
-def swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Unit, list]:
+def swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Unit, list, FakeClock]:
     """A unit whose engine has crossed a daily 10:00 instant over ``ROWS`` tags-only subscribers; the unit's
     clock moves 1 ms at each reading."""
     sends: list = []
@@ -44,29 +44,39 @@ def swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Unit, list]:
     engine = Engine(Plan((scenario("d", Schedule("day", 0, 600, None)),)), ref, sink=sends.append,
                     tz="Asia/Shanghai", sliced=True)
     unit = Unit("all", tmp_path / "snapshot.bin", engine, 0, on_late=lambda _ev, _late: None)
-    monkeypatch.setattr(units, "perf_counter", FakeClock(0.001))
+    clock = FakeClock(0.001)
+    monkeypatch.setattr(units, "perf_counter", clock)
     unit.push([Login(ts=NINE, msisdn="13800000001", channel="app")])
     unit.push([Login(ts=NINE + 2 * H, msisdn="13800000001", channel="app")])
     assert unit.sweeping
-    return unit, sends
+    return unit, sends, clock
 
 
 def test_a_turn_after_a_block_takes_the_share_the_block_earned_and_an_idle_turn_a_whole_turn(swept):
-    unit, _ = swept
-    # the block took 1 ms (one reading before, one after): a third of it is earned, less than one
+    unit, _, _ = swept
+    # the block took 1 ms (one reading before, one after): a tenth of it is earned, less than one
     # chunk's time, so the turn after it visits one chunk and stops
     assert unit.sweep() == SWEEP_CHUNK
     # no block since: a whole turn of 2 ms, a chunk per 1 ms reading
     assert unit.sweep() == 2 * SWEEP_CHUNK
     assert unit.sweep() == 2 * SWEEP_CHUNK
-    # blocks again: each earns a third of its millisecond, and the turn after it visits one chunk
+    # blocks again: each earns a tenth of its millisecond, and the turn after it visits one chunk
     for _ in range(3):
         unit.push([])
         assert unit.sweep() == SWEEP_CHUNK
 
 
+def test_the_turn_after_a_long_block_lasts_a_tenth_of_the_block(swept):
+    unit, _, clock = swept
+    unit.sweep()
+    clock.step = 2**-7  # a block of 7.8 ms earns 0.78 ms of sweep (a third would earn the 2 ms cap)
+    unit.push([])
+    clock.step = 2**-12  # 0.24 ms a reading: four chunks pass 0.78 ms
+    assert unit.sweep() == 4 * SWEEP_CHUNK
+
+
 def test_turns_visit_every_member_once_and_then_stop(swept):
-    unit, sends = swept
+    unit, sends, _ = swept
     visited = 0
     while unit.sweeping:
         visited += unit.sweep()

@@ -181,17 +181,18 @@ class ScheduleRuntime(PatternRuntime):
             return
         members, done, caught = sweep.members, sweep.done, self._caught
         n = len(members)
-        last = members[done - 1] if done else ""
+        last = members[done - 1] if done else None
         todo: list[str] = []
         for m in msisdns:
-            if m <= last or m in caught:  # visited in turn (or no member), or out of turn already
+            if (last is not None and m <= last) or m in caught:  # visited in turn (or no member), or out of turn
                 continue
             k = bisect.bisect_left(members, m, done)
             if k < n and members[k] == m:
-                caught.add(m)  # visited out of turn: the slice skips it
                 todo.append(m)
         if todo:
             instant = sweep.instant
             with self.host.at_time(instant):  # type: ignore[attr-defined]
                 for m in todo:
-                    self.visit(m, instant)
+                    if m not in caught:  # a number twice in the block: once
+                        caught.add(m)  # visited out of turn: the slice skips it
+                        self.visit(m, instant)
