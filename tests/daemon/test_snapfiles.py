@@ -90,9 +90,20 @@ def test_a_temporary_file_a_killed_daemons_child_left_does_not_stop_the_next_sna
     anyio.run(take)
 
 
-def test_a_snapshot_cancelled_as_its_child_is_forked_waits_for_the_child_and_leaves_nothing(tmp_path: Path):
+def test_a_snapshot_cancelled_as_its_child_is_forked_waits_for_the_child_and_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """SIGTERM can cancel a periodic snapshot just after its fork: the child must not go on writing the temporary
     file beside the final snapshot (which would then fail, or publish a mixed file), nor be left unreaped."""
+    forked: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:  # this snapshot's child, not another child of the test process (a broker, a server)
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
     target = tmp_path / "snapshot.bin"
     target.write_bytes(b"the previous snapshot")
 
@@ -109,7 +120,8 @@ def test_a_snapshot_cancelled_as_its_child_is_forked_waits_for_the_child_and_lea
         assert scope.cancelled_caught
 
     anyio.run(cancelled)
+    (child,) = forked
     with pytest.raises(ChildProcessError):  # the child has exited and was reaped
-        os.waitpid(-1, os.WNOHANG)
+        os.waitpid(child, os.WNOHANG)
     assert not _tmp(target).exists()
     assert b"the previous snapshot" == target.read_bytes()
