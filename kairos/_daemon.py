@@ -618,6 +618,8 @@ class Daemon:
         while True:
             sweeping = False
             for unit in list(self.units.values()):
+                if self.units.get(unit.name) is not unit:
+                    continue  # closed (its partition revoked) while an earlier unit's turn yielded: not ours now
                 if unit.sweeping:
                     sweeping = True
                     visited = unit.sweep()
