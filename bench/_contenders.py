@@ -138,19 +138,14 @@ def w2(events: Path, scenarios: list[str], reference: str, workers: int) -> Meas
 
 def live(events: Path, scenarios: list[str], reference: str, rate: float, seconds: float,
          gc_mode: str = "auto") -> Measurement:
-    from bench._live import run_paced
+    from bench._live import first_lines, run_paced
     from kairos.engine import Engine, Reference, Settler, event_union
     from kairos._compile import compile_plan
 
     plan = compile_plan(scenarios)
     ref = Reference.load(reference)
     want = max(1, int(rate * seconds))
-    lines: list[bytes] = []
-    with open(events, "rb") as f:
-        for line in f:
-            lines.append(line)
-            if len(lines) == want:
-                break
+    lines = first_lines(events, want)
     sends: list[Any] = []
     engine = Engine(plan, ref, sink=sends.append)
     decoder = msgspec.json.Decoder(event_union())

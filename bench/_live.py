@@ -13,11 +13,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import msgspec
 import numpy as np
 
 from bench._measure import Latency
+
+
+def first_lines(path: Path, n: int) -> list[bytes]:
+    """The first ``n`` lines of ``path`` (all of them if it has fewer), as raw bytes."""
+    lines: list[bytes] = []
+    with open(path, "rb") as f:
+        for line in f:
+            lines.append(line)
+            if len(lines) == n:
+                break
+    return lines
 
 
 def run_paced(

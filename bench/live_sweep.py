@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 import numpy as np
 
-from bench._live import paced_latencies, percentiles
+from bench._live import first_lines, paced_latencies, percentiles
 from bench._measure import peak_rss_mib
 
 BILL_DAY = """
@@ -50,12 +50,7 @@ _TS = re.compile(rb'"ts":\s*(\d+)')
 
 def shifted(path: Path, n: int, instant: int, at: float) -> list[bytes]:
     """The first ``n`` lines of ``path``, every ts moved by one offset so that event ``at·n`` is at ``instant``."""
-    lines: list[bytes] = []
-    with open(path, "rb") as f:
-        for line in f:
-            lines.append(line)
-            if len(lines) == n:
-                break
+    lines = first_lines(path, n)
     k = int(at * len(lines))
     m = _TS.search(lines[k])
     assert m is not None
