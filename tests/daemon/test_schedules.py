@@ -164,6 +164,19 @@ def _frozen_mid_sweep(folder, config, proc, *, left: int) -> dict[str, bytes] | 
         proc.send_signal(signal.SIGCONT)
 
 
+def _at_some_size(tmp_path, attempt, failure: str):
+    """``attempt(folder, n)`` with 200 000 rows, then 1 000 000 if it returned None (a machine fast enough to
+    get past the point it waits for between two snapshots); (its folder, what it returned). The test fails if
+    both returned None."""
+    for n in (200_000, 1_000_000):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        got = attempt(folder, n)
+        if got is not None:
+            return folder, got
+    pytest.fail(failure)
+
+
 def _killed_mid_sweep(folder, n: int):
     """``_sweep_input``'s daemon SIGKILLed once the snapshot a restart would load holds the sweep under way.
     Returns (config, rows, the files at the kill, replay's sends), or None if the whole sweep fell between two
@@ -203,15 +216,9 @@ def _resumed_after_restart(folder, config, rows: dict[str, dict], saved: Sweep) 
 def test_a_crash_mid_sweep_resumes_the_sweep_from_the_snapshot_and_sends_each_subscriber_once(tmp_path):
     # the kill point is what the daemon wrote (a snapshot holding the sweep under way), never a time; a machine
     # fast enough to sweep 200 000 rows between two snapshots gets five times as many, then the test fails
-    for n in (200_000, 1_000_000):
-        folder = tmp_path / str(n)
-        folder.mkdir()
-        killed = _killed_mid_sweep(folder, n)
-        if killed is not None:
-            break
-    else:
-        pytest.fail("every sweep began and ended between two snapshots: no restart mid-sweep was tested")
-    config, rows, files, expected = killed
+    folder, (config, rows, files, expected) = _at_some_size(
+        tmp_path, _killed_mid_sweep,
+        "every sweep began and ended between two snapshots: no restart mid-sweep was tested")
     # the restart loaded a file read at the kill (nothing was published after it), the sweep under way in it
     since = log_offset(folder)
     saved = _published_sweep(config, files)
@@ -356,16 +363,9 @@ def test_a_clean_stop_mid_sweep_neither_loses_nor_repeats_a_subscriber_after_res
     # the stop point is what the daemon published (a snapshot holding the sweep under way, half of it or more
     # left), never a time; a machine fast enough to get past it between two snapshots, or to finish the sweep
     # before the stop, gets five times as many rows, then the test fails
-    for n in (200_000, 1_000_000):
-        folder = tmp_path / str(n)
-        folder.mkdir()
-        stopped = _cleanly_stopped_mid_sweep(folder, n)
-        if stopped is not None:
-            break
-    else:
-        pytest.fail("every sweep got past half before a snapshot held it, or ended before the stop: "
-                    "no stop mid-sweep was tested")
-    config, rows, written, expected = stopped
+    folder, (config, rows, written, expected) = _at_some_size(
+        tmp_path, _cleanly_stopped_mid_sweep, "every sweep got past half before a snapshot held it, or ended "
+        "before the stop: no stop mid-sweep was tested")
     # the restart loaded the snapshot the stop wrote and went on from the sweep in it
     since = log_offset(folder)
     saved = decode_snapshot(written).engine.sweeps["morning"]
