@@ -152,7 +152,7 @@ def live(events: Path, scenarios: list[str], reference: str, rate: float, second
     feed = engine.feed
     if gc_mode == "daemon":
         # what `kairos run` does: what is loaded leaves the collector's walk, and so does the
-        # state every 100 000 events made (engine.Settler, kairos/_daemon.py); the collector stays on
+        # state every 20 000 events made (engine.Settler, kairos/_daemon.py); the collector stays on
         gc.collect()
         gc.freeze()
         settler = Settler()

@@ -33,13 +33,12 @@ from kairos.engine._replay import (
     Measures,
     OrderedWriter,
     ReplayReport,
-    Settler,
     count_newlines,
     replay,
-    settle,
     stderr_problem_printer,
 )
 from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, JUMP_CONFIRM
+from kairos.engine._settle import Settler, settle
 from kairos.engine._snapshot import RestoreReport, Snapshot, SnapshotError
 from kairos.engine._snapshot import decode as decode_snapshot
 from kairos.engine._snapshot import encode as encode_snapshot

@@ -9,7 +9,6 @@ output byte-identical run to run and equal to a merge of several workers'.
 
 from __future__ import annotations
 
-import gc
 import heapq
 import sys
 import tempfile
@@ -24,42 +23,9 @@ import numpy as np
 from kairos.engine._engine import Engine, ScenarioStats, Send, TagWrite
 from kairos.engine._events import Event, event_union
 from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, Feeder
+from kairos.engine._settle import Settler, settle
 
 BLOCK_BYTES = 64 * 1024  # small enough that a decoded block is still in cache when it is processed
-
-#: events between two ``settle()`` calls (``Settler``)
-SETTLE_EVENTS = 100_000
-
-
-def settle() -> None:
-    """What is alive now is long-lived: move it out of the garbage collector's walk.
-
-    The engine keeps its state in objects that reference counting frees and
-    that form no cycles (tests/bench/test_live.py checks the catalogue), so a
-    full collection over a million subscribers' state and tags finds nothing
-    and costs a tenth of a replay. ``gc.freeze()`` takes what exists out of
-    every later collection (it is still freed when unreferenced); replays and
-    the daemon call it after loading and then every ``SETTLE_EVENTS`` events (``Settler``).
-    """
-    gc.freeze()
-
-
-class Settler:
-    """Calls ``settle()`` once every ``every`` events it is told of: a full collection
-    then walks at most the state those events made, not a million subscribers'."""
-
-    __slots__ = ("_every", "_left")
-
-    def __init__(self, every: int = SETTLE_EVENTS) -> None:
-        self._every = every
-        self._left = every
-
-    def tick(self, events: int) -> None:
-        self._left -= events
-        if self._left <= 0:
-            self._left = self._every
-            settle()
-
 
 class InputProblem(msgspec.Struct, frozen=True):
     """A line of input that was not processed, and why."""

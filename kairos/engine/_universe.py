@@ -87,6 +87,15 @@ class Universe:
         k = bisect.bisect_left(numbers, n)
         return k < len(numbers) and numbers[k] == n
 
+    def member(self, m: str) -> bool:
+        """``m`` is among ``members()``: a tag row this universe owns, or a number seen in events — one
+        hash probe for a tag row, not a search of the sorted members (a sweep's catch-up, per event)."""
+        if m in self.tags:
+            only = self.only
+            if only is None or only(m):
+                return True
+        return m in self._fresh or self._has(m)
+
     def add(self, numbers: Iterable[str]) -> None:
         """Make each of ``numbers`` a member (a snapshot from before the universe was kept)."""
         self._rows_key = None  # restored: the reference's rows may have been replaced

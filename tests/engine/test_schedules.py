@@ -250,6 +250,53 @@ def test_a_sweep_in_slices_between_blocks_decides_what_replay_decides(block):
     assert len({s.id for s in sliced}) == len(sliced)
 
 
+def _newcomers() -> tuple[dict[str, dict], list]:
+    """20 tag rows and 5 subscribers seen before the 10:00 instant; after it, numbers never seen before
+    (one past every row, one among them) log in across several blocks and one gets a tag row by a
+    ``profile``, while members go on too."""
+    tags = {f"139{i:04d}": {"x": 1} for i in range(0, 40, 2)}
+    events: list = [login(ms(2024, 5, 1, 9) + i, f"138{i:04d}") for i in range(5)]
+    t = ms(2024, 5, 1, 10)
+    for k in range(12):
+        t += 1_000
+        events.append(login(t, "1399999"))  # past every member: the sweep has not reached it
+        events.append(login(t, "1390003"))  # between two rows
+        events.append(Profile(ts=t, msisdn="1390005", tags={"x": 3}) if k == 1 else login(t, f"138{k % 5:04d}"))
+        events.append(login(t, f"139{(k * 6) % 40:04d}"))
+    events.append(login(ms(2024, 5, 1, 12), "1380000"))
+    return tags, events
+
+
+@pytest.mark.parametrize("owner", [None, "even"], ids=["one engine", "a partition's share"])
+def test_subscribers_first_seen_after_an_instant_are_not_visited_at_it_in_slices_as_in_replay(owner):
+    scn = scenario("d", daily())
+    tags, events = _newcomers()
+    only = None if owner is None else (lambda m: int(m) % 4 == 0)  # half the tag rows are this share's
+
+    def engine(sends: list, sliced: bool) -> Engine:
+        e = Engine(Plan((scn,)), Reference(tags={m: dict(t) for m, t in tags.items()}), sink=sends.append,
+                   sliced=sliced)
+        assert e.universe is not None
+        e.universe.only = only
+        return e
+
+    whole: list = []
+    replay = engine(whole, sliced=False)
+    replay.feed(events)
+    replay.finish()
+    members = [m for m in tags if only is None or only(m)] + [f"138{i:04d}" for i in range(5)]
+    assert sorted(s.msisdn for s in whole) == sorted(members)  # none first seen after the instant
+    sliced: list = []
+    daemon = engine(sliced, sliced=True)
+    for i in range(0, len(events), 4):
+        daemon.feed(events[i:i + 4])
+        daemon.sweep_step(1)
+    while daemon.sweeping:
+        daemon.sweep_step(1)
+    daemon.finish()
+    assert _key(sliced) == _key(whole)
+
+
 def test_a_restart_mid_sweep_neither_repeats_nor_skips_a_subscriber():
     scn = scenario("d", daily(where=lambda e, a, c: c.tag("x") != 2))
     ref, events = _stream()
@@ -320,3 +367,20 @@ def test_a_block_crossing_a_second_instant_while_a_sweep_is_under_way_visits_at_
         engine.sweep_step(3)
     engine.finish()
     assert _key(sends) == _key(whole)
+
+
+def test_a_sweeps_frozen_members_are_out_of_the_collectors_walk_from_the_instant():
+    """A million members are a million references every full collection of the sweep would visit."""
+    import gc
+
+    tags = {f"139{i:04d}": {"x": 1} for i in range(50)}
+    sends: list = []
+    engine = Engine(Plan((scenario("d", daily()),)), Reference(tags=tags), sink=sends.append, sliced=True)
+    try:
+        engine.feed([login(ms(2024, 5, 1, 9), "1380000")])
+        engine.feed([login(ms(2024, 5, 1, 11), "1380000")])
+        sweep = engine.schedules[0].sweep
+        assert sweep is not None and len(sweep.members) == 51
+        assert all(o is not sweep.members for o in gc.get_objects())  # frozen: in no generation the collector walks
+    finally:
+        gc.unfreeze()

@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 from kairos.engine._localtime import LocalTime
+from kairos.engine._settle import settle
 from kairos.engine.forms.base import Handler, Host, PatternRuntime
 from kairos.plan import LAST_DAY, Schedule
 
@@ -74,7 +75,7 @@ class Sweep(msgspec.Struct, array_like=True):
 class ScheduleRuntime(PatternRuntime):
     """A schedule: reads no event; its one deadline is the next instant (see the module)."""
 
-    __slots__ = ("pattern", "where", "sweep", "_caught", "visited", "instants", "next")
+    __slots__ = ("pattern", "where", "sweep", "_caught", "_member", "_outside", "visited", "instants", "next")
 
     def __init__(self, index: int, host: Host, pattern: Schedule) -> None:
         super().__init__(index, host)
@@ -83,6 +84,10 @@ class ScheduleRuntime(PatternRuntime):
         #: the sweep under way in a sliced host (None: none)
         self.sweep: Sweep | None = None
         self._caught: set[str] = set()  # members past the sweep's ``done`` already visited
+        #: the sweep's membership as one hash probe (``Universe.member``), for a sweep this engine started
+        #: at its instant; None: search the frozen members (a sweep restored from a snapshot)
+        self._member: Any = None
+        self._outside: set[str] = set()  # numbers past ``done`` found not to be members of the sweep
         #: the instant armed (``ARMING`` before the first event)
         self.next = ARMING
         self.visited = 0  #: subscribers visited, over all instants (a metric)
@@ -107,9 +112,13 @@ class ScheduleRuntime(PatternRuntime):
         self.arm(when + 1)
         members = host.universe.members()
         if host.sliced:
+            # a million references the sweep holds for its whole run: every full collection meanwhile would
+            # visit each (~30 ms at a million, issue 14's live tail) — long-lived at once, out of the walk
+            settle()
             if self.sweep is not None:  # the previous instant's sweep is not done: finish it first
                 self.step(len(self.sweep.members))
             self.start(Sweep(when, members))
+            self._member = host.universe.member
             return
         for m in members:
             self.visit(m, when)
@@ -138,6 +147,8 @@ class ScheduleRuntime(PatternRuntime):
         """Take ``sweep`` as the one under way (a new instant's, or a snapshot's)."""
         self.sweep = sweep
         self._caught = set(sweep.caught)
+        self._member = None  # the universe and tags now may not be those at the instant: search the members
+        self._outside = set()
 
     def saved_sweep(self) -> Sweep | None:
         """The sweep under way as a snapshot keeps it: where it stands, and who was caught up past it."""
@@ -166,6 +177,8 @@ class ScheduleRuntime(PatternRuntime):
         if sweep.done >= len(members):
             self.sweep = None
             self._caught = set()
+            self._member = None
+            self._outside = set()
         return end - start
 
     def catch_up(self, m: str) -> None:
@@ -175,16 +188,29 @@ class ScheduleRuntime(PatternRuntime):
     def catch_up_all(self, msisdns: Iterable[str]) -> None:
         """Before a block of events past the instant: visit now, in the block's order, each of their
         subscribers the sweep has not yet visited. A number at or before the last one the sweep visited
-        costs one comparison; one past it a search of the members."""
+        costs one comparison; one past it, the first time, a probe of the universe (``Universe.member``):
+        nothing of a subscriber changes its membership before that subscriber's first event or deadline
+        past the instant, and those come here first — so the universe now answers as at the instant. A
+        sweep restored from a snapshot searches its frozen members instead (the reference may have changed
+        across the restart)."""
         sweep = self.sweep
         if sweep is None:
             return
         members, done, caught = sweep.members, sweep.done, self._caught
+        member, outside = self._member, self._outside
         n = len(members)
         last = members[done - 1] if done else None
         todo: list[str] = []
         for m in msisdns:
             if (last is not None and m <= last) or m in caught:  # visited in turn (or no member), or out of turn
+                continue
+            if member is not None:
+                if m in outside:
+                    continue
+                if member(m):
+                    todo.append(m)
+                else:
+                    outside.add(m)  # decided now: its own event may make it a member of the universe next
                 continue
             k = bisect.bisect_left(members, m, done)
             if k < n and members[k] == m:
