@@ -384,3 +384,24 @@ def test_a_sweeps_frozen_members_are_out_of_the_collectors_walk_from_the_instant
         assert all(o is not sweep.members for o in gc.get_objects())  # frozen: in no generation the collector walks
     finally:
         gc.unfreeze()
+
+
+def test_schedules_firing_at_one_instant_hold_one_list_of_members_and_a_newcomer_makes_a_new_one():
+    """The catalogue's twelve day-1 schedules over a million subscribers: one list, not twelve."""
+    import gc
+
+    tags = {f"139{i:04d}": {"x": 1} for i in range(30)}
+    plan = Plan((scenario("a", daily()), scenario("b", daily())))
+    engine = Engine(plan, Reference(tags=tags), sink=[].append, sliced=True)
+    try:
+        engine.feed([login(ms(2024, 5, 1, 9), "1380000")])
+        engine.feed([login(ms(2024, 5, 1, 11), "1380001")])  # a newcomer after the instant
+        a, b = (rt.sweep for rt in engine.schedules)
+        assert a is not None and b is not None and a.members is b.members and len(a.members) == 31
+        while engine.sweeping:
+            engine.sweep_step(100)
+        engine.feed([login(ms(2024, 5, 2, 11), "1380000")])
+        c = engine.schedules[0].sweep
+        assert c is not None and len(c.members) == 32 and c.members is not a.members and len(a.members) == 31
+    finally:
+        gc.unfreeze()
