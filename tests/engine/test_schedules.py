@@ -405,3 +405,33 @@ def test_schedules_firing_at_one_instant_hold_one_list_of_members_and_a_newcomer
         assert c is not None and len(c.members) == 32 and c.members is not a.members and len(a.members) == 31
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("snapshot_after", [None, 4], ids=["one run", "a restart mid-sweep"])
+def test_schedules_firing_at_one_instant_decide_in_slices_what_replay_decides(snapshot_after):
+    plan = Plan((scenario("a", daily(where=lambda e, a, c: c.tag("x") != 2)), scenario("b", daily()),
+                 scenario("c", daily(where=lambda e, a, c: c.tag("x") == 1))))
+    ref, events = _stream()
+    tags, newcomers = _newcomers()
+    ref.tags.update(tags)
+    events = sorted(events + newcomers, key=lambda ev: ev.ts)
+    whole: list = []
+    replay = Engine(plan, Reference(tags={m: dict(t) for m, t in ref.tags.items()}), sink=whole.append)
+    replay.feed(events)
+    replay.finish()
+    assert {s.scenario for s in whole} == {"a", "b", "c"}
+    sliced: list = []
+    engine = Engine(plan, Reference(tags={m: dict(t) for m, t in ref.tags.items()}), sink=sliced.append,
+                    sliced=True)
+    for k in range(0, len(events), 3):
+        engine.feed(events[k:k + 3])
+        engine.sweep_step(5)
+        if k // 3 == snapshot_after:
+            data = encode(engine)  # a restart reads tags.jsonl again; the snapshot brings what profiles wrote
+            engine = Engine(plan, Reference(tags={m: dict(t) for m, t in ref.tags.items()}), sink=sliced.append,
+                            sliced=True)
+            restore(engine, decode(data).engine)
+    while engine.sweeping:
+        engine.sweep_step(5)
+    engine.finish()
+    assert _key(sliced) == _key(whole)
