@@ -155,3 +155,44 @@ def test_a_bad_tags_line_is_reported_with_its_number(tmp_path):
                                          encoding="utf-8")
     with pytest.raises(ReferenceError, match=r"tags\.jsonl:2: Expected `object`, got `array`"):
         ReferenceNames.scan(tmp_path)
+
+
+def _daemon_config(folder: Path, scenario: str) -> Path:
+    """A daemon configuration over ``ref`` whose scenario folder holds ``scenario`` as s.kairos."""
+    from tests.daemon.support import write_config
+
+    return write_config(folder, scenario, channels=("sms",), reference=str(folder / "ref"))
+
+
+def test_the_daemon_refuses_to_start_on_a_list_the_reference_data_lacks_at_its_use(folder):
+    from kairos._config import StartError, load_config
+    from kairos._daemon import Daemon
+
+    config = load_config(_daemon_config(folder, 'scenario s\n  audience msisdn in list("vipp")\n  when topup\n'
+                                                '  then sms "x"\nend\n'))
+    with pytest.raises(StartError) as refused:
+        Daemon(config)
+    assert (f"{folder}/scenarios/s.kairos:2:27: error: unknown list 'vipp': the reference data has no "
+            "lists/vipp.txt; did you mean 'vip'?\n"
+            '  audience msisdn in list("vipp")\n'
+            "                          ^") == str(refused.value)
+
+
+def test_a_reload_naming_an_area_the_reference_data_lacks_is_refused_at_its_use(folder):
+    from types import SimpleNamespace
+
+    from kairos._config import load_config
+    from kairos._reload import AuditLog, Reloader
+    from kairos.engine import Reference
+
+    config = load_config(_daemon_config(folder, 'scenario s\n  when topup\n  then sms "x"\nend\n'))
+    (folder / "scenarios" / "s.kairos").write_text('scenario s\n  when location where in_area("airprot")\n'
+                                                   '  then sms "x"\nend\n', encoding="utf-8")
+    daemon = SimpleNamespace(config=config, reference=Reference.load(folder / "ref"))
+    reloader = Reloader(daemon, AuditLog(folder / "audit"), poll_s=1)  # type: ignore[arg-type]
+    result = reloader.reload("test")
+    assert (False, 1) == (result.ok, reloader.refused)
+    assert (f"{folder}/scenarios/s.kairos:2:31: error: unknown area 'airprot': no cell in cells.csv is in it; "
+            "did you mean 'airport'?\n"
+            '  when location where in_area("airprot")\n'
+            "                              ^") == result.error
