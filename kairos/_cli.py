@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from kairos import dsl
-from kairos._compile import build_check, compile_plan
+from kairos._compile import build_check, check_reference, compile_plan, refuse_unknown_names
 from kairos._explain import explain
 from kairos._groups import ByError, Grouper, Grouping, check_known, known_tags, merge, parse_by, tables
 from kairos._measure import measure, table, unmatched_text
@@ -103,6 +103,11 @@ def _parser() -> argparse.ArgumentParser:
         "MESSAGE with the source line and a caret; the exit status is 1 if any file has an error.",
     )
     c.add_argument("paths", nargs="+", metavar="PATH", help="a .kairos file or a folder of them")
+    c.add_argument("--reference", metavar="DIR",
+                   help="also check the names only reference data knows against this folder: each "
+                   "list(\"NAME\") (lists/NAME.txt) and area (cells.csv) must be there, an error at its use "
+                   "otherwise; a tags.NAME that no subscriber has in tags.jsonl and no scenario's `set` "
+                   "writes is a warning (a profile event may bring it)")
     _templates_option(c)
     c.set_defaults(handler=_check)
 
@@ -304,9 +309,15 @@ def _check(args: argparse.Namespace) -> int:
         plan = compile_plan(args.paths)
         templates = check_templates(plan, args.paths, args.templates)
         build_check(plan)
+        named = check_reference(plan, args.reference) if args.reference else []
+        if any(d.severity == "error" for d in named):
+            raise dsl.CheckError(named)
     except dsl.CheckError as e:
         print(str(e), file=sys.stderr)
         return EXIT_INVALID
+    except ReferenceError as e:
+        print(f"kairos check: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except BuildError as e:
         print(f"kairos check: {e}", file=sys.stderr)
         return EXIT_INVALID
@@ -320,6 +331,11 @@ def _check(args: argparse.Namespace) -> int:
     policy = " and a policy" if plan.policy is not None else ""
     files = len(plan.files)
     checked = f"; templates checked against {templates}" if templates is not None else ""
+    if args.reference:
+        for d in named:  # warnings only: an error was raised above
+            print(d.render(), file=sys.stderr)
+        warned = f" ({len(named)} warning{'s' * (len(named) != 1)})" if named else ""
+        checked += f"; names checked against {args.reference}{warned}"
     print(f"ok: {n} scenario{'s' * (n != 1)}{policy} in {files} file{'s' * (files != 1)}{checked}")
     return EXIT_OK
 
@@ -331,6 +347,7 @@ def _replay(args: argparse.Namespace) -> int:
         plan = compile_plan(paths)
         check_templates(plan, args.scenarios, args.templates)
         reference = Reference.load(args.reference) if args.reference else Reference()
+        refuse_unknown_names(plan, reference)  # a list or area the data lacks, shown at its use
         Engine(plan, reference, sink=_discard, tz=args.tz)  # binding fails early on missing data
     except dsl.CheckError as e:
         print(str(e), file=sys.stderr)

@@ -26,7 +26,7 @@ from kairos.engine._faults import fault_place
 from kairos.engine._localtime import DEFAULT_TZ, LocalTime
 from kairos.engine._policy import PolicyStage, in_control
 from kairos.engine._partitioned import replay_partitioned
-from kairos.engine._reference import Reference, ReferenceError
+from kairos.engine._reference import Reference, ReferenceError, ReferenceNames
 from kairos.engine._replay import (
     EventReader,
     InputProblem,
@@ -66,6 +66,7 @@ __all__ = [
     "PolicyStage",
     "Reference",
     "ReferenceError",
+    "ReferenceNames",
     "ReplayReport",
     "RestoreReport",
     "ScenarioStats",
