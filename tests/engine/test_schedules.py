@@ -435,3 +435,42 @@ def test_schedules_firing_at_one_instant_decide_in_slices_what_replay_decides(sn
         engine.sweep_step(5)
     engine.finish()
     assert _key(sliced) == _key(whole)
+
+
+_NUMBERS = ["1390001", "1390002", "13900021", "139", "+861390003", "0139004", "1390005", "13900050",
+            "1380001", "1380002", "13800020", "+861380003", "1370001", "137", "1370002x"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_sweep_in_slices_decides_what_replay_decides_over_random_numbers_blocks_and_newcomers(seed):
+    """Numbers of mixed lengths and texts (text order is not numeric order), tag rows and event-only
+    numbers, newcomers and profiles past the instant, random blocks and slices: the daemon's sweep
+    (catch-up by a probe of the universe) decides what replay decides."""
+    import random
+
+    rnd = random.Random(seed)
+    numbers = rnd.sample(_NUMBERS, 12)
+    tags = {m: {"x": rnd.choice([1, 2])} for m in numbers[:5]}
+    t0, t = ms(2024, 5, 1, 9), ms(2024, 5, 1, 10)
+    events: list = [login(t0 + i, m) for i, m in enumerate(numbers[5:9])]
+    for _ in range(30):
+        m = rnd.choice(numbers)  # numbers[9:] are seen first past the instant
+        t += rnd.randint(0, 2_000)
+        events.append(Profile(ts=t, msisdn=m, tags={"x": rnd.choice([1, 2])}) if rnd.random() < 0.3 else login(t, m))
+    plan = Plan((scenario("a", daily(where=lambda e, a, c: c.tag("x") != 2)), scenario("b", daily())))
+    whole: list = []
+    replay = Engine(plan, Reference(tags={m: dict(v) for m, v in tags.items()}), sink=whole.append)
+    replay.feed(events)
+    replay.finish()
+    sliced: list = []
+    engine = Engine(plan, Reference(tags={m: dict(v) for m, v in tags.items()}), sink=sliced.append, sliced=True)
+    k = 0
+    while k < len(events):
+        n = rnd.randint(1, 6)
+        engine.feed(events[k:k + n])
+        engine.sweep_step(rnd.randint(0, 3))
+        k += n
+    while engine.sweeping:
+        engine.sweep_step(1)
+    engine.finish()
+    assert _key(sliced) == _key(whole)
