@@ -178,11 +178,19 @@ def _parser() -> argparse.ArgumentParser:
         "scenario's rules and the contact policy decided, and why.",
     )
     x.add_argument("--msisdn", required=True, help="the subscriber to follow")
-    x.add_argument("--scenarios", nargs="+", required=True, metavar="PATH")
-    x.add_argument("--events", required=True, metavar="FILE", help="JSON lines; - for standard input")
-    x.add_argument("--reference", metavar="DIR")
-    x.add_argument("--policy", metavar="FILE")
-    x.add_argument("--tz", default=DEFAULT_TZ)
+    x.add_argument("--scenarios", nargs="+", required=True, metavar="PATH",
+                   help=".kairos files or folders of them (all of them run: the contact policy weighs them together)")
+    x.add_argument("--events", required=True, metavar="FILE", help="JSON lines sorted by ts; - for standard input")
+    x.add_argument("--reference", metavar="DIR",
+                   help="reference data folder: cells.csv, tags.jsonl, lists/NAME.txt, kb.csv")
+    x.add_argument("--policy", metavar="FILE", help="a .kairos file holding the contact policy")
+    x.add_argument("--tz", default=DEFAULT_TZ, type=_time_zone,
+                   help=f"local time zone for during/hour()/day() and the times shown (default {DEFAULT_TZ})")
+    x.add_argument("--scenario", action="append", default=[], metavar="NAME",
+                   help="show only this scenario's completions, partial matches, decisions and summary, and "
+                   "only the events of the types it reads (or at which something of it happened); repeat it for "
+                   "several. Every scenario still runs")
+    _templates_option(x)
     x.set_defaults(handler=_explain)
 
     d = sub.add_parser(
@@ -587,19 +595,29 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    from kairos._explain import unknown_scenarios
+    from kairos.adapters import TemplateCatalog
+
     paths = list(args.scenarios) + ([args.policy] if args.policy else [])
     try:
+        _refuse_empty_folders(paths)
         plan = compile_plan(paths)
+        templates = check_templates(plan, args.scenarios, args.templates)
+        catalog = TemplateCatalog.load(templates) if templates is not None else None
         reference = Reference.load(args.reference) if args.reference else Reference()
         Engine(plan, reference, sink=_discard, tz=args.tz)
     except dsl.CheckError as e:
         print(str(e), file=sys.stderr)
         return EXIT_INVALID
-    except BuildError as e:
+    except (BuildError, TemplateError) as e:
         print(f"kairos explain: {e}", file=sys.stderr)
         return EXIT_INVALID
     except (BindError, ReferenceError, OSError) as e:
         print(f"kairos explain: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    unknown = unknown_scenarios(plan, args.scenario)
+    if unknown is not None:
+        print(f"kairos explain: {unknown}", file=sys.stderr)
         return EXIT_USAGE
     with ExitStack() as stack:
         try:
@@ -610,7 +628,7 @@ def _explain(args: argparse.Namespace) -> int:
         name = "<stdin>" if args.events == "-" else args.events
         try:
             for line in explain(plan, reference, events, args.msisdn, tz=args.tz,
-                                on_problem=stderr_problem_printer(name)):
+                                on_problem=stderr_problem_printer(name), scenarios=args.scenario, catalog=catalog):
                 print(line)
         except BuildError as e:  # its observing engine generates other code than the one built above
             print(f"kairos explain: {e}", file=sys.stderr)

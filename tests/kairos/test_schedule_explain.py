@@ -35,7 +35,7 @@ def test_explain_shows_the_instants_whose_where_was_false_for_the_subscriber():
     lines = _timeline("1", {"1": {"plan": "gold"}}, {"dnd": frozenset()})
     text = "\n".join(lines)
     assert text.count("daily_tip: the schedule visited (every day at 10:00); not completed: "
-                      "`tags.plan == \"basic\"` is not true for the subscriber") == 2
+                      "tags.plan == \"basic\" was false (tags.plan = \"gold\")") == 2
     assert "daily_tip: never completed — where 2" in text
 
 
