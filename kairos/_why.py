@@ -179,7 +179,7 @@ class _Reads:
                 if term is not None:
                     if attr == "since":
                         return self._add(f"since({term_args(term)})", node, since=True)
-                    n = args[1].value if len(args) > 1 and isinstance(args[1], ast.Constant) else "?"
+                    n = _literal(args[1]) if len(args) > 1 else "?"
                     return self._add(f"{term.kind}({term_args(term)}) in {term.period}({n})", node)
             if attr == "prev":
                 return None
@@ -215,6 +215,14 @@ class _Reads:
             return
         self.found[name] = (("null" if value is None else duration_text(value) if value else "0") if since
                             else _shown(value))
+
+
+def _literal(node: ast.expr) -> Any:
+    """The number a period's ``N`` is written as (``-1`` is a unary minus on 1); ``?`` if it is not one."""
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return "?"
 
 
 def _on_context(func: ast.expr) -> bool:
