@@ -184,7 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--reference", metavar="DIR",
                    help="reference data folder: cells.csv, tags.jsonl, lists/NAME.txt, kb.csv")
     x.add_argument("--policy", metavar="FILE", help="a .kairos file holding the contact policy")
-    x.add_argument("--tz", default=DEFAULT_TZ, type=_time_zone,
+    x.add_argument("--tz", default=DEFAULT_TZ, type=_time_zone, metavar="ZONE",
                    help=f"local time zone for during/hour()/day() and the times shown (default {DEFAULT_TZ})")
     x.add_argument("--scenario", action="append", default=[], metavar="NAME",
                    help="show only this scenario's completions, partial matches, decisions and summary, and "

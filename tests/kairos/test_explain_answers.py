@@ -174,3 +174,24 @@ def test_templates_refuses_an_action_the_catalogue_lacks_as_replay_does(tmp_path
     assert out == ""
     assert f"{ws / 's.kairos'}:11:8: error:" in err and "unknown template 'thanks.topup'" in err
     assert "the templates are read from" in err
+
+
+# --- bad option values, refused as replay refuses them
+
+
+def test_an_unknown_time_zone_is_a_usage_error_not_a_traceback(tmp_path, capsys):
+    ws = _workspace(tmp_path, {})
+    with pytest.raises(SystemExit) as stop:
+        main(["explain", "--msisdn", SUB, "--scenarios", str(ws / "s.kairos"), "--events",
+              str(ws / "events.jsonl"), "--tz", "Asia/Shanghia"])
+    assert stop.value.code == EXIT_USAGE
+    assert "argument --tz: unknown time zone 'Asia/Shanghia'" in capsys.readouterr().err
+
+
+def test_a_scenario_folder_without_scenarios_is_refused(tmp_path, capsys):
+    ws = _workspace(tmp_path, {})
+    (ws / "empty").mkdir()
+    capsys.readouterr()
+    status = main(["explain", "--msisdn", SUB, "--scenarios", str(ws / "empty"), "--events", str(ws / "events.jsonl")])
+    assert status == EXIT_USAGE
+    assert capsys.readouterr().err == f"kairos explain: {ws / 'empty'}: no *.kairos files in this folder\n"
