@@ -175,7 +175,9 @@ def _parser() -> argparse.ArgumentParser:
         help="one subscriber's timeline: events, partial matches, completions, policy decisions",
         description="Replay like `kairos replay` and print the timeline of one subscriber: their "
         "events, each scenario's partial matches and completions, and for every completion what the "
-        "scenario's rules and the contact policy decided, and why.",
+        "scenario's rules and the contact policy decided, and why (an audience that kept them out: its term "
+        "that was false and the values it read). Exit status: 0 done; 1 a scenario or template error; "
+        "2 a usage or file error.",
     )
     x.add_argument("--msisdn", required=True, help="the subscriber to follow")
     x.add_argument("--scenarios", nargs="+", required=True, metavar="PATH",
@@ -190,7 +192,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="show only this scenario's completions, partial matches, decisions and summary, and "
                    "only the events of the types it reads (or at which something of it happened); repeat it for "
                    "several. Every scenario still runs")
-    _templates_option(x)
+    x.add_argument("--templates", metavar="FILE",
+                   help="the template catalogue every action is checked against, as in replay, and each send's "
+                   f"message is rendered from (default: a {TEMPLATES_FILE} in the first scenario folder passed, "
+                   "or beside the first scenario file, that has one)")
     x.set_defaults(handler=_explain)
 
     d = sub.add_parser(
