@@ -627,6 +627,7 @@ def _explain(args: argparse.Namespace) -> int:
         templates = check_templates(plan, args.scenarios, args.templates)
         catalog = TemplateCatalog.load(templates) if templates is not None else None
         reference = Reference.load(args.reference) if args.reference else Reference()
+        refuse_unknown_names(plan, reference)  # a list or area the data lacks, shown at its use (as replay)
         Engine(plan, reference, sink=_discard, tz=args.tz)
     except dsl.CheckError as e:
         print(str(e), file=sys.stderr)
