@@ -126,6 +126,17 @@ def _legend(ranked: Sequence[str], colours: dict[str, str], amounts: dict[str, i
     return f'<div class=legend>{"".join(items)}</div>'
 
 
+def grid_step(top: int) -> int:
+    """The step of four grid lines reaching at least ``top``: a whole round number (1, 1.5, 2, 2.5, 3, 4, 5,
+    6 or 8 × 10ⁿ), so the axis reads 0, 250, 500, 750, 1,000 rather than 0, 201, 402, 602, 803."""
+    k = 1
+    while True:
+        for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8):
+            if float(m * k).is_integer() and 4 * m * k >= top:
+                return int(m * k)
+        k *= 10
+
+
 #: the time axis writes a label at most every this many units of the chart's 900 (a label is about 66)
 LABEL_SPACING = 80
 
@@ -145,7 +156,7 @@ def _sends_chart(series: Series, names: Sequence[str]) -> str:
     colours = scenario_colours(ranked)
     hours = list(range(hours[0], hours[-1] + 1, size))
     totals = [sum(counts[n].get(h, 0) for n in names) for h in hours]
-    top = max(totals) or 1
+    top = 4 * grid_step(max(totals))
     w, h, left, bottom = 900, 260, 50, 40
     bw = (w - left - 10) / len(hours)
     step = max(1, math.ceil(LABEL_SPACING / bw))
@@ -397,7 +408,7 @@ svg{width:100%;height:auto} .grid{stroke:#e5e7eb} .axis{font-size:12px;fill:#6b7
 table{border-collapse:collapse;width:100%;font-size:12.5px;margin-top:8px}
 th,td{padding:4px 5px;border-bottom:1px solid #e5e7eb;text-align:right;vertical-align:top}
 th:first-child,td:first-child,th:nth-child(2),td:nth-child(2),th:last-child,td:last-child{text-align:left}
-td:first-child{min-width:9em;overflow-wrap:anywhere} td:last-child{min-width:10em}
+td:first-child{min-width:13em;overflow-wrap:anywhere} td:last-child{min-width:10em}
 td:nth-child(12),td:nth-child(9){white-space:nowrap} abbr{text-decoration:none;color:#6b7280}
 tr.total{background:#f8fafc} tr.channel td{color:#4b5563} small{color:#6b7280}
 table.by td:nth-child(2){white-space:nowrap} table.by tr.first td{border-top:1px solid #cbd5e1}
