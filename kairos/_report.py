@@ -1,9 +1,13 @@
 """``kairos replay --report FILE.html``: one self-contained page for a marketing manager.
 
-No network, no script: inline CSS and SVG. Three charts — sends over time per
+No network, no script: inline CSS, SVG for the sends over time, HTML bars for
+the rest (they reflow on a phone). Three charts — sends over time per
 scenario, the funnel from matched to converted, suppressions by reason — and
 the per-scenario table with the same numbers as ``--stats``; with ``--by``, per
 grouping a chart (matches per tag value, coloured by scenario) and a table.
+Nothing misleads: without feedback, conversion is unknown, not 0 %; a scenario
+colour is never reused; a long label is cut and kept whole in its title; a
+funnel that falls by orders of magnitude is drawn on a log scale.
 """
 
 from __future__ import annotations
