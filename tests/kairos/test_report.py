@@ -188,3 +188,11 @@ def test_a_funnel_of_similar_numbers_is_drawn_to_a_linear_scale():
     bars = funnel_bars(page)
     assert bars["sent"] == (0.6, "600") and bars["accepted (converted)"] == (0.05, "50")
     assert "logarithmic" not in page
+
+
+def test_the_time_chart_grid_reads_round_numbers_above_the_tallest_bar(tmp_path, capsys):
+    _, page = replay(workspace(tmp_path, 30, hours=1), capsys)  # 31 calls of ≥ 0 s … 1 of ≥ 29 s, thrice
+    chart = page[page.index("<svg"):page.index("</svg>")]
+    grid = [int(v.replace(",", "")) for v in re.findall(r"class=axis text-anchor=end>([\d,]+)</text>", chart)]
+    tallest = sum(3 * (31 - k) for k in range(30))  # every send in the one hour: 1,485
+    assert grid == [0, 400, 800, 1200, 1600] and grid[-1] >= tallest
