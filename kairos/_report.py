@@ -361,7 +361,7 @@ def _group_chart(lines: list[tuple[str, str, Counts]], names: Sequence[str], lim
 def _group_table(grouping: Grouping, lines: list[tuple[str, str, Counts]]) -> str:
     held = any(c.held for _, _, c in lines)
     head = ["Scenario", escape(grouping_label(grouping)), "Matched", "Sent"] + (["Held"] if held else []) + ["Suppressed (why)"]
-    out = ["<table class=by><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"]
+    out = ["<div class=scroll><table class=by><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"]
     previous = None
     for scenario, value, c in lines:
         first = scenario != previous
@@ -370,7 +370,7 @@ def _group_table(grouping: Grouping, lines: list[tuple[str, str, Counts]]) -> st
         cells += [f"{c.held:,}" if c.held else ""] if held else []
         cells.append(escape(reasons_text(c.suppressed)))
         out.append(f'<tr class="{"first" if first else "more"}">' + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "".join(out)
 
 
@@ -415,6 +415,7 @@ th:first-child,td:first-child,th:nth-child(2),td:nth-child(2),th:last-child,td:l
 td:first-child{min-width:13em;overflow-wrap:anywhere} td:last-child{min-width:10em}
 td:nth-child(12),td:nth-child(9){white-space:nowrap} abbr{text-decoration:none;color:#6b7280}
 tr.total{background:#f8fafc} tr.channel td{color:#4b5563} small{color:#6b7280}
+.scroll td:first-child,.scroll th:first-child{position:sticky;left:0;background:#fff} .scroll tr.total td:first-child{background:#f8fafc}
 table.by td:nth-child(2){white-space:nowrap} table.by tr.first td{border-top:1px solid #cbd5e1}
 .empty{color:#6b7280}
 @media (max-width:640px){body{margin:12px auto;padding:0 10px} .bar{grid-template-columns:1fr;gap:1px;margin:8px 0}
