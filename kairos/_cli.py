@@ -25,7 +25,7 @@ from kairos import dsl
 from kairos._compile import build_check, check_reference, compile_plan, refuse_unknown_names
 from kairos._explain import explain
 from kairos._groups import ByError, Grouper, Grouping, check_known, known_tags, merge, parse_by, tables
-from kairos._measure import measure, table, unmatched_text
+from kairos._measure import feedback_seen, measure, table, unmatched_text
 from kairos._report import Series, render, sends_tee
 from kairos._template_check import TEMPLATES_FILE, check_templates
 from kairos.adapters import GrantFolder, TemplateError, partition_files, partition_of, split_file
@@ -485,8 +485,10 @@ def _replay(args: argparse.Namespace) -> int:
         assert stage is not None
         names = [s.name for s in plan.scenarios]
         grouped = merge(measures.observed, len(groupings)) if groupings else None
+        answered = feedback_seen(measures.stats, measures.unmatched_feedback)  # else conversion is unknown, not 0
         if args.stats:
-            sys.stderr.write(table(rows, unmatched_text(measures.unmatched_feedback, stage.feedback.retention_ms)))
+            sys.stderr.write(table(rows, unmatched_text(measures.unmatched_feedback, stage.feedback.retention_ms),
+                                   feedback=answered))
             if grouped is not None:
                 sys.stderr.write(tables(grouped, groupings, names))
         if args.report:
@@ -497,7 +499,7 @@ def _replay(args: argparse.Namespace) -> int:
                 Path(args.report).write_text(render(rows, series, title="Kairos scenario report",  # type: ignore[arg-type]
                                                     subtitle=subtitle, unmatched=measures.unmatched_feedback,
                                                     retention_ms=stage.feedback.retention_ms,
-                                                    groupings=groupings, grouped=grouped),
+                                                    groupings=groupings, grouped=grouped, feedback=answered),
                                              encoding="utf-8")
             except OSError as e:
                 print(f"kairos replay: cannot write the report: {e}", file=sys.stderr)
