@@ -693,10 +693,6 @@ class Daemon:
             async with anyio.create_task_group() as consumer:
                 async with anyio.create_task_group() as work:
                     await work.start(self._signals, stopping)  # signals are ours before "ready" is said
-                    # idle is counted from here, when the sources start: the time it took to load and start
-                    # is not idle input, else a slow start would move time to the wall clock before the first
-                    # block of a file's backlog is read and make all of it late
-                    self._last_input = time.monotonic()
                     for name, source, unit in self._sources():
                         work.start_soon(self._pump, name, source, unit)
                     kafka = self.config.sources[0]
