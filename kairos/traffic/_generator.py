@@ -19,6 +19,8 @@ Everything is numpy columns written by a vectorised JSON-lines formatter, so
     python -m kairos.traffic --mix province --subscribers 3000 --days 72 --start 2026-09-21 \\
         --out months.jsonl --reference ref/
     python -m kairos.traffic --mix w1 --subscribers 1000000 --events 10000000 --out w1.jsonl
+    python -m kairos.traffic --subscribers 500 --hours 24 --start now --out events.jsonl --reference ref/
+    python -m kairos.traffic --subscribers 500 --hours 1 --live --out events.jsonl   # as its time comes
 """
 
 from __future__ import annotations
@@ -266,13 +268,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     span.add_argument("--days", type=int, default=None,
                       help="time span in whole days from --start's midnight (province: e.g. --days 72 --start "
                       "2026-09-21 reaches 1 December with the three calendar months before it, which the "
-                      "monthly silent / low-use model reads)")
+                      "monthly silent / low-use model reads); with --start now, whole days ending now")
     p.add_argument("--events", type=int, default=None, help="w1: number of events (default 10 per subscriber)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--start", type=_start, default=None, metavar="YYYY-MM-DD|now",
                    help="the local (UTC+8) day the traffic starts at midnight (default 2026-11-23); 'now': the "
                    "span (--hours, --days) ends at the current time instead, so a daemon started next reads "
-                   "it as recent history, none of it late or ahead of the wall clock (not byte-reproducible)")
+                   "it as recent history, none of it late or ahead of the wall clock (not byte-reproducible; a daemon "
+                   "already running calls past events late: feed it --live)")
     p.add_argument("--from-hour", type=float, default=None,
                    help="province: start this many hours after midnight (20: the evening peak)")
     p.add_argument("--video-share", type=float, default=0.25, help="w1: share of video DPI")
