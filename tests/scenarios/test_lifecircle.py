@@ -1,6 +1,6 @@
 """scenarios/lifecircle.kairos: home and work cells written from a week of signalling, and the commuter offer.
 
-Wu (app user, 5GB plan) lives a week (``events/life_circle.jsonl``): nights at
+Wu (app user, 5GB plan) lives a week (``scenarios/tests/life_circle.events.jsonl``): nights at
 home (RES-07), weekdays at the office (CBD-02) with the metro between
 (MET-12 near home, MET-03 near work), the weekend at the mall. On Monday
 30 November at 04:00 the week becomes two tags; that morning's commute gets

@@ -1,7 +1,7 @@
 """scenarios/periodic.kairos: a contract about to end and the monthly bill's due date (DOMAIN.md 15).
 
 Feng (postpaid, contract ending 2027-04-30, bills due on the 5th) lives from
-23 November 2026 to 3 March 2027 (``events/periodic.jsonl``): billing
+23 November 2026 to 3 March 2027 (``scenarios/tests/periodic.events.jsonl``): billing
 publishes each bill's due date as a profile event (the first on 24 November,
 then at the end of each due day); nothing else happens but a login at the end::
 

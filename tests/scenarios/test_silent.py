@@ -1,6 +1,6 @@
 """scenarios/silent.kairos: the silent / low-use model (DOMAIN.md 14), evaluated on day 1 of each month.
 
-The story (``events/silent_model.jsonl``) runs from 15 July to 1 December
+The story (``scenarios/tests/silent_model.events.jsonl``) runs from 15 July to 1 December
 2026: the engine has run since July, so on each day 1 from October it has
 seen the three calendar months before. At noon on 1 September the CRM's
 profile events say who bought which service; a "use" is a DPI record on the
