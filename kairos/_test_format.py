@@ -15,17 +15,17 @@ relative to it. Times are local (tz, default Asia/Shanghai): "YYYY-MM-DD HH:MM",
 seconds optional, a weekday after the date allowed ("2026-11-23 Mon 12:00").
 
   # scenarios/tests/low_balance.test.toml
-  description = "Li, prepaid and likely to churn, runs low twice"
+  description = "Li, prepaid and likely to churn, runs low"
   scenarios = [".."]              # files or folders (every *.kairos below); required
   reference = "../reference"      # optional: the reference data folder
   policy = false                  # optional: a policy file, or false to leave out
                                   # a policy among the scenario files
+  only = ["low_balance_10"]       # optional: check only these scenarios' sends
   # events = "other.jsonl"        # optional: another recorded input
   # templates = "..."  tz = "..." # optional, as kairos replay's options
-  # only = ["low_balance_10"]     # optional: check only these scenarios' sends
 
-  [[send]]                        # every send expected; any other send fails
-  scenario = "low_balance_10"     # (with `only`: any other send of those scenarios)
+  [[send]]                        # every send expected: any other send (of the
+  scenario = "low_balance_10"     # `only` scenarios, if given) fails the test
   msisdn = "13800000002"
   time = "2026-11-23 12:30"       # the trigger time (replay's ts)
   channel = "sms"
