@@ -330,9 +330,30 @@ class _Recorder:
             self.stopped.append((self.names[i], m, t, verdict))
 
 
-def prepare(test: ScenarioTest) -> tuple[Plan, Reference]:
+#: compiled plans of one ``kairos test`` run, by what they were compiled from: tests of one catalogue
+#: compile it once (a plan is immutable; the reference data is not, and is read for each test)
+Plans = dict[tuple[tuple[Path, ...], Path | bool | None, Path | None], Plan]
+
+
+def prepare(test: ScenarioTest, plans: Plans | None = None) -> tuple[Plan, Reference]:
     """The test's plan (checked against its templates) and reference data, as ``kairos replay`` builds
     them. Raises ``dsl.CheckError``, ``TemplateError``, ``BuildError``, ``BindError``, ``ReferenceError``, ``OSError``."""
+    key = (tuple(test.scenarios), test.policy, test.templates)
+    plan = plans.get(key) if plans is not None else None
+    if plan is None:
+        plan = _compile(test)
+        if plans is not None:
+            plans[key] = plan
+    reference = Reference.load(test.reference) if test.reference else Reference()
+    refuse_unknown_names(plan, reference)
+    return plan, reference
+
+
+#: lines of a scenario error shown under a failed test (a missing reference folder fails every use)
+_SHOWN = 9
+
+
+def _compile(test: ScenarioTest) -> Plan:
     for p in test.scenarios:
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such scenario file or folder")
@@ -343,19 +364,14 @@ def prepare(test: ScenarioTest) -> tuple[Plan, Reference]:
     if test.policy is False:
         plan = msgspec.structs.replace(plan, policy=None)
     check_templates(plan, test.scenarios, str(test.templates) if test.templates else None)
-    reference = Reference.load(test.reference) if test.reference else Reference()
-    refuse_unknown_names(plan, reference)
-    return plan, reference
+    return plan
 
 
-#: lines of a scenario error shown under a failed test (a missing reference folder fails every use)
-_SHOWN = 9
-
-
-def run(test: ScenarioTest) -> Outcome:
-    """Replay the test's events through its scenarios and compare what was sent and stopped."""
+def run(test: ScenarioTest, plans: Plans | None = None) -> Outcome:
+    """Replay the test's events through its scenarios and compare what was sent and stopped
+    (``plans``: the plans compiled so far in this run, to reuse)."""
     try:
-        plan, reference = prepare(test)
+        plan, reference = prepare(test, plans)
     except dsl.CheckError as e:
         shown = str(e).rstrip("\n").splitlines()
         more = f"… and {len(shown) - _SHOWN} more lines" if len(shown) > _SHOWN else ""
@@ -480,9 +496,10 @@ def run_paths(paths: Sequence[str | Path], out: IO[str]) -> int:
     (0 all passed, 1 one failed or could not run). Raises ``FileNotFoundError``/``ValueError`` for a usage error."""
     files = discover(paths)
     failed = 0
+    plans: Plans = {}
     for path in files:
         try:
-            outcome = run(load(path))
+            outcome = run(load(path), plans)
         except TestFileError as e:
             outcome = Outcome(path, False, (str(e),))
         failed += not outcome.passed
