@@ -25,7 +25,7 @@ from kairos import dsl
 from kairos._compile import build_check, check_reference, compile_plan, refuse_unknown_names
 from kairos._explain import explain
 from kairos._groups import ByError, Grouper, Grouping, check_known, known_tags, merge, parse_by, tables
-from kairos._measure import measure, table, unmatched_text
+from kairos._measure import feedback_seen, measure, table, unmatched_text
 from kairos._report import Series, render, sends_tee
 from kairos._template_check import TEMPLATES_FILE, check_templates
 from kairos.adapters import GrantFolder, TemplateError, partition_files, partition_of, split_file
@@ -180,14 +180,27 @@ def _parser() -> argparse.ArgumentParser:
         help="one subscriber's timeline: events, partial matches, completions, policy decisions",
         description="Replay like `kairos replay` and print the timeline of one subscriber: their "
         "events, each scenario's partial matches and completions, and for every completion what the "
-        "scenario's rules and the contact policy decided, and why.",
+        "scenario's rules and the contact policy decided, and why (an audience that kept them out: its term "
+        "that was false and the values it read). Exit status: 0 done; 1 a scenario or template error; "
+        "2 a usage or file error.",
     )
     x.add_argument("--msisdn", required=True, help="the subscriber to follow")
-    x.add_argument("--scenarios", nargs="+", required=True, metavar="PATH")
-    x.add_argument("--events", required=True, metavar="FILE", help="JSON lines; - for standard input")
-    x.add_argument("--reference", metavar="DIR")
-    x.add_argument("--policy", metavar="FILE")
-    x.add_argument("--tz", default=DEFAULT_TZ)
+    x.add_argument("--scenarios", nargs="+", required=True, metavar="PATH",
+                   help=".kairos files or folders of them (all of them run: the contact policy weighs them together)")
+    x.add_argument("--events", required=True, metavar="FILE", help="JSON lines sorted by ts; - for standard input")
+    x.add_argument("--reference", metavar="DIR",
+                   help="reference data folder: cells.csv, tags.jsonl, lists/NAME.txt, kb.csv")
+    x.add_argument("--policy", metavar="FILE", help="a .kairos file holding the contact policy")
+    x.add_argument("--tz", default=DEFAULT_TZ, type=_time_zone, metavar="ZONE",
+                   help=f"local time zone for during/hour()/day() and the times shown (default {DEFAULT_TZ})")
+    x.add_argument("--scenario", action="append", default=[], metavar="NAME",
+                   help="show only this scenario's completions, partial matches, decisions and summary, and "
+                   "only the events of the types it reads (or at which something of it happened); repeat it for "
+                   "several. Every scenario still runs")
+    x.add_argument("--templates", metavar="FILE",
+                   help="the template catalogue every action is checked against, as in replay, and each send's "
+                   f"message is rendered from (default: a {TEMPLATES_FILE} in the first scenario folder passed, "
+                   "or beside the first scenario file, that has one)")
     x.set_defaults(handler=_explain)
 
     d = sub.add_parser(
@@ -473,8 +486,10 @@ def _replay(args: argparse.Namespace) -> int:
         assert stage is not None
         names = [s.name for s in plan.scenarios]
         grouped = merge(measures.observed, len(groupings)) if groupings else None
+        answered = feedback_seen(measures.stats, measures.unmatched_feedback)  # else conversion is unknown, not 0
         if args.stats:
-            sys.stderr.write(table(rows, unmatched_text(measures.unmatched_feedback, stage.feedback.retention_ms)))
+            sys.stderr.write(table(rows, unmatched_text(measures.unmatched_feedback, stage.feedback.retention_ms),
+                                   feedback=answered))
             if grouped is not None:
                 sys.stderr.write(tables(grouped, groupings, names))
         if args.report:
@@ -485,7 +500,7 @@ def _replay(args: argparse.Namespace) -> int:
                 Path(args.report).write_text(render(rows, series, title="Kairos scenario report",  # type: ignore[arg-type]
                                                     subtitle=subtitle, unmatched=measures.unmatched_feedback,
                                                     retention_ms=stage.feedback.retention_ms,
-                                                    groupings=groupings, grouped=grouped),
+                                                    groupings=groupings, grouped=grouped, feedback=answered),
                                              encoding="utf-8")
             except OSError as e:
                 print(f"kairos replay: cannot write the report: {e}", file=sys.stderr)
@@ -605,19 +620,30 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    from kairos._explain import unknown_scenarios
+    from kairos.adapters import TemplateCatalog
+
     paths = list(args.scenarios) + ([args.policy] if args.policy else [])
     try:
+        _refuse_empty_folders(paths)
         plan = compile_plan(paths)
+        templates = check_templates(plan, args.scenarios, args.templates)
+        catalog = TemplateCatalog.load(templates) if templates is not None else None
         reference = Reference.load(args.reference) if args.reference else Reference()
+        refuse_unknown_names(plan, reference)  # a list or area the data lacks, shown at its use (as replay)
         Engine(plan, reference, sink=_discard, tz=args.tz)
     except dsl.CheckError as e:
         print(str(e), file=sys.stderr)
         return EXIT_INVALID
-    except BuildError as e:
+    except (BuildError, TemplateError) as e:
         print(f"kairos explain: {e}", file=sys.stderr)
         return EXIT_INVALID
     except (BindError, ReferenceError, OSError) as e:
         print(f"kairos explain: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    unknown = unknown_scenarios(plan, args.scenario)
+    if unknown is not None:
+        print(f"kairos explain: {unknown}", file=sys.stderr)
         return EXIT_USAGE
     with ExitStack() as stack:
         try:
@@ -628,7 +654,7 @@ def _explain(args: argparse.Namespace) -> int:
         name = "<stdin>" if args.events == "-" else args.events
         try:
             for line in explain(plan, reference, events, args.msisdn, tz=args.tz,
-                                on_problem=stderr_problem_printer(name)):
+                                on_problem=stderr_problem_printer(name), scenarios=args.scenario, catalog=catalog):
                 print(line)
         except BuildError as e:  # its observing engine generates other code than the one built above
             print(f"kairos explain: {e}", file=sys.stderr)

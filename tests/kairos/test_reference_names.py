@@ -131,6 +131,17 @@ def test_replay_refuses_an_unknown_area_at_its_use_with_exit_status_1(folder, ca
                    "                              ^\n") == (status, *capsys.readouterr())
 
 
+def test_explain_refuses_an_unknown_list_at_its_use_with_exit_status_1(folder, capsys):
+    (folder / "s.kairos").write_text('scenario s\n  audience not msisdn in list("dnb")\n  when topup\n'
+                                     '  then sms "x"\nend\n', encoding="utf-8")
+    (folder / "e.jsonl").write_text("", encoding="utf-8")
+    status = main(["explain", "--msisdn", "13800000001", "--scenarios", "s.kairos", "--events", "e.jsonl",
+                   "--reference", "ref"])
+    out, err = capsys.readouterr()
+    assert (1, "") == (status, out)
+    assert err.startswith("s.kairos:2:31: error: unknown list 'dnb'")
+
+
 def test_replay_runs_a_scenario_reading_a_tag_only_profile_events_bring(folder, capsys):
     (folder / "s.kairos").write_text('scenario s\n  audience tags.segment == "gold"\n  when topup\n'
                                      '  then sms "x"\nend\n', encoding="utf-8")
