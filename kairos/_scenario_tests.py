@@ -306,26 +306,27 @@ def _mean(word: str, choices: Sequence[str] | set[str]) -> str:
 
 
 class _Recorder:
-    """The engine observer: every trigger stopped, with its reason (``kairos explain`` hears the same)."""
+    """The engine observer: every trigger stopped, with its reason (``kairos explain`` hears the same;
+    details an observer may also be given are not needed here)."""
 
     def __init__(self, plan: Plan) -> None:
         self.names = [s.name for s in plan.scenarios]
         self.stopped: list[tuple[str, str, int, str]] = []  # scenario, msisdn, trigger ts, reason
         self.completed_for: set[tuple[str, str]] = set()
 
-    def completed(self, i: int, m: str, t: int, e: Any, a: tuple[Any, ...]) -> None:
+    def completed(self, i: int, m: str, t: int, e: Any, a: tuple[Any, ...], *_: Any) -> None:
         self.completed_for.add((self.names[i], m))
 
-    def wrote(self, i: int, m: str, t: int, tags: dict[str, Any]) -> None:
+    def wrote(self, i: int, m: str, t: int, tags: dict[str, Any], *_: Any) -> None:
         pass
 
-    def passed_over(self, i: int, m: str, t: int) -> None:
+    def passed_over(self, i: int, m: str, t: int, *_: Any) -> None:
         pass
 
-    def gated(self, i: int, m: str, t: int, reason: str) -> None:
+    def gated(self, i: int, m: str, t: int, reason: str, *_: Any) -> None:
         self.stopped.append((self.names[i], m, t, reason))
 
-    def policy(self, i: int, m: str, t: int, trigger_id: str, verdict: str, detail: str) -> None:
+    def policy(self, i: int, m: str, t: int, trigger_id: str, verdict: str, detail: str, *_: Any) -> None:
         if verdict not in ("sent", "wait"):
             self.stopped.append((self.names[i], m, t, verdict))
 
