@@ -9,6 +9,7 @@ line; a path that is not a test is a usage error (2).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -277,3 +278,19 @@ def test_the_readmes_example_passes_on_the_catalogue(tmp_path, capsys):
     (tmp_path / "scenarios" / "tests" / "low_balance.test.toml").write_text(example, encoding="utf-8")
     status = main(["test", str(tmp_path / "scenarios" / "tests")])
     assert (status, capsys.readouterr().out.splitlines()[-1]) == (0, "1 test: all passed")
+
+
+def test_times_are_read_in_the_tests_time_zone_and_events_may_be_another_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _story(tmp_path, PASSING)
+    (tmp_path / "story.events.jsonl").rename(tmp_path / "recorded.jsonl")
+    options = PASSING.replace('scenarios = ["offers.kairos"]',
+                              'scenarios = ["offers.kairos"]\ntz = "UTC"\nevents = "recorded.jsonl"')
+    utc = re.sub(r'time = "2026-11-23 (?:Mon )?(\d\d):(\d\d)"',  # Shanghai is UTC+8
+                 lambda m: f'time = "2026-11-23 {int(m[1]) - 8:02d}:{m[2]}"', options)
+    (tmp_path / "story.test.toml").write_text(utc, encoding="utf-8")
+    assert (0, "ok     story.test.toml\n1 test: all passed\n") == (main(["test", "story.test.toml"]),
+                                                                   capsys.readouterr().out)
+    (tmp_path / "story.test.toml").write_text(utc.replace('tz = "UTC"', 'tz = "Asia/Shanghai"'), encoding="utf-8")
+    assert 1 == main(["test", "story.test.toml"])
+    assert "missing send:    low_balance to 1 at 2026-11-23 Mon 02:00" in capsys.readouterr().out
