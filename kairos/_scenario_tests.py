@@ -45,6 +45,7 @@ from kairos.engine import (
 )
 from kairos.plan import Plan
 
+
 class TestFileError(Exception):
     """A test that cannot run: its file (or its events or scenario file) is at fault, with the place."""
 
@@ -397,14 +398,20 @@ def run(test: ScenarioTest, plans: Plans | None = None) -> Outcome:
     except OSError as e:
         return Outcome(test.path, False, (f"cannot read the recorded events {test.events} (by default NAME"
                                           f"{EVENTS_SUFFIX} beside NAME{SUFFIX}; or events = \"FILE\"): {e.strerror}",))
+    clock = LocalTime(test.tz)
     with events:
-        replay(lambda sink: Engine(plan, reference, sink=sink, tz=test.tz, observer=recorder), events, out,
-               on_problem=problems.append)
+        try:
+            replay(lambda sink: Engine(plan, reference, sink=sink, tz=test.tz, observer=recorder), events, out,
+                   on_problem=problems.append)
+        except (BuildError, BindError) as e:  # the engine could not be built for this data
+            return Outcome(test.path, False, (str(e),))
     if problems:
-        shown = [f"{p.file or test.events}:{p.line}: error: {p.reason} ({p.what} skipped)" for p in problems[:10]]
+        shown = [f"{p.file or test.events}:{p.line}: error: {p.reason} ({p.what} skipped)" if p.what != "deadline"
+                 else f"{test.events}: error: {p.reason} (deadline at {_when(clock, p.ts)} skipped)"
+                 for p in problems[:10]]
         return Outcome(test.path, False, ("the recorded events have lines replay skips:", *shown))
     sent = [msgspec.json.decode(line, type=Send) for line in out.getvalue().splitlines()]
-    diff = compare(test, sent, recorder, LocalTime(test.tz))
+    diff = compare(test, sent, recorder, clock)
     return Outcome(test.path, not diff, tuple(diff))
 
 
