@@ -274,6 +274,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--config", required=True, metavar="FILE", help="the daemon's TOML configuration")
     run.set_defaults(handler=_run)
+    _test_parser(sub)
     return p
 
 
@@ -665,3 +666,33 @@ def _run(args: argparse.Namespace) -> int:
     from kairos._daemon import run_daemon  # lazy: the daemon (anyio, channels, HTTP, Kafka: ~0.1 s) only for run
 
     return run_daemon(args.config)
+
+
+# --- kairos test: a scenario's recorded stories and the sends they must give (kairos/_scenario_tests.py) ---
+
+
+def _test_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from kairos._test_format import FORMAT, SUFFIX
+
+    t = sub.add_parser(
+        "test",
+        help="run scenario tests: recorded events and the sends they must give",
+        description="Run each test (a NAME.test.toml file and its recorded NAME.events.jsonl) through the "
+        "replay kairos replay uses; print one line per test and, for a failure, what was missing, sent "
+        "differently, not expected or suppressed for another reason, in local time.",
+        epilog="the test file:\n\n" + FORMAT + "\nexamples:\n  kairos test scenarios/tests"
+        "                    every test below the folder\n  kairos test scenarios/tests/airport.test.toml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    t.add_argument("paths", nargs="+", metavar="PATH", help=f"a *{SUFFIX} file, or a folder: every test below it")
+    t.set_defaults(handler=_test)
+
+
+def _test(args: argparse.Namespace) -> int:
+    from kairos._scenario_tests import run_paths
+
+    try:
+        return run_paths(args.paths, sys.stdout)
+    except (OSError, ValueError) as e:
+        print(f"kairos test: {e}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,6 +1,6 @@
 """A simulated operator week for the policy and the report: the catalogue's stories, many subscribers, feedback.
 
-Each story of ``tests/scenarios/events`` is replayed by many made-up
+Each story of ``scenarios/tests`` (``*.events.jsonl``) is replayed by many made-up
 subscribers (each a copy of the story's subscriber: same tags, same lists),
 shifted over a week; then the channels' answers are simulated as ``feedback``
 events — deterministic for a seed — for every send and, as an order system
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-STORIES = ROOT / "tests" / "scenarios" / "events"
+STORIES = ROOT / "scenarios" / "tests"
 REFERENCE = ROOT / "scenarios" / "reference"
 HOUR = 3_600_000
 ANSWERS = {  # channel → P(delivered), P(clicked | delivered), P(accepted | clicked), P(rejected | clicked)
@@ -40,7 +40,7 @@ def week(folder: Path, copies: int = 40, seed: int = 7) -> tuple[Path, Path]:
     events: list[dict[str, Any]] = []
     new_tags: list[str] = []
     number = 13_900_000_000
-    for story in sorted(STORIES.glob("*.jsonl")):
+    for story in sorted(STORIES.glob("*.events.jsonl")):
         lines = [json.loads(line) for line in story.read_text().splitlines() if line.strip()]
         for _ in range(copies):
             shift = rnd.randrange(0, 6 * 24) * HOUR + rnd.randrange(0, HOUR)

@@ -1,6 +1,6 @@
 """The operator's policy over the catalogue, through the command line: replay, --stats, --report, explain.
 
-Each story is a small event file of ``tests/scenarios/events`` (the catalogue's
+Each story is a small event file of ``scenarios/tests`` (the catalogue's
 own), varied by the test: shifted into the night, given to a do-not-disturb
 subscriber, cut short.
 """

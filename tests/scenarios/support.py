@@ -19,7 +19,8 @@ from kairos import main
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
 REFERENCE = SCENARIOS / "reference"
-EVENTS = Path(__file__).resolve().parent / "events"
+#: the recorded stories, kept beside the catalogue with their ``kairos test`` files (``NAME.events.jsonl``)
+EVENTS = SCENARIOS / "tests"
 POLICY_FILE = "policy.kairos"
 
 #: Monday 2026-11-23 00:00 Asia/Shanghai, the day every story starts on
@@ -48,8 +49,8 @@ def catalogue_files() -> list[Path]:
 
 
 def story(name: str) -> list[dict[str, Any]]:
-    """The events of ``events/NAME.jsonl``, as dicts a test may vary."""
-    lines = (EVENTS / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    """The events of ``scenarios/tests/NAME.events.jsonl``, as dicts a test may vary."""
+    lines = (EVENTS / f"{name}.events.jsonl").read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
 
 
@@ -69,7 +70,7 @@ def replay(events: list[dict[str, Any]], tmp_path: Path, *options: str) -> list[
 
 
 def replay_story(name: str, tmp_path: Path) -> list[dict[str, Any]]:
-    """The sends for the unchanged story ``events/NAME.jsonl``."""
+    """The sends for the unchanged story ``scenarios/tests/NAME.events.jsonl``."""
     return replay(story(name), tmp_path)
 
 

@@ -38,8 +38,10 @@ def test_the_catalogue_covers_every_scenario_item_of_the_domain():
 
 
 def test_every_catalogue_scenario_has_a_test():
-    """A scenario is tested when a test module under tests/scenarios/ names it in a string."""
-    tests = "".join(p.read_text(encoding="utf-8") for p in Path(__file__).parent.glob("test_*.py"))
+    """A scenario is tested when a test module under tests/scenarios/ names it in a string, or a
+    ``kairos test`` file beside the catalogue (scenarios/tests/) does."""
+    tests = "".join(p.read_text(encoding="utf-8") for p in [*Path(__file__).parent.glob("test_*.py"),
+                                                             *(SCENARIOS / "tests").glob("*.test.toml")])
     names = [n for p in catalogue_files()
              for n in re.findall(r"^scenario (\w+)", p.read_text(encoding="utf-8"), re.M)]
     assert [n for n in names if f'"{n}"' not in tests] == []

@@ -6,20 +6,12 @@ And silent after the change.
 from __future__ import annotations
 
 from tests.scenarios.support import (
-    as_subscriber, at, changed, inserted, replay, replay_story, send, story, without,
+    as_subscriber, at, changed, inserted, replay, send, story, without,
 )
 
 WANG = "13800000001"       # app user
 ZHAO = "13800000003"       # no app
 PARKED = "13800000005"     # on the dual_sim list
-
-
-def test_two_reviews_of_one_model_within_five_minutes_get_its_contract_offer(tmp_path):
-    """20:00 Mate 70 review, 20:02 Weibo, 20:04 the Mate 70 review again → that model's offer."""
-    assert replay_story("handset_review", tmp_path) == [
-        send("handset_review_contract", WANG, at("20:04"), "sms", "offer.handset_contract",
-             {"model": "huawei_mate70"}),
-    ]
 
 
 def test_the_second_review_one_second_too_late_sends_nothing(tmp_path):
@@ -47,23 +39,6 @@ def test_the_same_model_again_the_next_day_is_not_offered_twice_but_another_mode
         send("handset_review_contract", WANG, at("20:04"), "sms", "offer.handset_contract", {"model": "huawei_mate70"}),
         send("handset_review_contract", WANG, at("20:04", day=2), "sms", "offer.handset_contract",
              {"model": "xiaomi_15"}),
-    ]
-
-
-def test_a_new_imei_gets_the_app_for_its_os_and_no_app_login_in_14_days_the_reinstall_tips(tmp_path):
-    """Wang, an app user::
-
-        d0  09:00 attach Xiaomi 14 (android)   first seen: no change yet
-        d1  09:30 app login
-        d3  10:00 attach iPhone 17 (ios), new IMEI → the iOS app
-        d3  18:00 attach, same IMEI            → nothing
-        d6  12:00 web login (not the app)
-        d17 10:00 14 days without an app login → reinstall tips (time reaches it at d17 12:00)
-    """
-    assert replay_story("new_handset", tmp_path) == [
-        send("new_handset_app", WANG, at("10:00", day=3), "sms", "tips.install_app",
-             {"os": "ios", "model": "iPhone 17"}),
-        send("silent_after_phone_change", WANG, at("10:00", day=17), "sms", "tips.reinstall_app", {"os": "ios"}),
     ]
 
 

@@ -1,6 +1,6 @@
 """scenarios/lifecircle.kairos: home and work cells written from a week of signalling, and the commuter offer.
 
-Wu (app user, 5GB plan) lives a week (``events/life_circle.jsonl``): nights at
+Wu (app user, 5GB plan) lives a week (``scenarios/tests/life_circle.events.jsonl``): nights at
 home (RES-07), weekdays at the office (CBD-02) with the metro between
 (MET-12 near home, MET-03 near work), the weekend at the mall. On Monday
 30 November at 04:00 the week becomes two tags; that morning's commute gets
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 
-from tests.scenarios.support import inserted, of, on, replay, replay_story, send, story
+from tests.scenarios.support import inserted, of, on, replay, story
 
 WU = "13800000015"
 ZHAO = "13800000003"  # no app, 2GB plan
@@ -31,12 +31,6 @@ def test_the_week_becomes_home_and_work_cells_on_monday_morning(tmp_path):
     assert writes == [
         {"scenario": "home_cell", "msisdn": WU, "ts": on("2026-11-30", "04:00"), "tags": {"home_cell": "RES-07"}},
         {"scenario": "work_cell", "msisdn": WU, "ts": on("2026-11-30", "04:00"), "tags": {"work_cell": "CBD-02"}},
-    ]
-
-
-def test_the_first_commute_after_the_cells_are_known_gets_the_commuter_pack(tmp_path):
-    assert of("commuter_pack", replay_story("life_circle", tmp_path)) == [
-        send("commuter_pack", WU, on("2026-11-30", "08:30"), "popup", "offer.commuter_pack"),
     ]
 
 

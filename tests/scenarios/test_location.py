@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from tests.scenarios.support import as_subscriber, at, changed, inserted, replay, replay_story, send, story
+from tests.scenarios.support import as_subscriber, at, changed, inserted, replay, send, story
 
 WANG = "13800000001"       # app user
 PARKED = "13800000005"     # on the dual_sim list
 ZHAO = "13800000003"       # no app
-
-
-def test_twenty_minutes_at_the_airport_across_both_terminals_gets_the_travel_pack(tmp_path):
-    """Monday morning::
-
-        07:05 home   07:30 T1 ── 07:41 T2 ── 07:55 T2   08:10 switched off
-                     └──────── 20 min ────────┘ 07:50 travel pack (no event needed then)
-    """
-    assert replay_story("airport", tmp_path) == [
-        send("airport_travel", WANG, at("07:50"), "sms", "offer.travel_pack"),
-    ]
 
 
 def test_leaving_the_airport_a_minute_early_sends_nothing(tmp_path):
@@ -53,13 +42,6 @@ def test_a_second_stay_the_same_day_is_inside_the_cool_down(tmp_path):
     ]
 
 
-def test_fifteen_minutes_at_the_stadium_during_the_evening_match(tmp_path):
-    """18:50 metro, 19:10 stadium → 19:25 sports and music pop-up; 21:45 gone."""
-    assert replay_story("stadium", tmp_path) == [
-        send("stadium_match", WANG, at("19:25"), "popup", "offer.sports_music"),
-    ]
-
-
 def test_the_stadium_in_the_afternoon_is_no_match(tmp_path):
     afternoon = [{**e, "ts": e["ts"] - 5 * 3_600_000} for e in story("stadium")]
     assert replay(afternoon, tmp_path) == []
@@ -68,13 +50,6 @@ def test_the_stadium_in_the_afternoon_is_no_match(tmp_path):
 def test_fourteen_minutes_at_the_stadium_is_not_enough(tmp_path):
     events = inserted(story("stadium")[:2], {"type": "location", "ts": at("19:24"), "msisdn": WANG, "cell": "MET-21"})
     assert replay(events + story("stadium")[3:], tmp_path) == []
-
-
-def test_the_metro_in_the_weekday_morning_rush_offers_news_once_a_week(tmp_path):
-    """Monday 08:05 MET-12 → news pop-up; 08:20 MET-13 → cool-down."""
-    assert replay_story("metro", tmp_path) == [
-        send("metro_morning_news", WANG, at("08:05"), "popup", "offer.news_subscription"),
-    ]
 
 
 def test_the_metro_on_saturday_at_half_past_nine_or_without_the_app_sends_nothing(tmp_path):

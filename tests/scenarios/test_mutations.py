@@ -5,7 +5,7 @@ editors do: line breaks, indentation and comments between tokens (inside
 parentheses too), swapped operators, other numbers, strings and durations,
 lines duplicated or dropped, tokens swapped or deleted. Most mutants are
 refused by `check`, with an error; every one that passes must build an engine
-and replay the stories of ``events/`` without an exception, and no generated
+and replay the stories of ``scenarios/tests/`` without an exception, and no generated
 function may hold the scenario's text (the comments inserted carry a marker).
 
 A few hundred examples run in the suite; a nightly-sized run sets
@@ -40,10 +40,10 @@ TEMPLATES = str(SCENARIOS / "templates.toml")
 MARKER = "fuzzmark"
 
 TEXTS = {p.name: p.read_text(encoding="utf-8") for p in catalogue_files()}
-#: every story of ``events/`` in one recording, in time order
+#: every story of ``scenarios/tests/`` in one recording, in time order
 RECORDING = b"".join(
     json.dumps(e).encode() + b"\n"
-    for e in sorted((json.loads(line) for f in sorted(EVENTS.glob("*.jsonl"))
+    for e in sorted((json.loads(line) for f in sorted(EVENTS.glob("*.events.jsonl"))
                      for line in f.read_text(encoding="utf-8").splitlines() if line.strip()),
                     key=lambda e: e["ts"])
 )

@@ -1,7 +1,7 @@
 """scenarios/periodic.kairos: a contract about to end and the monthly bill's due date (DOMAIN.md 15).
 
 Feng (postpaid, contract ending 2027-04-30, bills due on the 5th) lives from
-23 November 2026 to 3 March 2027 (``events/periodic.jsonl``): billing
+23 November 2026 to 3 March 2027 (``scenarios/tests/periodic.events.jsonl``): billing
 publishes each bill's due date as a profile event (the first on 24 November,
 then at the end of each due day); nothing else happens but a login at the end::
 
@@ -9,11 +9,13 @@ then at the end of each due day); nothing else happens but a login at the end::
     2 Jan 10:00   bill due 5 Jan                   → reminder
     30 Jan 10:00  contract ends 30 Apr: 90 days    → renewal offer, once per contract_end
     2 Feb, 2 Mar  bills due 5 Feb, 5 Mar           → reminders
+
+The story itself is ``scenarios/tests/periodic.test.toml`` (``kairos test``); here, its variations.
 """
 
 from __future__ import annotations
 
-from tests.scenarios.support import as_subscriber, inserted, on, replay, replay_story, send, story
+from tests.scenarios.support import as_subscriber, inserted, on, replay, send, story
 
 FENG = "13800000013"
 ZHAO = "13800000003"   # prepaid
@@ -25,22 +27,8 @@ def _periodic(sends: list[dict]) -> list[dict]:
     return [s for s in sends if s["scenario"] in PERIODIC]
 
 
-def _bill(date: str, due: str) -> dict:
-    return send("bill_due_reminder", FENG, on(date, "10:00"), "sms", "care.bill_due", {"due": due})
-
-
 def _renew(date: str, ends: str, msisdn: str = FENG) -> dict:
     return send("contract_ends_in_90d", msisdn, on(date, "10:00"), "sms", "offer.renew_contract", {"ends": ends})
-
-
-def test_a_reminder_each_month_before_the_bill_and_one_renewal_offer_90_days_before_the_contract_ends(tmp_path):
-    assert _periodic(replay_story("periodic", tmp_path)) == [
-        _bill("2026-12-02", "2026-12-05"),
-        _bill("2027-01-02", "2027-01-05"),
-        _renew("2027-01-30", "2027-04-30"),
-        _bill("2027-02-02", "2027-02-05"),
-        _bill("2027-03-02", "2027-03-05"),
-    ]
 
 
 def test_a_renewed_contract_is_a_new_date_offered_again_90_days_before_it_ends(tmp_path):

@@ -10,8 +10,8 @@ from tests.scenarios.support import EVENTS, SCENARIOS, catalogue_files, replay_s
 def test_every_template_the_catalogue_sends_renders_from_a_story_with_no_placeholder_left(tmp_path):
     catalog = TemplateCatalog.load(SCENARIOS / "templates.toml")
     rendered = {}
-    for path in sorted(EVENTS.glob("*.jsonl")):
-        for s in replay_story(path.stem, tmp_path):
+    for path in sorted(EVENTS.glob("*.events.jsonl")):
+        for s in replay_story(path.name.removesuffix(".events.jsonl"), tmp_path):
             rendered[(s["template"], s["channel"])] = catalog.render(s["template"], s["channel"], s["params"])
     assert [key for key, text in rendered.items() if "{" in text or "None" in text] == []
     first_choices = {(s.actions[0].template, s.actions[0].channel)

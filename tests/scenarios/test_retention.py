@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from tests.scenarios.support import as_subscriber, at, changed, inserted, replay, replay_story, send, story
+from tests.scenarios.support import as_subscriber, at, changed, inserted, replay, story
 
 WANG = "13800000001"       # churn risk low
 XU = "13800000004"         # churn risk mid
 LIU = "13800000011"        # churn risk high, score 0.9
 PARKED = "13800000005"     # churn risk high, on the dual_sim list
-
-
-def test_calling_a_competitors_hotline_gets_a_retention_call(tmp_path):
-    """11:00 China Unicom calls Liu (incoming: nothing); 11:30 Liu calls 10010 → retention call task."""
-    assert replay_story("competitor_hotline", tmp_path) == [
-        send("churn_competitor_hotline", LIU, at("11:30"), "call", "retention.competitor",
-             {"competitor": "10010", "churn": 0.9}),
-    ]
 
 
 def test_a_mid_churn_risk_subscriber_calling_a_competitor_also_gets_the_call(tmp_path):
@@ -28,28 +20,12 @@ def test_a_loyal_subscriber_or_a_parked_sim_calling_a_competitor_gets_no_call(tm
     assert replay(as_subscriber(story("competitor_hotline"), PARKED), tmp_path) == []
 
 
-def test_three_visits_to_competitors_sites_within_three_days_get_a_retention_call(tmp_path):
-    """d0 10:00 10010.com, d1 09:00 189.cn, d3 10:00 10010.com: exactly three days → call."""
-    assert replay_story("competitor_site", tmp_path) == [
-        send("churn_competitor_site", LIU, at("10:00", day=3), "call", "retention.competitor",
-             {"competitor": "china_unicom", "churn": 0.9}),
-    ]
-
-
 def test_the_third_visit_a_minute_after_three_days_sends_nothing(tmp_path):
     assert replay(changed(story("competitor_site"), 2, ts=at("10:01", day=3)), tmp_path) == []
 
 
 def test_the_operators_own_site_is_not_a_competitor(tmp_path):
     assert replay(changed(story("competitor_site"), 2, host="www.10086.cn"), tmp_path) == []
-
-
-def test_no_outgoing_call_for_three_days_gets_a_retention_call(tmp_path):
-    """Liu calls out d0 10:00; then only an incoming call (d1) and an SMS (d2)
-    → d3 10:00 the three days are up: retention call."""
-    assert replay_story("went_quiet", tmp_path) == [
-        send("churn_went_quiet", LIU, at("10:00", day=3), "call", "retention.went_quiet", {"churn": 0.9}),
-    ]
 
 
 def test_an_outgoing_call_on_the_third_day_keeps_the_subscriber_off_the_list(tmp_path):
@@ -60,18 +36,6 @@ def test_an_outgoing_call_on_the_third_day_keeps_the_subscriber_off_the_list(tmp
 
 def test_a_quiet_subscriber_at_mid_churn_risk_gets_no_call(tmp_path):
     assert replay(as_subscriber(story("went_quiet"), XU), tmp_path) == []
-
-
-def test_seen_in_one_cell_only_for_three_days_gets_a_retention_call(tmp_path):
-    """Liu::
-
-        d0 08:00 home   08:40 office   18:30 home ── d1, d2 home only ── d3 18:30 → call
-                                       └──────────── 3 days in one cell ─────┘
-    """
-    assert replay_story("stays_put", tmp_path) == [
-        send("churn_stays_put", LIU, at("18:30", day=3), "call", "retention.stays_put",
-             {"cell": "RES-20", "churn": 0.9}),
-    ]
 
 
 def test_going_out_before_the_three_days_are_up_means_no_call(tmp_path):

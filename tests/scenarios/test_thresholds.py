@@ -8,7 +8,7 @@ Qian (10GB plan) set her alert at 70 % (``tags.alert_pct``)::
 
 from __future__ import annotations
 
-from tests.scenarios.support import as_subscriber, changed, inserted, of, on, replay, replay_story, send, story
+from tests.scenarios.support import as_subscriber, changed, inserted, of, on, replay, send, story
 
 QIAN = "13800000012"
 WANG = "13800000001"  # no alert level of his own
@@ -17,13 +17,6 @@ WANG = "13800000001"  # no alert level of his own
 def _alert(date: str, hhmm: str, pct: float) -> dict:
     return send("data_alert_personal", QIAN, on(date, hhmm), "sms", "care.data_alert",
                 {"level": 70, "pct": pct, "used_mb": int(pct * 10240 / 100), "quota_mb": 10240})
-
-
-def test_usage_crossing_the_subscribers_own_level_alerts_once_per_cycle(tmp_path):
-    assert of("data_alert_personal", replay_story("personal_alert", tmp_path)) == [
-        _alert("2026-11-23", "18:00", 72.0),
-        _alert("2026-12-01", "19:00", 70.0),
-    ]
 
 
 def test_just_under_the_level_sends_nothing(tmp_path):

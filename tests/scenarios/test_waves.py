@@ -6,7 +6,7 @@ wave two waits on it, so these tests replay the whole catalogue.
 
 from __future__ import annotations
 
-from tests.scenarios.support import at, changed, inserted, replay, replay_story, send, story
+from tests.scenarios.support import at, changed, inserted, replay, story
 
 WANG = "13800000001"
 VIDEO_SMS = f"video_heavy_no_pack:{WANG}:{at('21:30')}"
@@ -16,17 +16,6 @@ MUSIC_SMS = f"music_heavy_no_pack:{WANG}:{at('18:00')}"
 def _feedback(ts: int, outcome: str, trigger_id: str = VIDEO_SMS, channel: str = "sms") -> dict:
     return {"type": "feedback", "ts": ts, "msisdn": WANG, "trigger_id": trigger_id,
             "scenario": trigger_id.split(":")[0], "channel": channel, "outcome": outcome}
-
-
-def test_no_response_to_the_video_sms_in_three_days_gets_the_call(tmp_path):
-    """d0 21:30 wave one (SMS), 21:31 delivered (not a response), d2 Weibo,
-    d3 21:30 three days without a click, accept or refusal → wave two, a call
-    task naming the first wave; time reaches d3 22:00."""
-    assert replay_story("video_wave", tmp_path) == [
-        send("video_heavy_no_pack", WANG, at("21:30"), "sms", "offer.video_pack", {"app": "tencent_video"}),
-        send("video_pack_wave2_call", WANG, at("21:30", day=3), "call", "offer.video_pack",
-             {"first_wave": VIDEO_SMS}),
-    ]
 
 
 def test_a_click_accept_or_refusal_of_the_sms_means_no_call(tmp_path):
@@ -59,15 +48,6 @@ def test_a_pack_bought_elsewhere_meanwhile_means_no_call(tmp_path):
 def test_the_wave_waits_for_the_end_of_its_three_days(tmp_path):
     events = changed(story("video_wave"), len(story("video_wave")) - 1, ts=at("21:29", day=3))
     assert [s["scenario"] for s in replay(events, tmp_path)] == ["video_heavy_no_pack"]
-
-
-def test_no_response_to_the_music_sms_in_two_days_gets_the_pop_up(tmp_path):
-    """d0 18:00 wave one by SMS; d2 18:00 no response → the app pop-up; time reaches d2 19:00."""
-    assert replay_story("music_wave", tmp_path) == [
-        send("music_heavy_no_pack", WANG, at("18:00"), "sms", "offer.music_pack", {"app": "qq_music"}),
-        send("music_pack_wave2_popup", WANG, at("18:00", day=2), "popup", "offer.music_pack",
-             {"first_wave": MUSIC_SMS}),
-    ]
 
 
 def test_a_refused_music_sms_means_no_pop_up(tmp_path):
