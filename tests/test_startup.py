@@ -63,6 +63,14 @@ def test_a_quick_command_imports_no_daemon_channel_numpy_or_anyio_module(argv):
     assert (0, []) == (status, _heavy(modules))
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["--version"]], ids=["--help", "--version"])
+def test_help_and_version_load_neither_the_engine_nor_the_compiler(argv):
+    status, modules = _modules_after(argv)
+    building = [m for m in modules if m.startswith(("kairos.engine.", "kairos.dsl._compiler", "kairos._compile"))
+                and m not in {"kairos.engine._localtime", "kairos.engine._jump_defaults"}]  # --tz and --max-jump
+    assert (0, []) == (status, building)
+
+
 def test_check_of_the_catalogue_builds_its_engine_but_not_the_replay_machinery():
     """`check` builds an engine over stand-in data (a plan that passes also builds); it replays nothing."""
     status, modules = _modules_after(["check", str(CATALOGUE)])

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
         replay,
         stderr_problem_printer,
     )
-    from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, JUMP_CONFIRM
+    from kairos.engine._jump_defaults import DEFAULT_MAX_JUMP_MS, JUMP_CONFIRM
     from kairos.engine._settle import Settler, settle
     from kairos.engine._snapshot import RestoreReport, Snapshot, SnapshotError
     from kairos.engine._snapshot import decode as decode_snapshot
@@ -66,7 +66,7 @@ _MODULES = {
     "_reference": "Reference ReferenceError",
     "_replay": "EventReader InputProblem Measures OrderedWriter ReplayReport count_newlines replay "
                "stderr_problem_printer",
-    "_screen": "DEFAULT_MAX_JUMP_MS JUMP_CONFIRM",
+    "_jump_defaults": "DEFAULT_MAX_JUMP_MS JUMP_CONFIRM",
     "_settle": "Settler settle",
     "_snapshot": "RestoreReport Snapshot SnapshotError decode_snapshot=decode encode_snapshot=encode "
                  "restore_snapshot=restore transfer_state=transfer",
