@@ -21,9 +21,10 @@ from kairos import _version
 ROOT = Path(__file__).resolve().parents[1]
 CATALOGUE = ROOT / "scenarios"
 
-#: the daemon and its parts: only `kairos run` (and `produce`, `demo`) load them
+#: the daemon, its parts and its configuration: only `kairos run` (and `produce`, `demo`) load them
 DAEMON = {"kairos._daemon", "kairos._http", "kairos._units", "kairos._kafka", "kairos._kafka_feedback",
-          "kairos._metrics", "kairos._reload", "kairos._snapfiles", "kairos._produce", "kairos._demo"}
+          "kairos._metrics", "kairos._reload", "kairos._snapfiles", "kairos._produce", "kairos._demo",
+          "kairos._config"}
 #: third-party libraries of the daemon, the channels and the traffic generator
 LIBRARIES = {"numpy", "anyio", "uvloop", "aiokafka", "aiosmpplib", "httpx", "h11", "structlog",
              "prometheus_client"}
