@@ -86,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
         "MESSAGE with the source line and a caret; the exit status is 1 if any file has an error.",
     )
     c.add_argument("paths", nargs="+", metavar="PATH", help="a .kairos file or a folder of them")
+    c.add_argument("--reference", metavar="DIR",
+                   help="also check the names only reference data knows against this folder: each "
+                   "list(\"NAME\") (lists/NAME.txt) and area (cells.csv) must be there, an error at its use "
+                   "otherwise; a tags.NAME that no subscriber has in tags.jsonl and no scenario's `set` "
+                   "writes is a warning (a profile event may bring it)")
     _templates_option(c)
     c.set_defaults(handler=_check)
 
@@ -158,14 +163,27 @@ def _parser() -> argparse.ArgumentParser:
         help="one subscriber's timeline: events, partial matches, completions, policy decisions",
         description="Replay like `kairos replay` and print the timeline of one subscriber: their "
         "events, each scenario's partial matches and completions, and for every completion what the "
-        "scenario's rules and the contact policy decided, and why.",
+        "scenario's rules and the contact policy decided, and why (an audience that kept them out: its term "
+        "that was false and the values it read). Exit status: 0 done; 1 a scenario or template error; "
+        "2 a usage or file error.",
     )
     x.add_argument("--msisdn", required=True, help="the subscriber to follow")
-    x.add_argument("--scenarios", nargs="+", required=True, metavar="PATH")
-    x.add_argument("--events", required=True, metavar="FILE", help="JSON lines; - for standard input")
-    x.add_argument("--reference", metavar="DIR")
-    x.add_argument("--policy", metavar="FILE")
-    x.add_argument("--tz", default=DEFAULT_TZ)
+    x.add_argument("--scenarios", nargs="+", required=True, metavar="PATH",
+                   help=".kairos files or folders of them (all of them run: the contact policy weighs them together)")
+    x.add_argument("--events", required=True, metavar="FILE", help="JSON lines sorted by ts; - for standard input")
+    x.add_argument("--reference", metavar="DIR",
+                   help="reference data folder: cells.csv, tags.jsonl, lists/NAME.txt, kb.csv")
+    x.add_argument("--policy", metavar="FILE", help="a .kairos file holding the contact policy")
+    x.add_argument("--tz", default=DEFAULT_TZ, type=_time_zone, metavar="ZONE",
+                   help=f"local time zone for during/hour()/day() and the times shown (default {DEFAULT_TZ})")
+    x.add_argument("--scenario", action="append", default=[], metavar="NAME",
+                   help="show only this scenario's completions, partial matches, decisions and summary, and "
+                   "only the events of the types it reads (or at which something of it happened); repeat it for "
+                   "several. Every scenario still runs")
+    x.add_argument("--templates", metavar="FILE",
+                   help="the template catalogue every action is checked against, as in replay, and each send's "
+                   f"message is rendered from (default: a {TEMPLATES_FILE} in the first scenario folder passed, "
+                   "or beside the first scenario file, that has one)")
     x.set_defaults(handler=_explain)
 
     d = sub.add_parser(
@@ -293,19 +311,25 @@ def _templates_option(p: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from kairos._compile import build_check, compile_plan
+    from kairos._compile import build_check, check_reference, compile_plan
     from kairos._template_check import check_templates
     from kairos.adapters import TemplateError
-    from kairos.engine import BuildError
+    from kairos.engine import BuildError, ReferenceError
 
     try:
         _refuse_empty_folders(args.paths)
         plan = compile_plan(args.paths)
         templates = check_templates(plan, args.paths, args.templates)
         build_check(plan)
+        named = check_reference(plan, args.reference) if args.reference else []
+        if any(d.severity == "error" for d in named):
+            raise dsl.CheckError(named)
     except dsl.CheckError as e:
         print(str(e), file=sys.stderr)
         return EXIT_INVALID
+    except ReferenceError as e:
+        print(f"kairos check: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except BuildError as e:
         print(f"kairos check: {e}", file=sys.stderr)
         return EXIT_INVALID
@@ -319,6 +343,11 @@ def _check(args: argparse.Namespace) -> int:
     policy = " and a policy" if plan.policy is not None else ""
     files = len(plan.files)
     checked = f"; templates checked against {templates}" if templates is not None else ""
+    if args.reference:
+        for d in named:  # warnings only: an error was raised above
+            print(d.render(), file=sys.stderr)
+        warned = f" ({len(named)} warning{'s' * (len(named) != 1)})" if named else ""
+        checked += f"; names checked against {args.reference}{warned}"
     print(f"ok: {n} scenario{'s' * (n != 1)}{policy} in {files} file{'s' * (files != 1)}{checked}")
     return EXIT_OK
 
@@ -328,9 +357,9 @@ def _replay(args: argparse.Namespace) -> int:
 
     import msgspec
 
-    from kairos._compile import compile_plan
+    from kairos._compile import compile_plan, refuse_unknown_names
     from kairos._groups import ByError, Grouper, merge, tables
-    from kairos._measure import measure, table, unmatched_text
+    from kairos._measure import feedback_seen, measure, table, unmatched_text
     from kairos._report import Series, render, sends_tee
     from kairos._template_check import check_templates
     from kairos.adapters import GrantFolder, TemplateError, partition_files, partition_of
@@ -343,6 +372,7 @@ def _replay(args: argparse.Namespace) -> int:
         plan = compile_plan(paths)
         check_templates(plan, args.scenarios, args.templates)
         reference = Reference.load(args.reference) if args.reference else Reference()
+        refuse_unknown_names(plan, reference)  # a list or area the data lacks, shown at its use
         Engine(plan, reference, sink=_discard, tz=args.tz)  # binding fails early on missing data
     except dsl.CheckError as e:
         print(str(e), file=sys.stderr)
@@ -467,8 +497,10 @@ def _replay(args: argparse.Namespace) -> int:
         assert stage is not None
         names = [s.name for s in plan.scenarios]
         grouped = merge(measures.observed, len(groupings)) if groupings else None
+        answered = feedback_seen(measures.stats, measures.unmatched_feedback)  # else conversion is unknown, not 0
         if args.stats:
-            sys.stderr.write(table(rows, unmatched_text(measures.unmatched_feedback, stage.feedback.retention_ms)))
+            sys.stderr.write(table(rows, unmatched_text(measures.unmatched_feedback, stage.feedback.retention_ms),
+                                   feedback=answered))
             if grouped is not None:
                 sys.stderr.write(tables(grouped, groupings, names))
         if args.report:
@@ -479,7 +511,7 @@ def _replay(args: argparse.Namespace) -> int:
                 Path(args.report).write_text(render(rows, series, title="Kairos scenario report",  # type: ignore[arg-type]
                                                     subtitle=subtitle, unmatched=measures.unmatched_feedback,
                                                     retention_ms=stage.feedback.retention_ms,
-                                                    groupings=groupings, grouped=grouped),
+                                                    groupings=groupings, grouped=grouped, feedback=answered),
                                              encoding="utf-8")
             except OSError as e:
                 print(f"kairos replay: cannot write the report: {e}", file=sys.stderr)
@@ -605,23 +637,33 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from kairos._compile import compile_plan
-    from kairos._explain import explain
+    from kairos._compile import compile_plan, refuse_unknown_names
+    from kairos._explain import explain, unknown_scenarios
+    from kairos._template_check import check_templates
+    from kairos.adapters import TemplateCatalog, TemplateError
     from kairos.engine import BindError, BuildError, Engine, Reference, ReferenceError, stderr_problem_printer
 
     paths = list(args.scenarios) + ([args.policy] if args.policy else [])
     try:
+        _refuse_empty_folders(paths)
         plan = compile_plan(paths)
+        templates = check_templates(plan, args.scenarios, args.templates)
+        catalog = TemplateCatalog.load(templates) if templates is not None else None
         reference = Reference.load(args.reference) if args.reference else Reference()
+        refuse_unknown_names(plan, reference)  # a list or area the data lacks, shown at its use (as replay)
         Engine(plan, reference, sink=_discard, tz=args.tz)
     except dsl.CheckError as e:
         print(str(e), file=sys.stderr)
         return EXIT_INVALID
-    except BuildError as e:
+    except (BuildError, TemplateError) as e:
         print(f"kairos explain: {e}", file=sys.stderr)
         return EXIT_INVALID
     except (BindError, ReferenceError, OSError) as e:
         print(f"kairos explain: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    unknown = unknown_scenarios(plan, args.scenario)
+    if unknown is not None:
+        print(f"kairos explain: {unknown}", file=sys.stderr)
         return EXIT_USAGE
     with ExitStack() as stack:
         try:
@@ -632,7 +674,7 @@ def _explain(args: argparse.Namespace) -> int:
         name = "<stdin>" if args.events == "-" else args.events
         try:
             for line in explain(plan, reference, events, args.msisdn, tz=args.tz,
-                                on_problem=stderr_problem_printer(name)):
+                                on_problem=stderr_problem_printer(name), scenarios=args.scenario, catalog=catalog):
                 print(line)
         except BuildError as e:  # its observing engine generates other code than the one built above
             print(f"kairos explain: {e}", file=sys.stderr)

@@ -5,7 +5,9 @@ Every command that runs scenarios compiles them here — ``kairos check``,
 so they all accept and refuse the same files: compiled against the engine's
 event schema and the known channels, checked against the template catalogue
 (``kairos._template_check``), and, for ``check``, built once over stand-in
-reference data.
+reference data. With a reference folder, the list, area and tag names the
+scenarios use are checked against it (``dsl.check_names``) and reported at
+their use.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 from kairos import dsl
 from kairos._template_check import check_templates
 from kairos.adapters import TemplateCatalog, TemplateError
-from kairos.engine import Engine, Reference, event_schema
+from kairos.engine import Engine, Reference, ReferenceNames, event_schema
 from kairos.plan import Plan
 
 if TYPE_CHECKING:
@@ -41,6 +43,22 @@ def build_check(plan: Plan) -> None:
     stand_in = Reference(areas_of_cell={"<check>": areas} if areas else {},
                          lists={name: frozenset() for name in lists})
     Engine(plan, stand_in, sink=_discard)
+
+
+def check_reference(plan: Plan, folder: str | Path) -> list[dsl.Diagnostic]:
+    """``kairos check --reference``: the names of ``plan`` against the folder's, tags included (the
+    folder read for its names only); errors for a list or area it lacks, warnings for a tag no
+    subscriber has and no scenario writes. Raises ``ReferenceError`` for a folder that cannot be read."""
+    names = ReferenceNames.scan(folder)
+    return dsl.check_names(plan, lists=names.lists, areas=names.areas, tags=names.tags)
+
+
+def refuse_unknown_names(plan: Plan, reference: Reference) -> None:
+    """Raise ``dsl.CheckError`` at each use of a list or area ``reference`` lacks (``replay``): the
+    engine could not bind them, and the author is shown where they are written, as ``check`` shows them."""
+    errors = dsl.check_names(plan, lists=reference.lists.keys(), areas=reference.area_names)
+    if errors:
+        raise dsl.CheckError(errors)
 
 
 def compile_configured(config: Config) -> tuple[Plan, TemplateCatalog | None]:

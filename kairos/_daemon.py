@@ -46,7 +46,8 @@ import anyio.lowlevel
 import msgspec
 import structlog
 
-from kairos._compile import compile_configured
+from kairos import dsl
+from kairos._compile import compile_configured, refuse_unknown_names
 from kairos._config import (
     Config,
     ConfigError,
@@ -129,7 +130,8 @@ class Daemon:
         self.plan, self.templates = compile_configured(config)
         try:
             self.reference = Reference.load(config.reference) if config.reference else Reference()
-        except ReferenceError as e:
+            refuse_unknown_names(self.plan, self.reference)  # a list or area the data lacks, at its use
+        except (ReferenceError, dsl.CheckError) as e:
             raise StartError(str(e)) from None
         self.files = SnapshotFiles(fork=config.snapshot.fork, keep_previous=config.snapshot.keep_previous)
         #: ``tags_out``: where tag writes are appended (flushed at each snapshot and at the end); None: nowhere

@@ -9,11 +9,14 @@ describes the partial match when it changed.
 
 from __future__ import annotations
 
-from typing import IO, Any, Callable, Iterator
+import difflib
+from typing import IO, Any, Callable, Collection, Iterator
 
 import msgspec
 
 from kairos._measure import reasons_text
+from kairos._why import term_args, why_false
+from kairos.adapters import TemplateCatalog, TemplateError
 from kairos.engine import (
     DEFAULT_TZ,
     Engine,
@@ -25,7 +28,7 @@ from kairos.engine import (
     duration_text,
     local_text,
 )
-from kairos.plan import LAST_DAY, Absence, Aggregate, Dwell, Plan, Scenario, Schedule, Sequence
+from kairos.plan import LAST_DAY, Absence, Aggregate, Dwell, Plan, Scenario, Schedule, Sequence, Single
 
 PAD = " " * 26
 HELD = "held at the end of input"  # a reason in the summary: the policy had not decided yet
@@ -34,10 +37,15 @@ HELD = "held at the end of input"  # a reason in the summary: the policy had not
 class Timeline:
     """The engine observer for one subscriber: collects lines in the order things happen."""
 
-    def __init__(self, plan: Plan, msisdn: str, clock: LocalTime) -> None:
+    def __init__(self, plan: Plan, msisdn: str, clock: LocalTime, shown: Collection[int] | None = None) -> None:
         self.plan = plan
         self.msisdn = msisdn
         self.clock = clock
+        #: the scenarios whose lines the timeline shows (``--scenario``); all of them by default
+        self.shown = frozenset(range(len(plan.scenarios)) if shown is None else shown)
+        #: scenario → the event and pattern events of its latest completion for the subscriber (an audience
+        #: refusal follows its completion at once: ``gated`` evaluates the audience again with them)
+        self.completion: dict[int, tuple[Any, tuple[Any, ...]]] = {}
         self.lines: list[str] = []
         self.sent: set[int] = set()
         self.matched: dict[int, int] = {}  # scenario → completions for the subscriber
@@ -50,8 +58,9 @@ class Timeline:
         return local_text(self.clock, ts).ljust(24) + "  "
 
     def completed(self, i: int, m: str, t: int, e: Any, a: tuple[Any, ...]) -> None:
-        if m == self.msisdn:
+        if m == self.msisdn and i in self.shown:
             self.matched[i] = self.matched.get(i, 0) + 1
+            self.completion[i] = (e, a)
             scn = self.plan.scenarios[i]
             self.lines.append(f"{self.at(t)}{scn.name}: the pattern completed ({_pattern_text(scn)})")
             if scn.terms and self.engine is not None:
@@ -59,30 +68,39 @@ class Timeline:
 
     def wrote(self, i: int, m: str, t: int, tags: dict[str, Any]) -> None:
         """The trigger's ``set`` clause wrote ``tags`` (a ``null`` removed one)."""
-        if m == self.msisdn:
+        if m == self.msisdn and i in self.shown:
             self.writes[i] = self.writes.get(i, 0) + 1
             values = ", ".join(f"tags.{name} = {_value(v)}" for name, v in tags.items())
             self.lines.append(f"{PAD}  wrote {values}")
 
     def passed_over(self, i: int, m: str, t: int) -> None:
         """A schedule instant visited the subscriber and its ``where`` was not true."""
-        if m == self.msisdn:
+        if m == self.msisdn and i in self.shown:
             self._count(i, "where")
             scn = self.plan.scenarios[i]
-            where = scn.pattern.where.text if isinstance(scn.pattern, Schedule) and scn.pattern.where else ""
+            where = scn.pattern.where if isinstance(scn.pattern, Schedule) else None
+            why = None if where is None or self.engine is None else why_false(where, None, (), self.engine.ctx,
+                                                                               scn.terms)
+            text = f"`{where.text if where else ''}` is not true for the subscriber" if why is None else why
             self.lines.append(f"{self.at(t)}{scn.name}: the schedule visited ({_pattern_text(scn)}); "
-                              f"not completed: `{where}` is not true for the subscriber")
+                              f"not completed: {text}")
 
     def gated(self, i: int, m: str, t: int, reason: str) -> None:
-        if m == self.msisdn:
+        if m == self.msisdn and i in self.shown:
             self._count(i, reason)
-            text = _gate_text(self.plan.scenarios[i], reason)
+            scn = self.plan.scenarios[i]
+            text = _gate_text(scn, reason)
+            if reason == "audience" and scn.audience is not None and self.engine is not None:
+                e, a = self.completion.get(i, (None, ()))
+                why = why_false(scn.audience, e, a, self.engine.ctx, scn.terms)
+                if why is not None:
+                    text = f"audience — {why}"
             if reason in ("cooldown", "once") and self.stopped.get(i):
                 text += " (that trigger was stopped by the contact policy, but cool-down and once count it)"
             self.lines.append(f"{PAD}  not triggered: {text}")
 
     def policy(self, i: int, m: str, t: int, trigger_id: str, verdict: str, detail: str) -> None:
-        if m != self.msisdn:
+        if m != self.msisdn or i not in self.shown:
             return
         now = t if self.engine is None else self.engine.now
         # a decision at the trigger's time sits under its completion; a later one
@@ -136,13 +154,42 @@ def _numbered(reader: EventReader) -> Iterator[tuple[Any, int]]:
             yield from zip(events, lines)
 
 
+def unknown_scenarios(plan: Plan, names: Collection[str]) -> str | None:
+    """Why ``--scenario`` ``names`` cannot narrow the timeline (one is no scenario of ``plan``); None if they can."""
+    known = [scn.name for scn in plan.scenarios]
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"; did you mean --scenario {close[0]}?" if close else ""
+            listed = ", ".join(known[:20]) + (", …" if len(known) > 20 else "")
+            return f"--scenario {name}: no scenario of that name{hint} The scenarios are: {listed}"
+    return None
+
+
 def explain(plan: Plan, reference: Reference, events: IO[bytes], msisdn: str, *, tz: str = DEFAULT_TZ,
-            on_problem: Callable[[InputProblem], None] | None = None) -> Iterator[str]:
-    """The timeline of ``msisdn`` over a replay of ``events``, as printable lines."""
+            on_problem: Callable[[InputProblem], None] | None = None, scenarios: Collection[str] = (),
+            catalog: TemplateCatalog | None = None) -> Iterator[str]:
+    """The timeline of ``msisdn`` over a replay of ``events``, as printable lines.
+
+    ``scenarios``: the names of the scenarios to show (all when empty; every scenario still runs, since the
+    contact policy weighs them together); ``catalog``: the templates each send's message is rendered from.
+    """
     clock = LocalTime(tz)
-    timeline = Timeline(plan, msisdn, clock)
+    shown = [i for i, scn in enumerate(plan.scenarios) if not scenarios or scn.name in scenarios]
+    timeline = Timeline(plan, msisdn, clock, shown)
     sends: list[Send] = []
-    engine = timeline.engine = Engine(plan, reference, sink=sends.append, tz=tz, observer=timeline)
+
+    def sink(send: Send) -> None:
+        sends.append(send)
+        if catalog is not None and send.msisdn == msisdn and send.scenario in names:
+            timeline.lines.append(f"{PAD}  {_message(catalog, send)}")
+
+    names = {plan.scenarios[i].name for i in shown}
+    engine = timeline.engine = Engine(plan, reference, sink=sink, tz=tz, observer=timeline)
+    #: the event types the shown scenarios read; with --scenario, the subscriber's other events are left out
+    #: unless something of a shown scenario happened at them
+    types = None if not scenarios else _types_read([plan.scenarios[i] for i in shown])
+    hidden = 0
     problem = on_problem or (lambda p: None)
     reader = EventReader(events, problem)
     described: dict[int, str] = {}
@@ -155,8 +202,9 @@ def explain(plan: Plan, reference: Reference, events: IO[bytes], msisdn: str, *,
                 else InputProblem(0, reason, what="deadline", ts=engine.now))
 
     engine.on_fault = failed
-    yield f"Timeline of {msisdn} ({tz}); {len(plan.scenarios)} scenarios, " \
-          f"{'a' if plan.policy else 'no'} contact policy"
+    which = f"{len(plan.scenarios)} scenarios" if not scenarios else \
+        f"{', '.join(sorted(names))} (of {len(plan.scenarios)} scenarios)"
+    yield f"Timeline of {msisdn} ({tz}); {which}, {'a' if plan.policy else 'no'} contact policy"
     for ev, line in _numbered(reader):
         engine.on_event(ev)
         if ev.msisdn != msisdn:
@@ -166,16 +214,22 @@ def explain(plan: Plan, reference: Reference, events: IO[bytes], msisdn: str, *,
         event_line = f"{timeline.at(ev.ts)}{ev.__struct_config__.tag} {_fields(ev)}"
         # what happened at this event's time came from it; earlier deadlines came before it
         split = next((k for k, line in enumerate(lines) if line.startswith(timeline.at(ev.ts))), len(lines))
-        yield from lines[:split]
-        yield event_line
-        yield from lines[split:]
-        lines.clear()
-        for i, (scn, rt) in enumerate(zip(plan.scenarios, engine.runtimes)):
-            text = _partial(scn, rt.state_of(msisdn), clock)
+        partials = []
+        for i in shown:
+            scn = plan.scenarios[i]
+            text = _partial(scn, engine.runtimes[i].state_of(msisdn), clock)
             if text != described.get(i, ""):
                 described[i] = text
                 if text:
-                    yield f"{PAD}  {scn.name}: partial match — {text}"
+                    partials.append(f"{PAD}  {scn.name}: partial match — {text}")
+        yield from lines[:split]
+        if types is None or ev.__struct_config__.tag in types or split < len(lines) or partials:
+            yield event_line
+        else:
+            hidden += 1
+        yield from lines[split:]
+        lines.clear()
+        yield from partials
     engine.finish()
     yield from timeline.lines
     timeline.lines.clear()
@@ -184,7 +238,8 @@ def explain(plan: Plan, reference: Reference, events: IO[bytes], msisdn: str, *,
     yield ""
     yield "Summary:"
     untouched = []
-    for i, scn in enumerate(plan.scenarios):
+    for i in shown:
+        scn = plan.scenarios[i]
         st_sent = sum(1 for s in sends if s.msisdn == msisdn and s.scenario == scn.name)
         line = timeline.summary(i, st_sent, described.get(i, ""))
         if line is None:
@@ -193,6 +248,32 @@ def explain(plan: Plan, reference: Reference, events: IO[bytes], msisdn: str, *,
             yield line
     if untouched:
         yield f"  no partial match at all: {', '.join(untouched)}"
+    if hidden:
+        yield f"  {hidden:,} other event{'s' * (hidden != 1)} of the subscriber not shown: no scenario of " \
+              "--scenario reads their type"
+
+
+def _types_read(scenarios: list[Scenario]) -> set[str]:
+    """The event types the patterns and calendar terms of ``scenarios`` read."""
+    types: set[str] = set()
+    for scn in scenarios:
+        p = scn.pattern
+        filters = ([p.filter] if isinstance(p, (Single, Aggregate)) else list(p.steps) if isinstance(p, Sequence)
+                   else [p.first, p.absent] if isinstance(p, Absence) else [])
+        types.update(f.event_type for f in filters)
+        if isinstance(p, Dwell):
+            types.add("location")
+        types.update(term.filter.event_type for term in scn.terms)
+    return types
+
+
+def _message(catalog: TemplateCatalog, send: Send) -> str:
+    """``message (sms "offer.x"): TEXT``: what the subscriber receives, rendered as the channel will."""
+    try:
+        text = catalog.render(send.template, send.channel, send.params)
+    except TemplateError as e:
+        return f"message ({send.channel} \"{send.template}\"): cannot be rendered: {e}"
+    return f"message ({send.channel} \"{send.template}\"): {_value(text)}"
 
 
 def _fields(ev: Any) -> str:
@@ -222,8 +303,7 @@ def _term_values(scn: Scenario, engine: Engine, m: str, t: int) -> list[str]:
     periods = engine.periods
     out = []
     for term in scn.terms:
-        flt = term.filter.event_type + ("" if term.filter.where is None else f" where {term.filter.where.text}")
-        args = flt if term.value is None else f"{flt}, {term.value.text}"
+        args = term_args(term)
         if term.kind == "since":
             ago = periods.since(term.key, m, t)
             out.append(f"since({args}) = {'null' if ago is None else duration_text(ago) if ago else '0'}")

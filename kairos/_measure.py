@@ -16,6 +16,8 @@ in the README):
 - *unmatched feedback* (one figure for the run): ``feedback`` events joined to
   no send — an unknown trigger id, or more than the policy's ``feedback within``
   retention after the send. They count nowhere else.
+- Without any ``feedback`` event in the input, conversion and uplift are not
+  0 %: they are unknown, and the table says so (``NO_FEEDBACK``).
 """
 
 from __future__ import annotations
@@ -83,12 +85,26 @@ def measure(plan: Plan, stats: Sequence[ScenarioStats]) -> list[Row]:
     return rows
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
+#: what conversion, control conversion and uplift are when the input had no ``feedback`` event at all
+NO_FEEDBACK = "no feedback in the input"
+#: their cell in the ``--stats`` table then (a note under the table spells it out)
+NO_FEEDBACK_CELL = "n/a"
 
 
-def _pp(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:+.1f} pp"
+def feedback_seen(stats: Sequence[ScenarioStats], unmatched: int) -> bool:
+    """Whether the input had any ``feedback`` event: joined to a send or a control trigger, or unmatched.
+    Without one, a conversion of 0 % would claim that nobody took the offer."""
+    return unmatched > 0 or any(
+        any(st.control_outcomes.values()) or any(n for by in st.outcomes.values() for n in by.values())
+        for st in stats)
+
+
+def _pct(x: float | None, feedback: bool = True) -> str:
+    return "-" if x is None else NO_FEEDBACK_CELL if not feedback else f"{100 * x:.1f}%"
+
+
+def _pp(x: float | None, feedback: bool = True) -> str:
+    return "-" if x is None else NO_FEEDBACK_CELL if not feedback else f"{100 * x:+.1f} pp"
 
 
 def reasons_text(suppressed: dict[str, int]) -> str:
@@ -104,8 +120,9 @@ def unmatched_text(count: int, retention_ms: int) -> str:
             f"{duration_text(retention_ms)} after its send)")
 
 
-def table(rows: list[Row], unmatched: str | None = None) -> str:
-    """The ``--stats`` table, aligned for a terminal; ``unmatched`` (``unmatched_text``) below it."""
+def table(rows: list[Row], unmatched: str | None = None, *, feedback: bool = True) -> str:
+    """The ``--stats`` table, aligned for a terminal; ``unmatched`` (``unmatched_text``) below it;
+    ``feedback``: whether the input had any (``feedback_seen``), else conversion and uplift read n/a."""
     head = ("scenario", "channel", "matched", "sent", "delivered", "clicked", "accepted", "rejected",
             "conversion", "control", "ctl conv", "uplift", "held", "suppressed (reason count)")
     lines = [head]
@@ -114,9 +131,9 @@ def table(rows: list[Row], unmatched: str | None = None) -> str:
         lines.append((
             r.scenario if total else "", r.channel,
             f"{r.matched:,}" if total else "", f"{r.sent:,}", f"{r.delivered:,}", f"{r.clicked:,}",
-            f"{r.accepted:,}", f"{r.rejected:,}", _pct(r.conversion),
-            f"{r.control:,}" if total else "", _pct(r.control_conversion) if total else "",
-            _pp(r.uplift) if total else "", f"{r.held:,}" if total and r.held else "",
+            f"{r.accepted:,}", f"{r.rejected:,}", _pct(r.conversion, feedback),
+            f"{r.control:,}" if total else "", _pct(r.control_conversion, feedback) if total else "",
+            _pp(r.uplift, feedback) if total else "", f"{r.held:,}" if total and r.held else "",
             reasons_text(r.suppressed) if total else "",
         ))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
@@ -126,6 +143,8 @@ def table(rows: list[Row], unmatched: str | None = None) -> str:
         out.append("  ".join(cells).rstrip())
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
+    if not feedback:
+        out += ["", f"conversion, ctl conv, uplift: {NO_FEEDBACK_CELL}, {NO_FEEDBACK} (nothing says who took the offer)"]
     if unmatched is not None:
         out += ["", unmatched]
     return "\n".join(out) + "\n"

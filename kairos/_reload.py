@@ -22,7 +22,8 @@ import anyio
 import msgspec
 import structlog
 
-from kairos._compile import compile_configured
+from kairos import dsl
+from kairos._compile import compile_configured, refuse_unknown_names
 from kairos._config import Config, StartError
 from kairos._units import Unit, log_deepened
 from kairos.adapters import TemplateCatalog, wall_ms
@@ -151,7 +152,10 @@ class Reloader:
             return self._refuse(who, f"scenarios: {e}")
         try:
             plan, templates = compile_configured(d.config)
+            refuse_unknown_names(plan, d.reference)  # a list or area the data lacks, at its use (as replay)
             d.new_engine(plan, d.reference)  # binds, or says what is missing
+        except dsl.CheckError as e:
+            return self._refuse(who, str(e))
         except (StartError, BindError) as e:
             return self._refuse(who, str(e), exc_info=e if isinstance(e, BuildError) else None)
         except Exception as e:  # a bug of ours: refused like a bad file, the running scenarios go on

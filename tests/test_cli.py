@@ -164,9 +164,11 @@ def test_replay_refuses_a_list_the_reference_data_lacks_before_reading_events(tm
     (tmp_path / "ref").mkdir()
     status = main(["replay", "--scenarios", str(scenarios), "--events", "-", "--reference", str(tmp_path / "ref")])
     out, err = capsys.readouterr()
-    assert (2, "") == (status, out)
-    assert (f"kairos replay: {scenarios}:1: scenario 's' uses list(\"vip\") but the reference data has no "
-            "lists/vip.txt\n(the reference data folder, --reference DIR, must hold the files above)\n") == err
+    assert (1, "") == (status, out)  # an error of the scenario against this data, shown at the use
+    assert (f"{scenarios}:2:27: error: unknown list 'vip': the reference data has no lists/vip.txt (nor any "
+            "other list)\n"
+            '  audience msisdn in list("vip")\n'
+            "                          ^\n") == err
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n# and another\n"])

@@ -57,8 +57,10 @@ def _heavy(modules: list[str]) -> list[str]:
             or (m.startswith("kairos.adapters") and m not in ADAPTERS_ALLOWED)]
 
 
-@pytest.mark.parametrize("argv", [["check", str(CATALOGUE)], ["--help"], ["--version"]],
-                         ids=["check the catalogue", "--help", "--version"])
+@pytest.mark.parametrize("argv", [["check", str(CATALOGUE)], ["check", str(CATALOGUE), "--reference",
+                                                                   str(CATALOGUE / "reference")],
+                                  ["--help"], ["--version"]],
+                         ids=["check the catalogue", "check --reference", "--help", "--version"])
 def test_a_quick_command_imports_no_daemon_channel_numpy_or_anyio_module(argv):
     status, modules = _modules_after(argv)
     assert (0, []) == (status, _heavy(modules))

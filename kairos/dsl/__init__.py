@@ -4,7 +4,9 @@
 and policy files (LANGUAGE.md §1–§6) against the caller's event schema and
 channels, and compile every expression to a Python function the engine calls
 per event. Invalid sources raise ``CheckError`` whose ``Diagnostic`` items
-render as ``FILE:LINE:COL: error: MESSAGE`` with the source line and a caret.
+render as ``FILE:LINE:COL: error: MESSAGE`` with the source line and a caret;
+``check_names`` reports, the same way, the list, area and tag names a
+reference folder lacks.
 This package depends on ``plan`` only. A public name loads its module when
 it is first used (``__getattr__``): ``CheckError`` does not load the compiler.
 """
@@ -15,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from kairos.dsl._compiler import compile_paths, compile_sources
     from kairos.dsl._diagnostics import CheckError, Diagnostic
+    from kairos.dsl._names import check_names
 
 #: each module's public names: a name's module is imported at its first use
 _MODULES = {
     "_compiler": "compile_paths compile_sources",
     "_diagnostics": "CheckError Diagnostic",
+    "_names": "check_names",
 }
 _EXPORTS = {
     public.partition("=")[0]: (module, public.partition("=")[2] or public)
@@ -43,4 +47,4 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
-__all__ = ["CheckError", "Diagnostic", "compile_paths", "compile_sources"]
+__all__ = ["CheckError", "Diagnostic", "check_names", "compile_paths", "compile_sources"]

@@ -153,6 +153,7 @@ class Checker:
             sets=sets,
             terms=tuple(uses.terms.values()),
             uses_now=uses.now,
+            names=tuple(dict.fromkeys(uses.names)),
         )
 
     def _sets(self, assignments: tuple[ast.Assignment, ...], done: Scope | None,
@@ -208,6 +209,8 @@ class Checker:
         if isinstance(node, ast.DwellNode):
             areas = tuple(string_value(t) for t in node.areas)
             uses.areas.update(areas)
+            for tok in node.areas:
+                uses.name("area", string_value(tok), source, tok)
             done = Scope(source, uses, pattern_types=("location",),
                          no_last="`last` is not defined for dwell: it completes at a deadline, not at an event")
             return plan.Dwell(areas, self._duration(node.duration, source)), done  # type: ignore[arg-type]  # see params
@@ -496,6 +499,7 @@ class Checker:
         """The contact policy (LANGUAGE.md §6); rules accumulate, `arbitrate` is given once."""
         source = node.source
         exclude: list[str] = []
+        excluded: list[plan.NameUse] = []
         caps: list[plan.Cap] = []
         quiet: list[plan.Quiet] = []
         arbitrate: ast.Arbitrate | None = None
@@ -507,6 +511,7 @@ class Checker:
             match rule:
                 case ast.Exclude(lists=lists):
                     exclude.extend(string_value(t) for t in lists)
+                    excluded.extend(plan.NameUse("list", string_value(t), _origin(source, t)) for t in lists)
                 case ast.CapRule(channel=channel, limit=limit, per=per):
                     self._channel(channel, source, allow_any=True)
                     if isinstance(limit.value, float) or limit.value < 0:
@@ -527,7 +532,7 @@ class Checker:
                         arbitrate_ms = self._duration(window, source)
         return plan.Policy(_origin(source, node.keyword), tuple(exclude), tuple(caps), tuple(quiet), arbitrate_ms,
                            tuple(ext.hours), tuple(ext.capacity), ext.no_repeat, tuple(ext.exclusive),
-                           tuple(ext.control), ext.feedback_ms)
+                           tuple(ext.control), ext.feedback_ms, tuple(excluded))
 
     def _extension(self, rule: ast.Rule, source: Source, ext: _Extensions) -> bool:
         """The policy rules beyond LANGUAGE.md §6; False for a §6 rule."""

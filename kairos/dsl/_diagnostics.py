@@ -9,21 +9,25 @@ from __future__ import annotations
 import difflib
 import unicodedata
 from collections.abc import Iterable
+from typing import Literal
 
 import msgspec
 
 
 class Diagnostic(msgspec.Struct, frozen=True):
-    """One error: where (1-based line and column), what, and the source line it is on."""
+    """One error (or warning): where (1-based line and column), what, and the source line it is on."""
 
     file: str
     line: int
     col: int
     message: str
     source_line: str
+    #: ``warning``: worth a look, but the file is valid (``kairos check --reference`` on a tag only a
+    #: ``profile`` event could bring)
+    severity: Literal["error", "warning"] = "error"
 
     def render(self) -> str:
-        """``FILE:LINE:COL: error: MESSAGE``, the source line, a caret under the column.
+        """``FILE:LINE:COL: error: MESSAGE`` (or ``warning:``), the source line, a caret under the column.
 
         COL counts characters; the caret's padding repeats the line's tabs and
         gives a wide (East Asian) character two spaces, so the caret stands
@@ -31,7 +35,7 @@ class Diagnostic(msgspec.Struct, frozen=True):
         """
         pad = "".join(_pad(c) for c in self.source_line[: self.col - 1])
         pad += " " * (self.col - 1 - len(self.source_line))
-        return f"{self.file}:{self.line}:{self.col}: error: {self.message}\n{self.source_line}\n{pad}^"
+        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.message}\n{self.source_line}\n{pad}^"
 
 
 def _pad(char: str) -> str:

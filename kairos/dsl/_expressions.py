@@ -41,6 +41,12 @@ class Uses:
     #: calendar and recency terms read, by key (LANGUAGE.md §9.2); each with the deepest N read
     terms: dict[str, plan.Term] = field(default_factory=dict)
     now: bool = False  # ``now`` is read
+    #: each list, area and tag name read, where (``kairos check --reference`` reports a name the data lacks there)
+    names: list[plan.NameUse] = field(default_factory=list)
+
+    def name(self, kind: str, name: str, source: Source, tok: Token) -> None:
+        """Record a use of a name only the reference data knows, at ``tok``."""
+        self.names.append(plan.NameUse(kind, name, plan.Origin(source.name, tok.line, tok.col)))  # type: ignore[arg-type]  # kind is one of the three
 
 
 @dataclass(slots=True)
@@ -180,6 +186,7 @@ class ExprChecker:
     def _dotted(self, node: ast.Dotted, scope: Scope) -> ir.Ir:
         base = node.base.text
         if base == "tags":
+            scope.uses.name("tag", node.attr.text, scope.source, node.attr)
             return ir.Tag(node.attr.text)
         if base in scope.aliases:
             slot, event_type = scope.aliases[base]
@@ -335,6 +342,7 @@ class ExprChecker:
             return self._error(scope, node.name, 'list() takes the name of a list in quotes, e.g. list("dnd")')
         name = node.args[0].value  # type: ignore[union-attr]  # _is_string checked it is a Literal
         scope.uses.lists.add(name)
+        scope.uses.name("list", name, scope.source, node.args[0].first)
         return ir.InList(name)
 
     def _in_area(self, node: ast.Call, scope: Scope) -> ir.Ir:
@@ -344,6 +352,8 @@ class ExprChecker:
             return self._error(scope, node.name, 'in_area() takes area names in quotes, e.g. in_area("airport")')
         areas = frozenset(a.value for a in node.args)  # type: ignore[union-attr]  # all _is_string
         scope.uses.areas |= areas
+        for a in node.args:
+            scope.uses.name("area", a.value, scope.source, a.first)  # type: ignore[union-attr]  # all _is_string
         return ir.InArea(areas)
 
     def _previous(self, node: ast.Call, scope: Scope) -> ir.Ir:

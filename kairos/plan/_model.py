@@ -192,6 +192,16 @@ class TagSet(msgspec.Struct, frozen=True):
     origin: Origin | None = None
 
 
+class NameUse(msgspec.Struct, frozen=True):
+    """A name only the reference data can know, where it is written: ``list("NAME")`` (kind ``list``),
+    an area of ``in_area`` or ``dwell in area`` (``area``), a ``tags.NAME`` read (``tag``); so a name
+    the data lacks is reported at its use (``kairos check --reference``, ``replay``)."""
+
+    kind: Literal["list", "area", "tag"]
+    name: str
+    origin: Origin
+
+
 class Scenario(msgspec.Struct, frozen=True):
     """One compiled scenario; ``actions`` is empty for a scenario that only writes tags (``sets``)."""
 
@@ -219,6 +229,8 @@ class Scenario(msgspec.Struct, frozen=True):
     terms: tuple[Term, ...] = ()
     #: its expressions read ``now`` (or a term, which reads it): the engine keeps the evaluation time
     uses_now: bool = False
+    #: each use of a list, area or tag name, in source order (``lists`` and ``areas`` without places)
+    names: tuple[NameUse, ...] = ()
 
     @property
     def event_types(self) -> frozenset[str]:
@@ -324,6 +336,8 @@ class Policy(msgspec.Struct, frozen=True):
     #: can still be joined to it; None: the engine's default (the ``no_repeat``
     #: window or 30 days, whichever is longer)
     feedback_within_ms: int | None = None
+    #: each ``exclude list("NAME")``'s name, where it is written
+    names: tuple[NameUse, ...] = ()
 
 
 class Plan(msgspec.Struct, frozen=True):

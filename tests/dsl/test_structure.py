@@ -36,12 +36,15 @@ def test_the_examples_of_the_language_reference_compile_verbatim():
     )
     assert second.pattern.absent.reads_aliases is True
     assert second.pattern.first.reads_aliases is False
+    at = str(EXAMPLES / "policy.kairos")
     assert compiled.policy == plan.Policy(
-        origin=plan.Origin(str(EXAMPLES / "policy.kairos"), 1, 1),
+        origin=plan.Origin(at, 1, 1),
         exclude=("dnd", "blacklist"),
         caps=(plan.Cap("sms", 2, 86_400_000), plan.Cap("any", 3, 86_400_000)),
         quiet=(plan.Quiet(plan.TimeRange(22 * 60, 8 * 60), ("sms", "call"), "defer"),),
         arbitrate_ms=10_000,
+        names=(plan.NameUse("list", "dnd", plan.Origin(at, 2, 16)),
+               plan.NameUse("list", "blacklist", plan.Origin(at, 2, 29))),
     )
     assert compiled.files == tuple(str(EXAMPLES / f"{n}.kairos") for n in names)
 

@@ -384,3 +384,93 @@ def test_a_sweeps_frozen_members_are_out_of_the_collectors_walk_from_the_instant
         assert all(o is not sweep.members for o in gc.get_objects())  # frozen: in no generation the collector walks
     finally:
         gc.unfreeze()
+
+
+def test_schedules_firing_at_one_instant_hold_one_list_of_members_and_a_newcomer_makes_a_new_one():
+    """The catalogue's twelve day-1 schedules over a million subscribers: one list, not twelve."""
+    import gc
+
+    tags = {f"139{i:04d}": {"x": 1} for i in range(30)}
+    plan = Plan((scenario("a", daily()), scenario("b", daily())))
+    engine = Engine(plan, Reference(tags=tags), sink=[].append, sliced=True)
+    try:
+        engine.feed([login(ms(2024, 5, 1, 9), "1380000")])
+        engine.feed([login(ms(2024, 5, 1, 11), "1380001")])  # a newcomer after the instant
+        a, b = (rt.sweep for rt in engine.schedules)
+        assert a is not None and b is not None and a.members is b.members and len(a.members) == 31
+        while engine.sweeping:
+            engine.sweep_step(100)
+        engine.feed([login(ms(2024, 5, 2, 11), "1380000")])
+        c = engine.schedules[0].sweep
+        assert c is not None and len(c.members) == 32 and c.members is not a.members and len(a.members) == 31
+    finally:
+        gc.unfreeze()
+
+
+@pytest.mark.parametrize("snapshot_after", [None, 4], ids=["one run", "a restart mid-sweep"])
+def test_schedules_firing_at_one_instant_decide_in_slices_what_replay_decides(snapshot_after):
+    plan = Plan((scenario("a", daily(where=lambda e, a, c: c.tag("x") != 2)), scenario("b", daily()),
+                 scenario("c", daily(where=lambda e, a, c: c.tag("x") == 1))))
+    ref, events = _stream()
+    tags, newcomers = _newcomers()
+    ref.tags.update(tags)
+    events = sorted(events + newcomers, key=lambda ev: ev.ts)
+    whole: list = []
+    replay = Engine(plan, Reference(tags={m: dict(t) for m, t in ref.tags.items()}), sink=whole.append)
+    replay.feed(events)
+    replay.finish()
+    assert {s.scenario for s in whole} == {"a", "b", "c"}
+    sliced: list = []
+    engine = Engine(plan, Reference(tags={m: dict(t) for m, t in ref.tags.items()}), sink=sliced.append,
+                    sliced=True)
+    for k in range(0, len(events), 3):
+        engine.feed(events[k:k + 3])
+        engine.sweep_step(5)
+        if k // 3 == snapshot_after:
+            data = encode(engine)  # a restart reads tags.jsonl again; the snapshot brings what profiles wrote
+            engine = Engine(plan, Reference(tags={m: dict(t) for m, t in ref.tags.items()}), sink=sliced.append,
+                            sliced=True)
+            restore(engine, decode(data).engine)
+    while engine.sweeping:
+        engine.sweep_step(5)
+    engine.finish()
+    assert _key(sliced) == _key(whole)
+
+
+_NUMBERS = ["1390001", "1390002", "13900021", "139", "+861390003", "0139004", "1390005", "13900050",
+            "1380001", "1380002", "13800020", "+861380003", "1370001", "137", "1370002x"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_sweep_in_slices_decides_what_replay_decides_over_random_numbers_blocks_and_newcomers(seed):
+    """Numbers of mixed lengths and texts (text order is not numeric order), tag rows and event-only
+    numbers, newcomers and profiles past the instant, random blocks and slices: the daemon's sweep
+    (catch-up by a probe of the universe) decides what replay decides."""
+    import random
+
+    rnd = random.Random(seed)
+    numbers = rnd.sample(_NUMBERS, 12)
+    tags = {m: {"x": rnd.choice([1, 2])} for m in numbers[:5]}
+    t0, t = ms(2024, 5, 1, 9), ms(2024, 5, 1, 10)
+    events: list = [login(t0 + i, m) for i, m in enumerate(numbers[5:9])]
+    for _ in range(30):
+        m = rnd.choice(numbers)  # numbers[9:] are seen first past the instant
+        t += rnd.randint(0, 2_000)
+        events.append(Profile(ts=t, msisdn=m, tags={"x": rnd.choice([1, 2])}) if rnd.random() < 0.3 else login(t, m))
+    plan = Plan((scenario("a", daily(where=lambda e, a, c: c.tag("x") != 2)), scenario("b", daily())))
+    whole: list = []
+    replay = Engine(plan, Reference(tags={m: dict(v) for m, v in tags.items()}), sink=whole.append)
+    replay.feed(events)
+    replay.finish()
+    sliced: list = []
+    engine = Engine(plan, Reference(tags={m: dict(v) for m, v in tags.items()}), sink=sliced.append, sliced=True)
+    k = 0
+    while k < len(events):
+        n = rnd.randint(1, 6)
+        engine.feed(events[k:k + n])
+        engine.sweep_step(rnd.randint(0, 3))
+        k += n
+    while engine.sweeping:
+        engine.sweep_step(1)
+    engine.finish()
+    assert _key(sliced) == _key(whole)

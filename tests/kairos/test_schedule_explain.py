@@ -35,7 +35,7 @@ def test_explain_shows_the_instants_whose_where_was_false_for_the_subscriber():
     lines = _timeline("1", {"1": {"plan": "gold"}}, {"dnd": frozenset()})
     text = "\n".join(lines)
     assert text.count("daily_tip: the schedule visited (every day at 10:00); not completed: "
-                      "`tags.plan == \"basic\"` is not true for the subscriber") == 2
+                      "tags.plan == \"basic\" was false (tags.plan = \"gold\")") == 2
     assert "daily_tip: never completed — where 2" in text
 
 
@@ -54,3 +54,19 @@ def test_the_demo_shows_a_schedules_send_among_its_examples():
     plan = dsl.compile_sources([("s.kairos", SCENARIOS)], event_schema())
     send = Send("daily_tip:1:5", "daily_tip", "1", 5, 5, "sms", "tip", {})
     assert pick_examples(plan, [send], 3) == [send]
+
+
+def test_a_passed_over_instant_names_the_calendar_term_that_was_false_and_its_value():
+    scenarios = """
+scenario regulars
+  when every day at 10:00 where tags.plan == "basic" and count(login) in day(-1) >= 2
+  then sms "tip"
+end
+"""
+    plan = dsl.compile_sources([("s.kairos", scenarios)], event_schema())
+    events = b"".join(msgspec.json.encode({"type": "login", "ts": T0 + k * 12 * H, "msisdn": "1",
+                                           "channel": "app"}) + b"\n" for k in range(4))
+    lines = list(explain(plan, Reference(tags={"1": {"plan": "basic"}}), io.BytesIO(events), "1"))
+    assert ("2024-05-01 Wed 10:00:00   regulars: the schedule visited (every day at 10:00); not completed: "
+            "count(login) in day(-1) >= 2 was false (count(login) in day(-1) = 0)") in lines
+    assert "2024-05-02 Thu 10:00:00   regulars: the pattern completed (every day at 10:00)" in lines
