@@ -135,3 +135,16 @@ def test_an_unknown_name_of_a_lazy_package_is_an_attribute_error():
 
     with pytest.raises(AttributeError, match="has no attribute 'Engin'"):
         kairos.engine.Engin  # noqa: B018
+
+
+def test_a_type_checker_still_refuses_a_name_a_lazy_package_does_not_export(tmp_path):
+    """The lazy ``__getattr__`` is hidden from type checkers: a misspelt import is still an error, not ``Any``."""
+    probe = tmp_path / "probe.py"
+    probe.write_text("from kairos.engine import Engin\nfrom kairos.adapters import Chanel\n"
+                     "from kairos.dsl import compile_pathz\nfrom kairos.engine import Engine\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-error-summary", str(probe)],
+                          capture_output=True, text=True, cwd=ROOT)
+    errors = [line.split(": error: ")[1] for line in done.stdout.splitlines() if ": error: " in line]
+    assert ['Module "kairos.adapters" has no attribute "Chanel"',
+            'Module "kairos.dsl" has no attribute "compile_pathz"',
+            'Module "kairos.engine" has no attribute "Engin"'] == sorted(e.split(";")[0] for e in errors)

@@ -79,15 +79,17 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module at its first use (PEP 562) and keep the name here."""
-    try:
-        module, attr = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # type checkers read the imports above: a name they do not list stays an error
+
+    def __getattr__(name: str) -> Any:
+        """Import a public name's module at its first use (PEP 562) and keep the name here."""
+        try:
+            module, attr = _EXPORTS[name]
+        except KeyError:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        globals()[name] = value
+        return value
 
 
 def __dir__() -> list[str]:
