@@ -274,7 +274,17 @@ def load_config(path: str | Path) -> Config:
         snapshot=msgspec.structs.replace(cfg.snapshot, partitions_dir=str(base / cfg.snapshot.partitions_dir))
         if cfg.snapshot.partitions_dir else cfg.snapshot,
         feedback=msgspec.structs.replace(cfg.feedback, files=[str(base / f) for f in cfg.feedback.files]),
+        channels={name: _file_channel_path(section, name, base) for name, section in cfg.channels.items()},
     )
+
+
+def _file_channel_path(section: dict[str, Any], name: str, base: Path) -> dict[str, Any]:
+    """The built-in file channel's ``path``, relative to the configuration's folder like every other path
+    (it was left to the daemon's working folder, so a config run from elsewhere wrote somewhere else)."""
+    path = section.get("path")
+    if section.get("plugin", name) != "file" or not isinstance(path, str) or not path:
+        return section
+    return {**section, "path": str(base / path)}
 
 
 def _address(listen: str) -> tuple[str, int]:

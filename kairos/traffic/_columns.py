@@ -49,6 +49,14 @@ class Columns:
     def __len__(self) -> int:
         return len(self.ts)
 
+    def rows(self, lo: int, hi: int) -> Columns:
+        """Events ``lo`` to ``hi`` (their order kept): the part a paced writer writes next."""
+        def cut(col: np.ndarray | int) -> np.ndarray | int:
+            return col[lo:hi] if isinstance(col, np.ndarray) else col
+
+        return Columns(self.table, self.ts[lo:hi], self.sub[lo:hi], self.kind[lo:hi],
+                       [cut(c) for c in self.texts], [cut(c) for c in self.nums])
+
     def write(self, out: IO[bytes], chunk: int = CHUNK) -> int:
         """Write every event as a JSON line; returns the number of bytes."""
         mid = self.table.code(',"msisdn":"')

@@ -19,6 +19,8 @@ Everything is numpy columns written by a vectorised JSON-lines formatter, so
     python -m kairos.traffic --mix province --subscribers 3000 --days 72 --start 2026-09-21 \\
         --out months.jsonl --reference ref/
     python -m kairos.traffic --mix w1 --subscribers 1000000 --events 10000000 --out w1.jsonl
+    python -m kairos.traffic --subscribers 500 --hours 24 --start now --out events.jsonl --reference ref/
+    python -m kairos.traffic --subscribers 500 --hours 1 --live --out events.jsonl   # as its time comes
 """
 
 from __future__ import annotations
@@ -30,14 +32,15 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import orjson
 
 from kairos.traffic._columns import NUMS, TEXTS, Columns, EventBuilder
 from kairos.traffic._jsonl import Table
-from kairos.traffic._population import DEFAULT_START_MS, LISTS, REFERENCE, Population, check_subscribers, msisdn
+from kairos.traffic._live import wall_ms, write_paced
+from kairos.traffic._population import DEFAULT_START_MS, LISTS, LOCAL, REFERENCE, Population, check_subscribers, msisdn
 from kairos.traffic._province import generate
 from kairos.traffic._texts import HOST_PREFIXES, kb_rows
 
@@ -171,8 +174,12 @@ def write(
     video_share: float = 0.25,
     zipf: float = 1.2,
     from_hour: float = 0.0,
+    live: bool = False,
 ) -> int:
     """Generate a mix and write it as JSON lines sorted by ts; returns the number of events.
+
+    ``live``: append to ``path`` and write each event only once the wall clock reaches its ts
+    (``kairos.traffic._live``), as a live feed would bring it.
 
     ``events`` is the number of events of ``w1`` (default 10 per subscriber);
     ``province`` produces what ``subscribers`` do in ``hours`` from ``start_ms``
@@ -187,18 +194,23 @@ def write(
         raise ValueError(f"from_hour must be >= 0, got {from_hour}")
     check_subscribers(subscribers)
     to_stdout = str(path) == "-"
-    out = sys.stdout.buffer if to_stdout else open(path, "wb")
+    out = sys.stdout.buffer if to_stdout else open(path, "ab" if live else "wb")
     try:
         if mix == "w1":
             total = events if events is not None else 10 * subscribers
             if total < 0:
                 raise ValueError(f"events must be >= 0, got {total}")
-            for cols in _w1_chunks(subscribers, total, hours, seed, start_ms, video_share, zipf):
-                cols.write(out)
-            return total
-        cols = _province(subscribers, hours, seed, start_ms, from_hour)
-        cols.write(out)
-        return len(cols)
+            parts: Iterable[Columns] = _w1_chunks(subscribers, total, hours, seed, start_ms + int(from_hour * HOUR_MS),
+                                                  video_share, zipf)
+        else:
+            parts = [_province(subscribers, hours, seed, start_ms, from_hour)]
+        if live:
+            return write_paced(parts, out)
+        n = 0
+        for cols in parts:
+            cols.write(out)
+            n += len(cols)
+        return n
     finally:
         if to_stdout:
             out.flush()
@@ -206,13 +218,40 @@ def write(
             out.close()
 
 
-def _start(text: str) -> int:
+NOW = "now"  #: ``--start now``: the span ends at the current time (see ``span_ending_now``)
+
+
+def _start(text: str) -> int | str:
+    """``--start``: a local (UTC+8) day's midnight in epoch ms, or ``now``."""
+    if text.strip().lower() == NOW:
+        return NOW
     try:
         day = dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
-    midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    except ValueError as e:
+        why = "" if str(e).startswith("Invalid isoformat") else f" ({e})"
+        raise argparse.ArgumentTypeError(
+            f"expected a date YYYY-MM-DD (e.g. 2026-11-23) or 'now', got {text!r}{why}") from None
+    midnight = dt.datetime(day.year, day.month, day.day, tzinfo=LOCAL)
     return int(midnight.timestamp() * 1000)
+
+
+def local_span(begin_ms: int) -> tuple[int, float]:
+    """(start_ms, from_hour) of a span that begins at ``begin_ms``, as ``write`` takes them: the local
+    midnight of its first day (the province mix's daily rhythm and the reference's dates hang on it) and
+    the hours from that midnight."""
+    day = dt.datetime.fromtimestamp(begin_ms / 1000, LOCAL).date()
+    midnight = int(dt.datetime(day.year, day.month, day.day, tzinfo=LOCAL).timestamp() * 1000)
+    return midnight, (begin_ms - midnight) / HOUR_MS
+
+
+def span_ending_now(hours: float, now_ms: int | None = None) -> tuple[int, float]:
+    """(start_ms, from_hour) of a span of ``hours`` that ends at ``now_ms`` (default: the wall clock).
+
+    Traffic that ends now is what a daemon started next can read: its time follows the wall clock once
+    its input is idle, so nothing in it is late, and nothing is ahead of the wall clock.
+    """
+    now = wall_ms() if now_ms is None else now_ms
+    return local_span(now - int(hours * HOUR_MS))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -229,16 +268,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     span.add_argument("--days", type=int, default=None,
                       help="time span in whole days from --start's midnight (province: e.g. --days 72 --start "
                       "2026-09-21 reaches 1 December with the three calendar months before it, which the "
-                      "monthly silent / low-use model reads)")
+                      "monthly silent / low-use model reads); with --start now, whole days ending now")
     p.add_argument("--events", type=int, default=None, help="w1: number of events (default 10 per subscriber)")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--start", type=_start, default=DEFAULT_START_MS, metavar="YYYY-MM-DD",
-                   help="the local (UTC+8) day the traffic starts at midnight (default 2026-11-23)")
-    p.add_argument("--from-hour", type=float, default=0.0,
+    p.add_argument("--start", type=_start, default=None, metavar="YYYY-MM-DD|now",
+                   help="the local (UTC+8) day the traffic starts at midnight (default 2026-11-23); 'now': the "
+                   "span (--hours, --days) ends at the current time instead, so a daemon started next reads "
+                   "it as recent history, none of it late or ahead of the wall clock (not byte-reproducible; a daemon "
+                   "already running calls past events late: feed it --live)")
+    p.add_argument("--from-hour", type=float, default=None,
                    help="province: start this many hours after midnight (20: the evening peak)")
     p.add_argument("--video-share", type=float, default=0.25, help="w1: share of video DPI")
     p.add_argument("--zipf", type=float, default=1.2, help="w1: Zipf exponent of subscriber activity")
-    p.add_argument("--out", required=True, metavar="FILE", help="events file ('-': standard output)")
+    p.add_argument("--live", action="store_true",
+                   help="the span starts now and each event is written (appended to --out, flushed) once the "
+                   "wall clock reaches its ts, so a daemon following the file receives a live feed; Ctrl-C stops")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="events file ('-': standard output); --live appends to it")
     p.add_argument("--reference", metavar="DIR", help="also write the reference folder here")
     args = p.parse_args(argv)
     if args.events is not None and args.mix != "w1":
@@ -247,17 +293,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(f"--days must be 1 or more, got {args.days}")
     hours = (24.0 * args.days if args.days is not None else args.hours if args.hours is not None
              else 1.0 if args.mix == "w1" else 24.0)
+    from_hour = 0.0 if args.from_hour is None else args.from_hour
+    start = DEFAULT_START_MS if args.start is None else args.start
+    if args.live and args.start is not None:
+        p.error("--live starts the span at the current time: leave out --start")
+    if start == NOW or args.live:
+        if args.from_hour is not None:
+            p.error(f"--from-hour does not apply with {'--live' if args.live else '--start now'} "
+                    "(the span is placed at the current time)")
+        if hours <= 0:
+            p.error(f"--hours must be positive, got {hours:g}")
+        start, from_hour = local_span(wall_ms()) if args.live else span_ending_now(hours)
+    assert isinstance(start, int)
     t0 = time.perf_counter()
+    if args.live:
+        print(f"writing {hours:g} h of {args.mix} traffic for {args.subscribers:,} subscribers to {args.out} as "
+              "its time comes (Ctrl-C to stop)", file=sys.stderr)
     try:
         if args.reference:
-            make_reference(args.reference, args.subscribers, args.seed, args.start)
-        n = write(args.out, subscribers=args.subscribers, hours=hours, seed=args.seed, start_ms=args.start,
+            make_reference(args.reference, args.subscribers, args.seed, start)
+        n = write(args.out, subscribers=args.subscribers, hours=hours, seed=args.seed, start_ms=start,
                   mix=args.mix, events=args.events, video_share=args.video_share, zipf=args.zipf,
-                  from_hour=args.from_hour)
+                  from_hour=from_hour, live=args.live)
     except ValueError as e:
         p.error(str(e))
+    except KeyboardInterrupt:
+        print("stopped (Ctrl-C): the events written so far are whole lines", file=sys.stderr)
+        return 130
     took = time.perf_counter() - t0
     print(f"{n:,} {args.mix} events for {args.subscribers:,} subscribers over {hours:g} h "
           f"in {took:.1f} s ({n / max(took, 1e-9):,.0f} events/s)", file=sys.stderr)
     return 0
-

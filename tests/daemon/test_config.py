@@ -69,3 +69,16 @@ def _config(tmp_path, extra: str) -> Path:
 def test_a_mistake_in_the_configuration_is_named(tmp_path, extra, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
         load_config(_config(tmp_path, extra))
+
+
+def test_a_file_channels_relative_path_is_relative_to_the_configuration_file_like_every_path(tmp_path):
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "kairos.toml"
+    path.write_text('scenarios = "s"\nstate_dir = "st"\n[[sources]]\nkind = "file"\npath = "../in/events.jsonl"\n'
+                    '[channels.sms]\nplugin = "file"\npath = "../out/sms.jsonl"\n'
+                    '[channels.popup]\nplugin = "file"\npath = "/abs/popup.jsonl"\n'
+                    '[channels.call]\nplugin = "call"\npath = "not/a/file/channel"\n')
+    config = load_config(path)
+    assert Path(config.channels["sms"]["path"]) == tmp_path / "conf" / ".." / "out" / "sms.jsonl"
+    assert config.channels["popup"]["path"] == "/abs/popup.jsonl"
+    assert config.channels["call"]["path"] == "not/a/file/channel"  # another plugin's keys are its own
