@@ -11,43 +11,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import textwrap
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Callable, Sequence
+from typing import IO, TYPE_CHECKING, Callable, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import msgspec
-
 from kairos import dsl
-from kairos._compile import build_check, check_reference, compile_plan, refuse_unknown_names
-from kairos._explain import explain
-from kairos._groups import ByError, Grouper, Grouping, check_known, known_tags, merge, parse_by, tables
-from kairos._measure import feedback_seen, measure, table, unmatched_text
-from kairos._report import Series, render, sends_tee
-from kairos._template_check import TEMPLATES_FILE, check_templates
-from kairos.adapters import GrantFolder, TemplateError, partition_files, partition_of, split_file
-from kairos.engine import (
-    DEFAULT_MAX_JUMP_MS,
-    DEFAULT_TZ,
-    JUMP_CONFIRM,
-    MAX_TRIGGER_DEPTH,
-    BindError,
-    BuildError,
-    Engine,
-    LocalTime,
-    Reference,
-    ReferenceError,
-    ReplayReport,
-    Send,
-    replay,
-    replay_partitioned,
-    replay_workers,
-    stderr_problem_printer,
-)
-from kairos.plan import Plan
+from kairos._template_check import TEMPLATES_FILE
+from kairos.engine import DEFAULT_MAX_JUMP_MS, DEFAULT_TZ, JUMP_CONFIRM
+
+if TYPE_CHECKING:
+    from kairos._groups import Grouping
+    from kairos.engine import Engine, Reference, ReplayReport, Send
+    from kairos.plan import Plan
+
+# Each command imports what it needs in its handler, so `kairos --help` and `kairos check` load no
+# daemon, channel, numpy or replay code (tests/test_startup.py keeps them so).
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 #: ``kairos replay`` finished, but skipped lines (malformed, wild timestamps, out of order): see standard error
@@ -94,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action=_Version, nargs=0, default=argparse.SUPPRESS,
+                   help="print the version (kairos X.Y.Z) and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     c = sub.add_parser(
@@ -278,6 +261,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Version(argparse.Action):
+    """``--version``: the version is looked up only when asked for (package metadata costs an import)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        from kairos._version import version
+
+        print(f"kairos {version()}")
+        parser.exit()
+
+
 def _refuse_empty_folders(paths: Sequence[str | Path]) -> None:
     """A scenario folder without ``*.kairos`` files is an error: a mistyped folder must not
     pass as a clean check (or an empty replay) of nothing."""
@@ -318,6 +312,11 @@ def _templates_option(p: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from kairos._compile import build_check, check_reference, compile_plan
+    from kairos._template_check import check_templates
+    from kairos.adapters import TemplateError
+    from kairos.engine import BuildError, ReferenceError
+
     try:
         _refuse_empty_folders(args.paths)
         plan = compile_plan(args.paths)
@@ -355,6 +354,19 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    import tempfile
+
+    import msgspec
+
+    from kairos._compile import compile_plan, refuse_unknown_names
+    from kairos._groups import ByError, Grouper, merge, tables
+    from kairos._measure import feedback_seen, measure, table, unmatched_text
+    from kairos._report import Series, render, sends_tee
+    from kairos._template_check import check_templates
+    from kairos.adapters import GrantFolder, TemplateError, partition_files, partition_of
+    from kairos.engine import (BindError, BuildError, Engine, LocalTime, Reference, ReferenceError, replay,
+                               replay_partitioned, replay_workers, stderr_problem_printer)
+
     paths = list(args.scenarios) + ([args.policy] if args.policy else [])
     try:
         _refuse_empty_folders(paths)
@@ -513,6 +525,8 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _groupings(args: argparse.Namespace, plan: Plan, reference: Reference) -> list[Grouping]:
     """The ``--by`` groupings, checked: a tag, written ``tags.NAME``, that someone has or a scenario uses."""
+    from kairos._groups import ByError, check_known, known_tags, parse_by
+
     if not args.by:
         return []
     groupings = parse_by(args.by)
@@ -551,6 +565,8 @@ def _writes(n: int) -> str:
 
 def _loops(cut: int) -> str:
     """The summary's note on trigger chains the engine cut: sends an author did not mean."""
+    from kairos.engine import MAX_TRIGGER_DEPTH
+
     if not cut:
         return ""
     chains = "chain" if cut == 1 else "chains"
@@ -575,6 +591,8 @@ def _open_out(stack: ExitStack, name: str) -> IO[bytes]:
 
 
 def _split(args: argparse.Namespace) -> int:
+    from kairos.adapters import split_file
+
     out = Path(args.out)
     if args.partitions < 1:
         print("kairos split: --partitions must be at least 1", file=sys.stderr)
@@ -620,8 +638,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from kairos._explain import unknown_scenarios
-    from kairos.adapters import TemplateCatalog
+    from kairos._compile import compile_plan, refuse_unknown_names
+    from kairos._explain import explain, unknown_scenarios
+    from kairos._template_check import check_templates
+    from kairos.adapters import TemplateCatalog, TemplateError
+    from kairos.engine import BindError, BuildError, Engine, Reference, ReferenceError, stderr_problem_printer
 
     paths = list(args.scenarios) + ([args.policy] if args.policy else [])
     try:

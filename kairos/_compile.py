@@ -13,14 +13,16 @@ their use.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from kairos import dsl
-from kairos._config import Config, StartError
 from kairos._template_check import check_templates
 from kairos.adapters import TemplateCatalog, TemplateError
 from kairos.engine import Engine, Reference, ReferenceNames, event_schema
 from kairos.plan import Plan
+
+if TYPE_CHECKING:
+    from kairos._config import Config
 
 #: the channels a scenario may name outside the daemon (which knows its configured ones)
 CHANNELS = frozenset({"sms", "popup", "call"})
@@ -62,6 +64,8 @@ def refuse_unknown_names(plan: Plan, reference: Reference) -> None:
 def compile_configured(config: Config) -> tuple[Plan, TemplateCatalog | None]:
     """The daemon's configured scenarios, checked against its configured channels and the template
     catalogue; raises ``StartError`` saying what to fix."""
+    from kairos._config import StartError  # the daemon's: `kairos check` loads no configuration code
+
     try:
         plan = dsl.compile_paths([config.scenarios], event_schema(), frozenset(config.channels))
         path = check_templates(plan, [config.scenarios], config.templates or None)

@@ -189,12 +189,12 @@ def test_a_route_that_fails_to_compile_names_only_the_scenario_whose_lines_break
 @pytest.mark.parametrize("command", ["check", "replay"])
 def test_check_and_replay_refuse_a_plan_that_fails_to_build_with_exit_1_and_no_traceback(
         tmp_path, capsys, monkeypatch, command):
-    import kairos._cli
+    import kairos._compile  # each command imports compile_plan from here when it runs
 
     scenario = tmp_path / "s.kairos"
     scenario.write_text(GOOD + VICTIM, encoding="utf-8")
     (tmp_path / "events.jsonl").write_text(json.dumps(_dpi(T0, "1", 10)) + "\n", encoding="utf-8")
-    monkeypatch.setattr(kairos._cli, "compile_plan", lambda paths: _broken_plan())
+    monkeypatch.setattr(kairos._compile, "compile_plan", lambda paths: _broken_plan())
     argv = ["check", str(scenario)] if command == "check" else [
         "replay", "--scenarios", str(scenario), "--events", str(tmp_path / "events.jsonl")]
     assert 1 == main(argv)

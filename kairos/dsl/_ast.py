@@ -6,8 +6,9 @@ every bad one with its position instead of the parser stopping at the first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from kairos.dsl._diagnostics import Source
 from kairos.dsl._tokens import Token
@@ -15,8 +16,7 @@ from kairos.dsl._tokens import Token
 # --- expressions
 
 
-@dataclass(frozen=True, slots=True)
-class Literal:
+class Literal(msgspec.Struct, frozen=True):
     """A number, "string", true, false or null."""
 
     tok: Token
@@ -27,8 +27,7 @@ class Literal:
         return self.tok
 
 
-@dataclass(frozen=True, slots=True)
-class ListLit:
+class ListLit(msgspec.Struct, frozen=True):
     """``[e, ...]``."""
 
     tok: Token
@@ -39,8 +38,7 @@ class ListLit:
         return self.tok
 
 
-@dataclass(frozen=True, slots=True)
-class Name:
+class Name(msgspec.Struct, frozen=True):
     """A bare NAME: a field, an alias, ``msisdn``."""
 
     tok: Token
@@ -50,8 +48,7 @@ class Name:
         return self.tok
 
 
-@dataclass(frozen=True, slots=True)
-class Dotted:
+class Dotted(msgspec.Struct, frozen=True):
     """``NAME.NAME``: ``tags.x``, ``alias.field``, ``last.field``."""
 
     base: Token
@@ -62,8 +59,7 @@ class Dotted:
         return self.base
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(msgspec.Struct, frozen=True):
     """``NAME(args)``."""
 
     name: Token
@@ -74,8 +70,7 @@ class Call:
         return self.name
 
 
-@dataclass(frozen=True, slots=True)
-class Unary:
+class Unary(msgspec.Struct, frozen=True):
     """``-x`` or ``not x``."""
 
     op: Token
@@ -86,8 +81,7 @@ class Unary:
         return self.op
 
 
-@dataclass(frozen=True, slots=True)
-class Binary:
+class Binary(msgspec.Struct, frozen=True):
     """``left OP right``; ``op`` is the operator as one string (``"not in"``)."""
 
     op: str
@@ -100,8 +94,7 @@ class Binary:
         return self.left.first
 
 
-@dataclass(frozen=True, slots=True)
-class DurationLit:
+class DurationLit(msgspec.Struct, frozen=True):
     """A duration written as a value (``30d``): its milliseconds (LANGUAGE.md §9.2)."""
 
     tok: Token
@@ -111,8 +104,7 @@ class DurationLit:
         return self.tok
 
 
-@dataclass(frozen=True, slots=True)
-class PeriodTerm:
+class PeriodTerm(msgspec.Struct, frozen=True):
     """``count(F) | sum(F, EXPR) | top(F, EXPR)  in  PERIOD(N)`` as one value (LANGUAGE.md §9.2)."""
 
     kind: Token
@@ -127,8 +119,7 @@ class PeriodTerm:
         return self.kind
 
 
-@dataclass(frozen=True, slots=True)
-class SinceTerm:
+class SinceTerm(msgspec.Struct, frozen=True):
     """``since(F)``: how long ago the latest event passing F was."""
 
     kind: Token
@@ -142,8 +133,7 @@ class SinceTerm:
 Node = Literal | ListLit | Name | Dotted | Call | Unary | Binary | DurationLit | PeriodTerm | SinceTerm
 
 
-@dataclass(frozen=True, slots=True)
-class TopExpr:
+class TopExpr(msgspec.Struct, frozen=True):
     """A whole expression and the tokens it spans (for its source text)."""
 
     node: Node
@@ -154,32 +144,28 @@ class TopExpr:
 # --- values
 
 
-@dataclass(frozen=True, slots=True)
-class Duration:
+class Duration(msgspec.Struct, frozen=True):
     """A duration as written (``10m``; ``10 m`` is kept whole to report it)."""
 
     tok: Token
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class Number:
+class Number(msgspec.Struct, frozen=True):
     """``['-'] NUMBER``: priority, a threshold, a cap."""
 
     tok: Token  # the first token, '-' if negative
     value: int | float
 
 
-@dataclass(frozen=True, slots=True)
-class Range:
+class Range(msgspec.Struct, frozen=True):
     """``HH:MM..HH:MM``."""
 
     start: Token
     end: Token
 
 
-@dataclass(frozen=True, slots=True)
-class Days:
+class Days(msgspec.Struct, frozen=True):
     """``DAY`` or ``DAY..DAY``."""
 
     first: Token
@@ -189,8 +175,7 @@ class Days:
 # --- patterns
 
 
-@dataclass(frozen=True, slots=True)
-class FilterNode:
+class FilterNode(msgspec.Struct, frozen=True):
     """``TYPE [as ALIAS] [where EXPR]``."""
 
     type: Token
@@ -198,8 +183,7 @@ class FilterNode:
     where: TopExpr | None
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(msgspec.Struct, frozen=True):
     """One step of a chain: ``[not] FILTER``, with the ``->`` before it (None for the first)."""
 
     arrow: Token | None
@@ -207,8 +191,7 @@ class Step:
     filter: FilterNode
 
 
-@dataclass(frozen=True, slots=True)
-class Chain:
+class Chain(msgspec.Struct, frozen=True):
     """``STEP (-> STEP)* [within D]``: a single filter, a sequence or an absence."""
 
     steps: tuple[Step, ...]
@@ -216,8 +199,7 @@ class Chain:
     within: Duration | None
 
 
-@dataclass(frozen=True, slots=True)
-class AggregateNode:
+class AggregateNode(msgspec.Struct, frozen=True):
     """``count(F) | sum(F, EXPR) | distinct(F, EXPR)  CMP N [within D]``."""
 
     kind: Token
@@ -228,8 +210,7 @@ class AggregateNode:
     within: Duration | None
 
 
-@dataclass(frozen=True, slots=True)
-class DwellNode:
+class DwellNode(msgspec.Struct, frozen=True):
     """``dwell in area("A", ...) for D``."""
 
     kind: Token
@@ -237,8 +218,7 @@ class DwellNode:
     duration: Duration
 
 
-@dataclass(frozen=True, slots=True)
-class ScheduleNode:
+class ScheduleNode(msgspec.Struct, frozen=True):
     """``every day | week on DAY | month on day N at HH:MM [where EXPR]``; ``day`` is the DAY
     name, the N (a NUMBER or `last`), or None for `every day`."""
 
@@ -255,8 +235,7 @@ PatternNode = Chain | AggregateNode | DwellNode | ScheduleNode
 # --- scenario clauses and actions
 
 
-@dataclass(frozen=True, slots=True)
-class ActionNode:
+class ActionNode(msgspec.Struct, frozen=True):
     """``CHANNEL "TEMPLATE" [with {K: EXPR, ...}] [after D]``."""
 
     channel: Token
@@ -265,8 +244,7 @@ class ActionNode:
     after: Duration | None
 
 
-@dataclass(frozen=True, slots=True)
-class Assignment:
+class Assignment(msgspec.Struct, frozen=True):
     """``tags.NAME = EXPR``: one write of a ``set`` clause."""
 
     tags: Token
@@ -275,8 +253,7 @@ class Assignment:
     value: TopExpr
 
 
-@dataclass(frozen=True, slots=True)
-class Clause:
+class Clause(msgspec.Struct, frozen=True):
     """One scenario clause: its keyword and what followed it.
 
     ``value`` by keyword: title Token, priority Number, audience TopExpr, when
@@ -288,8 +265,7 @@ class Clause:
     value: Any
 
 
-@dataclass(frozen=True, slots=True)
-class ScenarioNode:
+class ScenarioNode(msgspec.Struct, frozen=True):
     """``scenario NAME CLAUSE* end``."""
 
     keyword: Token
@@ -302,16 +278,14 @@ class ScenarioNode:
 # --- the policy
 
 
-@dataclass(frozen=True, slots=True)
-class Exclude:
+class Exclude(msgspec.Struct, frozen=True):
     """``exclude list("a"), ...``: the list-name STRING tokens."""
 
     keyword: Token
     lists: tuple[Token, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class CapRule:
+class CapRule(msgspec.Struct, frozen=True):
     """``cap CHANNEL N per D``."""
 
     keyword: Token
@@ -320,8 +294,7 @@ class CapRule:
     per: Duration
 
 
-@dataclass(frozen=True, slots=True)
-class QuietRule:
+class QuietRule(msgspec.Struct, frozen=True):
     """``quiet RANGE [on DAYS] for CHANNEL, ... defer|drop``."""
 
     keyword: Token
@@ -331,8 +304,7 @@ class QuietRule:
     days: tuple[Days, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class HoursRule:
+class HoursRule(msgspec.Struct, frozen=True):
     """``hours CHANNEL RANGE, ... [on DAYS]`` (extension)."""
 
     keyword: Token
@@ -341,8 +313,7 @@ class HoursRule:
     days: tuple[Days, ...] | None
 
 
-@dataclass(frozen=True, slots=True)
-class CapacityRule:
+class CapacityRule(msgspec.Struct, frozen=True):
     """``capacity CHANNEL N per D`` (extension)."""
 
     keyword: Token
@@ -351,8 +322,7 @@ class CapacityRule:
     per: Duration
 
 
-@dataclass(frozen=True, slots=True)
-class NoRepeatRule:
+class NoRepeatRule(msgspec.Struct, frozen=True):
     """``no_repeat after OUTCOME, ... for D`` (extension)."""
 
     keyword: Token
@@ -360,8 +330,7 @@ class NoRepeatRule:
     duration: Duration
 
 
-@dataclass(frozen=True, slots=True)
-class ExclusiveRule:
+class ExclusiveRule(msgspec.Struct, frozen=True):
     """``exclusive "GROUP": SCENARIO, ... per D`` (extension)."""
 
     keyword: Token
@@ -370,8 +339,7 @@ class ExclusiveRule:
     per: Duration
 
 
-@dataclass(frozen=True, slots=True)
-class ControlRule:
+class ControlRule(msgspec.Struct, frozen=True):
     """``control N% [for SCENARIO, ...]`` (extension)."""
 
     keyword: Token
@@ -379,16 +347,14 @@ class ControlRule:
     scenarios: tuple[Token, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class FeedbackRule:
+class FeedbackRule(msgspec.Struct, frozen=True):
     """``feedback within D`` (extension): how long a send can still be joined by a feedback."""
 
     keyword: Token
     within: Duration
 
 
-@dataclass(frozen=True, slots=True)
-class Arbitrate:
+class Arbitrate(msgspec.Struct, frozen=True):
     """``arbitrate D``."""
 
     keyword: Token
@@ -399,8 +365,7 @@ Rule = (Exclude | CapRule | QuietRule | Arbitrate | HoursRule | CapacityRule | N
         | ControlRule | FeedbackRule)
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyNode:
+class PolicyNode(msgspec.Struct, frozen=True):
     """``policy RULE* end``."""
 
     keyword: Token
@@ -408,8 +373,7 @@ class PolicyNode:
     source: Source
 
 
-@dataclass(frozen=True, slots=True)
-class FileNode:
+class FileNode(msgspec.Struct, frozen=True):
     """A parsed file: its scenarios and policies in written order."""
 
     items: tuple[ScenarioNode | PolicyNode, ...]

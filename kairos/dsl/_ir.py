@@ -7,8 +7,9 @@ which is what lets the code generator use native operators safely.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
+
+import msgspec
 
 Kind = Literal["str", "num", "bool", "dict", "list", "any", "null"]
 
@@ -18,8 +19,7 @@ _NAMES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Type:
+class Type(msgspec.Struct, frozen=True):
     """What a value may be: its kind, and whether it may be null."""
 
     kind: Kind
@@ -47,24 +47,21 @@ STR = Type("str", False)
 LIST = Type("list", False)
 
 
-@dataclass(frozen=True, slots=True)
-class Const:
+class Const(msgspec.Struct, frozen=True):
     """A literal: number, string, boolean, null, or a compiled regular expression."""
 
     value: Any
     type: Type
 
 
-@dataclass(frozen=True, slots=True)
-class ListOf:
+class ListOf(msgspec.Struct, frozen=True):
     """A list literal."""
 
     items: tuple[Ir, ...]
     type: Type = LIST
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
+class Field(msgspec.Struct, frozen=True):
     """A field of a pattern event: ``slot`` None is ``e``, an int j is ``a[j]``."""
 
     slot: int | None
@@ -73,39 +70,34 @@ class Field:
     choices: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Subscriber:
+class Subscriber(msgspec.Struct, frozen=True):
     """``msisdn``."""
 
     type: Type = STR
 
 
-@dataclass(frozen=True, slots=True)
-class Tag:
+class Tag(msgspec.Struct, frozen=True):
     """``tags.NAME``."""
 
     name: str
     type: Type = ANY
 
 
-@dataclass(frozen=True, slots=True)
-class InList:
+class InList(msgspec.Struct, frozen=True):
     """``x in list("NAME")``: a named reference list, only on the right of ``in``."""
 
     name: str
     type: Type = LIST
 
 
-@dataclass(frozen=True, slots=True)
-class InArea:
+class InArea(msgspec.Struct, frozen=True):
     """``in_area("A", ...)`` on the current location event's cell."""
 
     areas: frozenset[str]
     type: Type = BOOL
 
 
-@dataclass(frozen=True, slots=True)
-class Previous:
+class Previous(msgspec.Struct, frozen=True):
     """``crosses_above|crosses_below(FIELD, N)`` or ``changed(FIELD)`` on the current event."""
 
     function: str
@@ -115,8 +107,7 @@ class Previous:
     type: Type = BOOL
 
 
-@dataclass(frozen=True, slots=True)
-class Clock:
+class Clock(msgspec.Struct, frozen=True):
     """``hour(x)``, ``weekday(x)``, ``day(x)``: the engine's local time."""
 
     function: str
@@ -124,8 +115,7 @@ class Clock:
     type: Type
 
 
-@dataclass(frozen=True, slots=True)
-class Op:
+class Op(msgspec.Struct, frozen=True):
     """A binary operator: comparison, arithmetic, membership, ``and``/``or``."""
 
     op: str
@@ -134,39 +124,34 @@ class Op:
     type: Type
 
 
-@dataclass(frozen=True, slots=True)
-class Not:
+class Not(msgspec.Struct, frozen=True):
     """``not x``."""
 
     operand: Ir
     type: Type = BOOL
 
 
-@dataclass(frozen=True, slots=True)
-class Neg:
+class Neg(msgspec.Struct, frozen=True):
     """``-x``."""
 
     operand: Ir
     type: Type
 
 
-@dataclass(frozen=True, slots=True)
-class Now:
+class Now(msgspec.Struct, frozen=True):
     """``now``: the evaluation time (the event's ts, or the instant of a schedule or deadline)."""
 
     type: Type = NUM
 
 
-@dataclass(frozen=True, slots=True)
-class DateOf:
+class DateOf(msgspec.Struct, frozen=True):
     """``date(x)``: local midnight of the date ``x`` as epoch ms; null for null or no date."""
 
     arg: Ir
     type: Type = Type("num", True)
 
 
-@dataclass(frozen=True, slots=True)
-class Period:
+class Period(msgspec.Struct, frozen=True):
     """``count|sum|top(F[, EXPR]) in PERIOD(n)``: the value of term ``key`` ``n`` periods back."""
 
     key: str
@@ -174,8 +159,7 @@ class Period:
     type: Type
 
 
-@dataclass(frozen=True, slots=True)
-class Since:
+class Since(msgspec.Struct, frozen=True):
     """``since(F)``: now minus the latest ts of term ``key``; null if none seen."""
 
     key: str

@@ -42,7 +42,8 @@ import msgspec
 from kairos.engine._engine import Engine, Send
 from kairos.engine._events import event_union
 from kairos.engine._replay import InputProblem, ReplayReport, merge_measures, merge_tag_files, problem_order, replay
-from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, confirmed_end, unrejected
+from kairos.engine._jump_defaults import DEFAULT_MAX_JUMP_MS
+from kairos.engine._screen import confirmed_end, unrejected
 from kairos.engine._workers import (Connection, EngineFactory, _check_partitionable, _discard, _merge, raise_failed,
                              stop_all)
 

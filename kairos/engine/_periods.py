@@ -21,10 +21,12 @@ import datetime as _dt
 import re
 from array import array
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import numpy as np
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from kairos.engine._localtime import LocalTime
 from kairos.engine._routes import inlinable
@@ -36,6 +38,14 @@ _NONE = -(2**63)  # a since column's "never seen"
 _KINDS = {"day": 0, "week": 1, "month": 2}
 _FEW = 8  # a top bucket keeps up to this many values as a flat list
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+
+
+def _numpy() -> Any:
+    """numpy, imported when rows are first recycled (a new day), not with the engine: ``kairos check``
+    builds engines and never needs it, and its import costs ~0.1 s."""
+    import numpy
+
+    return numpy
 
 
 class PeriodClock:
@@ -102,7 +112,7 @@ class _Buckets:
         self.size = depth + 1
         self.pids = [-1] * self.size
         self.typecode = typecode
-        self.dtype = np.int32 if typecode == "i" else np.float64
+        self.dtype = "int32" if typecode == "i" else "float64"
         self.slots = [self._empty(capacity) for _ in range(self.size)]
 
     def _empty(self, capacity: int) -> array[Any]:
@@ -140,7 +150,7 @@ class _Buckets:
         cur = ids[self.kind]
         for s, pid in enumerate(self.pids):
             if cur - self.size < pid <= cur:
-                mask |= np.frombuffer(self.slots[s], self.dtype)[: mask.shape[0]] != 0
+                mask |= _numpy().frombuffer(self.slots[s], self.dtype)[: mask.shape[0]] != 0
 
     def nbytes(self) -> int:
         return sum(len(column) * column.itemsize for column in self.slots)
@@ -246,7 +256,7 @@ class _Since:
         return None if t == _NONE else now - t
 
     def used(self, mask: np.ndarray) -> None:
-        mask |= np.frombuffer(self.data, np.int64)[: mask.shape[0]] != _NONE
+        mask |= _numpy().frombuffer(self.data, "int64")[: mask.shape[0]] != _NONE
 
     def nbytes(self) -> int:
         return len(self.data) * self.data.itemsize
@@ -326,6 +336,7 @@ class Periods:
         if not n or not self.columns:
             return
         ids = self.clock.ids
+        np = _numpy()
         used = np.zeros(n, bool)
         for col in self.columns.values():
             if isinstance(col, _Since):

@@ -22,7 +22,8 @@ import numpy as np
 
 from kairos.engine._engine import Engine, ScenarioStats, Send, TagWrite
 from kairos.engine._events import Event, event_union
-from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, Feeder
+from kairos.engine._jump_defaults import DEFAULT_MAX_JUMP_MS
+from kairos.engine._screen import Feeder
 from kairos.engine._settle import Settler, settle
 
 BLOCK_BYTES = 64 * 1024  # small enough that a decoded block is still in cache when it is processed

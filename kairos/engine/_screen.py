@@ -45,11 +45,7 @@ from typing import Any
 
 from kairos.engine._engine import Engine, TimeJump, events_before_jump
 from kairos.engine._events import Event
-
-#: ``--max-jump`` by default: an hour, beyond any feed's jitter and within a time-zone error
-DEFAULT_MAX_JUMP_MS = 3_600_000
-#: events after a jump that confirm it (a run of wild lines longer than this passes as a gap)
-JUMP_CONFIRM = 4
+from kairos.engine._jump_defaults import JUMP_CONFIRM
 
 _NONE: tuple[Any, ...] = ()
 

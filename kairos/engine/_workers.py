@@ -66,7 +66,8 @@ from kairos.engine._engine import Engine, Send
 from kairos.engine._events import Event, Msisdn, Timestamp, event_union
 from kairos.engine._replay import (InputProblem, OrderedWriter, ReplayReport, TagWriter, _explain, _release,
                                    line_blocks, measures_of, merge_measures, merge_tag_files, problem_order, replay)
-from kairos.engine._screen import DEFAULT_MAX_JUMP_MS, WILD_END, JumpScreen, wild_reason
+from kairos.engine._jump_defaults import DEFAULT_MAX_JUMP_MS
+from kairos.engine._screen import WILD_END, JumpScreen, wild_reason
 from kairos.engine._settle import Settler, settle
 
 EngineFactory = Callable[[Callable[[Send], None]], Engine]
