@@ -450,8 +450,17 @@ def _replay(args: argparse.Namespace) -> int:
                 control_out.write(encode(send) + b"\n")
         else:
             control = None
+        from kairos._progress import progress  # lazy: a progress line (tqdm) only on a terminal
+
+        # a partitioned log is replayed in other processes: no line for it
+        bar = None if partitioned else progress("replay", args.events if args.workers > 1 else events,
+                                                sends_to_stdout="-" in (args.out, args.tags_out))
+        if bar is not None:
+            stack.callback(bar.close)  # cleared before the summary, and on an error
         started = time.perf_counter()
         printer = stderr_problem_printer("<stdin>" if args.events == "-" else args.events)
+        if bar is not None:
+            printer = bar.around(printer)
         screening = dict(max_jump=args.max_jump or None, lateness=args.allowed_lateness, tags_out=tags_out)
         if args.workers > 1 or partitioned:
             try:
@@ -463,13 +472,13 @@ def _replay(args: argparse.Namespace) -> int:
                                                 **screening)
                 else:
                     report = replay_workers(make_engine, args.events, out, workers=args.workers, on_problem=printer,
-                                            **screening)
+                                            progress=bar, **screening)
             except (ValueError, RuntimeError) as e:
                 print(f"kairos replay: {e}", file=sys.stderr)
                 return EXIT_USAGE
         else:
             assert events is not None
-            report = replay(make_engine, events, out, on_problem=printer, **screening)
+            report = replay(make_engine, events, out, on_problem=printer, progress=bar, **screening)
         out.flush()
         if tags_out is not None:
             tags_out.flush()
@@ -600,8 +609,14 @@ def _split(args: argparse.Namespace) -> int:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         print(f"kairos split: {out} exists and is not an empty folder; name a new one", file=sys.stderr)
         return EXIT_USAGE
+    from kairos._progress import progress  # lazy: a progress line (tqdm) only on a terminal
+
+    bar = progress("split", args.events, unit="lines")
     try:
-        counts = split_file(args.events, out, args.partitions)
+        with ExitStack() as stack:
+            if bar is not None:
+                stack.callback(bar.close)  # cleared before anything else is printed
+            counts = split_file(args.events, out, args.partitions, progress=bar)
     except OSError as e:
         print(f"kairos split: {e}", file=sys.stderr)
         return EXIT_USAGE

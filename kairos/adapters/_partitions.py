@@ -11,7 +11,7 @@ partitioned log — a folder of ``p-NNNN.jsonl`` files — from a recorded strea
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -63,19 +63,24 @@ def split(lines: Iterable[bytes], folder: str | Path, count: int) -> list[int]:
     return _write(lines, folder, count, "ab", flush_lines=0)
 
 
-def split_file(source: str | Path, folder: str | Path, count: int, flush_lines: int = 65_536) -> list[int]:
+def split_file(source: str | Path, folder: str | Path, count: int, flush_lines: int = 65_536,
+               progress: Callable[[int, int], None] | None = None) -> list[int]:
     """``split`` for a file of any size, streamed: a recorded log made into a partitioned one
-    (``kairos replay --events FOLDER``), its partition files written anew."""
+    (``kairos replay --events FOLDER``), its partition files written anew. ``progress``: called at
+    each write of the buffered lines with the lines and bytes read so far (a progress display)."""
     with open(source, "rb") as f:
-        return _write(f, folder, count, "wb", flush_lines)
+        written = None if progress is None else (lambda n: progress(n, f.tell()))
+        return _write(f, folder, count, "wb", flush_lines, written)
 
 
 class _Keyed(msgspec.Struct):
     msisdn: str
 
 
-def _write(lines: Iterable[bytes], folder: str | Path, count: int, mode: str, flush_lines: int) -> list[int]:
-    """Lines to their partitions' files, buffered: written every ``flush_lines`` lines (0: at the end)."""
+def _write(lines: Iterable[bytes], folder: str | Path, count: int, mode: str, flush_lines: int,
+           written: Callable[[int], None] | None = None) -> list[int]:
+    """Lines to their partitions' files, buffered: written every ``flush_lines`` lines (0: at the end),
+    and ``written`` told how many lines were read at each write."""
     Path(folder).mkdir(parents=True, exist_ok=True)
     decode = msgspec.json.Decoder(_Keyed).decode
     outs = [open(partition_file(folder, p), mode) for p in range(count)]
@@ -92,6 +97,8 @@ def _write(lines: Iterable[bytes], folder: str | Path, count: int, mode: str, fl
             parts[p].append(line if line.endswith(b"\n") else line + b"\n")
             if flush_lines and n % flush_lines == 0:
                 _flush(parts, outs, totals)
+                if written is not None:
+                    written(n)
         _flush(parts, outs, totals)
     finally:
         for out in outs:

@@ -123,6 +123,7 @@ class EventReader:
         self._decoder = msgspec.json.Decoder(event_union())
         self.lines = 0
         self.malformed = 0
+        self.bytes = 0  # read so far: how far through the input a progress display is
 
     def blocks(self) -> Iterator[tuple[list[Event], list[int] | int]]:
         """Decoded blocks: (events, line numbers) — or (events, first line) when
@@ -136,6 +137,7 @@ class EventReader:
             # it holds a bad or blank line: then it is decoded again line by line
             first = self.lines + 1
             self.lines += count
+            self.bytes += size
             try:
                 events = decode_lines(block)
             except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
@@ -454,8 +456,12 @@ def replay(
     max_jump: int | None = DEFAULT_MAX_JUMP_MS,
     lateness: int = 0,
     tags_out: IO[bytes] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReplayReport:
     """Run every event of ``events`` through a new engine; write sends to ``out``.
+
+    ``progress``: called after each block (tens of kilobytes, hundreds of lines) with the lines and
+    bytes read so far, for a display that redraws itself at its own pace (never per event).
 
     ``tags_out``: where the tag writes of ``set`` clauses go, one JSON line each (``TagWriter``).
 
@@ -513,6 +519,8 @@ def replay(
             _release(engine, writer, tags)
         if not feeder.holding:  # a held jump's lines are judged later: their problems come in line order then
             report_found()
+        if progress is not None:
+            progress(reader.lines, reader.bytes)
     feeder.end(until)
     if engine.holds_sends:
         _release(engine, writer, tags)

@@ -138,8 +138,11 @@ def replay_workers(
     max_jump: int | None = DEFAULT_MAX_JUMP_MS,
     lateness: int = 0,
     tags_out: IO[bytes] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReplayReport:
     """``replay`` over ``workers`` processes; the output equals one worker's, byte for byte.
+
+    ``progress`` as in ``replay``: the lines and bytes the parent has routed so far.
 
     ``tags_out``: the tag writes, each worker's merged in (ts, msisdn) order, as one ``replay`` writes them.
 
@@ -161,7 +164,7 @@ def replay_workers(
     if workers == 1:
         with open(events, "rb") as stream:
             return replay(engine_factory, stream, out, on_problem=on_problem, keep_problems=keep_problems,
-                          max_jump=max_jump, lateness=lateness, tags_out=tags_out)
+                          max_jump=max_jump, lateness=lateness, tags_out=tags_out, progress=progress)
     router = Router(workers, max_jump)
     with tempfile.TemporaryDirectory(prefix="kairos-workers-") as tmp, open(events, "rb") as stream:
         parts = [Path(tmp) / f"part-{w}.jsonl" for w in range(workers)]
@@ -180,6 +183,8 @@ def replay_workers(
                     for feed, frame in zip(feeds, frames):  # noqa: B905 (one frame per feed)
                         if frame is not None:
                             feed.send_bytes(frame)
+                    if progress is not None:
+                        progress(router.lines, stream.tell())
                 end = _HEAD.pack(router.now, router.lines + 1, -1, 0, router.began)
                 for feed in feeds:
                     feed.send_bytes(end)
