@@ -28,6 +28,7 @@ import msgspec
 
 from bench._measure import Measurement
 from bench.kafka_group import KafkaBenchError, KafkaGroupResult
+from kairos._progress import Steps, progress, steps
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -112,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {k: v for k, v in vars(a).items() if k in Sizes.__struct_fields__ and v is not None}
     sizes = msgspec.structs.replace(sizes, **overrides)
     try:
-        results = run(sizes, a)
+        results = _run_shown(sizes, a)
     except BenchError as e:
         print(f"bench: FAILED: {e}", file=sys.stderr)
         return 1
@@ -151,6 +152,32 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+#: the contender runs done so far, as a progress line on a terminal (None: stderr is not one)
+_steps: Steps | None = None
+
+
+def _run_shown(sizes: Sizes, a: argparse.Namespace) -> Results:
+    """``run`` with a progress line over its contender runs on a terminal, cleared before the table.
+    The contenders' own standard error is a pipe (``_contender``): what they time draws nothing."""
+    global _steps
+    live = 0 if "live" in a.skip else 3 + ("w2" in a.skip)  # live's three GC modes, after a probe without W2
+    runs = sizes.repeat * (3 * ("w1" not in a.skip) + 3 * ("w2" not in a.skip)) + live
+    _steps = steps("bench", runs) if runs else None
+    try:
+        return run(sizes, a)
+    finally:
+        if _steps is not None:
+            _steps.close()
+        _steps = None
+
+
+def _say(text: str) -> None:
+    """A line on standard error, below the progress line (which comes back with the next run done)."""
+    if _steps is not None:
+        _steps.clear()
+    print(text, file=sys.stderr)
+
+
 def run(sizes: Sizes, a: argparse.Namespace) -> Results:
     """Prepare the inputs, run every contender, check they agree, compute ratios and targets."""
     t0 = time.perf_counter()
@@ -186,7 +213,7 @@ def run(sizes: Sizes, a: argparse.Namespace) -> Results:
         common = ("--events", str(w2_file), "--scenarios", *_scenario_files(a.scenarios),
                   "--reference", str(reference))
         if "w2" not in a.skip:
-            print("bench: measuring how two processes share this machine ...", file=sys.stderr)
+            _say("bench: measuring how two processes share this machine ...")
             scaling = two_process_scaling(20 * sizes.w2_subscribers)  # 20 M iterations at full size
             log = _partitioned(w2_file, 2)
             inputs["w2_partitioned"] = str(log)
@@ -228,8 +255,8 @@ def _kafka(cache: Path, sizes: Sizes, scenarios: Path) -> KafkaGroupResult:
 
     events, reference = _w2_input(cache, msgspec.structs.replace(
         sizes, w2_subscribers=sizes.kafka_subscribers, w2_hours=sizes.kafka_hours))
-    print(f"bench: Kafka: {sizes.kafka_subscribers:,} subscribers, {sizes.kafka_hours:g} h, one instance and "
-          "two in a group (group joins take seconds on Tansu) ...", file=sys.stderr)
+    _say(f"bench: Kafka: {sizes.kafka_subscribers:,} subscribers, {sizes.kafka_hours:g} h, one instance and "
+         "two in a group (group joins take seconds on Tansu) ...")
     with tempfile.TemporaryDirectory(prefix="kairos-bench-kafka-") as tmp:
         folder = Path(tmp) / "scenarios"  # W2's plan as the daemon loads it: one folder, the templates beside
         folder.mkdir()
@@ -263,8 +290,7 @@ def _w1_input(cache: Path, s: Sizes) -> Path:
 
         cache.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".partial")
-        print(f"bench: generating W1: {s.w1_events:,} events, {s.w1_subscribers:,} subscribers ...",
-              file=sys.stderr)
+        _say(f"bench: generating W1: {s.w1_events:,} events, {s.w1_subscribers:,} subscribers ...")
         traffic.write(tmp, subscribers=s.w1_subscribers, events=s.w1_events, hours=s.w1_hours,
                       seed=s.seed, mix="w1")
         tmp.rename(path)
@@ -279,8 +305,7 @@ def _w2_input(cache: Path, s: Sizes) -> tuple[Path, Path]:
         from kairos import traffic
 
         cache.mkdir(parents=True, exist_ok=True)
-        print(f"bench: generating W2: province traffic, {s.w2_subscribers:,} subscribers, "
-              f"{s.w2_hours:g} h ...", file=sys.stderr)
+        _say(f"bench: generating W2: province traffic, {s.w2_subscribers:,} subscribers, {s.w2_hours:g} h ...")
         traffic.make_reference(reference, s.w2_subscribers, s.seed)
         tmp = path.with_suffix(".partial")
         traffic.write(tmp, subscribers=s.w2_subscribers, hours=s.w2_hours, seed=s.seed, mix="province")
@@ -295,10 +320,15 @@ def _partitioned(source: Path, count: int) -> Path:
     if not folder.exists():
         from kairos.adapters import split_file
 
-        print(f"bench: splitting W2 into {count} partitions ...", file=sys.stderr)
+        _say(f"bench: splitting W2 into {count} partitions ...")
         tmp = folder.with_name(folder.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        split_file(source, tmp, count)
+        bar = progress("split", str(source), unit="lines")
+        try:
+            split_file(source, tmp, count, progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
         tmp.rename(folder)
     for path in sorted(folder.iterdir()):
         _warm(path)
@@ -315,11 +345,14 @@ def _warm(path: Path) -> None:
 def _contender(*args: str) -> Measurement:
     cmd = [sys.executable, "-m", "bench._contenders", *args]
     workers = f" ({args[args.index('--workers') + 1]} workers)" if "--workers" in args else ""
-    print(f"bench: running {args[0]}{workers} ...", file=sys.stderr)
+    _say(f"bench: running {args[0]}{workers} ...")
     done = subprocess.run(cmd, capture_output=True, cwd=ROOT, check=False)
     if done.returncode != 0:
         raise BenchError(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr.decode(errors='replace')}")
-    return msgspec.json.decode(done.stdout.splitlines()[-1], type=Measurement)
+    m = msgspec.json.decode(done.stdout.splitlines()[-1], type=Measurement)
+    if _steps is not None:
+        _steps.done(f"{m.contender} {m.events:,} events {m.events_per_s:,.0f} events/s")
+    return m
 
 
 def _probe_rate(common: Sequence[str]) -> float:

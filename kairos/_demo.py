@@ -20,6 +20,7 @@ from typing import Any
 from kairos import dsl, traffic
 from kairos._compile import compile_plan
 from kairos._demo_report import print_examples, print_table, print_tag_writes
+from kairos._progress import progress
 from kairos.adapters import TemplateCatalog, TemplateError
 from kairos.engine import DEFAULT_TZ, Engine, LocalTime, Reference, Send, TagWrite, replay
 
@@ -78,7 +79,12 @@ def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
         print(f"Running the {len(plan.scenarios)} scenarios of {SCENARIOS.name}/ over it{policy} ...")
         t1 = time.perf_counter()
         with open(root / "events.jsonl", "rb") as events, open(root / "sends.jsonl", "wb") as out:
-            report = replay(make, events, out)
+            bar = progress("demo", events)  # a progress line on standard error, if it is a terminal
+            try:
+                report = replay(make, events, out, progress=bar)
+            finally:
+                if bar is not None:
+                    bar.close()
         run_s = time.perf_counter() - t1
         print(
             f"  {report.events:,} events generated in {gen_s:.1f} s, replayed in {run_s:.1f} s "

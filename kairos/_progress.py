@@ -38,7 +38,7 @@ class Progress:
         # delay: nothing is drawn until the first block (an error before it prints on a clean line)
         self._bar: Any = tqdm(total=total_bytes or None, file=stream, desc=what, unit="B",
                               bar_format=_SIZED if total_bytes else _UNSIZED, mininterval=0, miniters=0,
-                              leave=False, delay=1e-6, **_width(stream))
+                              leave=False, delay=1e-6, position=0, **_width(stream))
         self._started = time.monotonic()
         self._next = 0.0  # the first block draws; then every INTERVAL
 
@@ -73,6 +73,38 @@ class Progress:
     def close(self) -> None:
         """The work is done: clear the line (the command's own summary follows)."""
         self._bar.close()
+
+
+class Steps:
+    """A progress line over a known number of steps (the bench's contender runs): how many are done, what
+    the last one measured, elapsed and time left; ``close()`` clears it."""
+
+    def __init__(self, what: str, total: int, stream: TextIO) -> None:
+        from tqdm import tqdm  # lazy: only a terminal that shows a bar loads it
+
+        tqdm.monitor_interval = 0
+        self._what = what
+        self._bar: Any = tqdm(total=total, file=stream, desc=what, bar_format="{desc} {n}/{total}|{bar}| "
+                              "{elapsed}, ETA {remaining}", mininterval=0, miniters=0, leave=False, delay=1e-6, position=0,
+                              **_width(stream))
+
+    def done(self, text: str) -> None:
+        """One more step done; ``text`` says what it measured."""
+        self._bar.set_description_str(f"{self._what} {text}", refresh=False)
+        self._bar.update(1)
+
+    def clear(self) -> None:
+        """Take the line off the screen so something else can be printed; the next step brings it back."""
+        self._bar.clear()
+
+    def close(self) -> None:
+        """All done: clear the line."""
+        self._bar.close()
+
+
+def steps(what: str, total: int) -> Steps | None:
+    """A ``Steps`` line on standard error, or None when it is not a terminal."""
+    return Steps(what, total, sys.stderr) if _is_terminal(sys.stderr) else None
 
 
 def progress(what: str, source: str | IO[bytes] | None, *, sends_to_stdout: bool = False,
