@@ -41,6 +41,8 @@ PRIVATE_IMPORTS_ALLOWED = {
         "the bench measures the pause of the daemon's own snapshot writer",
     ("bench.live_sweep", "kairos._units"):
         "the bench measures live latency through the daemon's own unit (its push and its sweep turns)",
+    ("bench._runner", "kairos._progress"):
+        "the bench shows its runs on a terminal with the progress line of kairos replay and split",
 }
 
 
