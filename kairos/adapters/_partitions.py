@@ -21,6 +21,8 @@ from aiokafka.partitioner import murmur2
 __all__ = ["partition_file", "partition_files", "partition_of", "split", "split_file"]
 
 _cache: dict[tuple[str, int], int] = {}
+#: how often ``split_file`` tells its ``progress`` how far it is, in lines (a display redraws at its own pace)
+PROGRESS_LINES = 4096
 
 
 def partition_of(msisdn: str, count: int) -> int:
@@ -66,11 +68,11 @@ def split(lines: Iterable[bytes], folder: str | Path, count: int) -> list[int]:
 def split_file(source: str | Path, folder: str | Path, count: int, flush_lines: int = 65_536,
                progress: Callable[[int, int], None] | None = None) -> list[int]:
     """``split`` for a file of any size, streamed: a recorded log made into a partitioned one
-    (``kairos replay --events FOLDER``), its partition files written anew. ``progress``: called at
-    each write of the buffered lines with the lines and bytes read so far (a progress display)."""
+    (``kairos replay --events FOLDER``), its partition files written anew. ``progress``: called every
+    ``PROGRESS_LINES`` lines with the lines and bytes read so far (a progress display)."""
     with open(source, "rb") as f:
-        written = None if progress is None else (lambda n: progress(n, f.tell()))
-        return _write(f, folder, count, "wb", flush_lines, written)
+        read = None if progress is None else (lambda n: progress(n, f.tell()))
+        return _write(f, folder, count, "wb", flush_lines, read)
 
 
 class _Keyed(msgspec.Struct):
@@ -78,9 +80,9 @@ class _Keyed(msgspec.Struct):
 
 
 def _write(lines: Iterable[bytes], folder: str | Path, count: int, mode: str, flush_lines: int,
-           written: Callable[[int], None] | None = None) -> list[int]:
-    """Lines to their partitions' files, buffered: written every ``flush_lines`` lines (0: at the end),
-    and ``written`` told how many lines were read at each write."""
+           read: Callable[[int], None] | None = None) -> list[int]:
+    """Lines to their partitions' files, buffered: written every ``flush_lines`` lines (0: at the end);
+    ``read`` is told how many lines were read every ``PROGRESS_LINES``."""
     Path(folder).mkdir(parents=True, exist_ok=True)
     decode = msgspec.json.Decoder(_Keyed).decode
     outs = [open(partition_file(folder, p), mode) for p in range(count)]
@@ -97,8 +99,8 @@ def _write(lines: Iterable[bytes], folder: str | Path, count: int, mode: str, fl
             parts[p].append(line if line.endswith(b"\n") else line + b"\n")
             if flush_lines and n % flush_lines == 0:
                 _flush(parts, outs, totals)
-                if written is not None:
-                    written(n)
+            if read is not None and n % PROGRESS_LINES == 0:
+                read(n)
         _flush(parts, outs, totals)
     finally:
         for out in outs:
