@@ -70,6 +70,21 @@ def _in_pipe(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, check=False, stdin=subprocess.DEVNULL)
 
 
+def _screen(shown: str) -> list[str]:
+    """What the terminal shows once the command is done: each line as its carriage returns left it."""
+    lines = []
+    for line in shown.replace("\r\n", "\n").split("\n"):
+        cells: list[str] = []
+        for part in line.split("\r"):  # each part is written from the line's start, over what was there
+            cells[:len(part)] = part
+        lines.append("".join(cells).rstrip())
+    return lines
+
+
+def _untimed(text: str) -> str:
+    return re.sub(r"\(\d+\.\d\d s, [\d,]+ events/s\)", "(TIME)", text)
+
+
 def _progress_lines(shown: str) -> list[str]:
     """The redraws of the progress line (each begins with a carriage return)."""
     return [part for part in shown.replace("\r\n", "\n").split("\r") if "/s" in part and "\n" not in part]
@@ -168,3 +183,26 @@ def test_demo_on_a_terminal_shows_the_replay_of_its_traffic(tmp_path):
     assert drawn, shown
     assert re.search(r"demo [\d,]+ events [\d,]+ events/s +\d+%\|", drawn[-1]), drawn
     assert b"%|" not in printed and b"\r" not in printed  # the demo's own output (standard output) is untouched
+
+
+def test_replay_on_a_terminal_leaves_the_screen_as_a_pipe_would_read_with_problems_on_lines_of_their_own(tmp_path):
+    work = _workspace(tmp_path)
+    lines = (work / "day.jsonl").read_text().splitlines(keepends=True)
+    lines[4999] = "{oops\n"
+    (work / "bad.jsonl").write_text("".join(lines))
+    cmd = _kairos("replay", "--scenarios", "s.kairos", "--events", "bad.jsonl", "--out", "sends.jsonl")
+    status, shown, _ = _on_terminal(cmd, work)
+    piped = _in_pipe(cmd, work)
+    assert 3 == status == piped.returncode
+    assert _progress_lines(shown)
+    assert _untimed(piped.stderr.decode()).splitlines() + [""] == [_untimed(line) for line in _screen(shown)]
+
+
+def test_replay_on_two_workers_shows_the_progress_of_the_routed_input(tmp_path):
+    work = _workspace(tmp_path)
+    status, shown, _ = _on_terminal(_kairos("replay", "--scenarios", "s.kairos", "--events", "day.jsonl",
+                                            "--out", "sends.jsonl", "--workers", "2"), work)
+    assert 0 == status
+    drawn = _progress_lines(shown)
+    assert drawn, shown
+    assert re.search(r"replay [\d,]+ events [\d,]+ events/s +\d+%\|", drawn[-1]), drawn
