@@ -452,9 +452,8 @@ def _replay(args: argparse.Namespace) -> int:
             control = None
         from kairos._progress import progress  # lazy: a progress line (tqdm) only on a terminal
 
-        # a partitioned log is replayed in other processes: no line for it
-        bar = None if partitioned else progress("replay", args.events if args.workers > 1 else events,
-                                                sends_to_stdout="-" in (args.out, args.tags_out))
+        bar = progress("replay", _log_size(args.events) if partitioned else args.events if args.workers > 1 else events,
+                       sends_to_stdout="-" in (args.out, args.tags_out))
         if bar is not None:
             stack.callback(bar.close)  # cleared before the summary, and on an error
         started = time.perf_counter()
@@ -469,7 +468,7 @@ def _replay(args: argparse.Namespace) -> int:
                     count = max(files) + 1
                     report = replay_partitioned(make_engine, files, out, workers=args.workers,
                                                 on_problem=printer, owns=lambda p, m: partition_of(m, count) == p,
-                                                **screening)
+                                                progress=bar, **screening)
                 else:
                     report = replay_workers(make_engine, args.events, out, workers=args.workers, on_problem=printer,
                                             progress=bar, **screening)
@@ -585,6 +584,14 @@ def _loops(cut: int) -> str:
 
 def _discard(_: object) -> None:
     return None
+
+
+def _log_size(folder: str) -> int | None:
+    """The bytes of a partitioned log's files (None: none there; replay says so)."""
+    try:
+        return sum(p.stat().st_size for p in partition_files(folder).values())
+    except (OSError, ValueError):
+        return None
 
 
 def _open_in(stack: ExitStack, name: str) -> IO[bytes]:

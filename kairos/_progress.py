@@ -107,10 +107,10 @@ def steps(what: str, total: int) -> Steps | None:
     return Steps(what, total, sys.stderr) if _is_terminal(sys.stderr) else None
 
 
-def progress(what: str, source: str | IO[bytes] | None, *, sends_to_stdout: bool = False,
+def progress(what: str, source: str | IO[bytes] | int | None, *, sends_to_stdout: bool = False,
              unit: str = "events") -> Progress | None:
-    """A ``Progress`` for reading ``source`` (a file name, or an open stream: its size if it is a regular
-    file; None: no size), or None when standard error is not a terminal, or when sends go to standard
+    """A ``Progress`` for reading ``source`` (a file name, an open stream: its size if it is a regular
+    file, or a size in bytes; None: no size), or None when standard error is not a terminal, or when sends go to standard
     output on the same terminal (they scroll past, and a redrawn line would tangle with them)."""
     if not _is_terminal(sys.stderr):
         return None
@@ -137,12 +137,12 @@ def _is_terminal(stream: TextIO | None) -> bool:
         return False
 
 
-def _size(source: str | IO[bytes] | None) -> int | None:
+def _size(source: str | IO[bytes] | int | None) -> int | None:
     """Bytes left to read in ``source``: a file's size, or None when it has none (a pipe, a terminal)."""
     if source == "-":
         source = sys.stdin.buffer
-    if source is None:
-        return None
+    if source is None or isinstance(source, int):
+        return source
     try:
         if isinstance(source, str):
             return os.path.getsize(source)

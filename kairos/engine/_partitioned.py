@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import multiprocessing.connection
 import signal
 import tempfile
 from contextlib import ExitStack
@@ -65,6 +66,7 @@ def replay_partitioned(
     lateness: int = 0,
     tags_out: IO[bytes] | None = None,
     owns: Callable[[int, str], bool] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReplayReport:
     """Replay a partitioned log — its files by partition number (``partition_files`` of a folder) —
     over ``workers`` processes (``1``: this one); sends go to ``out`` in (ts, id) order. Problems
@@ -72,7 +74,9 @@ def replay_partitioned(
     as in ``replay``, per partition. ``tags_out``: the partitions' tag writes, merged in (ts, msisdn)
     order as one ``replay`` of the unsplit file writes them. ``owns(p, msisdn)``: partition ``p`` owns
     the subscriber, so a schedule of its engine visits that subscriber's tag row (None: every engine
-    visits every row)."""
+    visits every row). ``progress`` as in ``replay``: the lines and bytes all workers have read so far,
+    from counters the workers write per block in memory they share with this process, which reads them
+    while it waits (at most every ``PROGRESS_EVERY`` s)."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
     if not partitions:
@@ -87,12 +91,23 @@ def replay_partitioned(
         parts = {p: Path(tmp) / f"sends-{p}.jsonl" for p in files}
         tag_parts = None if tags_out is None else {p: Path(tmp) / f"tags-{p}.jsonl" for p in files}
 
-        def run(w: int) -> _Share:
-            return _Share([_replay_one(_owning(engine_factory, owns, p), files[p], parts[p], until, keep_problems,
-                                       max_jump, lateness, None if tag_parts is None else tag_parts[p], since)
-                           for p in shares[w]])
+        # per worker: lines and bytes read so far (shared with forked workers: they write, we read)
+        counts = None if progress is None else multiprocessing.get_context("fork").RawArray("q", 2 * workers)
 
-        done = [run(0)] if workers == 1 else _in_processes(run, workers)
+        def run(w: int) -> _Share:
+            reports = []
+            for p in shares[w]:
+                read = None if counts is None else _counting(counts, w, progress if workers == 1 else None)
+                reports.append(_replay_one(_owning(engine_factory, owns, p), files[p], parts[p], until,
+                                           keep_problems, max_jump, lateness,
+                                           None if tag_parts is None else tag_parts[p], since, read))
+            return _Share(reports)
+
+        def tick() -> None:
+            if progress is not None and counts is not None:
+                progress(sum(counts[0::2]), sum(counts[1::2]))
+
+        done = [run(0)] if workers == 1 else _in_processes(run, workers, tick)
         by_scenario = _merge(list(parts.values()), out)
         if tag_parts is not None and tags_out is not None:
             merge_tag_files(list(tag_parts.values()), tags_out)
@@ -133,16 +148,29 @@ def _owning(factory: EngineFactory, owns: Callable[[int, str], bool] | None, p: 
     return make
 
 
+def _counting(counts: Any, w: int, show: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
+    """A ``replay`` progress hook for worker ``w``'s next partition: its lines and bytes, added to what
+    the worker's earlier partitions read, go to ``counts`` (and to ``show``, when in this process)."""
+    lines, size = counts[2 * w], counts[2 * w + 1]
+
+    def read(n: int, done: int) -> None:
+        counts[2 * w], counts[2 * w + 1] = lines + n, size + done
+        if show is not None:
+            show(sum(counts[0::2]), sum(counts[1::2]))
+
+    return read
+
+
 def _replay_one(engine_factory: EngineFactory, path: Path, part: Path, until: int, keep: int,
                 max_jump: int | None, lateness: int, tag_part: Path | None = None,
-                since: int | None = None) -> ReplayReport:
+                since: int | None = None, progress: Callable[[int, int], None] | None = None) -> ReplayReport:
     """One partition through its own engine, its schedules armed at ``since`` (the log's first ts), its
     time moved to ``until`` at the end (its tag writes to ``tag_part``, when wanted)."""
     name = str(path)
     with open(path, "rb") as events, open(part, "wb") as out, ExitStack() as stack:
         tags = None if tag_part is None else stack.enter_context(open(tag_part, "wb"))
         report = replay(engine_factory, events, out, keep_problems=keep, until=until, since=since, max_jump=max_jump,
-                        lateness=lateness, tags_out=tags)
+                        lateness=lateness, tags_out=tags, progress=progress)
     report.problems = [InputProblem(p.line, p.reason, name, p.what, p.ts) for p in report.problems]
     return report
 
@@ -214,8 +242,14 @@ def _tail_times(path: Path) -> list[int]:
     return stamps[-TAIL_LINES:]
 
 
-def _in_processes(run: Callable[[int], _Share], workers: int) -> list[_Share]:
-    """``run(w)`` for every worker in forked processes (they inherit the plan and reference)."""
+#: seconds between two looks at the workers' progress counters while waiting for them
+PROGRESS_EVERY = 0.25
+
+
+def _in_processes(run: Callable[[int], _Share], workers: int, tick: Callable[[], None] | None = None,
+                  ) -> list[_Share]:
+    """``run(w)`` for every worker in forked processes (they inherit the plan and reference); ``tick``
+    is called every ``PROGRESS_EVERY`` s while they run."""
     ctx = multiprocessing.get_context("fork")
     procs: list[Any] = []
     results: list[Connection] = []
@@ -227,6 +261,12 @@ def _in_processes(run: Callable[[int], _Share], workers: int) -> list[_Share]:
             procs.append(p)
             report.close()
             results.append(result)
+        if tick is not None:
+            waiting = list(results)
+            while waiting:
+                tick()
+                ready = multiprocessing.connection.wait(waiting, timeout=PROGRESS_EVERY)
+                waiting = [c for c in waiting if c not in ready]  # a report waits in its pipe until read
         shares = [_receive(result) for result in results]
         for p in procs:
             p.join()

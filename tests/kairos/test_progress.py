@@ -206,3 +206,17 @@ def test_replay_on_two_workers_shows_the_progress_of_the_routed_input(tmp_path):
     drawn = _progress_lines(shown)
     assert drawn, shown
     assert re.search(r"replay [\d,]+ events [\d,]+ events/s +\d+%\|", drawn[-1]), drawn
+
+
+def test_replay_of_a_partitioned_log_shows_the_progress_of_all_its_partitions_on_one_and_two_workers(tmp_path):
+    work = _workspace(tmp_path)
+    assert 0 == _in_pipe(_kairos("split", "--events", "day.jsonl", "--partitions", "4", "--out", "log"),
+                         work).returncode
+    for workers in ("1", "2"):
+        status, shown, _ = _on_terminal(_kairos("replay", "--scenarios", "s.kairos", "--events", "log",
+                                                "--out", "sends.jsonl", "--workers", workers), work)
+        assert 0 == status
+        drawn = _progress_lines(shown)
+        assert drawn, shown
+        assert re.search(r"replay [\d,]+ events [\d,]+ events/s +\d+%\|", drawn[-1]), drawn
+        assert SUMMARY.search(shown.replace("\r\n", "\n")), shown
