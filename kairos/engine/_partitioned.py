@@ -107,7 +107,7 @@ def replay_partitioned(
             if progress is not None and counts is not None:
                 progress(sum(counts[0::2]), sum(counts[1::2]))
 
-        done = [run(0)] if workers == 1 else _in_processes(run, workers, tick)
+        done = [run(0)] if workers == 1 else _in_processes(run, workers, None if progress is None else tick)
         by_scenario = _merge(list(parts.values()), out)
         if tag_parts is not None and tags_out is not None:
             merge_tag_files(list(tag_parts.values()), tags_out)
