@@ -452,8 +452,9 @@ def _replay(args: argparse.Namespace) -> int:
             control = None
         from kairos._progress import progress  # lazy: a progress line (tqdm) only on a terminal
 
-        bar = progress("replay", _log_size(args.events) if partitioned else args.events if args.workers > 1 else events,
-                       sends_to_stdout="-" in (args.out, args.tags_out))
+        # how far through: the partitioned log's bytes, the file's, or the open stream's (standard input)
+        source = _log_size(args.events) if partitioned else args.events if args.workers > 1 else events
+        bar = progress("replay", source, sends_to_stdout="-" in (args.out, args.tags_out))
         if bar is not None:
             stack.callback(bar.close)  # cleared before the summary, and on an error
         started = time.perf_counter()
@@ -588,6 +589,8 @@ def _discard(_: object) -> None:
 
 def _log_size(folder: str) -> int | None:
     """The bytes of a partitioned log's files (None: none there; replay says so)."""
+    from kairos.adapters import partition_files
+
     try:
         return sum(p.stat().st_size for p in partition_files(folder).values())
     except (OSError, ValueError):
