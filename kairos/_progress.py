@@ -57,10 +57,6 @@ class Progress:
         bar.set_description_str(f"{self._what} {events:,} {self._unit}{rate}", refresh=False)
         bar.update(done_bytes - bar.n)  # tqdm counts bytes: the percentage and the time left
 
-    def clear(self) -> None:
-        """Take the line off the screen so something else can be printed; the next redraw brings it back."""
-        self._bar.clear()
-
     def around(self, show: Callable[[Any], None]) -> Callable[[Any], None]:
         """``show`` (a printer of problems on standard error) that clears the line before it prints."""
 
