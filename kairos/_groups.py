@@ -26,14 +26,12 @@ from typing import Any, Iterable, Sequence
 
 import msgspec
 
-from kairos._measure import reasons_text
+from kairos._measure import WIDTH, reasons_text, wrap_reasons
 from kairos.engine import Engine, Reference
 from kairos.plan import Plan
 
 #: how a tag's null (the subscriber has no such tag) is shown
 NONE = "(none)"
-#: the text ``--stats`` prints fits this many columns
-WIDTH = 100
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _READ = re.compile(r"\btags\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -226,18 +224,6 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def _wrap(reasons: str, width: int) -> list[str]:
-    """``cooldown 3, cap 1`` over lines of at most ``width``, never parting a reason from its count."""
-    lines = [""]
-    for item in reasons.split(", "):
-        if lines[-1] and len(lines[-1]) + 2 + len(item) > width:
-            lines[-1] += ","
-            lines.append(item)
-        else:
-            lines[-1] = f"{lines[-1]}, {item}" if lines[-1] else item
-    return lines
-
-
 def tables(grouped: Grouped, groupings: Sequence[Grouping], scenarios: Sequence[str]) -> str:
     """The ``--stats`` tables, one per grouping, each at most ``WIDTH`` columns (long reasons wrap)."""
     out = ["", f"Grouped by the subscriber's tags when the scenario matched ({NONE}: no such tag):"]
@@ -265,7 +251,7 @@ def tables(grouped: Grouped, groupings: Sequence[Grouping], scenarios: Sequence[
                 cell[0] = ""
             previous = s
             lead = "  ".join(x.ljust(w) if k < 2 else x.rjust(w) for k, (x, w) in enumerate(zip(cell, widths, strict=True)))
-            wrapped = _wrap(reasons_text(c.suppressed), reasons_w)
+            wrapped = wrap_reasons(reasons_text(c.suppressed), reasons_w)
             out.append(f"{lead}  {wrapped[0]}".rstrip())
             pad = " " * (len(lead) + 2)
             out.extend(pad + more for more in wrapped[1:])

@@ -22,6 +22,7 @@ in the README):
 
 from __future__ import annotations
 
+import textwrap
 from typing import Sequence
 
 import msgspec
@@ -120,31 +121,102 @@ def unmatched_text(count: int, retention_ms: int) -> str:
             f"{duration_text(retention_ms)} after its send)")
 
 
+#: the text ``--stats`` prints fits this many columns (a terminal's 100; wider tables split, long reasons wrap)
+WIDTH = 100
+#: the suppression reasons stand beside the counts when they have this many columns there, else in their own table
+REASONS_MIN = 30
+#: the feedback table's heads: short, so the table fits ``WIDTH`` beside the catalogue's long scenario names
+FEEDBACK_HEAD = ("sent", "deliv", "click", "accept", "reject", "conv", "ctl conv", "uplift")
+FEEDBACK_LEGEND = ("deliv, click, accept, reject: sends with a feedback of that outcome; conv: accept ÷ sent; "
+                   "ctl conv: the same for the control group (held out, not sent); uplift: conv − ctl conv, "
+                   "in percentage points")
+
+
+def wrap_reasons(reasons: str, width: int) -> list[str]:
+    """``cooldown 3, cap 1`` over lines of at most ``width``, never parting a reason from its count."""
+    lines = [""]
+    for item in reasons.split(", "):
+        if lines[-1] and len(lines[-1]) + 2 + len(item) > width:
+            lines[-1] += ","
+            lines.append(item)
+        else:
+            lines[-1] = f"{lines[-1]}, {item}" if lines[-1] else item
+    return lines
+
+
 def table(rows: list[Row], unmatched: str | None = None, *, feedback: bool = True) -> str:
-    """The ``--stats`` table, aligned for a terminal; ``unmatched`` (``unmatched_text``) below it;
+    """The ``--stats`` tables, each at most ``WIDTH`` columns: per scenario and channel what matched, was
+    sent and why not; then the feedback and conversion; ``unmatched`` (``unmatched_text``) below them;
     ``feedback``: whether the input had any (``feedback_seen``), else conversion and uplift read n/a."""
-    head = ("scenario", "channel", "matched", "sent", "delivered", "clicked", "accepted", "rejected",
-            "conversion", "control", "ctl conv", "uplift", "held", "suppressed (reason count)")
-    lines = [head]
+    held = any(r.held for r in rows)
+    head = ["scenario", "channel", "matched", "sent", "control"] + (["held"] if held else [])
+    cells: list[list[str]] = []
+    reasons: list[str] = []
     for r in rows:
         total = r.channel == "all"
-        lines.append((
-            r.scenario if total else "", r.channel,
-            f"{r.matched:,}" if total else "", f"{r.sent:,}", f"{r.delivered:,}", f"{r.clicked:,}",
-            f"{r.accepted:,}", f"{r.rejected:,}", _pct(r.conversion, feedback),
-            f"{r.control:,}" if total else "", _pct(r.control_conversion, feedback) if total else "",
-            _pp(r.uplift, feedback) if total else "", f"{r.held:,}" if total and r.held else "",
-            reasons_text(r.suppressed) if total else "",
-        ))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    out = []
-    for n, line in enumerate(lines):
-        cells = [c.ljust(w) if i in (0, 1, len(head) - 1) else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))]
-        out.append("  ".join(cells).rstrip())
-        if n == 0:
-            out.append("  ".join("-" * w for w in widths))
+        cells.append([r.scenario if total else "", r.channel, f"{r.matched:,}" if total else "", f"{r.sent:,}",
+                      f"{r.control:,}" if total else ""] + ([f"{r.held:,}" if total and r.held else ""] if held else []))
+        reasons.append(reasons_text(r.suppressed) if total else "")
+    widths = [max(len(x[k]) for x in [head, *cells]) for k in range(len(head))]
+    reasons_w = WIDTH - sum(widths) - 2 * len(widths)
+    out = ["Matched, sent and suppressed, per scenario and per channel it sent on:"]
+    if reasons_w >= REASONS_MIN:  # the reasons beside the counts, wrapped in their column
+        out += [_join(head, widths) + "  suppressed (reason count)",
+                "  ".join("-" * w for w in widths) + "  " + "-" * reasons_w]
+        for cell, why in zip(cells, reasons, strict=True):
+            lead = _join(cell, widths)
+            wrapped = wrap_reasons(why, reasons_w) if why else [""]
+            out.append(f"{lead}  {wrapped[0]}".rstrip())
+            out.extend(" " * (len(lead) + 2) + more for more in wrapped[1:])
+    else:  # no room beside them: the counts, then the reasons in a table of their own
+        out += _split_table(head, cells)
+        name_w = max(len(x[0]) for x in [head, *cells])
+        reasons_w = max(WIDTH - name_w - 2, REASONS_MIN)
+        out += ["", _join(["scenario", "suppressed (reason count)"], [name_w, 0]),
+                "-" * name_w + "  " + "-" * reasons_w]
+        for cell, why in zip(cells, reasons, strict=True):
+            if cell[0]:
+                wrapped = wrap_reasons(why, reasons_w)
+                out.append(f"{cell[0].ljust(name_w)}  {wrapped[0]}")
+                out.extend(" " * (name_w + 2) + more for more in wrapped[1:])
+    answers = [[r.scenario if r.channel == "all" else "", r.channel, f"{r.sent:,}", f"{r.delivered:,}",
+                f"{r.clicked:,}", f"{r.accepted:,}", f"{r.rejected:,}", _pct(r.conversion, feedback),
+                _pct(r.control_conversion, feedback) if r.channel == "all" else "",
+                _pp(r.uplift, feedback) if r.channel == "all" else ""] for r in rows]
+    out += ["", "Feedback and conversion:"]
+    out += _split_table(["scenario", "channel", *FEEDBACK_HEAD], answers)
+    out += ["", *textwrap.wrap(FEEDBACK_LEGEND, WIDTH)]
     if not feedback:
-        out += ["", f"conversion, ctl conv, uplift: {NO_FEEDBACK_CELL}, {NO_FEEDBACK} (nothing says who took the offer)"]
+        out += textwrap.wrap(f"conv, ctl conv, uplift: {NO_FEEDBACK_CELL}, {NO_FEEDBACK} (nothing says who took "
+                             "the offer)", WIDTH)
     if unmatched is not None:
         out += ["", unmatched]
     return "\n".join(out) + "\n"
+
+
+def _join(cells: Sequence[str], widths: Sequence[int]) -> str:
+    """One line of a table: the two name columns to the left, numbers to the right."""
+    return "  ".join(c.ljust(w) if k < 2 else c.rjust(w) for k, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
+
+def _split_table(head: list[str], lines: list[list[str]]) -> list[str]:
+    """A table of at most ``WIDTH`` columns: when its columns do not fit, those after the two name
+    columns go on in a second table (and a third…), each repeating the names."""
+    widths = [max(len(x[k]) for x in [head, *lines]) for k in range(len(head))]
+    groups: list[list[int]] = [[]]
+    used = widths[0] + widths[1] + 2
+    for k in range(2, len(head)):
+        if groups[-1] and used + 2 + widths[k] > WIDTH:
+            groups.append([])
+            used = widths[0] + widths[1] + 2
+        groups[-1].append(k)
+        used += 2 + widths[k]
+    out: list[str] = []
+    for n, group in enumerate(groups):
+        keep = [0, 1, *group]
+        if n:
+            out.append("")
+        out.append(_join([head[k] for k in keep], [widths[k] for k in keep]).rstrip())
+        out.append("  ".join("-" * widths[k] for k in keep))
+        out.extend(_join([line[k] for k in keep], [widths[k] for k in keep]).rstrip() for line in lines)
+    return out

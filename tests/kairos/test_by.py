@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from kairos import main
+from tests.stats_text import stats_cells
 
 REPO = Path(__file__).resolve().parents[2]
 REGIONS = ("north", "south", "east", None)  # None: no region tag, shown as (none)
@@ -56,16 +57,8 @@ def _stats(day, capsys, *extra: str, events: str = "day.jsonl") -> str:
 
 def totals(text: str) -> dict[str, tuple[int, int, dict[str, int]]]:
     """scenario → (matched, sent, suppressed by reason) from the main --stats table."""
-    out = {}
-    lines = text.splitlines()
-    start = next(n for n, line in enumerate(lines) if line.startswith("scenario "))
-    for line in lines[start + 2:]:
-        if not line:
-            break
-        if line[0] != " ":
-            cells = re.split(r"\s{2,}", line.strip())
-            out[cells[0]] = (_n(cells[2]), _n(cells[3]), _reasons(cells[-1]))
-    return out
+    return {scenario: (_n(cells["matched"]), _n(cells["sent"]), _reasons(cells["suppressed (reason count)"]))
+            for (scenario, channel), cells in stats_cells(text).items() if channel == "all"}
 
 
 def grouped(text: str) -> dict[str, dict[str, dict[str, tuple[int, int, dict[str, int]]]]]:

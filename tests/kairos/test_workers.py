@@ -186,7 +186,7 @@ def test_workers_measure_what_one_process_measures(workspace, capsys):
         assert 0 == code
         tables.append(capsys.readouterr().err)
     assert tables[0] == tables[1]
-    assert " all " in tables[0] and not re.search(r"all +0 +0", tables[0].splitlines()[2])  # it did count
+    assert " all " in tables[0] and not re.search(r"all +0 +0", tables[0].splitlines()[3])  # it did count
 
 
 def test_workers_refuse_control_out_which_one_process_writes(workspace, capsys):

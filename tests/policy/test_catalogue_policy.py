@@ -17,6 +17,7 @@ import pytest
 
 from kairos import main
 from tests.policy import simulate
+from tests.stats_text import in_report_order, stats_cells
 from tests.scenarios.support import DAY0, HOUR, MINUTE, REFERENCE, SCENARIOS, story
 
 POLICY = SCENARIOS / "policy.kairos"
@@ -234,19 +235,8 @@ def week(tmp_path_factory):
 
 
 def stats_rows(text: str) -> dict[tuple[str, str], list[str]]:
-    """scenario/channel → the numeric columns of the --stats table."""
-    rows: dict[tuple[str, str], list[str]] = {}
-    scenario = ""
-    for line in text.splitlines()[2:]:
-        if not line.strip():
-            break  # the table ends; the unmatched feedback line follows
-        if line.startswith("kairos replay"):
-            continue
-        cells = re.split(r"\s{2,}", line.strip())
-        if line[0] != " ":
-            scenario = cells.pop(0)
-        rows[(scenario, cells[0])] = cells[1:]
-    return rows
+    """scenario/channel → the cells of the --stats tables after scenario and channel, in the report's order."""
+    return {key: in_report_order(cells) for key, cells in stats_cells(text).items()}
 
 
 def report_rows(page: str) -> dict[tuple[str, str], list[str]]:
