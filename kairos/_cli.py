@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kairos import dsl
 from kairos._template_check import TEMPLATES_FILE
+from kairos._words import count as counted
 from kairos.engine import DEFAULT_MAX_JUMP_MS, DEFAULT_TZ, JUMP_CONFIRM
 
 if TYPE_CHECKING:
@@ -485,17 +486,18 @@ def _replay(args: argparse.Namespace) -> int:
         elapsed = time.perf_counter() - started
     if not args.quiet:
         rate = report.events / elapsed if elapsed > 0 else 0.0
-        wild = f", {report.wild} wild timestamp{'s' * (report.wild != 1)}" if report.wild else ""
+        wild = f", {counted(report.wild, 'wild timestamp')}" if report.wild else ""
         print(
-            f"kairos replay: {report.events} events, {report.malformed} malformed{wild} and "
-            f"{report.late} out-of-order lines skipped, {_failed(report.failed)}{_dups(report.duplicates)}{report.sends} "
-            f"sends{_writes(report.tag_writes)}{_loops(report.trigger_loops)} "
+            f"kairos replay: {counted(report.events, 'event')}, {report.malformed:,} malformed{wild} and "
+            f"{report.late:,} out-of-order {'line' if report.late == 1 else 'lines'} skipped, "
+            f"{_failed(report.failed)}{_dups(report.duplicates)}{counted(report.sends, 'send')}"
+            f"{_writes(report.tag_writes)}{_loops(report.trigger_loops)} "
             f"({elapsed:.2f} s, {rate:,.0f} events/s)",
             file=sys.stderr,
         )
     held = sum(st.held for st in report.measures.stats) if report.measures is not None else 0  # only a policy holds
     if held:
-        print(f"kairos replay: {held} trigger{'s' * (held != 1)} still held by the contact policy at the "
+        print(f"kairos replay: {counted(held, 'trigger')} still held by the contact policy at the "
               "end of input (an arbitration window or a capacity queue not yet closed); not sent",
               file=sys.stderr)
     if measuring:
@@ -550,26 +552,26 @@ def _skipped(report: ReplayReport) -> str:
     """The last line of a replay that skipped lines or deadlines: how many, by reason, and the exit status."""
     reasons = [(report.malformed, "malformed"), (report.wild, "wild timestamp"), (report.late, "out of order"),
                (report.failed, "processing failed")]
-    counts = ", ".join(f"{n} {what}" for n, what in reasons if n)
+    counts = ", ".join(f"{n:,} {what}" for n, what in reasons if n)
     lines = "line was" if report.skipped == 1 else "lines were"
-    skipped = f"{report.skipped} {lines} skipped ({counts})" if report.skipped else ""
+    skipped = f"{report.skipped:,} {lines} skipped ({counts})" if report.skipped else ""
     d = report.failed_deadlines
-    deadlines = f"{d} deadline{' was' if d == 1 else 's were'} skipped (processing failed)" if d else ""
+    deadlines = f"{counted(d, 'deadline')} {'was' if d == 1 else 'were'} skipped (processing failed)" if d else ""
     both = " and ".join(part for part in (skipped, deadlines) if part)
     return f"kairos replay: finished, but {both}; exit status {EXIT_SKIPPED}"
 
 
 def _failed(n: int) -> str:
-    return f"{n} event{'s' * (n != 1)} failed, " if n else ""
+    return f"{counted(n, 'event')} failed, " if n else ""
 
 
 def _dups(n: int) -> str:
-    return f"{n} duplicate{'s' * (n != 1)} skipped, " if n else ""
+    return f"{counted(n, 'duplicate')} skipped, " if n else ""
 
 
 def _writes(n: int) -> str:
     """The summary's count of tag writes (``set`` clauses), when there were any."""
-    return f", {n} tag write{'s' * (n != 1)}" if n else ""
+    return f", {counted(n, 'tag write')}" if n else ""
 
 
 def _loops(cut: int) -> str:
@@ -579,7 +581,7 @@ def _loops(cut: int) -> str:
     if not cut:
         return ""
     chains = "chain" if cut == 1 else "chains"
-    return (f"; {cut} trigger {chains} cut after {MAX_TRIGGER_DEPTH} re-entries "
+    return (f"; {cut:,} trigger {chains} cut after {MAX_TRIGGER_DEPTH} re-entries "
             "(does a scenario match its own triggers?)")
 
 
@@ -630,7 +632,7 @@ def _split(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"kairos split: {e}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"kairos split: {sum(counts):,} lines into {args.partitions} partitions in {out} "
+    print(f"kairos split: {counted(sum(counts), 'line')} into {counted(args.partitions, 'partition')} in {out} "
           f"(smallest {min(counts):,}, largest {max(counts):,})", file=sys.stderr)
     return EXIT_OK
 
@@ -650,8 +652,9 @@ def _produce(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     made = "created with" if report.created else "has"
     spread = ", ".join(f"{n:,}" for n in report.per_partition.values())
-    print(f"kairos produce: {report.produced:,} records to {report.topic} ({made} {report.partitions} partitions; "
-          f"per partition {spread}), {len(report.malformed):,} malformed lines skipped", file=sys.stderr)
+    print(f"kairos produce: {counted(report.produced, 'record')} to {report.topic} ({made} "
+          f"{counted(report.partitions, 'partition')}; per partition {spread}), "
+          f"{counted(len(report.malformed), 'malformed line')} skipped", file=sys.stderr)
     return EXIT_SKIPPED if report.malformed else EXIT_OK
 
 

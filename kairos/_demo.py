@@ -21,6 +21,7 @@ from kairos import dsl, traffic
 from kairos._compile import compile_plan
 from kairos._demo_report import print_examples, print_table, print_tag_writes
 from kairos._progress import progress
+from kairos._words import count
 from kairos.adapters import TemplateCatalog, TemplateError
 from kairos.engine import DEFAULT_TZ, Engine, LocalTime, Reference, Send, TagWrite, replay
 
@@ -55,7 +56,7 @@ def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
         days = hours / 24 if hours % 24 == 0 else None
         span = ("a day" if days == 1 else f"{days:g} days" if days is not None
                 else f"{hours:g} hour{'s' * (hours != 1)}")
-        whom = f"{subscribers:,} subscriber{'s' * (subscribers != 1)}"
+        whom = count(subscribers, "subscriber")
         print(f"Generating {span} of traffic for {whom} (seed {seed}) ...")
         t0 = time.perf_counter()
         traffic.make_reference(root / "reference", subscribers, seed, start_ms)
@@ -76,7 +77,7 @@ def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
             return engines[0]
 
         policy = " under the contact policy" if plan.policy is not None else ""
-        print(f"Running the {len(plan.scenarios)} scenarios of {SCENARIOS.name}/ over it{policy} ...")
+        print(f"Running the {count(len(plan.scenarios), 'scenario')} of {SCENARIOS.name}/ over it{policy} ...")
         t1 = time.perf_counter()
         with open(root / "events.jsonl", "rb") as events, open(root / "sends.jsonl", "wb") as out:
             bar = progress("demo", events)  # a progress line on standard error, if it is a terminal
@@ -87,8 +88,8 @@ def run_demo(subscribers: int, hours: float, seed: int, examples: int) -> int:
                     bar.close()
         run_s = time.perf_counter() - t1
         print(
-            f"  {report.events:,} events generated in {gen_s:.1f} s, replayed in {run_s:.1f} s "
-            f"({report.events / max(run_s, 1e-9):,.0f} events/s); {report.sends:,} sends\n"
+            f"  {count(report.events, 'event')} generated in {gen_s:.1f} s, replayed in {run_s:.1f} s "
+            f"({report.events / max(run_s, 1e-9):,.0f} events/s); {count(report.sends, 'send')}\n"
         )
         print_table(plan, engines[0], sends, subscribers, int(hours * 3_600_000), start_ms, clock)
         print_tag_writes(writes, clock)

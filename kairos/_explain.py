@@ -16,6 +16,7 @@ import msgspec
 
 from kairos._measure import reasons_text
 from kairos._why import term_args, why_false
+from kairos._words import count
 from kairos.adapters import TemplateCatalog, TemplateError
 from kairos.engine import (
     DEFAULT_TZ,
@@ -202,8 +203,8 @@ def explain(plan: Plan, reference: Reference, events: IO[bytes], msisdn: str, *,
                 else InputProblem(0, reason, what="deadline", ts=engine.now))
 
     engine.on_fault = failed
-    which = f"{len(plan.scenarios)} scenarios" if not scenarios else \
-        f"{', '.join(sorted(names))} (of {len(plan.scenarios)} scenarios)"
+    which = count(len(plan.scenarios), "scenario") if not scenarios else \
+        f"{', '.join(sorted(names))} (of {count(len(plan.scenarios), 'scenario')})"
     yield f"Timeline of {msisdn} ({tz}); {which}, {'a' if plan.policy else 'no'} contact policy"
     for ev, line in _numbered(reader):
         engine.on_event(ev)

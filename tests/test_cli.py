@@ -201,7 +201,7 @@ def test_replay_says_when_a_scenario_reacts_to_its_own_triggers(tmp_path, capsys
                    str(tmp_path / "sends.jsonl"), "--workers", workers])
     summary = capsys.readouterr().err.splitlines()[-1]
     assert 0 == status
-    assert summary.startswith("kairos replay: 1 events, 0 malformed and 0 out-of-order lines skipped, 9 sends; "
+    assert summary.startswith("kairos replay: 1 event, 0 malformed and 0 out-of-order lines skipped, 9 sends; "
                               "1 trigger chain cut after 8 re-entries (does a scenario match its own "
                               "triggers?) (")
 

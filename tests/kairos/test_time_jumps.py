@@ -65,7 +65,7 @@ def test_one_line_dated_2100_amid_a_stream_is_skipped_and_everything_else_is_pro
     assert problem.endswith(f": error: event at ts {YEAR_2100} jumps more than 3600000 ms ahead of the stream and "
                             "the events after it go back: a wild timestamp, not a gap in the recording (line skipped)")
     assert problem.startswith(where)
-    assert "3030 events, 0 malformed, 1 wild timestamp and 0 out-of-order lines skipped" in err[-2]
+    assert "3,030 events, 0 malformed, 1 wild timestamp and 0 out-of-order lines skipped" in err[-2]
     assert "kairos replay: finished, but 1 line was skipped (1 wild timestamp); exit status 3" == err[-1]
 
 
@@ -93,7 +93,7 @@ def test_a_real_one_day_gap_in_a_recording_is_not_rejected(workspace, form, capf
     code, sends, _ = _replay(workspace, name, *extra)
     err = capfd.readouterr().err.splitlines()
     assert (0, unscreened) == (code, sends)
-    assert "3060 events, 0 malformed and 0 out-of-order lines skipped" in err[-1]
+    assert "3,060 events, 0 malformed and 0 out-of-order lines skipped" in err[-1]
     day3_sends = [s for s in sends.splitlines() if msgspec.json.decode(s)["ts"] >= msgspec.json.decode(day3[0])["ts"]]
     assert day3_sends  # the day after the gap decided its own sends
 
@@ -162,7 +162,7 @@ def test_a_2100_line_near_the_start_of_the_file_is_skipped(workspace, form, line
     code, sends, _ = _replay(workspace, name, *extra)
     err = capfd.readouterr().err.splitlines()
     assert (3, clean) == (code, sends)
-    assert "3030 events, 0 malformed, 1 wild timestamp and 0 out-of-order lines skipped" in err[-2]
+    assert "3,030 events, 0 malformed, 1 wild timestamp and 0 out-of-order lines skipped" in err[-2]
 
 
 @pytest.mark.parametrize("form", ["one process", "--workers 3", "partitioned"])
@@ -177,7 +177,7 @@ def test_a_2100_line_just_after_a_real_gap_is_skipped_and_the_gap_kept(workspace
     code, sends, _ = _replay(workspace, name, *extra)
     err = capfd.readouterr().err.splitlines()
     assert (3, clean) == (code, sends)
-    assert "3060 events, 0 malformed, 1 wild timestamp and 0 out-of-order lines skipped" in err[-2]
+    assert "3,060 events, 0 malformed, 1 wild timestamp and 0 out-of-order lines skipped" in err[-2]
 
 
 def test_a_2100_line_early_in_a_partitions_tail_does_not_move_every_partition_to_2100(workspace, capfd):
@@ -214,7 +214,7 @@ def _kept_as_unscreened(workspace, form: str, capfd, name: str, lines: list[byte
     code, sends, _ = _replay(workspace, name, *extra)
     err = capfd.readouterr().err.splitlines()
     assert (0, unscreened) == (code, sends)
-    assert f"{events} events, 0 malformed and 0 out-of-order lines skipped" in err[-1]
+    assert f"{events:,} events, 0 malformed and 0 out-of-order lines skipped" in err[-1]
     return sends
 
 
