@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from kairos._words import count, percent
 from kairos.adapters import TemplateCatalog
 from kairos.engine import Engine, LocalTime, Reference, Send, TagWrite, event_union
 from kairos.plan import LAST_DAY, Absence, Aggregate, Dwell, Plan, Scenario, Schedule, Sequence, Single
@@ -133,8 +134,7 @@ def print_table(plan: Plan, engine: Engine, sends: list[Send], subscribers: int,
     rows = [("scenario", "matched", "sent", "reached", "suppressed / note")]
     for scn, st in zip(plan.scenarios, engine.stats):
         who = len(reached.get(scn.name, ()))
-        pct = 100 * who / subscribers
-        share = f"{who:,} ({pct:.1f} %)" if pct >= 0.1 else f"{who:,} (<0.1 %)" if who else "-"
+        share = f"{who:,} ({percent(who / subscribers)})" if who else "-"
         note = ", ".join(f"{k} {v:,}" for k, v in sorted(st.suppressed.items()))
         silent = why_silent(scn, span_ms, start_ms, clock)
         if silent and not st.matched:
@@ -194,7 +194,7 @@ def print_examples(
     """A few sends: what was sent to whom and when, its text, and the events that caused it."""
     if n <= 0:
         return
-    chosen = pick_examples(plan, sends, n)
+    chosen = sorted(pick_examples(plan, sends, n), key=lambda s: (s.send_at, s.ts, s.scenario))  # in time order
     if not chosen:
         print("No sends: nothing in this traffic matched a scenario.")
         return
@@ -213,6 +213,9 @@ def print_examples(
         scn = by_name[s.scenario]
         print(f"  {_fmt(clock, s.send_at, dated)}  {s.channel} \"{s.template}\" to {s.msisdn}   [{s.scenario}]")
         print(f"      {scn.title}")
+        deferred = deferral_text(plan, s, clock, dated)
+        if deferred:
+            print(f"      {deferred}")
         tags = _audience_tags(scn, reference, s.msisdn)
         if tags:
             print(f"      subscriber: {tags}")
@@ -228,8 +231,39 @@ def print_examples(
         for e in cause[-SHOWN:]:
             print(f"      {_fmt(clock, e.ts, dated)}  {_describe(e, reference)}")
         if len(cause) > SHOWN:
-            print(f"      … and {len(cause) - SHOWN:,} earlier events of the pattern")
+            print(f"      … and {count(len(cause) - SHOWN, 'earlier event')} of the pattern")
         print()
+
+
+def deferral_text(plan: Plan, send: Send, clock: LocalTime, dated: bool = False) -> str:
+    """Why a send goes out later than its trigger — the action's ``after``, then the policy's quiet or working
+    hours (or a capacity that was used up) — as ``deferred to 08:00:00 from its trigger at 07:44:49 (quiet
+    hours 22:00..08:00 for sms)``; "" for a send at its trigger's time."""
+    if send.send_at <= send.ts:
+        return ""
+    scn = next(s for s in plan.scenarios if s.name == send.scenario)
+    after = next((a.after_ms for a in scn.actions if a.channel == send.channel and a.template == send.template), 0)
+    why = [f"after {_duration(after)}"] if after else []
+    if send.send_at > send.ts + after:
+        why.append(_policy_delay(plan, send.channel))
+    return (f"deferred to {_fmt(clock, send.send_at, dated)} from its trigger at {_fmt(clock, send.ts, dated)} "
+            f"({', then '.join(why)})")
+
+
+def _policy_delay(plan: Plan, channel: str) -> str:
+    """What of the contact policy can move a send on ``channel`` later: its quiet and working hours."""
+    policy = plan.policy
+    if policy is None:
+        return "the contact policy"
+    rules = [f"quiet hours {_range(q.range)}" for q in policy.quiet if channel in q.channels and q.mode == "defer"]
+    rules += [f"working hours {', '.join(_range(r) for r in h.ranges)}" for h in policy.hours if h.channel == channel]
+    if any(c.channel == channel for c in policy.capacity):
+        rules.append("its capacity")
+    return f"{' or '.join(rules)} for {channel}" if rules else "the contact policy"
+
+
+def _range(rng: Any) -> str:
+    return f"{rng.start_min // 60:02d}:{rng.start_min % 60:02d}..{rng.end_min // 60:02d}:{rng.end_min % 60:02d}"
 
 
 def _history(path: Path, wanted: set[str], reference: Reference) -> dict[str, list[Any]]:
