@@ -12,8 +12,11 @@ their use.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
+
+import msgspec
 
 from kairos import dsl
 from kairos._template_check import check_templates
@@ -61,9 +64,10 @@ def refuse_unknown_names(plan: Plan, reference: Reference) -> None:
         raise dsl.CheckError(errors)
 
 
-def compile_configured(config: Config) -> tuple[Plan, TemplateCatalog | None]:
+def compile_configured(config: Config, config_path: str | Path = "") -> tuple[Plan, TemplateCatalog | None]:
     """The daemon's configured scenarios, checked against its configured channels and the template
-    catalogue; raises ``StartError`` saying what to fix."""
+    catalogue; raises ``StartError`` saying what to fix (for a channel a scenario names that
+    ``[channels]`` of ``config_path`` lacks: that, and the table to add)."""
     from kairos._config import StartError  # the daemon's: `kairos check` loads no configuration code
 
     try:
@@ -71,11 +75,54 @@ def compile_configured(config: Config) -> tuple[Plan, TemplateCatalog | None]:
         path = check_templates(plan, [config.scenarios], config.templates or None)
         return plan, None if path is None else TemplateCatalog.load(path)
     except dsl.CheckError as e:
-        raise StartError(str(e)) from None
+        raise StartError(_unconfigured_channels(e, config, str(config_path) or "the configuration file")) from None
     except TemplateError as e:
         raise StartError(f"templates: {e}") from None
     except OSError as e:
         raise StartError(f"scenarios: {e}") from None
+
+
+_UNKNOWN_CHANNEL = re.compile(r"unknown channel '([^']*)'(.*)", re.S)
+
+
+def _unconfigured_channels(error: dsl.CheckError, config: Config, where: str) -> str:
+    """The check's errors, where an unknown channel reads as one missing from ``[channels]`` of the
+    configuration ``where``, followed by the table to add for each (the daemon knows only the channels
+    configured there, not the ``sms``, ``popup`` and ``call`` that ``check`` and ``replay`` accept)."""
+    missing: list[str] = []
+    diagnostics = []
+    for d in error.diagnostics:
+        m = _UNKNOWN_CHANNEL.fullmatch(d.message)
+        if m is None or m.group(1) == "any":
+            diagnostics.append(d)
+            continue
+        name, hint = m.groups()
+        if name not in missing:
+            missing.append(name)
+        configured = ", ".join(sorted(config.channels))
+        hint = hint if hint.startswith(";") else f" (it has: {configured})"
+        message = f"channel '{name}' is not configured: {where} has no [channels.{name}] table{hint}"
+        diagnostics.append(msgspec.structs.replace(d, message=message))
+    text = "\n".join(d.render() for d in diagnostics)
+    if not missing:
+        return text
+    from importlib.metadata import entry_points  # only on this error: the registered channel plugins
+
+    plugins = sorted({ep.name for ep in entry_points(group="kairos.channels")})
+    stanzas = []
+    for name in missing:
+        if name in plugins:
+            stanzas.append(f'[channels.{name}]\nplugin = "{name}"   # then the plugin\'s own keys (README, "Channels")')
+        else:
+            stanzas.append(f'[channels.{name}]\nplugin = "file"   # or the plugin your channel team registered '
+                           f'({", ".join(plugins)} are installed)\npath = "{name}.jsonl"')
+    return (f"{text}\nA scenario sends on {_names(missing)}, which {where} does not configure; add to it:\n\n"
+            + "\n\n".join(stanzas))
+
+
+def _names(names: list[str]) -> str:
+    quoted = [f"'{n}'" for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
 def _discard(_: object) -> None:

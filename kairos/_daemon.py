@@ -125,9 +125,9 @@ UNKNOWN_WATERMARK = -(2**62)
 class Daemon:
     """The running daemon's parts; ``run`` is the whole life."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, config_path: str | Path = "") -> None:
         self.config = config
-        self.plan, self.templates = compile_configured(config)
+        self.plan, self.templates = compile_configured(config, config_path)
         try:
             self.reference = Reference.load(config.reference) if config.reference else Reference()
             refuse_unknown_names(self.plan, self.reference)  # a list or area the data lacks, at its use
@@ -187,7 +187,8 @@ class Daemon:
         for name in self._initial_units():
             versions_then = self.open_unit(name)
             before = before or versions_then
-        self.reloader = Reloader(self, AuditLog(config.audit_path), poll_s=config.reload.poll_ms / 1000)
+        self.reloader = Reloader(self, AuditLog(config.audit_path), poll_s=config.reload.poll_ms / 1000,
+                                 config_path=config_path)
         self.reloader.audit.write(changes(before or {}, versions(self.plan), "start"))
         self._metrics = registry_for(self)
 
@@ -829,7 +830,7 @@ def run_daemon(config_path: str | Path) -> int:
         return EXIT_INVALID
     origin = configure_logging(config.log.level, config.log.pseudonymise, config.log.pseudonym_key)
     try:
-        daemon = Daemon(config)
+        daemon = Daemon(config, config_path)
     except StartError as e:
         print(f"kairos run: {e}", file=sys.stderr)
         return EXIT_INVALID

@@ -135,8 +135,9 @@ class Reloadable(Protocol):
 class Reloader:
     """Swaps the daemon's plan; ``watch`` polls the folder."""
 
-    def __init__(self, daemon: Reloadable, audit: AuditLog, *, poll_s: float) -> None:
+    def __init__(self, daemon: Reloadable, audit: AuditLog, *, poll_s: float, config_path: str | Path = "") -> None:
         self.daemon = daemon
+        self.config_path = config_path  #: named in errors (a channel missing from its ``[channels]``)
         self.audit = audit
         self.poll_s = poll_s
         self.reloads = 0
@@ -151,7 +152,7 @@ class Reloader:
         except OSError as e:
             return self._refuse(who, f"scenarios: {e}")
         try:
-            plan, templates = compile_configured(d.config)
+            plan, templates = compile_configured(d.config, self.config_path)
             refuse_unknown_names(plan, d.reference)  # a list or area the data lacks, at its use (as replay)
             d.new_engine(plan, d.reference)  # binds, or says what is missing
         except dsl.CheckError as e:

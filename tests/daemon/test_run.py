@@ -67,11 +67,20 @@ def test_an_unknown_configuration_key_is_named_with_its_section_and_the_daemon_d
     assert "kairos.example.toml" in result.stderr
 
 
-def test_a_scenario_using_an_unconfigured_channel_is_refused_at_start_with_its_place(tmp_path):
+def test_a_scenario_using_an_unconfigured_channel_is_refused_at_start_with_its_place_and_the_table_to_add(tmp_path):
     config = write_config(tmp_path, SEQ, channels=("popup",))
     result = run_briefly(config)
     assert 1 == result.returncode
-    assert "s.kairos:4:8: error: unknown channel 'sms'" in result.stderr
+    assert (
+        f"kairos run: {tmp_path}/scenarios/s.kairos:4:8: error: channel 'sms' is not configured: {config} has no "
+        "[channels.sms] table (it has: popup)\n"
+        '  then sms "offer.handset" with {site: r.host}\n'
+        "       ^\n"
+        f"A scenario sends on 'sms', which {config} does not configure; add to it:\n"
+        "\n"
+        "[channels.sms]\n"
+        'plugin = "sms"   # then the plugin\'s own keys (README, "Channels")\n'
+    ) == result.stderr
 
 
 def test_a_channel_with_an_unknown_plugin_is_refused_with_the_registered_ones(tmp_path):
