@@ -490,7 +490,7 @@ def _replay(args: argparse.Namespace) -> int:
         print(
             f"kairos replay: {counted(report.events, 'event')}, {report.malformed:,} malformed{wild} and "
             f"{report.late:,} out-of-order {'line' if report.late == 1 else 'lines'} skipped, "
-            f"{_failed(report.failed)}{_dups(report.duplicates)}{counted(report.sends, 'send')}"
+            f"{_failed(report.failed)}{_dups(report.duplicates)}{counted(report.sends, 'send')}{_deferred(report.deferred, report.sends)}"
             f"{_writes(report.tag_writes)}{_loops(report.trigger_loops)} "
             f"({elapsed:.2f} s, {rate:,.0f} events/s)",
             file=sys.stderr,
@@ -567,6 +567,14 @@ def _failed(n: int) -> str:
 
 def _dups(n: int) -> str:
     return f"{counted(n, 'duplicate')} skipped, " if n else ""
+
+
+def _deferred(n: int, sends: int) -> str:
+    """The summary's count of sends that go out later than their trigger (``after``, quiet or working
+    hours, a capacity), when there were any."""
+    if not n:
+        return ""
+    return ", deferred past its trigger time" if sends == 1 else f", {n:,} of them deferred past their trigger time"
 
 
 def _writes(n: int) -> str:

@@ -124,6 +124,7 @@ def replay_partitioned(
         malformed=sum(r.malformed for r in reports),
         late=sum(r.late for r in reports),
         sends=sum(r.sends for r in reports),
+        deferred=sum(r.deferred for r in reports),
         sends_by_scenario=by_scenario,
         problems=problems[:keep_problems],
         trigger_loops=sum(r.trigger_loops for r in reports),

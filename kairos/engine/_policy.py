@@ -545,6 +545,9 @@ class PolicyStage:
         obs = self.host.observer
         if obs is not None:
             detail = f"sent {action.channel} \"{action.template}\", send time {self._t(send_at)}"
+            if action.after_ms:  # a person reading the timeline sees why the send time is not the trigger's
+                notes = "; ".join(n for n in (f"deferred by `after {duration_text(action.after_ms)}` from the trigger",
+                                              notes) if n)
             obs.policy(c.index, c.msisdn, c.ts, c.id, "sent", detail + (f" ({notes})" if notes else ""))
         self.host.emit(c.index, c.msisdn, c.ts, c.id, action, params, send_at, c.depth)
         if self._parked:

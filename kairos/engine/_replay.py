@@ -194,6 +194,7 @@ class OrderedWriter:
         self._late: list[tuple[int, str, Send]] | None = None
         self.written = 0
         self.by_scenario: dict[str, int] = {}
+        self.deferred = 0  #: sends whose send_at is after their trigger's ts (``after``, quiet or working hours)
 
     def __call__(self, send: Send) -> None:
         if self._late is not None:
@@ -226,10 +227,14 @@ class OrderedWriter:
         encode = self._encode
         write = self._out.write
         counts = self.by_scenario
+        deferred = 0
         for s in held:
             write(encode(s))
             write(b"\n")
             counts[s.scenario] = counts.get(s.scenario, 0) + 1
+            if s.send_at != s.ts:
+                deferred += 1
+        self.deferred += deferred
         self.written += len(held)
         held.clear()
 
@@ -435,6 +440,7 @@ class ReplayReport(msgspec.Struct):
     failed: int = 0  # events whose processing raised (engine.faults): skipped, reported with their line
     failed_deadlines: int = 0  # deadlines whose firing raised (skipped, reported)
     tag_writes: int = 0  # triggers whose ``set`` clause wrote tags (lines of ``--tags-out``)
+    deferred: int = 0  # sends whose send_at is after their trigger (``after``, quiet or working hours)
     #: what the engines counted (merged over workers and partitions); None when none measured
     measures: Measures | None = None
 
@@ -542,6 +548,7 @@ def replay(
         late=engine.late_events + feeder.late,
         sends=writer.written,
         sends_by_scenario=dict(writer.by_scenario),
+        deferred=writer.deferred,
         problems=kept,
         trigger_loops=engine.trigger_loops,
         wild=feeder.wild,
