@@ -65,8 +65,9 @@ async def _ensure_topic(bootstrap: str, topic: str, partitions: int | None) -> t
     finally:
         await admin.close()
     if partitions is not None and partitions != count:
-        raise ProduceError(f"topic {topic!r} has {count} partitions, not {partitions}: a topic keyed by msisdn "
-                           "keeps its count (its subscribers would move); drop --partitions or use another topic")
+        raise ProduceError(f"topic {topic!r} has {count} partition{'s' * (count != 1)}, not {partitions}: a topic "
+                           "keyed by msisdn keeps its count (its subscribers would move); drop --partitions or use "
+                           "another topic")
     return count, False
 
 

@@ -750,7 +750,8 @@ class Outbox:
             self._seq += 1
             lane.push(self.clock() + delay, self._seq, entry)
         elif outcome.status == "retry":
-            self._dead_letter(entry, f"gave up after {entry.attempts} attempts; last: {outcome.reason}")
+            n = entry.attempts
+            self._dead_letter(entry, f"gave up after {n} attempt{'s' * (n != 1)}; last: {outcome.reason}")
         else:
             self._dead_letter(entry, outcome.reason or "failed")
 

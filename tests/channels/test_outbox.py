@@ -542,3 +542,10 @@ async def test_a_retry_in_doubt_is_never_sent_again_after_a_crash_while_a_plain_
         assert ([], [ctx(1).id]) == (later.ids(), [d["id"] for d in dead_letters(tmp_path)])
     else:
         assert ([ctx(1).id], []) == (later.ids(), dead_letters(tmp_path))
+
+
+async def test_a_send_dead_lettered_after_its_only_attempt_says_1_attempt(tmp_path: Path) -> None:
+    channel = Recorder(lambda c: Outcome.retry("SMSC answered ESME_RMSGQFUL"))
+    outbox = Outbox(config(tmp_path, max_attempts=1), {"rec": channel})
+    await run_until(outbox, lambda ob: _submit_and_idle(ob, range(1)))
+    assert ["gave up after 1 attempt; last: SMSC answered ESME_RMSGQFUL"] == [d["reason"] for d in dead_letters(tmp_path)]
