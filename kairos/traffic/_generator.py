@@ -321,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("stopped (Ctrl-C): the events written so far are whole lines", file=sys.stderr)
         return 130
     took = time.perf_counter() - t0
-    print(f"{n:,} {args.mix} events for {args.subscribers:,} subscribers over {hours:g} h "
+    whom = f"{args.subscribers:,} subscriber{'s' * (args.subscribers != 1)}"
+    print(f"{n:,} {args.mix} event{'s' * (n != 1)} for {whom} over {hours:g} h "
           f"in {took:.1f} s ({n / max(took, 1e-9):,.0f} events/s)", file=sys.stderr)
     return 0

@@ -51,3 +51,10 @@ def test_counts_and_shares_follow_one_convention():
         count(1, "send"), count(0, "send"), count(2, "send"), count(1_234_567, "event"), count(2, "match", "matches")]
     assert ["12.5%", "0.0%", "<0.1%", "0.1%", "100.0%"] == [
         percent(0.125), percent(0), percent(0.0004), percent(0.0006), percent(1)]
+
+
+def test_the_traffic_generator_says_1_subscriber(tmp_path, capsys):
+    from kairos.traffic import main as generate
+
+    assert 0 == generate(["--subscribers", "1", "--hours", "1", "--out", str(tmp_path / "e.jsonl")])
+    assert " province events for 1 subscriber over 1 h in " in capsys.readouterr().err
