@@ -26,7 +26,7 @@ T0 = 1_795_363_200_000
 #: enough lines for several of replay's blocks and of split's progress steps
 LINES = 10_000
 #: replay's summary line, its timing left out (it differs run to run)
-SUMMARY = re.compile(r"kairos replay: 10000 events, 0 malformed and 0 out-of-order lines skipped, 5000 sends "
+SUMMARY = re.compile(r"kairos replay: 10,000 events, 0 malformed and 0 out-of-order lines skipped, 5,000 sends "
                      r"\(\d+\.\d\d s, [\d,]+ events/s\)\n")
 
 
