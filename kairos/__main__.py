@@ -1,7 +1,5 @@
 """``python -m kairos`` is the ``kairos`` command."""
 
-import sys
+from kairos._cli import run
 
-from kairos._cli import main
-
-sys.exit(main())
+run()

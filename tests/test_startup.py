@@ -10,6 +10,8 @@ prints the version an operator quotes in a bug report.
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -148,3 +150,18 @@ def test_a_type_checker_still_refuses_a_name_a_lazy_package_does_not_export(tmp_
     assert ['Module "kairos.adapters" has no attribute "Chanel"',
             'Module "kairos.dsl" has no attribute "compile_pathz"',
             'Module "kairos.engine" has no attribute "Engin"'] == sorted(e.split(";")[0] for e in errors)
+
+
+@pytest.mark.parametrize("command", [[str(Path(sys.executable).parent / "kairos")], [sys.executable, "-m", "kairos"]],
+                         ids=["console script", "python -m kairos"])
+def test_check_ends_without_teardown_but_says_everything_into_a_pipe(command, tmp_path):
+    """`check` leaves by os._exit (no teardown, ~10 ms): what it printed into a pipe must all arrive first."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a pipe is block-buffered, as for users
+    good = subprocess.run([*command, "check", str(CATALOGUE)], capture_output=True, text=True, env=env)
+    assert (good.returncode, good.stderr) == (0, "")
+    assert re.fullmatch(r"ok: \d+ scenarios and a policy in \d+ files; templates checked against .+\n", good.stdout)
+    bad = tmp_path / "bad.kairos"
+    bad.write_text('scenario s\n  when dpi where catgory == "video"\n  then sms "x"\nend\n', encoding="utf-8")
+    refused = subprocess.run([*command, "check", str(bad)], capture_output=True, text=True, env=env)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr.endswith("                 ^\n") and "did you mean 'category'?" in refused.stderr
