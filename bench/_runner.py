@@ -276,7 +276,7 @@ def _kafka(cache: Path, sizes: Sizes, scenarios: Path) -> KafkaGroupResult:
 def _scenario_files(path: Path) -> list[str]:
     """The catalogue's scenario files, the policy file left out: W2 measures the engine's own
     work, and a channel capacity shared by two workers adds a file lock per granted send that
-    the figures of earlier rounds did not have (the README gives one worker's figure with the
+    the figures of earlier rounds did not have (docs/performance.md gives one worker's figure with the
     policy too)."""
     if path.is_dir():
         return [str(p) for p in sorted(path.rglob("*.kairos")) if p.name != "policy.kairos"]

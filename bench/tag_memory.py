@@ -5,7 +5,7 @@
 Measured with ``tracemalloc`` around the feed of one ``login`` per subscriber (the events and the
 subscribers' numbers are made before, as the rest of the state would hold them), for a value shared
 by every subscriber (a constant) and one of its own (an int), and for subscribers with and without
-tags from ``tags.jsonl``. The README ("Performance") quotes the figures.
+tags from ``tags.jsonl``. docs/performance.md ("Performance") quotes the figures.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The benchmarks still run (their figures are in the README; nothing here is timed)."""
+"""The benchmarks still run (their figures are in docs/performance.md; nothing here is timed)."""
 
 from __future__ import annotations
 

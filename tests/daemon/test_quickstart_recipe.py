@@ -1,4 +1,4 @@
-"""The README's "The daemon in five minutes" runs as written: its blocks are read from README.md by their markers.
+"""docs/operations.md's "The daemon in five minutes" runs as written: its blocks are read from there by their markers.
 
 Each ``<!-- quickstart:NAME -->`` block is a shell script run with bash in a
 folder laid out as a checkout (the catalogue, ``examples/quickstart.toml``,
@@ -36,8 +36,8 @@ HOUR = 3_600_000
 def blocks() -> dict[str, str]:
     """The recipe's shell blocks by name."""
     found: dict[str, str] = {}
-    for name, body in BLOCK.findall((ROOT / "README.md").read_text()):
-        assert name not in found, f"README.md has two quickstart blocks named {name!r}"
+    for name, body in BLOCK.findall((ROOT / "docs" / "operations.md").read_text()):
+        assert name not in found, f"docs/operations.md has two quickstart blocks named {name!r}"
         found[name] = body
     return found
 

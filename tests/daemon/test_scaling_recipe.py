@@ -1,4 +1,4 @@
-"""The README's "Scaling out" recipe runs as written: its blocks are read from README.md by their markers.
+"""docs/operations.md's "Scaling out" recipe runs as written: its blocks are read from there by their markers.
 
 Each ``<!-- recipe:NAME -->`` block is a shell script run with bash from a
 folder laid out as a checkout (the catalogue, the virtualenv's commands on
@@ -31,9 +31,9 @@ BLOCK = re.compile(r"<!-- recipe:(\w+)(?: (\S+))? -->\n```(\w+)\n(.*?)```", re.S
 def recipe() -> dict[str, str]:
     """The recipe's blocks by name (a config block by ``config PATH``)."""
     found = {}
-    for name, path, _, body in BLOCK.findall((ROOT / "README.md").read_text()):
+    for name, path, _, body in BLOCK.findall((ROOT / "docs" / "operations.md").read_text()):
         key = f"{name} {path}" if path else name
-        assert key not in found, f"README.md has two recipe blocks named {key!r}"
+        assert key not in found, f"docs/operations.md has two recipe blocks named {key!r}"
         found[key] = body
     return found
 

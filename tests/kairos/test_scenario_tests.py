@@ -269,10 +269,11 @@ def test_the_example_that_help_teaches_passes_on_the_catalogue(tmp_path, capsys)
     assert (status, capsys.readouterr().out.splitlines()[-1]) == (0, "1 test: all passed")
 
 
-def test_the_readmes_example_passes_on_the_catalogue(tmp_path, capsys):
-    """The README's example test file (under "Testing a scenario on a recorded story") is a real test."""
+def test_the_catalogue_guides_example_passes_on_the_catalogue(tmp_path, capsys):
+    """docs/catalogue.md's example test file (under "Testing a scenario on a recorded story") is a real test."""
     root = Path(__file__).resolve().parents[2]
-    section = (root / "README.md").read_text(encoding="utf-8").split("### Testing a scenario on a recorded story")[1]
+    guide = (root / "docs" / "catalogue.md").read_text(encoding="utf-8")
+    section = guide.split("## Testing a scenario on a recorded story")[1]
     example = section.split("```toml\n")[1].split("```")[0]
     shutil.copytree(root / "scenarios", tmp_path / "scenarios", ignore=shutil.ignore_patterns("*.test.toml"))
     (tmp_path / "scenarios" / "tests" / "low_balance.test.toml").write_text(example, encoding="utf-8")

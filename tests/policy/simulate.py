@@ -5,7 +5,7 @@ subscribers (each a copy of the story's subscriber: same tags, same lists),
 shifted over a week; then the channels' answers are simulated as ``feedback``
 events — deterministic for a seed — for every send and, as an order system
 would report, for some control triggers. Used by the report tests and by
-``python -m tests.policy.simulate OUT_DIR`` to render the README's screenshot.
+``python -m tests.policy.simulate OUT_DIR`` to render the screenshots in docs/policy.md.
 """
 
 from __future__ import annotations

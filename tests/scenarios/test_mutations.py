@@ -9,7 +9,7 @@ and replay the stories of ``scenarios/tests/`` without an exception, and no gene
 function may hold the scenario's text (the comments inserted carry a marker).
 
 A few hundred examples run in the suite; a nightly-sized run sets
-``KAIROS_FUZZ_EXAMPLES`` (README, "Testing"), e.g.
+``KAIROS_FUZZ_EXAMPLES`` (docs/development.md, "Testing"), e.g.
 ``KAIROS_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/scenarios/test_mutations.py
 --hypothesis-show-statistics``, which also prints how many mutants passed
 check and ran.
