@@ -53,9 +53,9 @@ examples:
   kairos demo                                   nine generated days, the bundled scenarios, a summary
   kairos produce day.jsonl --bootstrap 127.0.0.1:9092 --topic events --partitions 8
                                                 put a day on a Kafka topic keyed by msisdn (kairos run
-                                                reads it with a kafka source; README "Scaling out")
+                                                reads it with a kafka source; docs/operations.md "Scaling out")
 
-The scenario language is described in README.md ("The scenario author's guide").
+The scenario language is described in docs/language.md; every command in docs/commands.md.
 """
 
 
@@ -253,7 +253,7 @@ def _parser() -> argparse.ArgumentParser:
         "expects. The topic is created with --partitions N if it is missing; an existing topic keeps its "
         "count. A line that is not a JSON object with a string msisdn is reported with its line number on "
         "standard error, counted and skipped; the rest are produced. Exit status: 0 every line produced; "
-        "2 a usage, file or broker error; 3 produced, but lines were skipped. README.md (\"Scaling out\") "
+        "2 a usage, file or broker error; 3 produced, but lines were skipped. docs/operations.md (\"Scaling out\") "
         "runs two instances over such a topic.", 79),
         epilog="examples:\n"
         "  python -m kairos.traffic --subscribers 2000 --hours 2 --out day.jsonl --reference ref\n"
@@ -275,7 +275,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the engine daemon (live sources, channels, snapshots)",
         description="Run the engine as a daemon: tail the configured sources, decide sends, deliver them "
         "through the outbox and channels, snapshot state periodically and at shutdown (SIGTERM). "
-        "See kairos.example.toml and README.md (Operating the daemon).",
+        "See kairos.example.toml and docs/operations.md.",
     )
     run.add_argument("--config", required=True, metavar="FILE", help="the daemon's TOML configuration")
     run.set_defaults(handler=_run)

@@ -112,7 +112,7 @@ def _unconfigured_channels(error: dsl.CheckError, config: Config, where: str) ->
     stanzas = []
     for name in missing:
         if name in plugins:
-            stanzas.append(f'[channels.{name}]\nplugin = "{name}"   # then the plugin\'s own keys (README, "Channels")')
+            stanzas.append(f'[channels.{name}]\nplugin = "{name}"   # then the plugin\'s own keys (docs/channels.md)')
         else:
             stanzas.append(f'[channels.{name}]\nplugin = "file"   # or the plugin your channel team registered '
                            f'({", ".join(plugins)} are installed)\npath = "{name}.jsonl"')

@@ -1,7 +1,7 @@
 """Measurement: per scenario and channel, from matched to converted, and the uplift over control.
 
 Built from the engine's ``ScenarioStats`` after a replay. Definitions (also
-in the README):
+in docs/policy.md):
 
 - *matched*: the pattern completed; *triggered*: passed the scenario's own
   gates (cooldown, once, audience, during); *sent*: the contact policy let it

@@ -125,7 +125,7 @@ class Observed(Protocol):
 
 
 class DaemonCollector(Collector):
-    """Every metric the ops guide lists (README, "Operating the daemon")."""
+    """Every metric the ops guide lists (docs/operations.md)."""
 
     def __init__(self, daemon: Observed) -> None:
         self.d = daemon

@@ -7,7 +7,7 @@ local time, channel, template, optionally the parameters — and the triggers
 expected to be suppressed, with the reason. Each test runs through the replay
 ``kairos replay`` uses (``kairos.engine.replay``), with an engine observer that
 hears why a trigger was not sent; a failure prints a diff in local times. The
-file format is taught by ``kairos test --help`` (``kairos._test_format``) and README.md.
+file format is taught by ``kairos test --help`` (``kairos._test_format``) and docs/catalogue.md.
 """
 
 from __future__ import annotations

@@ -18,8 +18,7 @@ processes, and the daemon's event sources (a rotation-safe file or
 directory tail, standard input) that hand out whole JSON lines with their
 position. This package imports nothing else of the project, and the engine
 does not import it: the application hands the engine's sends to the outbox.
-The channel-team guide is the README section "Channels: the guide for channel
-teams". A public name loads its module when it is first used
+The channel-team guide is docs/channels.md. A public name loads its module when it is first used
 (``__getattr__``): the template catalogue does not load the channels.
 """
 

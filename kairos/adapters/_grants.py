@@ -15,7 +15,7 @@ The id makes it exact across crashes: a partition re-decided after a crash or
 handed to another instance decides the same triggers with the same ids, finds
 its own grants and takes no second place. A period's file is deleted once its
 end lies more than ``keep_ms`` of event time before the latest period end this
-store was asked about: by then no kept state decides into it (README,
+store was asked about: by then no kept state decides into it (docs/operations.md,
 "Several instances: partitions").
 """
 

@@ -7,7 +7,7 @@ different events, and since the msisdn and ts are part of it, identical
 events are those of one subscriber at one time. Identities are kept in
 buckets of event time and forgotten once the newest event seen is
 ``window_ms`` past their bucket, so memory is bounded by the events of one
-window (README, "Duplicate input", gives the bytes per event). An event older
+window (docs/operations.md, "Duplicate input", gives the bytes per event). An event older
 than the window is not remembered: one that old is late anyway wherever the
 window is at least the allowed lateness.
 

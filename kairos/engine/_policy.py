@@ -71,7 +71,7 @@ def in_control(msisdn: str, scenario: str, percent: float) -> bool:
 
     The same subscriber is in or out of a scenario's control group in every run,
     on every machine (the daemon and replay agree); across scenarios memberships
-    are independent. Not secret by design (README, "What exactly happens").
+    are independent. Not secret by design (docs/policy.md, "What exactly happens").
     """
     if percent <= 0:
         return False

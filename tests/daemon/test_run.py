@@ -79,7 +79,7 @@ def test_a_scenario_using_an_unconfigured_channel_is_refused_at_start_with_its_p
         f"A scenario sends on 'sms', which {config} does not configure; add to it:\n"
         "\n"
         "[channels.sms]\n"
-        'plugin = "sms"   # then the plugin\'s own keys (README, "Channels")\n'
+        'plugin = "sms"   # then the plugin\'s own keys (docs/channels.md)\n'
     ) == result.stderr
 
 
