@@ -21,7 +21,8 @@ import msgspec
 from kairos import dsl
 from kairos._template_check import check_templates
 from kairos.adapters import TemplateCatalog, TemplateError
-from kairos.engine import Engine, Reference, ReferenceNames, event_schema
+from kairos.engine import (CatalogueError, Engine, Reference, ReferenceNames, TypeDesc, event_schema, load_catalogue,
+                           use_catalogue)
 from kairos.plan import Plan
 
 if TYPE_CHECKING:
@@ -29,11 +30,39 @@ if TYPE_CHECKING:
 
 #: the channels a scenario may name outside the daemon (which knows its configured ones)
 CHANNELS = frozenset({"sms", "popup", "call"})
+#: a scenario folder's event catalogue: the event types it declares beside its ``*.kairos`` files
+EVENTS_FILE = "events.toml"
 
 
 def compile_plan(paths: Sequence[str | Path]) -> Plan:
-    """Compile scenario (and policy) files against the engine's event schema."""
+    """Compile scenario (and policy) files against the engine's event schema, with the event types the
+    ``events.toml`` beside them declare registered first (so the decoders built after know them too)."""
+    read_catalogues(paths, use=True)
     return dsl.compile_paths(list(paths), event_schema(), CHANNELS)
+
+
+def catalogue_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The ``events.toml`` files beside the scenario files ``paths`` name (a folder: every ``*.kairos``
+    below it), each once, in the order first met."""
+    folders: dict[Path, None] = {}
+    for p in map(Path, paths):
+        files = sorted(p.rglob("*.kairos")) if p.is_dir() else [p]
+        folders.update((f.parent, None) for f in files)
+        if p.is_dir():
+            folders.setdefault(p, None)
+    return [folder / EVENTS_FILE for folder in folders if (folder / EVENTS_FILE).is_file()]
+
+
+def read_catalogues(paths: Sequence[str | Path], use: bool = False) -> list[TypeDesc]:
+    """The event types the catalogues beside ``paths`` declare, registered in place of those used before
+    if ``use``; raises ``dsl.CheckError`` at the line of a catalogue's problem, as a scenario's is shown."""
+    try:
+        types = [t for f in catalogue_files(paths) for t in load_catalogue(f)]
+        if use:
+            use_catalogue(types)
+        return types
+    except CatalogueError as e:
+        raise dsl.CheckError([dsl.Diagnostic(e.file, e.line, e.col, e.message, e.source_line)]) from None
 
 
 def build_check(plan: Plan) -> None:
@@ -64,13 +93,21 @@ def refuse_unknown_names(plan: Plan, reference: Reference) -> None:
         raise dsl.CheckError(errors)
 
 
-def compile_configured(config: Config, config_path: str | Path = "") -> tuple[Plan, TemplateCatalog | None]:
+def compile_configured(config: Config, config_path: str | Path = "",
+                       catalogue: list[TypeDesc] | None = None) -> tuple[Plan, TemplateCatalog | None]:
     """The daemon's configured scenarios, checked against its configured channels and the template
     catalogue; raises ``StartError`` saying what to fix (for a channel a scenario names that
-    ``[channels]`` of ``config_path`` lacks: that, and the table to add)."""
+    ``[channels]`` of ``config_path`` lacks: that, and the table to add). At start (``catalogue`` None)
+    the folder's event catalogue is registered; at a reload, ``catalogue`` is the one in use, and a
+    folder whose catalogue differs is refused: its sources' decoders were built for the types at start."""
     from kairos._config import StartError  # the daemon's: `kairos check` loads no configuration code
 
     try:
+        types = read_catalogues([config.scenarios], use=catalogue is None)
+        if catalogue is not None and [(t.name, t.fields) for t in types] != [(t.name, t.fields) for t in catalogue]:
+            raise StartError(f"scenarios: the event types of {Path(config.scenarios) / EVENTS_FILE} changed; new "
+                             "event types need new decoders: restart the daemon to use them (the running "
+                             "scenarios go on)")
         plan = dsl.compile_paths([config.scenarios], event_schema(), frozenset(config.channels))
         path = check_templates(plan, [config.scenarios], config.templates or None)
         return plan, None if path is None else TemplateCatalog.load(path)

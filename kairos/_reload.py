@@ -27,7 +27,7 @@ from kairos._compile import compile_configured, refuse_unknown_names
 from kairos._config import Config, StartError
 from kairos._units import Unit, log_deepened
 from kairos.adapters import TemplateCatalog, wall_ms
-from kairos.engine import BindError, BuildError, Engine, Reference, transfer_state
+from kairos.engine import BindError, BuildError, Engine, Reference, catalogue_in_use, transfer_state
 from kairos.plan import Plan
 
 log = structlog.get_logger("kairos.reload")
@@ -152,7 +152,7 @@ class Reloader:
         except OSError as e:
             return self._refuse(who, f"scenarios: {e}")
         try:
-            plan, templates = compile_configured(d.config, self.config_path)
+            plan, templates = compile_configured(d.config, self.config_path, catalogue_in_use())
             refuse_unknown_names(plan, d.reference)  # a list or area the data lacks, at its use (as replay)
             d.new_engine(plan, d.reference)  # binds, or says what is missing
         except dsl.CheckError as e:

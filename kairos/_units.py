@@ -90,7 +90,12 @@ class UnitLoadError(Exception):
 
 
 _encoder = msgspec.msgpack.Encoder()
-_events = msgspec.msgpack.Decoder(list[event_union()])  # type: ignore[misc]
+
+
+def _events() -> msgspec.msgpack.Decoder[list[Any]]:
+    """The decoder of a snapshot's buffered events, built when a unit restores (once): after the folder's
+    event catalogue is registered, so it knows its types too."""
+    return msgspec.msgpack.Decoder(list[event_union()])  # type: ignore[misc]
 
 
 #: the longest one turn of a schedule instant's sweep may take (LANGUAGE.md §9.1), in seconds: events that
@@ -235,7 +240,7 @@ class Unit:
             snap = decode_snapshot(data)
             report = restore_snapshot(self.engine, snap.engine)
             extra = msgspec.msgpack.decode(snap.extra, type=UnitState)
-            self.clock.restore(_events.decode(extra.buffered), extra.max_ts)
+            self.clock.restore(_events().decode(extra.buffered), extra.max_ts)
             if self.dedup is not None and extra.dedup is not None:
                 self.dedup.restore(extra.dedup)
             self.start.heard(extra.began)

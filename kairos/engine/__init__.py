@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kairos.engine._calendar import duration_text, local_text
+    from kairos.engine._catalogue import (CatalogueError, TypeDesc, builtin_description, catalogue_in_use,
+                                          event_table, load_catalogue, use_catalogue)
     from kairos.engine._dedup import Dedup, DedupState
     from kairos.engine._engine import (MAX_TRIGGER_DEPTH, BindError, BuildError, Engine, ScenarioStats, Send, SinkError,
                                       TagValueError, TagWrite)
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
 #: its first use, so ``kairos check`` (``from kairos.engine import Engine``) loads no replay workers or numpy
 _MODULES = {
     "_calendar": "duration_text local_text",
+    "_catalogue": "CatalogueError TypeDesc builtin_description catalogue_in_use event_table load_catalogue "
+                  "use_catalogue",
     "_dedup": "Dedup DedupState",
     "_engine": "MAX_TRIGGER_DEPTH BindError BuildError Engine ScenarioStats Send SinkError TagValueError TagWrite",
     "_events": "Event event_schema event_types event_union register_event_type",
@@ -126,6 +130,13 @@ __all__ = [
     "SinkError",
     "Snapshot",
     "SnapshotError",
+    "CatalogueError",
+    "TypeDesc",
+    "builtin_description",
+    "catalogue_in_use",
+    "event_table",
+    "load_catalogue",
+    "use_catalogue",
     "count_newlines",
     "decode_snapshot",
     "duration_text",

@@ -4,7 +4,8 @@ Every event has ``type`` (the tag), ``ts`` (event time, epoch ms) and
 ``msisdn``. Fields a feed may omit have defaults (``None`` is the language's
 ``null``); extra fields are ignored. A new type is one more subclass passed to
 ``register_event_type``: the decoder, the checker's schema and the dispatch
-index all derive from the registry, so the runtime needs no change.
+index all derive from the registry, so the runtime needs no change. A
+scenario folder's ``events.toml`` declares types without code (``_catalogue``).
 """
 
 from __future__ import annotations
@@ -191,6 +192,15 @@ for _cls in (
     Feedback, Trigger,
 ):
     register_event_type(_cls)
+
+#: the names of the types above: a catalogue (``_catalogue``) may not redefine them
+BUILTIN_TYPES = frozenset(_REGISTRY)
+
+
+def unregister_event_type(name: str) -> None:
+    """Remove a type a catalogue registered (a built-in stays)."""
+    if name not in BUILTIN_TYPES:
+        _REGISTRY.pop(name, None)
 
 
 def event_types() -> dict[str, type[Event]]:
