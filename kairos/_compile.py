@@ -104,7 +104,7 @@ def compile_configured(config: Config, config_path: str | Path = "",
 
     try:
         types = read_catalogues([config.scenarios], use=catalogue is None)
-        if catalogue is not None and [(t.name, t.fields) for t in types] != [(t.name, t.fields) for t in catalogue]:
+        if catalogue is not None and _decoded(types) != _decoded(catalogue):
             raise StartError(f"scenarios: the event types of {Path(config.scenarios) / EVENTS_FILE} changed; new "
                              "event types need new decoders: restart the daemon to use them (the running "
                              "scenarios go on)")
@@ -117,6 +117,11 @@ def compile_configured(config: Config, config_path: str | Path = "",
         raise StartError(f"templates: {e}") from None
     except OSError as e:
         raise StartError(f"scenarios: {e}") from None
+
+
+def _decoded(types: list[TypeDesc]) -> list[tuple[str, tuple[object, ...]]]:
+    """What of a catalogue the decoders depend on: names and fields, not the words about them."""
+    return [(t.name, tuple(msgspec.structs.replace(f, about="") for f in t.fields)) for t in types]
 
 
 _UNKNOWN_CHANNEL = re.compile(r"unknown channel '([^']*)'(.*)", re.S)
