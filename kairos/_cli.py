@@ -334,7 +334,7 @@ def _templates_option(p: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from kairos._compile import build_check, check_reference, compile_plan
+    from kairos._compile import build_check, catalogue_files, check_reference, compile_plan
     from kairos._template_check import check_templates
     from kairos.adapters import TemplateError
     from kairos.engine import BuildError, ReferenceError
@@ -373,6 +373,9 @@ def _check(args: argparse.Namespace) -> int:
     policy = " and a policy" if plan.policy is not None else ""
     files = len(plan.files)
     checked = f"; templates checked against {templates}" if templates is not None else ""
+    catalogues = catalogue_files(args.paths)
+    if catalogues:  # the custom event types the scenarios were checked against
+        checked += f"; event types of {', '.join(map(str, catalogues))}"
     if args.reference:
         for d in named:  # warnings only: an error was raised above
             print(d.render(), file=sys.stderr)

@@ -9,8 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)|<img src=\"([^\"]+)\"")
-# Pages another change of the same release adds (issue 16's event catalogue); drop a name once it exists.
-PENDING = {ROOT / "docs" / "events.md"}
+# Pages another change of the same release adds; drop a name once it exists.
+PENDING: set[Path] = set()
 
 
 def _slug(heading: str) -> str:

@@ -57,7 +57,7 @@ def _event(ts: int, msisdn: str, **fields: object) -> str:
 
 
 def test_check_accepts_a_scenario_reading_a_type_its_folders_catalogue_declares(folder, capsys):
-    assert (0, "ok: 1 scenario in 1 file\n", "") == _run(capsys, "check", "sc")
+    assert (0, "ok: 1 scenario in 1 file; event types of sc/events.toml\n", "") == _run(capsys, "check", "sc")
 
 
 def test_check_accepts_a_scenario_file_named_alone_with_the_catalogue_beside_it(folder, capsys):
