@@ -296,7 +296,7 @@ def use_catalogue(types: list[TypeDesc]) -> None:
         first = seen.setdefault(t.name, t)
         if first is not t and first.fields != t.fields:
             raise CatalogueError(t.file, t.line, 1, f"event type '{t.name}' is also declared, differently, in "
-                                 f"{first.file}:{first.line}", "")
+                                 f"{first.file}:{first.line}: declare it once, or alike", f"[{t.name}]")
     for old in _in_use:
         _events.unregister_event_type(old.name)
     _in_use.clear()

@@ -166,3 +166,19 @@ def test_a_scenario_folder_without_a_catalogue_does_not_see_the_types_another_co
     (folder / "other" / "o.kairos").write_text(SCENARIO, encoding="utf-8")
     status, _, err = _run(capsys, "check", "other")
     assert 1 == status and "unknown event type 'voucher_redeemed'" in err
+
+
+def test_two_folders_declaring_one_type_differently_are_refused_at_the_second(folder, capsys):
+    (folder / "more").mkdir()
+    (folder / "more" / "events.toml").write_text('# more\n[voucher_redeemed]\ncode = "string"\n', encoding="utf-8")
+    (folder / "more" / "m.kairos").write_text(SCENARIO.replace("big_voucher", "more_voucher"), encoding="utf-8")
+    assert (1, "", "more/events.toml:2:1: error: event type 'voucher_redeemed' is also declared, differently, in "
+                   "sc/events.toml:2: declare it once, or alike\n[voucher_redeemed]\n^\n") == \
+        _run(capsys, "check", "sc", "more")
+
+
+def test_two_folders_declaring_one_type_alike_share_it(folder, capsys):
+    (folder / "more").mkdir()
+    (folder / "more" / "events.toml").write_text(CATALOGUE, encoding="utf-8")
+    (folder / "more" / "m.kairos").write_text(SCENARIO.replace("big_voucher", "more_voucher"), encoding="utf-8")
+    assert 0 == _run(capsys, "check", "sc", "more")[0]
