@@ -379,9 +379,9 @@ def _check(args: argparse.Namespace) -> int:
     if args.reference:
         for d in named:  # warnings only: an error was raised above
             print(d.render(), file=sys.stderr)
-        warned = f" ({len(named)} warning{'s' * (len(named) != 1)})" if named else ""
+        warned = f" ({counted(len(named), 'warning')})" if named else ""
         checked += f"; names checked against {args.reference}{warned}"
-    print(f"ok: {n} scenario{'s' * (n != 1)}{policy} in {files} file{'s' * (files != 1)}{checked}")
+    print(f"ok: {counted(n, 'scenario')}{policy} in {counted(files, 'file')}{checked}")
     return EXIT_OK
 
 

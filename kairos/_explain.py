@@ -131,14 +131,14 @@ class Timeline:
         why = reasons_text(self.reasons.get(i, {}))
         if not self.plan.scenarios[i].actions and i in self.matched:  # it writes tags, never sends
             n = self.writes.get(i, 0)
-            line = f"  {name}: wrote tags {n} time{'s' * (n != 1)}"
+            line = f"  {name}: wrote tags {count(n, 'time')}"
             return line + (f"; not triggered {sum(self.reasons[i].values())} — {why}" if self.reasons.get(i) else "")
         if sends:
-            line = f"  {name}: sent {sends} time{'s' * (sends != 1)}"
+            line = f"  {name}: sent {count(sends, 'time')}"
             return line + (f"; not sent {sum(self.reasons[i].values())} — {why}" if self.reasons.get(i) else "")
         if i in self.matched:
             n = self.matched[i]
-            return f"  {name}: matched {n} time{'s' * (n != 1)}, never sent" + (f" — {why}" if why != "-" else "")
+            return f"  {name}: matched {count(n, 'time')}, never sent" + (f" — {why}" if why != "-" else "")
         if self.reasons.get(i):
             return f"  {name}: never completed — {why}"
         if partial:
@@ -250,7 +250,7 @@ def explain(plan: Plan, reference: Reference, events: IO[bytes], msisdn: str, *,
     if untouched:
         yield f"  no partial match at all: {', '.join(untouched)}"
     if hidden:
-        yield f"  {hidden:,} other event{'s' * (hidden != 1)} of the subscriber not shown: no scenario of " \
+        yield f"  {count(hidden, 'other event')} of the subscriber not shown: no scenario of " \
               "--scenario reads their type"
 
 

@@ -30,6 +30,7 @@ from kairos import dsl
 from kairos._compile import compile_plan, refuse_unknown_names
 from kairos._test_format import EVENTS_SUFFIX, REASONS, SUFFIX
 from kairos._template_check import check_templates
+from kairos._words import count
 from kairos.adapters import TemplateError
 from kairos.engine import (
     DEFAULT_TZ,
@@ -519,5 +520,5 @@ def run_paths(paths: Sequence[str | Path], out: IO[str]) -> int:
             print(f"  {line}", file=out)
     n = len(files)
     verdict = "all passed" if not failed else f"{failed} failed"
-    print(f"{n} test{'s' * (n != 1)}: {verdict}", file=out)
+    print(f"{count(n, 'test')}: {verdict}", file=out)
     return 1 if failed else 0
