@@ -27,6 +27,7 @@ from kairos.engine import DEFAULT_MAX_JUMP_MS, DEFAULT_TZ, JUMP_CONFIRM
 
 if TYPE_CHECKING:
     from kairos._groups import Grouping
+    from kairos.adapters import GrantFolder
     from kairos.engine import Engine, Reference, ReplayReport, Send
     from kairos.plan import Plan
 
@@ -386,18 +387,16 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    import tempfile
-
+    # what one file replayed in this process needs; the rest (workers, partitions, --by, --stats,
+    # --report) is imported where it is used: aiokafka and multiprocessing are ~40 % of the start-up
     import msgspec
 
     from kairos._compile import compile_plan, refuse_unknown_names
-    from kairos._groups import ByError, Grouper, merge, tables
-    from kairos._measure import feedback_seen, measure, table, unmatched_text
-    from kairos._report import Series, render, sends_tee
+    from kairos._groups import ByError
     from kairos._template_check import check_templates
-    from kairos.adapters import GrantFolder, TemplateError, partition_files, partition_of
+    from kairos.adapters import TemplateError
     from kairos.engine import (BindError, BuildError, Engine, LocalTime, Reference, ReferenceError, replay,
-                               replay_partitioned, replay_workers, stderr_problem_printer)
+                               stderr_problem_printer)
 
     paths = list(args.scenarios) + ([args.policy] if args.policy else [])
     try:
@@ -440,6 +439,8 @@ def _replay(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     control: Callable[[Send], None] | None = None
     engines: list[Engine] = []
+    if args.report:
+        from kairos._report import Series, render, sends_tee
     series = Series(LocalTime(args.tz)) if args.report else None
     #: a channel capacity split over workers or partitions: their engines take places from one folder
     grants: GrantFolder | None = None
@@ -454,7 +455,11 @@ def _replay(args: argparse.Namespace) -> int:
                 series.add(send.scenario, send.send_at)
                 inner(send)
 
-        grouper = Grouper(plan, groupings) if groupings else None
+        grouper = None
+        if groupings:
+            from kairos._groups import Grouper
+
+            grouper = Grouper(plan, groupings)
         engine = Engine(plan, reference, sink=sink, tz=args.tz, measure=measuring, control_sink=control,
                         dedup_window_ms=args.dedup_window, capacity=grants, observer=grouper)
         if grouper is not None:
@@ -474,6 +479,10 @@ def _replay(args: argparse.Namespace) -> int:
             print(f"kairos replay: {e}", file=sys.stderr)
             return EXIT_USAGE
         if (args.workers > 1 or partitioned) and plan.policy is not None and plan.policy.capacity:
+            import tempfile
+
+            from kairos.adapters import GrantFolder
+
             grants = GrantFolder(stack.enter_context(tempfile.TemporaryDirectory(prefix="kairos-capacity-")))
         if control_out is not None:
             encode = msgspec.json.Encoder().encode
@@ -495,6 +504,9 @@ def _replay(args: argparse.Namespace) -> int:
             printer = bar.around(printer)
         screening = dict(max_jump=args.max_jump or None, lateness=args.allowed_lateness, tags_out=tags_out)
         if args.workers > 1 or partitioned:
+            from kairos.adapters import partition_files, partition_of
+            from kairos.engine import replay_partitioned, replay_workers
+
             try:
                 if partitioned:
                     files = partition_files(args.events)
@@ -532,6 +544,9 @@ def _replay(args: argparse.Namespace) -> int:
               "end of input (an arbitration window or a capacity queue not yet closed); not sent",
               file=sys.stderr)
     if measuring:
+        from kairos._groups import merge, tables
+        from kairos._measure import feedback_seen, measure, table, unmatched_text
+
         measures = report.measures
         assert measures is not None  # measuring always builds the policy stage
         rows = measure(plan, measures.stats)

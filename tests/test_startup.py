@@ -165,3 +165,19 @@ def test_check_ends_without_teardown_but_says_everything_into_a_pipe(command, tm
     refused = subprocess.run([*command, "check", str(bad)], capture_output=True, text=True, env=env)
     assert (refused.returncode, refused.stdout) == (1, "")
     assert refused.stderr.endswith("                 ^\n") and "did you mean 'category'?" in refused.stderr
+
+
+def test_replay_of_one_file_loads_neither_workers_nor_partitions_nor_kafka_nor_the_report(tmp_path):
+    """One file replayed in this process: the machinery of --workers, of a partitioned log (aiokafka's
+    hash, multiprocessing), of --report and --stats stays unloaded (issue 17: start-up is W1's gap)."""
+    scenario = tmp_path / "burst.kairos"
+    scenario.write_text('scenario burst\n  when count(dpi where category == "video") >= 2 within 10m\n'
+                        '  then sms "offer.video"\nend\n', encoding="utf-8")
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(f'{{"type":"dpi","ts":{1795363200000 + i},"msisdn":"13800000001",'
+                              f'"host":"youku.com","category":"video"}}\n' for i in range(3)), encoding="utf-8")
+    status, modules = _modules_after(["replay", "--quiet", "--scenarios", str(scenario), "--events", str(events),
+                                      "--out", str(tmp_path / "sends.jsonl")])
+    unneeded = {"aiokafka", "multiprocessing", "kairos.engine._workers", "kairos.engine._partitioned",
+                "kairos.adapters._partitions", "kairos._report", "html"}
+    assert (0, []) == (status, sorted(m for m in modules if m in unneeded or m.split(".")[0] in unneeded))
