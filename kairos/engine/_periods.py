@@ -295,7 +295,8 @@ class _Top:
         counts = self.counts[s]
         if counts is None:
             return []
-        return [(r, self.pairs(s, r)) for r in range(min(n, len(counts))) if counts[r]]
+        used = _numpy().flatnonzero(_numpy().frombuffer(counts, "int32")[:n]).tolist()
+        return [(r, self.pairs(s, r)) for r in used]
 
     def load(self, s: int, rows: Iterable[tuple[int, list[tuple[Any, int]]]]) -> None:
         """Slot ``s`` holds ``rows`` (row, [(value, n)]), as ``items`` gave them."""
