@@ -7,7 +7,8 @@ time are its own, and reads the ``Measurement`` it prints as JSON. Contenders:
 - ``w1-kairos``: the W1 scenario through ``kairos replay``'s path (decode, engine, ordered writer);
 - ``w2``: the scenario catalogue over province traffic on ``--workers`` processes; with one
   worker it also measures the bytes of state per subscriber in state, as an RSS delta (upper
-  bound) and as object sizes per scenario (lower bound, ``bench._state``);
+  bound) and as object sizes per holder — each scenario, the calendar's columns and row index,
+  the universe, watches, deadlines, the policy (lower bound, ``bench._state``);
 - ``live``: the catalogue fed at ``--rate`` events/s by an in-process paced source, with
   Python's automatic garbage collection on or (``--gc off``) off, as a daemon would run it.
 """

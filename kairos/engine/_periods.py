@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import sys
 from array import array
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 from kairos.engine._localtime import LocalTime
 from kairos.engine._routes import inlinable
+from kairos.engine.forms.base import shared as _shared
 from kairos.plan import NAMESPACE, Origin, Term, define, filename, lines_from
 
 _DAY_MS = 86_400_000
@@ -103,9 +105,11 @@ class _Buckets:
 
     A column is an ``array.array`` (int32 counts, float64 sums): an increment from the generated
     update is a plain item assignment, and numpy reads it without a copy when rows are recycled.
+    A slot no period has reached yet holds no column (None): ``count(dpi) in month(-3)`` costs
+    one column, not four, until the calendar has gone through four months.
     """
 
-    __slots__ = ("kind", "size", "pids", "slots", "typecode", "dtype")
+    __slots__ = ("kind", "size", "pids", "slots", "typecode", "dtype", "capacity")
 
     def __init__(self, kind: str, depth: int, typecode: str, capacity: int) -> None:
         self.kind = _KINDS[kind]
@@ -113,19 +117,30 @@ class _Buckets:
         self.pids = [-1] * self.size
         self.typecode = typecode
         self.dtype = "int32" if typecode == "i" else "float64"
-        self.slots = [self._empty(capacity) for _ in range(self.size)]
+        self.capacity = capacity
+        #: a slot's column, or None while its pid is -1 (never reached): read only when the pid matches
+        self.slots: list[array[Any] | None] = [None] * self.size
 
     def _empty(self, capacity: int) -> array[Any]:
         return array(self.typecode, bytes(capacity * array(self.typecode).itemsize))
 
     def grow(self, capacity: int) -> None:
+        self.capacity = capacity
         for column in self.slots:  # in place: the generated update holds the list, not the columns
-            column.frombytes(bytes((capacity - len(column)) * column.itemsize))
+            if column is not None:
+                column.frombytes(bytes((capacity - len(column)) * column.itemsize))
 
     def reset(self, s: int, pid: int) -> None:
         """Slot ``s`` now holds period ``pid``: cleared in one step (the period it held is no longer read)."""
-        self.slots[s] = self._empty(len(self.slots[s]))
+        self.slots[s] = self._empty(self.capacity)
         self.pids[s] = pid
+
+    def column(self, s: int) -> array[Any]:
+        """Slot ``s``'s column, made (empty) if it has none."""
+        column = self.slots[s]
+        if column is None:
+            column = self.slots[s] = self._empty(self.capacity)
+        return column
 
     def add(self, row: int, ids: tuple[int, int, int], amount: Any) -> None:
         """Count ``amount`` in the period of ``ids``; not at all if its slot holds a newer period already
@@ -136,39 +151,64 @@ class _Buckets:
             if self.pids[s] > pid:
                 return
             self.reset(s, pid)
-        self.slots[s][row] += amount
+        self.column(s)[row] += amount
 
     def get(self, row: int | None, ids: tuple[int, int, int], n: int) -> Any:
         pid = ids[self.kind] + n
         s = pid % self.size
         if row is None or self.pids[s] != pid or -n >= self.size:
             return 0
-        v = self.slots[s][row]
+        v = self.column(s)[row]
         return int(v) if self.typecode == "d" and v == int(v) and abs(v) < 2**53 else v
 
     def used(self, mask: np.ndarray, ids: tuple[int, int, int]) -> None:
         cur = ids[self.kind]
         for s, pid in enumerate(self.pids):
             if cur - self.size < pid <= cur:
-                mask |= _numpy().frombuffer(self.slots[s], self.dtype)[: mask.shape[0]] != 0
+                mask |= _numpy().frombuffer(self.column(s), self.dtype)[: mask.shape[0]] != 0
+
+    def saved(self, s: int, n: int) -> bytes:
+        """Slot ``s``'s first ``n`` rows as bytes (zeros for a slot without a column)."""
+        column = self.slots[s]
+        itemsize = array(self.typecode).itemsize
+        return bytes(n * itemsize) if column is None else column[:n].tobytes()
 
     def nbytes(self) -> int:
-        return sum(len(column) * column.itemsize for column in self.slots)
+        return sum(len(column) * column.itemsize for column in self.slots if column is not None)
 
 
 class _Top:
-    """``top``: per slot, row → {value: how often}."""
+    """``top``: per slot, a column of rows each holding one value (its count in a parallel int32
+    column), a flat list ``[v, n, v, n…]`` of a few values or a dict ``{v: n}`` of many, or None.
 
-    __slots__ = ("kind", "size", "pids", "slots")
+    Most rows hold one value (the cell a subscriber spends the night in): a reference to the one
+    shared copy of it and four bytes, not a list and a dict entry. The counts column is nonzero
+    exactly for the rows that hold something, so numpy finds the used rows without a Python loop.
+    A slot no period has reached yet holds no columns.
+    """
 
-    def __init__(self, kind: str, depth: int) -> None:
+    __slots__ = ("kind", "size", "pids", "slots", "counts", "capacity")
+
+    def __init__(self, kind: str, depth: int, capacity: int) -> None:
         self.kind = _KINDS[kind]
         self.size = depth + 1
         self.pids = [-1] * self.size
-        self.slots: list[dict[int, Any]] = [{} for _ in range(self.size)]  # row → [v, n, v, n…] or {v: n}
+        self.capacity = capacity
+        self.slots: list[list[Any] | None] = [None] * self.size  # row → value, [v, n, v, n…], {v: n} or None
+        self.counts: list[array[int] | None] = [None] * self.size  # row → the one value's count (nonzero: used)
 
     def grow(self, capacity: int) -> None:
-        pass
+        self.capacity = capacity
+        for s, values in enumerate(self.slots):
+            counts = self.counts[s]
+            if values is not None and counts is not None:
+                values.extend([None] * (capacity - len(values)))
+                counts.frombytes(bytes(4 * (capacity - len(counts))))
+
+    def _clear(self, s: int) -> list[Any]:
+        values = self.slots[s] = [None] * self.capacity
+        self.counts[s] = array("i", bytes(4 * self.capacity))
+        return values
 
     def add(self, row: int, ids: tuple[int, int, int], value: Any) -> None:
         if value is None or not isinstance(value, (str, int, float)):
@@ -178,33 +218,56 @@ class _Top:
         if self.pids[s] != pid:
             if self.pids[s] > pid:
                 return  # a period older than the slot's newer one is no longer kept (see _Buckets.add)
-            self.slots[s] = {}
             self.pids[s] = pid
-        slot = self.slots[s]
-        counts = slot.get(row)
-        if counts is None:
-            slot[row] = [value, 1]  # most rows hold few values: a flat list, a dict past _FEW of them
+            values = self._clear(s)
+        else:
+            held_values = self.slots[s]
+            values = self._clear(s) if held_values is None else held_values
+        counts = self.counts[s]
+        assert counts is not None
+        held = values[row]
+        if held is None:
+            values[row] = _shared(value)
+            counts[row] = 1
             return
-        if counts.__class__ is list:
-            for k in range(0, len(counts), 2):
-                if counts[k] == value:
-                    counts[k + 1] += 1
+        cls = held.__class__
+        if cls is list:
+            for k in range(0, len(held), 2):
+                if held[k] == value:
+                    held[k + 1] += 1
                     return
-            if len(counts) < 2 * _FEW:
-                counts += (value, 1)
+            if len(held) < 2 * _FEW:
+                held += (_shared(value), 1)
                 return
-            counts = slot[row] = dict(zip(counts[::2], counts[1::2], strict=True))
-        counts[value] = counts.get(value, 0) + 1
+            held = values[row] = dict(zip(held[::2], held[1::2], strict=True))
+            held[value] = 1
+        elif cls is dict:
+            held[value] = held.get(value, 0) + 1
+        elif held == value:
+            counts[row] += 1
+        else:
+            values[row] = [held, counts[row], _shared(value), 1]
+
+    def pairs(self, s: int, row: int) -> list[tuple[Any, int]]:
+        """Row ``row``'s (value, how often) pairs in slot ``s`` (none: an empty list)."""
+        values, counts = self.slots[s], self.counts[s]
+        if values is None or counts is None:
+            return []
+        held = values[row]
+        if held is None:
+            return []
+        if held.__class__ is list or held.__class__ is dict:
+            return _pairs(held)
+        return [(held, counts[row])]
 
     def get(self, row: int | None, ids: tuple[int, int, int], n: int) -> Any:
         pid = ids[self.kind] + n
         s = pid % self.size
         if row is None or self.pids[s] != pid or -n >= self.size:
             return None
-        counts = self.slots[s].get(row)
-        if not counts:
+        pairs = self.pairs(s, row)
+        if not pairs:
             return None
-        pairs = _pairs(counts)
         best = max(k for _, k in pairs)
         # ties: the smallest value (numbers before text, so mixed values still compare)
         return min((v for v, k in pairs if k == best), key=lambda v: (isinstance(v, str), v))
@@ -212,18 +275,46 @@ class _Top:
     def used(self, mask: np.ndarray, ids: tuple[int, int, int]) -> None:
         cur = ids[self.kind]
         for s, pid in enumerate(self.pids):
+            counts = self.counts[s]
+            if counts is None:
+                continue
             if cur - self.size < pid <= cur:
-                for row in self.slots[s]:
-                    mask[row] = True
-            elif self.slots[s]:
-                self.slots[s] = {}  # no scenario reads that far back any more
+                mask |= _numpy().frombuffer(counts, "int32")[: mask.shape[0]] != 0
+            else:
+                self.slots[s] = self.counts[s] = None  # no scenario reads that far back any more
 
     def forget(self, row: int) -> None:
-        for slot in self.slots:
-            slot.pop(row, None)
+        for s, values in enumerate(self.slots):
+            counts = self.counts[s]
+            if values is not None and counts is not None:
+                values[row] = None
+                counts[row] = 0
+
+    def items(self, s: int, n: int) -> list[tuple[int, list[tuple[Any, int]]]]:
+        """Slot ``s``'s used rows below ``n`` with their pairs, in row order (a snapshot's form)."""
+        counts = self.counts[s]
+        if counts is None:
+            return []
+        used = _numpy().flatnonzero(_numpy().frombuffer(counts, "int32")[:n]).tolist()
+        return [(r, self.pairs(s, r)) for r in used]
+
+    def load(self, s: int, rows: Iterable[tuple[int, list[tuple[Any, int]]]]) -> None:
+        """Slot ``s`` holds ``rows`` (row, [(value, n)]), as ``items`` gave them."""
+        values = self._clear(s)
+        counts = self.counts[s]
+        assert counts is not None
+        for r, pairs in rows:
+            if not pairs:
+                continue
+            if len(pairs) == 1:
+                values[r] = _shared(pairs[0][0])
+                counts[r] = pairs[0][1]
+            else:
+                values[r] = [x for v, k in pairs for x in (_shared(v), k)] if len(pairs) <= _FEW else dict(pairs)
+                counts[r] = 1
 
     def nbytes(self) -> int:
-        return sum(100 * len(slot) for slot in self.slots)  # a rough figure: a short list per row
+        return sum(12 * len(values) for values in self.slots if values is not None)
 
 
 def _pairs(counts: Any) -> list[tuple[Any, int]]:
@@ -302,7 +393,7 @@ class Periods:
             if term.kind == "since":
                 self.columns[key] = _Since(self._capacity)
             elif term.kind == "top":
-                self.columns[key] = _Top(term.period, term.depth)  # type: ignore[arg-type]  # a period term has one
+                self.columns[key] = _Top(term.period, term.depth, self._capacity)  # type: ignore[arg-type]  # a period term has one
             else:
                 typecode = "i" if term.kind == "count" else "d"
                 self.columns[key] = _Buckets(term.period, term.depth, typecode, self._capacity)  # type: ignore[arg-type]
@@ -317,6 +408,7 @@ class Periods:
         r = self.rows.get(m)
         if r is not None:
             return r
+        m = sys.intern(m)  # kept for long: the one copy of the number the runtimes' states also key by
         if self._free:
             r = self._free.pop()
             self._owners[r] = m
@@ -437,10 +529,10 @@ class Periods:
             if isinstance(col, _Since):
                 columns.append(ColumnState(key, [], col.data[:n].tobytes()))
             elif isinstance(col, _Top):
-                tops = [[(r, _pairs(c)) for r, c in slot.items()] for slot in col.slots]
+                tops = [col.items(s, n) for s in range(col.size)]
                 columns.append(ColumnState(key, list(col.pids), b"", tops))
             else:
-                columns.append(ColumnState(key, list(col.pids), b"".join(c[:n].tobytes() for c in col.slots)))
+                columns.append(ColumnState(key, list(col.pids), b"".join(col.saved(s, n) for s in range(col.size))))
         return CalendarState(rows, columns, n)
 
     def restore(self, state: CalendarState) -> list[str]:
@@ -449,10 +541,11 @@ class Periods:
             return []
         n = state.width
         self._owners = [None] * n
-        for m, r in state.rows.items():
+        rows = {sys.intern(m): r for m, r in state.rows.items()}  # the one copy of each number
+        for m, r in rows.items():
             self._owners[r] = m
         self.rows.clear()  # in place: the generated updates hold this dict
-        self.rows.update(state.rows)
+        self.rows.update(rows)
         self._free = [r for r in range(n) if self._owners[r] is None]
         while self._capacity < n:
             self._capacity *= 2
@@ -474,9 +567,9 @@ class Periods:
                     continue  # a deeper saved ring: keep the newest period for each slot
                 col.pids[t] = pid
                 if isinstance(col, _Top):
-                    col.slots[t] = {r: [x for pair in items for x in pair] if len(items) <= _FEW else dict(items)
-                                    for r, items in c.tops[s]}
+                    col.load(t, c.tops[s])
                 else:
-                    width = n * col.slots[t].itemsize
-                    col.slots[t][:n] = array(col.typecode, c.counts[s * width : (s + 1) * width])
+                    column = col.column(t)
+                    width = n * column.itemsize
+                    column[:n] = array(col.typecode, c.counts[s * width : (s + 1) * width])
         return [key for key in self.columns if key not in saved]

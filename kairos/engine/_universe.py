@@ -6,15 +6,17 @@ members without any cost here (the reference already holds them); the numbers
 seen only in events are kept as a sorted ``array('q')`` of their integer value
 (8 bytes a member) plus a small set of the ones seen since the last merge.
 A number that is not a plain digit string (a leading zero, a ``+``, too long
-for 64 bits) is kept as text. The numbers of the last events are remembered
-in a bounded set, so a subscriber with many events pays one set lookup per
-event; the array is searched only for a number not among them. ``members()`` lists them all in ascending
+for 64 bits) is kept as text. The numbers of the last events not in the tag table are remembered in a
+bounded set, so a subscriber with many events pays one dict lookup (the tag
+table) and at most one set lookup per event; the array is searched only for a
+number not among them. ``members()`` lists them all in ascending
 msisdn (text) order, the order a schedule visits them in.
 """
 
 from __future__ import annotations
 
 import bisect
+import sys
 from itertools import islice
 from array import array
 from collections.abc import Callable, Iterable
@@ -67,13 +69,16 @@ class Universe:
     def see(self, ev: Any) -> None:
         """An event's subscriber is a member from now on (a step of every route)."""
         m = ev.msisdn
+        if m in self.tags:
+            return  # a tag row: a member already, one lookup, nothing kept
         known = self._known
         if m in known:
             return
         if len(known) >= KNOWN_AT_MOST:
             known.clear()
+        m = sys.intern(m)  # the one copy of the number (the states' keys), not the decoded line's
         known.add(m)
-        if m in self.tags or m in self._fresh or self._has(m):
+        if m in self._fresh or self._has(m):
             return
         fresh = self._fresh
         fresh.add(m)

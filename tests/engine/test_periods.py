@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import sys
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from kairos.engine import Engine, Reference
 from kairos.engine._events import Dpi, Event, Login, Usage
 from kairos.engine._localtime import LocalTime
 from kairos.engine._periods import PeriodClock
+from kairos.engine._universe import Universe
 from kairos.engine._snapshot import decode, encode, restore, transfer
 from tests.dsl.support import T0, compile_one
 
@@ -168,12 +170,40 @@ def test_a_subscriber_whose_buckets_are_all_past_is_dropped_at_the_next_day():
     assert engine.subscribers_in_state() == 1
 
 
-def test_a_count_costs_four_bytes_per_subscriber_per_bucket():
+def test_a_count_costs_four_bytes_per_subscriber_per_period_the_calendar_has_reached():
     events = [dpi(T0 + i, m=str(i)) for i in range(5000)]
     _, engine = run(probe("m: count(dpi) in month(-2)"), events)
     (col,) = engine.periods.columns.values()
-    assert col.nbytes() / (len(col.slots) * len(col.slots[0])) == 4  # int32, 3 slots
+    width = engine.periods._capacity
+    assert col.nbytes() == 4 * width  # int32, one column: the two months before were never reached
     assert len(engine.periods.rows) == 5000
+    _, engine = run(probe("m: count(dpi) in month(-2)"), [*events, dpi(T0 + 40 * D)])
+    (col,) = engine.periods.columns.values()
+    assert col.nbytes() == 2 * 4 * engine.periods._capacity  # a second month: a second column
+
+
+def test_a_row_is_keyed_by_the_one_copy_of_the_number_not_the_decoded_lines():
+    kept = [sys.intern("".join(["1380", str(k)])) for k in range(50)]  # the copies the states key by
+    events = [dpi(T0 + i, m="".join(["1380", str(i % 50)])) for i in range(200)]  # each line its own copy
+    _, engine = run(probe("n: count(dpi) in week(0)"), events)
+    assert sorted(engine.periods.rows, key=kept.index) == kept
+    assert all(any(m is k for k in kept) for m in engine.periods.rows)
+
+
+def test_a_top_row_of_one_value_holds_the_one_copy_of_the_text_not_a_list():
+    events = [dpi(T0 + i, m=str(i % 50), app="".join(["vid", "eo"])) for i in range(200)]
+    _, engine = run(probe("t: top(dpi, app) in week(0)"), events)
+    (col,) = engine.periods.columns.values()
+    held = [v for values in col.slots if values is not None for v in values if v is not None]
+    assert len(held) == 50 and len({id(v) for v in held}) == 1 and held[0] == "video"
+
+
+def test_the_universe_keeps_the_one_copy_of_a_number_seen_in_events():
+    kept = sys.intern("".join(["1390", "77"]))
+    universe = Universe({})
+    universe.see(dpi(T0, m="".join(["1390", "77"])))
+    assert universe.member(kept)
+    assert [m is kept for m in universe._known] == [True]
 
 
 # --- snapshots and reloads -----------------------------------------------
@@ -383,3 +413,10 @@ def test_a_midnight_schedule_fires_once_a_local_day_where_midnight_is_skipped(tm
     sends = [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
     assert [(s["ts"], s["params"]["day"]) for s in sends] == [
         (_utc(2024, 9, 7, 4), "2024-09-07"), (_utc(2024, 9, 8, 4), "2024-09-08"), (_utc(2024, 9, 9, 3), "2024-09-09")]
+
+
+def test_a_tag_rows_number_seen_in_events_is_a_member_the_universe_keeps_nothing_for():
+    universe = Universe({"139": {}})
+    universe.see(dpi(T0, m="".join(["1", "39"])))
+    assert universe.member("139")
+    assert not universe._known and not universe._fresh

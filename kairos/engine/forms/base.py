@@ -36,6 +36,19 @@ MAX_SHARED_STRINGS = 1 << 20
 _shared: dict[str, str] = {}
 
 
+def shared(value: Any) -> Any:
+    """The one kept copy of a text (the table ``kept_event`` fills), so a million states naming one
+    cell hold one string, not the one each decoded line made; anything else as it is."""
+    if value.__class__ is not str:
+        return value
+    s = _shared.get(value)
+    if s is not None:
+        return s
+    if len(_shared) < MAX_SHARED_STRINGS:
+        _shared[value] = value
+    return value
+
+
 #: a number kept as a state key: ``sys.intern`` gives every runtime the same copy of it —
 #: the reference's (``Reference`` interns the tag table's numbers), or the first seen
 _key = sys.intern
