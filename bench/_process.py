@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,8 +39,9 @@ class ProcessError(Exception):
 def command(name: str, events: Path, sends: Path, scenario: Path) -> list[str]:
     """The command line of W1 contender ``name``: ``kairos replay`` as a user types it, or a hand-written loop."""
     if name == "w1-kairos":
-        kairos = Path(sys.executable).with_name("kairos")
-        return [str(kairos), "replay", "--scenarios", str(scenario), "--events", str(events), "--out", str(sends)]
+        beside = Path(sys.executable).with_name("kairos")  # the virtualenv's command, as a user runs it
+        kairos = str(beside) if beside.exists() else shutil.which("kairos") or "kairos"
+        return [kairos, "replay", "--scenarios", str(scenario), "--events", str(events), "--out", str(sends)]
     loop = name.removeprefix("w1-")
     return [sys.executable, "-m", "bench.baseline", loop, "--events", str(events), "--out", str(sends)]
 
