@@ -484,7 +484,9 @@ def render(r: Results) -> str:
         sign = ">=" if next(h for n, _, _, h in TARGETS if n == t.name) else "<="
         value = "-" if t.measured is None else f"{t.measured:,.3f}".rstrip("0").rstrip(".")
         verdict = "not run" if t.measured is None else ("yes" if t.met else "NO")
-        lines.append(f"{t.what:<58} {sign} {t.target:<9,g} {value:>9}  {verdict}")
+        by_cpu = r.ratios.get(f"{t.name}_cpu")  # the same ratio by CPU time: steadier on a busy machine
+        cpu = "" if by_cpu is None or t.measured is None else f"  (by CPU {by_cpu:.3f})"
+        lines.append(f"{t.what:<58} {sign} {t.target:<9,g} {value:>9}  {verdict}{cpu}")
     return "\n".join(lines)
 
 

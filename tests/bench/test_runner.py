@@ -46,6 +46,8 @@ def test_quick_run_writes_json_with_every_field_and_prints_the_table(tmp_path, c
 
     assert [t["name"] for t in data["targets"]] == [name for name, *_ in TARGETS]
     assert all(t["measured"] is not None for t in data["targets"])
+    w1_target = next(line for line in printed.splitlines() if line.startswith("W1 Kairos / msgspec loop, events/s"))
+    assert f"(by CPU {data['ratios']['w1_vs_msgspec_cpu']:.3f})" in w1_target  # the steadier figure beside it
     assert "w1-kairos" in printed and "w2-2w" in printed and "p99" in printed
     assert 0 < data["two_process_scaling"] < 3  # measured, beside W2's two-worker ratio
     assert set(data["machine"]) >= {"cpu", "cores", "python", "load_average", "load_average_end"}
