@@ -5,6 +5,12 @@ time are its own, and reads the ``Measurement`` it prints as JSON. Contenders:
 
 - ``w1-json`` / ``w1-msgspec``: the hand-written W1 loops of ``bench.baseline``;
 - ``w1-kairos``: the W1 scenario through ``kairos replay``'s path (decode, engine, ordered writer);
+  these three time their work in this process; the runner times W1 as whole processes
+  instead (``bench._process``: ``kairos replay`` and ``python -m bench.baseline``);
+- ``w1-floor`` / ``w2-floor``: the decode-only pass of the same file into the engine's own event
+  Structs, block-wise by the reader ``kairos replay`` uses (``kairos.engine.EventReader``), with the
+  event types the scenarios' catalogue declares registered first: what the engine's input costs,
+  the floor every contender is compared to;
 - ``w2``: the scenario catalogue over province traffic on ``--workers`` processes; with one
   worker it also measures the bytes of state per subscriber in state, as an RSS delta (upper
   bound) and as object sizes per holder — each scenario, the calendar's columns and row index,
@@ -37,19 +43,38 @@ from bench._measure import (
     timed,
 )
 
-CONTENDERS = ("w1-json", "w1-msgspec", "w1-kairos", "w2", "live")
+CONTENDERS = ("w1-json", "w1-msgspec", "w1-kairos", "w1-floor", "w2-floor", "w2", "live")
+
+
+def floor(name: str, events: Path, scenarios: list[str]) -> Measurement:
+    """Decode ``events`` into the engine's event Structs as replay reads them, and nothing else."""
+    from kairos._compile import read_catalogues
+    from kairos.engine import EventReader
+
+    read_catalogues(scenarios, use=True)  # the catalogue's own event types, as compile_plan registers them
+
+    def decode_all() -> int:
+        with open(events, "rb") as f:
+            reader = EventReader(f, on_problem=lambda problem: None)
+            return sum(len(decoded) for decoded, _ in reader.blocks())
+
+    count, wall, cpu = timed(decode_all)
+    return Measurement(
+        contender=name, events=count, sends=0, checksum="", wall_s=round(wall, 3), cpu_s=round(cpu, 3),
+        events_per_s=round(count / wall), peak_rss_mib=round(peak_rss_mib(), 1),
+    )
 
 
 def w1_json(events: Path) -> Measurement:
     with open(events, "rb") as f:
         sends, wall, cpu = timed(lambda: baseline.run_json(f))
-    return _w1("w1-json", _count_lines(events), sends, wall, cpu)
+    return _w1("w1-json", count_lines(events), sends, wall, cpu)
 
 
 def w1_msgspec(events: Path) -> Measurement:
     with open(events, "rb") as f:
         sends, wall, cpu = timed(lambda: baseline.run_msgspec(f))
-    return _w1("w1-msgspec", _count_lines(events), sends, wall, cpu)
+    return _w1("w1-msgspec", count_lines(events), sends, wall, cpu)
 
 
 def w1_kairos(events: Path) -> Measurement:
@@ -80,7 +105,8 @@ def _w1(name: str, events: int, sends: list[tuple[str, int]], wall: float, cpu: 
     )
 
 
-def _count_lines(path: Path) -> int:
+def count_lines(path: Path) -> int:
+    """How many lines a file holds (each W1 line is one event)."""
     n = 0
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -198,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         m = w1_msgspec(a.events)
     elif a.contender == "w1-kairos":
         m = w1_kairos(a.events)
+    elif a.contender in ("w1-floor", "w2-floor"):
+        m = floor(a.contender, a.events, a.scenarios)
     elif a.contender == "w2":
         m = w2(a.events, a.scenarios, a.reference, a.workers)
     else:

@@ -44,6 +44,10 @@ class Measurement(msgspec.Struct, frozen=True, omit_defaults=False):
     state_breakdown: dict[str, float] | None = None  # object bytes per subscriber in state, by holder
     offered_rate: float | None = None
     latency: Latency | None = None
+    #: timed by the runner from spawn to exit, start-up included (W1's contenders, ``bench._process``)
+    whole_process: bool = False
+    #: a whole process's own figure of its work's seconds, start-up and exit left out (what it prints)
+    inner_wall_s: float | None = None
 
 
 def peak_rss_mib() -> float:

@@ -13,14 +13,22 @@ timestamps (only those can decide ``>= 20``) and the time of the last send.
 Two decoders, the same loop: ``json.loads`` into dicts (what most code does)
 and a typed msgspec Struct decoded block-wise with one reused decoder (what a
 performance-minded engineer does). Both return the sends as (msisdn, ts).
+
+As a whole process, as the bench times it against ``kairos replay``:
+``python -m bench.baseline msgspec --events FILE --out SENDS`` writes one JSON
+line ``{"msisdn": …, "ts": …}`` per send and, on standard error, the seconds
+its loop took (start-up and exit left out).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import sys
+import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import IO
 
 import msgspec
@@ -125,3 +133,36 @@ def checksum(sends: Iterable[tuple[str, int]]) -> str:
     for m, t in sorted(sends):
         h.update(f"{m}:{t}\n".encode())
     return h.hexdigest()
+
+
+class SendLine(msgspec.Struct, frozen=True):
+    """What the checksum reads of a send line, a hand-written loop's or ``kairos replay``'s."""
+
+    msisdn: str
+    ts: int
+
+
+def read_sends(data: bytes) -> Sends:
+    """The (msisdn, ts) of every send in a JSON-lines sends file (other fields are skipped)."""
+    return [(s.msisdn, s.ts) for s in msgspec.json.Decoder(SendLine).decode_lines(data)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """W1 by hand as a whole process: read ``--events``, write the sends to ``--out`` as JSON lines."""
+    p = argparse.ArgumentParser(prog="python -m bench.baseline", description=main.__doc__)
+    p.add_argument("loop", choices=("json", "msgspec"))
+    p.add_argument("--events", required=True)
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    t0 = time.perf_counter()
+    with open(a.events, "rb") as f:
+        sends = run_json(f) if a.loop == "json" else run_msgspec(f)
+    encode = msgspec.json.Encoder().encode
+    with open(a.out, "wb") as out:
+        out.writelines(encode(SendLine(m, t)) + b"\n" for m, t in sends)
+    print(f"bench.baseline {a.loop}: {len(sends):,} sends ({time.perf_counter() - t0:.3f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
