@@ -383,3 +383,11 @@ def test_a_midnight_schedule_fires_once_a_local_day_where_midnight_is_skipped(tm
     sends = [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
     assert [(s["ts"], s["params"]["day"]) for s in sends] == [
         (_utc(2024, 9, 7, 4), "2024-09-07"), (_utc(2024, 9, 8, 4), "2024-09-08"), (_utc(2024, 9, 9, 3), "2024-09-09")]
+
+
+def test_period_terms_are_updated_in_the_route_with_no_call():
+    text = probe("n: count(dpi) in day(0), v: count(dpi where app == \"v\") in day(0)", when="login")
+    params, engine = run(text, [dpi(T0), dpi(T0 + M, app="v"), dpi(T0 + 2 * M), login(T0 + 3 * M)])
+    assert params == [{"n": 3, "v": 1}]
+    route = engine._routes[Dpi].source
+    assert "_Trows.get(e.msisdn)" in route and "_b0(" not in route  # the terms' lines, pasted
