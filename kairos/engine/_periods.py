@@ -17,6 +17,7 @@ clears the newer period, nor replaces a later ``since`` time.
 
 from __future__ import annotations
 
+import ast
 import datetime as _dt
 import re
 from array import array
@@ -46,6 +47,48 @@ def _numpy() -> Any:
     import numpy
 
     return numpy
+
+
+_CLOCK_READS = ("hour", "weekday", "day")
+
+
+def shared_clock_reads(texts: list[str]) -> dict[str, str]:
+    """The clock reads of the event's time (``c.hour(e.ts)`` …) that ``texts`` make more than once, each
+    named (``_qhour``) to be read once per event before them: they are pure and never raise."""
+    seen: dict[str, int] = {}
+    for text in texts:
+        for node in ast.walk(ast.parse(text, mode="eval")):
+            call = _clock_read(node)
+            if call is not None:
+                seen[call] = seen.get(call, 0) + 1
+    return {f"_q{fn}": f"c.{fn}(e.ts)" for fn in _CLOCK_READS if seen.get(fn, 0) > 1}
+
+
+def reading(text: str, shared: dict[str, str]) -> str:
+    """``text`` with the clock reads of ``shared`` replaced by their names."""
+    if not shared:
+        return text
+
+    class _Shared(ast.NodeTransformer):
+        def visit_Call(self, node: ast.Call) -> Any:
+            fn = _clock_read(node)
+            if fn is None or f"_q{fn}" not in shared:
+                return self.generic_visit(node)
+            return ast.copy_location(ast.Name(f"_q{fn}", ast.Load()), node)
+
+    return ast.unparse(_Shared().visit(ast.parse(text, mode="eval")).body)
+
+
+def _clock_read(node: ast.AST) -> str | None:
+    """``fn`` when ``node`` is ``c.fn(e.ts)`` for a clock read ``fn``."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _CLOCK_READS
+            and isinstance(node.func.value, ast.Name) and node.func.value.id == "c" and not node.keywords
+            and len(node.args) == 1 and ast.dump(node.args[0]) == _EVENT_TS):
+        return node.func.attr
+    return None
+
+
+_EVENT_TS = ast.dump(ast.Attribute(ast.Name("e", ast.Load()), "ts", ast.Load()))
 
 
 def _value(term: Term, j: int, ns: dict[str, Any]) -> str:
@@ -396,13 +439,18 @@ class Periods:
                 "_qm = _Trows.get(e.msisdn)", "if _qm is None:", "    _qm = _Trow(e.msisdn)"]
         #: the scenario place each line was made from (a traceback through the function names it)
         origins: list[Origin | None] = [None] * len(body)
+        wheres = [t.filter.where.python for t in terms if t.filter.where is not None and inlinable(t.filter.where)]
+        shared = shared_clock_reads(wheres)
+        for name, call in shared.items():
+            body.append(f"{name} = {call}")
+            origins.append(None)
         for j, term in enumerate(terms):
             col = self.columns[term.key]
             where = term.filter.where
             indent = ""
             if where is not None:
                 if inlinable(where):
-                    body.append(f"if ({where.python}):  # term {j}")
+                    body.append(f"if ({reading(where.python, shared)}):  # term {j}")
                 else:
                     ns[f"_Tw{j}"] = where.fn
                     body.append(f"if _Tw{j}(e, a, c):  # term {j}")

@@ -391,3 +391,17 @@ def test_period_terms_are_updated_in_the_route_with_no_call():
     assert params == [{"n": 3, "v": 1}]
     route = engine._routes[Dpi].source
     assert "_Trows.get(e.msisdn)" in route and "_b0(" not in route  # the terms' lines, pasted
+
+
+def test_the_hour_read_by_several_period_terms_is_read_once_per_event():
+    text = probe("n: count(dpi where hour(ts) < 7 or hour(ts) >= 21) in day(0), "
+                 "w: count(dpi where hour(ts) >= 9) in day(0)", when="login")
+    _, engine = run(text, [])
+    hour = engine.ctx.hour
+    reads: list[int] = []
+    engine.ctx.hour = lambda ts: (reads.append(ts), hour(ts))[1]
+    sends: list = []
+    engine.sink = sends.append
+    engine.feed([dpi(T0 + H), dpi(T0 + 10 * H), dpi(T0 + 22 * H), login(T0 + 23 * H)])
+    assert [s.params for s in sends] == [{"n": 2, "w": 2}]
+    assert reads == [T0 + H, T0 + 10 * H, T0 + 22 * H]  # one read per DPI event, not one per use
