@@ -41,7 +41,7 @@ def state_bytes(engine: Any) -> dict[str, int]:
     out["calendar row index"] = _sizes([periods.rows, periods._owners, periods._free], seen)
     universe = engine.universe
     if universe is not None:
-        out["universe"] = _sizes([universe._numbers, universe._fresh, universe._texts, universe._known,
+        out["universe"] = _sizes([universe._numbers, universe._fresh, universe._texts, universe.known,
                                   universe._rows], seen)
     out["watches"] = _sizes([engine._gc_buckets, engine._gc_keys], seen)
     deadlines = engine._deadlines

@@ -248,6 +248,29 @@ def answer_test(expr: Expr, scenario: str = "") -> Callable[[Any, Any, Any], Any
     return define("answers", source, ns, _file(scenario, "answer"), {2: expr.origin})
 
 
+def packed_answer_guard(expr: Expr | None, prefix: str, states: dict[str, Any], views: list[Any],
+                        mask: int) -> Guard | None:
+    """For an absence whose waits are packed ints (``states[m]``, its kept fields ``views[wait & mask]``):
+    a route test false only when the subscriber has such a wait and this event does not answer it (its
+    handler would do nothing), so no call is made then; None when ``expr`` cannot be route text."""
+    if expr is None or not expr.python:
+        return None
+    tree = _Slots().visit(ast.parse(expr.python, mode="eval").body)
+    if "a" in _names(tree) or any(isinstance(n, (ast.Lambda, ast.comprehension)) for n in ast.walk(tree)):
+        return None
+    wait, kept, held = f"{prefix}wait", f"{prefix}views", f"{prefix}states"
+    view = ast.Subscript(ast.Name(kept, ast.Load()),
+                         ast.BinOp(ast.Name(wait, ast.Load()), ast.BitAnd(), ast.Constant(mask)), ast.Load())
+    tree = _Rename({}, {"_first": view}).visit(tree)
+    ns: dict[str, Any] = {kept: views, held: states, wait: None}
+    portable = _portable(tree, getattr(expr.fn, "__globals__", {}), prefix, ns)
+    del ns[wait]  # a local of the route: the walrus below assigns it
+    if portable is None:
+        return None
+    python = f"({wait} := {held}.get(e.msisdn)).__class__ is not int or ({ast.unparse(portable)})"
+    return Guard(python, ns, expr.origin)
+
+
 class _Slots(ast.NodeTransformer):
     """``a[0]`` → ``_first``, ``a[1]`` → ``e``."""
 
@@ -260,10 +283,15 @@ class _Slots(ast.NodeTransformer):
 
 
 class _Rename(ast.NodeTransformer):
-    def __init__(self, mapping: dict[str, str]) -> None:
-        self.mapping = mapping
+    """Names renamed by ``mapping``, or replaced by the expressions of ``nodes``."""
 
-    def visit_Name(self, node: ast.Name) -> ast.Name:
+    def __init__(self, mapping: dict[str, str], nodes: Mapping[str, ast.expr] | None = None) -> None:
+        self.mapping = mapping
+        self.nodes = nodes or {}
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        if node.id in self.nodes:
+            return ast.copy_location(self.nodes[node.id], node)
         return ast.copy_location(ast.Name(self.mapping.get(node.id, node.id), node.ctx), node)
 
 

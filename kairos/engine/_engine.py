@@ -30,7 +30,7 @@ from kairos.engine._periods import Periods
 from kairos.engine._policy import Candidate, CapacityGrants, PolicyStage
 from kairos.engine._reference import Reference
 from kairos.engine._conjuncts import audience_guard, bound_filter, cheap_first
-from kairos.engine._routes import Entry, Guarded, build_route
+from kairos.engine._routes import Entry, Guarded, Unless, build_route
 from kairos.engine._universe import Universe
 from kairos.engine.forms import PatternRuntime, ScheduleRuntime, build_runtime
 from kairos.engine.forms.schedule import ARMING
@@ -723,14 +723,14 @@ class Engine:
 
     def _route(self, cls: type[Event]) -> Callable[[Any], None] | None:
         """Everything one event of ``cls`` needs, as one generated function."""
-        before: list[Callable[[Any], None]] = []
+        before: list[Callable[[Any], None] | Unless] = []
         if cls is Dpi and len(self.reference.kb):
             before.append(self._label)
         elif cls is Profile:
             update = self.reference.update_tags
             before.append(lambda ev: update(ev.msisdn, ev.tags))
         if self.universe is not None and cls is not Trigger:  # a trigger's subscriber was a member already
-            before.append(self.universe.see)
+            before.append(Unless(self.universe.see, self.universe.tags, self.universe.known))
         tag: str = cls.__struct_config__.tag  # type: ignore[assignment]  # every event class has its tag
         terms = self.periods.updater(tag, self.ctx) if self.periods else None
         if terms is not None:

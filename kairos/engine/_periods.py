@@ -17,6 +17,7 @@ clears the newer period, nor replaces a later ``since`` time.
 
 from __future__ import annotations
 
+import ast
 import datetime as _dt
 import re
 import sys
@@ -48,6 +49,59 @@ def _numpy() -> Any:
     import numpy
 
     return numpy
+
+
+_CLOCK_READS = ("hour", "weekday", "day")
+
+
+def shared_clock_reads(texts: list[str]) -> dict[str, str]:
+    """The clock reads of the event's time (``c.hour(e.ts)`` …) that ``texts`` make more than once, each
+    named (``_qhour``) to be read once per event before them: they are pure and never raise."""
+    seen: dict[str, int] = {}
+    for text in texts:
+        for node in ast.walk(ast.parse(text, mode="eval")):
+            call = _clock_read(node)
+            if call is not None:
+                seen[call] = seen.get(call, 0) + 1
+    return {f"_q{fn}": f"c.{fn}(e.ts)" for fn in _CLOCK_READS if seen.get(fn, 0) > 1}
+
+
+def reading(text: str, shared: dict[str, str]) -> str:
+    """``text`` with the clock reads of ``shared`` replaced by their names."""
+    if not shared:
+        return text
+
+    class _Shared(ast.NodeTransformer):
+        def visit_Call(self, node: ast.Call) -> Any:
+            fn = _clock_read(node)
+            if fn is None or f"_q{fn}" not in shared:
+                return self.generic_visit(node)
+            return ast.copy_location(ast.Name(f"_q{fn}", ast.Load()), node)
+
+    return ast.unparse(_Shared().visit(ast.parse(text, mode="eval")).body)
+
+
+def _clock_read(node: ast.AST) -> str | None:
+    """``fn`` when ``node`` is ``c.fn(e.ts)`` for a clock read ``fn``."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _CLOCK_READS
+            and isinstance(node.func.value, ast.Name) and node.func.value.id == "c" and not node.keywords
+            and len(node.args) == 1 and ast.dump(node.args[0]) == _EVENT_TS):
+        return node.func.attr
+    return None
+
+
+_EVENT_TS = ast.dump(ast.Attribute(ast.Name("e", ast.Load()), "ts", ast.Load()))
+
+
+def _value(term: Term, j: int, ns: dict[str, Any]) -> str:
+    """Python text for term ``j``'s value (``top``, ``sum``): its expression inline where it may be,
+    else a call to its compiled function."""
+    value = term.value
+    assert value is not None  # top and sum have a value
+    if inlinable(value):
+        return f"({value.python})"
+    ns[f"_Tv{j}"] = value.fn
+    return f"_Tv{j}(e, a, c)"
 
 
 class PeriodClock:
@@ -470,50 +524,56 @@ class Periods:
             return None
         clock = self.clock
         ns: dict[str, Any] = dict(NAMESPACE)
-        ns.update({"c": ctx, "a": (), "_row": self.row, "_rows": self.rows, "_clock": clock})
+        # names start with _T (globals) or _q (locals): a route pastes these lines among its own (``.body``)
+        ns.update({"c": ctx, "a": (), "_Trow": self.row, "_Trows": self.rows, "_Tclock": clock})
         # the periods first: entering a new day recycles empty rows, which must not take this event's row
-        body = ["t = e.ts", "if not (_clock.lo <= t < _clock.hi):", "    _clock.of(t)", "p = _clock.ids",
-                "m = _rows.get(e.msisdn)", "if m is None:", "    m = _row(e.msisdn)"]
+        body = ["_qt = e.ts", "if not (_Tclock.lo <= _qt < _Tclock.hi):", "    _Tclock.of(_qt)", "_qp = _Tclock.ids",
+                "_qm = _Trows.get(e.msisdn)", "if _qm is None:", "    _qm = _Trow(e.msisdn)"]
         #: the scenario place each line was made from (a traceback through the function names it)
         origins: list[Origin | None] = [None] * len(body)
+        wheres = [t.filter.where.python for t in terms if t.filter.where is not None and inlinable(t.filter.where)]
+        shared = shared_clock_reads(wheres)
+        for name, call in shared.items():
+            body.append(f"{name} = {call}")
+            origins.append(None)
         for j, term in enumerate(terms):
             col = self.columns[term.key]
             where = term.filter.where
             indent = ""
             if where is not None:
                 if inlinable(where):
-                    body.append(f"if ({where.python}):  # term {j}")
+                    body.append(f"if ({reading(where.python, shared)}):  # term {j}")
                 else:
-                    ns[f"_w{j}"] = where.fn
-                    body.append(f"if _w{j}(e, a, c):  # term {j}")
+                    ns[f"_Tw{j}"] = where.fn
+                    body.append(f"if _Tw{j}(e, a, c):  # term {j}")
                 origins.append(where.origin)
                 indent = "    "
             if isinstance(col, _Since):
-                ns[f"_u{j}"] = col.data
-                body.append(f"{indent}if _u{j}[m] < t:  # the latest: a trigger decided late is older")
-                body.append(f"{indent}    _u{j}[m] = t")
+                ns[f"_Tu{j}"] = col.data
+                body.append(f"{indent}if _Tu{j}[_qm] < _qt:  # the latest: a trigger decided late is older")
+                body.append(f"{indent}    _Tu{j}[_qm] = _qt")
             elif isinstance(col, _Top):
-                ns[f"_u{j}"] = col.add
-                ns[f"_v{j}"] = term.value.fn  # type: ignore[union-attr]  # top has a value
-                body.append(f"{indent}_u{j}(m, p, _v{j}(e, a, c))")
+                ns[f"_Tu{j}"] = col.add
+                body.append(f"{indent}_Tu{j}(_qm, _qp, {_value(term, j, ns)})")
             else:
-                ns[f"_k{j}"] = col
-                ns[f"_p{j}"] = col.pids
+                ns[f"_Tk{j}"] = col
+                ns[f"_Tp{j}"] = col.pids
                 amount = "1"
                 if term.kind == "sum":
-                    ns[f"_v{j}"] = term.value.fn  # type: ignore[union-attr]  # sum has a value
-                    body.append(f"{indent}v = _v{j}(e, a, c)")
-                    body.append(f"{indent}if v.__class__ is int or v.__class__ is float:")
+                    body.append(f"{indent}_qv = {_value(term, j, ns)}")
+                    body.append(f"{indent}if _qv.__class__ is int or _qv.__class__ is float:")
                     indent += "    "
-                    amount = "v"
+                    amount = "_qv"
                 # as _Buckets.add: a slot holding a newer period than the event's is left alone
-                body.extend([f"{indent}q = p[{col.kind}]", f"{indent}s = q % {col.size}",
-                             f"{indent}if _p{j}[s] == q:", f"{indent}    _k{j}.slots[s][m] += {amount}",
-                             f"{indent}elif _p{j}[s] < q:", f"{indent}    _k{j}.reset(s, q)",
-                             f"{indent}    _k{j}.slots[s][m] += {amount}"])
+                body.extend([f"{indent}_qq = _qp[{col.kind}]", f"{indent}_qs = _qq % {col.size}",
+                             f"{indent}if _Tp{j}[_qs] == _qq:", f"{indent}    _Tk{j}.slots[_qs][_qm] += {amount}",
+                             f"{indent}elif _Tp{j}[_qs] < _qq:", f"{indent}    _Tk{j}.reset(_qs, _qq)",
+                             f"{indent}    _Tk{j}.slots[_qs][_qm] += {amount}"])
             origins.extend([term.filter.origin] * (len(body) - len(origins)))
         source = "def terms(e):\n" + "".join(f"    {line}\n" for line in body)
-        return define("terms", source, ns, filename("terms", event_type), lines_from(2, origins))
+        fn = define("terms", source, ns, filename("terms", event_type), lines_from(2, origins))
+        fn.body, fn.origins = body, origins  # type: ignore[attr-defined]  # for a route to paste (``_routes._paste``)
+        return fn
 
     # --- measuring, snapshots
 

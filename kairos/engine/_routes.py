@@ -14,7 +14,7 @@ from __future__ import annotations
 import dis
 import sys
 from typing import Any
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 
 from kairos.engine._conjuncts import Guard, Pieces
 from kairos.engine.forms.base import Fused
@@ -60,6 +60,18 @@ def _note(scenario: Scenario | None, clause: str, origin: Origin | None) -> str:
     return f"  # {who}{clause} at {at(origin)}"
 
 
+class Unless:
+    """A step before the scenarios skipped, with no call, for an event whose subscriber is in any of
+    ``known`` (the universe's tag rows and recent members: most events' subscribers, whose step would
+    return at once)."""
+
+    __slots__ = ("step", "known")
+
+    def __init__(self, step: Handler, *known: Container[str]) -> None:
+        self.step = step
+        self.known = known
+
+
 class Guarded:
     """A runtime's handler for one type, called only when ``guard`` passes (None: always).
 
@@ -103,9 +115,20 @@ def inlinable(expr: Expr) -> bool:
     return True
 
 
+def _paste(step: Handler, ns: dict[str, Any]) -> list[tuple[str, Origin | None]] | None:
+    """A generated step's statements (``.body``, ``.origins``: the period terms), its names added to
+    ``ns``, to run in the route with no call; None when it has none or a name means another thing here."""
+    lines: list[str] | None = getattr(step, "body", None)
+    names: dict[str, Any] = getattr(step, "__globals__", {})
+    if lines is None or any(k in ns and ns[k] is not v for k, v in names.items() if k != "__builtins__"):
+        return None
+    ns.update(names)
+    return list(zip(lines, step.origins, strict=True))  # type: ignore[attr-defined]  # beside .body
+
+
 def build_route(
     name: str,
-    before: Sequence[Handler],
+    before: Sequence[Handler | Unless],
     items: Sequence[Entry | Guarded | Handler],
     tracked: Sequence[tuple[str, dict[str, Any]]],
     ctx: Any,
@@ -122,6 +145,18 @@ def build_route(
     #: the route's statements, each with the clause it was made from (None: none)
     body: list[tuple[str, Origin | None]] = [("c.now = e.ts", None)] if now else []
     for i, step in enumerate(before):
+        if isinstance(step, Unless):
+            ns[f"_b{i}"] = step.step
+            tests = []
+            for j, known in enumerate(step.known):
+                ns[f"_bk{i}_{j}"] = known
+                tests.append(f"e.msisdn not in _bk{i}_{j}")
+            body.extend(((f"if {' and '.join(tests)}:", None), (f"    _b{i}(e)", None)))
+            continue
+        pasted = _paste(step, ns)
+        if pasted is not None:
+            body.extend(pasted)
+            continue
         ns[f"_b{i}"] = step
         body.append((f"_b{i}(e)", None))
     for i, item in enumerate(items):

@@ -48,7 +48,7 @@ def _plain(m: str) -> bool:
 class Universe:
     """The subscribers a schedule visits; ``see(ev)`` is the route step that keeps it."""
 
-    __slots__ = ("tags", "_numbers", "_fresh", "_texts", "_known", "only", "_rows", "_rows_key", "_members")
+    __slots__ = ("tags", "_numbers", "_fresh", "_texts", "known", "only", "_rows", "_rows_key", "_members")
 
     def __init__(self, tags: dict[str, Any]) -> None:
         #: the reference's tag table (``Reference.tags``): its keys are members
@@ -56,7 +56,8 @@ class Universe:
         self._numbers = array("q")  # sorted, unique
         self._fresh: set[str] = set()  # seen since the last merge (may repeat merged ones)
         self._texts: set[str] = set()  # members that are not plain numbers
-        self._known: set[str] = set()  # numbers of recent events, known to be members
+        #: numbers of recent events, known to be members: a route skips ``see`` for them (``_routes.Unless``)
+        self.known: set[str] = set()
         #: a worker's or partition's share: only the tag rows it owns are its members (None: all)
         self.only: Callable[[str], bool] | None = None
         #: the tag rows (those ``only`` owns) in ascending order, as of ``_rows_key`` = (tag rows, ``only``):
@@ -71,7 +72,7 @@ class Universe:
         m = ev.msisdn
         if m in self.tags:
             return  # a tag row: a member already, one lookup, nothing kept
-        known = self._known
+        known = self.known
         if m in known:
             return
         if len(known) >= KNOWN_AT_MOST:

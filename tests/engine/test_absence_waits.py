@@ -167,3 +167,19 @@ def test_a_snapshot_restored_where_the_shared_views_are_numbered_otherwise_maps_
     engine.on_event(Location(ts=T0 + 1, msisdn="1", cell="c-remapped"))  # the same cell: no answer
     engine.advance(T0 + 60_000)
     assert [(s.ts, s.params) for s in sends] == [(T0 + D, {"cell": "c-remapped"})]
+
+
+def test_an_event_that_does_not_answer_a_packed_wait_calls_no_handler():
+    _, engine = _run(STAYS, [])
+    route = engine._routes[Location]
+    handled: list[str] = []
+    handler = route.__globals__["_h0"]
+    route.__globals__["_h0"] = lambda ev: (handled.append(ev.cell), handler(ev))
+    sends: list = []
+    engine.sink = sends.append
+    for ev in [Location(ts=T0, msisdn="1", cell="c1"), Location(ts=T0 + 1, msisdn="1", cell="c1"),
+               Location(ts=T0 + 2, msisdn="1", cell="c2"), Location(ts=T0 + 3, msisdn="1", cell="c2")]:
+        engine.on_event(ev)
+    assert handled == ["c1", "c2"]  # the wait's start and the answer that restarts it; the same cell: no call
+    engine.advance(T0 + 60_000)
+    assert [(s.ts, s.params) for s in sends] == [(T0 + 2 + D, {"cell": "c2"})]

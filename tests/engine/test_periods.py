@@ -203,7 +203,7 @@ def test_the_universe_keeps_the_one_copy_of_a_number_seen_in_events():
     universe = Universe({})
     universe.see(dpi(T0, m="".join(["1390", "77"])))
     assert universe.member(kept)
-    assert [m is kept for m in universe._known] == [True]
+    assert [m is kept for m in universe.known] == [True]
 
 
 # --- snapshots and reloads -----------------------------------------------
@@ -419,4 +419,26 @@ def test_a_tag_rows_number_seen_in_events_is_a_member_the_universe_keeps_nothing
     universe = Universe({"139": {}})
     universe.see(dpi(T0, m="".join(["1", "39"])))
     assert universe.member("139")
-    assert not universe._known and not universe._fresh
+    assert not universe.known and not universe._fresh
+
+
+def test_period_terms_are_updated_in_the_route_with_no_call():
+    text = probe("n: count(dpi) in day(0), v: count(dpi where app == \"v\") in day(0)", when="login")
+    params, engine = run(text, [dpi(T0), dpi(T0 + M, app="v"), dpi(T0 + 2 * M), login(T0 + 3 * M)])
+    assert params == [{"n": 3, "v": 1}]
+    route = engine._routes[Dpi].source
+    assert "_Trows.get(e.msisdn)" in route and "_b0(" not in route  # the terms' lines, pasted
+
+
+def test_the_hour_read_by_several_period_terms_is_read_once_per_event():
+    text = probe("n: count(dpi where hour(ts) < 7 or hour(ts) >= 21) in day(0), "
+                 "w: count(dpi where hour(ts) >= 9) in day(0)", when="login")
+    _, engine = run(text, [])
+    hour = engine.ctx.hour
+    reads: list[int] = []
+    engine.ctx.hour = lambda ts: (reads.append(ts), hour(ts))[1]
+    sends: list = []
+    engine.sink = sends.append
+    engine.feed([dpi(T0 + H), dpi(T0 + 10 * H), dpi(T0 + 22 * H), login(T0 + 23 * H)])
+    assert [s.params for s in sends] == [{"n": 2, "w": 2}]
+    assert reads == [T0 + H, T0 + 10 * H, T0 + 22 * H]  # one read per DPI event, not one per use

@@ -474,3 +474,19 @@ def test_a_sweep_in_slices_decides_what_replay_decides_over_random_numbers_block
         engine.sweep_step(1)
     engine.finish()
     assert _key(sliced) == _key(whole)
+
+
+def test_a_route_calls_the_universe_only_for_a_subscriber_it_does_not_know_yet():
+    calls: list[str] = []
+    _, engine = run(scenario("d", daily()), [])
+    universe = engine.universe
+    assert universe is not None
+    see = universe.see
+    route = engine._routes[Login]
+    assert "not in _bk" in route.source  # the known test is pasted: no call for a known subscriber
+    route.__globals__["_b0"] = lambda ev: (calls.append(ev.msisdn), see(ev))
+    for m in ("1", "2", "1", "1", "2"):
+        engine.ctx.msisdn = m
+        route(login(ms(2024, 5, 1, 9), m))
+    assert calls == ["1", "2"]
+    assert universe.member("1") and universe.member("2")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from kairos.engine._conjuncts import Guard, answer_test, slot_fields
+from kairos.engine._conjuncts import Guard, answer_test, packed_answer_guard, slot_fields
 from kairos.engine._events import event_types
 from kairos.engine.forms.base import Handler, Host, PatternRuntime, any_guard, kept_event, key_for, passes
 from kairos.plan import Absence, Scenario, define, filename
@@ -127,7 +127,17 @@ class AbsenceRuntime(PatternRuntime):
         return {self._first_type: self._on_first, self._absent_type: self._on_absent}
 
     def guard(self, type_name: str) -> Guard | None:
-        """A first needs its filter's own-event terms; an answer needs a wait to answer."""
+        """A first needs its filter's own-event terms; an answer needs a wait to answer; where one type
+        does both and waits are packed, a subscriber's wait this event does not answer needs no call."""
+        guard = self._entry_guard(type_name)
+        if self._layout is None or not type_name == self._first_type == self._absent_type:
+            return guard
+        packed = packed_answer_guard(self._absent_f.where, f"_r{self.index}_", self.states, self._views, VIEW_MASK)
+        if packed is None:
+            return guard
+        return packed if guard is None else guard & packed
+
+    def _entry_guard(self, type_name: str) -> Guard | None:
         parts: list[Guard] = []
         if type_name == self._absent_type:
             g = self._event_guard(self._absent_f, 1)
