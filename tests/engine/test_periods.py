@@ -176,6 +176,25 @@ def test_a_count_costs_four_bytes_per_subscriber_per_bucket():
     assert len(engine.periods.rows) == 5000
 
 
+def test_the_columns_hold_the_references_subscribers_from_the_start_and_never_double_mid_stream(monkeypatch):
+    # a doubling copies every column at once: at half a million rows a live stream stalls for it (issue 17)
+    from kairos.engine import _periods
+
+    tags = {str(i): {} for i in range(5000)}
+    sends: list = []
+    engine = Engine(compile_one(probe("n: count(dpi) in day(0), s: since(dpi)", when="dpi")),
+                    Reference(tags=tags), sink=sends.append)
+
+    def grown(self: Any, capacity: int) -> None:
+        raise AssertionError(f"a column grew to {capacity} rows mid-stream")
+
+    monkeypatch.setattr(_periods._Buckets, "grow", grown)
+    monkeypatch.setattr(_periods._Since, "grow", grown)
+    engine.feed([dpi(T0 + i, m=str(i)) for i in range(5000)] + [dpi(T0 + 5000, m="7")])
+    assert len(engine.periods.rows) == 5000
+    assert sends[-1].params == {"n": 2, "s": 0}  # subscriber 7's second event, counted in the columns
+
+
 # --- snapshots and reloads -----------------------------------------------
 
 TERMS = probe("d0: count(dpi) in day(0), d1: count(dpi) in day(-1), s: sum(dpi, bytes) in week(0), "
