@@ -97,7 +97,7 @@ def heapify_time(timers: Timers) -> None:
         heappop = staticmethod(heapq.heappop)
         heapify = staticmethod(heapq.heapify)
 
-    _deadlines.heapq = _Heapq  # type: ignore[attr-defined]
+    _deadlines.heapq = _Heapq  # type: ignore[assignment,attr-defined]
     timers.wrap(_Heapq, "heapify", "deadline-bucket")
 
 
@@ -127,7 +127,7 @@ def run(events: Path, scenarios: list[str], reference: str, rate: float, seconds
     sampled: dict[int, dict[str, int]] = {}
 
     def sample(signum: int, frame: Any) -> None:
-        where = []
+        where: list[str] = []
         f = frame
         while f is not None and len(where) < 6:
             code = f.f_code
@@ -138,22 +138,26 @@ def run(events: Path, scenarios: list[str], reference: str, rate: float, seconds
     signal.signal(signal.SIGPROF, sample)
     signal.setitimer(signal.ITIMER_PROF, 0.001, 0.001)
 
-    def big_containers() -> list[Any]:
+    def big_containers() -> list[tuple[str, Any]]:
         """The per-subscriber containers that grow to a million entries: their resizes are not calls."""
-        found: list[Any] = [engine.periods.rows, engine.periods._owners]
-        for col in engine.periods.columns.values():
-            found.extend(getattr(col, "slots", ()))
-        found.extend(rt.states for rt in engine.runtimes if isinstance(getattr(rt, "states", None), dict))
+        found: list[tuple[str, Any]] = [("periods.rows", engine.periods.rows),
+                                        ("periods._owners", engine.periods._owners)]
+        for key, col in engine.periods.columns.items():
+            found.extend((f"column {key.split('|')[0]} slot", slot) for slot in getattr(col, "slots", ()))
+        found.extend((f"{engine.scenarios[rt.index].name}.states", rt.states) for rt in engine.runtimes
+                     if isinstance(getattr(rt, "states", None), dict))
         if engine.universe is not None:
-            found.extend((engine.universe._known, engine.universe._fresh))
+            found.extend((("universe._known", engine.universe._known), ("universe._fresh", engine.universe._fresh)))
         return found
+
+    resizes: dict[str, int] = {}
 
     sizeof = sys.getsizeof
 
     def feed(block: list[Any]) -> None:
         samples.clear()
         watched = big_containers()
-        sizes = [sizeof(c) for c in watched]
+        sizes = [sizeof(c) for _, c in watched]
         before_cpu, before_n = list(cpu.values()), list(n.values())
         t0 = clock()
         w0 = time.perf_counter()
@@ -161,7 +165,10 @@ def run(events: Path, scenarios: list[str], reference: str, rate: float, seconds
         t1 = clock()
         settler.tick(len(block))
         cpu["settle-freeze"] += clock() - t1
-        resized = sum(abs(sizeof(c) - z) > BIG for c, z in zip(watched, sizes, strict=True))
+        names = [name for (name, c), z in zip(watched, sizes, strict=True) if abs(sizeof(c) - z) > BIG]
+        for name in names:
+            resizes[name] = resizes.get(name, 0) + 1
+        resized = len(names)
         if resized:
             n["big-resize"] += resized
             timed = sum(cpu.values()) - sum(before_cpu)
@@ -178,6 +185,7 @@ def run(events: Path, scenarios: list[str], reference: str, rate: float, seconds
     latency, ends, wall = paced(lines, feed, decoder, rate)
     signal.setitimer(signal.ITIMER_PROF, 0, 0)
     out = report(latency, ends, rows, wall, len(lines))
+    out["big_resizes"] = resizes
     for b in out["slowest_blocks"]:
         seen = sampled.get(b["block"], {})
         b["samples"] = sorted(seen.items(), key=lambda x: -x[1])[:4]
