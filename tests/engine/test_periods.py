@@ -176,21 +176,23 @@ def test_a_count_costs_four_bytes_per_subscriber_per_bucket():
     assert len(engine.periods.rows) == 5000
 
 
-def test_the_columns_hold_the_references_subscribers_from_the_start_and_never_double_mid_stream(monkeypatch):
+def test_the_columns_grow_once_for_the_references_subscribers_not_by_doubling_mid_stream(monkeypatch):
     # a doubling copies every column at once: at half a million rows a live stream stalls for it (issue 17)
     from kairos.engine import _periods
 
-    tags = {str(i): {} for i in range(5000)}
+    grown: list[int] = []
+    for cls in (_periods._Buckets, _periods._Since):
+        def grow(self: Any, capacity: int, inner: Any = cls.grow) -> None:
+            grown.append(capacity)
+            inner(self, capacity)
+
+        monkeypatch.setattr(cls, "grow", grow)
     sends: list = []
     engine = Engine(compile_one(probe("n: count(dpi) in day(0), s: since(dpi)", when="dpi")),
-                    Reference(tags=tags), sink=sends.append)
-
-    def grown(self: Any, capacity: int) -> None:
-        raise AssertionError(f"a column grew to {capacity} rows mid-stream")
-
-    monkeypatch.setattr(_periods._Buckets, "grow", grown)
-    monkeypatch.setattr(_periods._Since, "grow", grown)
+                    Reference(tags={str(i): {} for i in range(5000)}), sink=sends.append)
+    assert grown == []  # nothing allocated before the first rows (``kairos check`` builds engines that see none)
     engine.feed([dpi(T0 + i, m=str(i)) for i in range(5000)] + [dpi(T0 + 5000, m="7")])
+    assert grown == [5000, 5000]  # each column once, from its first 1024 rows straight to the reference's 5000
     assert len(engine.periods.rows) == 5000
     assert sends[-1].params == {"n": 2, "s": 0}  # subscriber 7's second event, counted in the columns
 
