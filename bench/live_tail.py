@@ -115,6 +115,8 @@ def run(events: Path, scenarios: list[str], reference: str, rate: float, seconds
     lines = first_lines(events, max(1, int(rate * seconds)))
     sends: list[Any] = []
     engine = Engine(plan, ref, sink=sends.append)
+    if hasattr(engine.periods, "reserve"):  # as the daemon builds its engine (a build from before it: not)
+        engine.periods.reserve(len(ref.tags))
     decoder = msgspec.json.Decoder(event_union())
     gc.collect()
     gc.freeze()

@@ -284,8 +284,6 @@ class Engine:
         #: the calendar and recency terms the scenarios read, one column per distinct term (``engine._periods``)
         self.periods = Periods(self.clock, [t for scn in plan.scenarios for t in scn.terms])
         self.ctx.periods = self.periods
-        #: the reference's subscribers are the rows to come: the columns grow once for them, not doubling mid-stream
-        self.periods.reserve(len(self.reference.tags))
         #: some scenario reads ``now`` (or a term): the routes set it per event; otherwise they do not
         self._uses_now = any(scn.uses_now for scn in plan.scenarios)
         self.scenarios = plan.scenarios

@@ -98,7 +98,7 @@ def replay_partitioned(
             reports = []
             for p in shares[w]:
                 read = None if counts is None else _counting(counts, w, progress if workers == 1 else None)
-                reports.append(_replay_one(_owning(engine_factory, owns, p, len(files)), files[p], parts[p], until,
+                reports.append(_replay_one(_owning(engine_factory, owns, p), files[p], parts[p], until,
                                            keep_problems, max_jump, lateness,
                                            None if tag_parts is None else tag_parts[p], since, read))
             return _Share(reports)
@@ -135,9 +135,8 @@ def replay_partitioned(
     )
 
 
-def _owning(factory: EngineFactory, owns: Callable[[int, str], bool] | None, p: int, parts: int) -> EngineFactory:
-    """``factory`` whose engines' schedules visit only the tag rows partition ``p`` (of ``parts``) owns,
-    and whose calendar columns expect only its share of the subscribers."""
+def _owning(factory: EngineFactory, owns: Callable[[int, str], bool] | None, p: int) -> EngineFactory:
+    """``factory`` whose engines' schedules visit only the tag rows partition ``p`` owns."""
     if owns is None:
         return factory
 
@@ -145,8 +144,6 @@ def _owning(factory: EngineFactory, owns: Callable[[int, str], bool] | None, p: 
         engine = factory(sink)
         if engine.universe is not None:
             engine.universe.only = lambda m: owns(p, m)
-        if parts > 1:
-            engine.periods.reserve(len(engine.reference.tags) // parts * 9 // 8)
         return engine
 
     return make

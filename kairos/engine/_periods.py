@@ -292,7 +292,6 @@ class Periods:
         self._owners: list[str | None] = []
         self._free: list[int] = []
         self._capacity = 1024
-        self._reserve = 0  # rows expected (``reserve``): the first growth makes room for them
         self.terms: dict[str, Term] = {}
         for term in terms:
             seen = self.terms.get(term.key)
@@ -325,19 +324,22 @@ class Periods:
             r = len(self._owners)
             self._owners.append(m)
             if r >= self._capacity:
-                self._capacity = max(self._capacity * 2, self._reserve)
+                self._capacity *= 2
                 for col in self.columns.values():
                     col.grow(self._capacity)
         self.rows[m] = r
         return r
 
     def reserve(self, n: int) -> None:
-        """Expect ``n`` rows: the columns' first growth goes straight to room for them, so they do not
-        double again while events flow — a doubling copies every column at once (at half a million rows,
-        a 20–70 ms stall of a live stream, issue 17). Nothing is allocated before the first rows come
-        (``kairos check`` builds engines that see none). An engine expects its reference's subscribers,
-        a worker's or partition's engine its share of them."""
-        self._reserve = n
+        """Room for ``n`` rows in every column now, so that they do not double while events flow: a
+        doubling copies every column at once (at half a million rows, a 20–70 ms stall of a live stream,
+        issue 17). The daemon reserves each unit's reference's subscribers when it builds the engine."""
+        if n <= self._capacity or not self.columns:
+            return
+        while self._capacity < n:
+            self._capacity *= 2
+        for col in self.columns.values():
+            col.grow(self._capacity)
 
     def collect(self) -> None:
         """Recycle the rows no live bucket of any term holds anything for (at each new day)."""

@@ -549,8 +549,6 @@ def replay_share(engine_factory: EngineFactory, batches: Iterable[Batch], out: I
     engine = engine_factory(writer)
     if engine.universe is not None and workers > 1:  # a schedule visits the tag rows of this worker's shard
         engine.universe.only = lambda m: shard_of(m, workers) == w
-    if workers > 1:  # this worker's share of the subscribers (and an eighth more) in its columns
-        engine.periods.reserve(len(engine.reference.tags) // workers * 9 // 8)
     holds = engine.holds_sends  # a policy holding sends for arbitration: write in order as they are released
     tags = None if tags_out is None else TagWriter(tags_out)
     if tags is not None:
