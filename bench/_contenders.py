@@ -175,6 +175,7 @@ def live(events: Path, scenarios: list[str], reference: str, rate: float, second
     lines = first_lines(events, want)
     sends: list[Any] = []
     engine = Engine(plan, ref, sink=sends.append)
+    engine.periods.reserve(len(ref.tags))  # as the daemon builds its engine (``Daemon.new_engine``)
     decoder = msgspec.json.Decoder(event_union())
     feed = engine.feed
     if gc_mode == "daemon":

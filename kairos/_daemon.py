@@ -229,8 +229,11 @@ class Daemon:
         """An engine whose sends go to ``unit``'s outbox store."""
         sink = functools.partial(self._on_send, store=_store_of(unit))
         tags = None if self._tags_out is None else self._on_tag_write
-        return Engine(plan, reference, sink=sink, tz=self.config.tz, capacity=self.grants, tag_sink=tags,
-                      sliced=True)
+        engine = Engine(plan, reference, sink=sink, tz=self.config.tz, capacity=self.grants, tag_sink=tags,
+                        sliced=True)
+        # the unit's subscribers are the rows to come: room for them now, not column doublings mid-stream
+        engine.periods.reserve(len(reference.tags))
+        return engine
 
     def open_unit(self, name: str) -> dict[str, str] | None:
         """Start owning a unit: build its engine, take its outbox store (a partition's: locked, so its previous

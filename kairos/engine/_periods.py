@@ -476,6 +476,17 @@ class Periods:
         self.rows[m] = r
         return r
 
+    def reserve(self, n: int) -> None:
+        """Room for ``n`` rows in every column now, so that they do not double while events flow: a
+        doubling copies every column at once (at half a million rows, a 20–70 ms stall of a live stream,
+        issue 17). The daemon reserves each unit's reference's subscribers when it builds the engine."""
+        if n <= self._capacity or not self.columns:
+            return
+        while self._capacity < n:
+            self._capacity *= 2
+        for col in self.columns.values():
+            col.grow(self._capacity)
+
     def collect(self) -> None:
         """Recycle the rows no live bucket of any term holds anything for (at each new day)."""
         n = len(self._owners)

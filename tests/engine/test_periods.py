@@ -206,6 +206,28 @@ def test_the_universe_keeps_the_one_copy_of_a_number_seen_in_events():
     assert [m is kept for m in universe.known] == [True]
 
 
+def test_columns_reserved_for_the_subscribers_to_come_never_double_while_they_arrive(monkeypatch):
+    # a doubling copies every column at once: at half a million rows a live stream stalls for it (issue 17)
+    from kairos.engine import _periods
+
+    grown: list[int] = []
+    for cls in (_periods._Buckets, _periods._Since):
+        def grow(self: Any, capacity: int, inner: Any = cls.grow) -> None:
+            grown.append(capacity)
+            inner(self, capacity)
+
+        monkeypatch.setattr(cls, "grow", grow)
+    sends: list = []
+    engine = Engine(compile_one(probe("n: count(dpi) in day(0), s: since(dpi)", when="dpi")), Reference(),
+                    sink=sends.append)
+    engine.periods.reserve(5000)
+    assert grown == [8192, 8192]  # each column, once
+    engine.feed([dpi(T0 + i, m=str(i)) for i in range(5000)] + [dpi(T0 + 5000, m="7")])
+    assert grown == [8192, 8192]  # and never again while the 5000 came
+    assert len(engine.periods.rows) == 5000
+    assert sends[-1].params == {"n": 2, "s": 0}  # subscriber 7's second event, counted in the columns
+
+
 # --- snapshots and reloads -----------------------------------------------
 
 TERMS = probe("d0: count(dpi) in day(0), d1: count(dpi) in day(-1), s: sum(dpi, bytes) in week(0), "
