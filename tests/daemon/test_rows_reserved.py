@@ -4,25 +4,18 @@ no column doubles (every column copied at once, a stall of the stream) while the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from kairos.engine import Reference
-from kairos.engine import _periods
 from tests.daemon.test_handover import _daemon_owning
+from tests.engine.builders import column_growth
 from tests.dsl.support import compile_one
 
 
 def test_the_daemons_engine_reserves_its_references_subscribers_in_its_columns(tmp_path: Path,
                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    grown: list[int] = []
-    for cls in (_periods._Buckets, _periods._Since):
-        def grow(self: Any, capacity: int, inner: Any = cls.grow) -> None:
-            grown.append(capacity)
-            inner(self, capacity)
-
-        monkeypatch.setattr(cls, "grow", grow)
+    grown = column_growth(monkeypatch)
     daemon = _daemon_owning(tmp_path, [0])
     plan = compile_one('scenario s\n  when dpi where count(dpi) in day(0) > 1 and since(dpi) < 1h\n'
                        '  then sms "t"\nend\n')

@@ -43,3 +43,18 @@ def run(scenarios: list[Scenario] | Scenario, events: list[Event], reference: Re
 
 def times(sends: list[Send]) -> list[int]:
     return [s.ts for s in sends]
+
+
+def column_growth(monkeypatch: Any) -> list[int]:
+    """The capacities calendar columns (counts and since) grow to from now on, in order: a doubling
+    copies every column at once, a stall of a live stream (issue 17)."""
+    from kairos.engine import _periods
+
+    grown: list[int] = []
+    for cls in (_periods._Buckets, _periods._Since):
+        def grow(self: Any, capacity: int, inner: Any = cls.grow) -> None:
+            grown.append(capacity)
+            inner(self, capacity)
+
+        monkeypatch.setattr(cls, "grow", grow)
+    return grown

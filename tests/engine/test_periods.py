@@ -25,6 +25,7 @@ from kairos.engine._periods import PeriodClock
 from kairos.engine._universe import Universe
 from kairos.engine._snapshot import decode, encode, restore, transfer
 from tests.dsl.support import T0, compile_one
+from tests.engine.builders import column_growth
 
 M = 60_000
 H = 60 * M
@@ -208,15 +209,7 @@ def test_the_universe_keeps_the_one_copy_of_a_number_seen_in_events():
 
 def test_columns_reserved_for_the_subscribers_to_come_never_double_while_they_arrive(monkeypatch):
     # a doubling copies every column at once: at half a million rows a live stream stalls for it (issue 17)
-    from kairos.engine import _periods
-
-    grown: list[int] = []
-    for cls in (_periods._Buckets, _periods._Since):
-        def grow(self: Any, capacity: int, inner: Any = cls.grow) -> None:
-            grown.append(capacity)
-            inner(self, capacity)
-
-        monkeypatch.setattr(cls, "grow", grow)
+    grown = column_growth(monkeypatch)
     sends: list = []
     engine = Engine(compile_one(probe("n: count(dpi) in day(0), s: since(dpi)", when="dpi")), Reference(),
                     sink=sends.append)
