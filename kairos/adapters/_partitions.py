@@ -11,16 +11,44 @@ partitioned log — a folder of ``p-NNNN.jsonl`` files — from a recorded strea
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
 import msgspec
-from aiokafka.partitioner import murmur2
 
 __all__ = ["partition_file", "partition_files", "partition_of", "split", "split_file"]
 
 _cache: dict[tuple[str, int], int] = {}
+
+_M = 0x5BD1E995  # murmur2's mixing constant
+_MASK = 0xFFFFFFFF
+#: the little-endian 32-bit words of a key of 4·n bytes or more, by n (msisdns are short)
+_WORDS = [struct.Struct(f"<{n}I").unpack_from for n in range(16)]
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 of ``data`` (``org.apache.kafka.common.utils.Utils.murmur2``), as aiokafka's, in
+    half its time: the words unpacked at once, Python's unbounded ints masked once a step — a worker of a
+    partitioned replay hashes every tag row of the reference to find its own (a million, issue 17)."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    n = length >> 2
+    for k in (_WORDS[n] if n < 16 else struct.Struct(f"<{n}I").unpack_from)(data):
+        k = (k * _M) & _MASK
+        k = ((k ^ (k >> 24)) * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ k
+    extra = length & 3
+    if extra:
+        tail = length & ~3
+        if extra >= 3:
+            h ^= data[tail + 2] << 16
+        if extra >= 2:
+            h ^= data[tail + 1] << 8
+        h = ((h ^ data[tail]) * _M) & _MASK
+    h = ((h ^ (h >> 13)) * _M) & _MASK
+    return h ^ (h >> 15)
 #: how often ``split_file`` tells its ``progress`` how far it is, in lines (a display redraws at its own pace)
 PROGRESS_LINES = 4096
 

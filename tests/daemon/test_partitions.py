@@ -48,6 +48,19 @@ def test_the_partition_of_a_subscriber_is_kafkas_default_partitioner_over_the_ms
     ]
 
 
+def test_the_partitioners_murmur2_agrees_with_the_kafka_clients_on_keys_of_every_length_and_byte():
+    import random
+
+    from aiokafka.partitioner import murmur2 as kafka_clients
+
+    from kairos.adapters._partitions import murmur2
+
+    rng = random.Random(17)
+    keys = [bytes(rng.randrange(256) for _ in range(n)) for n in range(80) for _ in range(20)]
+    keys += [str(n).encode() for n in range(13_600_000_000, 13_600_002_000)]
+    assert [murmur2(k) for k in keys] == [kafka_clients(k) for k in keys]
+
+
 def test_two_instances_owning_half_the_partitions_each_together_send_what_one_replay_sends(tmp_path):
     reference(tmp_path)
     stream = recorded_stream(tmp_path / "all.jsonl", seed=11, events=6_000, subscribers=200)
