@@ -10,10 +10,8 @@ catalogue unchanged goes through.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from kairos._config import load_config
-from kairos._reload import AuditLog, Reloader
+from kairos._daemon import Daemon
 from kairos.engine import use_catalogue
 from tests.daemon.support import logged, sends, start, stop, wait_for, write_config
 from tests.daemon.test_run import NOW, append, buffered_in_snapshot
@@ -58,21 +56,18 @@ def test_a_custom_event_waiting_in_the_lateness_buffer_survives_a_restart(tmp_pa
     assert [{"code": "BUFFERED"}] == [s["params"] for s in sends(tmp_path, ("sms",))]
 
 
-def _reloader(tmp_path, path):
-    return Reloader(SimpleNamespace(config=load_config(path)), AuditLog(tmp_path / "audit.jsonl"),  # type: ignore[arg-type]
-                    poll_s=1, config_path=path)
+def _daemon(path):
+    """A daemon built from ``path`` (it registers its folder's catalogue), its units opened, never run."""
+    return Daemon(load_config(path))
 
 
 def test_a_reload_whose_catalogue_declares_other_types_is_refused_saying_to_restart(tmp_path):
     path = write_config(tmp_path, SCENARIO, channels=("sms",))
     catalogue = tmp_path / "scenarios" / "events.toml"
     catalogue.write_text(CATALOGUE)
-    from kairos._compile import read_catalogues
-
-    read_catalogues([tmp_path / "scenarios"], use=True)  # as the daemon does at start
     try:
+        reloader = _daemon(path).reloader
         catalogue.write_text(CATALOGUE + 'shop = {type = "string", required = false}\n')
-        reloader = _reloader(tmp_path, path)
         result = reloader.reload("test")
         assert (False, 1) == (result.ok, reloader.refused)
         assert (f"scenarios: the event types of {tmp_path}/scenarios/events.toml changed; new event types need new "
@@ -85,12 +80,11 @@ def test_a_reload_with_the_catalogue_unchanged_but_its_comments_is_not_refused_f
     path = write_config(tmp_path, SCENARIO, channels=("sms",))
     catalogue = tmp_path / "scenarios" / "events.toml"
     catalogue.write_text(CATALOGUE)
-    from kairos._compile import read_catalogues
-
-    read_catalogues([tmp_path / "scenarios"], use=True)
     try:
+        reloader = _daemon(path).reloader
         catalogue.write_text("# vouchers\n" + CATALOGUE.replace('"string"', '{type = "string", about = "its code"}'))
-        error = _reloader(tmp_path, path).reload("test").error or ""
-        assert "event types" not in error
+        result = reloader.reload("test")
+        assert "event types" not in (result.error or "")
+        assert (True, 0) == (result.ok, reloader.refused)
     finally:
         use_catalogue([])
