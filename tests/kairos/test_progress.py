@@ -66,6 +66,16 @@ def _on_terminal(cmd: list[str], cwd: Path, both: bool = False) -> tuple[int, st
     return proc.wait(), shown.decode(), (cwd / "stdout").read_bytes()
 
 
+def _drawn(cmd: list[str], cwd: Path) -> tuple[str, str, bytes]:
+    """Run ``cmd`` on a terminal (``_on_terminal``); it must exit 0 having drawn progress: the last
+    progress line drawn, what the terminal showed and its standard output."""
+    status, shown, printed = _on_terminal(cmd, cwd)
+    assert 0 == status, shown
+    drawn = _progress_lines(shown)
+    assert drawn, shown
+    return drawn[-1], shown, printed
+
+
 def _in_pipe(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, check=False, stdin=subprocess.DEVNULL)
 
@@ -92,12 +102,9 @@ def _progress_lines(shown: str) -> list[str]:
 
 def test_replay_on_a_terminal_shows_events_their_rate_a_percentage_and_the_time_left(tmp_path):
     work = _workspace(tmp_path)
-    status, shown, sends = _on_terminal(_kairos("replay", "--scenarios", "s.kairos", "--events", "day.jsonl",
-                                                "--out", "sends.jsonl"), work)
-    assert 0 == status
-    drawn = _progress_lines(shown)
-    assert drawn, shown
-    assert re.search(r"replay [\d,]+ events [\d,]+ events/s +\d+%\|.*\| \d\d:\d\d, ETA \d\d:\d\d", drawn[-1]), drawn
+    last, shown, sends = _drawn(_kairos("replay", "--scenarios", "s.kairos", "--events", "day.jsonl",
+                                        "--out", "sends.jsonl"), work)
+    assert re.search(r"replay [\d,]+ events [\d,]+ events/s +\d+%\|.*\| \d\d:\d\d, ETA \d\d:\d\d", last), shown
     assert SUMMARY.search(shown.replace("\r\n", "\n")), shown  # the summary follows, on a cleared line
     assert b"" == sends
 
@@ -158,12 +165,9 @@ def test_replay_of_standard_input_from_a_pipe_shows_events_and_their_rate_withou
 
 def test_split_on_a_terminal_shows_lines_their_rate_and_a_percentage(tmp_path):
     work = _workspace(tmp_path)
-    status, shown, _ = _on_terminal(_kairos("split", "--events", "day.jsonl", "--partitions", "2", "--out", "log"),
-                                    work)
-    assert 0 == status
-    drawn = _progress_lines(shown)
-    assert drawn, shown
-    assert re.search(r"split [\d,]+ lines [\d,]+ lines/s +\d+%\|.*\| \d\d:\d\d, ETA \d\d:\d\d", drawn[-1]), drawn
+    last, shown, _ = _drawn(_kairos("split", "--events", "day.jsonl", "--partitions", "2", "--out", "log"),
+                            work)
+    assert re.search(r"split [\d,]+ lines [\d,]+ lines/s +\d+%\|.*\| \d\d:\d\d, ETA \d\d:\d\d", last), shown
     assert "kairos split: 10,000 lines into 2 partitions" in shown
 
 
@@ -176,12 +180,9 @@ def test_split_into_a_pipe_writes_only_its_summary(tmp_path):
 
 
 def test_demo_on_a_terminal_shows_the_replay_of_its_traffic(tmp_path):
-    status, shown, printed = _on_terminal(_kairos("demo", "--subscribers", "50", "--hours", "6", "--examples", "1"),
-                                          tmp_path)
-    assert 0 == status
-    drawn = _progress_lines(shown)
-    assert drawn, shown
-    assert re.search(r"demo [\d,]+ events [\d,]+ events/s +\d+%\|", drawn[-1]), drawn
+    last, shown, printed = _drawn(_kairos("demo", "--subscribers", "50", "--hours", "6", "--examples", "1"),
+                                  tmp_path)
+    assert re.search(r"demo [\d,]+ events [\d,]+ events/s +\d+%\|", last), shown
     assert b"%|" not in printed and b"\r" not in printed  # the demo's own output (standard output) is untouched
 
 
@@ -200,12 +201,9 @@ def test_replay_on_a_terminal_leaves_the_screen_as_a_pipe_would_read_with_proble
 
 def test_replay_on_two_workers_shows_the_progress_of_the_routed_input(tmp_path):
     work = _workspace(tmp_path)
-    status, shown, _ = _on_terminal(_kairos("replay", "--scenarios", "s.kairos", "--events", "day.jsonl",
-                                            "--out", "sends.jsonl", "--workers", "2"), work)
-    assert 0 == status
-    drawn = _progress_lines(shown)
-    assert drawn, shown
-    assert re.search(r"replay [\d,]+ events [\d,]+ events/s +\d+%\|", drawn[-1]), drawn
+    last, shown, _ = _drawn(_kairos("replay", "--scenarios", "s.kairos", "--events", "day.jsonl",
+                                    "--out", "sends.jsonl", "--workers", "2"), work)
+    assert re.search(r"replay [\d,]+ events [\d,]+ events/s +\d+%\|", last), shown
 
 
 def test_replay_of_a_partitioned_log_shows_the_progress_of_all_its_partitions_on_one_and_two_workers(tmp_path):
@@ -213,10 +211,7 @@ def test_replay_of_a_partitioned_log_shows_the_progress_of_all_its_partitions_on
     assert 0 == _in_pipe(_kairos("split", "--events", "day.jsonl", "--partitions", "4", "--out", "log"),
                          work).returncode
     for workers in ("1", "2"):
-        status, shown, _ = _on_terminal(_kairos("replay", "--scenarios", "s.kairos", "--events", "log",
-                                                "--out", "sends.jsonl", "--workers", workers), work)
-        assert 0 == status
-        drawn = _progress_lines(shown)
-        assert drawn, shown
-        assert re.search(r"replay [\d,]+ events [\d,]+ events/s +\d+%\|", drawn[-1]), drawn
+        last, shown, _ = _drawn(_kairos("replay", "--scenarios", "s.kairos", "--events", "log",
+                                        "--out", "sends.jsonl", "--workers", workers), work)
+        assert re.search(r"replay [\d,]+ events [\d,]+ events/s +\d+%\|", last), shown
         assert SUMMARY.search(shown.replace("\r\n", "\n")), shown
