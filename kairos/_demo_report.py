@@ -21,7 +21,7 @@ import msgspec
 
 from kairos._words import count, percent
 from kairos.adapters import TemplateCatalog
-from kairos.engine import Engine, LocalTime, Reference, Send, TagWrite, event_union
+from kairos.engine import Engine, LocalTime, Reference, Send, TagWrite, event_union, range_text
 from kairos.plan import LAST_DAY, Absence, Aggregate, Dwell, Plan, Scenario, Schedule, Sequence, Single
 
 #: pattern kinds in the order examples are picked, so a few examples show different kinds
@@ -255,15 +255,11 @@ def _policy_delay(plan: Plan, channel: str) -> str:
     policy = plan.policy
     if policy is None:
         return "the contact policy"
-    rules = [f"quiet hours {_range(q.range)}" for q in policy.quiet if channel in q.channels and q.mode == "defer"]
-    rules += [f"working hours {', '.join(_range(r) for r in h.ranges)}" for h in policy.hours if h.channel == channel]
+    rules = [f"quiet hours {range_text(q.range)}" for q in policy.quiet if channel in q.channels and q.mode == "defer"]
+    rules += [f"working hours {', '.join(range_text(r) for r in h.ranges)}" for h in policy.hours if h.channel == channel]
     if any(c.channel == channel for c in policy.capacity):
         rules.append("its capacity")
     return f"{' or '.join(rules)} for {channel}" if rules else "the contact policy"
-
-
-def _range(rng: Any) -> str:
-    return f"{rng.start_min // 60:02d}:{rng.start_min % 60:02d}..{rng.end_min // 60:02d}:{rng.end_min % 60:02d}"
 
 
 def _history(path: Path, wanted: set[str], reference: Reference) -> dict[str, list[Any]]:

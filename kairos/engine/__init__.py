@@ -21,7 +21,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kairos.engine._calendar import duration_text, local_text
+    from kairos.engine._calendar import duration_text, local_text, range_text
     from kairos.engine._catalogue import (CatalogueError, TypeDesc, builtin_description, catalogue_in_use,
                                           event_table, load_catalogue, use_catalogue)
     from kairos.engine._dedup import Dedup, DedupState
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 #: each module's public names (``PUBLIC=NAME`` where its name there differs): a name's module is imported at
 #: its first use, so ``kairos check`` (``from kairos.engine import Engine``) loads no replay workers or numpy
 _MODULES = {
-    "_calendar": "duration_text local_text",
+    "_calendar": "duration_text local_text range_text",
     "_catalogue": "CatalogueError TypeDesc builtin_description catalogue_in_use event_table load_catalogue "
                   "use_catalogue",
     "_dedup": "Dedup DedupState",
@@ -147,6 +147,7 @@ __all__ = [
     "fault_place",
     "in_control",
     "local_text",
+    "range_text",
     "register_event_type",
     "replay",
     "settle",

@@ -34,7 +34,7 @@ import msgspec
 from msgspec import Meta
 
 from kairos.engine import _events
-from kairos.engine._events import TAG_DEPTH_LIMIT, Event, _out_of_range
+from kairos.engine._events import Event, tag_value_problem
 
 #: the field types a catalogue may name
 KINDS = ("string", "number", "bool", "object")
@@ -124,7 +124,7 @@ def _object_check(names: tuple[str, ...]) -> Any:
     def __post_init__(self: Any) -> None:
         for name in names:
             value = getattr(self, name)
-            where = None if value is None else _out_of_range(value, TAG_DEPTH_LIMIT)
+            where = None if value is None else tag_value_problem(value)
             if where is not None:
                 raise ValueError(f"Expected {where.replace('a tag', 'a')} - at `$.{name}`")
     return __post_init__
