@@ -470,15 +470,14 @@ class Periods:
             r = len(self._owners)
             self._owners.append(m)
             if r >= self._capacity:
-                self._capacity *= 2
-                for col in self.columns.values():
-                    col.grow(self._capacity)
+                self.reserve(r + 1)
         self.rows[m] = r
         return r
 
     def reserve(self, n: int) -> None:
-        """Room for ``n`` rows in every column now, so that they do not double while events flow: a
-        doubling copies every column at once (at half a million rows, a 20–70 ms stall of a live stream,
+        """Room for ``n`` rows in every column, doubling the capacity until it holds them (a new row, a
+        restore). Called ahead, so that columns do not double while events flow: a doubling copies every
+        column at once (at half a million rows, a 20–70 ms stall of a live stream,
         issue 17). The daemon reserves each unit's reference's subscribers when it builds the engine."""
         if n <= self._capacity or not self.columns:
             return
@@ -618,10 +617,7 @@ class Periods:
         self.rows.clear()  # in place: the generated updates hold this dict
         self.rows.update(rows)
         self._free = [r for r in range(n) if self._owners[r] is None]
-        while self._capacity < n:
-            self._capacity *= 2
-        for col in self.columns.values():
-            col.grow(self._capacity)
+        self.reserve(n)
         saved = {c.key: c for c in state.columns}
         for key, col in self.columns.items():
             c = saved.get(key)
