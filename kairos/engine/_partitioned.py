@@ -86,7 +86,10 @@ def replay_partitioned(
     if not partitions:
         raise ValueError("no partition files to replay")
     files = {p: Path(partitions[p]) for p in sorted(partitions)}
-    probe = engine_factory(_discard) if len(files) > 1 or workers > 1 else None
+    #: an engine as the factory builds them: to refuse what partitions cannot replay apart, and to reach the
+    #: reference its engines share, whose tag table each forked worker trims to its own rows
+    trims = workers > 1 and owns is not None
+    probe = engine_factory(_discard) if len(files) > 1 or trims else None
     if probe is not None and len(files) > 1:
         _check_partitionable(probe, "partitions replayed apart", "replay the unsplit file")
     until = _log_end([_tail_times(path) for path in files.values()], max_jump)
@@ -100,7 +103,7 @@ def replay_partitioned(
         counts = None if progress is None else multiprocessing.get_context("fork").RawArray("q", 2 * workers)
 
         def run(w: int) -> _Share:
-            if workers > 1 and owns is not None and probe is not None and shares[w]:  # a forked worker: its own object
+            if trims and probe is not None and owns is not None and shares[w]:  # a forked worker: its own object
                 _keep_own_rows(probe.reference, owns, shares[w])
             reports = []
             for p in shares[w]:
