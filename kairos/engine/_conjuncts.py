@@ -238,14 +238,21 @@ def answer_test(expr: Expr, scenario: str = "") -> Callable[[Any, Any, Any], Any
     """An absence's second filter as ``fn(e, first, c)``: ``a[0]`` (the waiting event)
     and ``a[1]`` (the event itself) read directly, with no tuple built per event.
     None when the text reads ``a`` in another way. ``scenario`` names its file."""
-    if not expr.python:
-        return None
-    tree = _Slots().visit(ast.parse(expr.python, mode="eval").body)
-    if "a" in _names(tree):
+    tree = _answer_tree(expr)
+    if tree is None:
         return None
     ns = dict(getattr(expr.fn, "__globals__", NAMESPACE))
     source = f"def answers(e, _first, c):\n    return {ast.unparse(tree)}  # answer at {at(expr.origin)}\n"
     return define("answers", source, ns, _file(scenario, "answer"), {2: expr.origin})
+
+
+def _answer_tree(expr: Expr) -> ast.expr | None:
+    """An absence's second filter with ``a[0]`` as ``_first`` and ``a[1]`` as ``e``; None when it has no
+    text or reads ``a`` in another way."""
+    if not expr.python:
+        return None
+    tree = _Slots().visit(ast.parse(expr.python, mode="eval").body)
+    return None if "a" in _names(tree) else tree
 
 
 def packed_answer_guard(expr: Expr | None, prefix: str, states: dict[str, Any], views: list[Any],
@@ -253,10 +260,10 @@ def packed_answer_guard(expr: Expr | None, prefix: str, states: dict[str, Any], 
     """For an absence whose waits are packed ints (``states[m]``, its kept fields ``views[wait & mask]``):
     a route test false only when the subscriber has such a wait and this event does not answer it (its
     handler would do nothing), so no call is made then; None when ``expr`` cannot be route text."""
-    if expr is None or not expr.python:
+    if expr is None:
         return None
-    tree = _Slots().visit(ast.parse(expr.python, mode="eval").body)
-    if "a" in _names(tree) or any(isinstance(n, (ast.Lambda, ast.comprehension)) for n in ast.walk(tree)):
+    tree = _answer_tree(expr)
+    if tree is None or any(isinstance(n, (ast.Lambda, ast.comprehension)) for n in ast.walk(tree)):
         return None
     wait, kept, held = f"{prefix}wait", f"{prefix}views", f"{prefix}states"
     view = ast.Subscript(ast.Name(kept, ast.Load()),
